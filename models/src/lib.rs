@@ -1,0 +1,1 @@
+//! PANN models.

@@ -1,0 +1,303 @@
+//! A metered, framed, full-duplex channel between two parties.
+//!
+//! One implementation serves every transport: the channel owns a boxed reader
+//! and writer half of any byte stream (in-memory duplex, TCP, TLS). Frames are
+//! a 4-byte little-endian length followed by the payload, at most
+//! `max_frame` bytes. Sends are buffered; the buffer is written when the
+//! channel next waits for the peer, concurrently with the read, so that a
+//! round costs one flush and two parties that both send large messages
+//! before reading cannot deadlock. Every wait has a timeout.
+//!
+//! Typed ring messages carry a one-byte tag (see [`Tag`]) so that an
+//! unexpected message is reported by name.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::error::{CoreError, Result};
+use crate::meter::{Meter, Phase};
+use crate::ring::R;
+
+/// Message tags of typed frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Tag {
+    /// A vector of ring elements.
+    Ring = 1,
+    /// Session handshake (version, role, parameter digest).
+    Hello = 2,
+    /// The peer gives up, with a reason (UTF-8).
+    Abort = 3,
+    /// Opaque bytes (e.g. serialized setup data).
+    Bytes = 4,
+}
+
+impl Tag {
+    fn from_u8(b: u8) -> Option<Tag> {
+        Some(match b {
+            1 => Tag::Ring,
+            2 => Tag::Hello,
+            3 => Tag::Abort,
+            4 => Tag::Bytes,
+            _ => return None,
+        })
+    }
+}
+
+fn tag_name(b: u8) -> String {
+    match Tag::from_u8(b) {
+        Some(t) => format!("{t:?}"),
+        None => format!("unknown tag {b}"),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ChannelConfig {
+    /// Largest payload accepted or sent, in bytes.
+    pub max_frame: usize,
+    /// Longest wait for the peer (any read or write).
+    pub timeout: Duration,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        Self { max_frame: 1 << 30, timeout: Duration::from_secs(120) }
+    }
+}
+
+/// Frame header size on the wire.
+pub const HEADER: usize = 4;
+
+pub struct Channel {
+    reader: Box<dyn AsyncRead + Unpin + Send>,
+    writer: Box<dyn AsyncWrite + Unpin + Send>,
+    out: Vec<u8>,
+    cfg: ChannelConfig,
+    meter: Meter,
+    sent_since_recv: bool,
+}
+
+impl Channel {
+    /// Wrap any byte stream.
+    pub fn from_stream<S>(stream: S, cfg: ChannelConfig) -> Self
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (r, w) = tokio::io::split(stream);
+        Self::from_halves(Box::new(r), Box::new(w), cfg)
+    }
+
+    pub fn from_halves(
+        reader: Box<dyn AsyncRead + Unpin + Send>,
+        writer: Box<dyn AsyncWrite + Unpin + Send>,
+        cfg: ChannelConfig,
+    ) -> Self {
+        Self { reader, writer, out: Vec::new(), cfg, meter: Meter::new(), sent_since_recv: false }
+    }
+
+    /// Two connected in-memory channels (for tests and in-process parties).
+    pub fn mem_pair(cfg: ChannelConfig) -> (Channel, Channel) {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        (Channel::from_stream(a, cfg.clone()), Channel::from_stream(b, cfg))
+    }
+
+    pub fn config(&self) -> &ChannelConfig {
+        &self.cfg
+    }
+
+    pub fn meter(&self) -> &Meter {
+        &self.meter
+    }
+
+    pub fn meter_mut(&mut self) -> &mut Meter {
+        &mut self.meter
+    }
+
+    pub fn set_phase(&mut self, phase: Phase) {
+        self.meter.set_phase(phase);
+    }
+
+    pub fn set_label(&mut self, label: &str) {
+        self.meter.set_label(label);
+    }
+
+    fn begin_frame(&mut self, payload_len: usize) -> Result<()> {
+        if payload_len > self.cfg.max_frame {
+            return Err(CoreError::FrameTooLarge { len: payload_len, max: self.cfg.max_frame });
+        }
+        self.out.reserve(HEADER + payload_len);
+        self.out.extend_from_slice(&(payload_len as u32).to_le_bytes());
+        self.meter.record_send(HEADER + payload_len);
+        self.sent_since_recv = true;
+        Ok(())
+    }
+
+    /// Queue a raw frame (not written until the next wait or `flush`).
+    pub fn send_frame(&mut self, payload: &[u8]) -> Result<()> {
+        self.begin_frame(payload.len())?;
+        self.out.extend_from_slice(payload);
+        Ok(())
+    }
+
+    /// Queue a tagged frame of bytes.
+    pub fn send_tagged(&mut self, tag: Tag, bytes: &[u8]) -> Result<()> {
+        self.begin_frame(1 + bytes.len())?;
+        self.out.push(tag as u8);
+        self.out.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Queue a vector of ring elements.
+    pub fn send_ring(&mut self, xs: &[R]) -> Result<()> {
+        self.begin_frame(1 + 8 * xs.len())?;
+        self.out.push(Tag::Ring as u8);
+        for x in xs {
+            self.out.extend_from_slice(&x.to_le_bytes());
+        }
+        Ok(())
+    }
+
+    /// Write everything queued.
+    pub async fn flush(&mut self) -> Result<()> {
+        let after = self.cfg.timeout;
+        let out = std::mem::take(&mut self.out);
+        let res = tokio::time::timeout(after, async {
+            self.writer.write_all(&out).await?;
+            self.writer.flush().await
+        })
+        .await;
+        self.out = out;
+        self.out.clear();
+        match res {
+            Err(_) => Err(CoreError::Timeout { context: "writing to the peer", after }),
+            Ok(r) => r.map_err(CoreError::io("writing to the peer")),
+        }
+    }
+
+    /// Wait for the next raw frame, writing anything queued meanwhile.
+    pub async fn recv_frame(&mut self) -> Result<Vec<u8>> {
+        if self.sent_since_recv {
+            self.meter.record_round();
+            self.sent_since_recv = false;
+        }
+        let after = self.cfg.timeout;
+        let max = self.cfg.max_frame;
+        let out = std::mem::take(&mut self.out);
+        let (reader, writer) = (&mut self.reader, &mut self.writer);
+        let write = async {
+            if !out.is_empty() {
+                writer.write_all(&out).await.map_err(CoreError::io("writing to the peer"))?;
+                writer.flush().await.map_err(CoreError::io("writing to the peer"))?;
+            }
+            Ok::<_, CoreError>(())
+        };
+        let read = async {
+            let mut header = [0u8; HEADER];
+            reader.read_exact(&mut header).await.map_err(CoreError::io("waiting for a frame header"))?;
+            let len = u32::from_le_bytes(header) as usize;
+            if len > max {
+                return Err(CoreError::FrameTooLarge { len, max });
+            }
+            let mut payload = vec![0u8; len];
+            reader.read_exact(&mut payload).await.map_err(CoreError::io("reading a frame body"))?;
+            Ok(payload)
+        };
+        let res = tokio::time::timeout(after, async { tokio::try_join!(write, read) }).await;
+        self.out = out;
+        self.out.clear();
+        let payload = match res {
+            Err(_) => return Err(CoreError::Timeout { context: "waiting for the peer", after }),
+            Ok(r) => r?.1,
+        };
+        self.meter.record_recv(HEADER + payload.len());
+        Ok(payload)
+    }
+
+    /// Wait for a frame with the given tag; returns its body. An `Abort` from
+    /// the peer becomes `PeerAborted` with the peer's reason.
+    pub async fn recv_tagged(&mut self, tag: Tag) -> Result<Vec<u8>> {
+        let mut frame = self.recv_frame().await?;
+        let Some(&got) = frame.first() else {
+            return Err(CoreError::Malformed(format!("empty frame where a {tag:?} message was expected")));
+        };
+        if got == Tag::Abort as u8 && tag != Tag::Abort {
+            return Err(CoreError::PeerAborted(String::from_utf8_lossy(&frame[1..]).into_owned()));
+        }
+        if got != tag as u8 {
+            return Err(CoreError::UnexpectedMessage { expected: format!("{tag:?}"), got: tag_name(got) });
+        }
+        frame.remove(0);
+        Ok(frame)
+    }
+
+    /// Wait for a vector of exactly `n` ring elements.
+    pub async fn recv_ring(&mut self, n: usize) -> Result<Vec<R>> {
+        let frame = self.recv_frame().await?;
+        decode_ring(&frame, n)
+    }
+
+    /// Send `xs` and receive the peer's vector of the same length: one round.
+    pub async fn exchange_ring(&mut self, xs: &[R]) -> Result<Vec<R>> {
+        self.send_ring(xs)?;
+        self.recv_ring(xs.len()).await
+    }
+
+    /// Tell the peer why we give up, best effort (errors are ignored: the
+    /// session is ending anyway).
+    pub async fn abort(&mut self, reason: &str) {
+        if self.send_tagged(Tag::Abort, reason.as_bytes()).is_ok() {
+            let _ = self.flush().await;
+        }
+    }
+}
+
+fn decode_ring(frame: &[u8], n: usize) -> Result<Vec<R>> {
+    let Some(&tag) = frame.first() else {
+        return Err(CoreError::Malformed("empty frame where ring elements were expected".into()));
+    };
+    if tag == Tag::Abort as u8 {
+        return Err(CoreError::PeerAborted(String::from_utf8_lossy(&frame[1..]).into_owned()));
+    }
+    if tag != Tag::Ring as u8 {
+        return Err(CoreError::UnexpectedMessage { expected: "Ring".into(), got: tag_name(tag) });
+    }
+    let body = &frame[1..];
+    if body.len() != 8 * n {
+        return Err(CoreError::Malformed(format!(
+            "expected {n} ring elements ({} bytes), got {} bytes",
+            8 * n,
+            body.len()
+        )));
+    }
+    Ok(body.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn exchange_and_meter_over_memory() {
+        let (mut a, mut b) = Channel::mem_pair(ChannelConfig::default());
+        let xs: Vec<u64> = (0..1000).collect();
+        let ys: Vec<u64> = (0..1000).map(|i| i * 3).collect();
+        let (ra, rb) = tokio::join!(a.exchange_ring(&xs), b.exchange_ring(&ys));
+        assert_eq!(ra.unwrap(), ys);
+        assert_eq!(rb.unwrap(), xs);
+        let c = a.meter().total();
+        assert_eq!(c.bytes_sent, (HEADER + 1 + 8000) as u64);
+        assert_eq!(c.bytes_recv, (HEADER + 1 + 8000) as u64);
+        assert_eq!(c.rounds, 1);
+    }
+
+    #[tokio::test]
+    async fn wrong_length_and_wrong_tag_are_errors() {
+        let (mut a, mut b) = Channel::mem_pair(ChannelConfig::default());
+        a.send_ring(&[1, 2, 3]).unwrap();
+        a.send_tagged(Tag::Bytes, b"x").unwrap();
+        a.flush().await.unwrap();
+        assert!(matches!(b.recv_ring(2).await, Err(CoreError::Malformed(_))));
+        assert!(matches!(b.recv_ring(1).await, Err(CoreError::UnexpectedMessage { .. })));
+    }
+}

@@ -1,0 +1,3 @@
+//! PANN protocols: two-party computation on additive shares with a dealer.
+
+pub mod sign_poly;
