@@ -56,15 +56,44 @@ fn tag_name(b: u8) -> String {
 pub struct ChannelConfig {
     /// Largest payload accepted or sent, in bytes.
     pub max_frame: usize,
-    /// Longest wait for the peer (any read or write).
+    /// Longest wait for the peer (any read or write, and the TLS handshake).
     pub timeout: Duration,
+    /// Longest wait for a connection to be established: how long a listener
+    /// waits for the peer to connect, and how long a connecting side keeps
+    /// retrying (so a client started before its server still connects).
+    pub connect_timeout: Duration,
 }
 
 impl Default for ChannelConfig {
     fn default() -> Self {
-        Self { max_frame: 1 << 30, timeout: Duration::from_secs(120) }
+        Self { max_frame: 1 << 30, timeout: Duration::from_secs(120), connect_timeout: Duration::from_secs(60) }
     }
 }
+
+impl ChannelConfig {
+    /// The same configuration with a different per-wait timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The same configuration with a different connection timeout.
+    pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = connect_timeout;
+        self
+    }
+
+    /// The same configuration with a different frame-size limit.
+    pub fn with_max_frame(mut self, max_frame: usize) -> Self {
+        self.max_frame = max_frame;
+        self
+    }
+}
+
+/// Payload bytes allocated up front for an incoming frame. Larger frames grow
+/// the buffer as bytes actually arrive, so a header that announces a huge (but
+/// allowed) frame cannot make us allocate memory the peer never sends.
+const EAGER_ALLOC: usize = 16 << 20;
 
 /// Frame header size on the wire.
 pub const HEADER: usize = 4;
@@ -123,8 +152,11 @@ impl Channel {
     }
 
     fn begin_frame(&mut self, payload_len: usize) -> Result<()> {
-        if payload_len > self.cfg.max_frame {
-            return Err(CoreError::FrameTooLarge { len: payload_len, max: self.cfg.max_frame });
+        // The length prefix is a u32: a max_frame configured above 4 GiB must
+        // not let a longer frame through with a truncated header.
+        let max = self.cfg.max_frame.min(u32::MAX as usize);
+        if payload_len > max {
+            return Err(CoreError::FrameTooLarge { len: payload_len, max });
         }
         self.out.reserve(HEADER + payload_len);
         self.out.extend_from_slice(&(payload_len as u32).to_le_bytes());
@@ -199,8 +231,13 @@ impl Channel {
             if len > max {
                 return Err(CoreError::FrameTooLarge { len, max });
             }
-            let mut payload = vec![0u8; len];
-            reader.read_exact(&mut payload).await.map_err(CoreError::io("reading a frame body"))?;
+            let mut payload = Vec::new();
+            while payload.len() < len {
+                let filled = payload.len();
+                let step = (len - filled).min(EAGER_ALLOC.max(filled));
+                payload.resize(filled + step, 0);
+                reader.read_exact(&mut payload[filled..]).await.map_err(CoreError::io("reading a frame body"))?;
+            }
             Ok(payload)
         };
         let res = tokio::time::timeout(after, async { tokio::try_join!(write, read) }).await;
@@ -243,6 +280,17 @@ impl Channel {
         self.recv_ring(xs.len()).await
     }
 
+    /// Write everything queued and close our sending direction (for TLS this
+    /// sends close_notify, so the peer sees a clean end of stream).
+    pub async fn close(&mut self) -> Result<()> {
+        self.flush().await?;
+        let after = self.cfg.timeout;
+        match tokio::time::timeout(after, self.writer.shutdown()).await {
+            Err(_) => Err(CoreError::Timeout { context: "closing the connection", after }),
+            Ok(r) => r.map_err(CoreError::io("closing the connection")),
+        }
+    }
+
     /// Tell the peer why we give up, best effort (errors are ignored: the
     /// session is ending anyway).
     pub async fn abort(&mut self, reason: &str) {
@@ -270,7 +318,14 @@ fn decode_ring(frame: &[u8], n: usize) -> Result<Vec<R>> {
             body.len()
         )));
     }
-    Ok(body.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect())
+    Ok(body
+        .chunks_exact(8)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            u64::from_le_bytes(b)
+        })
+        .collect())
 }
 
 #[cfg(test)]

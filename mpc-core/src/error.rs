@@ -1,5 +1,6 @@
 //! One error type for the core: every failure names what went wrong.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
@@ -32,6 +33,10 @@ pub enum CoreError {
     Tls(String),
     #[error("configuration error: {0}")]
     Config(String),
+    #[error("could not connect to {addr} within {after:?}: {last}")]
+    Connect { addr: String, after: Duration, last: String },
+    #[error("TLS identity file {}: {reason}", path.display())]
+    IdentityFile { path: PathBuf, reason: String },
 }
 
 impl CoreError {
