@@ -107,6 +107,16 @@ pub struct Channel {
     sent_since_recv: bool,
 }
 
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("cfg", &self.cfg)
+            .field("queued_bytes", &self.out.len())
+            .field("total", &self.meter.total())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Channel {
     /// Wrap any byte stream.
     pub fn from_stream<S>(stream: S, cfg: ChannelConfig) -> Self

@@ -116,12 +116,12 @@ pub async fn client_handshake(stream: TcpStream, cfg: ChannelConfig, peers: &Tls
     let mut tls = tokio::time::timeout(after, connector.connect(name, stream))
         .await
         .map_err(|_| CoreError::Timeout { context: "the TLS handshake (as client)", after })?
-        .map_err(|e| tls_error("TLS handshake (as client) failed", e))?;
+        .map_err(|e| tls_error("handshake (as client) failed", e))?;
     let mut confirm = [0u8; 1];
     tokio::time::timeout(after, tls.read_exact(&mut confirm))
         .await
         .map_err(|_| CoreError::Timeout { context: "waiting for the TLS server's confirmation", after })?
-        .map_err(|e| tls_error("TLS handshake (as client) failed after our Finished message", e))?;
+        .map_err(|e| tls_error("handshake (as client) failed after our Finished message", e))?;
     if confirm[0] != CONFIRM {
         return Err(CoreError::Tls(format!("unexpected confirmation byte {:#04x} from the TLS server", confirm[0])));
     }
@@ -140,7 +140,7 @@ pub async fn server_handshake(
     let mut tls = tokio::time::timeout(after, acceptor.accept(stream))
         .await
         .map_err(|_| CoreError::Timeout { context: "the TLS handshake (as server)", after })?
-        .map_err(|e| tls_error(&format!("TLS handshake (as server) with {peer} failed"), e))?;
+        .map_err(|e| tls_error(&format!("handshake (as server) with {peer} failed"), e))?;
     tokio::time::timeout(after, async {
         tls.write_all(&[CONFIRM]).await?;
         tls.flush().await
