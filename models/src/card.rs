@@ -1,0 +1,170 @@
+//! The model card: a JSON file beside the weights that says what the weights
+//! are (architecture, input normalisation), how to approximate them (per-site
+//! ReLU bounds, default alpha), where they came from, and the SHA-256 of the
+//! weights file. The digest is checked on load, so a weights file that does
+//! not belong to its card (and so to its calibrated bounds) is an error
+//! rather than a silently wrong private inference.
+
+use crate::config::Architecture;
+use crate::error::{ModelError, Result};
+use crate::fold::fold_batch_norm;
+use crate::model::Model;
+use crate::network::Network;
+use crate::plain::ReluMode;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Per-channel input normalisation applied to [0, 1] pixels:
+/// x = (pixel / 255 - mean[c]) / std[c].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+impl InputSpec {
+    /// The ImageNet statistics that akamaster's CIFAR training uses.
+    pub fn imagenet() -> Self {
+        Self { mean: vec![0.485, 0.456, 0.406], std: vec![0.229, 0.224, 0.225] }
+    }
+
+    /// Normalise a CHW image of bytes (channel planes in order).
+    pub fn normalise(&self, pixels: &[u8]) -> Vec<f64> {
+        let c = self.mean.len().max(1);
+        let plane = pixels.len() / c;
+        pixels
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                let ch = (i / plane.max(1)).min(c - 1);
+                (p as f64 / 255.0 - self.mean[ch]) / self.std[ch]
+            })
+            .collect()
+    }
+}
+
+/// Where the weights came from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub source: String,
+    pub license: String,
+    #[serde(default)]
+    pub notes: String,
+}
+
+/// How the bounds were obtained, kept so results can be reproduced.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationInfo {
+    pub margin: f64,
+    pub images: usize,
+    #[serde(default)]
+    pub data: String,
+}
+
+/// The model card (JSON).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub name: String,
+    pub architecture: Architecture,
+    pub input: InputSpec,
+    /// Weights file, relative to the card's directory.
+    pub weights: String,
+    /// Lower-case hex SHA-256 of the weights file.
+    pub weights_sha256: String,
+    pub default_alpha: u32,
+    /// Per-site ReLU bounds B (by ReLU site name); empty if not calibrated.
+    #[serde(default)]
+    pub relu_bounds: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub calibration: Option<CalibrationInfo>,
+    pub provenance: Provenance,
+}
+
+impl ModelCard {
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        let card: ModelCard = serde_json::from_str(&text).map_err(|source| ModelError::Json { path: path.into(), source })?;
+        card.check(path)?;
+        Ok(card)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a card always serialises")
+    }
+
+    /// Consistency of the card itself: normalisation matches the input
+    /// channels, bounds are positive, and every bound names a ReLU site.
+    pub fn check(&self, path: &Path) -> Result<Network> {
+        let bad = |reason: String| ModelError::Card { path: path.into(), reason };
+        let net = self.architecture.build()?;
+        let c = net.input_shape().c;
+        if self.input.mean.len() != c || self.input.std.len() != c {
+            return Err(bad(format!("input normalisation has {} means and {} stds for {c} channels", self.input.mean.len(), self.input.std.len())));
+        }
+        if self.input.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
+            return Err(bad("input std must be positive".into()));
+        }
+        let sites = net.relu_sites();
+        for (site, &b) in &self.relu_bounds {
+            if !sites.contains(&site.as_str()) {
+                return Err(bad(format!("bound for unknown ReLU site {site:?}")));
+            }
+            if !(b > 0.0 && b.is_finite()) {
+                return Err(ModelError::BadBound { site: site.clone(), bound: b });
+            }
+        }
+        if !self.relu_bounds.is_empty() && self.relu_bounds.len() != sites.len() {
+            let missing = sites.iter().find(|s| !self.relu_bounds.contains_key(**s)).copied().unwrap_or("?");
+            return Err(ModelError::MissingBound { site: missing.into() });
+        }
+        Ok(net)
+    }
+
+    /// The PANN ReLU mode at `alpha` with this card's per-site bounds.
+    pub fn pann_mode(&self, alpha: u32) -> Result<ReluMode> {
+        ReluMode::pann(alpha, self.relu_bounds.clone())
+    }
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A model loaded through its card: BN already folded for inference.
+#[derive(Clone, Debug)]
+pub struct LoadedModel {
+    pub card: ModelCard,
+    pub card_path: PathBuf,
+    /// The network as described (with BN), for inspection.
+    pub network: Network,
+    /// The inference model (BN folded).
+    pub model: Model,
+}
+
+impl LoadedModel {
+    /// Read a card, check the weights' digest, import and fold them.
+    pub fn load(card_path: impl AsRef<Path>) -> Result<Self> {
+        let card_path = card_path.as_ref();
+        let card = ModelCard::from_file(card_path)?;
+        let weights_path = card_path.parent().unwrap_or(Path::new(".")).join(&card.weights);
+        let bytes = std::fs::read(&weights_path).map_err(|e| ModelError::io(&weights_path, e))?;
+        Self::from_parts(card, card_path, &weights_path, &bytes)
+    }
+
+    /// Same as [`LoadedModel::load`] with the weights already in memory
+    /// (`weights_path` only names them in errors).
+    pub fn from_parts(card: ModelCard, card_path: &Path, weights_path: &Path, bytes: &[u8]) -> Result<Self> {
+        let network = card.check(card_path)?;
+        let found = sha256_hex(bytes);
+        if !found.eq_ignore_ascii_case(&card.weights_sha256) {
+            return Err(ModelError::DigestMismatch { path: weights_path.into(), expected: card.weights_sha256.clone(), found });
+        }
+        let raw = Model::from_safetensors(network.clone(), bytes)?;
+        let model = fold_batch_norm(&raw)?;
+        Ok(Self { card, card_path: card_path.into(), network, model })
+    }
+}

@@ -1,0 +1,71 @@
+//! Typed errors of the models crate. Every variant names the tensor, file or
+//! layer at fault, because these errors mostly come from data files that a
+//! person has to go and fix.
+
+use std::path::PathBuf;
+
+/// Errors from building, loading, checking or running a network.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("invalid architecture: {0}")]
+    Config(String),
+
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+
+    #[error("malformed safetensors data: {0}")]
+    Safetensors(String),
+
+    #[error("tensor {name:?} is missing from the weights")]
+    MissingTensor { name: String },
+
+    #[error("unexpected tensor {name:?} in the weights (not used by the architecture)")]
+    ExtraTensor { name: String },
+
+    #[error("tensor {name:?} has shape {found:?}, expected {expected:?}")]
+    ShapeMismatch { name: String, expected: Vec<usize>, found: Vec<usize> },
+
+    #[error("tensor {name:?} has dtype {found}, expected F32 or F64")]
+    WrongDtype { name: String, found: String },
+
+    #[error("tensor {name:?} contains a non-finite value at flat index {index}")]
+    NonFinite { name: String, index: usize },
+
+    #[error("tensor {name:?}: {reason}")]
+    BadTensor { name: String, reason: String },
+
+    #[error("model card {path}: {reason}")]
+    Card { path: PathBuf, reason: String },
+
+    #[error("weights file {path} has SHA-256 {found}, but its model card expects {expected}")]
+    DigestMismatch { path: PathBuf, expected: String, found: String },
+
+    #[error("input of shape {found:?} does not match the network input {expected:?}")]
+    InputShape { expected: Vec<usize>, found: Vec<usize> },
+
+    #[error("no bound for ReLU site {site:?}")]
+    MissingBound { site: String },
+
+    #[error("ReLU site {site:?}: bound {bound} is not a positive finite number")]
+    BadBound { site: String, bound: f64 },
+
+    #[error("sign polynomial: {0}")]
+    SignPoly(String),
+
+    #[error("CIFAR-10 file {path}: {reason}")]
+    Cifar { path: PathBuf, reason: String },
+
+    #[error("image {path}: {reason}")]
+    Image { path: PathBuf, reason: String },
+
+    #[error("JSON {path}: {source}")]
+    Json { path: PathBuf, source: serde_json::Error },
+}
+
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+impl ModelError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        ModelError::Io { path: path.into(), source }
+    }
+}

@@ -1,0 +1,313 @@
+//! The network description: a list of named nodes in topological order, each
+//! reading earlier nodes' outputs by index.
+//!
+//! Why a flat node list rather than nested modules: the plaintext f64
+//! executor, the fixed-point reference and the secure executor all walk the
+//! same list, so they cannot disagree about the architecture, and the list is
+//! what a server sends the client as the public architecture (serde). The
+//! parameters live apart (see [`crate::model::Model`]), keyed by PyTorch names
+//! derived from the node names, so the description stays public while the
+//! weights stay secret.
+
+use crate::error::{ModelError, Result};
+use serde::{Deserialize, Serialize};
+
+/// Index of a node (and of the value it produces) in [`Network::nodes`].
+pub type ValueId = usize;
+
+/// Shape of one image's activation, channels x height x width. Flat feature
+/// vectors use `h = w = 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl Shape {
+    pub fn new(c: usize, h: usize, w: usize) -> Self {
+        Self { c, h, w }
+    }
+    pub fn len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn dims(&self) -> Vec<usize> {
+        vec![self.c, self.h, self.w]
+    }
+}
+
+/// One operation. Parameterised ops take their parameters from the model's
+/// parameter map under `<node name>.<param>` (PyTorch naming).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Op {
+    /// The network input (always node 0).
+    Input,
+    /// 2-D convolution, square kernel, zero padding. Params: `weight`
+    /// `[out, in, k, k]`, and `bias` `[out]` when `bias` is set.
+    Conv2d { in_channels: usize, out_channels: usize, kernel: usize, stride: usize, padding: usize, bias: bool },
+    /// Inference batch norm. Params: `weight`, `bias`, `running_mean`,
+    /// `running_var`, each `[channels]`. Folded into the preceding conv by
+    /// [`crate::fold::fold_batch_norm`] before execution.
+    BatchNorm { channels: usize, eps: f64 },
+    /// ReLU; the node name is the ReLU *site* that per-layer bounds refer to.
+    Relu,
+    /// Element-wise sum of two values of the same shape (residual add).
+    Add,
+    /// The "option A" shortcut of the CIFAR ResNets: `x[:, :, ::stride, ::stride]`
+    /// followed by `pad_channels` zero planes before and after the channels.
+    ShortcutA { stride: usize, pad_channels: usize },
+    /// Average pooling without padding.
+    AvgPool { kernel: usize, stride: usize },
+    /// Mean over each channel plane; output `c x 1 x 1`.
+    GlobalAvgPool,
+    /// Fully connected layer over the flattened input. Params: `weight`
+    /// `[out, in]`, and `bias` `[out]` when `bias` is set.
+    Linear { in_features: usize, out_features: usize, bias: bool },
+}
+
+/// A named node: an op applied to earlier values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    pub op: Op,
+    pub inputs: Vec<ValueId>,
+    /// Output shape (per image).
+    pub shape: Shape,
+}
+
+/// A network: nodes in topological order; node 0 is the input, `output` the logits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    pub nodes: Vec<Node>,
+    pub output: ValueId,
+}
+
+/// Shape and name of one parameter tensor expected by a network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+impl Network {
+    pub fn input_shape(&self) -> Shape {
+        self.nodes[0].shape
+    }
+
+    pub fn output_shape(&self) -> Shape {
+        self.nodes[self.output].shape
+    }
+
+    /// ReLU site names in execution order.
+    pub fn relu_sites(&self) -> Vec<&str> {
+        self.nodes.iter().filter(|n| matches!(n.op, Op::Relu)).map(|n| n.name.as_str()).collect()
+    }
+
+    /// Every parameter the network needs, with its shape, in node order.
+    pub fn param_specs(&self) -> Vec<ParamSpec> {
+        let mut out = Vec::new();
+        let mut push = |node: &str, p: &str, shape: Vec<usize>| out.push(ParamSpec { name: format!("{node}.{p}"), shape });
+        for n in &self.nodes {
+            match &n.op {
+                Op::Conv2d { in_channels, out_channels, kernel, bias, .. } => {
+                    push(&n.name, "weight", vec![*out_channels, *in_channels, *kernel, *kernel]);
+                    if *bias {
+                        push(&n.name, "bias", vec![*out_channels]);
+                    }
+                }
+                Op::BatchNorm { channels, .. } => {
+                    for p in ["weight", "bias", "running_mean", "running_var"] {
+                        push(&n.name, p, vec![*channels]);
+                    }
+                }
+                Op::Linear { in_features, out_features, bias } => {
+                    push(&n.name, "weight", vec![*out_features, *in_features]);
+                    if *bias {
+                        push(&n.name, "bias", vec![*out_features]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Check the structure: node 0 is the only input, inputs point backwards,
+    /// names are unique, and every stored shape is what the op produces.
+    /// Run on every deserialised network, since it may come from a peer.
+    pub fn validate(&self) -> Result<()> {
+        let first = self.nodes.first().ok_or_else(|| ModelError::Config("network has no nodes".into()))?;
+        if first.op != Op::Input || !first.inputs.is_empty() {
+            return Err(ModelError::Config("node 0 must be the input".into()));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if !names.insert(n.name.as_str()) {
+                return Err(ModelError::Config(format!("duplicate node name {:?}", n.name)));
+            }
+            if i == 0 {
+                continue;
+            }
+            if let Some(&bad) = n.inputs.iter().find(|&&j| j >= i) {
+                return Err(ModelError::Config(format!("node {:?} reads value {bad}, which is not computed before it", n.name)));
+            }
+            let ins: Vec<Shape> = n.inputs.iter().map(|&j| self.nodes[j].shape).collect();
+            let shape = infer_shape(&n.name, &n.op, &ins)?;
+            if shape != n.shape {
+                return Err(ModelError::Config(format!("node {:?}: stored shape {:?}, op gives {:?}", n.name, n.shape, shape)));
+            }
+        }
+        if self.output >= self.nodes.len() {
+            return Err(ModelError::Config(format!("output {} is not a node", self.output)));
+        }
+        Ok(())
+    }
+
+    /// Index of the node with this name.
+    pub fn find(&self, name: &str) -> Option<ValueId> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+}
+
+/// The output shape of `op` applied to inputs of shapes `ins`.
+pub fn infer_shape(name: &str, op: &Op, ins: &[Shape]) -> Result<Shape> {
+    let bad = |why: String| ModelError::Config(format!("node {name:?}: {why}"));
+    let want = |k: usize| -> Result<()> {
+        if ins.len() == k {
+            Ok(())
+        } else {
+            Err(bad(format!("takes {k} input(s), got {}", ins.len())))
+        }
+    };
+    match *op {
+        Op::Input => Err(bad("only node 0 may be an input".into())),
+        Op::Conv2d { in_channels, out_channels, kernel, stride, padding, .. } => {
+            want(1)?;
+            let s = ins[0];
+            if s.c != in_channels {
+                return Err(bad(format!("expects {in_channels} channels, input has {}", s.c)));
+            }
+            if kernel == 0 || stride == 0 || out_channels == 0 {
+                return Err(bad("kernel, stride and out_channels must be positive".into()));
+            }
+            if s.h + 2 * padding < kernel || s.w + 2 * padding < kernel {
+                return Err(bad("kernel larger than padded input".into()));
+            }
+            Ok(Shape::new(out_channels, (s.h + 2 * padding - kernel) / stride + 1, (s.w + 2 * padding - kernel) / stride + 1))
+        }
+        Op::BatchNorm { channels, eps } => {
+            want(1)?;
+            if ins[0].c != channels {
+                return Err(bad(format!("expects {channels} channels, input has {}", ins[0].c)));
+            }
+            if !(eps > 0.0 && eps.is_finite()) {
+                return Err(bad(format!("eps {eps} must be positive")));
+            }
+            Ok(ins[0])
+        }
+        Op::Relu => {
+            want(1)?;
+            Ok(ins[0])
+        }
+        Op::Add => {
+            want(2)?;
+            if ins[0] != ins[1] {
+                return Err(bad(format!("adds shapes {:?} and {:?}", ins[0], ins[1])));
+            }
+            Ok(ins[0])
+        }
+        Op::ShortcutA { stride, pad_channels } => {
+            want(1)?;
+            if stride == 0 {
+                return Err(bad("stride must be positive".into()));
+            }
+            let s = ins[0];
+            Ok(Shape::new(s.c + 2 * pad_channels, s.h.div_ceil(stride), s.w.div_ceil(stride)))
+        }
+        Op::AvgPool { kernel, stride } => {
+            want(1)?;
+            let s = ins[0];
+            if kernel == 0 || stride == 0 || s.h < kernel || s.w < kernel {
+                return Err(bad("bad pooling window".into()));
+            }
+            Ok(Shape::new(s.c, (s.h - kernel) / stride + 1, (s.w - kernel) / stride + 1))
+        }
+        Op::GlobalAvgPool => {
+            want(1)?;
+            Ok(Shape::new(ins[0].c, 1, 1))
+        }
+        Op::Linear { in_features, out_features, .. } => {
+            want(1)?;
+            if ins[0].len() != in_features {
+                return Err(bad(format!("expects {in_features} features, input has {}", ins[0].len())));
+            }
+            Ok(Shape::new(out_features, 1, 1))
+        }
+    }
+}
+
+/// Builds a [`Network`] node by node, inferring shapes as it goes; used by the
+/// architecture configs so that no network is written out by hand.
+#[derive(Debug)]
+pub struct NetworkBuilder {
+    nodes: Vec<Node>,
+}
+
+impl NetworkBuilder {
+    /// Start with an input of the given shape.
+    pub fn new(input: Shape) -> Self {
+        Self { nodes: vec![Node { name: "input".into(), op: Op::Input, inputs: vec![], shape: input }] }
+    }
+
+    /// The input value.
+    pub fn input(&self) -> ValueId {
+        0
+    }
+
+    pub fn shape(&self, v: ValueId) -> Shape {
+        self.nodes[v].shape
+    }
+
+    /// Append a node and return its value.
+    pub fn push(&mut self, name: impl Into<String>, op: Op, inputs: &[ValueId]) -> Result<ValueId> {
+        let name = name.into();
+        if let Some(&bad) = inputs.iter().find(|&&j| j >= self.nodes.len()) {
+            return Err(ModelError::Config(format!("node {name:?} reads unknown value {bad}")));
+        }
+        let ins: Vec<Shape> = inputs.iter().map(|&j| self.nodes[j].shape).collect();
+        let shape = infer_shape(&name, &op, &ins)?;
+        self.nodes.push(Node { name, op, inputs: inputs.to_vec(), shape });
+        Ok(self.nodes.len() - 1)
+    }
+
+    /// Convenience: a convolution with square kernel.
+    pub fn conv(&mut self, name: &str, x: ValueId, out: usize, kernel: usize, stride: usize, padding: usize, bias: bool) -> Result<ValueId> {
+        let in_channels = self.shape(x).c;
+        self.push(name, Op::Conv2d { in_channels, out_channels: out, kernel, stride, padding, bias }, &[x])
+    }
+
+    pub fn batch_norm(&mut self, name: &str, x: ValueId, eps: f64) -> Result<ValueId> {
+        let channels = self.shape(x).c;
+        self.push(name, Op::BatchNorm { channels, eps }, &[x])
+    }
+
+    pub fn relu(&mut self, name: &str, x: ValueId) -> Result<ValueId> {
+        self.push(name, Op::Relu, &[x])
+    }
+
+    pub fn linear(&mut self, name: &str, x: ValueId, out: usize, bias: bool) -> Result<ValueId> {
+        let in_features = self.shape(x).len();
+        self.push(name, Op::Linear { in_features, out_features: out, bias }, &[x])
+    }
+
+    /// Finish with `output` as the logits.
+    pub fn finish(self, output: ValueId) -> Result<Network> {
+        let net = Network { nodes: self.nodes, output };
+        net.validate()?;
+        Ok(net)
+    }
+}

@@ -1,0 +1,308 @@
+//! The plaintext f64 executor: exact ReLU, or the PANN ReLU
+//! x (1 + p(x / B)) / 2 with a per-site bound B.
+//!
+//! It is the reference the fixed-point and secure executors are compared
+//! with, and the tool that measures what approximation costs in accuracy. It
+//! records, per ReLU site, the largest |input| seen and how many inputs fell
+//! outside [-B, B]: inside MPC an out-of-range input cannot be detected (the
+//! composite polynomial just diverges), so this count is the only place where
+//! a bad bound shows up.
+
+use crate::error::{ModelError, Result};
+use crate::linalg;
+use crate::model::Model;
+use crate::network::Op;
+use pann_protocols::sign_poly::SignPoly;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// How ReLU sites are evaluated.
+#[derive(Clone, Debug)]
+pub enum ReluMode {
+    /// max(x, 0).
+    Exact,
+    /// x (1 + p(x / B)) / 2 with the composite sign polynomial `poly` and the
+    /// bound B of each site (by ReLU site name).
+    Pann { poly: SignPoly, bounds: BTreeMap<String, f64> },
+}
+
+impl ReluMode {
+    /// PANN at precision 2^-alpha with the given per-site bounds.
+    pub fn pann(alpha: u32, bounds: BTreeMap<String, f64>) -> Result<Self> {
+        let poly = SignPoly::for_alpha(alpha).map_err(|e| ModelError::SignPoly(e.to_string()))?;
+        Ok(ReluMode::Pann { poly, bounds })
+    }
+
+    /// PANN at precision 2^-alpha with one bound for every site (Lee et al.).
+    pub fn pann_global(alpha: u32, sites: &[&str], bound: f64) -> Result<Self> {
+        Self::pann(alpha, sites.iter().map(|s| (s.to_string(), bound)).collect())
+    }
+}
+
+/// What one ReLU site saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SiteStats {
+    /// Largest |input| (NaN inputs are counted as exceeding, not here).
+    pub max_abs: f64,
+    /// Inputs with |x| > B (or not finite); always 0 for exact ReLU.
+    pub exceeded: u64,
+    /// Inputs seen.
+    pub count: u64,
+}
+
+impl SiteStats {
+    pub fn merge(&mut self, o: &SiteStats) {
+        self.max_abs = self.max_abs.max(o.max_abs);
+        self.exceeded += o.exceeded;
+        self.count += o.count;
+    }
+}
+
+/// The result of one forward pass.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Forward {
+    pub logits: Vec<f64>,
+    /// One entry per ReLU site, in [`crate::network::Network::relu_sites`] order.
+    pub sites: Vec<SiteStats>,
+}
+
+impl Forward {
+    /// Index of the largest finite logit; `None` when no logit is finite
+    /// (a diverged PANN), which callers count as a wrong prediction.
+    pub fn predicted(&self) -> Option<usize> {
+        argmax(&self.logits)
+    }
+
+    /// Whether any ReLU input of this image left its bound.
+    pub fn any_exceeded(&self) -> bool {
+        self.sites.iter().any(|s| s.exceeded > 0)
+    }
+}
+
+/// Index of the largest finite value.
+pub fn argmax(v: &[f64]) -> Option<usize> {
+    v.iter()
+        .enumerate()
+        .filter(|(_, x)| x.is_finite())
+        .fold(None, |best: Option<(usize, f64)>, (i, &x)| match best {
+            Some((_, b)) if b >= x => best,
+            _ => Some((i, x)),
+        })
+        .map(|(i, _)| i)
+}
+
+/// A model bound to a ReLU mode, ready to run.
+#[derive(Debug)]
+pub struct PlainExecutor<'m> {
+    model: &'m Model,
+    mode: ReluMode,
+    /// Per node: the site index and bound for ReLU nodes.
+    relu_slots: Vec<Option<(usize, f64)>>,
+    site_names: Vec<String>,
+}
+
+impl<'m> PlainExecutor<'m> {
+    /// Resolve the bounds of every ReLU site; a site without a positive finite
+    /// bound is an error in PANN mode.
+    pub fn new(model: &'m Model, mode: ReluMode) -> Result<Self> {
+        let mut relu_slots = vec![None; model.network.nodes.len()];
+        let mut site_names = Vec::new();
+        for (i, n) in model.network.nodes.iter().enumerate() {
+            if n.op == Op::Relu {
+                let bound = match &mode {
+                    ReluMode::Exact => f64::INFINITY,
+                    ReluMode::Pann { bounds, .. } => {
+                        let b = *bounds.get(&n.name).ok_or_else(|| ModelError::MissingBound { site: n.name.clone() })?;
+                        if !(b > 0.0 && b.is_finite()) {
+                            return Err(ModelError::BadBound { site: n.name.clone(), bound: b });
+                        }
+                        b
+                    }
+                };
+                relu_slots[i] = Some((site_names.len(), bound));
+                site_names.push(n.name.clone());
+            }
+        }
+        Ok(Self { model, mode, relu_slots, site_names })
+    }
+
+    pub fn site_names(&self) -> &[String] {
+        &self.site_names
+    }
+
+    pub fn model(&self) -> &Model {
+        self.model
+    }
+
+    /// One image (CHW, already normalised) through the network.
+    pub fn forward(&self, input: &[f64]) -> Result<Forward> {
+        let net = &self.model.network;
+        let in_shape = net.input_shape();
+        if input.len() != in_shape.len() {
+            return Err(ModelError::InputShape { expected: in_shape.dims(), found: vec![input.len()] });
+        }
+        // Free each value after its last reader so that deep nets stay small.
+        let mut last_use = vec![0usize; net.nodes.len()];
+        for (i, n) in net.nodes.iter().enumerate() {
+            for &j in &n.inputs {
+                last_use[j] = i;
+            }
+        }
+        last_use[net.output] = usize::MAX;
+        let mut values: Vec<Option<Vec<f64>>> = vec![None; net.nodes.len()];
+        values[0] = Some(input.to_vec());
+        let mut sites = vec![SiteStats::default(); self.site_names.len()];
+        let mut scratch = Vec::new();
+        let p = &self.model.params;
+        for (i, n) in net.nodes.iter().enumerate().skip(1) {
+            let x = values[n.inputs[0]].as_deref().expect("inputs computed earlier (validated)");
+            let s = net.nodes[n.inputs[0]].shape;
+            let dims = (s.c, s.h, s.w);
+            let out = match &n.op {
+                Op::Input => unreachable!("validated: only node 0 is an input"),
+                Op::Conv2d { out_channels, kernel, stride, padding, bias, .. } => {
+                    let w = &p[&format!("{}.weight", n.name)].data;
+                    let b = if *bias { Some(p[&format!("{}.bias", n.name)].data.as_slice()) } else { None };
+                    linalg::conv2d(x, dims, w, b, *out_channels, *kernel, *stride, *padding, &mut scratch)
+                }
+                Op::BatchNorm { channels, eps } => {
+                    let g = |q: &str| &p[&format!("{}.{q}", n.name)].data;
+                    let (gamma, beta, mean, var) = (g("weight"), g("bias"), g("running_mean"), g("running_var"));
+                    let plane = s.h * s.w;
+                    let mut y = x.to_vec();
+                    for c in 0..*channels {
+                        let sc = gamma[c] / (var[c] + eps).sqrt();
+                        for v in &mut y[c * plane..(c + 1) * plane] {
+                            *v = (*v - mean[c]) * sc + beta[c];
+                        }
+                    }
+                    y
+                }
+                Op::Relu => {
+                    let (site, bound) = self.relu_slots[i].expect("every ReLU node has a slot");
+                    self.relu(x, bound, &mut sites[site])
+                }
+                Op::Add => {
+                    let y = values[n.inputs[1]].as_deref().expect("inputs computed earlier (validated)");
+                    x.iter().zip(y).map(|(a, b)| a + b).collect()
+                }
+                Op::ShortcutA { stride, pad_channels } => linalg::shortcut_a(x, dims, *stride, *pad_channels),
+                Op::AvgPool { kernel, stride } => linalg::avg_pool(x, dims, *kernel, *stride),
+                Op::GlobalAvgPool => {
+                    let plane = s.h * s.w;
+                    x.chunks_exact(plane).map(|c| c.iter().sum::<f64>() / plane as f64).collect()
+                }
+                Op::Linear { out_features, bias, .. } => {
+                    let w = &p[&format!("{}.weight", n.name)].data;
+                    let b = if *bias { Some(p[&format!("{}.bias", n.name)].data.as_slice()) } else { None };
+                    linalg::linear(x, w, b, *out_features)
+                }
+            };
+            values[i] = Some(out);
+            for &j in &n.inputs {
+                if last_use[j] == i {
+                    values[j] = None;
+                }
+            }
+        }
+        let logits = values[net.output].take().expect("output computed");
+        Ok(Forward { logits, sites })
+    }
+
+    fn relu(&self, x: &[f64], bound: f64, st: &mut SiteStats) -> Vec<f64> {
+        st.count += x.len() as u64;
+        for &v in x {
+            let a = v.abs();
+            if a > st.max_abs {
+                st.max_abs = a;
+            }
+            if !(a <= bound) {
+                st.exceeded += 1;
+            }
+        }
+        match &self.mode {
+            ReluMode::Exact => x.iter().map(|&v| v.max(0.0)).collect(),
+            ReluMode::Pann { poly, .. } => x.iter().map(|&v| poly.relu(v, bound)).collect(),
+        }
+    }
+
+    /// Run `n` images in parallel (rayon, one image per task). `input(i)`
+    /// produces image i; `progress`, if given, is incremented per image so a
+    /// caller can show progress from another thread.
+    pub fn forward_many<F>(&self, n: usize, input: F, progress: Option<&AtomicUsize>) -> Result<Vec<Forward>>
+    where
+        F: Fn(usize) -> Vec<f64> + Sync,
+    {
+        (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let r = self.forward(&input(i));
+                if let Some(p) = progress {
+                    p.fetch_add(1, Ordering::Relaxed);
+                }
+                r
+            })
+            .collect()
+    }
+
+    /// Accuracy and per-site statistics over labelled images.
+    pub fn evaluate<F>(&self, n: usize, input: F, labels: &[u8], progress: Option<&AtomicUsize>) -> Result<Evaluation>
+    where
+        F: Fn(usize) -> Vec<f64> + Sync,
+    {
+        let outs = self.forward_many(n, input, progress)?;
+        Ok(Evaluation::from_forwards(&self.site_names, &outs, labels))
+    }
+}
+
+/// Accuracy and out-of-range statistics of a batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub images: usize,
+    pub correct: usize,
+    /// Images with at least one ReLU input outside its bound.
+    pub images_out_of_range: usize,
+    /// Images whose logits were not all finite (a diverged PANN).
+    pub images_diverged: usize,
+    /// Per ReLU site, in execution order.
+    pub sites: Vec<(String, SiteStats)>,
+}
+
+impl Evaluation {
+    pub fn from_forwards(site_names: &[String], outs: &[Forward], labels: &[u8]) -> Self {
+        let mut sites: Vec<(String, SiteStats)> = site_names.iter().map(|s| (s.clone(), SiteStats::default())).collect();
+        let mut correct = 0;
+        let mut oor = 0;
+        let mut diverged = 0;
+        for (f, &l) in outs.iter().zip(labels) {
+            if f.predicted() == Some(l as usize) {
+                correct += 1;
+            }
+            if f.any_exceeded() {
+                oor += 1;
+            }
+            if f.logits.iter().any(|v| !v.is_finite()) {
+                diverged += 1;
+            }
+            for (acc, s) in sites.iter_mut().zip(&f.sites) {
+                acc.1.merge(s);
+            }
+        }
+        Self { images: outs.len(), correct, images_out_of_range: oor, images_diverged: diverged, sites }
+    }
+
+    pub fn accuracy(&self) -> f64 {
+        if self.images == 0 {
+            0.0
+        } else {
+            self.correct as f64 / self.images as f64
+        }
+    }
+
+    /// Total ReLU inputs outside their bounds.
+    pub fn inputs_out_of_range(&self) -> u64 {
+        self.sites.iter().map(|s| s.1.exceeded).sum()
+    }
+}

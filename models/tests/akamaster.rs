@@ -1,0 +1,175 @@
+//! The shipped akamaster ResNet-20: loading through its card, the strict
+//! import errors, BN folding, and agreement with PyTorch's own logits.
+
+mod common;
+
+use pann_models::model::{read_safetensors, write_safetensors};
+use pann_models::{fold_batch_norm, sha256_hex, LoadedModel, Model, ModelCard, ModelError, PlainExecutor, ReluMode, ResNetConfig};
+use std::path::Path;
+
+#[test]
+fn architecture_matches_pytorch_names() {
+    let net = ResNetConfig::cifar10(20).build().unwrap();
+    let specs = net.param_specs();
+    assert_eq!(specs.len(), 97, "akamaster ResNet-20 has 97 tensors");
+    let bytes = std::fs::read(common::crate_dir().join("assets/resnet20-akamaster.safetensors")).unwrap();
+    let params = read_safetensors(&bytes).unwrap();
+    for s in &specs {
+        assert_eq!(params[&s.name].shape, s.shape, "{}", s.name);
+    }
+    let sites = net.relu_sites();
+    assert_eq!(sites.len(), 19);
+    assert_eq!(sites[0], "relu");
+    assert_eq!(sites[1], "layer1.0.relu1");
+    assert_eq!(sites[18], "layer3.2.relu2");
+    // Other family members build.
+    for d in [32, 56] {
+        let n = ResNetConfig::cifar10(d).build().unwrap();
+        assert_eq!(n.relu_sites().len(), 1 + 2 * 3 * (d - 2) / 6);
+    }
+    assert!(ResNetConfig::cifar10(21).build().is_err());
+}
+
+#[test]
+fn network_serde_round_trip() {
+    let m = common::load_akamaster();
+    let json = serde_json::to_string(&m.model.network).unwrap();
+    let back: pann_models::Network = serde_json::from_str(&json).unwrap();
+    back.validate().unwrap();
+    assert_eq!(back, m.model.network);
+}
+
+#[test]
+fn folding_preserves_logits() {
+    let m = common::load_akamaster();
+    let raw = Model::from_safetensors_file(m.network.clone(), common::crate_dir().join("assets/resnet20-akamaster.safetensors")).unwrap();
+    assert_eq!(fold_batch_norm(&raw).unwrap(), m.model);
+    assert!(!m.model.network.nodes.iter().any(|n| matches!(n.op, pann_models::Op::BatchNorm { .. })));
+    let data = common::first64();
+    let x = m.card.input.normalise(data.image(0));
+    let a = PlainExecutor::new(&raw, ReluMode::Exact).unwrap().forward(&x).unwrap();
+    let b = PlainExecutor::new(&m.model, ReluMode::Exact).unwrap().forward(&x).unwrap();
+    for (u, v) in a.logits.iter().zip(&b.logits) {
+        assert!((u - v).abs() < 1e-9, "{u} vs {v}");
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Reference {
+    indices: Vec<usize>,
+    labels: Vec<u8>,
+    logits: Vec<Vec<f64>>,
+}
+
+#[test]
+fn logits_match_pytorch() {
+    let path = common::crate_dir().join("tests/data/resnet20_pytorch_logits.json");
+    let reference: Reference = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let m = common::load_akamaster();
+    let data = common::first64();
+    let exec = PlainExecutor::new(&m.model, ReluMode::Exact).unwrap();
+    assert_eq!(reference.indices.len(), reference.logits.len());
+    let mut worst = 0.0f64;
+    for (k, &i) in reference.indices.iter().enumerate() {
+        assert_eq!(data.labels[i], reference.labels[k]);
+        let f = exec.forward(&m.card.input.normalise(data.image(i))).unwrap();
+        for (a, b) in f.logits.iter().zip(&reference.logits[k]) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    eprintln!("max |logit - pytorch| over {} images: {worst:e}", reference.indices.len());
+    assert!(worst < 1e-4, "max deviation {worst}");
+}
+
+fn card_in(dir: &Path, weights: &[u8]) -> std::path::PathBuf {
+    let mut card = ModelCard::from_file(common::card_path()).unwrap();
+    card.weights = "w.safetensors".into();
+    card.weights_sha256 = sha256_hex(weights);
+    common::write(&dir.join("w.safetensors"), weights);
+    let p = dir.join("card.json");
+    common::write(&p, card.to_json().as_bytes());
+    p
+}
+
+fn load_modified(tag: &str, edit: impl FnOnce(&mut pann_models::Params)) -> ModelError {
+    let bytes = std::fs::read(common::crate_dir().join("assets/resnet20-akamaster.safetensors")).unwrap();
+    let mut params = read_safetensors(&bytes).unwrap();
+    edit(&mut params);
+    let dir = common::tmp_dir(tag);
+    let out = write_safetensors(&params, false).unwrap();
+    LoadedModel::load(card_in(&dir, &out)).unwrap_err()
+}
+
+#[test]
+fn import_errors_name_the_tensor() {
+    let e = load_modified("missing", |p| {
+        p.remove("layer2.1.bn2.running_var");
+    });
+    assert!(matches!(&e, ModelError::MissingTensor { name } if name == "layer2.1.bn2.running_var"), "{e}");
+    assert!(e.to_string().contains("layer2.1.bn2.running_var"));
+
+    let e = load_modified("extra", |p| {
+        p.insert("layer4.0.conv1.weight".into(), pann_models::Tensor::zeros(vec![1]));
+    });
+    assert!(matches!(&e, ModelError::ExtraTensor { name } if name == "layer4.0.conv1.weight"), "{e}");
+
+    let e = load_modified("shape", |p| {
+        p.insert("linear.weight".into(), pann_models::Tensor::zeros(vec![10, 32]));
+    });
+    assert!(matches!(&e, ModelError::ShapeMismatch { name, .. } if name == "linear.weight"), "{e}");
+
+    let e = load_modified("nan", |p| {
+        p.get_mut("layer1.0.conv2.weight").unwrap().data[7] = f64::NAN;
+    });
+    assert!(matches!(&e, ModelError::NonFinite { name, index: 7 } if name == "layer1.0.conv2.weight"), "{e}");
+}
+
+#[test]
+fn wrong_dtype_is_an_error() {
+    // Hand-made safetensors with one F16 tensor.
+    let header = r#"{"conv1.weight":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(&[0, 0, 0, 0]);
+    let e = read_safetensors(&bytes).unwrap_err();
+    assert!(matches!(&e, ModelError::WrongDtype { name, .. } if name == "conv1.weight"), "{e}");
+    assert!(matches!(read_safetensors(b"not a safetensors file").unwrap_err(), ModelError::Safetensors(_)));
+}
+
+#[test]
+fn weights_not_matching_card_are_rejected() {
+    let bytes = std::fs::read(common::crate_dir().join("assets/resnet20-akamaster.safetensors")).unwrap();
+    let dir = common::tmp_dir("digest");
+    let card = card_in(&dir, &bytes);
+    // Same size, one byte changed in a tensor's data.
+    let mut tampered = bytes.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    common::write(&dir.join("w.safetensors"), &tampered);
+    let e = LoadedModel::load(&card).unwrap_err();
+    assert!(matches!(e, ModelError::DigestMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("w.safetensors"));
+}
+
+#[test]
+fn pann_at_high_precision_tracks_exact() {
+    let m = common::load_akamaster();
+    let data = common::first64();
+    let sites = m.model.network.relu_sites();
+    let exact = PlainExecutor::new(&m.model, ReluMode::Exact).unwrap();
+    let x = m.card.input.normalise(data.image(3));
+    let e = exact.forward(&x).unwrap();
+    // A generous global bound keeps every input in range.
+    let pann = PlainExecutor::new(&m.model, ReluMode::pann_global(14, &sites, 100.0).unwrap()).unwrap();
+    let p = pann.forward(&x).unwrap();
+    assert!(!p.any_exceeded());
+    assert_eq!(e.predicted(), p.predicted());
+    // A bound below the first layer's inputs is counted as exceeded.
+    let tight = PlainExecutor::new(&m.model, ReluMode::pann_global(9, &sites, 0.01).unwrap()).unwrap();
+    assert!(tight.forward(&x).unwrap().sites[0].exceeded > 0);
+    // Missing bound -> error naming the site.
+    let mut partial: std::collections::BTreeMap<String, f64> = sites.iter().map(|s| (s.to_string(), 10.0)).collect();
+    partial.remove("layer3.1.relu1");
+    let err = PlainExecutor::new(&m.model, ReluMode::pann(9, partial).unwrap()).unwrap_err();
+    assert!(matches!(&err, ModelError::MissingBound { site } if site == "layer3.1.relu1"), "{err}");
+}
