@@ -1,0 +1,251 @@
+//! Correlated randomness: what each online operation needs, declared from
+//! public shapes only, and how one party's material is expanded from a seed.
+//!
+//! Every operation states a [`Request`]; the dealer (or a future dealer-free
+//! source) answers the same sequence of requests, so both sides agree on what
+//! each piece of randomness is. Material is handed to the online code *by
+//! value*: it is consumed exactly once (ownership forbids reuse), and it carries
+//! the fingerprint of the request so that material for another operation is an
+//! error, not a wrong result.
+//!
+//! Seed expansion (the CrypTen trusted-first-party idea): the dealer shares a
+//! seed with each party. Party 0 expands *all* of its shares locally; party 1
+//! expands its shares of the masks `r` locally and receives only its shares of
+//! derived values (the truncation atoms, atom products, conv(A, r)) as
+//! *corrections* — the only offline traffic. The order of PRG draws is fixed
+//! here and used by both the dealer and the parties.
+
+use std::sync::Arc;
+
+use pann_mpc_core::ring::R;
+use pann_mpc_core::{Party, Prg, Seed};
+
+use crate::error::{ProtocolError, Result};
+use crate::kernels::LinearSpec;
+use crate::program::Program;
+
+/// What one online operation needs.
+#[derive(Clone, Debug)]
+pub enum Request {
+    /// A program evaluated element-wise on vectors of `n` elements.
+    Program { program: Arc<Program>, n: usize },
+    /// One inference through linear layer `layer` (registered at model setup).
+    Linear { layer: usize, spec: LinearSpec },
+}
+
+impl Request {
+    pub fn program(program: &Arc<Program>, n: usize) -> Self {
+        Request::Program { program: Arc::clone(program), n }
+    }
+
+    /// Ring elements that party 1 receives from the dealer for this request.
+    pub fn correction_len(&self) -> usize {
+        match self {
+            Request::Program { program, n } => program.correction_len_per_element() * n,
+            Request::Linear { spec, .. } => spec.output_len(),
+        }
+    }
+
+    pub(crate) fn tag(&self) -> u64 {
+        match self {
+            Request::Program { program, n } => program_tag(program, *n),
+            Request::Linear { layer, spec } => linear_tag(*layer, spec),
+        }
+    }
+}
+
+/// One party's shares for one opening.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OpenShares {
+    /// Share of the mask `r`.
+    pub r: Vec<R>,
+    /// Share of `(r mod 2^63) >> s` (empty when the shift is 0).
+    pub low: Vec<R>,
+    /// Share of `r >> 63` (empty when the shift is 0).
+    pub msb: Vec<R>,
+}
+
+/// One party's material for a program.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProgramMaterial {
+    pub(crate) tag: u64,
+    pub n: usize,
+    pub opens: Vec<OpenShares>,
+    /// Shares of the atom products, in `Program::products()` order.
+    pub products: Vec<Vec<R>>,
+}
+
+/// One party's material for one inference through a linear layer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LinearMaterial {
+    pub(crate) tag: u64,
+    pub layer: usize,
+    /// Share of the input mask `r`.
+    pub r: Vec<R>,
+    /// Share of `conv(A, r_1)`, `A` the layer's weight mask, `r_1` party 1's mask share.
+    pub z: Vec<R>,
+}
+
+/// Material of either kind, as produced by a source.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Material {
+    Program(ProgramMaterial),
+    Linear(LinearMaterial),
+}
+
+impl Material {
+    pub fn into_program(self) -> Result<ProgramMaterial> {
+        match self {
+            Material::Program(m) => Ok(m),
+            Material::Linear(_) => Err(ProtocolError::MaterialMismatch("expected program material, got linear".into())),
+        }
+    }
+    pub fn into_linear(self) -> Result<LinearMaterial> {
+        match self {
+            Material::Linear(m) => Ok(m),
+            Material::Program(_) => Err(ProtocolError::MaterialMismatch("expected linear material, got program".into())),
+        }
+    }
+}
+
+impl ProgramMaterial {
+    /// Check that this material was made for `program` on `n` elements.
+    pub fn check(&self, program: &Program, n: usize) -> Result<()> {
+        let want = program_tag(program, n);
+        if self.tag != want || self.n != n {
+            return Err(ProtocolError::MaterialMismatch(format!(
+                "program material for {} elements (tag {:x}) used for {} elements (tag {:x})",
+                self.n, self.tag, n, want
+            )));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn program_tag(p: &Program, n: usize) -> u64 {
+    p.digest() ^ (n as u64).rotate_left(32)
+}
+
+pub(crate) fn linear_tag(layer: usize, spec: &LinearSpec) -> u64 {
+    0x4c49_4e00 ^ (layer as u64) ^ ((spec.input_len() as u64) << 20) ^ ((spec.output_len() as u64) << 40)
+}
+
+impl LinearMaterial {
+    /// Check that this material was made for `layer` with `spec`.
+    pub fn check(&self, layer: usize, spec: &LinearSpec) -> Result<()> {
+        if self.tag != linear_tag(layer, spec) || self.r.len() != spec.input_len() || self.z.len() != spec.output_len() {
+            return Err(ProtocolError::MaterialMismatch(format!(
+                "linear material for layer {} used for layer {layer} ({spec:?})",
+                self.layer
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The two PRG streams derived from a party's seed: one for per-request
+/// material, one for the weight masks of the model's linear layers (fixed for
+/// the life of a model).
+pub(crate) fn streams(seed: Seed) -> (Prg, Prg) {
+    let mut root = Prg::from_seed(seed);
+    (root.fork(), root.fork())
+}
+
+/// The party-side expander: derives this party's material from its seed (and,
+/// for party 1, the dealer's corrections).
+pub struct Expander {
+    party: Party,
+    requests: Prg,
+    masks: Prg,
+}
+
+impl Expander {
+    pub fn new(party: Party, seed: Seed) -> Self {
+        let (requests, masks) = streams(seed);
+        Self { party, requests, masks }
+    }
+
+    pub fn party(&self) -> Party {
+        self.party
+    }
+
+    /// Party 0: the weight mask `A` of the next registered linear layer
+    /// (layers are registered in the same order by the server and the dealer).
+    pub fn next_weight_mask(&mut self, len: usize) -> Vec<R> {
+        self.masks.fork().gen(len)
+    }
+
+    /// Expand the material of `req`. Party 1 must pass exactly
+    /// `req.correction_len()` corrections; party 0 passes none.
+    pub fn expand(&mut self, req: &Request, corrections: Option<Vec<R>>) -> Result<Material> {
+        let mut prg = self.requests.fork();
+        match (self.party, corrections) {
+            (Party::Server, None) => Ok(expand_party0(&mut prg, req)),
+            (Party::Client, Some(corr)) => expand_party1(&mut prg, req, corr),
+            (Party::Server, Some(_)) => Err(ProtocolError::MaterialMismatch("party 0 receives no corrections".into())),
+            (Party::Client, None) => Err(ProtocolError::MaterialMismatch("party 1 needs the dealer's corrections".into())),
+        }
+    }
+}
+
+/// Party 0's material: everything from its PRG, in a fixed order:
+/// all mask shares, then (low, msb) of each truncating opening, then products
+/// (program); or the mask share, then the conv share (linear).
+pub(crate) fn expand_party0(prg: &mut Prg, req: &Request) -> Material {
+    let tag = req.tag();
+    match req {
+        Request::Program { program, n } => {
+            let n = *n;
+            let mut opens: Vec<OpenShares> =
+                program.opens().iter().map(|_| OpenShares { r: prg.gen(n), low: Vec::new(), msb: Vec::new() }).collect();
+            for (o, step) in opens.iter_mut().zip(program.opens()) {
+                if step.shift > 0 {
+                    o.low = prg.gen(n);
+                    o.msb = prg.gen(n);
+                }
+            }
+            let products = program.products().iter().map(|_| prg.gen(n)).collect();
+            Material::Program(ProgramMaterial { tag, n, opens, products })
+        }
+        Request::Linear { layer, spec } => Material::Linear(LinearMaterial {
+            tag,
+            layer: *layer,
+            r: prg.gen(spec.input_len()),
+            z: prg.gen(spec.output_len()),
+        }),
+    }
+}
+
+/// Party 1's material: mask shares from its PRG, the rest from corrections.
+pub(crate) fn expand_party1(prg: &mut Prg, req: &Request, corr: Vec<R>) -> Result<Material> {
+    let tag = req.tag();
+    if corr.len() != req.correction_len() {
+        return Err(ProtocolError::Length {
+            context: "dealer corrections",
+            expected: req.correction_len(),
+            got: corr.len(),
+        });
+    }
+    let mut rest = corr.into_iter();
+    let mut take = |k: usize| -> Vec<R> { rest.by_ref().take(k).collect() };
+    match req {
+        Request::Program { program, n } => {
+            let n = *n;
+            let mut opens: Vec<OpenShares> =
+                program.opens().iter().map(|_| OpenShares { r: prg.gen(n), low: Vec::new(), msb: Vec::new() }).collect();
+            for (o, step) in opens.iter_mut().zip(program.opens()) {
+                if step.shift > 0 {
+                    o.low = take(n);
+                    o.msb = take(n);
+                }
+            }
+            let products = program.products().iter().map(|_| take(n)).collect();
+            Ok(Material::Program(ProgramMaterial { tag, n, opens, products }))
+        }
+        Request::Linear { layer, spec } => {
+            let r = prg.gen(spec.input_len());
+            let z = take(spec.output_len());
+            Ok(Material::Linear(LinearMaterial { tag, layer: *layer, r, z }))
+        }
+    }
+}
