@@ -1,5 +1,8 @@
 //! PANN core: the ring Z_2^64, fixed-point encoding, two-party additive shares,
-//! AES-128-CTR PRGs, and the metered channel that every protocol talks through.
+//! AES-128-CTR PRGs, and the metered channel that every protocol talks through,
+//! with its transports (in-memory, TCP, mutually authenticated TLS with pinned
+//! certificates) and the session handshake that checks both sides agree on
+//! version, roles and parameters before any protocol traffic.
 //!
 //! Everything here except `channel`, `transport` and `handshake` is plain synchronous
 //! code over slices, testable without a network.
