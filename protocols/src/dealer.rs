@@ -132,6 +132,9 @@ pub async fn serve(dealer: &mut Dealer, to_client: &mut Channel, reqs: &[Request
     to_client.set_phase(Phase::Offline);
     for req in reqs {
         let corr = dealer.corrections(req)?;
+        // The request's fingerprint first: a party that asks for something
+        // else (out of order, other shapes) gets an error, not wrong material.
+        to_client.send_ring(&[req.tag()])?;
         for chunk in corr.chunks(CHUNK) {
             to_client.send_ring(chunk)?;
         }
@@ -201,6 +204,14 @@ impl MaterialSource for DealerLink {
             Party::Client => {
                 let chan = self.chan.as_mut().ok_or_else(|| ProtocolError::Params("no dealer channel".into()))?;
                 chan.set_phase(Phase::Offline);
+                let tag = chan.recv_ring(1).await?;
+                if tag[0] != req.tag() {
+                    return Err(ProtocolError::MaterialMismatch(format!(
+                        "the dealer sent material for request {:x}, this party asked for {:x}",
+                        tag[0],
+                        req.tag()
+                    )));
+                }
                 let corr = recv_chunked(chan, req.correction_len()).await?;
                 self.expander.expand(req, Some(corr))
             }

@@ -85,6 +85,6 @@ async fn relu_costs_alpha_9() {
     // 8 bytes per opening and direction, plus 5 bytes of frame header per round and direction.
     assert_eq!(c.bytes(), (2 * (8 * n * info.openings + 5 * info.rounds)) as u64);
     let off = run.dealer_meter1.phase_total(Phase::Offline);
-    assert_eq!(off.bytes_recv as usize, 8 * n * info.corrections_per_element + 5 * off.msgs_recv as usize);
+    assert_eq!(off.bytes_recv as usize, 8 * (1 + n * info.corrections_per_element) + 5 * off.msgs_recv as usize);
     assert_eq!(run.meter0.phase_total(Phase::Offline).bytes(), 0);
 }

@@ -128,3 +128,19 @@ async fn a_peer_sending_the_wrong_length_or_aborting_is_an_error() {
     });
     assert!(matches!(r, Err(ProtocolError::Core(CoreError::PeerAborted(_)))), "{r:?}");
 }
+
+#[tokio::test]
+async fn a_party_asking_the_dealer_for_other_material_gets_an_error() {
+    use pann_protocols::dealer::serve;
+    use pann_protocols::{DealerLink, MaterialSource};
+    let p = Arc::new(ops::product(16, 0));
+    let q = Arc::new(ops::square(16));
+    let (mut d1, p1) = Channel::mem_pair(ChannelConfig::default());
+    let mut dealer = Dealer::new([1; 16], [2; 16]);
+    let mut link = DealerLink::new(Party::Client, [2; 16], Some(p1)).unwrap();
+    let reqs = [Request::program(&p, 8)];
+    let other = Request::program(&q, 8);
+    let (s, m) = tokio::join!(serve(&mut dealer, &mut d1, &reqs), link.fetch(&other));
+    s.unwrap();
+    assert!(matches!(m, Err(ProtocolError::MaterialMismatch(_))), "{m:?}");
+}
