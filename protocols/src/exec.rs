@@ -6,6 +6,7 @@
 
 use pann_mpc_core::ring::{self, R};
 use pann_mpc_core::{Channel, Party};
+use rayon::prelude::*;
 
 use crate::error::{check_len, ProtocolError, Result};
 use crate::material::ProgramMaterial;
@@ -81,7 +82,11 @@ fn check_material_shape(program: &Program, mat: &ProgramMaterial) -> Result<()> 
     Ok(())
 }
 
-/// Evaluate a compiled form: no communication.
+/// Elements per parallel chunk of a form evaluation.
+const PAR_CHUNK: usize = 1 << 13;
+
+/// Evaluate a compiled form: no communication. Parallel (rayon) over chunks
+/// of elements.
 pub(crate) fn eval_form(
     cf: &CompiledForm,
     party: Party,
@@ -90,20 +95,20 @@ pub(crate) fn eval_form(
     opened: &[Option<Opened>],
     mat: &ProgramMaterial,
 ) -> Result<Vec<R>> {
-    let mut out = vec![0u64; n];
-    if party == Party::Server && cf.constant != 0 {
-        out.iter_mut().for_each(|x| *x = cf.constant);
-    }
-    for &(i, c) in &cf.inputs {
-        ring::add_scaled_assign(&mut out, c, inputs[i]);
-    }
+    // Resolve every slice once (errors here, not inside the parallel loop).
     let get = |j: usize| -> Result<&Opened> {
         opened
             .get(j)
             .and_then(|o| o.as_ref())
             .ok_or_else(|| ProtocolError::InvalidProgram(format!("opening {j} used before it is open")))
     };
-    let mut tmp = vec![0u64; n];
+    struct Plan<'a> {
+        coef: R,
+        pubs: Vec<&'a [R]>,
+        sigk: Vec<&'a [R]>,
+        src: Option<&'a [R]>,
+    }
+    let mut plans = Vec::with_capacity(cf.contribs.len());
     for con in &cf.contribs {
         let src: Option<&[R]> = match con.src {
             Src::Public if party == Party::Client => continue,
@@ -113,24 +118,43 @@ pub(crate) fn eval_form(
             Src::Atom(j, Atom::Msb) => Some(&mat.opens[j].msb),
             Src::Product(k) => Some(&mat.products[k]),
         };
-        // tmp = coef * prod(pub) * prod(sigmaK) * src, then out += tmp.
-        match (con.pubs.first(), src) {
-            (Some(&p0), _) => {
-                let pv = &get(p0)?.pubv;
-                tmp.iter_mut().zip(pv).for_each(|(t, p)| *t = con.coef.wrapping_mul(*p));
-                for &p in &con.pubs[1..] {
-                    ring::mul_assign(&mut tmp, &get(p)?.pubv);
-                }
-            }
-            (None, _) => tmp.iter_mut().for_each(|t| *t = con.coef),
+        let pubs = con.pubs.iter().map(|&p| get(p).map(|o| o.pubv.as_slice())).collect::<Result<Vec<_>>>()?;
+        let sigk = con.sigk.iter().map(|&q| get(q).map(|o| o.sigk.as_slice())).collect::<Result<Vec<_>>>()?;
+        for v in pubs.iter().chain(&sigk).chain(src.iter()) {
+            check_len("opened value or material", n, v.len())?;
         }
-        for &q in &con.sigk {
-            ring::mul_assign(&mut tmp, &get(q)?.sigk);
-        }
-        if let Some(s) = src {
-            ring::mul_assign(&mut tmp, s);
-        }
-        ring::add_assign(&mut out, &tmp);
+        plans.push(Plan { coef: con.coef, pubs, sigk, src });
     }
+    let mut out = vec![0u64; n];
+    out.par_chunks_mut(PAR_CHUNK).enumerate().for_each(|(ci, oc)| {
+        let lo = ci * PAR_CHUNK;
+        let hi = lo + oc.len();
+        if party == Party::Server && cf.constant != 0 {
+            oc.iter_mut().for_each(|x| *x = cf.constant);
+        }
+        for &(i, c) in &cf.inputs {
+            ring::add_scaled_assign(oc, c, &inputs[i][lo..hi]);
+        }
+        let mut tmp = vec![0u64; oc.len()];
+        for p in &plans {
+            // tmp = coef * prod(pub) * prod(sigmaK) * src, then out += tmp.
+            match p.pubs.first() {
+                Some(p0) => {
+                    tmp.iter_mut().zip(&p0[lo..hi]).for_each(|(t, v)| *t = p.coef.wrapping_mul(*v));
+                    for v in &p.pubs[1..] {
+                        ring::mul_assign(&mut tmp, &v[lo..hi]);
+                    }
+                }
+                None => tmp.iter_mut().for_each(|t| *t = p.coef),
+            }
+            for v in &p.sigk {
+                ring::mul_assign(&mut tmp, &v[lo..hi]);
+            }
+            if let Some(v) = p.src {
+                ring::mul_assign(&mut tmp, &v[lo..hi]);
+            }
+            ring::add_assign(oc, &tmp);
+        }
+    });
     Ok(out)
 }

@@ -141,9 +141,9 @@ pub fn conv2d(s: &ConvSpec, weights: &[R], input: &[R]) -> Result<Vec<R>> {
                                 *o = o.wrapping_add(wv.wrapping_mul(x));
                             }
                         } else {
-                            for ox in lo..hi_excl {
+                            for (ox, o) in orow.iter_mut().enumerate().take(hi_excl).skip(lo) {
                                 let ix = ox * s.stride + kx - s.pad;
-                                orow[ox] = orow[ox].wrapping_add(wv.wrapping_mul(row[ix]));
+                                *o = o.wrapping_add(wv.wrapping_mul(row[ix]));
                             }
                         }
                     }

@@ -26,6 +26,7 @@ pub mod ops;
 pub mod poly;
 pub mod program;
 pub mod reference;
+pub mod session;
 pub mod sign_poly;
 
 pub use dealer::{deal_all, Dealer, DealerLink, MaterialSource, Prepared};
@@ -36,3 +37,4 @@ pub use linear::{linear_forward, LinearKey, LinearLayer};
 pub use material::{Expander, LinearMaterial, Material, ProgramMaterial, Request};
 pub use poly::{PolyRelu, ReluConfig, ReluInfo};
 pub use program::{Form, Program, ProgramBuilder};
+pub use session::{prefetch, Session};

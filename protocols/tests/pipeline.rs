@@ -203,3 +203,65 @@ async fn pipeline_over_tls_loopback() {
     let (a, b) = tokio::join!(listener.accept_tls(cfg.clone(), &sp), tls_connect(addr, cfg.clone(), &cp));
     pipeline_over(a.unwrap(), b.unwrap()).await;
 }
+
+/// The executor-facing API: prefetch all material offline, then run the
+/// layers through `Session`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_api_with_prefetch() {
+    use pann_protocols::session::{prefetch, truncation, Session};
+    let spec = LinearSpec::Matmul(MatmulSpec { m: 4, k: 8, n: 16 });
+    let relu = Arc::new(PolyRelu::new(ReluConfig::new(12, 3 * F)).unwrap());
+    let trunc = truncation(F);
+    let mut prg = Prg::from_seed([8; 16]);
+    let w: Vec<R> = uniform(&mut prg, spec.weight_len(), 0.1).iter().map(|v| (v * (F as f64).exp2()).round() as i64 as u64).collect();
+    let x: Vec<R> = uniform(&mut prg, spec.input_len(), 1.0).iter().map(|v| (v * (2.0 * F as f64).exp2()).round() as i64 as u64).collect();
+    let (x0, x1) = share_clear(&x, &mut prg);
+    let (seed0, seed1) = ([30u8; 16], [31u8; 16]);
+    let reqs = vec![
+        Request::Linear { layer: 0, spec },
+        Request::program(&relu.program, spec.output_len()),
+        Request::program(&trunc, spec.output_len()),
+    ];
+    let (mut d1, p1d) = Channel::mem_pair(ChannelConfig::default());
+    let (c0, c1) = Channel::mem_pair(ChannelConfig::default());
+    let dealer = {
+        let reqs = reqs.clone();
+        tokio::spawn(async move {
+            let mut dealer = Dealer::new(seed0, seed1);
+            dealer.register_linear(spec).unwrap();
+            serve(&mut dealer, &mut d1, &reqs).await.unwrap();
+        })
+    };
+    let run = |party: Party, mut chan: Channel, link_chan: Option<Channel>, seed, xs: Vec<R>, w: Option<Vec<R>>| {
+        let (reqs, relu, trunc) = (reqs.clone(), Arc::clone(&relu), Arc::clone(&trunc));
+        async move {
+            let mut link = DealerLink::new(party, seed, link_chan).unwrap();
+            let layer = match w {
+                Some(w) => setup_server(&mut chan, link.expander_mut(), 0, spec, w).await.unwrap(),
+                None => setup_client(&mut chan, 0, spec).await.unwrap(),
+            };
+            let prepared = prefetch(&mut link, &reqs).await.unwrap();
+            let mut s = Session::new(party, chan, prepared);
+            s.label("fc");
+            let y = s.linear(&layer, &xs).await.unwrap(); // scale 3f
+            s.label("relu");
+            let r = s.relu(&relu, &y).await.unwrap(); // scale 36
+            let t = s.truncate(&trunc, &r).await.unwrap(); // scale 20
+            assert!(s.source.is_empty());
+            s.reveal(&t, None).await.unwrap().unwrap()
+        }
+    };
+    let (a, b, _) = tokio::join!(
+        run(Party::Server, c0, None, seed0, x0, Some(w.clone())),
+        run(Party::Client, c1, Some(p1d), seed1, x1, None),
+        dealer
+    );
+    assert_eq!(a, b);
+    let y = matmul_nt(&MatmulSpec { m: 4, k: 8, n: 16 }, &x, &w).unwrap();
+    for (i, &v) in a.iter().enumerate() {
+        let yf = decode(y[i], 3 * F);
+        let want = 2.0 * relu.poly.relu(yf, 1.0);
+        let got = decode(v, relu.config.output_frac() - F);
+        assert!((got - want).abs() < 1e-3, "element {i}: {got} vs {want} (input {yf})");
+    }
+}
