@@ -1,6 +1,7 @@
 //! Cost and accuracy table of the polynomial ReLU for every alpha.
 //!
-//! `cargo run --release -p pann-protocols --example relu_costs -- [N] [--json PATH]`
+//! `cargo run --release -p pann-protocols --example relu_costs -- [N] [--quadratic|--cubic] [--json PATH]`
+//! (default: `ReluConfig::new`, the recommended schedule per alpha).
 //!
 //! For each alpha 4..14: component degrees, composite depth, non-scalar
 //! products, openings, rounds, metered online bytes per ReLU (party 0's
@@ -23,14 +24,33 @@ const CHUNK: usize = 1 << 16;
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
-    let json_path = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
+    let n: usize = args
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let json_path = args
+        .iter()
+        .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let cubic = args.iter().any(|a| a == "--cubic");
+    let quadratic = args.iter().any(|a| a == "--quadratic");
     let fp = FixedPoint::new(F)?;
     let mut rows = Vec::new();
-    println!("| alpha | degrees | depth | non-scalar products | openings | rounds | online B/ReLU | offline B/ReLU | max err / (B 2^-alpha) | max fixed-point err (units of 2^-f B) | inputs |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| alpha | degrees | schedule | depth | non-scalar products | openings | rounds | online B/ReLU | offline B/ReLU | max err / (B 2^-alpha) | max fixed-point err (units of 2^-f B) | inputs |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for alpha in 4..=14u32 {
-        let cfg = ReluConfig { inv_bound: Some(1.0 / B), ..ReluConfig::new(alpha, F) };
+        let base = if cubic {
+            ReluConfig::cubic(alpha, F)
+        } else if quadratic {
+            ReluConfig::quadratic(alpha, F)
+        } else {
+            ReluConfig::new(alpha, F)
+        };
+        let cfg = ReluConfig {
+            inv_bound: Some(1.0 / B),
+            ..base
+        };
         let relu = PolyRelu::new(cfg)?;
         let info = relu.info();
         let prog = Arc::clone(&relu.program);
@@ -40,9 +60,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut worst_x = 0.0;
         while done < n {
             let m = CHUNK.min(n - done);
-            let xs: Vec<f64> = prg.gen(m).iter().map(|&r| (r >> 11) as f64 / (1u64 << 53) as f64 * 2.0 * B - B).collect();
+            let xs: Vec<f64> = prg
+                .gen(m)
+                .iter()
+                .map(|&r| (r >> 11) as f64 / (1u64 << 53) as f64 * 2.0 * B - B)
+                .collect();
             let enc = fp.encode_slice(&xs)?;
-            let run = run_program_pair(&prog, &[enc], done as u64 + alpha as u64 * 1_000_003, DealerMode::Channel).await?;
+            let run = run_program_pair(
+                &prog,
+                &[enc],
+                done as u64 + alpha as u64 * 1_000_003,
+                DealerMode::Channel,
+            )
+            .await?;
             online += run.meter0.phase_total(Phase::Online).bytes();
             offline += run.dealer_meter1.phase_total(Phase::Offline).bytes();
             for (x, &o) in xs.iter().zip(&run.outputs[0]) {
@@ -62,12 +92,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "nonscalar_products": info.nonscalar_products, "openings": info.openings, "rounds": info.rounds,
             "online_bytes_per_relu": online as f64 / n as f64, "offline_bytes_per_relu": offline as f64 / n as f64,
             "max_abs_err": max_err, "worst_input": worst_x, "bound_B_2^-alpha": bound,
-            "max_fixed_point_err": max_fp, "inputs": n, "B": B, "frac_bits": F,
+            "max_fixed_point_err": max_fp, "inputs": n, "B": B, "input_frac": F,
+            "value_bits": cfg.value_bits, "coef_bits": cfg.coef_bits, "q_bits": cfg.q_bits, "schedule": cfg.schedule,
         });
         println!(
-            "| {alpha} | {:?} | {} | {} | {} | {} | {:.1} | {:.1} | {:.3} | {:.2} | {n} |",
-            info.degrees, info.composite_depth, info.nonscalar_products, info.openings, info.rounds,
-            online as f64 / n as f64, offline as f64 / n as f64, max_err / bound, max_fp / (B * (-(F as f64)).exp2())
+            "| {alpha} | {:?} | {:?} | {} | {} | {} | {} | {:.1} | {:.1} | {:.3} | {:.2} | {n} |",
+            info.degrees,
+            cfg.schedule,
+            info.composite_depth,
+            info.nonscalar_products,
+            info.openings,
+            info.rounds,
+            online as f64 / n as f64,
+            offline as f64 / n as f64,
+            max_err / bound,
+            max_fp / (B * (-(F as f64)).exp2())
         );
         rows.push(row);
     }

@@ -42,7 +42,12 @@ impl Dealer {
     pub fn new(seed0: Seed, seed1: Seed) -> Self {
         let (req0, masks0) = streams(seed0);
         let (req1, _) = streams(seed1);
-        Self { req0, req1, masks0, layers: Vec::new() }
+        Self {
+            req0,
+            req1,
+            masks0,
+            layers: Vec::new(),
+        }
     }
 
     /// Register the next linear layer of the model: derive its weight mask `A`
@@ -66,7 +71,11 @@ impl Dealer {
         Ok((m0, m1.expect("requested")))
     }
 
-    fn deal_inner(&mut self, req: &Request, want_p1: bool) -> Result<(Material, Option<Material>, Vec<R>)> {
+    fn deal_inner(
+        &mut self,
+        req: &Request,
+        want_p1: bool,
+    ) -> Result<(Material, Option<Material>, Vec<R>)> {
         let mut prg0 = self.req0.fork();
         let mut prg1 = self.req1.fork();
         let prg1_start = prg1.clone();
@@ -76,11 +85,16 @@ impl Dealer {
             (Request::Program { program, n }, Material::Program(p0)) => {
                 let n = *n;
                 // Full masks r = r0 + r1 (party 1's shares drawn in its order).
-                let rs: Vec<Vec<R>> = p0.opens.iter().map(|o| ring::add(&o.r, &prg1.gen(n))).collect();
+                let rs: Vec<Vec<R>> = p0
+                    .opens
+                    .iter()
+                    .map(|o| ring::add(&o.r, &prg1.gen(n)))
+                    .collect();
                 let mut atoms: Vec<(Vec<R>, Vec<R>)> = Vec::with_capacity(rs.len());
                 for ((r, step), o0) in rs.iter().zip(program.opens()).zip(&p0.opens) {
                     if step.shift > 0 {
-                        let (low, msb): (Vec<R>, Vec<R>) = r.iter().map(|&x| mask_atoms(x, step.shift)).unzip();
+                        let (low, msb): (Vec<R>, Vec<R>) =
+                            r.iter().map(|&x| mask_atoms(x, step.shift)).unzip();
                         corr.extend(low.iter().zip(&o0.low).map(|(v, s)| v.wrapping_sub(*s)));
                         corr.extend(msb.iter().zip(&o0.msb).map(|(v, s)| v.wrapping_sub(*s)));
                         atoms.push((low, msb));
@@ -105,10 +119,11 @@ impl Dealer {
                 }
             }
             (Request::Linear { layer, spec }, Material::Linear(l0)) => {
-                let (lspec, a) = self
-                    .layers
-                    .get(*layer)
-                    .ok_or_else(|| ProtocolError::MaterialMismatch(format!("linear layer {layer} is not registered")))?;
+                let (lspec, a) = self.layers.get(*layer).ok_or_else(|| {
+                    ProtocolError::MaterialMismatch(format!(
+                        "linear layer {layer} is not registered"
+                    ))
+                })?;
                 if lspec != spec {
                     return Err(ProtocolError::MaterialMismatch(format!(
                         "layer {layer} registered as {lspec:?}, requested as {spec:?}"
@@ -121,7 +136,11 @@ impl Dealer {
             }
             _ => unreachable!("expand_party0 returns the request's kind"),
         }
-        let m1 = if want_p1 { Some(expand_party1(&mut prg1_start.clone(), req, corr.clone())?) } else { None };
+        let m1 = if want_p1 {
+            Some(expand_party1(&mut prg1_start.clone(), req, corr.clone())?)
+        } else {
+            None
+        };
         Ok((m0, m1, corr))
     }
 }
@@ -164,9 +183,12 @@ pub async fn send_seed(chan: &mut Channel, seed: &Seed) -> Result<()> {
 pub async fn recv_seed(chan: &mut Channel) -> Result<Seed> {
     chan.set_phase(Phase::Setup);
     let b = chan.recv_tagged(Tag::Bytes).await?;
-    b.as_slice()
-        .try_into()
-        .map_err(|_| ProtocolError::Core(CoreError::Malformed(format!("a seed is 16 bytes, got {}", b.len()))))
+    b.as_slice().try_into().map_err(|_| {
+        ProtocolError::Core(CoreError::Malformed(format!(
+            "a seed is 16 bytes, got {}",
+            b.len()
+        )))
+    })
 }
 
 /// Where online code gets its material from.
@@ -185,9 +207,14 @@ impl DealerLink {
     /// Party 0 needs no channel; party 1 must have one.
     pub fn new(party: Party, seed: Seed, chan: Option<Channel>) -> Result<Self> {
         if party == Party::Client && chan.is_none() {
-            return Err(ProtocolError::Params("party 1 needs a channel to the dealer".into()));
+            return Err(ProtocolError::Params(
+                "party 1 needs a channel to the dealer".into(),
+            ));
         }
-        Ok(Self { expander: Expander::new(party, seed), chan })
+        Ok(Self {
+            expander: Expander::new(party, seed),
+            chan,
+        })
     }
     pub fn expander_mut(&mut self) -> &mut Expander {
         &mut self.expander
@@ -202,7 +229,10 @@ impl MaterialSource for DealerLink {
         match self.expander.party() {
             Party::Server => self.expander.expand(req, None),
             Party::Client => {
-                let chan = self.chan.as_mut().ok_or_else(|| ProtocolError::Params("no dealer channel".into()))?;
+                let chan = self
+                    .chan
+                    .as_mut()
+                    .ok_or_else(|| ProtocolError::Params("no dealer channel".into()))?;
                 chan.set_phase(Phase::Offline);
                 let tag = chan.recv_ring(1).await?;
                 if tag[0] != req.tag() {
@@ -243,13 +273,18 @@ impl Prepared {
 
 impl MaterialSource for Prepared {
     async fn fetch(&mut self, req: &Request) -> Result<Material> {
-        let m = self.items.pop_front().ok_or_else(|| ProtocolError::MaterialMismatch("no prepared material left".into()))?;
+        let m = self
+            .items
+            .pop_front()
+            .ok_or_else(|| ProtocolError::MaterialMismatch("no prepared material left".into()))?;
         let tag = match &m {
             Material::Program(p) => p.tag,
             Material::Linear(l) => l.tag,
         };
         if tag != req.tag() {
-            return Err(ProtocolError::MaterialMismatch("prepared material is for another request".into()));
+            return Err(ProtocolError::MaterialMismatch(
+                "prepared material is for another request".into(),
+            ));
         }
         Ok(m)
     }

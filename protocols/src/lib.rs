@@ -35,6 +35,6 @@ pub use exec::run_program;
 pub use kernels::{ConvSpec, LinearSpec, MatmulSpec};
 pub use linear::{linear_forward, LinearKey, LinearLayer};
 pub use material::{Expander, LinearMaterial, Material, ProgramMaterial, Request};
-pub use poly::{PolyRelu, ReluConfig, ReluInfo};
+pub use poly::{PolyRelu, ReluConfig, ReluInfo, Schedule};
 pub use program::{Form, Program, ProgramBuilder};
 pub use session::{prefetch, Session};

@@ -72,7 +72,11 @@ pub async fn setup_server(
     chan.send_ring(&e)?;
     chan.flush().await?;
     chan.set_phase(phase);
-    Ok(LinearLayer { id, spec, key: LinearKey::Server(weights) })
+    Ok(LinearLayer {
+        id,
+        spec,
+        key: LinearKey::Server(weights),
+    })
 }
 
 /// Client side of the per-model setup: receive `E`.
@@ -82,11 +86,20 @@ pub async fn setup_client(chan: &mut Channel, id: usize, spec: LinearSpec) -> Re
     chan.set_phase(Phase::Setup);
     let e = chan.recv_ring(spec.weight_len()).await?;
     chan.set_phase(phase);
-    Ok(LinearLayer { id, spec, key: LinearKey::Client(e) })
+    Ok(LinearLayer {
+        id,
+        spec,
+        key: LinearKey::Client(e),
+    })
 }
 
 /// Apply the layer to this party's share of the input, consuming `mat`.
-pub async fn linear_forward(chan: &mut Channel, layer: &LinearLayer, x: &[R], mat: LinearMaterial) -> Result<Vec<R>> {
+pub async fn linear_forward(
+    chan: &mut Channel,
+    layer: &LinearLayer,
+    x: &[R],
+    mat: LinearMaterial,
+) -> Result<Vec<R>> {
     let spec = &layer.spec;
     check_len("linear input", spec.input_len(), x.len())?;
     mat.check(layer.id, spec)?;

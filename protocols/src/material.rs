@@ -35,7 +35,10 @@ pub enum Request {
 
 impl Request {
     pub fn program(program: &Arc<Program>, n: usize) -> Self {
-        Request::Program { program: Arc::clone(program), n }
+        Request::Program {
+            program: Arc::clone(program),
+            n,
+        }
     }
 
     /// Ring elements that party 1 receives from the dealer for this request.
@@ -97,13 +100,17 @@ impl Material {
     pub fn into_program(self) -> Result<ProgramMaterial> {
         match self {
             Material::Program(m) => Ok(m),
-            Material::Linear(_) => Err(ProtocolError::MaterialMismatch("expected program material, got linear".into())),
+            Material::Linear(_) => Err(ProtocolError::MaterialMismatch(
+                "expected program material, got linear".into(),
+            )),
         }
     }
     pub fn into_linear(self) -> Result<LinearMaterial> {
         match self {
             Material::Linear(m) => Ok(m),
-            Material::Program(_) => Err(ProtocolError::MaterialMismatch("expected linear material, got program".into())),
+            Material::Program(_) => Err(ProtocolError::MaterialMismatch(
+                "expected linear material, got program".into(),
+            )),
         }
     }
 }
@@ -127,13 +134,19 @@ pub(crate) fn program_tag(p: &Program, n: usize) -> u64 {
 }
 
 pub(crate) fn linear_tag(layer: usize, spec: &LinearSpec) -> u64 {
-    0x4c49_4e00 ^ (layer as u64) ^ ((spec.input_len() as u64) << 20) ^ ((spec.output_len() as u64) << 40)
+    0x4c49_4e00
+        ^ (layer as u64)
+        ^ ((spec.input_len() as u64) << 20)
+        ^ ((spec.output_len() as u64) << 40)
 }
 
 impl LinearMaterial {
     /// Check that this material was made for `layer` with `spec`.
     pub fn check(&self, layer: usize, spec: &LinearSpec) -> Result<()> {
-        if self.tag != linear_tag(layer, spec) || self.r.len() != spec.input_len() || self.z.len() != spec.output_len() {
+        if self.tag != linear_tag(layer, spec)
+            || self.r.len() != spec.input_len()
+            || self.z.len() != spec.output_len()
+        {
             return Err(ProtocolError::MaterialMismatch(format!(
                 "linear material for layer {} used for layer {layer} ({spec:?})",
                 self.layer
@@ -162,7 +175,11 @@ pub struct Expander {
 impl Expander {
     pub fn new(party: Party, seed: Seed) -> Self {
         let (requests, masks) = streams(seed);
-        Self { party, requests, masks }
+        Self {
+            party,
+            requests,
+            masks,
+        }
     }
 
     pub fn party(&self) -> Party {
@@ -182,8 +199,12 @@ impl Expander {
         match (self.party, corrections) {
             (Party::Server, None) => Ok(expand_party0(&mut prg, req)),
             (Party::Client, Some(corr)) => expand_party1(&mut prg, req, corr),
-            (Party::Server, Some(_)) => Err(ProtocolError::MaterialMismatch("party 0 receives no corrections".into())),
-            (Party::Client, None) => Err(ProtocolError::MaterialMismatch("party 1 needs the dealer's corrections".into())),
+            (Party::Server, Some(_)) => Err(ProtocolError::MaterialMismatch(
+                "party 0 receives no corrections".into(),
+            )),
+            (Party::Client, None) => Err(ProtocolError::MaterialMismatch(
+                "party 1 needs the dealer's corrections".into(),
+            )),
         }
     }
 }
@@ -196,8 +217,15 @@ pub(crate) fn expand_party0(prg: &mut Prg, req: &Request) -> Material {
     match req {
         Request::Program { program, n } => {
             let n = *n;
-            let mut opens: Vec<OpenShares> =
-                program.opens().iter().map(|_| OpenShares { r: prg.gen(n), low: Vec::new(), msb: Vec::new() }).collect();
+            let mut opens: Vec<OpenShares> = program
+                .opens()
+                .iter()
+                .map(|_| OpenShares {
+                    r: prg.gen(n),
+                    low: Vec::new(),
+                    msb: Vec::new(),
+                })
+                .collect();
             for (o, step) in opens.iter_mut().zip(program.opens()) {
                 if step.shift > 0 {
                     o.low = prg.gen(n);
@@ -205,7 +233,12 @@ pub(crate) fn expand_party0(prg: &mut Prg, req: &Request) -> Material {
                 }
             }
             let products = program.products().iter().map(|_| prg.gen(n)).collect();
-            Material::Program(ProgramMaterial { tag, n, opens, products })
+            Material::Program(ProgramMaterial {
+                tag,
+                n,
+                opens,
+                products,
+            })
         }
         Request::Linear { layer, spec } => Material::Linear(LinearMaterial {
             tag,
@@ -231,8 +264,15 @@ pub(crate) fn expand_party1(prg: &mut Prg, req: &Request, corr: Vec<R>) -> Resul
     match req {
         Request::Program { program, n } => {
             let n = *n;
-            let mut opens: Vec<OpenShares> =
-                program.opens().iter().map(|_| OpenShares { r: prg.gen(n), low: Vec::new(), msb: Vec::new() }).collect();
+            let mut opens: Vec<OpenShares> = program
+                .opens()
+                .iter()
+                .map(|_| OpenShares {
+                    r: prg.gen(n),
+                    low: Vec::new(),
+                    msb: Vec::new(),
+                })
+                .collect();
             for (o, step) in opens.iter_mut().zip(program.opens()) {
                 if step.shift > 0 {
                     o.low = take(n);
@@ -240,12 +280,22 @@ pub(crate) fn expand_party1(prg: &mut Prg, req: &Request, corr: Vec<R>) -> Resul
                 }
             }
             let products = program.products().iter().map(|_| take(n)).collect();
-            Ok(Material::Program(ProgramMaterial { tag, n, opens, products }))
+            Ok(Material::Program(ProgramMaterial {
+                tag,
+                n,
+                opens,
+                products,
+            }))
         }
         Request::Linear { layer, spec } => {
             let r = prg.gen(spec.input_len());
             let z = take(spec.output_len());
-            Ok(Material::Linear(LinearMaterial { tag, layer: *layer, r, z }))
+            Ok(Material::Linear(LinearMaterial {
+                tag,
+                layer: *layer,
+                r,
+                z,
+            }))
         }
     }
 }

@@ -63,7 +63,9 @@ pub fn public_part(c: R, s: u32) -> (R, R) {
     let cp = c & (u64::MAX >> 1);
     let cm = c >> 63;
     let k = k_of(s);
-    let p = (cp >> s).wrapping_add(cm.wrapping_mul(k)).wrapping_sub(1u64 << (62 - s));
+    let p = (cp >> s)
+        .wrapping_add(cm.wrapping_mul(k))
+        .wrapping_sub(1u64 << (62 - s));
     let sigk = if cm == 0 { k } else { k.wrapping_neg() };
     (p, sigk)
 }
@@ -84,10 +86,10 @@ mod tests {
                 let raw = prg.next_u64();
                 // Mix of full-range and small values, including the extremes.
                 let x: i64 = match i % 4 {
-                    0 => (raw as i64) >> 2,                // anywhere in [-2^62, 2^62)
-                    1 => (raw as i64) >> 30,               // moderate
+                    0 => (raw as i64) >> 2,  // anywhere in [-2^62, 2^62)
+                    1 => (raw as i64) >> 30, // moderate
                     2 => [-(1i64 << 62), (1i64 << 62) - 1, 0, -1][(raw % 4) as usize],
-                    _ => ((raw as i64) >> 50) | 1,         // tiny
+                    _ => ((raw as i64) >> 50) | 1, // tiny
                 };
                 let r = prg.next_u64();
                 let c = (x as u64).wrapping_add(OFFSET).wrapping_add(r);
@@ -96,7 +98,11 @@ mod tests {
                 let m = sigk.wrapping_mul(bm).wrapping_sub(rr);
                 let xt = p.wrapping_add(m) as i64;
                 let e = xt.wrapping_sub(x >> s);
-                assert!(e == 0 || e == 1, "s {s} x {x} r {r}: x_t {xt} vs floor {}", x >> s);
+                assert!(
+                    e == 0 || e == 1,
+                    "s {s} x {x} r {r}: x_t {xt} vs floor {}",
+                    x >> s
+                );
                 if s > 0 {
                     hits[e as usize] += 1;
                 }

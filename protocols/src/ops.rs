@@ -29,13 +29,21 @@ pub fn scale(x: &[R], c: R) -> Vec<R> {
 /// `x + p` for a public vector `p`: party 0 adds it, party 1 keeps its share.
 pub fn add_public(party: Party, x: &[R], p: &[R]) -> Result<Vec<R>> {
     check_len("add public", x.len(), p.len())?;
-    Ok(if party == Party::Server { ring::add(x, p) } else { x.to_vec() })
+    Ok(if party == Party::Server {
+        ring::add(x, p)
+    } else {
+        x.to_vec()
+    })
 }
 
 /// `x + b[channel]` for a per-channel public bias on an `[n, c, plane]` tensor.
 pub fn add_channel_bias(party: Party, x: &[R], bias: &[R], plane: usize) -> Result<Vec<R>> {
     if plane == 0 || bias.is_empty() || x.len() % (plane * bias.len()) > 0 {
-        return Err(ProtocolError::Params(format!("bias of {} channels on {} elements, plane {plane}", bias.len(), x.len())));
+        return Err(ProtocolError::Params(format!(
+            "bias of {} channels on {} elements, plane {plane}",
+            bias.len(),
+            x.len()
+        )));
     }
     let mut v = x.to_vec();
     if party == Party::Server {
@@ -59,7 +67,8 @@ pub async fn share_input(
     prg: &mut Prg,
 ) -> Result<Vec<R>> {
     if party == owner {
-        let v = values.ok_or_else(|| ProtocolError::Params("the owner must supply the values".into()))?;
+        let v = values
+            .ok_or_else(|| ProtocolError::Params("the owner must supply the values".into()))?;
         check_len("shared input", n, v.len())?;
         let other = prg.gen(n);
         chan.send_ring(&other)?;
@@ -72,7 +81,12 @@ pub async fn share_input(
 
 /// Reveal shares: to both parties (`to = None`, one round) or to one party
 /// (the other sends its share). Returns the value at the receivers.
-pub async fn reveal(chan: &mut Channel, party: Party, share: &[R], to: Option<Party>) -> Result<Option<Vec<R>>> {
+pub async fn reveal(
+    chan: &mut Channel,
+    party: Party,
+    share: &[R],
+    to: Option<Party>,
+) -> Result<Option<Vec<R>>> {
     match to {
         None => {
             let other = chan.exchange_ring(share).await?;

@@ -69,13 +69,54 @@ pub struct ReluConfig {
     /// `None`: the input already represents `x / B` (1/B folded into the
     /// previous layer).
     pub inv_bound: Option<f64>,
+    /// How components are evaluated.
+    pub schedule: Schedule,
+}
+
+/// Evaluation schedule of the components.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Schedule {
+    /// Quadratic forms only (any coefficients): depth ceil(log2(d+1)) per
+    /// component, 6 openings for degree 15.
+    Quadratic,
+    /// Components of degree 9..15 use integer-coefficient cubic powers
+    /// (T3 = 4t^3 - 3t, T9 = 4 T3^3 - 3 T3, forms at scale 3 fp): 3 rounds and 5
+    /// openings for degree 15 (t | T3 | T9, B, V); other degrees quadratic.
+    /// Needs 3 fp <= 57 (fp <= 19).
+    CubicPowers,
 }
 
 impl ReluConfig {
-    /// Defaults: fp = 20, fc = 16, fq = 16, input at scale `input_frac`
-    /// representing x / B.
+    /// The recommended configuration for `alpha`, input at scale `input_frac`
+    /// representing x / B: the cubic-powers schedule (fp 19) up to alpha 13,
+    /// the quadratic schedule (fp 20) at alpha 14, where fp 19 would cost
+    /// precision (measured: docs/results/protocols.md).
     pub fn new(alpha: u32, input_frac: u32) -> Self {
-        Self { alpha, value_bits: 20, coef_bits: 16, q_bits: 16, input_frac, inv_bound: None }
+        if alpha >= 14 {
+            Self::quadratic(alpha, input_frac)
+        } else {
+            Self::cubic(alpha, input_frac)
+        }
+    }
+    /// Quadratic schedule: fp = 20, fc = 16, fq = 16.
+    pub fn quadratic(alpha: u32, input_frac: u32) -> Self {
+        Self {
+            alpha,
+            value_bits: 20,
+            coef_bits: 16,
+            q_bits: 16,
+            input_frac,
+            inv_bound: None,
+            schedule: Schedule::Quadratic,
+        }
+    }
+    /// The cubic-powers schedule (fewer openings and rounds), fp = 19.
+    pub fn cubic(alpha: u32, input_frac: u32) -> Self {
+        Self {
+            value_bits: 19,
+            schedule: Schedule::CubicPowers,
+            ..Self::quadratic(alpha, input_frac)
+        }
     }
     /// Scale of the output `t (1 + p(t))`.
     pub fn output_frac(&self) -> u32 {
@@ -109,7 +150,11 @@ impl PolyRelu {
     pub fn new(config: ReluConfig) -> Result<Self> {
         let poly = SignPoly::for_alpha(config.alpha)?;
         let program = Arc::new(relu_program(&poly, &config)?);
-        Ok(Self { config, poly, program })
+        Ok(Self {
+            config,
+            poly,
+            program,
+        })
     }
 
     pub fn info(&self) -> ReluInfo {
@@ -144,33 +189,138 @@ pub fn relu_program(poly: &SignPoly, cfg: &ReluConfig) -> Result<Program> {
     let t = match cfg.inv_bound {
         Some(ib) => {
             if !(ib.is_finite() && ib > 0.0) {
-                return Err(ProtocolError::Params(format!("1/B = {ib} must be positive")));
+                return Err(ProtocolError::Params(format!(
+                    "1/B = {ib} must be positive"
+                )));
             }
             let s = (cfg.input_frac + fc).checked_sub(fp).ok_or_else(|| {
-                ProtocolError::Params(format!("input scale {} + {fc} below the opened scale {fp}", cfg.input_frac))
+                ProtocolError::Params(format!(
+                    "input scale {} + {fc} below the opened scale {fp}",
+                    cfg.input_frac
+                ))
             })?;
             b.open(Form::input(0, enc(ib, fc)), s)?
         }
         None => {
             let s = cfg.input_frac.checked_sub(fp).ok_or_else(|| {
-                ProtocolError::Params(format!("input scale {} below the opened scale {fp}", cfg.input_frac))
+                ProtocolError::Params(format!(
+                    "input scale {} below the opened scale {fp}",
+                    cfg.input_frac
+                ))
             })?;
             b.open(Form::input(0, 1), s)?
         }
     };
+    if cfg.schedule == Schedule::CubicPowers && 3 * fp > 57 {
+        return Err(ProtocolError::Params(format!(
+            "cubic schedule: 3 fp = {} > 57",
+            3 * fp
+        )));
+    }
     let mut u = t;
     let mut p = Form::new();
+    let mut p_bits = 0;
     for (i, c) in normalized_components(poly).iter().enumerate() {
         if i > 0 {
-            u = b.open(p, fp + fc)?;
+            u = b.open(p, p_bits - fp)?;
         }
-        p = component_form(&mut b, u, &c.chebyshev, sc)?;
+        (p, p_bits) = if cfg.schedule == Schedule::CubicPowers && (9..=15).contains(&c.degree) {
+            (component_form_cubic15(&mut b, u, &c.chebyshev, fp)?, 3 * fp)
+        } else {
+            (component_form(&mut b, u, &c.chebyshev, sc)?, 2 * fp + fc)
+        };
     }
-    let q = b.open(p, 2 * fp + fc - fq)?;
+    if fq > p_bits {
+        return Err(ProtocolError::Params(format!(
+            "fq {fq} above the form scale {p_bits}"
+        )));
+    }
+    let q = b.open(p, p_bits - fq)?;
     let mut out = Form::mono(1u64 << fq, &[t]);
     out.add_term(1, &[t, q]);
     b.output(out)?;
     b.build()
+}
+
+/// Max |f(t)| over a grid of [-1, 1].
+fn max_abs_fn(f: impl Fn(f64) -> f64) -> f64 {
+    (0..=4000)
+        .map(|i| f(-1.0 + i as f64 / 2000.0).abs())
+        .fold(0.0, f64::max)
+}
+
+/// A degree-9..15 odd component with integer-coefficient cubic powers; forms
+/// at scale 3 fp (cubic monomials: integer coefficients; quadratic: fp
+/// fractional bits; linear: 2 fp; constants: 3 fp). With
+/// `p = sum a_k T_k`, `T_{9+j} = 2 T9 T_j - T_{9-j}` gives
+/// `p = A + T9 B` (B even, degree <= 6, a quadratic form in t and T3), and
+/// `A = a1' t + a3' T3 + T3 V` with `V = (4 A5 - 4 A7) t^2 + 4 A7 t T3`
+/// (from `T5 = 4 t^2 T3 - 2 T3 - t`, `T7 = 4 t T3^2 - 4 t^2 T3 + 2 T3 - t`).
+/// Openings: t (given) | T3 | T9, B, V.
+fn component_form_cubic15(b: &mut ProgramBuilder, t: usize, cheb: &[f64], fp: u32) -> Result<Form> {
+    let a = |k: usize| cheb.get(k).copied().unwrap_or(0.0);
+    if cheb.len() > 16 {
+        return Err(ProtocolError::Params(format!(
+            "cubic schedule handles degree <= 15, got {}",
+            cheb.len() - 1
+        )));
+    }
+    let (c2, c1, c0) = (2 * fp, fp, 0); // coefficient scales of linear, quadratic, cubic terms
+    let _ = c0;
+    let shift = 2 * fp;
+    // T3 = 4 t^3 - 3 t
+    let t3 = {
+        let mut f = Form::mono(4, &[t, t, t]);
+        f.add_term(enc(-3.0, c2), &[t]);
+        b.open(f, shift)?
+    };
+    // B = B0 + B2 T2 + B4 T4 + B6 T6 with T2 = 2t^2 - 1, T4 = 2 t T3 - 2 t^2 + 1, T6 = 2 T3^2 - 1.
+    let (b0, b2, b4, b6) = (a(9), 2.0 * a(11), 2.0 * a(13), 2.0 * a(15));
+    // A_k after the T9 split: A3 -= a15, A5 -= a13, A7 -= a11.
+    let (a1, a3, a5, a7) = (a(1), a(3) - a(15), a(5) - a(13), a(7) - a(11));
+    let bt = |x: f64| -> f64 {
+        let t3 = 4.0 * x * x * x - 3.0 * x;
+        b0 + b2 * (2.0 * x * x - 1.0)
+            + b4 * (2.0 * x * t3 - 2.0 * x * x + 1.0)
+            + b6 * (2.0 * t3 * t3 - 1.0)
+    };
+    let vt = |x: f64| -> f64 {
+        (4.0 * a5 - 4.0 * a7) * x * x + 4.0 * a7 * x * (4.0 * x * x * x - 3.0 * x)
+    };
+    for (name, m) in [("B", max_abs_fn(bt)), ("V", max_abs_fn(vt))] {
+        if (3 * fp) as f64 + m.log2() >= 61.0 {
+            return Err(ProtocolError::Params(format!(
+                "cubic schedule: |{name}| reaches {m:.1}, too large at scale {}",
+                3 * fp
+            )));
+        }
+    }
+    // T9 = 4 T3^3 - 3 T3
+    let t9 = {
+        let mut f = Form::mono(4, &[t3, t3, t3]);
+        f.add_term(enc(-3.0, c2), &[t3]);
+        b.open(f, shift)?
+    };
+    let bo = {
+        let mut f = Form::new();
+        f.add_constant(enc(b0 - b2 + b4 - b6, 3 * fp));
+        f.add_term(enc(2.0 * b2 - 2.0 * b4, c1), &[t, t]);
+        f.add_term(enc(2.0 * b4, c1), &[t, t3]);
+        f.add_term(enc(2.0 * b6, c1), &[t3, t3]);
+        b.open(f, shift)?
+    };
+    let vo = {
+        let mut f = Form::new();
+        f.add_term(enc(4.0 * a5 - 4.0 * a7, c1), &[t, t]);
+        f.add_term(enc(4.0 * a7, c1), &[t, t3]);
+        b.open(f, shift)?
+    };
+    let mut p = Form::new();
+    p.add_term(enc(a1 - a5 - a7, c2), &[t]);
+    p.add_term(enc(a3 - 2.0 * a5 + 2.0 * a7, c2), &[t3]);
+    p.add_term(1u64 << c1, &[t3, vo]);
+    p.add_term(1u64 << c1, &[t9, bo]);
+    Ok(p)
 }
 
 /// Fixed-point scales of a component's evaluation.
@@ -186,7 +336,11 @@ fn max_abs(q: &[f64]) -> f64 {
         .map(|i| {
             let y = i as f64 / 2000.0;
             let th = y.acos();
-            q.iter().enumerate().map(|(k, &a)| a * (k as f64 * th).cos()).sum::<f64>().abs()
+            q.iter()
+                .enumerate()
+                .map(|(k, &a)| a * (k as f64 * th).cos())
+                .sum::<f64>()
+                .abs()
         })
         .fold(0.0, f64::max)
 }
@@ -249,21 +403,33 @@ pub fn normalized_components(poly: &SignPoly) -> Vec<NormalizedComponent> {
         .map(|(i, c)| {
             let (m_in, m_out) = (ranges[i], if i + 1 == k { 1.0 } else { ranges[i + 1] });
             let n = c.degree + 1;
-            let nodes: Vec<f64> =
-                (0..n).map(|j| (std::f64::consts::PI * (j as f64 + 0.5) / n as f64).cos()).collect();
-            let g: Vec<f64> = nodes.iter().map(|&y| c.eval_monomial(m_in * y) / m_out).collect();
+            let nodes: Vec<f64> = (0..n)
+                .map(|j| (std::f64::consts::PI * (j as f64 + 0.5) / n as f64).cos())
+                .collect();
+            let g: Vec<f64> = nodes
+                .iter()
+                .map(|&y| c.eval_monomial(m_in * y) / m_out)
+                .collect();
             let chebyshev: Vec<f64> = (0..n)
                 .map(|kk| {
                     if kk % 2 == 0 {
                         return 0.0;
                     }
                     let s: f64 = (0..n)
-                        .map(|j| g[j] * (kk as f64 * std::f64::consts::PI * (j as f64 + 0.5) / n as f64).cos())
+                        .map(|j| {
+                            g[j] * (kk as f64 * std::f64::consts::PI * (j as f64 + 0.5) / n as f64)
+                                .cos()
+                        })
                         .sum();
                     2.0 * s / n as f64
                 })
                 .collect();
-            NormalizedComponent { degree: c.degree, m_in, m_out, chebyshev }
+            NormalizedComponent {
+                degree: c.degree,
+                m_in,
+                m_out,
+                chebyshev,
+            }
         })
         .collect()
 }
@@ -311,7 +477,11 @@ fn component_form(b: &mut ProgramBuilder, t: usize, cheb: &[f64], sc: Scales) ->
     let Scales { fp, fc } = sc;
     let form_bits = 2 * fp + fc;
     let d = cheb.len().saturating_sub(1);
-    if cheb.iter().enumerate().any(|(k, &c)| k % 2 == 0 && c != 0.0) {
+    if cheb
+        .iter()
+        .enumerate()
+        .any(|(k, &c)| k % 2 == 0 && c != 0.0)
+    {
         return Err(ProtocolError::Params("sign components must be odd".into()));
     }
     let l = depth(d).max(1);
@@ -325,7 +495,10 @@ fn component_form(b: &mut ProgramBuilder, t: usize, cheb: &[f64], sc: Scales) ->
     for j in (2..=l).rev() {
         let h = 1usize << (j - 1);
         let splits: Vec<(Vec<f64>, Vec<f64>)> = need[j].iter().map(|q| split(q, h)).collect();
-        let nontrivial = splits.iter().filter(|(_, bb)| bb.iter().skip(2).any(|c| c.abs() > TINY)).count();
+        let nontrivial = splits
+            .iter()
+            .filter(|(_, bb)| bb.iter().skip(2).any(|c| c.abs() > TINY))
+            .count();
         let n_tk = h / 2 - 1;
         let use_tk = nontrivial > n_tk;
         let mut next: Vec<Vec<f64>> = Vec::new();
@@ -342,7 +515,13 @@ fn component_form(b: &mut ProgramBuilder, t: usize, cheb: &[f64], sc: Scales) ->
             let ai = next.len();
             next.push(a);
             let rep = if use_tk || !bb.iter().skip(2).any(|c| c.abs() > TINY) {
-                BRep::Combo(bb.iter().enumerate().filter(|(_, c)| c.abs() > TINY).map(|(k, &c)| (k, c)).collect())
+                BRep::Combo(
+                    bb.iter()
+                        .enumerate()
+                        .filter(|(_, c)| c.abs() > TINY)
+                        .map(|(k, &c)| (k, c))
+                        .collect(),
+                )
             } else {
                 let bi = next.len();
                 next.push(bb);
@@ -355,7 +534,10 @@ fn component_form(b: &mut ProgramBuilder, t: usize, cheb: &[f64], sc: Scales) ->
     }
     // Bottom-up emission.
     let mut forms: Vec<Vec<Form>> = vec![Vec::new(); l + 1];
-    forms[1] = need[1].iter().map(|q| Form::mono(enc(q.get(1).copied().unwrap_or(0.0), fp + fc), &[t])).collect();
+    forms[1] = need[1]
+        .iter()
+        .map(|q| Form::mono(enc(q.get(1).copied().unwrap_or(0.0), fp + fc), &[t]))
+        .collect();
     let mut pow = t; // T_{2^(j-2)} opened, starting from T_1 = t
     for j in 2..=l {
         let ph = {
@@ -376,9 +558,14 @@ fn component_form(b: &mut ProgramBuilder, t: usize, cheb: &[f64], sc: Scales) ->
                         let other = if k == 1 {
                             t
                         } else {
-                            tks.iter().find(|(kk, _)| *kk == k).map(|(_, id)| *id).ok_or_else(|| {
-                                ProtocolError::InvalidProgram(format!("T_{k} not opened at level {j}"))
-                            })?
+                            tks.iter()
+                                .find(|(kk, _)| *kk == k)
+                                .map(|(_, id)| *id)
+                                .ok_or_else(|| {
+                                    ProtocolError::InvalidProgram(format!(
+                                        "T_{k} not opened at level {j}"
+                                    ))
+                                })?
                         };
                         fm.add_term(enc(c, fc), &[ph, other]);
                     }
@@ -415,17 +602,35 @@ mod tests {
                 let x = -1.0 + i as f64 / 10_000.0;
                 let mut y = x;
                 for c in &comps {
-                    assert!(y.abs() <= 1.0, "alpha {alpha}: intermediate {y} outside [-1, 1]");
+                    assert!(
+                        y.abs() <= 1.0,
+                        "alpha {alpha}: intermediate {y} outside [-1, 1]"
+                    );
                     y = c.eval(y);
                 }
                 let want = p.eval_monomial(x);
-                assert!((y - want).abs() < 1e-7, "alpha {alpha} x {x}: {y} vs {want}");
+                assert!(
+                    (y - want).abs() < 1e-7,
+                    "alpha {alpha} x {x}: {y} vs {want}"
+                );
             }
             for c in &comps {
                 let s: f64 = c.chebyshev.iter().map(|a| a.abs()).sum();
                 assert!(s < 8.0, "alpha {alpha}: sum |a_k| = {s}");
             }
         }
+    }
+
+    #[test]
+    fn cubic_schedule_counts() {
+        let r = PolyRelu::new(ReluConfig::cubic(9, 19)).unwrap();
+        let i = r.info();
+        assert_eq!((i.openings, i.rounds), (11, 7), "{i:?}");
+        assert!(PolyRelu::new(ReluConfig {
+            value_bits: 20,
+            ..ReluConfig::cubic(9, 20)
+        })
+        .is_err());
     }
 
     #[test]
@@ -440,12 +645,22 @@ mod tests {
 
     #[test]
     fn opening_counts_and_rounds() {
-        let expect: [(u32, usize, usize); 5] = [(7, 9, 7), (9, 13, 9), (10, 15, 11), (12, 20, 13), (14, 25, 15)];
+        let expect: [(u32, usize, usize); 5] = [
+            (7, 9, 7),
+            (9, 13, 9),
+            (10, 15, 11),
+            (12, 20, 13),
+            (14, 25, 15),
+        ];
         for (alpha, openings, rounds) in expect {
-            let r = PolyRelu::new(ReluConfig::new(alpha, 20)).unwrap();
+            let r = PolyRelu::new(ReluConfig::quadratic(alpha, 20)).unwrap();
             let i = r.info();
             assert_eq!(i.rounds, i.composite_depth + 1, "alpha {alpha}: {i:?}");
-            assert_eq!((i.openings, i.rounds), (openings, rounds), "alpha {alpha}: {i:?}");
+            assert_eq!(
+                (i.openings, i.rounds),
+                (openings, rounds),
+                "alpha {alpha}: {i:?}"
+            );
         }
     }
 }

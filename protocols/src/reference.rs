@@ -59,6 +59,14 @@ pub fn run_program(program: &Program, inputs: &[&[R]]) -> Result<RefResult> {
             .collect();
         opened.push(v);
     }
-    let outputs = program.outputs().iter().map(|f| (0..n).map(|e| eval(f, e, inputs, &opened)).collect()).collect();
-    Ok(RefResult { outputs, opened, out_of_range })
+    let outputs = program
+        .outputs()
+        .iter()
+        .map(|f| (0..n).map(|e| eval(f, e, inputs, &opened)).collect())
+        .collect();
+    Ok(RefResult {
+        outputs,
+        opened,
+        out_of_range,
+    })
 }

@@ -56,7 +56,11 @@ fn chi_square(a: &[u64], b: &[u64]) -> f64 {
     (0..256)
         .map(|i| {
             let s = ha[i] + hb[i];
-            if s == 0.0 { 0.0 } else { (ha[i] - hb[i]).powi(2) / s }
+            if s == 0.0 {
+                0.0
+            } else {
+                (ha[i] - hb[i]).powi(2) / s
+            }
         })
         .sum()
 }
@@ -65,7 +69,9 @@ fn chi_square(a: &[u64], b: &[u64]) -> f64 {
 async fn received_values_do_not_depend_on_the_secret() {
     let n = 1 << 15;
     let zeros = vec![0u64; n];
-    let big: Vec<u64> = (0..n as u64).map(|i| ((i * 0x9e37_79b9) as i64 >> 4 << 2) as u64 | (1u64 << 61)).collect();
+    let big: Vec<u64> = (0..n as u64)
+        .map(|i| ((i * 0x9e37_79b9) as i64 >> 4 << 2) as u64 | (1u64 << 61))
+        .collect();
     let small: Vec<u64> = (0..n as u64).map(|i| i & 0xff).collect();
     let v_zero = client_view(&zeros, &zeros, 1).await;
     let v_big = client_view(&big, &small, 2).await;
@@ -73,8 +79,14 @@ async fn received_values_do_not_depend_on_the_secret() {
     // df = 255: the 1e-6 upper quantile is about 385. Fixed seeds: deterministic.
     let chi_diff = chi_square(&v_zero, &v_big);
     let chi_same = chi_square(&v_big, &v_big2);
-    assert!(chi_diff < 385.0, "chi-square {chi_diff} between secrets 0 and large");
-    assert!(chi_same < 385.0, "chi-square {chi_same} between two masks of the same secret");
+    assert!(
+        chi_diff < 385.0,
+        "chi-square {chi_diff} between secrets 0 and large"
+    );
+    assert!(
+        chi_same < 385.0,
+        "chi-square {chi_same} between two masks of the same secret"
+    );
     // And the high bytes (where a small secret would show) look uniform too.
     let top = |v: &[u64]| -> Vec<u64> { v.iter().map(|x| x >> 56).collect() };
     assert!(chi_square(&top(&v_zero), &top(&v_big)) < 385.0);
@@ -90,14 +102,38 @@ async fn mismatched_material_and_lengths_are_errors() {
     let (m0, _) = dealer.deal(&Request::program(&q, 4)).unwrap();
     let (mut c0, _c1) = Channel::mem_pair(ChannelConfig::default());
     let x = vec![0u64; 4];
-    let err = run_program(&mut c0, Party::Server, &p, &[&x, &x], m0.into_program().unwrap()).await.unwrap_err();
+    let err = run_program(
+        &mut c0,
+        Party::Server,
+        &p,
+        &[&x, &x],
+        m0.into_program().unwrap(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, ProtocolError::MaterialMismatch(_)), "{err}");
     let (m0, _) = dealer.deal(&Request::program(&p, 4)).unwrap();
     let short = vec![0u64; 3];
-    let err = run_program(&mut c0, Party::Server, &p, &[&x, &short], m0.into_program().unwrap()).await.unwrap_err();
+    let err = run_program(
+        &mut c0,
+        Party::Server,
+        &p,
+        &[&x, &short],
+        m0.into_program().unwrap(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, ProtocolError::Length { .. }), "{err}");
     let (m0, _) = dealer.deal(&Request::program(&p, 4)).unwrap();
-    let err = run_program(&mut c0, Party::Server, &p, &[&x], m0.into_program().unwrap()).await.unwrap_err();
+    let err = run_program(
+        &mut c0,
+        Party::Server,
+        &p,
+        &[&x],
+        m0.into_program().unwrap(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, ProtocolError::Length { .. }), "{err}");
     // Linear material where program material is expected.
     let spec = pann_protocols::LinearSpec::Matmul(pann_protocols::MatmulSpec { m: 1, k: 2, n: 1 });
@@ -115,18 +151,30 @@ async fn a_peer_sending_the_wrong_length_or_aborting_is_an_error() {
     let (mut c0, mut c1) = Channel::mem_pair(ChannelConfig::default());
     let x = vec![0u64; 4];
     let ins = [x.as_slice(), x.as_slice()];
-    let (r, _) = tokio::join!(run_program(&mut c0, Party::Server, &p, &ins, m0.into_program().unwrap()), async {
-        c1.send_ring(&[1, 2, 3]).unwrap();
-        c1.flush().await.unwrap();
-    });
-    assert!(matches!(r, Err(ProtocolError::Core(CoreError::Malformed(_)))), "{r:?}");
+    let (r, _) = tokio::join!(
+        run_program(&mut c0, Party::Server, &p, &ins, m0.into_program().unwrap()),
+        async {
+            c1.send_ring(&[1, 2, 3]).unwrap();
+            c1.flush().await.unwrap();
+        }
+    );
+    assert!(
+        matches!(r, Err(ProtocolError::Core(CoreError::Malformed(_)))),
+        "{r:?}"
+    );
     let (m0, _) = dealer.deal(&Request::program(&p, 4)).unwrap();
     let (mut c0, mut c1) = Channel::mem_pair(ChannelConfig::default());
-    let (r, _) = tokio::join!(run_program(&mut c0, Party::Server, &p, &ins, m0.into_program().unwrap()), async {
-        c1.send_tagged(Tag::Abort, b"bye").unwrap();
-        c1.flush().await.unwrap();
-    });
-    assert!(matches!(r, Err(ProtocolError::Core(CoreError::PeerAborted(_)))), "{r:?}");
+    let (r, _) = tokio::join!(
+        run_program(&mut c0, Party::Server, &p, &ins, m0.into_program().unwrap()),
+        async {
+            c1.send_tagged(Tag::Abort, b"bye").unwrap();
+            c1.flush().await.unwrap();
+        }
+    );
+    assert!(
+        matches!(r, Err(ProtocolError::Core(CoreError::PeerAborted(_)))),
+        "{r:?}"
+    );
 }
 
 #[tokio::test]
@@ -142,5 +190,8 @@ async fn a_party_asking_the_dealer_for_other_material_gets_an_error() {
     let other = Request::program(&q, 8);
     let (s, m) = tokio::join!(serve(&mut dealer, &mut d1, &reqs), link.fetch(&other));
     s.unwrap();
-    assert!(matches!(m, Err(ProtocolError::MaterialMismatch(_))), "{m:?}");
+    assert!(
+        matches!(m, Err(ProtocolError::MaterialMismatch(_))),
+        "{m:?}"
+    );
 }
