@@ -52,6 +52,9 @@ pub enum ModelError {
     #[error("sign polynomial: {0}")]
     SignPoly(String),
 
+    #[error("secure computation: {0}")]
+    Secure(String),
+
     #[error("CIFAR-10 file {path}: {reason}")]
     Cifar { path: PathBuf, reason: String },
 

@@ -1,6 +1,32 @@
 //! PANN models: the network description shared by every executor, weight
 //! import from safetensors (PyTorch names), model cards, bound calibration,
 //! the plaintext f64 executor, and CIFAR-10 / PNG input.
+//!
+//! The pieces, in the order a caller meets them:
+//! - [`config`]: [`ResNetConfig`] (CIFAR ResNet-20/32/56, akamaster layout) and
+//!   [`SmallCnnConfig`] build a [`Network`]: a flat, serde-serialisable list of
+//!   named [`Node`]s ([`Op`]: conv, batch norm, ReLU, add, option-A shortcut,
+//!   pooling, linear). ReLU node names are the *sites* that bounds refer to
+//!   (`relu`, `layer1.0.relu1`, ..., `layer3.2.relu2` for ResNet-20).
+//! - [`model`]: a [`Model`] is a network plus exactly the parameters it needs,
+//!   imported strictly from safetensors; [`fold`] folds BN into the convs.
+//! - [`card`]: a [`ModelCard`] (JSON beside the weights) and
+//!   [`LoadedModel::load`], which checks the weights' SHA-256 against the card,
+//!   imports and folds.
+//! - [`plain`]: [`PlainExecutor`] runs a model with exact or PANN ReLU
+//!   ([`ReluMode`]) and counts ReLU inputs outside their bounds.
+//! - [`calibrate`]: per-site bounds (margin x max |input|) and the global
+//!   bound rule of Lee et al.
+//! - [`cifar`], [`image`]: input.
+//! - [`secure`]: the secure executor (plan, fixed-point reference, the three
+//!   roles' sessions) on `pann-protocols`.
+//!
+//! ```text
+//! let m = LoadedModel::load("models/assets/resnet20-akamaster.card.json")?;
+//! let exec = PlainExecutor::new(&m.model, m.card.pann_mode(9)?)?;
+//! let out = exec.forward(&m.card.input.normalise(&chw_bytes))?;
+//! println!("class {:?}, out of range: {}", out.predicted(), out.any_exceeded());
+//! ```
 
 pub mod calibrate;
 pub mod card;
@@ -13,6 +39,7 @@ pub mod linalg;
 pub mod model;
 pub mod network;
 pub mod plain;
+pub mod secure;
 pub mod tensor;
 
 pub use calibrate::{max_abs_per_site, per_site_bounds, GlobalBoundRule};

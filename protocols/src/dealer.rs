@@ -233,20 +233,27 @@ impl MaterialSource for DealerLink {
                     .chan
                     .as_mut()
                     .ok_or_else(|| ProtocolError::Params("no dealer channel".into()))?;
-                chan.set_phase(Phase::Offline);
-                let tag = chan.recv_ring(1).await?;
-                if tag[0] != req.tag() {
-                    return Err(ProtocolError::MaterialMismatch(format!(
-                        "the dealer sent material for request {:x}, this party asked for {:x}",
-                        tag[0],
-                        req.tag()
-                    )));
-                }
-                let corr = recv_chunked(chan, req.correction_len()).await?;
-                self.expander.expand(req, Some(corr))
+                receive_material(chan, &mut self.expander, req).await
             }
         }
     }
+}
+
+/// Party 1: receive the dealer's corrections for `req` on `chan` (offline
+/// phase) and expand the material. The dealer sends the request's
+/// fingerprint first, so material for another request is an error.
+pub async fn receive_material(chan: &mut Channel, expander: &mut Expander, req: &Request) -> Result<Material> {
+    chan.set_phase(Phase::Offline);
+    let tag = chan.recv_ring(1).await?;
+    if tag[0] != req.tag() {
+        return Err(ProtocolError::MaterialMismatch(format!(
+            "the dealer sent material for request {:x}, this party asked for {:x}",
+            tag[0],
+            req.tag()
+        )));
+    }
+    let corr = recv_chunked(chan, req.correction_len()).await?;
+    expander.expand(req, Some(corr))
 }
 
 /// Material prepared beforehand (e.g. by an in-process [`Dealer`]), handed

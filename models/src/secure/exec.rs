@@ -1,0 +1,190 @@
+//! One walker over a [`Plan`], three backends: the clear fixed-point
+//! reference and each party's secure backend. Local steps (residual add,
+//! shortcut, pooling) are the same code for clear values and for shares,
+//! which is why the reference mirrors the secure computation step by step.
+
+use std::collections::VecDeque;
+
+use pann_mpc_core::ring::{self, R};
+use pann_mpc_core::{Channel, Party};
+use pann_protocols::kernels::{avg_pool_sum, global_pool_sum, LinearSpec};
+use pann_protocols::{linear_forward, run_program, LinearLayer, Material, Program};
+
+use super::plan::{Plan, ServerWeights, Step};
+use crate::error::{ModelError, Result};
+use crate::network::Shape;
+
+fn proto(e: pann_protocols::ProtocolError) -> ModelError {
+    ModelError::Secure(e.to_string())
+}
+
+/// What differs between the reference and the two parties.
+pub trait Backend {
+    /// Whether this side adds public constants (biases): party 0, or the reference.
+    fn adds_public(&self) -> bool;
+    /// The linear layer `layer` (without bias) applied to this side's `x`.
+    fn linear(&mut self, label: &str, layer: usize, spec: &LinearSpec, x: &[R]) -> impl std::future::Future<Output = Result<Vec<R>>>;
+    /// A polynomial ReLU program applied to this side's `x`.
+    fn relu(&mut self, label: &str, program: &Program, x: &[R]) -> impl std::future::Future<Output = Result<Vec<R>>>;
+}
+
+/// Run `plan` on this side's input (shares, or clear values for the
+/// reference); returns this side's output.
+/// With `timings`, the wall time of every step is recorded (node name, seconds).
+pub async fn run_plan<B: Backend>(
+    plan: &Plan,
+    biases: Option<&ServerWeights>,
+    backend: &mut B,
+    input: Vec<R>,
+    mut timings: Option<&mut Vec<(String, f64)>>,
+) -> Result<Vec<R>> {
+    let n = plan.batch;
+    let mut values: Vec<Option<Vec<R>>> = vec![None; plan.steps.len()];
+    let mut remaining_reads = vec![0usize; plan.steps.len()];
+    for node in &plan.network().nodes {
+        for &j in &node.inputs {
+            remaining_reads[j] += 1;
+        }
+    }
+    let mut input = Some(input);
+    for step in &plan.steps {
+        let name = plan.network().nodes[step.out()].name.as_str();
+        let t0 = std::time::Instant::now();
+        let get = |values: &[Option<Vec<R>>], j: usize| -> Result<Vec<R>> {
+            values[j].clone().ok_or_else(|| ModelError::Secure(format!("value {j} is not available at {name}")))
+        };
+        let out = match step {
+            Step::Input { .. } => input.take().expect("node 0 is the only input"),
+            Step::Linear { input, layer, spec, bias_plane, .. } => {
+                let x = get(&values, *input)?;
+                let mut y = backend.linear(name, *layer, spec, &x).await?;
+                if backend.adds_public() {
+                    if let Some(b) = biases.and_then(|w| w.biases[*layer].as_ref()) {
+                        add_channel_bias(&mut y, b, *bias_plane);
+                    }
+                }
+                y
+            }
+            Step::Relu { input, program, .. } => {
+                let x = get(&values, *input)?;
+                backend.relu(name, program, &x).await?
+            }
+            Step::Add { a, b, ca, cb, .. } => {
+                let mut x = get(&values, *a)?;
+                ring::scale_assign(&mut x, *ca);
+                let y = values[*b].as_ref().ok_or_else(|| ModelError::Secure(format!("missing operand of {name}")))?;
+                ring::add_scaled_assign(&mut x, *cb, y);
+                x
+            }
+            Step::Shortcut { input, shape, stride, pad_channels, .. } => {
+                shortcut_a(&get(&values, *input)?, n, *shape, *stride, *pad_channels)
+            }
+            Step::AvgPool { input, shape, kernel, stride, .. } => {
+                avg_pool_sum(&get(&values, *input)?, n, shape.c, shape.h, shape.w, *kernel, *stride).map_err(proto)?
+            }
+            Step::GlobalPool { input, shape, .. } => {
+                global_pool_sum(&get(&values, *input)?, n, shape.c, shape.h, shape.w).map_err(proto)?
+            }
+        };
+        for &j in &plan.network().nodes[step.out()].inputs {
+            remaining_reads[j] -= 1;
+            if remaining_reads[j] == 0 {
+                values[j] = None;
+            }
+        }
+        values[step.out()] = Some(out);
+        if let Some(t) = timings.as_mut() {
+            t.push((name.to_string(), t0.elapsed().as_secs_f64()));
+        }
+    }
+    values[plan.network().output].take().ok_or_else(|| ModelError::Secure("the output was never computed".into()))
+}
+
+/// `y[i] += b[channel]` on an `[n, c, plane]` tensor.
+fn add_channel_bias(y: &mut [R], b: &[R], plane: usize) {
+    for (i, chunk) in y.chunks_mut(plane).enumerate() {
+        let bi = b[i % b.len()];
+        chunk.iter_mut().for_each(|e| *e = e.wrapping_add(bi));
+    }
+}
+
+/// Option-A shortcut on `[n, c, h, w]`: subsample by `stride`, pad
+/// `pad_channels` zero planes on both sides of the channels.
+pub fn shortcut_a(x: &[R], n: usize, s: Shape, stride: usize, pad: usize) -> Vec<R> {
+    let (oh, ow) = (s.h.div_ceil(stride), s.w.div_ceil(stride));
+    let oc = s.c + 2 * pad;
+    let mut out = vec![0u64; n * oc * oh * ow];
+    for img in 0..n {
+        for ci in 0..s.c {
+            let src = &x[(img * s.c + ci) * s.h * s.w..][..s.h * s.w];
+            let dst = &mut out[(img * oc + ci + pad) * oh * ow..][..oh * ow];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    dst[oy * ow + ox] = src[oy * stride * s.w + ox * stride];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The plaintext fixed-point reference: clear ring values, the same steps,
+/// truncations as floor divisions (see `pann_protocols::reference`).
+pub struct ClearBackend<'w> {
+    pub weights: &'w ServerWeights,
+    /// Opened values outside the admissible range |v| < 2^62 (should stay 0).
+    pub out_of_range: usize,
+}
+
+impl<'w> ClearBackend<'w> {
+    pub fn new(weights: &'w ServerWeights) -> Self {
+        Self { weights, out_of_range: 0 }
+    }
+}
+
+impl Backend for ClearBackend<'_> {
+    fn adds_public(&self) -> bool {
+        true
+    }
+    async fn linear(&mut self, _label: &str, layer: usize, spec: &LinearSpec, x: &[R]) -> Result<Vec<R>> {
+        spec.apply(&self.weights.weights[layer], x).map_err(proto)
+    }
+    async fn relu(&mut self, _label: &str, program: &Program, x: &[R]) -> Result<Vec<R>> {
+        let r = pann_protocols::reference::run_program(program, &[x]).map_err(proto)?;
+        self.out_of_range += r.out_of_range;
+        r.outputs.into_iter().next().ok_or_else(|| ModelError::Secure("ReLU program has no output".into()))
+    }
+}
+
+/// A party's secure backend: the channel to the peer, its linear layers, and
+/// the material fetched in the offline phase (consumed in order).
+pub struct PartyBackend<'c> {
+    pub chan: &'c mut Channel,
+    pub party: Party,
+    pub layers: &'c [LinearLayer],
+    pub material: VecDeque<Material>,
+}
+
+impl PartyBackend<'_> {
+    fn next(&mut self, what: &str) -> Result<Material> {
+        self.material.pop_front().ok_or_else(|| ModelError::Secure(format!("no material left for {what}")))
+    }
+}
+
+impl Backend for PartyBackend<'_> {
+    fn adds_public(&self) -> bool {
+        self.party == Party::Server
+    }
+    async fn linear(&mut self, label: &str, layer: usize, _spec: &LinearSpec, x: &[R]) -> Result<Vec<R>> {
+        self.chan.set_label(label);
+        let mat = self.next(label)?.into_linear().map_err(proto)?;
+        let l = self.layers.get(layer).ok_or_else(|| ModelError::Secure(format!("no linear layer {layer}")))?;
+        linear_forward(self.chan, l, x, mat).await.map_err(proto)
+    }
+    async fn relu(&mut self, label: &str, program: &Program, x: &[R]) -> Result<Vec<R>> {
+        self.chan.set_label(label);
+        let mat = self.next(label)?.into_program().map_err(proto)?;
+        let mut out = run_program(self.chan, self.party, program, &[x], mat).await.map_err(proto)?;
+        out.pop().ok_or_else(|| ModelError::Secure("ReLU program has no output".into()))
+    }
+}

@@ -1,0 +1,25 @@
+//! Secure inference of a network between a server (weights), a client
+//! (input, learns the output) and a dealer (correlated randomness).
+//!
+//! * [`plan`]: compile the public part of a model (architecture, per-site
+//!   bounds, alpha, precisions) into a straight list of steps with fixed-point
+//!   scales, and the list of material requests the dealer must answer; encode
+//!   the server's weights with the bounds folded in.
+//! * [`exec`]: one walker over the steps, run by three backends: the clear
+//!   fixed-point reference (the oracle), and each party's secure backend.
+//! * [`session`]: setup, offline and online phases of the three roles over
+//!   any channels (in-memory for tests, TLS in `pann-party`).
+//!
+//! ## What is public
+//! The architecture, the per-site ReLU bounds B (they fix public rescaling
+//! constants, like the architecture fixes shapes), alpha, the precisions and
+//! the batch size. The weights stay with the server; the input and the logits
+//! stay with the client.
+
+pub mod exec;
+pub mod plan;
+pub mod session;
+
+pub use exec::{run_plan, Backend, ClearBackend, PartyBackend};
+pub use plan::{Plan, PublicModel, SecureConfig, ServerWeights, Step};
+pub use session::{client_session, dealer_session, server_session, BatchReport, ClientOutcome, SessionError};

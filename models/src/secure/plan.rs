@@ -1,0 +1,388 @@
+//! Compiling a network into secure steps with fixed-point scales.
+//!
+//! Every value carries a scale `s` (fractional bits) and a real factor `g`:
+//! the ring value encodes `real * g * 2^s`. Factors let the bounds fold into
+//! the linear layers at no online cost (ReLU is positively homogeneous):
+//! a linear layer whose output feeds a ReLU with bound B produces `x / B`
+//! (`g = 1/B`), and that ReLU returns `t (1 + p(t))` with `t = x / B`, i.e. the
+//! real ReLU with `g = 2 / B`. Residual adds rescale the shortcut operand by a
+//! public constant to the factor and scale of the other operand.
+//!
+//! Scales (defaults): activations after a ReLU at `fp + fq = 36` bits (the
+//! ReLU program's output, see `pann_protocols::poly`), weights at
+//! `weight_bits = 18`, so linear outputs are at 54 bits; the input image is
+//! encoded at 36 bits too. The largest admissible |x / B| at a ReLU input is
+//! then 2^(62 - 54) = 256 (the opening's range), far above the bound's margin.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pann_mpc_core::ring::R;
+use pann_protocols::kernels::{ConvSpec, LinearSpec, MatmulSpec};
+use pann_protocols::{PolyRelu, Program, ReluConfig, Request};
+use serde::{Deserialize, Serialize};
+
+use crate::card::sha256_hex;
+use crate::error::{ModelError, Result};
+use crate::model::Model;
+use crate::network::{Network, Op, Shape, ValueId};
+
+/// Precisions of a secure run (public; both parties and the dealer agree).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SecureConfig {
+    /// PANN precision 2^-alpha of every ReLU (4..=14).
+    pub alpha: u32,
+    /// Fractional bits of the encoded weights.
+    pub weight_bits: u32,
+}
+
+impl SecureConfig {
+    pub fn new(alpha: u32) -> Self {
+        Self { alpha, weight_bits: 18 }
+    }
+
+    fn relu_config(&self, input_frac: u32) -> ReluConfig {
+        ReluConfig::new(self.alpha, input_frac)
+    }
+
+    /// Scale of ReLU outputs and of the encoded input.
+    pub fn act_bits(&self) -> u32 {
+        self.relu_config(0).output_frac()
+    }
+}
+
+/// What the server reveals of its model: the BN-folded architecture, the
+/// per-site bounds and the precisions. Its digest is what a client may pin.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PublicModel {
+    pub network: Network,
+    pub bounds: BTreeMap<String, f64>,
+    pub config: SecureConfig,
+}
+
+impl PublicModel {
+    /// Describe `model` (BN already folded) for secure inference.
+    pub fn new(model: &Model, bounds: &BTreeMap<String, f64>, config: SecureConfig) -> Result<Self> {
+        if model.network.nodes.iter().any(|n| matches!(n.op, Op::BatchNorm { .. })) {
+            return Err(ModelError::Config("secure inference needs every batch norm folded into its conv".into()));
+        }
+        let pm = Self { network: model.network.clone(), bounds: bounds.clone(), config };
+        pm.check()?;
+        Ok(pm)
+    }
+
+    /// Validate a description (it may come from a peer).
+    pub fn check(&self) -> Result<()> {
+        self.network.validate()?;
+        for site in self.network.relu_sites() {
+            match self.bounds.get(site) {
+                None => return Err(ModelError::MissingBound { site: site.into() }),
+                Some(&b) if !(b > 0.0 && b.is_finite()) => return Err(ModelError::BadBound { site: site.into(), bound: b }),
+                _ => {}
+            }
+        }
+        if !(pann_protocols::sign_poly::MIN_ALPHA..=pann_protocols::sign_poly::MAX_ALPHA).contains(&self.config.alpha) {
+            return Err(ModelError::SignPoly(format!("alpha {} is outside 4..=14", self.config.alpha)));
+        }
+        if !(8..=24).contains(&self.config.weight_bits) {
+            return Err(ModelError::Config(format!("weight_bits {} is outside 8..=24", self.config.weight_bits)));
+        }
+        Ok(())
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a public model always serialises")
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let pm: PublicModel = serde_json::from_slice(bytes)
+            .map_err(|e| ModelError::Config(format!("malformed public model description: {e}")))?;
+        pm.check()?;
+        Ok(pm)
+    }
+
+    /// SHA-256 (hex) of the JSON description as the server sends it (peers
+    /// hash the bytes they received, not a re-serialisation).
+    pub fn digest(&self) -> String {
+        sha256_hex(&self.to_json())
+    }
+}
+
+/// One step of the secure computation. `out` is always the step's node id.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// The client's input, `n` images encoded at `scale`.
+    Input { out: ValueId },
+    /// A conv or fully connected layer (server-held weights) plus bias.
+    Linear { out: ValueId, input: ValueId, layer: usize, spec: LinearSpec, bias_plane: usize },
+    /// A polynomial ReLU on `n` elements.
+    Relu { out: ValueId, input: ValueId, program: Arc<Program> },
+    /// `ca * a + cb * b` with public multipliers.
+    Add { out: ValueId, a: ValueId, b: ValueId, ca: R, cb: R },
+    /// Option-A shortcut on `[n, c, h, w]`.
+    Shortcut { out: ValueId, input: ValueId, shape: Shape, stride: usize, pad_channels: usize },
+    /// Sum over each `k x k` window (the division is folded into the factor).
+    AvgPool { out: ValueId, input: ValueId, shape: Shape, kernel: usize, stride: usize },
+    /// Sum over each channel plane (the division is folded into the factor).
+    GlobalPool { out: ValueId, input: ValueId, shape: Shape },
+}
+
+impl Step {
+    pub fn out(&self) -> ValueId {
+        match *self {
+            Step::Input { out }
+            | Step::Linear { out, .. }
+            | Step::Relu { out, .. }
+            | Step::Add { out, .. }
+            | Step::Shortcut { out, .. }
+            | Step::AvgPool { out, .. }
+            | Step::GlobalPool { out, .. } => out,
+        }
+    }
+}
+
+/// A compiled secure computation for a batch of `batch` images.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub model: Arc<PublicModel>,
+    pub batch: usize,
+    pub steps: Vec<Step>,
+    /// Scale and factor of every value (by node id).
+    pub scale: Vec<u32>,
+    pub factor: Vec<f64>,
+    /// The linear layers in registration order.
+    pub linears: Vec<(ValueId, LinearSpec)>,
+    pub relu: Arc<PolyRelu>,
+}
+
+/// Factor a value should have for its consumer: `1/B` when it feeds a ReLU
+/// (directly or through a residual add), 1 otherwise.
+fn target_factors(net: &Network, bounds: &BTreeMap<String, f64>) -> Vec<f64> {
+    let mut readers: Vec<Vec<ValueId>> = vec![Vec::new(); net.nodes.len()];
+    for (i, n) in net.nodes.iter().enumerate() {
+        for &j in &n.inputs {
+            readers[j].push(i);
+        }
+    }
+    let mut target = vec![1.0; net.nodes.len()];
+    for i in (0..net.nodes.len()).rev() {
+        if let [r] = readers[i][..] {
+            let rn = &net.nodes[r];
+            target[i] = match rn.op {
+                Op::Relu => 1.0 / bounds[&rn.name],
+                Op::Add => target[r],
+                _ => 1.0,
+            };
+        }
+    }
+    target
+}
+
+impl Plan {
+    pub fn compile(model: Arc<PublicModel>, batch: usize) -> Result<Plan> {
+        if batch == 0 {
+            return Err(ModelError::Config("batch size must be at least 1".into()));
+        }
+        let net = &model.network;
+        let cfg = model.config;
+        let act = cfg.act_bits();
+        let target = target_factors(net, &model.bounds);
+        let k = net.nodes.len();
+        let (mut scale, mut factor) = (vec![0u32; k], vec![1.0f64; k]);
+        let mut steps = Vec::with_capacity(k);
+        let mut linears = Vec::new();
+        let mut relu: Option<Arc<PolyRelu>> = None;
+        let bad = |name: &str, why: String| ModelError::Config(format!("node {name:?}: {why}"));
+        for (i, node) in net.nodes.iter().enumerate() {
+            let ins: Vec<ValueId> = node.inputs.clone();
+            let in_shape = ins.first().map(|&j| net.nodes[j].shape);
+            let step = match node.op {
+                Op::Input => {
+                    scale[i] = act;
+                    Step::Input { out: i }
+                }
+                Op::Conv2d { in_channels, out_channels, kernel, stride, padding, .. } => {
+                    let s = in_shape.expect("validated");
+                    let spec = LinearSpec::Conv(ConvSpec {
+                        n: batch,
+                        c: in_channels,
+                        h: s.h,
+                        w: s.w,
+                        o: out_channels,
+                        kh: kernel,
+                        kw: kernel,
+                        stride,
+                        pad: padding,
+                    });
+                    scale[i] = scale[ins[0]] + cfg.weight_bits;
+                    factor[i] = target[i];
+                    linears.push((i, spec));
+                    Step::Linear { out: i, input: ins[0], layer: linears.len() - 1, spec, bias_plane: node.shape.h * node.shape.w }
+                }
+                Op::Linear { in_features, out_features, .. } => {
+                    let spec = LinearSpec::Matmul(MatmulSpec { m: batch, k: in_features, n: out_features });
+                    scale[i] = scale[ins[0]] + cfg.weight_bits;
+                    factor[i] = target[i];
+                    linears.push((i, spec));
+                    Step::Linear { out: i, input: ins[0], layer: linears.len() - 1, spec, bias_plane: 1 }
+                }
+                Op::Relu => {
+                    let b = model.bounds[&node.name];
+                    let j = ins[0];
+                    if (factor[j] * b - 1.0).abs() > 1e-9 {
+                        return Err(bad(&node.name, "the ReLU input is not produced by a linear layer or residual add that can fold its bound".into()));
+                    }
+                    let r = match &relu {
+                        Some(r) if r.config.input_frac == scale[j] => Arc::clone(r),
+                        _ => {
+                            let r = Arc::new(PolyRelu::new(cfg.relu_config(scale[j])).map_err(|e| bad(&node.name, e.to_string()))?);
+                            if relu.is_some() {
+                                return Err(bad(&node.name, format!("ReLU inputs at different scales ({} bits)", scale[j])));
+                            }
+                            relu = Some(Arc::clone(&r));
+                            r
+                        }
+                    };
+                    scale[i] = r.config.output_frac();
+                    factor[i] = 2.0 / b;
+                    Step::Relu { out: i, input: j, program: Arc::clone(&r.program) }
+                }
+                Op::Add => {
+                    let (a, b) = (ins[0], ins[1]);
+                    let s = scale[a].max(scale[b]);
+                    let g = target[i];
+                    let mult = |j: usize| -> Result<R> {
+                        let ratio = g / factor[j];
+                        let ds = s - scale[j];
+                        let c = ratio * (ds as f64).exp2();
+                        if ds == 0 && (ratio - 1.0).abs() > 1e-12 {
+                            return Err(bad(&node.name, "operands at the same scale with different factors".into()));
+                        }
+                        if !(c.is_finite() && c.abs() < 2f64.powi(40)) {
+                            return Err(bad(&node.name, format!("rescaling constant {c} out of range")));
+                        }
+                        Ok(c.round() as i64 as u64)
+                    };
+                    let (ca, cb) = (mult(a)?, mult(b)?);
+                    scale[i] = s;
+                    factor[i] = g;
+                    Step::Add { out: i, a, b, ca, cb }
+                }
+                Op::ShortcutA { stride, pad_channels } => {
+                    scale[i] = scale[ins[0]];
+                    factor[i] = factor[ins[0]];
+                    Step::Shortcut { out: i, input: ins[0], shape: in_shape.expect("validated"), stride, pad_channels }
+                }
+                Op::AvgPool { kernel, stride } => {
+                    scale[i] = scale[ins[0]];
+                    factor[i] = factor[ins[0]] * (kernel * kernel) as f64;
+                    Step::AvgPool { out: i, input: ins[0], shape: in_shape.expect("validated"), kernel, stride }
+                }
+                Op::GlobalAvgPool => {
+                    let s = in_shape.expect("validated");
+                    scale[i] = scale[ins[0]];
+                    factor[i] = factor[ins[0]] * (s.h * s.w) as f64;
+                    Step::GlobalPool { out: i, input: ins[0], shape: s }
+                }
+                Op::BatchNorm { .. } => return Err(bad(&node.name, "batch norm must be folded before secure inference".into())),
+            };
+            if scale[i] > 58 {
+                return Err(bad(&node.name, format!("scale {} bits leaves no room below 2^62", scale[i])));
+            }
+            steps.push(step);
+        }
+        let relu = match relu {
+            Some(r) => r,
+            None => Arc::new(PolyRelu::new(cfg.relu_config(act + cfg.weight_bits)).map_err(|e| ModelError::Config(e.to_string()))?),
+        };
+        Ok(Plan { model, batch, steps, scale, factor, linears, relu })
+    }
+
+    pub fn network(&self) -> &Network {
+        &self.model.network
+    }
+
+    /// Elements of value `v` for the whole batch.
+    pub fn len_of(&self, v: ValueId) -> usize {
+        self.batch * self.network().nodes[v].shape.len()
+    }
+
+    /// The material requests of one run, in the order the online phase consumes them.
+    pub fn requests(&self) -> Vec<Request> {
+        self.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Linear { layer, spec, .. } => Some(Request::Linear { layer: *layer, spec: *spec }),
+                Step::Relu { input, program, .. } => Some(Request::program(program, self.len_of(*input))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Encode the client's images (normalised, `[n, c, h, w]` as f64) at the input scale.
+    pub fn encode_input(&self, x: &[f64]) -> Result<Vec<R>> {
+        let want = self.len_of(0);
+        if x.len() != want {
+            let s = self.network().input_shape();
+            return Err(ModelError::InputShape { expected: vec![self.batch, s.c, s.h, s.w], found: vec![x.len()] });
+        }
+        let sc = (self.scale[0] as f64).exp2();
+        x.iter()
+            .map(|&v| {
+                let e = v * sc;
+                if e.is_finite() && e.abs() < 2f64.powi(62 - 8) {
+                    Ok(e.round() as i64 as u64)
+                } else {
+                    Err(ModelError::Config(format!("input value {v} cannot be encoded")))
+                }
+            })
+            .collect()
+    }
+
+    /// Decode the output value (the logits) to reals.
+    pub fn decode_output(&self, y: &[R]) -> Vec<f64> {
+        let out = self.network().output;
+        let d = (self.scale[out] as f64).exp2() * self.factor[out];
+        y.iter().map(|&v| v as i64 as f64 / d).collect()
+    }
+}
+
+/// The server's encoded weights and biases, per linear layer.
+#[derive(Clone, Debug)]
+pub struct ServerWeights {
+    pub weights: Vec<Vec<R>>,
+    pub biases: Vec<Option<Vec<R>>>,
+}
+
+fn encode_checked(x: f64, bits: u32, what: &str) -> Result<R> {
+    let e = x * (bits as f64).exp2();
+    if e.is_finite() && e.abs() < 2f64.powi(61) {
+        Ok(e.round() as i64 as u64)
+    } else {
+        Err(ModelError::Config(format!("{what}: value {x} does not fit at {bits} fractional bits")))
+    }
+}
+
+impl ServerWeights {
+    /// Fold the factors into `model`'s weights (`W g_out / g_in`) and encode
+    /// them at `weight_bits`; biases at the layer's output scale.
+    pub fn encode(plan: &Plan, model: &Model) -> Result<Self> {
+        let (mut weights, mut biases) = (Vec::new(), Vec::new());
+        for step in &plan.steps {
+            if let Step::Linear { out, input, .. } = step {
+                let name = &plan.network().nodes[*out].name;
+                let ratio = plan.factor[*out] / plan.factor[*input];
+                let w = &model.params.get(&format!("{name}.weight")).ok_or_else(|| ModelError::MissingTensor { name: format!("{name}.weight") })?;
+                let wb = plan.model.config.weight_bits;
+                weights.push(w.data.iter().map(|&x| encode_checked(x * ratio, wb, name)).collect::<Result<Vec<_>>>()?);
+                biases.push(match model.params.get(&format!("{name}.bias")) {
+                    Some(b) => Some(
+                        b.data.iter().map(|&x| encode_checked(x * plan.factor[*out], plan.scale[*out], name)).collect::<Result<Vec<_>>>()?,
+                    ),
+                    None => None,
+                });
+            }
+        }
+        Ok(Self { weights, biases })
+    }
+}

@@ -1,0 +1,306 @@
+//! The three roles of a secure inference session over established channels.
+//!
+//! Setup: handshakes (ring, alpha; the client and dealer also agree on the
+//! model digest), the server sends the public model description to the
+//! client and the dealer, the client sends its session request (batch size,
+//! number of batches), the dealer sends each party its seed, the server sends
+//! the client its masked weights `E = W - A` once.
+//! Per batch: offline (party 1 receives its corrections from the dealer; party
+//! 0 expands its material from its seed), then online (the client shares its
+//! images, the plan runs, the logits are revealed to the client only).
+//! Any error on one side is sent to the peers as an Abort with the reason, so
+//! every side ends with an error that says what went wrong.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pann_mpc_core::channel::Tag;
+use pann_mpc_core::handshake::{handshake, Role, SessionParams};
+use pann_mpc_core::{Channel, Meter, Party, Phase, Prg};
+use pann_protocols::dealer::{receive_material, recv_seed, send_seed, serve};
+use pann_protocols::linear::{setup_client, setup_server};
+use pann_protocols::ops::{reveal, share_input};
+use pann_protocols::{Dealer, Expander, Material};
+use serde::{Deserialize, Serialize};
+
+use super::exec::{run_plan, PartyBackend};
+use super::plan::{Plan, PublicModel, ServerWeights};
+use crate::card::sha256_hex;
+use crate::model::Model;
+
+pub type SessionError = crate::error::ModelError;
+type Result<T> = std::result::Result<T, SessionError>;
+
+fn err(e: impl std::fmt::Display) -> SessionError {
+    SessionError::Secure(e.to_string())
+}
+
+/// Largest batch and number of batches a client may request.
+pub const MAX_BATCH: usize = 1024;
+pub const MAX_BATCHES: usize = 1 << 20;
+
+/// The client's request, sent to the server and the dealer after the handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRequest {
+    pub batch: usize,
+    pub batches: usize,
+}
+
+impl SessionRequest {
+    fn check(&self) -> Result<()> {
+        if self.batch == 0 || self.batch > MAX_BATCH || self.batches == 0 || self.batches > MAX_BATCHES {
+            return Err(err(format!("session request {self:?}: batch must be 1..={MAX_BATCH}, batches 1..={MAX_BATCHES}")));
+        }
+        Ok(())
+    }
+}
+
+/// Parameters the two parties must agree on before anything else.
+pub fn session_params(role: Role, alpha: u32) -> SessionParams {
+    dealer_params(role).with("alpha", alpha)
+}
+
+/// Parameters a party and the dealer agree on first (the dealer learns alpha
+/// from the model description; the client checks the model digest with it).
+pub fn dealer_params(role: Role) -> SessionParams {
+    SessionParams::new(role).with("ring", "Z_2^64")
+}
+
+/// The second handshake between client and dealer: the same public model.
+fn model_params(role: Role, digest: &str) -> SessionParams {
+    SessionParams::new(role).with("model", digest)
+}
+
+async fn send_json<T: Serialize>(chan: &mut Channel, v: &T) -> Result<()> {
+    chan.send_tagged(Tag::Bytes, &serde_json::to_vec(v).map_err(err)?).map_err(err)?;
+    chan.flush().await.map_err(err)
+}
+
+async fn recv_bytes(chan: &mut Channel) -> Result<Vec<u8>> {
+    chan.recv_tagged(Tag::Bytes).await.map_err(err)
+}
+
+async fn recv_request(chan: &mut Channel) -> Result<SessionRequest> {
+    let b = recv_bytes(chan).await?;
+    let r: SessionRequest = serde_json::from_slice(&b).map_err(|e| err(format!("malformed session request: {e}")))?;
+    r.check()?;
+    Ok(r)
+}
+
+/// Timings of one batch at one party (seconds).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct BatchReport {
+    pub images: usize,
+    pub offline_s: f64,
+    pub online_s: f64,
+    /// Online wall time per step (node name, seconds).
+    pub steps: Vec<(String, f64)>,
+}
+
+/// What the client learns.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClientOutcome {
+    pub logits: Vec<Vec<f64>>,
+    pub batches: Vec<BatchReport>,
+    pub model_digest: String,
+    pub setup_s: f64,
+    /// Traffic with the server (setup, online) and with the dealer (setup, offline).
+    pub meter_server: Meter,
+    pub meter_dealer: Meter,
+}
+
+/// The server's side. `model` must be BN-folded and described by `public`.
+pub async fn server_session(client: &mut Channel, dealer: &mut Channel, model: &Model, public: &PublicModel) -> Result<Vec<BatchReport>> {
+    let res = server_inner(client, dealer, model, public).await;
+    if let Err(e) = &res {
+        client.abort(&format!("server: {e}")).await;
+        dealer.abort(&format!("server: {e}")).await;
+    }
+    res
+}
+
+async fn server_inner(client: &mut Channel, dealer: &mut Channel, model: &Model, public: &PublicModel) -> Result<Vec<BatchReport>> {
+    let alpha = public.config.alpha;
+    let desc = public.to_json();
+    handshake(client, &session_params(Role::Server, alpha).expecting(Role::Client)).await.map_err(err)?;
+    handshake(dealer, &dealer_params(Role::Server).expecting(Role::Dealer)).await.map_err(err)?;
+    for ch in [&mut *client, &mut *dealer] {
+        ch.set_phase(Phase::Setup);
+        ch.set_label("model");
+        ch.send_tagged(Tag::Bytes, &desc).map_err(err)?;
+        ch.flush().await.map_err(err)?;
+    }
+    let req = recv_request(client).await?;
+    let plan = Plan::compile(Arc::new(public.clone()), req.batch)?;
+    let weights = ServerWeights::encode(&plan, model)?;
+    let mut expander = Expander::new(Party::Server, recv_seed(dealer).await.map_err(err)?);
+    let mut layers = Vec::with_capacity(plan.linears.len());
+    for (id, ((_, spec), w)) in plan.linears.iter().zip(weights.weights.iter()).enumerate() {
+        client.set_label(&plan.network().nodes[plan.linears[id].0].name);
+        layers.push(setup_server(client, &mut expander, id, *spec, w.clone()).await.map_err(err)?);
+    }
+    let mut reports = Vec::with_capacity(req.batches);
+    for _ in 0..req.batches {
+        let t0 = Instant::now();
+        let material = plan.requests().iter().map(|r| expander.expand(r, None)).collect::<std::result::Result<_, _>>().map_err(err)?;
+        let offline_s = t0.elapsed().as_secs_f64();
+        client.set_phase(Phase::Online);
+        let t1 = Instant::now();
+        client.set_label("input");
+        let mut prg = Prg::from_entropy();
+        let x = share_input(client, Party::Server, Party::Client, None, plan.len_of(0), &mut prg).await.map_err(err)?;
+        let mut backend = PartyBackend { chan: &mut *client, party: Party::Server, layers: &layers, material };
+        let mut steps = Vec::new();
+        let y = run_plan(&plan, Some(&weights), &mut backend, x, Some(&mut steps)).await?;
+        client.set_label("output");
+        reveal(client, Party::Server, &y, Some(Party::Client)).await.map_err(err)?;
+        reports.push(BatchReport { images: req.batch, offline_s, online_s: t1.elapsed().as_secs_f64(), steps });
+    }
+    Ok(reports)
+}
+
+/// Party 1's offline phase: the material of every request of a run, from
+/// the dealer's corrections.
+async fn fetch_client(expander: &mut Expander, dealer: &mut Channel, plan: &Plan) -> Result<VecDeque<Material>> {
+    let mut out = VecDeque::new();
+    for r in plan.requests() {
+        out.push_back(receive_material(dealer, expander, &r).await.map_err(err)?);
+    }
+    Ok(out)
+}
+
+/// The client's side: `images` are normalised `[c, h, w]` f64 images. The
+/// last batch is padded with zero images (the padding's outputs are dropped).
+pub async fn client_session(
+    server: &mut Channel,
+    dealer: &mut Channel,
+    alpha: u32,
+    expect_digest: Option<&str>,
+    images: &[Vec<f64>],
+    batch: usize,
+) -> Result<ClientOutcome> {
+    let res = client_inner(server, dealer, alpha, expect_digest, images, batch).await;
+    if let Err(e) = &res {
+        server.abort(&format!("client: {e}")).await;
+        dealer.abort(&format!("client: {e}")).await;
+    }
+    res
+}
+
+async fn client_inner(
+    server: &mut Channel,
+    dealer: &mut Channel,
+    alpha: u32,
+    expect_digest: Option<&str>,
+    images: &[Vec<f64>],
+    batch: usize,
+) -> Result<ClientOutcome> {
+    let t_setup = Instant::now();
+    if images.is_empty() {
+        return Err(err("no input images"));
+    }
+    handshake(server, &session_params(Role::Client, alpha).expecting(Role::Server)).await.map_err(err)?;
+    server.set_phase(Phase::Setup);
+    let desc = recv_bytes(server).await?;
+    let public = Arc::new(PublicModel::from_json(&desc)?);
+    // The digest of the bytes as sent, which is what the server computes.
+    let digest = sha256_hex(&desc);
+    if let Some(want) = expect_digest {
+        if !want.eq_ignore_ascii_case(&digest) {
+            return Err(err(format!("the server's model has digest {digest}, expected {want}")));
+        }
+    }
+    let per_image = public.network.input_shape().len();
+    if let Some((i, img)) = images.iter().enumerate().find(|(_, im)| im.len() != per_image) {
+        let s = public.network.input_shape();
+        return Err(err(format!("image {i} has {} values, the model expects {}x{}x{} = {per_image}", img.len(), s.c, s.h, s.w)));
+    }
+    let batch = batch.clamp(1, MAX_BATCH).min(images.len());
+    let req = SessionRequest { batch, batches: images.len().div_ceil(batch) };
+    req.check()?;
+    send_json(server, &req).await?;
+    handshake(dealer, &dealer_params(Role::Client).expecting(Role::Dealer)).await.map_err(err)?;
+    handshake(dealer, &model_params(Role::Client, &digest).expecting(Role::Dealer)).await.map_err(err)?;
+    send_json(dealer, &req).await?;
+    let mut expander = Expander::new(Party::Client, recv_seed(dealer).await.map_err(err)?);
+    let plan = Plan::compile(Arc::clone(&public), batch)?;
+    let mut layers = Vec::with_capacity(plan.linears.len());
+    for (id, (node, spec)) in plan.linears.iter().enumerate() {
+        server.set_label(&plan.network().nodes[*node].name);
+        layers.push(setup_client(server, id, *spec).await.map_err(err)?);
+    }
+    let setup_s = t_setup.elapsed().as_secs_f64();
+    let mut logits = Vec::with_capacity(images.len());
+    let mut reports = Vec::with_capacity(req.batches);
+    let mut prg = Prg::from_entropy();
+    for chunk in images.chunks(batch) {
+        let t0 = Instant::now();
+        let material = fetch_client(&mut expander, dealer, &plan).await?;
+        let offline_s = t0.elapsed().as_secs_f64();
+        let mut x: Vec<f64> = chunk.concat();
+        x.resize(per_image * batch, 0.0);
+        let enc = plan.encode_input(&x)?;
+        server.set_phase(Phase::Online);
+        let t1 = Instant::now();
+        server.set_label("input");
+        let xs = share_input(server, Party::Client, Party::Client, Some(&enc), enc.len(), &mut prg).await.map_err(err)?;
+        let mut backend = PartyBackend { chan: &mut *server, party: Party::Client, layers: &layers, material };
+        let mut steps = Vec::new();
+        let y = run_plan(&plan, None, &mut backend, xs, Some(&mut steps)).await?;
+        server.set_label("output");
+        let out = reveal(server, Party::Client, &y, Some(Party::Client)).await.map_err(err)?.ok_or_else(|| err("no output revealed"))?;
+        let online_s = t1.elapsed().as_secs_f64();
+        let classes = plan.network().output_shape().len();
+        logits.extend(plan.decode_output(&out).chunks(classes).take(chunk.len()).map(|c| c.to_vec()));
+        reports.push(BatchReport { images: chunk.len(), offline_s, online_s, steps });
+    }
+    Ok(ClientOutcome {
+        logits,
+        batches: reports,
+        model_digest: digest,
+        setup_s,
+        meter_server: server.meter().clone(),
+        meter_dealer: dealer.meter().clone(),
+    })
+}
+
+/// The dealer's side: two accepted channels, in any order (the handshake
+/// tells which is the server and which the client).
+pub async fn dealer_session(a: &mut Channel, b: &mut Channel) -> Result<()> {
+    let res = dealer_inner(a, b).await;
+    if let Err(e) = &res {
+        a.abort(&format!("dealer: {e}")).await;
+        b.abort(&format!("dealer: {e}")).await;
+    }
+    res
+}
+
+async fn dealer_inner(a: &mut Channel, b: &mut Channel) -> Result<()> {
+    // Both at once: each party reaches its dealer handshake at its own time.
+    let ours = dealer_params(Role::Dealer);
+    let (ra, rb) = tokio::join!(handshake(a, &ours), handshake(b, &ours));
+    let (server, client) = match (ra.map_err(err)?.role, rb.map_err(err)?.role) {
+        (Role::Server, Role::Client) => (a, b),
+        (Role::Client, Role::Server) => (b, a),
+        (x, y) => return Err(err(format!("the dealer needs one server and one client, got {x} and {y}"))),
+    };
+    server.set_phase(Phase::Setup);
+    let desc = recv_bytes(server).await?;
+    let public = Arc::new(PublicModel::from_json(&desc)?);
+    handshake(client, &model_params(Role::Dealer, &sha256_hex(&desc)).expecting(Role::Client)).await.map_err(err)?;
+    let req = recv_request(client).await?;
+    let plan = Plan::compile(Arc::clone(&public), req.batch)?;
+    let (s0, s1) = (Prg::random_seed(), Prg::random_seed());
+    send_seed(server, &s0).await.map_err(err)?;
+    send_seed(client, &s1).await.map_err(err)?;
+    let mut dealer = Dealer::new(s0, s1);
+    for (_, spec) in &plan.linears {
+        dealer.register_linear(*spec).map_err(err)?;
+    }
+    let reqs = plan.requests();
+    for _ in 0..req.batches {
+        serve(&mut dealer, client, &reqs).await.map_err(err)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! Secure inference of the shipped ResNet-20 by three parties over in-memory
+//! channels, against the fixed-point reference (the oracle) and the f64 PANN
+//! executor.
+
+mod common;
+
+use std::sync::Arc;
+
+use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
+use pann_models::secure::{client_session, dealer_session, run_plan, server_session, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
+use pann_models::{PlainExecutor, ReluMode};
+use pann_mpc_core::{Channel, ChannelConfig};
+
+fn images(n: usize) -> (pann_models::LoadedModel, Vec<Vec<f64>>) {
+    let m = common::load_akamaster();
+    let data = common::first64();
+    let imgs = (0..n).map(|i| m.card.input.normalise(data.image(i))).collect();
+    (m, imgs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resnet20_three_parties_match_the_fixed_point_reference() {
+    let (m, imgs) = images(3);
+    let calib: Vec<Vec<f64>> = images(64).1;
+    let max = max_abs_per_site(&m.model, calib.len(), |i| calib[i].clone(), None).unwrap();
+    let bounds = per_site_bounds(&max, 1.5);
+    let alpha = 9;
+    let public = PublicModel::new(&m.model, &bounds, SecureConfig::new(alpha)).unwrap();
+
+    // Reference: the plan on clear ring values, batch of 2 (the last batch is padded).
+    let plan = Plan::compile(Arc::new(public.clone()), 2).unwrap();
+    let weights = ServerWeights::encode(&plan, &m.model).unwrap();
+    let mut reference = Vec::new();
+    for chunk in imgs.chunks(2) {
+        let mut x: Vec<f64> = chunk.concat();
+        x.resize(plan.len_of(0), 0.0);
+        let mut clear = ClearBackend::new(&weights);
+        let y = run_plan(&plan, Some(&weights), &mut clear, plan.encode_input(&x).unwrap(), None).await.unwrap();
+        assert_eq!(clear.out_of_range, 0);
+        reference.extend(plan.decode_output(&y).chunks(10).take(chunk.len()).map(|c| c.to_vec()));
+    }
+
+    // The f64 PANN executor agrees with the fixed-point reference.
+    let exec = PlainExecutor::new(&m.model, ReluMode::pann(alpha, bounds.clone()).unwrap()).unwrap();
+    for (img, r) in imgs.iter().zip(&reference) {
+        let f = exec.forward(img).unwrap();
+        for (a, b) in f.logits.iter().zip(r) {
+            assert!((a - b).abs() < 1e-2, "f64 {a} vs fixed point {b}");
+        }
+    }
+
+    // Three parties.
+    let cfg = ChannelConfig::default();
+    let (mut sc, mut cs) = Channel::mem_pair(cfg.clone());
+    let (mut sd, mut ds) = Channel::mem_pair(cfg.clone());
+    let (mut cd, mut dc) = Channel::mem_pair(cfg);
+    let digest = public.digest();
+    let (s, c, d) = tokio::join!(
+        server_session(&mut sc, &mut sd, &m.model, &public),
+        client_session(&mut cs, &mut cd, alpha, Some(&digest), &imgs, 2),
+        dealer_session(&mut dc, &mut ds),
+    );
+    s.unwrap();
+    d.unwrap();
+    let out = c.unwrap();
+    assert_eq!(out.logits.len(), 3);
+    for (sec, r) in out.logits.iter().zip(&reference) {
+        for (a, b) in sec.iter().zip(r) {
+            // Truncation noise (+1 ulp at some openings) propagates: see docs/results/secure-inference.md.
+            assert!((a - b).abs() < 2e-2, "secure {a} vs reference {b}");
+        }
+        let am = |v: &[f64]| v.iter().enumerate().max_by(|x, y| x.1.total_cmp(y.1)).unwrap().0;
+        assert_eq!(am(sec), am(r));
+    }
+    assert!(out.meter_server.phase_total(pann_mpc_core::Phase::Online).bytes() > 0);
+    assert!(out.meter_dealer.phase_total(pann_mpc_core::Phase::Offline).bytes() > 0);
+}
+
+/// A small CNN with pseudo-random weights: fast, covers conv, pooling, linear.
+fn small_cnn() -> (pann_models::Model, Vec<Vec<f64>>) {
+    use pann_models::{Params, SmallCnnConfig, Tensor};
+    let net = SmallCnnConfig { channels: vec![4, 6], num_classes: 5, batch_norm: false, in_channels: 3, image_size: 8, bn_eps: 1e-5 }
+        .build()
+        .unwrap();
+    let mut prg = pann_mpc_core::Prg::from_seed([5; 16]);
+    let mut uni = |n: usize, s: f64| -> Vec<f64> { prg.gen(n).iter().map(|&v| ((v >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * s).collect() };
+    let mut params = Params::new();
+    for spec in net.param_specs() {
+        let n = spec.shape.iter().product();
+        params.insert(spec.name.clone(), Tensor::new(spec.shape.clone(), uni(n, 0.8)));
+    }
+    let imgs = (0..3).map(|_| uni(3 * 8 * 8, 4.0)).collect();
+    (pann_models::Model::new(net, params).unwrap(), imgs)
+}
+
+#[tokio::test]
+async fn small_cnn_three_parties_match_the_fixed_point_reference() {
+    let (model, imgs) = small_cnn();
+    let max = max_abs_per_site(&model, imgs.len(), |i| imgs[i].clone(), None).unwrap();
+    let bounds = per_site_bounds(&max, 1.2);
+    let alpha = 12;
+    let public = PublicModel::new(&model, &bounds, SecureConfig::new(alpha)).unwrap();
+    let plan = Plan::compile(Arc::new(public.clone()), 1).unwrap();
+    let weights = ServerWeights::encode(&plan, &model).unwrap();
+    let mut reference = Vec::new();
+    for img in &imgs {
+        let y = run_plan(&plan, Some(&weights), &mut ClearBackend::new(&weights), plan.encode_input(img).unwrap(), None).await.unwrap();
+        reference.push(plan.decode_output(&y));
+    }
+    let cfg = ChannelConfig::default();
+    let (mut sc, mut cs) = Channel::mem_pair(cfg.clone());
+    let (mut sd, mut ds) = Channel::mem_pair(cfg.clone());
+    let (mut cd, mut dc) = Channel::mem_pair(cfg);
+    let digest = public.digest();
+    let (s, c, d) = tokio::join!(
+        server_session(&mut sc, &mut sd, &model, &public),
+        client_session(&mut cs, &mut cd, alpha, Some(&digest), &imgs, 1),
+        dealer_session(&mut ds, &mut dc),
+    );
+    s.unwrap();
+    d.unwrap();
+    let out = c.unwrap();
+    for (sec, r) in out.logits.iter().zip(&reference) {
+        for (a, b) in sec.iter().zip(r) {
+            assert!((a - b).abs() < 1e-3, "secure {a} vs reference {b}");
+        }
+    }
+}
