@@ -11,21 +11,22 @@ use pann_models::secure::{client_session, dealer_session, run_plan, server_sessi
 use pann_models::{PlainExecutor, ReluMode};
 use pann_mpc_core::{Channel, ChannelConfig};
 
-fn images(n: usize) -> (pann_models::LoadedModel, Vec<Vec<f64>>) {
+fn images(n: usize) -> (pann_models::LoadedModel, Vec<Vec<u8>>, Vec<Vec<f64>>) {
     let m = common::load_akamaster();
     let data = common::first64();
-    let imgs = (0..n).map(|i| m.card.input.normalise(data.image(i))).collect();
-    (m, imgs)
+    let raw: Vec<Vec<u8>> = (0..n).map(|i| data.image(i).to_vec()).collect();
+    let imgs = raw.iter().map(|r| m.card.input.normalise(r)).collect();
+    (m, raw, imgs)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resnet20_three_parties_match_the_fixed_point_reference() {
-    let (m, imgs) = images(3);
-    let calib: Vec<Vec<f64>> = images(64).1;
+    let (m, raw, imgs) = images(3);
+    let calib: Vec<Vec<f64>> = images(64).2;
     let max = max_abs_per_site(&m.model, calib.len(), |i| calib[i].clone(), None).unwrap();
     let bounds = per_site_bounds(&max, 1.5);
     let alpha = 9;
-    let public = PublicModel::new(&m.model, &bounds, SecureConfig::new(alpha)).unwrap();
+    let public = PublicModel::new(&m.model, &m.card.input, &bounds, SecureConfig::new(alpha)).unwrap();
 
     // Reference: the plan on clear ring values, batch of 2 (the last batch is padded).
     let plan = Plan::compile(Arc::new(public.clone()), 2).unwrap();
@@ -57,7 +58,7 @@ async fn resnet20_three_parties_match_the_fixed_point_reference() {
     let digest = public.digest();
     let (s, c, d) = tokio::join!(
         server_session(&mut sc, &mut sd, &m.model, &public),
-        client_session(&mut cs, &mut cd, alpha, Some(&digest), &imgs, 2),
+        client_session(&mut cs, &mut cd, alpha, Some(&digest), &raw, 2),
         dealer_session(&mut dc, &mut ds),
     );
     s.unwrap();
@@ -77,7 +78,7 @@ async fn resnet20_three_parties_match_the_fixed_point_reference() {
 }
 
 /// A small CNN with pseudo-random weights: fast, covers conv, pooling, linear.
-fn small_cnn() -> (pann_models::Model, Vec<Vec<f64>>) {
+fn small_cnn() -> (pann_models::Model, Vec<Vec<u8>>) {
     use pann_models::{Params, SmallCnnConfig, Tensor};
     let net = SmallCnnConfig { channels: vec![4, 6], num_classes: 5, batch_norm: false, in_channels: 3, image_size: 8, bn_eps: 1e-5 }
         .build()
@@ -89,17 +90,19 @@ fn small_cnn() -> (pann_models::Model, Vec<Vec<f64>>) {
         let n = spec.shape.iter().product();
         params.insert(spec.name.clone(), Tensor::new(spec.shape.clone(), uni(n, 0.8)));
     }
-    let imgs = (0..3).map(|_| uni(3 * 8 * 8, 4.0)).collect();
-    (pann_models::Model::new(net, params).unwrap(), imgs)
+    let raw = (0..3).map(|_| prg.gen(3 * 8 * 8).iter().map(|&v| v as u8).collect()).collect();
+    (pann_models::Model::new(net, params).unwrap(), raw)
 }
 
 #[tokio::test]
 async fn small_cnn_three_parties_match_the_fixed_point_reference() {
-    let (model, imgs) = small_cnn();
+    let (model, raw) = small_cnn();
+    let spec = pann_models::InputSpec { mean: vec![0.5; 3], std: vec![0.25; 3] };
+    let imgs: Vec<Vec<f64>> = raw.iter().map(|r| spec.normalise(r)).collect();
     let max = max_abs_per_site(&model, imgs.len(), |i| imgs[i].clone(), None).unwrap();
     let bounds = per_site_bounds(&max, 1.2);
     let alpha = 12;
-    let public = PublicModel::new(&model, &bounds, SecureConfig::new(alpha)).unwrap();
+    let public = PublicModel::new(&model, &spec, &bounds, SecureConfig::new(alpha)).unwrap();
     let plan = Plan::compile(Arc::new(public.clone()), 1).unwrap();
     let weights = ServerWeights::encode(&plan, &model).unwrap();
     let mut reference = Vec::new();
@@ -114,7 +117,7 @@ async fn small_cnn_three_parties_match_the_fixed_point_reference() {
     let digest = public.digest();
     let (s, c, d) = tokio::join!(
         server_session(&mut sc, &mut sd, &model, &public),
-        client_session(&mut cs, &mut cd, alpha, Some(&digest), &imgs, 1),
+        client_session(&mut cs, &mut cd, alpha, Some(&digest), &raw, 1),
         dealer_session(&mut ds, &mut dc),
     );
     s.unwrap();

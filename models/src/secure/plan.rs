@@ -22,7 +22,7 @@ use pann_protocols::kernels::{ConvSpec, LinearSpec, MatmulSpec};
 use pann_protocols::{PolyRelu, Program, ReluConfig, Request};
 use serde::{Deserialize, Serialize};
 
-use crate::card::sha256_hex;
+use crate::card::{sha256_hex, InputSpec};
 use crate::error::{ModelError, Result};
 use crate::model::Model;
 use crate::network::{Network, Op, Shape, ValueId};
@@ -56,17 +56,19 @@ impl SecureConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PublicModel {
     pub network: Network,
+    /// Input normalisation: the client normalises its own pixels.
+    pub input: InputSpec,
     pub bounds: BTreeMap<String, f64>,
     pub config: SecureConfig,
 }
 
 impl PublicModel {
     /// Describe `model` (BN already folded) for secure inference.
-    pub fn new(model: &Model, bounds: &BTreeMap<String, f64>, config: SecureConfig) -> Result<Self> {
+    pub fn new(model: &Model, input: &InputSpec, bounds: &BTreeMap<String, f64>, config: SecureConfig) -> Result<Self> {
         if model.network.nodes.iter().any(|n| matches!(n.op, Op::BatchNorm { .. })) {
             return Err(ModelError::Config("secure inference needs every batch norm folded into its conv".into()));
         }
-        let pm = Self { network: model.network.clone(), bounds: bounds.clone(), config };
+        let pm = Self { network: model.network.clone(), input: input.clone(), bounds: bounds.clone(), config };
         pm.check()?;
         Ok(pm)
     }
@@ -74,6 +76,10 @@ impl PublicModel {
     /// Validate a description (it may come from a peer).
     pub fn check(&self) -> Result<()> {
         self.network.validate()?;
+        let c = self.network.input_shape().c;
+        if self.input.mean.len() != c || self.input.std.len() != c || self.input.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
+            return Err(ModelError::Config(format!("input normalisation must give {c} means and {c} positive stds")));
+        }
         for site in self.network.relu_sites() {
             match self.bounds.get(site) {
                 None => return Err(ModelError::MissingBound { site: site.into() }),

@@ -170,14 +170,15 @@ async fn fetch_client(expander: &mut Expander, dealer: &mut Channel, plan: &Plan
     Ok(out)
 }
 
-/// The client's side: `images` are normalised `[c, h, w]` f64 images. The
-/// last batch is padded with zero images (the padding's outputs are dropped).
+/// The client's side: `images` are raw `[c, h, w]` pixels (0..=255), which
+/// the client normalises with the public model's input spec. The last batch
+/// is padded with zero images (the padding's outputs are dropped).
 pub async fn client_session(
     server: &mut Channel,
     dealer: &mut Channel,
     alpha: u32,
     expect_digest: Option<&str>,
-    images: &[Vec<f64>],
+    images: &[Vec<u8>],
     batch: usize,
 ) -> Result<ClientOutcome> {
     let res = client_inner(server, dealer, alpha, expect_digest, images, batch).await;
@@ -193,7 +194,7 @@ async fn client_inner(
     dealer: &mut Channel,
     alpha: u32,
     expect_digest: Option<&str>,
-    images: &[Vec<f64>],
+    images: &[Vec<u8>],
     batch: usize,
 ) -> Result<ClientOutcome> {
     let t_setup = Instant::now();
@@ -238,7 +239,7 @@ async fn client_inner(
         let t0 = Instant::now();
         let material = fetch_client(&mut expander, dealer, &plan).await?;
         let offline_s = t0.elapsed().as_secs_f64();
-        let mut x: Vec<f64> = chunk.concat();
+        let mut x: Vec<f64> = chunk.iter().flat_map(|im| public.input.normalise(im)).collect();
         x.resize(per_image * batch, 0.0);
         let enc = plan.encode_input(&x)?;
         server.set_phase(Phase::Online);

@@ -1,6 +1,7 @@
-//! Certificate verifiers that accept exactly one pinned certificate.
+//! Certificate verifiers that accept exactly the pinned certificates (one
+//! per expected peer; the dealer pins both parties').
 //!
-//! There is no CA: the peer is trusted iff it presents, byte for byte, the
+//! There is no CA: the peer is trusted iff it presents, byte for byte, a
 //! certificate we were configured with, and proves possession of its key by
 //! a valid handshake signature (checked with the crypto provider's
 //! algorithms). Names, dates and chains play no part.
@@ -17,7 +18,7 @@ use super::identity::sha256_fingerprint;
 
 #[derive(Debug)]
 pub(crate) struct PinnedCert {
-    expected: CertificateDer<'static>,
+    expected: Vec<CertificateDer<'static>>,
     algs: WebPkiSupportedAlgorithms,
 }
 
@@ -32,7 +33,7 @@ impl std::fmt::Display for NotPinned {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "peer certificate (sha256 {}) is not the pinned peer certificate (sha256 {})",
+            "peer certificate (sha256 {}) is not a pinned peer certificate (sha256 {})",
             self.presented, self.expected
         )
     }
@@ -41,15 +42,16 @@ impl std::fmt::Display for NotPinned {
 impl std::error::Error for NotPinned {}
 
 impl PinnedCert {
-    pub(crate) fn new(expected: CertificateDer<'static>, algs: WebPkiSupportedAlgorithms) -> Arc<Self> {
+    pub(crate) fn new(expected: Vec<CertificateDer<'static>>, algs: WebPkiSupportedAlgorithms) -> Arc<Self> {
         Arc::new(Self { expected, algs })
     }
 
     fn check(&self, end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>]) -> Result<(), rustls::Error> {
-        if intermediates.is_empty() && end_entity.as_ref() == self.expected.as_ref() {
+        if intermediates.is_empty() && self.expected.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
             return Ok(());
         }
-        let why = NotPinned { presented: sha256_fingerprint(end_entity), expected: sha256_fingerprint(&self.expected) };
+        let expected: Vec<String> = self.expected.iter().map(sha256_fingerprint).collect();
+        let why = NotPinned { presented: sha256_fingerprint(end_entity), expected: expected.join(" or ") };
         Err(rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(why)))))
     }
 }

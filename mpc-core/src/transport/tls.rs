@@ -49,10 +49,19 @@ impl std::fmt::Debug for TlsPeers {
 impl TlsPeers {
     /// Configure TLS with our identity and the one certificate we accept from the peer.
     pub fn new(identity: &TlsIdentity, peer_cert: CertificateDer<'static>) -> Result<TlsPeers> {
+        Self::new_multi(identity, vec![peer_cert])
+    }
+
+    /// Configure TLS accepting any of several pinned peers (the dealer
+    /// accepts the server and the client on one port).
+    pub fn new_multi(identity: &TlsIdentity, peer_certs: Vec<CertificateDer<'static>>) -> Result<TlsPeers> {
+        if peer_certs.is_empty() {
+            return Err(CoreError::Tls("no peer certificate to pin".into()));
+        }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let algs = provider.signature_verification_algorithms;
-        let peer_fingerprint = sha256_fingerprint(&peer_cert);
-        let verifier = PinnedCert::new(peer_cert, algs);
+        let peer_fingerprint = peer_certs.iter().map(sha256_fingerprint).collect::<Vec<_>>().join(",");
+        let verifier = PinnedCert::new(peer_certs, algs);
         let cfg_err = |e: rustls::Error| CoreError::Tls(format!("building the TLS configuration: {e}"));
 
         let server = ServerConfig::builder_with_provider(provider.clone())
@@ -81,7 +90,7 @@ impl TlsPeers {
         TlsPeers::new(&identity, load_peer_cert(peer_cert_path)?)
     }
 
-    /// SHA-256 (hex) of the pinned peer certificate.
+    /// SHA-256 (hex) of the pinned peer certificate(s), comma-separated.
     pub fn peer_fingerprint(&self) -> &str {
         &self.peer_fingerprint
     }
