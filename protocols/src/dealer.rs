@@ -162,6 +162,36 @@ pub async fn serve(dealer: &mut Dealer, to_client: &mut Channel, reqs: &[Request
     Ok(())
 }
 
+/// Like [`serve`], and also send each request's fingerprint to party 0, so
+/// that a server whose request sequence diverges from the dealer's gets an
+/// error instead of silently wrong material (8 bytes per request).
+pub async fn serve_both(
+    dealer: &mut Dealer,
+    to_server: &mut Channel,
+    to_client: &mut Channel,
+    reqs: &[Request],
+) -> Result<()> {
+    to_server.set_phase(Phase::Offline);
+    for req in reqs {
+        to_server.send_ring(&[req.tag()])?;
+    }
+    to_server.flush().await?;
+    serve(dealer, to_client, reqs).await
+}
+
+async fn check_tag(chan: &mut Channel, req: &Request) -> Result<()> {
+    chan.set_phase(Phase::Offline);
+    let tag = chan.recv_ring(1).await?;
+    if tag[0] != req.tag() {
+        return Err(ProtocolError::MaterialMismatch(format!(
+            "the dealer sent material for request {:x}, this party asked for {:x}",
+            tag[0],
+            req.tag()
+        )));
+    }
+    Ok(())
+}
+
 async fn recv_chunked(chan: &mut Channel, len: usize) -> Result<Vec<R>> {
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
@@ -204,7 +234,8 @@ pub struct DealerLink {
 }
 
 impl DealerLink {
-    /// Party 0 needs no channel; party 1 must have one.
+    /// Party 1 must have a channel (corrections); party 0 may have one (then
+    /// the dealer must use [`serve_both`], and request sequences are checked).
     pub fn new(party: Party, seed: Seed, chan: Option<Channel>) -> Result<Self> {
         if party == Party::Client && chan.is_none() {
             return Err(ProtocolError::Params(
@@ -227,33 +258,24 @@ impl DealerLink {
 impl MaterialSource for DealerLink {
     async fn fetch(&mut self, req: &Request) -> Result<Material> {
         match self.expander.party() {
-            Party::Server => self.expander.expand(req, None),
+            Party::Server => {
+                // With a channel (see `serve_both`), check the dealer's sequence.
+                if let Some(chan) = self.chan.as_mut() {
+                    check_tag(chan, req).await?;
+                }
+                self.expander.expand(req, None)
+            }
             Party::Client => {
                 let chan = self
                     .chan
                     .as_mut()
                     .ok_or_else(|| ProtocolError::Params("no dealer channel".into()))?;
-                receive_material(chan, &mut self.expander, req).await
+                check_tag(chan, req).await?;
+                let corr = recv_chunked(chan, req.correction_len()).await?;
+                self.expander.expand(req, Some(corr))
             }
         }
     }
-}
-
-/// Party 1: receive the dealer's corrections for `req` on `chan` (offline
-/// phase) and expand the material. The dealer sends the request's
-/// fingerprint first, so material for another request is an error.
-pub async fn receive_material(chan: &mut Channel, expander: &mut Expander, req: &Request) -> Result<Material> {
-    chan.set_phase(Phase::Offline);
-    let tag = chan.recv_ring(1).await?;
-    if tag[0] != req.tag() {
-        return Err(ProtocolError::MaterialMismatch(format!(
-            "the dealer sent material for request {:x}, this party asked for {:x}",
-            tag[0],
-            req.tag()
-        )));
-    }
-    let corr = recv_chunked(chan, req.correction_len()).await?;
-    expander.expand(req, Some(corr))
 }
 
 /// Material prepared beforehand (e.g. by an in-process [`Dealer`]), handed

@@ -6,13 +6,22 @@
 //! * [`program`]: element-wise programs — openings plus free local forms
 //!   (products of opened values cost nothing online); [`program::ops`] has
 //!   truncation, product, square, product with a reused opening.
-//! * [`poly`]: polynomial ReLU at any alpha in 4..14 (Chebyshev, depth-optimal).
+//! * [`poly`]: polynomial ReLU at any alpha in 4..14: components normalized
+//!   to keep intermediates in [-1, 1], Chebyshev evaluation with a quadratic
+//!   (depth-optimal) or cubic-powers (fewer openings and rounds) schedule.
 //! * [`kernels`], [`linear`]: ring convolution / matrix product; secure linear
 //!   layers with server-held weights masked once per model.
 //! * [`material`], [`dealer`]: requests, material, the dealer (in process or
 //!   over a channel), material sources.
 //! * [`exec`]: online evaluation; [`ops`]: local ops, input sharing, reveal.
 //! * [`reference`]: the plaintext fixed-point oracle.
+//! * [`session`]: the executor-facing surface (one call per layer kind);
+//!   [`harness`]: both parties in one process (tests, examples, benches).
+//!
+//! Online cost model: an opening is one ring element per element, party and
+//! direction; all openings of a round travel in one frame. Forms of opened
+//! values (products of any degree) cost nothing online. Material is consumed by
+//! value (it is not `Clone`), so reusing it does not compile.
 
 pub mod dealer;
 pub mod error;

@@ -10,7 +10,7 @@ use common::{decode, uniform};
 use pann_mpc_core::ring::{self, R};
 use pann_mpc_core::transport::{tcp_connect, tls_connect, Listener, TlsIdentity, TlsPeers};
 use pann_mpc_core::{Channel, ChannelConfig, Party, Phase, Prg};
-use pann_protocols::dealer::{recv_seed, send_seed, serve};
+use pann_protocols::dealer::{recv_seed, send_seed, serve, serve_both};
 use pann_protocols::harness::share_clear;
 use pann_protocols::kernels::{avg_pool_sum, conv2d, global_pool_sum, matmul_nt};
 use pann_protocols::linear::{linear_forward, setup_client, setup_server};
@@ -233,7 +233,9 @@ async fn pipeline_over(c0: Channel, c1: Channel) {
                     spec: specs.1,
                 },
             ];
-            serve(&mut dealer, &mut d1, &reqs).await.unwrap();
+            serve_both(&mut dealer, &mut d0, &mut d1, &reqs)
+                .await
+                .unwrap();
             d1.meter().clone()
         })
     };
