@@ -14,7 +14,7 @@
 //! * [`material`], [`dealer`]: requests, material, the dealer (in process or
 //!   over a channel), material sources.
 //! * [`exec`]: online evaluation; [`ops`]: local ops, input sharing, reveal.
-//! * [`reference`]: the plaintext fixed-point oracle.
+//! * [`mod@reference`]: the plaintext fixed-point oracle.
 //! * [`session`]: the executor-facing surface (one call per layer kind);
 //!   [`harness`]: both parties in one process (tests, examples, benches).
 //!

@@ -23,7 +23,7 @@
 //! **x_t = floor(x / 2^s) + e, e ∈ {0, +1}, with probability 1 (no failure
 //! event) whenever |x| < 2^62.** `e = 1` exactly when (c' mod 2^s) <
 //! (r' mod 2^s), i.e. with probability (x mod 2^s) / 2^s for a uniform mask:
-//! the truncation is an *unbiased stochastic rounding*, E[x_t] = x / 2^s.
+//! the truncation is an *unbiased stochastic rounding*, E(x_t) = x / 2^s.
 //! (The error is +1, not -1: `(c' >> s) - (r' >> s)` drops the borrow of the
 //! low bits.) For s = 0 the mask reduces to M = -r (a Beaver opening).
 //!
