@@ -270,12 +270,23 @@ impl MaterialSource for DealerLink {
                     .chan
                     .as_mut()
                     .ok_or_else(|| ProtocolError::Params("no dealer channel".into()))?;
-                check_tag(chan, req).await?;
-                let corr = recv_chunked(chan, req.correction_len()).await?;
-                self.expander.expand(req, Some(corr))
+                receive_material(chan, &mut self.expander, req).await
             }
         }
     }
+}
+
+/// Party 1: receive the dealer's corrections for `req` on `chan` (offline
+/// phase) and expand the material. The dealer sends the request's
+/// fingerprint first, so material for another request is an error.
+pub async fn receive_material(
+    chan: &mut Channel,
+    expander: &mut Expander,
+    req: &Request,
+) -> Result<Material> {
+    check_tag(chan, req).await?;
+    let corr = recv_chunked(chan, req.correction_len()).await?;
+    expander.expand(req, Some(corr))
 }
 
 /// Material prepared beforehand (e.g. by an in-process [`Dealer`]), handed
