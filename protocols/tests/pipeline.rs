@@ -109,7 +109,7 @@ async fn party_pipeline(
 ) -> (Option<Vec<R>>, Channel) {
     let seed = recv_seed(&mut dealer_chan).await.unwrap();
     let mut link =
-        DealerLink::new(party, seed, (party == Party::Client).then_some(dealer_chan)).unwrap();
+        DealerLink::new(party, seed, Some(dealer_chan)).unwrap();
     // Setup: weights masked once per model.
     let (conv, fc) = match weights {
         Some((w1, w2)) => {
