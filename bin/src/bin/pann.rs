@@ -1,10 +1,258 @@
-//! `pann`: the PANN command-line front end.
-use clap::Parser;
+//! `pann`: the PANN front end — `demo` (all three roles on loopback on the
+//! embedded model), `certs` (TLS identities for pann-party), `calibrate`
+//! (per-layer ReLU bounds into a model card).
 
-#[derive(Parser)]
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use pann_bin::party::write_certs;
+use pann_bin::report::{argmax, layer_table, phase_summary, Prediction};
+use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
+use pann_models::card::CalibrationInfo;
+use pann_models::{Cifar10, LoadedModel, PlainExecutor, ReluMode};
+use pann_mpc_core::Meter;
+
+/// The embedded default: the akamaster ResNet-20 with calibrated bounds, and
+/// the first 64 records of the CIFAR-10 (JPEG-derived) test set.
+const DEMO_CARD: &str = include_str!("../../../models/assets/resnet20-akamaster.card.json");
+const DEMO_WEIGHTS: &[u8] = include_bytes!("../../../models/assets/resnet20-akamaster.safetensors");
+const DEMO_IMAGES: &[u8] = include_bytes!("../../../models/tests/data/test_batch_first64.bin");
+const CIFAR10_CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+
+#[derive(Parser, Debug)]
 #[command(name = "pann", version, about = "PANN: private inference with polynomial-approximated neural networks")]
-enum Cmd {}
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
 
-fn main() {
-    let _ = Cmd::parse();
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a real private inference on the embedded ResNet-20: dealer, server
+    /// and client as three processes over TLS on loopback; print the
+    /// predictions next to the plaintext ones, and the metered costs.
+    Demo {
+        /// PANN precision 2^-alpha (4..=14).
+        #[arg(long, default_value_t = 9)]
+        alpha: u32,
+        /// How many of the embedded test images to classify (1..=64).
+        #[arg(long, default_value_t = 4)]
+        images: usize,
+        /// Images per protocol run (default: all at once).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Keep the working directory (certificates, model, reports) here.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+    /// Write TLS identities (self-signed, pinned by the peers) for the
+    /// server, the client and the dealer: <dir>/{server,client,dealer}.{crt,key}.
+    Certs {
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+    },
+    /// Calibrate per-layer ReLU bounds: margin x the largest |input| of each
+    /// ReLU site over calibration images; write a new model card.
+    Calibrate {
+        /// The model card to calibrate.
+        #[arg(long)]
+        model: PathBuf,
+        /// CIFAR-10 binary file with the calibration images (e.g. data_batch_1.bin).
+        #[arg(long)]
+        data: PathBuf,
+        /// Number of calibration images (from the start of --data).
+        #[arg(long, default_value_t = 1000)]
+        images: usize,
+        /// Bound = margin x max |input|.
+        #[arg(long, default_value_t = 1.1)]
+        margin: f64,
+        /// Held-out CIFAR-10 file on which to report how often the bounds are exceeded.
+        #[arg(long)]
+        check: Option<PathBuf>,
+        /// Where to write the calibrated card (may equal --model).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Certs { out } => {
+            write_certs(&out)?;
+            println!("wrote server, client and dealer identities to {}", out.display());
+            Ok(())
+        }
+        Cmd::Calibrate { model, data, images, margin, check, out } => calibrate(&model, &data, images, margin, check.as_deref(), &out),
+        Cmd::Demo { alpha, images, batch, keep } => demo(alpha, images, batch, keep),
+    }
+}
+
+fn calibrate(card_path: &Path, data: &Path, n: usize, margin: f64, check: Option<&Path>, out: &Path) -> Result<()> {
+    if !(margin >= 1.0 && margin.is_finite()) {
+        bail!("--margin must be at least 1 (got {margin})");
+    }
+    let mut loaded = LoadedModel::load(card_path).with_context(|| format!("loading {}", card_path.display()))?;
+    let set = Cifar10::read_file(data)?.truncated(n);
+    let input = |i: usize| loaded.card.input.normalise(set.image(i));
+    eprintln!("calibrating {} ReLU sites on {} images of {}", loaded.network.relu_sites().len(), set.len(), data.display());
+    let max = max_abs_per_site(&loaded.model, set.len(), input, None)?;
+    let bounds = per_site_bounds(&max, margin);
+    for (site, b) in &bounds {
+        println!("{site:<18} max |x| {:>9.4}  bound {:>9.4}", max[site], b);
+    }
+    if let Some(check) = check {
+        let held = Cifar10::read_file(check)?;
+        let exec = PlainExecutor::new(&loaded.model, ReluMode::pann(loaded.card.default_alpha, bounds.clone())?)?;
+        let ev = exec.evaluate(held.len(), |i| loaded.card.input.normalise(held.image(i)), &held.labels, None)?;
+        println!(
+            "held-out {}: {} of {} images have a ReLU input beyond its bound ({} inputs in all); PANN accuracy at alpha {}: {:.2}%",
+            check.display(),
+            ev.images_out_of_range,
+            ev.images,
+            ev.inputs_out_of_range(),
+            loaded.card.default_alpha,
+            100.0 * ev.accuracy()
+        );
+    }
+    loaded.card.relu_bounds = bounds;
+    loaded.card.calibration = Some(CalibrationInfo { margin, images: set.len(), data: data.display().to_string() });
+    std::fs::write(out, loaded.card.to_json()).with_context(|| format!("writing {}", out.display()))?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// A child process that is killed if the demo stops early.
+struct Guard(Option<Child>, &'static str);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Guard {
+    fn wait(&mut self, deadline: Instant) -> Result<()> {
+        let c = self.0.as_mut().expect("running");
+        loop {
+            if let Some(st) = c.try_wait()? {
+                self.0 = None;
+                if !st.success() {
+                    bail!("the {} process failed ({st}); its messages are above", self.1);
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the {} process did not finish in time", self.1);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn demo(alpha: u32, n: usize, batch: Option<usize>, keep: Option<PathBuf>) -> Result<()> {
+    if !(1..=64).contains(&n) {
+        bail!("--images must be 1..=64 (the embedded test images)");
+    }
+    let dir = keep.unwrap_or_else(|| std::env::temp_dir().join(format!("pann-demo-{}", std::process::id())));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let card_path = dir.join("resnet20-akamaster.card.json");
+    std::fs::write(&card_path, DEMO_CARD)?;
+    std::fs::write(dir.join("resnet20-akamaster.safetensors"), DEMO_WEIGHTS)?;
+    std::fs::write(dir.join("images.bin"), DEMO_IMAGES)?;
+    std::fs::write(dir.join("batches.meta.txt"), CIFAR10_CLASSES.join("\n"))?;
+    write_certs(&dir.join("certs"))?;
+    let party = std::env::current_exe()?.with_file_name("pann-party");
+    if !party.exists() {
+        bail!("{} not found: build both binaries (cargo build --release -p pann-bin)", party.display());
+    }
+    let (sp, dp) = (free_port()?, free_port()?);
+    let (server_addr, dealer_addr) = (format!("127.0.0.1:{sp}"), format!("127.0.0.1:{dp}"));
+    let certs = dir.join("certs");
+    let common = |role: &str| {
+        let mut c = Command::new(&party);
+        c.args(["--role", role, "--certs"]).arg(&certs).arg("--report").arg(dir.join(format!("{role}.json"))).stdin(Stdio::null());
+        c
+    };
+    println!("PANN demo: ResNet-20 (akamaster weights), alpha {alpha} (precision 2^-{alpha}), {n} CIFAR-10 test image(s)");
+    println!("three processes over mutually authenticated TLS on loopback; working directory {}\n", dir.display());
+    let t0 = Instant::now();
+    let mut dealer = Guard(Some(common("dealer").args(["--listen", &dealer_addr]).spawn()?), "dealer");
+    let mut server = Guard(
+        Some(
+            common("server")
+                .args(["--listen", &server_addr, "--dealer", &dealer_addr, "--alpha", &alpha.to_string(), "--model"])
+                .arg(&card_path)
+                .spawn()?,
+        ),
+        "server",
+    );
+    let batch = batch.unwrap_or(n).to_string();
+    let mut client = Guard(
+        Some(
+            common("client")
+                .args(["--connect", &server_addr, "--dealer", &dealer_addr, "--alpha", &alpha.to_string()])
+                .args(["--first", "0", "--count", &n.to_string(), "--batch", &batch, "--input"])
+                .arg(dir.join("images.bin"))
+                .spawn()?,
+        ),
+        "client",
+    );
+    let deadline = Instant::now() + Duration::from_secs(600);
+    client.wait(deadline)?;
+    server.wait(deadline)?;
+    dealer.wait(deadline)?;
+    let wall = t0.elapsed().as_secs_f64();
+
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("client.json"))?)?;
+    let preds: Vec<Prediction> = serde_json::from_value(report["predictions"].clone())?;
+    let meter_server: Meter = serde_json::from_value(report["meters"]["server"].clone()).unwrap_or_default();
+
+    // Plaintext references on the same images.
+    let loaded = LoadedModel::load(&card_path)?;
+    let data = Cifar10::from_bytes(DEMO_IMAGES, Path::new("embedded"))?;
+    let exact = PlainExecutor::new(&loaded.model, ReluMode::Exact)?;
+    let pann = PlainExecutor::new(&loaded.model, ReluMode::pann(alpha, loaded.card.relu_bounds.clone())?)?;
+    println!("\n{:<6} {:<12} {:<12} {:<12} {:<12} {:>10}", "image", "true", "exact ReLU", "PANN (f64)", "secure", "max |dlogit|");
+    let mut agree = 0;
+    for (i, p) in preds.iter().enumerate() {
+        let x = loaded.card.input.normalise(data.image(i));
+        let e = exact.forward(&x)?;
+        let f = pann.forward(&x)?;
+        let d = f.logits.iter().zip(&p.logits).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let name = |k: usize| CIFAR10_CLASSES.get(k).copied().unwrap_or("?");
+        let fp = argmax(&f.logits);
+        agree += usize::from(fp == p.class);
+        println!(
+            "{:<6} {:<12} {:<12} {:<12} {:<12} {:>10.4}",
+            i,
+            name(data.labels[i] as usize),
+            name(argmax(&e.logits)),
+            name(fp),
+            name(p.class),
+            d
+        );
+    }
+    println!("secure predictions equal to the plaintext PANN's: {agree} of {}", preds.len());
+    let steps: Vec<(String, f64)> = serde_json::from_value(report["batches"][0]["steps"].clone()).unwrap_or_default();
+    println!("\nper-layer online cost at the client (first batch; bytes and rounds metered by the channel):");
+    print!("{}", layer_table(&meter_server, &steps));
+    let meter_dealer: Meter = serde_json::from_value(report["meters"]["dealer"].clone()).unwrap_or_default();
+    println!("\ntotals at the client:");
+    print!("{}", phase_summary("server", &meter_server));
+    print!("{}", phase_summary("dealer", &meter_dealer));
+    let on: f64 = report["batches"].as_array().map_or(0.0, |b| b.iter().filter_map(|x| x["online_s"].as_f64()).sum());
+    let off: f64 = report["batches"].as_array().map_or(0.0, |b| b.iter().filter_map(|x| x["offline_s"].as_f64()).sum());
+    println!("latency: offline {off:.3} s, online {on:.3} s for {} image(s); whole demo {wall:.1} s", preds.len());
+    println!("reports: {}/{{client,server,dealer}}.json", dir.display());
+    Ok(())
 }

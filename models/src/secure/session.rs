@@ -146,10 +146,12 @@ async fn server_inner(client: &mut Channel, dealer: &mut Channel, model: &Model,
         let material = plan.requests().iter().map(|r| expander.expand(r, None)).collect::<std::result::Result<_, _>>().map_err(err)?;
         let offline_s = t0.elapsed().as_secs_f64();
         client.set_phase(Phase::Online);
-        let t1 = Instant::now();
         client.set_label("input");
         let mut prg = Prg::from_entropy();
         let x = share_input(client, Party::Server, Party::Client, None, plan.len_of(0), &mut prg).await.map_err(err)?;
+        // Online time starts when the client's input arrives (before, the
+        // server only waits for the client's offline phase).
+        let t1 = Instant::now();
         let mut backend = PartyBackend { chan: &mut *client, party: Party::Server, layers: &layers, material };
         let mut steps = Vec::new();
         let y = run_plan(&plan, Some(&weights), &mut backend, x, Some(&mut steps)).await?;

@@ -1,0 +1,55 @@
+//! What a client holds: images from PNG files or records of a CIFAR-10
+//! binary file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use pann_models::cifar::Cifar10;
+use pann_models::image::read_png;
+
+/// Raw CHW images with their true labels when the source has them.
+#[derive(Clone, Debug, Default)]
+pub struct Images {
+    pub pixels: Vec<Vec<u8>>,
+    pub labels: Vec<Option<u8>>,
+    /// Class names, when a CIFAR `batches.meta.txt` lies beside the input.
+    pub class_names: Vec<String>,
+}
+
+/// Load images: each path is a `.png` (one image of `size x size`) or a
+/// CIFAR-10 binary file, of which records `first .. first + count` are used.
+pub fn load(paths: &[PathBuf], first: usize, count: usize, size: usize) -> Result<Images> {
+    if paths.is_empty() {
+        bail!("no input given (--input FILE.png or --input data_batch.bin)");
+    }
+    let mut out = Images::default();
+    for p in paths {
+        let is_png = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
+        if is_png {
+            out.pixels.push(read_png(p, size, size).with_context(|| format!("reading image {}", p.display()))?);
+            out.labels.push(None);
+        } else {
+            let data = Cifar10::read_file(p).with_context(|| format!("reading CIFAR-10 records from {}", p.display()))?;
+            if first >= data.len() || count == 0 {
+                bail!("{} has {} records; --first {first} --count {count} selects none", p.display(), data.len());
+            }
+            let end = (first + count).min(data.len());
+            for i in first..end {
+                out.pixels.push(data.image(i).to_vec());
+                out.labels.push(Some(data.labels[i]));
+            }
+            if out.class_names.is_empty() {
+                out.class_names = class_names_beside(p);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// CIFAR-10 class names from `batches.meta.txt` in the same directory, if any.
+fn class_names_beside(p: &Path) -> Vec<String> {
+    let meta = p.parent().unwrap_or(Path::new(".")).join("batches.meta.txt");
+    std::fs::read_to_string(meta)
+        .map(|t| t.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,6 @@
+//! Shared pieces of the `pann` and `pann-party` binaries: the roles wired to
+//! TLS (or TCP) channels, input loading, and reports.
+
+pub mod input;
+pub mod party;
+pub mod report;
