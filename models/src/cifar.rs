@@ -31,7 +31,7 @@ impl Cifar10 {
 
     /// Parse records from memory; `path` only names the source in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
-        if bytes.is_empty() || bytes.len() % RECORD_BYTES != 0 {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD_BYTES) {
             return Err(ModelError::Cifar {
                 path: path.into(),
                 reason: format!("size {} bytes is not a positive multiple of the record size {RECORD_BYTES}", bytes.len()),

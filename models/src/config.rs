@@ -45,7 +45,7 @@ impl ResNetConfig {
 
     /// Blocks per stage, n = (depth - 2) / 6.
     pub fn blocks_per_stage(&self) -> Result<usize> {
-        if self.depth < 8 || (self.depth - 2) % 6 != 0 {
+        if self.depth < 8 || !(self.depth - 2).is_multiple_of(6) {
             return Err(ModelError::Config(format!("ResNet depth {} is not 6n+2 with n >= 1", self.depth)));
         }
         Ok((self.depth - 2) / 6)

@@ -163,6 +163,7 @@ mod tests {
     use super::*;
 
     /// Direct convolution, the obvious way, as the oracle for im2col + GEMM.
+    #[allow(clippy::too_many_arguments)]
     fn conv_naive(x: &[f64], c: usize, h: usize, w: usize, wt: &[f64], oc: usize, k: usize, s: usize, p: usize) -> Vec<f64> {
         let oh = (h + 2 * p - k) / s + 1;
         let ow = (w + 2 * p - k) / s + 1;

@@ -285,6 +285,7 @@ impl NetworkBuilder {
     }
 
     /// Convenience: a convolution with square kernel.
+    #[allow(clippy::too_many_arguments)]
     pub fn conv(&mut self, name: &str, x: ValueId, out: usize, kernel: usize, stride: usize, padding: usize, bias: bool) -> Result<ValueId> {
         let in_channels = self.shape(x).c;
         self.push(name, Op::Conv2d { in_channels, out_channels: out, kernel, stride, padding, bias }, &[x])

@@ -253,7 +253,7 @@ impl<'m> PlainExecutor<'m> {
             if a > st.max_abs {
                 st.max_abs = a;
             }
-            if !(a <= bound) {
+            if a > bound || a.is_nan() {
                 st.exceeded += 1;
             }
         }

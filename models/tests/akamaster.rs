@@ -173,3 +173,18 @@ fn pann_at_high_precision_tracks_exact() {
     let err = PlainExecutor::new(&m.model, ReluMode::pann(9, partial).unwrap()).unwrap_err();
     assert!(matches!(&err, ModelError::MissingBound { site } if site == "layer3.1.relu1"), "{err}");
 }
+
+#[test]
+fn card_bounds_keep_shipped_images_in_range() {
+    let m = common::load_akamaster();
+    assert_eq!(m.card.relu_bounds.len(), 19, "the shipped card carries calibrated per-layer bounds");
+    let data = common::first64();
+    let exact = PlainExecutor::new(&m.model, ReluMode::Exact).unwrap();
+    let pann = PlainExecutor::new(&m.model, m.card.pann_mode(9).unwrap()).unwrap();
+    let input = |i: usize| m.card.input.normalise(data.image(i));
+    let e = exact.forward_many(data.len(), input, None).unwrap();
+    let p = pann.forward_many(data.len(), input, None).unwrap();
+    assert!(p.iter().all(|f| !f.any_exceeded()));
+    let same = e.iter().zip(&p).filter(|(a, b)| a.predicted() == b.predicted()).count();
+    assert!(same >= 62, "alpha 9 per-layer agrees with exact ReLU on {same}/64");
+}

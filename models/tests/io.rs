@@ -38,3 +38,13 @@ fn png_round_trip_and_size_check() {
     assert!(decode_png(b"nope", "junk.png".as_ref(), 32, 32).is_err());
     assert!(read_png(dir.join("absent.png"), 32, 32).is_err());
 }
+
+#[test]
+fn shipped_pngs_are_the_test_records() {
+    let d = common::first64();
+    for (i, label) in [(0usize, 3u8), (1, 8), (2, 8), (3, 0)] {
+        let p = common::crate_dir().join(format!("assets/images/{i:05}-{label}.png"));
+        assert_eq!(read_png(&p, 32, 32).unwrap(), d.image(i), "{}", p.display());
+        assert_eq!(d.labels[i], label);
+    }
+}
