@@ -2,5 +2,6 @@
 //! TLS (or TCP) channels, input loading, and reports.
 
 pub mod input;
+pub mod launch;
 pub mod party;
 pub mod report;

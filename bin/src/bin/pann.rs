@@ -3,11 +3,11 @@
 //! (per-layer ReLU bounds into a model card).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use pann_bin::launch::Session;
 use pann_bin::party::write_certs;
 use pann_bin::report::{argmax, layer_table, phase_summary, Prediction};
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
@@ -124,41 +124,6 @@ fn calibrate(card_path: &Path, data: &Path, n: usize, margin: f64, check: Option
     Ok(())
 }
 
-/// A child process that is killed if the demo stops early.
-struct Guard(Option<Child>, &'static str);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Guard {
-    fn wait(&mut self, deadline: Instant) -> Result<()> {
-        let c = self.0.as_mut().expect("running");
-        loop {
-            if let Some(st) = c.try_wait()? {
-                self.0 = None;
-                if !st.success() {
-                    bail!("the {} process failed ({st}); its messages are above", self.1);
-                }
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("the {} process did not finish in time", self.1);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 fn demo(alpha: u32, n: usize, batch: Option<usize>, keep: Option<PathBuf>) -> Result<()> {
     if !(1..=64).contains(&n) {
         bail!("--images must be 1..=64 (the embedded test images)");
@@ -171,49 +136,25 @@ fn demo(alpha: u32, n: usize, batch: Option<usize>, keep: Option<PathBuf>) -> Re
     std::fs::write(dir.join("images.bin"), DEMO_IMAGES)?;
     std::fs::write(dir.join("batches.meta.txt"), CIFAR10_CLASSES.join("\n"))?;
     write_certs(&dir.join("certs"))?;
-    let party = std::env::current_exe()?.with_file_name("pann-party");
-    if !party.exists() {
-        bail!("{} not found: build both binaries (cargo build --release -p pann-bin)", party.display());
-    }
-    let (sp, dp) = (free_port()?, free_port()?);
-    let (server_addr, dealer_addr) = (format!("127.0.0.1:{sp}"), format!("127.0.0.1:{dp}"));
-    let certs = dir.join("certs");
-    let common = |role: &str| {
-        let mut c = Command::new(&party);
-        c.args(["--role", role, "--certs"]).arg(&certs).arg("--report").arg(dir.join(format!("{role}.json"))).stdin(Stdio::null());
-        c
-    };
     println!("PANN demo: ResNet-20 (akamaster weights), alpha {alpha} (precision 2^-{alpha}), {n} CIFAR-10 test image(s)");
     println!("three processes over mutually authenticated TLS on loopback; working directory {}\n", dir.display());
     let t0 = Instant::now();
-    let mut dealer = Guard(Some(common("dealer").args(["--listen", &dealer_addr]).spawn()?), "dealer");
-    let mut server = Guard(
-        Some(
-            common("server")
-                .args(["--listen", &server_addr, "--dealer", &dealer_addr, "--alpha", &alpha.to_string(), "--model"])
-                .arg(&card_path)
-                .spawn()?,
-        ),
-        "server",
-    );
-    let batch = batch.unwrap_or(n).to_string();
-    let mut client = Guard(
-        Some(
-            common("client")
-                .args(["--connect", &server_addr, "--dealer", &dealer_addr, "--alpha", &alpha.to_string()])
-                .args(["--first", "0", "--count", &n.to_string(), "--batch", &batch, "--input"])
-                .arg(dir.join("images.bin"))
-                .spawn()?,
-        ),
-        "client",
-    );
-    let deadline = Instant::now() + Duration::from_secs(600);
-    client.wait(deadline)?;
-    server.wait(deadline)?;
-    dealer.wait(deadline)?;
+    let images = dir.join("images.bin");
+    let session = Session {
+        dir: &dir,
+        card: &card_path,
+        alpha,
+        input: &images,
+        first: 0,
+        count: n,
+        batch: batch.unwrap_or(n),
+        insecure_tcp: false,
+        quiet: false,
+        timeout: Duration::from_secs(120),
+    };
+    let report = session.run()?;
     let wall = t0.elapsed().as_secs_f64();
 
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("client.json"))?)?;
     let preds: Vec<Prediction> = serde_json::from_value(report["predictions"].clone())?;
     let meter_server: Meter = serde_json::from_value(report["meters"]["server"].clone()).unwrap_or_default();
 

@@ -1,0 +1,117 @@
+//! Launching the three roles as separate `pann-party` processes on loopback
+//! (used by `pann demo` and `pann bench`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// A child process that is killed if the caller stops early.
+pub struct Guard(Option<Child>, &'static str);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Guard {
+    /// Wait for the process to exit successfully before `deadline`.
+    pub fn wait(&mut self, deadline: Instant) -> Result<()> {
+        let Some(c) = self.0.as_mut() else { return Ok(()) };
+        loop {
+            if let Some(st) = c.try_wait()? {
+                self.0 = None;
+                if !st.success() {
+                    bail!("the {} process failed ({st}); its messages are above", self.1);
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the {} process did not finish in time", self.1);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The `pann-party` binary next to the running executable.
+pub fn party_exe() -> Result<PathBuf> {
+    let party = std::env::current_exe()?.with_file_name("pann-party");
+    if !party.exists() {
+        bail!("{} not found: build both binaries (cargo build --release -p pann-bin)", party.display());
+    }
+    Ok(party)
+}
+
+/// One secure session on loopback.
+pub struct Session<'a> {
+    /// Working directory: `certs/` must exist there; reports are written there.
+    pub dir: &'a Path,
+    pub card: &'a Path,
+    pub alpha: u32,
+    /// CIFAR-10 binary file and the records to classify.
+    pub input: &'a Path,
+    pub first: usize,
+    pub count: usize,
+    pub batch: usize,
+    /// Plain TCP instead of TLS.
+    pub insecure_tcp: bool,
+    /// Silence the parties' own output.
+    pub quiet: bool,
+    pub timeout: Duration,
+}
+
+impl Session<'_> {
+    /// Run dealer, server and client; return the client's report.
+    pub fn run(&self) -> Result<serde_json::Value> {
+        let party = party_exe()?;
+        let (server_addr, dealer_addr) = (format!("127.0.0.1:{}", free_port()?), format!("127.0.0.1:{}", free_port()?));
+        let alpha = self.alpha.to_string();
+        let timeout = self.timeout.as_secs().max(1).to_string();
+        let common = |role: &str| {
+            let mut c = Command::new(&party);
+            c.args(["--role", role, "--timeout", &timeout, "--report"]).arg(self.dir.join(format!("{role}.json"))).stdin(Stdio::null());
+            if self.insecure_tcp {
+                c.arg("--insecure-tcp");
+            } else {
+                c.arg("--certs").arg(self.dir.join("certs"));
+            }
+            if self.quiet {
+                c.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+            c
+        };
+        let mut dealer = Guard(Some(common("dealer").args(["--listen", &dealer_addr]).spawn()?), "dealer");
+        let mut server = Guard(
+            Some(common("server").args(["--listen", &server_addr, "--dealer", &dealer_addr, "--alpha", &alpha, "--model"]).arg(self.card).spawn()?),
+            "server",
+        );
+        let mut client = Guard(
+            Some(
+                common("client")
+                    .args(["--connect", &server_addr, "--dealer", &dealer_addr, "--alpha", &alpha])
+                    .args(["--first", &self.first.to_string(), "--count", &self.count.to_string(), "--batch", &self.batch.to_string()])
+                    .arg("--input")
+                    .arg(self.input)
+                    .spawn()?,
+            ),
+            "client",
+        );
+        let deadline = Instant::now() + self.timeout * 4;
+        client.wait(deadline)?;
+        server.wait(deadline)?;
+        dealer.wait(deadline)?;
+        let path = self.dir.join("client.json");
+        serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
+            .with_context(|| format!("parsing {}", path.display()))
+    }
+}
