@@ -1,6 +1,7 @@
 //! Shared pieces of the `pann` and `pann-party` binaries: the roles wired to
 //! TLS (or TCP) channels, input loading, and reports.
 
+pub mod bench;
 pub mod input;
 pub mod launch;
 pub mod party;

@@ -48,6 +48,44 @@ enum Cmd {
         #[arg(long)]
         keep: Option<PathBuf>,
     },
+    /// Measure secure inference: for each alpha and batch size, three
+    /// pann-party processes over TLS on loopback classify the images; report
+    /// metered bytes and rounds, median latencies and per-layer costs, and
+    /// (with --verify) compare every prediction with the fixed-point reference.
+    /// Writes JSON (machine, commit, parameters, rows) and a Markdown table.
+    Bench {
+        /// PANN precisions to measure.
+        #[arg(long, value_delimiter = ',', default_value = "9,12")]
+        alphas: Vec<u32>,
+        /// Batch sizes (images per protocol run).
+        #[arg(long, value_delimiter = ',', default_value = "1,64")]
+        batches: Vec<usize>,
+        /// Images per configuration.
+        #[arg(long, default_value_t = 64)]
+        images: usize,
+        /// CIFAR-10 binary file (default: ../shared/data/cifar-10-jpeg/test_batch.bin,
+        /// else the 64 embedded test images).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// First record of --data.
+        #[arg(long, default_value_t = 0)]
+        first: usize,
+        /// Model card (default: the embedded ResNet-20).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Also run the fixed-point reference and compare predictions and logits.
+        #[arg(long)]
+        verify: bool,
+        /// Plain TCP instead of TLS.
+        #[arg(long)]
+        insecure_tcp: bool,
+        /// Quick mode for CI: alpha 9, batch 2, 2 images (overrides the above).
+        #[arg(long)]
+        quick: bool,
+        /// JSON output; the Markdown table goes beside it (.md).
+        #[arg(long, default_value = "docs/results/secure-inference.json")]
+        out: PathBuf,
+    },
     /// Write TLS identities (self-signed, pinned by the peers) for the
     /// server, the client and the dealer: <dir>/{server,client,dealer}.{crt,key}.
     Certs {
@@ -87,6 +125,10 @@ fn main() -> Result<()> {
         }
         Cmd::Calibrate { model, data, images, margin, check, out } => calibrate(&model, &data, images, margin, check.as_deref(), &out),
         Cmd::Demo { alpha, images, batch, keep } => demo(alpha, images, batch, keep),
+        Cmd::Bench { alphas, batches, images, data, first, model, verify, insecure_tcp, quick, out } => {
+            let (alphas, batches, images) = if quick { (vec![9], vec![2], 2) } else { (alphas, batches, images) };
+            bench(&alphas, &batches, images, data, first, model, verify, insecure_tcp, &out)
+        }
     }
 }
 
@@ -124,22 +166,80 @@ fn calibrate(card_path: &Path, data: &Path, n: usize, margin: f64, check: Option
     Ok(())
 }
 
+/// Write the embedded model, images and fresh certificates into `dir`;
+/// returns (card, images file).
+fn embedded_assets(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let card = dir.join("resnet20-akamaster.card.json");
+    std::fs::write(&card, DEMO_CARD)?;
+    std::fs::write(dir.join("resnet20-akamaster.safetensors"), DEMO_WEIGHTS)?;
+    let images = dir.join("images.bin");
+    std::fs::write(&images, DEMO_IMAGES)?;
+    std::fs::write(dir.join("batches.meta.txt"), CIFAR10_CLASSES.join("\n"))?;
+    write_certs(&dir.join("certs"))?;
+    Ok((card, images))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bench(
+    alphas: &[u32],
+    batches: &[usize],
+    images: usize,
+    data: Option<PathBuf>,
+    first: usize,
+    model: Option<PathBuf>,
+    verify: bool,
+    insecure_tcp: bool,
+    out: &Path,
+) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("pann-bench-{}", std::process::id()));
+    let (card0, images0) = embedded_assets(&dir)?;
+    let card = model.unwrap_or(card0);
+    let data = data.or_else(pann_bin::bench::default_data).unwrap_or(images0);
+    let mut rows = Vec::new();
+    for &alpha in alphas {
+        for &batch in batches {
+            eprintln!("bench: alpha {alpha}, batch {batch}, {images} image(s) of {} ...", data.display());
+            let row = pann_bin::bench::measure(&dir, &card, &data, alpha, batch, first, images, verify, insecure_tcp)?;
+            eprintln!(
+                "  online {:.2} MB/image, {:.0} rounds/run, {:.1} ms/image; offline {:.2} MB/image",
+                row.online_bytes_per_image / 1e6,
+                row.online_rounds_per_run,
+                row.online_ms_per_image,
+                row.offline_bytes_per_image / 1e6
+            );
+            rows.push(row);
+        }
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let json = serde_json::json!({
+        "command": args.join(" "),
+        "machine": pann_bin::bench::provenance(),
+        "model": card.display().to_string(),
+        "data": data.display().to_string(),
+        "transport": if insecure_tcp { "tcp" } else { "tls" },
+        "rows": rows,
+    });
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(out, serde_json::to_vec_pretty(&json)?).with_context(|| format!("writing {}", out.display()))?;
+    let md = pann_bin::bench::markdown(&rows);
+    std::fs::write(out.with_extension("md"), format!("Generated by `{}`.\n\n{md}", args.join(" ")))?;
+    print!("{md}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 fn demo(alpha: u32, n: usize, batch: Option<usize>, keep: Option<PathBuf>) -> Result<()> {
     if !(1..=64).contains(&n) {
         bail!("--images must be 1..=64 (the embedded test images)");
     }
     let dir = keep.unwrap_or_else(|| std::env::temp_dir().join(format!("pann-demo-{}", std::process::id())));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let card_path = dir.join("resnet20-akamaster.card.json");
-    std::fs::write(&card_path, DEMO_CARD)?;
-    std::fs::write(dir.join("resnet20-akamaster.safetensors"), DEMO_WEIGHTS)?;
-    std::fs::write(dir.join("images.bin"), DEMO_IMAGES)?;
-    std::fs::write(dir.join("batches.meta.txt"), CIFAR10_CLASSES.join("\n"))?;
-    write_certs(&dir.join("certs"))?;
+    let (card_path, images) = embedded_assets(&dir)?;
     println!("PANN demo: ResNet-20 (akamaster weights), alpha {alpha} (precision 2^-{alpha}), {n} CIFAR-10 test image(s)");
     println!("three processes over mutually authenticated TLS on loopback; working directory {}\n", dir.display());
     let t0 = Instant::now();
-    let images = dir.join("images.bin");
     let session = Session {
         dir: &dir,
         card: &card_path,

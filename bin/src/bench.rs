@@ -1,0 +1,220 @@
+//! `pann bench`: measured costs of secure inference (three processes over
+//! TLS on loopback), and a check of the secure predictions against the
+//! plaintext fixed-point reference. Every byte and round comes from the
+//! parties' channel meters; latencies are medians over batches.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use pann_models::secure::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
+use pann_models::{Cifar10, LoadedModel};
+use pann_mpc_core::{Meter, Phase};
+use serde::Serialize;
+
+use crate::launch::Session;
+use crate::report::{argmax, Prediction};
+
+/// One measured configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchRow {
+    pub alpha: u32,
+    pub batch: usize,
+    pub images: usize,
+    pub runs: usize,
+    /// Per image, both directions, from the client's meter of its channel to the server.
+    pub online_bytes_per_image: f64,
+    /// Per image, dealer to client (party 0 expands its material locally).
+    pub offline_bytes_per_image: f64,
+    /// Rounds of one protocol run (a batch), online.
+    pub online_rounds_per_run: f64,
+    /// Median over runs of the online wall time of a run, and per image.
+    pub online_s_per_run: f64,
+    pub online_ms_per_image: f64,
+    pub offline_s_per_run: f64,
+    pub setup_bytes: u64,
+    /// Per layer (first run): online bytes per image (both directions) and rounds.
+    pub layers: Vec<(String, f64, u64)>,
+    /// Secure vs fixed-point reference, when verified.
+    pub verified: Option<Verification>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Verification {
+    pub same_prediction: usize,
+    pub images: usize,
+    pub max_abs_logit_diff: f64,
+    pub secure_accuracy: f64,
+    pub reference_accuracy: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+/// Logits of the fixed-point reference (the plan on clear ring values).
+pub fn reference_logits(loaded: &LoadedModel, alpha: u32, data: &Cifar10, first: usize, count: usize) -> Result<Vec<Vec<f64>>> {
+    let public = PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, SecureConfig::new(alpha))?;
+    let plan = Plan::compile(Arc::new(public), 1)?;
+    let weights = ServerWeights::encode(&plan, &loaded.model)?;
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let classes = plan.network().output_shape().len();
+    (first..first + count)
+        .map(|i| {
+            let x = plan.encode_input(&loaded.card.input.normalise(data.image(i)))?;
+            let mut clear = ClearBackend::new(&weights);
+            let y = rt.block_on(run_plan(&plan, Some(&weights), &mut clear, x, None))?;
+            anyhow::ensure!(clear.out_of_range == 0, "image {i}: an opened value left the admissible range");
+            Ok(plan.decode_output(&y)[..classes].to_vec())
+        })
+        .collect()
+}
+
+/// Measure one (alpha, batch) configuration.
+#[allow(clippy::too_many_arguments)]
+pub fn measure(
+    dir: &Path,
+    card: &Path,
+    data_path: &Path,
+    alpha: u32,
+    batch: usize,
+    first: usize,
+    count: usize,
+    verify: bool,
+    insecure_tcp: bool,
+) -> Result<BenchRow> {
+    let session = Session {
+        dir,
+        card,
+        alpha,
+        input: data_path,
+        first,
+        count,
+        batch,
+        insecure_tcp,
+        quiet: true,
+        timeout: Duration::from_secs(600),
+    };
+    let report = session.run().with_context(|| format!("secure run at alpha {alpha}, batch {batch}"))?;
+    let server: Meter = serde_json::from_value(report["meters"]["server"].clone())?;
+    let dealer: Meter = serde_json::from_value(report["meters"]["dealer"].clone())?;
+    let batches = report["batches"].as_array().cloned().unwrap_or_default();
+    let runs = batches.len().max(1);
+    let field = |k: &str| batches.iter().filter_map(|b| b[k].as_f64()).collect::<Vec<_>>();
+    let online = server.phase_total(Phase::Online);
+    let n = count as f64;
+    let per_run = online.rounds as f64 / runs as f64;
+    let steps: Vec<(String, f64)> = serde_json::from_value(batches.first().map(|b| b["steps"].clone()).unwrap_or_default()).unwrap_or_default();
+    let labels: std::collections::BTreeMap<String, pann_mpc_core::meter::Cost> = server.labels(Phase::Online).into_iter().collect();
+    let layers = steps
+        .iter()
+        .filter_map(|(name, _)| labels.get(name).map(|c| (name.clone(), c.bytes() as f64 / n, c.rounds / runs as u64)))
+        .collect();
+    let online_s = median(field("online_s"));
+    let verified = if verify {
+        let loaded = LoadedModel::load(card)?;
+        let data = Cifar10::read_file(data_path)?;
+        let reference = reference_logits(&loaded, alpha, &data, first, count)?;
+        let preds: Vec<Prediction> = serde_json::from_value(report["predictions"].clone())?;
+        let mut v = Verification { same_prediction: 0, images: preds.len(), max_abs_logit_diff: 0.0, secure_accuracy: 0.0, reference_accuracy: 0.0 };
+        let (mut sc, mut rc) = (0usize, 0usize);
+        for (i, (p, r)) in preds.iter().zip(&reference).enumerate() {
+            let label = data.labels[first + i] as usize;
+            v.same_prediction += usize::from(p.class == argmax(r));
+            sc += usize::from(p.class == label);
+            rc += usize::from(argmax(r) == label);
+            let d = p.logits.iter().zip(r).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            v.max_abs_logit_diff = v.max_abs_logit_diff.max(d);
+        }
+        v.secure_accuracy = sc as f64 / preds.len().max(1) as f64;
+        v.reference_accuracy = rc as f64 / preds.len().max(1) as f64;
+        Some(v)
+    } else {
+        None
+    };
+    Ok(BenchRow {
+        alpha,
+        batch,
+        images: count,
+        runs,
+        online_bytes_per_image: online.bytes() as f64 / n,
+        offline_bytes_per_image: dealer.phase_total(Phase::Offline).bytes() as f64 / n,
+        online_rounds_per_run: per_run,
+        online_s_per_run: online_s,
+        online_ms_per_image: 1e3 * online_s / batch as f64,
+        offline_s_per_run: median(field("offline_s")),
+        setup_bytes: server.phase_total(Phase::Setup).bytes() + dealer.phase_total(Phase::Setup).bytes(),
+        layers,
+        verified,
+    })
+}
+
+/// The machine and code a result was measured on.
+pub fn provenance() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    serde_json::json!({
+        "cpu": cpu,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "commit": commit,
+        "date": date,
+    })
+}
+
+/// Markdown table of rows.
+pub fn markdown(rows: &[BenchRow]) -> String {
+    let mut s = String::from(
+        "| alpha | batch | images | online MB/image | offline MB/image | online rounds/run | online ms/image (median run) | offline s/run | same prediction as reference | max abs logit diff | secure accuracy |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let (same, diff, acc) = match &r.verified {
+            Some(v) => (format!("{} / {}", v.same_prediction, v.images), format!("{:.4}", v.max_abs_logit_diff), format!("{:.1}%", 100.0 * v.secure_accuracy)),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        s += &format!(
+            "| {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.1} | {:.2} | {} | {} | {} |\n",
+            r.alpha,
+            r.batch,
+            r.images,
+            r.online_bytes_per_image / 1e6,
+            r.offline_bytes_per_image / 1e6,
+            r.online_rounds_per_run,
+            r.online_ms_per_image,
+            r.offline_s_per_run,
+            same,
+            diff,
+            acc
+        );
+    }
+    s
+}
+
+/// Default data: the CIFAR-10 test set beside the checkout, if present.
+pub fn default_data() -> Option<PathBuf> {
+    let p = PathBuf::from("../shared/data/cifar-10-jpeg/test_batch.bin");
+    p.exists().then_some(p)
+}
