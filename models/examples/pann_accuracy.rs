@@ -7,12 +7,15 @@
 //! ```text
 //! cargo run --release -p pann-models --example pann_accuracy -- \
 //!     [--card models/assets/resnet20-akamaster.card.json] [--data ../shared/data/cifar-10-jpeg] \
-//!     [--test 10000] [--calib 2000] [--margin 1.1] [--alphas 7-14] \
+//!     [--test 10000] [--calib 2000] [--margin 1.1[,1.25,...]] [--alphas 7-14] [--skip-global] \
 //!     [--md docs/results/plaintext-accuracy.md] [--json docs/results/plaintext-accuracy.json] \
 //!     [--write-card]
 //! ```
 //! Calibration uses the first `--calib` training images (data_batch_1..), the
-//! evaluation the first `--test` test images.
+//! evaluation the first `--test` test images. With several margins, the
+//! per-layer PANN is evaluated for each (the first is the main one, and the
+//! one `--write-card` stores); `--skip-global` leaves out the Lee et al. bound
+//! (whose search is slow and hopeless at low alpha).
 
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds, GlobalBoundRule};
 use pann_models::card::CalibrationInfo;
@@ -30,7 +33,8 @@ struct Args {
     data: PathBuf,
     test: usize,
     calib: usize,
-    margin: f64,
+    margins: Vec<f64>,
+    skip_global: bool,
     alphas: Vec<u32>,
     md: Option<PathBuf>,
     json: Option<PathBuf>,
@@ -43,7 +47,8 @@ fn parse_args() -> Result<Args, String> {
         data: "../shared/data/cifar-10-jpeg".into(),
         test: 10_000,
         calib: 2_000,
-        margin: 1.1,
+        margins: vec![1.1],
+        skip_global: false,
         alphas: (7..=14).collect(),
         md: None,
         json: None,
@@ -57,7 +62,13 @@ fn parse_args() -> Result<Args, String> {
             "--data" => a.data = val()?.into(),
             "--test" => a.test = val()?.parse().map_err(|e| format!("--test: {e}"))?,
             "--calib" => a.calib = val()?.parse().map_err(|e| format!("--calib: {e}"))?,
-            "--margin" => a.margin = val()?.parse().map_err(|e| format!("--margin: {e}"))?,
+            "--margin" | "--margins" => {
+                a.margins = val()?.split(',').map(|m| m.parse().map_err(|e| format!("--margin: {e}"))).collect::<Result<_, _>>()?;
+                if a.margins.is_empty() || a.margins.iter().any(|m: &f64| m.is_nan() || *m <= 0.0) {
+                    return Err("--margin: positive numbers expected".into());
+                }
+            }
+            "--skip-global" => a.skip_global = true,
             "--alphas" => {
                 let v = val()?;
                 a.alphas = match v.split_once('-') {
@@ -103,12 +114,22 @@ fn with_progress<T>(label: &str, total: usize, f: impl FnOnce(&AtomicUsize) -> T
 }
 
 #[derive(Serialize)]
+struct MarginEval {
+    margin: f64,
+    eval: Evaluation,
+}
+
+#[derive(Serialize)]
 struct Row {
     alpha: u32,
     degrees: Vec<usize>,
+    /// Per-layer bounds at the first margin.
     per_layer: Evaluation,
-    global_bound: f64,
-    global: Evaluation,
+    /// Per-layer bounds at the other margins, if any.
+    per_layer_other_margins: Vec<MarginEval>,
+    /// None with --skip-global.
+    global_bound: Option<f64>,
+    global: Option<Evaluation>,
 }
 
 #[derive(Serialize)]
@@ -120,6 +141,7 @@ struct Report {
     test_images: usize,
     calibration_images: usize,
     margin: f64,
+    other_margins: Vec<f64>,
     calibration_max_abs: BTreeMap<String, f64>,
     per_layer_bounds: BTreeMap<String, f64>,
     exact: Evaluation,
@@ -157,12 +179,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let dir = CifarDir::new(&args.data);
     let test: Cifar10 = dir.test()?.truncated(args.test);
     let calib: Cifar10 = dir.train(args.calib)?;
-    eprintln!("model {} | {} test images | {} calibration images | margin {}", loaded.card.name, test.len(), calib.len(), args.margin);
+    eprintln!("model {} | {} test images | {} calibration images | margins {:?}", loaded.card.name, test.len(), calib.len(), args.margins);
 
     let max_abs = with_progress("calibration (exact ReLU)", calib.len(), |p| {
         max_abs_per_site(model, calib.len(), |i| input.normalise(calib.image(i)), Some(p))
     })?;
-    let bounds = per_site_bounds(&max_abs, args.margin);
+    let bounds = per_site_bounds(&max_abs, args.margins[0]);
     let overall_max = max_abs.values().cloned().fold(0.0, f64::max);
     let rule = GlobalBoundRule::default();
     eprintln!("max |ReLU input| over calibration: {overall_max:.3}; Lee et al. start bound {}", rule.bound_for(overall_max));
@@ -180,13 +202,22 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut rows = Vec::new();
     for &alpha in &args.alphas {
         let degrees = SignPoly::for_alpha(alpha).map_err(|e| e.to_string())?.degrees();
-        let per_layer = eval(&format!("alpha {alpha} per-layer"), ReluMode::pann(alpha, bounds.clone())?)?;
-        let global_bound = with_progress(&format!("alpha {alpha} global-bound search"), calib.len(), |p| {
-            p.store(0, Ordering::Relaxed);
-            rule.grow_with_pann(model, alpha, calib.len(), |i| input.normalise(calib.image(i)), overall_max, 40)
-        })?;
-        let global = eval(&format!("alpha {alpha} global B={global_bound}"), ReluMode::pann_global(alpha, &site_refs, global_bound)?)?;
-        rows.push(Row { alpha, degrees, per_layer, global_bound, global });
+        let per_layer = eval(&format!("alpha {alpha} per-layer x{}", args.margins[0]), ReluMode::pann(alpha, bounds.clone())?)?;
+        let mut per_layer_other_margins = Vec::new();
+        for &margin in &args.margins[1..] {
+            let b = per_site_bounds(&max_abs, margin);
+            per_layer_other_margins.push(MarginEval { margin, eval: eval(&format!("alpha {alpha} per-layer x{margin}"), ReluMode::pann(alpha, b)?)? });
+        }
+        let (global_bound, global) = if args.skip_global {
+            (None, None)
+        } else {
+            let gb = with_progress(&format!("alpha {alpha} global-bound search"), calib.len(), |p| {
+                p.store(0, Ordering::Relaxed);
+                rule.grow_with_pann(model, alpha, calib.len(), |i| input.normalise(calib.image(i)), overall_max, 40)
+            })?;
+            (Some(gb), Some(eval(&format!("alpha {alpha} global B={gb}"), ReluMode::pann_global(alpha, &site_refs, gb)?)?))
+        };
+        rows.push(Row { alpha, degrees, per_layer, per_layer_other_margins, global_bound, global });
     }
 
     let command = format!(
@@ -200,7 +231,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         weights_sha256: loaded.card.weights_sha256.clone(),
         test_images: test.len(),
         calibration_images: calib.len(),
-        margin: args.margin,
+        margin: args.margins[0],
+        other_margins: args.margins[1..].to_vec(),
         calibration_max_abs: max_abs.clone(),
         per_layer_bounds: bounds.clone(),
         exact,
@@ -219,7 +251,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let mut card = loaded.card.clone();
         card.relu_bounds = bounds;
         card.calibration = Some(CalibrationInfo {
-            margin: args.margin,
+            margin: args.margins[0],
             images: calib.len(),
             data: format!("first {} images of the CIFAR-10 training batches (cifar-10-jpeg), exact ReLU", calib.len()),
         });
@@ -242,33 +274,43 @@ fn markdown(r: &Report, sites: &[String]) -> String {
     s += "These are accuracies on the JPEG-derived CIFAR-10 copy (../shared/data/cifar-10-jpeg), not original-CIFAR-10 figures.\n\n";
     s += &format!("**Exact ReLU: {}** ({} / {}).\n\n", pct(&r.exact), r.exact.correct, r.exact.images);
     s += &format!(
-        "- per-layer: B = {} x max |input| of the site over the calibration images;\n\
+        "- per-layer: B = margin x max |input| of the site over the calibration images (margin {}, other margins: {:?});\n\
          - global (Lee et al.): one B for all sites, start at 50 and grow by 5 until no ReLU input of the \
          calibration images exceeds it, with the PANN at that alpha in the loop (starting from the bound the \
          exact-ReLU maximum {:.2} asks for).\n\n",
         r.margin,
+        r.other_margins,
         r.calibration_max_abs.values().cloned().fold(0.0, f64::max)
     );
     s += "Out of range = test images with at least one ReLU input outside [-B, B] (inputs in parentheses); diverged = images with non-finite logits.\n\n";
-    s += "| alpha | degrees | per-layer acc | out of range (inputs) | global B | global acc | out of range (inputs) | diverged |\n";
-    s += "|---|---|---|---|---|---|---|---|\n";
-    for row in &r.rows {
-        s += &format!(
-            "| {} | {:?} | {} | {} ({}) | {} | {} | {} ({}) | {} / {} |\n",
-            row.alpha,
-            row.degrees,
-            pct(&row.per_layer),
-            row.per_layer.images_out_of_range,
-            row.per_layer.inputs_out_of_range(),
-            row.global_bound,
-            pct(&row.global),
-            row.global.images_out_of_range,
-            row.global.inputs_out_of_range(),
-            row.per_layer.images_diverged,
-            row.global.images_diverged,
-        );
+    let cell = |e: &Evaluation| format!("{} | {} ({}) | {}", pct(e), e.images_out_of_range, e.inputs_out_of_range(), e.images_diverged);
+    let mut head = format!("| alpha | degrees | per-layer x{m} acc | out of range (inputs) | diverged", m = r.margin);
+    for m in &r.other_margins {
+        head += &format!(" | per-layer x{m} acc | out of range (inputs) | diverged");
     }
-    s += "\nPer-layer bounds (site: max |input| on calibration -> B; max |input| on the test set, exact ReLU):\n\n";
+    let skip_global = r.rows.iter().all(|row| row.global.is_none());
+    if !skip_global {
+        head += " | global B | global acc | out of range (inputs) | diverged";
+    }
+    let cols = head.matches('|').count();
+    s += &head;
+    s += " |\n";
+    s += &"|---".repeat(cols);
+    s += "|\n";
+    for row in &r.rows {
+        s += &format!("| {} | {:?} | {}", row.alpha, row.degrees, cell(&row.per_layer));
+        for o in &row.per_layer_other_margins {
+            s += &format!(" | {}", cell(&o.eval));
+        }
+        if !skip_global {
+            match (&row.global_bound, &row.global) {
+                (Some(b), Some(g)) => s += &format!(" | {b} | {}", cell(g)),
+                _ => s += " | - | - | - | -",
+            }
+        }
+        s += " |\n";
+    }
+    s += &format!("\nPer-layer bounds at margin {} (site: max |input| on calibration -> B; max |input| on the test set, exact ReLU):\n\n", r.margin);
     s += "| site | calib max | B | test max |\n|---|---|---|---|\n";
     for (i, site) in sites.iter().enumerate() {
         let test_max = r.exact.sites.get(i).map(|x| x.1.max_abs).unwrap_or(f64::NAN);
