@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use pann_models::cifar::Cifar10;
 use pann_models::image::read_png;
 
@@ -26,10 +26,11 @@ pub fn load(paths: &[PathBuf], first: usize, count: usize, size: usize) -> Resul
     for p in paths {
         let is_png = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
         if is_png {
-            out.pixels.push(read_png(p, size, size).with_context(|| format!("reading image {}", p.display()))?);
+            // The errors name the file.
+            out.pixels.push(read_png(p, size, size)?);
             out.labels.push(None);
         } else {
-            let data = Cifar10::read_file(p).with_context(|| format!("reading CIFAR-10 records from {}", p.display()))?;
+            let data = Cifar10::read_file(p)?;
             if first >= data.len() || count == 0 {
                 bail!("{} has {} records; --first {first} --count {count} selects none", p.display(), data.len());
             }

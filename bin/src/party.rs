@@ -11,10 +11,12 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use pann_mpc_core::handshake::Role;
 use pann_mpc_core::transport::{load_peer_cert, tcp_connect, tls_connect, Listener, TlsIdentity, TlsPeers};
+use pann_mpc_core::channel::Tag;
 use pann_mpc_core::{Channel, ChannelConfig};
 use pann_models::secure::{client_session, dealer_session, server_session, ClientOutcome, PublicModel, SecureConfig};
 use pann_models::LoadedModel;
 
+use crate::input::Images;
 use crate::report::{argmax, PartyReport, Prediction};
 
 /// How a role reaches its peers.
@@ -76,26 +78,118 @@ fn meters(pairs: &[(&str, &Channel)]) -> serde_json::Map<String, serde_json::Val
     m
 }
 
-/// The server: loads the model card (with calibrated bounds), waits for the
-/// client on `listen`, connects to the dealer.
-pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str, dealer: &str) -> Result<PartyReport> {
+/// Give up on a channel politely: send everything queued, close our
+/// direction (TLS close_notify), and read what the peer still sends for a
+/// moment, so that closing the socket does not reset the connection before
+/// the peer has read our last message (an Abort with the reason).
+async fn goodbye(ch: &mut Channel) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = ch.close().await;
+        while ch.recv_frame().await.is_ok() {}
+    })
+    .await;
+}
+
+/// Close both channels after a session: politely ([`goodbye`]) after an
+/// error, whose reason the session already sent to the peers as an Abort.
+async fn end_session(ok: bool, a: &mut Channel, b: &mut Channel) {
+    if ok {
+        let _ = tokio::join!(a.close(), b.close());
+    } else {
+        tokio::join!(goodbye(a), goodbye(b));
+    }
+}
+
+/// Tell a peer why this role gives up (an Abort the peer reports as the
+/// reason of its own error), then close.
+async fn tell(ch: &mut Channel, reason: &str) {
+    ch.abort(reason).await;
+    goodbye(ch).await;
+}
+
+/// Tell the reachable peers, concurrently.
+async fn tell_both(a: Option<&mut Channel>, b: Option<&mut Channel>, reason: &str) {
+    tokio::join!(tell_maybe(a, reason), tell_maybe(b, reason));
+}
+
+async fn tell_maybe(c: Option<&mut Channel>, reason: &str) {
+    if let Some(c) = c {
+        tell(c, reason).await;
+    }
+}
+
+/// The first failure among a role's preparation and its two connections,
+/// with the connections that did succeed (to tell them).
+type Failed = (anyhow::Error, Option<Channel>, Option<Channel>);
+
+fn first_failure<T>(prep: Result<T>, a: Result<Channel>, b: Result<Channel>) -> std::result::Result<(T, Channel, Channel), Failed> {
+    match (prep, a, b) {
+        (Ok(t), Ok(a), Ok(b)) => Ok((t, a, b)),
+        (Err(e), a, b) => Err((e, a.ok(), b.ok())),
+        (Ok(_), Err(e), b) => Err((e, None, b.ok())),
+        (Ok(_), Ok(a), Err(e)) => Err((e, Some(a), None)),
+    }
+}
+
+/// What the server needs before it talks to anyone.
+struct ServerModel {
+    loaded: LoadedModel,
+    public: PublicModel,
+    alpha: u32,
+}
+
+fn load_server_model(card: &Path, alpha: Option<u32>) -> Result<ServerModel> {
     let loaded = LoadedModel::load(card).with_context(|| format!("loading the model card {}", card.display()))?;
     if loaded.card.relu_bounds.is_empty() {
         bail!("the model card {} has no ReLU bounds: calibrate it first (pann calibrate)", card.display());
     }
     let alpha = alpha.unwrap_or(loaded.card.default_alpha);
-    let public = PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, SecureConfig::new(alpha))?;
+    let public = PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, SecureConfig::new(alpha))
+        .with_context(|| format!("preparing the model of {} at alpha {alpha}", card.display()))?;
+    Ok(ServerModel { loaded, public, alpha })
+}
+
+/// The server: loads the model card (with calibrated bounds), waits for the
+/// client on `listen`, connects to the dealer. If the model cannot be loaded,
+/// it still meets its peers (within the timeout) to tell them why it gives up.
+pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str, dealer: &str) -> Result<PartyReport> {
     let listener = bind(listen).await?;
-    eprintln!("server: model {} (digest {}), alpha {alpha}, listening on {}", loaded.card.name, public.digest(), listener.local_addr()?);
-    let mut to_dealer = net.connect(Role::Server, Role::Dealer, dealer).await?;
-    let mut to_client = net.accept(&listener, Role::Server, &[Role::Client]).await?;
+    let model = load_server_model(card, alpha);
+    match &model {
+        Ok(m) => eprintln!(
+            "server: model {} (digest {}), alpha {}, listening on {}",
+            m.loaded.card.name,
+            m.public.digest(),
+            m.alpha,
+            listener.local_addr()?
+        ),
+        Err(e) => eprintln!(
+            "server: error: {e:#}\nserver: telling the dealer and the client (waiting up to {} s for them)",
+            net.timeout.as_secs()
+        ),
+    }
+    // In this order, stopping at the first failure: the dealer, then the client.
+    let to_dealer = net.connect(Role::Server, Role::Dealer, dealer).await;
+    let to_client = match &to_dealer {
+        Ok(_) => net.accept(&listener, Role::Server, &[Role::Client]).await,
+        Err(_) => Err(anyhow::anyhow!("the client was not awaited")),
+    };
+    let (m, mut to_dealer, mut to_client) = match first_failure(model, to_dealer, to_client) {
+        Ok(ok) => ok,
+        Err((e, mut d, mut c)) => {
+            tell_both(d.as_mut(), c.as_mut(), &format!("server: {e:#}")).await;
+            return Err(e);
+        }
+    };
     let t0 = std::time::Instant::now();
-    let batches = server_session(&mut to_client, &mut to_dealer, &loaded.model, &public).await.context("server session")?;
+    let res = server_session(&mut to_client, &mut to_dealer, &m.loaded.model, &m.public).await;
+    end_session(res.is_ok(), &mut to_client, &mut to_dealer).await;
+    let batches = res.context("server session")?;
     let setup_s = t0.elapsed().as_secs_f64() - batches.iter().map(|b| b.offline_s + b.online_s).sum::<f64>();
     Ok(PartyReport {
         role: "server".into(),
-        alpha,
-        model_digest: public.digest(),
+        alpha: m.alpha,
+        model_digest: m.public.digest(),
         setup_s,
         batches,
         predictions: Vec::new(),
@@ -103,13 +197,45 @@ pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str
     })
 }
 
-/// The dealer: accepts the server and the client on `listen`.
+/// The dealer: accepts the server and the client on `listen`, both within
+/// one timeout.
 pub async fn run_dealer(net: &Net, listen: &str) -> Result<PartyReport> {
     let listener = bind(listen).await?;
     eprintln!("dealer: listening on {}", listener.local_addr()?);
-    let mut a = net.accept(&listener, Role::Dealer, &[Role::Server, Role::Client]).await?;
-    let mut b = net.accept(&listener, Role::Dealer, &[Role::Server, Role::Client]).await?;
-    dealer_session(&mut a, &mut b).await.context("dealer session")?;
+    let both = [Role::Server, Role::Client];
+    let deadline = tokio::time::Instant::now() + net.timeout;
+    let first = tokio::time::timeout_at(deadline, net.accept(&listener, Role::Dealer, &both)).await;
+    let mut a = match first {
+        Err(_) => bail!("no party (server or client) connected within {} s", net.timeout.as_secs()),
+        Ok(r) => r?,
+    };
+    let second = tokio::time::timeout_at(deadline, net.accept(&listener, Role::Dealer, &both)).await;
+    let second = match second {
+        Err(_) => {
+            // The first party may have told us why the other one is not coming.
+            let said = match tokio::time::timeout(Duration::from_millis(300), a.recv_tagged(Tag::Abort)).await {
+                Ok(Ok(reason)) => format!("; the connected party said: {}", String::from_utf8_lossy(&reason)),
+                _ => String::new(),
+            };
+            Err(anyhow::anyhow!(
+                "only one party connected within {} s; the other (server or client) never came{said}",
+                net.timeout.as_secs()
+            ))
+        }
+        Ok(r) => r,
+    };
+    let mut b = match second {
+        Ok(b) => b,
+        Err(e) => {
+            tell(&mut a, &format!("dealer: {e:#}")).await;
+            return Err(e);
+        }
+    };
+    eprintln!("dealer: both parties connected");
+    let res = dealer_session(&mut a, &mut b).await;
+    end_session(res.is_ok(), &mut a, &mut b).await;
+    res.context("dealer session")?;
+    eprintln!("dealer: done");
     Ok(PartyReport {
         role: "dealer".into(),
         alpha: 0,
@@ -122,24 +248,43 @@ pub async fn run_dealer(net: &Net, listen: &str) -> Result<PartyReport> {
 }
 
 /// The client: connects to the server and the dealer, learns the logits.
-#[allow(clippy::too_many_arguments)]
+/// `images` is the result of loading the input: if that failed, the client
+/// still meets its peers (within the timeout) to tell them why it gives up.
 pub async fn run_client(
     net: &Net,
     server: &str,
     dealer: &str,
     alpha: u32,
     expect_model: Option<&str>,
-    images: &[Vec<u8>],
-    labels: &[Option<u8>],
+    images: Result<Images>,
     batch: usize,
 ) -> Result<(PartyReport, ClientOutcome)> {
-    let mut to_server = net.connect(Role::Client, Role::Server, server).await?;
-    let mut to_dealer = net.connect(Role::Client, Role::Dealer, dealer).await?;
-    let out = client_session(&mut to_server, &mut to_dealer, alpha, expect_model, images, batch).await.context("client session")?;
+    if let Err(e) = &images {
+        eprintln!(
+            "client: error: {e:#}\nclient: telling the server and the dealer (waiting up to {} s for them)",
+            net.timeout.as_secs()
+        );
+    }
+    // In this order, stopping at the first failure: the server, then the dealer.
+    let to_server = net.connect(Role::Client, Role::Server, server).await;
+    let to_dealer = match &to_server {
+        Ok(_) => net.connect(Role::Client, Role::Dealer, dealer).await,
+        Err(_) => Err(anyhow::anyhow!("the dealer was not contacted")),
+    };
+    let (imgs, mut to_server, mut to_dealer) = match first_failure(images, to_server, to_dealer) {
+        Ok(ok) => ok,
+        Err((e, mut s, mut d)) => {
+            tell_both(s.as_mut(), d.as_mut(), &format!("client: {e:#}")).await;
+            return Err(e);
+        }
+    };
+    let res = client_session(&mut to_server, &mut to_dealer, alpha, expect_model, &imgs.pixels, batch).await;
+    end_session(res.is_ok(), &mut to_server, &mut to_dealer).await;
+    let out = res.context("client session")?;
     let predictions = out
         .logits
         .iter()
-        .zip(labels)
+        .zip(&imgs.labels)
         .map(|(l, &label)| Prediction { class: argmax(l), label, logits: l.clone() })
         .collect();
     let report = PartyReport {

@@ -89,9 +89,27 @@ fn need<'a>(v: &'a Option<String>, flag: &str, role: &str) -> Result<&'a str> {
     v.as_deref().with_context(|| format!("the {role} needs {flag}"))
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let a = Args::parse();
+    let role = format!("{:?}", a.role).to_lowercase();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{role}: error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(a)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with the whole chain of causes, prefixed by the role.
+            eprintln!("{role}: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(a: Args) -> Result<()> {
     let net = Net { certs: if a.insecure_tcp { None } else { a.certs.clone() }, timeout: Duration::from_secs(a.timeout) };
     let report = match a.role {
         RoleArg::Dealer => run_dealer(&net, need(&a.listen, "--listen", "dealer")?).await?,
@@ -107,19 +125,20 @@ async fn main() -> Result<()> {
             if a.batch == 0 {
                 bail!("--batch must be at least 1");
             }
-            let imgs = input::load(&a.input, a.first, a.count, a.image_size)?;
+            // A bad input is reported to the server and the dealer too (run_client).
+            let imgs = input::load(&a.input, a.first, a.count, a.image_size);
+            let names = imgs.as_ref().map(|i| i.class_names.clone()).unwrap_or_default();
             let (r, _) = run_client(
                 &net,
                 need(&a.connect, "--connect", "client")?,
                 need(&a.dealer, "--dealer", "client")?,
                 alpha,
                 a.expect_model.as_deref(),
-                &imgs.pixels,
-                &imgs.labels,
+                imgs,
                 a.batch,
             )
             .await?;
-            let name = |k: usize| imgs.class_names.get(k).map(|n| format!(" ({n})")).unwrap_or_default();
+            let name = |k: usize| names.get(k).map(|n| format!(" ({n})")).unwrap_or_default();
             for (i, p) in r.predictions.iter().enumerate() {
                 let truth = p.label.map(|l| format!(", true class {l}{}", name(l as usize))).unwrap_or_default();
                 println!("image {i}: predicted class {}{}{truth}", p.class, name(p.class));

@@ -36,6 +36,20 @@ fn err(e: impl std::fmt::Display) -> SessionError {
     SessionError::Secure(e.to_string())
 }
 
+/// `.map_err(on("dealer"))`: an error on the channel with that peer, naming
+/// the peer (a party with two channels must say which one failed).
+fn on<E: std::fmt::Display>(peer: &'static str) -> impl Fn(E) -> SessionError {
+    move |e| err(format!("with the {peer}: {e}"))
+}
+
+/// As [`on`] for the online phase's errors, which are already session errors.
+fn online(peer: &'static str) -> impl Fn(SessionError) -> SessionError {
+    move |e| match e {
+        SessionError::Secure(s) => err(format!("with the {peer}: {s}")),
+        other => other,
+    }
+}
+
 /// Largest batch and number of batches a client may request.
 pub const MAX_BATCH: usize = 1024;
 pub const MAX_BATCHES: usize = 1 << 20;
@@ -72,17 +86,17 @@ fn model_params(role: Role, digest: &str) -> SessionParams {
     SessionParams::new(role).with("model", digest)
 }
 
-async fn send_json<T: Serialize>(chan: &mut Channel, v: &T) -> Result<()> {
-    chan.send_tagged(Tag::Bytes, &serde_json::to_vec(v).map_err(err)?).map_err(err)?;
-    chan.flush().await.map_err(err)
+async fn send_json<T: Serialize>(chan: &mut Channel, peer: &'static str, v: &T) -> Result<()> {
+    chan.send_tagged(Tag::Bytes, &serde_json::to_vec(v).map_err(err)?).map_err(on(peer))?;
+    chan.flush().await.map_err(on(peer))
 }
 
-async fn recv_bytes(chan: &mut Channel) -> Result<Vec<u8>> {
-    chan.recv_tagged(Tag::Bytes).await.map_err(err)
+async fn recv_bytes(chan: &mut Channel, peer: &'static str) -> Result<Vec<u8>> {
+    chan.recv_tagged(Tag::Bytes).await.map_err(on(peer))
 }
 
-async fn recv_request(chan: &mut Channel) -> Result<SessionRequest> {
-    let b = recv_bytes(chan).await?;
+async fn recv_request(chan: &mut Channel, peer: &'static str) -> Result<SessionRequest> {
+    let b = recv_bytes(chan, peer).await?;
     let r: SessionRequest = serde_json::from_slice(&b).map_err(|e| err(format!("malformed session request: {e}")))?;
     r.check()?;
     Ok(r)
@@ -123,22 +137,22 @@ pub async fn server_session(client: &mut Channel, dealer: &mut Channel, model: &
 async fn server_inner(client: &mut Channel, dealer: &mut Channel, model: &Model, public: &PublicModel) -> Result<Vec<BatchReport>> {
     let alpha = public.config.alpha;
     let desc = public.to_json();
-    handshake(client, &session_params(Role::Server, alpha).expecting(Role::Client)).await.map_err(err)?;
-    handshake(dealer, &dealer_params(Role::Server).expecting(Role::Dealer)).await.map_err(err)?;
-    for ch in [&mut *client, &mut *dealer] {
+    handshake(client, &session_params(Role::Server, alpha).expecting(Role::Client)).await.map_err(on("client"))?;
+    handshake(dealer, &dealer_params(Role::Server).expecting(Role::Dealer)).await.map_err(on("dealer"))?;
+    for (ch, peer) in [(&mut *client, "client"), (&mut *dealer, "dealer")] {
         ch.set_phase(Phase::Setup);
         ch.set_label("model");
-        ch.send_tagged(Tag::Bytes, &desc).map_err(err)?;
-        ch.flush().await.map_err(err)?;
+        ch.send_tagged(Tag::Bytes, &desc).map_err(on(peer))?;
+        ch.flush().await.map_err(on(peer))?;
     }
-    let req = recv_request(client).await?;
+    let req = recv_request(client, "client").await?;
     let plan = Plan::compile(Arc::new(public.clone()), req.batch)?;
     let weights = ServerWeights::encode(&plan, model)?;
-    let mut expander = Expander::new(Party::Server, recv_seed(dealer).await.map_err(err)?);
+    let mut expander = Expander::new(Party::Server, recv_seed(dealer).await.map_err(on("dealer"))?);
     let mut layers = Vec::with_capacity(plan.linears.len());
     for (id, ((_, spec), w)) in plan.linears.iter().zip(weights.weights.iter()).enumerate() {
         client.set_label(&plan.network().nodes[plan.linears[id].0].name);
-        layers.push(setup_server(client, &mut expander, id, *spec, w.clone()).await.map_err(err)?);
+        layers.push(setup_server(client, &mut expander, id, *spec, w.clone()).await.map_err(on("client"))?);
     }
     let mut reports = Vec::with_capacity(req.batches);
     for _ in 0..req.batches {
@@ -148,15 +162,15 @@ async fn server_inner(client: &mut Channel, dealer: &mut Channel, model: &Model,
         client.set_phase(Phase::Online);
         client.set_label("input");
         let mut prg = Prg::from_entropy();
-        let x = share_input(client, Party::Server, Party::Client, None, plan.len_of(0), &mut prg).await.map_err(err)?;
+        let x = share_input(client, Party::Server, Party::Client, None, plan.len_of(0), &mut prg).await.map_err(on("client"))?;
         // Online time starts when the client's input arrives (before, the
         // server only waits for the client's offline phase).
         let t1 = Instant::now();
         let mut backend = PartyBackend { chan: &mut *client, party: Party::Server, layers: &layers, material };
         let mut steps = Vec::new();
-        let y = run_plan(&plan, Some(&weights), &mut backend, x, Some(&mut steps)).await?;
+        let y = run_plan(&plan, Some(&weights), &mut backend, x, Some(&mut steps)).await.map_err(online("client"))?;
         client.set_label("output");
-        reveal(client, Party::Server, &y, Some(Party::Client)).await.map_err(err)?;
+        reveal(client, Party::Server, &y, Some(Party::Client)).await.map_err(on("client"))?;
         reports.push(BatchReport { images: req.batch, offline_s, online_s: t1.elapsed().as_secs_f64(), steps });
     }
     Ok(reports)
@@ -167,7 +181,7 @@ async fn server_inner(client: &mut Channel, dealer: &mut Channel, model: &Model,
 async fn fetch_client(expander: &mut Expander, dealer: &mut Channel, plan: &Plan) -> Result<VecDeque<Material>> {
     let mut out = VecDeque::new();
     for r in plan.requests() {
-        out.push_back(receive_material(dealer, expander, &r).await.map_err(err)?);
+        out.push_back(receive_material(dealer, expander, &r).await.map_err(on("dealer"))?);
     }
     Ok(out)
 }
@@ -203,9 +217,9 @@ async fn client_inner(
     if images.is_empty() {
         return Err(err("no input images"));
     }
-    handshake(server, &session_params(Role::Client, alpha).expecting(Role::Server)).await.map_err(err)?;
+    handshake(server, &session_params(Role::Client, alpha).expecting(Role::Server)).await.map_err(on("server"))?;
     server.set_phase(Phase::Setup);
-    let desc = recv_bytes(server).await?;
+    let desc = recv_bytes(server, "server").await?;
     let public = Arc::new(PublicModel::from_json(&desc)?);
     // The digest of the bytes as sent, which is what the server computes.
     let digest = sha256_hex(&desc);
@@ -222,16 +236,16 @@ async fn client_inner(
     let batch = batch.clamp(1, MAX_BATCH).min(images.len());
     let req = SessionRequest { batch, batches: images.len().div_ceil(batch) };
     req.check()?;
-    send_json(server, &req).await?;
-    handshake(dealer, &dealer_params(Role::Client).expecting(Role::Dealer)).await.map_err(err)?;
-    handshake(dealer, &model_params(Role::Client, &digest).expecting(Role::Dealer)).await.map_err(err)?;
-    send_json(dealer, &req).await?;
-    let mut expander = Expander::new(Party::Client, recv_seed(dealer).await.map_err(err)?);
+    send_json(server, "server", &req).await?;
+    handshake(dealer, &dealer_params(Role::Client).expecting(Role::Dealer)).await.map_err(on("dealer"))?;
+    handshake(dealer, &model_params(Role::Client, &digest).expecting(Role::Dealer)).await.map_err(on("dealer"))?;
+    send_json(dealer, "dealer", &req).await?;
+    let mut expander = Expander::new(Party::Client, recv_seed(dealer).await.map_err(on("dealer"))?);
     let plan = Plan::compile(Arc::clone(&public), batch)?;
     let mut layers = Vec::with_capacity(plan.linears.len());
     for (id, (node, spec)) in plan.linears.iter().enumerate() {
         server.set_label(&plan.network().nodes[*node].name);
-        layers.push(setup_client(server, id, *spec).await.map_err(err)?);
+        layers.push(setup_client(server, id, *spec).await.map_err(on("server"))?);
     }
     let setup_s = t_setup.elapsed().as_secs_f64();
     let mut logits = Vec::with_capacity(images.len());
@@ -247,12 +261,12 @@ async fn client_inner(
         server.set_phase(Phase::Online);
         let t1 = Instant::now();
         server.set_label("input");
-        let xs = share_input(server, Party::Client, Party::Client, Some(&enc), enc.len(), &mut prg).await.map_err(err)?;
+        let xs = share_input(server, Party::Client, Party::Client, Some(&enc), enc.len(), &mut prg).await.map_err(on("server"))?;
         let mut backend = PartyBackend { chan: &mut *server, party: Party::Client, layers: &layers, material };
         let mut steps = Vec::new();
-        let y = run_plan(&plan, None, &mut backend, xs, Some(&mut steps)).await?;
+        let y = run_plan(&plan, None, &mut backend, xs, Some(&mut steps)).await.map_err(online("server"))?;
         server.set_label("output");
-        let out = reveal(server, Party::Client, &y, Some(Party::Client)).await.map_err(err)?.ok_or_else(|| err("no output revealed"))?;
+        let out = reveal(server, Party::Client, &y, Some(Party::Client)).await.map_err(on("server"))?.ok_or_else(|| err("no output revealed"))?;
         let online_s = t1.elapsed().as_secs_f64();
         let classes = plan.network().output_shape().len();
         logits.extend(plan.decode_output(&out).chunks(classes).take(chunk.len()).map(|c| c.to_vec()));
@@ -282,28 +296,32 @@ pub async fn dealer_session(a: &mut Channel, b: &mut Channel) -> Result<()> {
 async fn dealer_inner(a: &mut Channel, b: &mut Channel) -> Result<()> {
     // Both at once: each party reaches its dealer handshake at its own time.
     let ours = dealer_params(Role::Dealer);
-    let (ra, rb) = tokio::join!(handshake(a, &ours), handshake(b, &ours));
-    let (server, client) = match (ra.map_err(err)?.role, rb.map_err(err)?.role) {
+    // The first failure ends the wait (the other party may never get here).
+    let (ra, rb) = tokio::try_join!(
+        async { handshake(a, &ours).await.map_err(on("first party")) },
+        async { handshake(b, &ours).await.map_err(on("second party")) }
+    )?;
+    let (server, client) = match (ra.role, rb.role) {
         (Role::Server, Role::Client) => (a, b),
         (Role::Client, Role::Server) => (b, a),
         (x, y) => return Err(err(format!("the dealer needs one server and one client, got {x} and {y}"))),
     };
     server.set_phase(Phase::Setup);
-    let desc = recv_bytes(server).await?;
+    let desc = recv_bytes(server, "server").await?;
     let public = Arc::new(PublicModel::from_json(&desc)?);
-    handshake(client, &model_params(Role::Dealer, &sha256_hex(&desc)).expecting(Role::Client)).await.map_err(err)?;
-    let req = recv_request(client).await?;
+    handshake(client, &model_params(Role::Dealer, &sha256_hex(&desc)).expecting(Role::Client)).await.map_err(on("client"))?;
+    let req = recv_request(client, "client").await?;
     let plan = Plan::compile(Arc::clone(&public), req.batch)?;
     let (s0, s1) = (Prg::random_seed(), Prg::random_seed());
-    send_seed(server, &s0).await.map_err(err)?;
-    send_seed(client, &s1).await.map_err(err)?;
+    send_seed(server, &s0).await.map_err(on("server"))?;
+    send_seed(client, &s1).await.map_err(on("client"))?;
     let mut dealer = Dealer::new(s0, s1);
     for (_, spec) in &plan.linears {
         dealer.register_linear(*spec).map_err(err)?;
     }
     let reqs = plan.requests();
     for _ in 0..req.batches {
-        serve(&mut dealer, client, &reqs).await.map_err(err)?;
+        serve(&mut dealer, client, &reqs).await.map_err(on("client"))?;
     }
     Ok(())
 }

@@ -1,0 +1,482 @@
+//! `pann-party` as three real processes over pinned mutual TLS on loopback:
+//! the predictions equal the in-process fixed-point reference, and bad input
+//! (a model file that does not match its card, an image of the wrong size,
+//! different alphas, a dealer that disappears, an unpinned certificate, a
+//! wrong model digest) ends every side with a clear error, never a hang.
+//!
+//! Every party runs with `--timeout 10`; every wait of the test has its own
+//! deadline, after which the children are killed and the test fails.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pann_models::secure::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
+use pann_models::{Cifar10, LoadedModel};
+
+const PARTY: &str = env!("CARGO_BIN_EXE_pann-party");
+const PANN: &str = env!("CARGO_BIN_EXE_pann");
+const ALPHA: u32 = 9;
+/// `--timeout` given to every party (seconds).
+const TIMEOUT: u64 = 10;
+/// How long the test waits for any process before killing it and failing.
+const DEADLINE: Duration = Duration::from_secs(90);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn card() -> PathBuf {
+    repo().join("models/assets/resnet20-akamaster.card.json")
+}
+
+fn cifar() -> PathBuf {
+    repo().join("models/tests/data/test_batch_first64.bin")
+}
+
+fn png_image() -> PathBuf {
+    repo().join("models/assets/images/00003-0.png")
+}
+
+/// A fresh temporary directory, removed on drop.
+struct Tmp(PathBuf);
+
+impl Tmp {
+    fn new(name: &str) -> Tmp {
+        let d = std::env::temp_dir().join(format!("pann-bin-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("temp dir");
+        Tmp(d)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    format!("127.0.0.1:{}", l.local_addr().expect("local addr").port())
+}
+
+/// `pann certs --out dir`.
+fn make_certs(dir: &Path) -> PathBuf {
+    let st = Command::new(PANN).args(["certs", "--out"]).arg(dir).stdout(Stdio::null()).status().expect("run pann certs");
+    assert!(st.success(), "pann certs failed: {st}");
+    for f in ["server.crt", "server.key", "client.crt", "client.key", "dealer.crt", "dealer.key"] {
+        assert!(dir.join(f).is_file(), "pann certs did not write {f}");
+    }
+    dir.to_path_buf()
+}
+
+/// A child process with its stdout and stderr in files; killed on drop.
+struct Proc {
+    name: String,
+    child: Option<Child>,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+/// How a process ended.
+#[derive(Debug)]
+struct Ended {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+    secs: f64,
+}
+
+impl Ended {
+    fn failed_mentioning(&self, who: &str, words: &[&str]) {
+        assert!(!self.status.success(), "the {who} should have failed; stderr:\n{}", self.stderr);
+        let low = self.stderr.to_lowercase();
+        for w in words {
+            assert!(low.contains(&w.to_lowercase()), "the {who}'s stderr should mention {w:?}:\n{}", self.stderr);
+        }
+        assert!(!low.contains("panicked"), "the {who} panicked:\n{}", self.stderr);
+    }
+    fn succeeded(&self, who: &str) {
+        assert!(self.status.success(), "the {who} failed ({}); stderr:\n{}\nstdout:\n{}", self.status, self.stderr, self.stdout);
+    }
+}
+
+impl Proc {
+    fn spawn(dir: &Path, name: &str, cmd: &mut Command) -> Proc {
+        let out = dir.join(format!("{name}.stdout"));
+        let err = dir.join(format!("{name}.stderr"));
+        cmd.env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(File::create(&out).expect("stdout file")))
+            .stderr(Stdio::from(File::create(&err).expect("stderr file")));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning the {name}: {e}"));
+        Proc { name: name.into(), child: Some(child), out, err }
+    }
+
+    fn stderr_now(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// Wait until the process exits; kill it and fail the test after `deadline`.
+    fn wait(&mut self, started: Instant, deadline: Duration) -> Ended {
+        let child = self.child.as_mut().expect("still running");
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return Ended {
+                    status,
+                    stdout: std::fs::read_to_string(&self.out).unwrap_or_default(),
+                    stderr: self.stderr_now(),
+                    secs: started.elapsed().as_secs_f64(),
+                };
+            }
+            if started.elapsed() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.child = None;
+                panic!("the {} hung: still running after {:?}; stderr so far:\n{}", self.name, deadline, self.stderr_now());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Wait (at most `deadline`) for `text` to appear on the process's stderr.
+    fn wait_for_stderr(&self, text: &str, deadline: Duration) {
+        let t0 = Instant::now();
+        while !self.stderr_now().contains(text) {
+            assert!(t0.elapsed() < deadline, "the {} never printed {text:?}; stderr:\n{}", self.name, self.stderr_now());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.child = None;
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Addresses and certificates of one session.
+struct Session {
+    dir: Tmp,
+    certs: PathBuf,
+    server: String,
+    dealer: String,
+}
+
+impl Session {
+    fn new(name: &str) -> Session {
+        let dir = Tmp::new(name);
+        let certs = make_certs(&dir.path().join("certs"));
+        Session { dir, certs, server: free_addr(), dealer: free_addr() }
+    }
+
+    fn party(&self, role: &str, certs: &Path) -> Command {
+        let mut c = Command::new(PARTY);
+        c.args(["--role", role, "--timeout", &TIMEOUT.to_string(), "--certs"])
+            .arg(certs)
+            .arg("--report")
+            .arg(self.report_path(role));
+        c
+    }
+
+    fn report_path(&self, role: &str) -> PathBuf {
+        self.dir.path().join(format!("{role}.json"))
+    }
+
+    fn dealer(&self) -> Proc {
+        Proc::spawn(self.dir.path(), "dealer", self.party("dealer", &self.certs).args(["--listen", &self.dealer]))
+    }
+
+    fn server(&self, card: &Path, alpha: u32) -> Proc {
+        let mut c = self.party("server", &self.certs);
+        c.args(["--listen", &self.server, "--dealer", &self.dealer, "--alpha", &alpha.to_string(), "--model"]).arg(card);
+        Proc::spawn(self.dir.path(), "server", &mut c)
+    }
+
+    /// A client with `args` after the common ones (input, alpha, ...).
+    fn client_with(&self, certs: &Path, args: &[&str], input: &[&Path]) -> Proc {
+        let mut c = self.party("client", certs);
+        c.args(["--connect", &self.server, "--dealer", &self.dealer]).args(args).arg("--input").args(input);
+        Proc::spawn(self.dir.path(), "client", &mut c)
+    }
+
+    fn report(&self, role: &str) -> serde_json::Value {
+        let p = self.report_path(role);
+        let b = std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+        serde_json::from_slice(&b).unwrap_or_else(|e| panic!("{} is not JSON: {e}", p.display()))
+    }
+}
+
+/// Wait for all three; returns (dealer, server, client).
+fn wait_all(d: &mut Proc, s: &mut Proc, c: &mut Proc, t0: Instant) -> (Ended, Ended, Ended) {
+    let ce = c.wait(t0, DEADLINE);
+    let se = s.wait(t0, DEADLINE);
+    let de = d.wait(t0, DEADLINE);
+    for (who, e) in [("client", &ce), ("server", &se), ("dealer", &de)] {
+        eprintln!("--- {who}: {} after {:.1} s; stderr:\n{}", e.status, e.secs, e.stderr.trim_end());
+    }
+    (de, se, ce)
+}
+
+/// The in-process fixed-point reference (the oracle of the secure
+/// computation) on raw images, with the card's bounds, in batches of `batch`.
+fn reference(raw: &[Vec<u8>], batch: usize) -> (String, Vec<Vec<f64>>) {
+    let m = LoadedModel::load(card()).expect("the shipped model loads");
+    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(ALPHA)).expect("public model");
+    let plan = Plan::compile(Arc::new(public.clone()), batch).expect("plan");
+    let weights = ServerWeights::encode(&plan, &m.model).expect("weights");
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let mut out = Vec::new();
+    for chunk in raw.chunks(batch) {
+        let mut x: Vec<f64> = chunk.iter().flat_map(|r| m.card.input.normalise(r)).collect();
+        x.resize(plan.len_of(0), 0.0);
+        let mut clear = ClearBackend::new(&weights);
+        let y = rt.block_on(run_plan(&plan, Some(&weights), &mut clear, plan.encode_input(&x).expect("encode"), None)).expect("reference");
+        assert_eq!(clear.out_of_range, 0, "the reference saw values out of range");
+        out.extend(plan.decode_output(&y).chunks(10).take(chunk.len()).map(|c| c.to_vec()));
+    }
+    (public.digest(), out)
+}
+
+fn argmax(v: &[f64]) -> usize {
+    v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("non-empty").0
+}
+
+/// The client's report against the reference: same classes, logits within 2e-2.
+fn check_predictions(report: &serde_json::Value, reference: &[Vec<f64>], labels: &[Option<u8>]) {
+    let preds = report["predictions"].as_array().expect("the client's report has predictions");
+    assert_eq!(preds.len(), reference.len());
+    for (i, (p, r)) in preds.iter().zip(reference).enumerate() {
+        let logits: Vec<f64> = serde_json::from_value(p["logits"].clone()).expect("logits");
+        assert_eq!(logits.len(), 10);
+        let class = p["class"].as_u64().expect("class") as usize;
+        assert_eq!(class, argmax(r), "image {i}: secure class {class}, reference {}", argmax(r));
+        assert_eq!(class, argmax(&logits));
+        for (a, b) in logits.iter().zip(r) {
+            assert!((a - b).abs() < 2e-2, "image {i}: secure logit {a} vs reference {b}");
+        }
+        assert_eq!(p["label"].as_u64().map(|l| l as u8), labels[i], "image {i}: label");
+    }
+}
+
+/// Nothing the client learns appears in the server's or the dealer's report.
+fn check_no_outputs(report: &serde_json::Value, who: &str) {
+    let text = report.to_string();
+    assert!(report.get("predictions").is_none() && !text.contains("logits"), "the {who}'s report holds outputs: {text:.400}");
+}
+
+#[test]
+fn three_processes_cifar_records_match_the_fixed_point_reference() {
+    let s = Session::new("cifar");
+    let data = Cifar10::read_file(cifar()).expect("test records");
+    let raw: Vec<Vec<u8>> = (0..2).map(|i| data.image(i).to_vec()).collect();
+    let labels: Vec<Option<u8>> = (0..2).map(|i| Some(data.labels[i])).collect();
+    let (digest, want) = reference(&raw, 2);
+
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut sv = s.server(&card(), ALPHA);
+    let cifar = cifar();
+    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "2", "--batch", "2", "--expect-model", &digest], &[&cifar]);
+    let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
+    ce.succeeded("client");
+    se.succeeded("server");
+    de.succeeded("dealer");
+
+    let cr = s.report("client");
+    assert_eq!(cr["role"], "client");
+    assert_eq!(cr["alpha"], ALPHA);
+    assert_eq!(cr["model_digest"], digest.as_str());
+    check_predictions(&cr, &want, &labels);
+    for i in 0..2 {
+        assert!(ce.stdout.contains(&format!("image {i}: predicted class {}", argmax(&want[i]))), "client stdout:\n{}", ce.stdout);
+    }
+    assert!(ce.stdout.contains("top-5 logits"), "client stdout:\n{}", ce.stdout);
+
+    let sr = s.report("server");
+    assert_eq!(sr["role"], "server");
+    assert_eq!(sr["model_digest"], digest.as_str());
+    check_no_outputs(&sr, "server");
+    assert!(!se.stdout.contains("predicted") && !se.stderr.contains("predicted"));
+    // Costs are metered: online traffic with the client, offline with the dealer.
+    assert!(sr["meters"]["client"].is_object(), "server report: {sr:.400}");
+    check_no_outputs(&s.report("dealer"), "dealer");
+}
+
+#[test]
+fn three_processes_png_input_matches_the_fixed_point_reference() {
+    let s = Session::new("png");
+    let raw = pann_models::image::read_png(png_image(), 32, 32).expect("shipped PNG");
+    let (_, want) = reference(&[raw], 1);
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut sv = s.server(&card(), ALPHA);
+    let png = png_image();
+    let mut c = s.client_with(&s.certs, &["--alpha", "9"], &[&png]);
+    let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
+    ce.succeeded("client");
+    se.succeeded("server");
+    de.succeeded("dealer");
+    check_predictions(&s.report("client"), &want, &[None]);
+    check_no_outputs(&s.report("server"), "server");
+}
+
+#[test]
+fn weights_that_do_not_match_the_card_fail_on_every_side() {
+    let s = Session::new("badweights");
+    let mdir = s.dir.path().join("model");
+    std::fs::create_dir_all(&mdir).unwrap();
+    let card_path = mdir.join("resnet20-akamaster.card.json");
+    std::fs::copy(card(), &card_path).unwrap();
+    let mut w = std::fs::read(repo().join("models/assets/resnet20-akamaster.safetensors")).unwrap();
+    let n = w.len();
+    w[n - 5] ^= 0x40; // one weight changed
+    std::fs::write(mdir.join("resnet20-akamaster.safetensors"), w).unwrap();
+
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut sv = s.server(&card_path, ALPHA);
+    let mut c = s.client_with(&s.certs, &["--alpha", "9"], &[&png_image()]);
+    let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
+    se.failed_mentioning("server", &["resnet20-akamaster.safetensors", "sha"]);
+    ce.failed_mentioning("client", &["server", "resnet20-akamaster.safetensors"]);
+    de.failed_mentioning("dealer", &["server"]);
+}
+
+#[test]
+fn an_image_of_the_wrong_size_fails_on_every_side() {
+    let s = Session::new("badsize");
+    let small = s.dir.path().join("small.png");
+    std::fs::write(&small, pann_models::image::encode_png(&[128u8; 3 * 16 * 16], 16, 16).unwrap()).unwrap();
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut sv = s.server(&card(), ALPHA);
+    let mut c = s.client_with(&s.certs, &["--alpha", "9"], &[&small]);
+    let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
+    ce.failed_mentioning("client", &["small.png", "16x16", "32x32"]);
+    se.failed_mentioning("server", &["client", "16x16"]);
+    de.failed_mentioning("dealer", &["client"]);
+}
+
+#[test]
+fn client_and_server_with_different_alpha_both_fail_naming_alpha() {
+    let s = Session::new("alpha");
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut sv = s.server(&card(), ALPHA);
+    let mut c = s.client_with(&s.certs, &["--alpha", "10"], &[&png_image()]);
+    let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
+    ce.failed_mentioning("client", &["alpha", "10", "9"]);
+    se.failed_mentioning("server", &["alpha", "10", "9"]);
+    de.failed_mentioning("dealer", &[]);
+}
+
+#[test]
+fn a_dealer_that_disappears_mid_run_ends_both_parties() {
+    let s = Session::new("dealerdies");
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut sv = s.server(&card(), ALPHA);
+    let cifar = cifar();
+    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "8", "--batch", "1"], &[&cifar]);
+    // Both parties are connected and the session has started: kill the dealer
+    // a little later, during setup or the first batch's offline phase.
+    d.wait_for_stderr("dealer: both parties connected", DEADLINE);
+    std::thread::sleep(Duration::from_millis(700));
+    d.kill();
+    let killed = Instant::now();
+    let ce = c.wait(t0, DEADLINE);
+    let se = sv.wait(t0, DEADLINE);
+    eprintln!("client and server ended {:.1} s after the dealer was killed", killed.elapsed().as_secs_f64());
+    ce.failed_mentioning("client", &["dealer"]);
+    se.failed_mentioning("server", &["dealer"]);
+    assert!(killed.elapsed() < Duration::from_secs(2 * TIMEOUT + 5), "took too long to notice the dealer had gone");
+}
+
+#[test]
+fn a_client_certificate_not_pinned_by_the_server_is_refused() {
+    let s = Session::new("unpinned");
+    let other = make_certs(&s.dir.path().join("other-certs"));
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut sv = s.server(&card(), ALPHA);
+    let mut c = s.client_with(&other, &["--alpha", "9"], &[&png_image()]);
+    let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
+    ce.failed_mentioning("client", &["tls", "server"]);
+    se.failed_mentioning("server", &["tls", "client"]);
+    // The dealer is never reached by the client: it gives up after --timeout.
+    de.failed_mentioning("dealer", &[]);
+}
+
+#[test]
+fn a_wrong_expected_model_digest_is_refused_by_the_client() {
+    let s = Session::new("digest");
+    let wrong = "ab".repeat(32);
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut sv = s.server(&card(), ALPHA);
+    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--expect-model", &wrong], &[&png_image()]);
+    let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
+    ce.failed_mentioning("client", &["digest", &wrong]);
+    se.failed_mentioning("server", &["client", "digest"]);
+    de.failed_mentioning("dealer", &[]);
+}
+
+#[test]
+fn a_dealer_alone_gives_up_after_its_timeout() {
+    let s = Session::new("alone");
+    let t0 = Instant::now();
+    let mut d = Proc::spawn(
+        s.dir.path(),
+        "dealer",
+        Command::new(PARTY).args(["--role", "dealer", "--listen", &s.dealer, "--timeout", "2", "--certs"]).arg(&s.certs),
+    );
+    let de = d.wait(t0, Duration::from_secs(30));
+    de.failed_mentioning("dealer", &["server", "client"]);
+    assert!(de.secs < 15.0, "the dealer waited {:.1} s", de.secs);
+}
+
+#[test]
+fn help_explains_every_option() {
+    let out = Command::new(PARTY).arg("--help").output().expect("pann-party --help");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for opt in [
+        "--role", "--listen", "--connect", "--dealer", "--certs", "--insecure-tcp", "--model", "--alpha", "--input", "--first", "--count",
+        "--image-size", "--batch", "--expect-model", "--report", "--timeout",
+    ] {
+        assert!(text.contains(opt), "pann-party --help does not mention {opt}:\n{text}");
+    }
+    let out = Command::new(PANN).arg("--help").output().expect("pann --help");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["demo", "certs", "calibrate"] {
+        assert!(text.contains(cmd), "pann --help does not mention {cmd}:\n{text}");
+    }
+}
+
+#[test]
+fn demo_with_two_images_agrees_with_the_plaintext_pann() {
+    let tmp = Tmp::new("demo");
+    let t0 = Instant::now();
+    let mut p = Proc::spawn(tmp.path(), "demo", Command::new(PANN).args(["demo", "--images", "2", "--keep"]).arg(tmp.path().join("work")));
+    let e = p.wait(t0, Duration::from_secs(240));
+    eprintln!("pann demo --images 2: {:.1} s", e.secs);
+    e.succeeded("demo");
+    assert!(e.stdout.contains("secure predictions equal to the plaintext PANN's: 2 of 2"), "demo output:\n{}", e.stdout);
+}
