@@ -28,3 +28,10 @@ deps:
 	@command -v cc >/dev/null 2>&1 || { echo "installing a C toolchain (build-essential)"; \
 		(apt-get update && apt-get install -y build-essential) || sudo sh -c 'apt-get update && apt-get install -y build-essential'; }
 	@command -v $(CARGO) >/dev/null 2>&1 || { echo "cargo not found: install Rust from rustup first"; exit 1; }
+
+## libtorch for the trainer (tch): torch 2.13.0 into .venv (minimal CPU install;
+## TORCH_FLAGS=--full for GPU machines). The trainer build needs
+## LIBTORCH=$$(scripts/install-torch.sh --print-libtorch) in its environment.
+.PHONY: trainer-deps
+trainer-deps:
+	scripts/install-torch.sh $(TORCH_FLAGS)

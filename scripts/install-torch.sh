@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install PyTorch 2.13.0 (plus numpy and safetensors) into .venv at the
-# repository root, for scripts/pytorch_reference.py. Idempotent: does nothing
+# repository root, for scripts/pytorch_reference.py and for the tch (libtorch)
+# build of trainer/ (LIBTORCH = `--print-libtorch`). Idempotent: does nothing
 # when `import torch` already works at that version.
 #
 #   scripts/install-torch.sh          minimal: torch without triton, cusolver,
@@ -10,6 +11,11 @@
 #                                     registry's torch wheel is a CUDA build)
 #   scripts/install-torch.sh --full   the full torch==2.13.0 with all its
 #                                     dependencies (GPU machines)
+#   scripts/install-torch.sh --print-libtorch
+#                                     print the torch package directory, which
+#                                     is what LIBTORCH must name for the tch
+#                                     build of trainer/ (installs nothing;
+#                                     exits 1 if torch is not installed)
 #
 # Uses pip with its configured index; VENV=path overrides the location.
 set -euo pipefail
@@ -21,8 +27,10 @@ mode=minimal
 case "${1:-}" in
   --full) mode=full ;;
   "" | --minimal) ;;
-  -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
-  *) echo "usage: $0 [--full]" >&2; exit 2 ;;
+  --print-libtorch)
+    exec "$venv/bin/python" -c "import os, torch; print(os.path.dirname(torch.__file__))" 2>/dev/null ;;
+  -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+  *) echo "usage: $0 [--full | --print-libtorch]" >&2; exit 2 ;;
 esac
 
 if [ -x "$venv/bin/python" ] &&

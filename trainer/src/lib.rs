@@ -1,2 +1,28 @@
-//! PANN trainer. This crate will hold the tch-based recipes (baseline, paper, finetune);
-//! it is the only crate that will link libtorch. It is empty until that work lands.
+//! PANN trainer: CIFAR ResNets in tch (libtorch) trained so that they stay
+//! accurate when every ReLU is replaced by the PANN polynomial
+//! `x (1 + p(x / B)) / 2` at low precision. The only crate of the workspace
+//! that links libtorch.
+//!
+//! - [`net`]: ResNet-20/32/56 with akamaster's tensor names and pluggable
+//!   activations; [`act`]: NGNV leakage, PANN ReLU in the loop, calibration.
+//! - [`recipe`]: the `baseline`, `paper` and `finetune` presets.
+//! - [`train`]: the loop; [`checkpoint`]: every-epoch checkpoints and resume;
+//!   [`optim`]: SGD whose state can be saved.
+//! - [`export`]: safetensors + model card for `pann_models::LoadedModel`;
+//!   [`eval`]: exact and PANN accuracy through `pann_models::PlainExecutor`.
+//!
+//! See docs/TRAINER.md for the install, the formulas and the commands.
+
+pub mod act;
+pub mod checkpoint;
+pub mod data;
+pub mod error;
+pub mod eval;
+pub mod export;
+pub mod net;
+pub mod optim;
+pub mod recipe;
+pub mod rng;
+pub mod train;
+
+pub use error::{Result, TrainerError};

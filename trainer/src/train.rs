@@ -1,0 +1,271 @@
+//! The training loop: one function that starts, resumes or fine-tunes a run,
+//! checkpointing after every epoch.
+
+use crate::act::{MaxRecorder, NgnvLeak, PannRelu};
+use crate::checkpoint::{self, CheckpointMeta, EpochLog};
+use crate::data::{make_batch, CifarData, Normalisation};
+use crate::error::{Result, TrainerError};
+use crate::net::{Activation, ExactRelu, ResNet};
+use crate::optim::Sgd;
+use crate::recipe::Recipe;
+use crate::rng::SplitMix64;
+use indicatif::{ProgressBar, ProgressStyle};
+use pann_models::{Cifar10, InputSpec, ResNetConfig};
+use pann_protocols::sign_poly::SignPoly;
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+/// What to train and where.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub architecture: ResNetConfig,
+    pub recipe: Recipe,
+    pub normalisation: Normalisation,
+    pub data_dir: PathBuf,
+    pub train_limit: usize,
+    pub test_limit: usize,
+    /// Checkpoint directory of the run.
+    pub run_dir: PathBuf,
+    pub seed: u64,
+    pub device: Device,
+    /// Continue from `run_dir`'s checkpoint (its recipe wins over `recipe`).
+    pub resume: bool,
+    /// Initial weights (checkpoint dir or model card); required by finetune.
+    pub init: Option<PathBuf>,
+    /// Stop after this many epochs in this invocation (time slicing).
+    pub max_epochs_now: Option<usize>,
+    pub progress: bool,
+}
+
+/// A trained (or partially trained) run.
+pub struct Trained {
+    pub vs: VarStore,
+    pub net: ResNet,
+    pub meta: CheckpointMeta,
+    pub data: CifarData,
+}
+
+impl Trained {
+    pub fn input_spec(&self) -> InputSpec {
+        self.meta.normalisation.spec()
+    }
+}
+
+/// Exact-ReLU (or any activation's) accuracy of `net` on `set`, eval mode.
+pub fn accuracy(net: &ResNet, set: &Cifar10, spec: &InputSpec, device: Device, act: &mut dyn Activation) -> f64 {
+    if set.is_empty() {
+        return 0.0;
+    }
+    let mut correct = 0i64;
+    tch::no_grad(|| {
+        let idx: Vec<usize> = (0..set.len()).collect();
+        for chunk in idx.chunks(500) {
+            let (x, y) = make_batch(set, chunk, spec, None, device);
+            let pred = net.forward(&x, false, act).argmax(-1, false);
+            correct += pred.eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
+        }
+    });
+    correct as f64 / set.len() as f64
+}
+
+/// Per-site max |ReLU input| over the first `n` training images (eval mode).
+pub fn calibrate_max(net: &ResNet, set: &Cifar10, n: usize, spec: &InputSpec, device: Device) -> Vec<f64> {
+    let mut rec = MaxRecorder { max_abs: vec![0.0; net.sites().len()] };
+    let idx: Vec<usize> = (0..n.min(set.len())).collect();
+    tch::no_grad(|| {
+        for chunk in idx.chunks(500) {
+            let (x, _) = make_batch(set, chunk, spec, None, device);
+            let _ = net.forward(&x, false, &mut rec);
+        }
+    });
+    rec.max_abs
+}
+
+fn fresh_meta(o: &TrainOptions, data: &CifarData) -> CheckpointMeta {
+    CheckpointMeta {
+        format: checkpoint::FORMAT.into(),
+        epochs_done: 0,
+        seed: o.seed,
+        architecture: o.architecture.clone(),
+        normalisation: o.normalisation,
+        recipe: o.recipe.clone(),
+        data_dir: o.data_dir.clone(),
+        train_images: data.train.len(),
+        test_images: data.test.len(),
+        init: None,
+        history: Vec::new(),
+        ngnv_running_max: None,
+        pann_bounds: None,
+        tensors_sha256: String::new(),
+    }
+}
+
+/// Train (or resume) according to `o`, checkpointing into `o.run_dir` after every epoch.
+pub fn train(o: &TrainOptions) -> Result<Trained> {
+    let data = CifarData::load(&o.data_dir, o.train_limit, o.test_limit)?;
+    let vs = VarStore::new(o.device);
+    let resuming = o.resume && checkpoint::exists(&o.run_dir);
+    if !o.resume && checkpoint::exists(&o.run_dir) {
+        return Err(TrainerError::Config(format!(
+            "{} already holds a checkpoint: pass --resume to continue it or choose another run directory",
+            o.run_dir.display()
+        )));
+    }
+    let (meta, net, mut opt) = if resuming {
+        let (meta, tensors) = checkpoint::read(&o.run_dir)?;
+        let net = ResNet::new(&vs.root(), &meta.architecture)?;
+        checkpoint::load_into(&vs, &tensors, "model.", &o.run_dir)?;
+        let r = &meta.recipe;
+        let mut opt = Sgd::new(&vs, r.momentum, r.weight_decay, r.nesterov);
+        checkpoint::load_momentum(&mut opt, &tensors, &o.run_dir)?;
+        (meta, net, opt)
+    } else {
+        o.recipe.validate()?;
+        let net = ResNet::new(&vs.root(), &o.architecture)?;
+        ResNet::init_weights(&vs, o.seed);
+        let mut meta = fresh_meta(o, &data);
+        if let Some(init) = &o.init {
+            meta.init = Some(checkpoint::load_init(&vs, init)?);
+        } else if o.recipe.finetune.is_some() {
+            return Err(TrainerError::Config("the finetune recipe needs --init (a checkpoint directory or a model card)".into()));
+        }
+        let r = &o.recipe;
+        let opt = Sgd::new(&vs, r.momentum, r.weight_decay, r.nesterov);
+        (meta, net, opt)
+    };
+    let mut t = Trained { vs, net, meta, data };
+    let spec = t.input_spec();
+    let recipe = t.meta.recipe.clone();
+
+    // The activation of this run.
+    let mut act: Box<dyn Activation> = if let Some(ft) = &recipe.finetune {
+        let bounds = match &t.meta.pann_bounds {
+            Some(b) => b.clone(),
+            None => {
+                let max = calibrate_max(&t.net, &t.data.train, ft.calib_images, &spec, o.device);
+                let b: Vec<f64> = max.iter().map(|m| if *m > 0.0 { ft.margin * m } else { ft.margin }).collect();
+                t.meta.pann_bounds = Some(b.clone());
+                b
+            }
+        };
+        let poly = SignPoly::for_alpha(ft.alpha).map_err(|e| TrainerError::Config(e.to_string()))?;
+        Box::new(PannRelu { poly, bounds, grad: ft.grad })
+    } else if let Some(ng) = &recipe.ngnv {
+        Box::new(NgnvLeak::new(ng.clone(), t.net.sites().len(), t.meta.ngnv_running_max.clone()))
+    } else {
+        Box::new(ExactRelu)
+    };
+
+    let n = t.data.train.len();
+    let bs = recipe.batch_size.min(n);
+    let steps = n.div_ceil(bs);
+    let start = t.meta.epochs_done;
+    let end = match o.max_epochs_now {
+        Some(k) => (start + k).min(recipe.epochs),
+        None => recipe.epochs,
+    };
+    for epoch in start..end {
+        tch::manual_seed(o.seed.wrapping_add(epoch as u64) as i64);
+        let mut rng = SplitMix64::for_epoch(t.meta.seed, epoch, 0);
+        let mut aug = SplitMix64::for_epoch(t.meta.seed, epoch, 1);
+        let mut order: Vec<usize> = (0..n).collect();
+        rng.shuffle(&mut order);
+        let pb = if o.progress { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
+        pb.set_style(
+            ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb.set_prefix(format!("{}/{}", epoch + 1, recipe.epochs));
+        let t0 = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0i64, 0usize);
+        let mut lr = recipe.lr;
+        for (s, chunk) in order.chunks(bs).enumerate() {
+            lr = recipe.lr_at(epoch, s, steps);
+            let (x, y) = make_batch(&t.data.train, chunk, &spec, recipe.augment.then_some(&mut aug), o.device);
+            let (logits, loss) = if recipe.mixup_alpha > 0.0 {
+                let lam = rng.beta_symmetric(recipe.mixup_alpha);
+                let mut p: Vec<i64> = (0..chunk.len() as i64).collect();
+                rng.shuffle(&mut p);
+                let perm = Tensor::from_slice(&p).to_device(o.device);
+                let xm = &x * lam + x.index_select(0, &perm) * (1.0 - lam);
+                let logits = t.net.forward(&xm, true, act.as_mut());
+                let loss = logits.cross_entropy_for_logits(&y) * lam
+                    + logits.cross_entropy_for_logits(&y.index_select(0, &perm)) * (1.0 - lam);
+                (logits, loss)
+            } else {
+                let logits = t.net.forward(&x, true, act.as_mut());
+                let loss = logits.cross_entropy_for_logits(&y);
+                (logits, loss)
+            };
+            opt.zero_grad();
+            loss.backward();
+            opt.step(lr);
+            let l = loss.double_value(&[]);
+            if !l.is_finite() {
+                return Err(TrainerError::Diverged { epoch: epoch + 1, loss: l });
+            }
+            loss_sum += l * chunk.len() as f64;
+            correct += tch::no_grad(|| logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]));
+            seen += chunk.len();
+            let ips = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            pb.set_message(format!("loss {:.4} acc {:.2}% {:.0} img/s lr {:.4}", loss_sum / seen as f64, 100.0 * correct as f64 / seen as f64, ips, lr));
+            pb.inc(1);
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        pb.finish_and_clear();
+        let test_accuracy = accuracy(&t.net, &t.data.test, &spec, o.device, &mut ExactRelu);
+        let test_accuracy_pann =
+            if recipe.finetune.is_some() { Some(accuracy(&t.net, &t.data.test, &spec, o.device, act.as_mut())) } else { None };
+        let log = EpochLog {
+            epoch: epoch + 1,
+            lr_end: lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            test_accuracy,
+            test_accuracy_pann,
+            seconds: secs,
+            images_per_second: seen as f64 / secs.max(1e-9),
+        };
+        if o.progress {
+            eprintln!(
+                "epoch {}/{}: loss {:.4}, train acc {:.2}%, test acc {:.2}%{}, {:.0} img/s, {:.0} s",
+                log.epoch,
+                recipe.epochs,
+                log.train_loss,
+                100.0 * log.train_accuracy,
+                100.0 * log.test_accuracy,
+                log.test_accuracy_pann.map(|a| format!(" (PANN in tch {:.2}%)", 100.0 * a)).unwrap_or_default(),
+                log.images_per_second,
+                log.seconds
+            );
+        }
+        t.meta.history.push(log);
+        t.meta.epochs_done = epoch + 1;
+        if let Some(ng) = act_running_max(&recipe, act.as_ref()) {
+            t.meta.ngnv_running_max = Some(ng);
+        }
+        checkpoint::save(&o.run_dir, &t.vs, &opt, &mut t.meta)?;
+    }
+    Ok(t)
+}
+
+/// Pull the NGNV running maxima out of the boxed activation (for checkpoints).
+fn act_running_max(recipe: &Recipe, act: &dyn Activation) -> Option<Vec<f64>> {
+    if recipe.ngnv.is_some() && recipe.finetune.is_none() {
+        act.running_max()
+    } else {
+        None
+    }
+}
+
+/// Restore a run from its checkpoint without training (for export).
+pub fn load_run(run_dir: &std::path::Path, data_dir: Option<&std::path::Path>, device: Device) -> Result<Trained> {
+    let (meta, tensors) = checkpoint::read(run_dir)?;
+    let vs = VarStore::new(device);
+    let net = ResNet::new(&vs.root(), &meta.architecture)?;
+    checkpoint::load_into(&vs, &tensors, "model.", run_dir)?;
+    let dir = data_dir.map(PathBuf::from).unwrap_or_else(|| meta.data_dir.clone());
+    let data = CifarData::load(&dir, meta.train_images, meta.test_images)?;
+    Ok(Trained { vs, net, meta, data })
+}
