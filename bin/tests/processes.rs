@@ -4,7 +4,7 @@
 //! different alphas, a dealer that disappears, an unpinned certificate, a
 //! wrong model digest) ends every side with a clear error, never a hang.
 //!
-//! Every party runs with `--timeout 10`; every wait of the test has its own
+//! Parties that must fail run with `--timeout 10`; every wait of the test has its own
 //! deadline, after which the children are killed and the test fails.
 
 use std::fs::File;
@@ -19,7 +19,7 @@ use pann_models::{Cifar10, LoadedModel};
 const PARTY: &str = env!("CARGO_BIN_EXE_pann-party");
 const PANN: &str = env!("CARGO_BIN_EXE_pann");
 const ALPHA: u32 = 9;
-/// `--timeout` given to every party (seconds).
+/// `--timeout` given to every party where a failure is expected (seconds).
 const TIMEOUT: u64 = 10;
 /// How long the test waits for any process before killing it and failing.
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -176,18 +176,27 @@ struct Session {
     certs: PathBuf,
     server: String,
     dealer: String,
+    /// `--timeout` of every party.
+    timeout: u64,
 }
 
 impl Session {
     fn new(name: &str) -> Session {
         let dir = Tmp::new(name);
         let certs = make_certs(&dir.path().join("certs"));
-        Session { dir, certs, server: free_addr(), dealer: free_addr() }
+        Session { dir, certs, server: free_addr(), dealer: free_addr(), timeout: TIMEOUT }
+    }
+
+    /// A session that must succeed: a longer `--timeout`, so that a loaded
+    /// machine does not turn a slow phase into a failure (the server waits
+    /// through the client's offline phase, the dealer through its online one).
+    fn patient(name: &str) -> Session {
+        Session { timeout: 60, ..Session::new(name) }
     }
 
     fn party(&self, role: &str, certs: &Path) -> Command {
         let mut c = Command::new(PARTY);
-        c.args(["--role", role, "--timeout", &TIMEOUT.to_string(), "--certs"])
+        c.args(["--role", role, "--timeout", &self.timeout.to_string(), "--certs"])
             .arg(certs)
             .arg("--report")
             .arg(self.report_path(role));
@@ -282,7 +291,7 @@ fn check_no_outputs(report: &serde_json::Value, who: &str) {
 
 #[test]
 fn three_processes_cifar_records_match_the_fixed_point_reference() {
-    let s = Session::new("cifar");
+    let s = Session::patient("cifar");
     let data = Cifar10::read_file(cifar()).expect("test records");
     let raw: Vec<Vec<u8>> = (0..2).map(|i| data.image(i).to_vec()).collect();
     let labels: Vec<Option<u8>> = (0..2).map(|i| Some(data.labels[i])).collect();
@@ -320,7 +329,7 @@ fn three_processes_cifar_records_match_the_fixed_point_reference() {
 
 #[test]
 fn three_processes_png_input_matches_the_fixed_point_reference() {
-    let s = Session::new("png");
+    let s = Session::patient("png");
     let raw = pann_models::image::read_png(png_image(), 32, 32).expect("shipped PNG");
     let (_, want) = reference(&[raw], 1);
     let t0 = Instant::now();
@@ -393,19 +402,49 @@ fn a_dealer_that_disappears_mid_run_ends_both_parties() {
     let mut d = s.dealer();
     let mut sv = s.server(&card(), ALPHA);
     let cifar = cifar();
-    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "8", "--batch", "1"], &[&cifar]);
+    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "16", "--batch", "1"], &[&cifar]);
     // Both parties are connected and the session has started: kill the dealer
     // a little later, during setup or the first batch's offline phase.
     d.wait_for_stderr("dealer: both parties connected", DEADLINE);
-    std::thread::sleep(Duration::from_millis(700));
+    std::thread::sleep(Duration::from_millis(1500));
     d.kill();
     let killed = Instant::now();
     let ce = c.wait(t0, DEADLINE);
     let se = sv.wait(t0, DEADLINE);
     eprintln!("client and server ended {:.1} s after the dealer was killed", killed.elapsed().as_secs_f64());
+    eprintln!("--- client stderr:\n{}\n--- server stderr:\n{}", ce.stderr.trim_end(), se.stderr.trim_end());
     ce.failed_mentioning("client", &["dealer"]);
     se.failed_mentioning("server", &["dealer"]);
     assert!(killed.elapsed() < Duration::from_secs(2 * TIMEOUT + 5), "took too long to notice the dealer had gone");
+}
+
+#[test]
+fn a_dealer_that_stops_answering_ends_both_parties_after_the_timeout() {
+    let s = Session::new("dealerstops");
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut sv = s.server(&card(), ALPHA);
+    let cifar = cifar();
+    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "16", "--batch", "1"], &[&cifar]);
+    d.wait_for_stderr("dealer: both parties connected", DEADLINE);
+    std::thread::sleep(Duration::from_millis(1500));
+    // Frozen, not gone: its connections stay open, so only the timeout helps.
+    let pid = d.child.as_ref().expect("dealer running").id().to_string();
+    let st = Command::new("kill").args(["-STOP", &pid]).status().expect("kill -STOP");
+    assert!(st.success());
+    let stopped = Instant::now();
+    let ce = c.wait(t0, DEADLINE);
+    let se = sv.wait(t0, DEADLINE);
+    let after = stopped.elapsed();
+    eprintln!("client and server ended {:.1} s after the dealer was stopped", after.as_secs_f64());
+    eprintln!("--- client stderr:\n{}\n--- server stderr:\n{}", ce.stderr.trim_end(), se.stderr.trim_end());
+    d.kill(); // SIGKILL also ends a stopped process
+    ce.failed_mentioning("client", &["dealer", "timed out"]);
+    // The server waits on the client with the same timeout: it learns of the
+    // dealer from the client's Abort, or times out on the client at about the
+    // same moment.
+    se.failed_mentioning("server", &["timed out"]);
+    assert!(after < Duration::from_secs(2 * TIMEOUT + 5), "took {after:?} to give up on a frozen dealer");
 }
 
 #[test]

@@ -18,11 +18,14 @@ use pann_bin::report::top_k;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum RoleArg {
-    /// Holds the model (party 0); learns only the public architecture and the costs.
+    /// Holds the model (party 0): needs --model, --listen and --dealer; learns
+    /// only the public architecture, the client's batch size and the costs.
     Server,
-    /// Holds the images (party 1); alone learns the predictions.
+    /// Holds the images (party 1): needs --connect, --dealer, --alpha and
+    /// --input; alone learns the predictions.
     Client,
-    /// Supplies correlated randomness; sees no inputs, weights or outputs.
+    /// Supplies correlated randomness to both parties: needs --listen; sees no
+    /// inputs, weights or outputs. Serves one session, then exits.
     Dealer,
 }
 
@@ -30,58 +33,101 @@ enum RoleArg {
 /// with images compute the prediction together over mutually authenticated
 /// TLS, with correlated randomness from a dealer. Only the client learns the
 /// prediction.
+///
+/// Start the dealer, then the server, then the client (each waits up to
+/// --timeout for the ones it needs):
+///
+///   pann certs --out certs/
+///   pann-party --role dealer --listen 127.0.0.1:7002 --certs certs/
+///   pann-party --role server --listen 127.0.0.1:7001 --dealer 127.0.0.1:7002 --model card.json --certs certs/
+///   pann-party --role client --connect 127.0.0.1:7001 --dealer 127.0.0.1:7002 --alpha 9 --input img.png --certs certs/
+///
+/// If anything goes wrong (a bad model or image, different parameters, a
+/// peer that fails or goes silent), every role exits with status 1 and one
+/// line on stderr naming the problem; the role that failed first tells its
+/// peers why, and they repeat its reason.
 #[derive(Parser, Debug)]
-#[command(name = "pann-party", version, about, long_about = None)]
+#[command(
+    name = "pann-party",
+    version,
+    about = "One role (server, client or dealer) of a PANN private inference over mutually authenticated TLS; only the client learns the prediction",
+    long_about,
+    verbatim_doc_comment
+)]
 struct Args {
     /// Which role this process plays.
     #[arg(long, value_enum)]
     role: RoleArg,
-    /// Address to listen on (server: for the client; dealer: for both parties).
-    #[arg(long)]
+    /// Address to listen on, HOST:PORT (server: where the client connects;
+    /// dealer: where both parties connect). Port 0 picks a free port, which is
+    /// printed on stderr.
+    #[arg(long, value_name = "HOST:PORT")]
     listen: Option<String>,
-    /// The server's address (client).
-    #[arg(long)]
+    /// The server's address, HOST:PORT (client only).
+    #[arg(long, value_name = "HOST:PORT")]
     connect: Option<String>,
-    /// The dealer's address (server and client).
-    #[arg(long)]
+    /// The dealer's address, HOST:PORT (server and client).
+    #[arg(long, value_name = "HOST:PORT")]
     dealer: Option<String>,
-    /// Directory with this role's `<role>.key`/`<role>.crt` and its peers'
-    /// certificates, as written by `pann certs`.
-    #[arg(long, required_unless_present = "insecure_tcp")]
+    /// Directory written by `pann certs`: this role's `<role>.key` and
+    /// `<role>.crt`, and the certificates of the peers it talks to, which are
+    /// pinned (a peer presenting any other certificate is refused). Required
+    /// unless --insecure-tcp.
+    #[arg(long, value_name = "DIR", required_unless_present = "insecure_tcp")]
     certs: Option<PathBuf>,
-    /// Plain TCP without TLS: traffic is neither encrypted nor authenticated.
+    /// Use plain TCP instead of TLS: traffic is neither encrypted nor
+    /// authenticated. For debugging only; all roles must use it.
     #[arg(long)]
     insecure_tcp: bool,
-    /// Model card (server); the weights file is named in the card.
-    #[arg(long)]
+    /// The model card, a JSON file (server only). The weights file it names
+    /// is read from the same directory and checked against the card's SHA-256;
+    /// the card must carry calibrated ReLU bounds (`pann calibrate`).
+    #[arg(long, value_name = "CARD.json")]
     model: Option<PathBuf>,
-    /// PANN precision 2^-alpha (server: defaults to the card's; client: required,
-    /// must equal the server's).
+    /// PANN precision 2^-ALPHA: each ReLU's error is at most B x 2^-ALPHA for
+    /// inputs within its calibrated bound B (4..=14; higher is more accurate
+    /// and costs more rounds). Server: defaults to the card's default_alpha.
+    /// Client: required, and must equal the server's (checked in the handshake).
     #[arg(long)]
     alpha: Option<u32>,
-    /// Input images (client): PNG files, or a CIFAR-10 binary file (see --first, --count).
-    #[arg(long, num_args = 1..)]
+    /// Input images (client only): PNG files of --image-size pixels square
+    /// (RGB, RGBA or gray, 8 bits), and/or CIFAR-10 binary files (one label
+    /// byte and 3072 pixel bytes per record), of which --first/--count select
+    /// the records.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
     input: Vec<PathBuf>,
-    /// First record of a CIFAR-10 binary input.
-    #[arg(long, default_value_t = 0)]
+    /// First record used from each CIFAR-10 binary input (0-based).
+    #[arg(long, value_name = "N", default_value_t = 0)]
     first: usize,
-    /// Number of records of a CIFAR-10 binary input.
-    #[arg(long, default_value_t = 1)]
+    /// Number of records used from each CIFAR-10 binary input (fewer if the
+    /// file ends first).
+    #[arg(long, value_name = "N", default_value_t = 1)]
     count: usize,
-    /// Side of the square PNG inputs, in pixels.
-    #[arg(long, default_value_t = 32)]
+    /// Width and height a PNG input must have, in pixels (it is not resized).
+    #[arg(long, value_name = "PIXELS", default_value_t = 32)]
     image_size: usize,
-    /// Images per protocol run (client): rounds are shared across a batch.
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
-    /// Refuse a server whose public model description has another SHA-256 (client).
-    #[arg(long)]
+    /// Images per protocol run (client only; the server and the dealer follow
+    /// the client's request). A batch shares its rounds, so larger batches
+    /// cost fewer rounds per image; the last batch is padded with blank images
+    /// whose outputs are dropped.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    batch: u64,
+    /// Refuse a server whose public model description (architecture, bounds,
+    /// alpha, precisions; as printed by the server) has another SHA-256, given
+    /// in hex (client only).
+    #[arg(long, value_name = "SHA256")]
     expect_model: Option<String>,
-    /// Write a JSON report (predictions, timings, cost meters per phase and layer).
-    #[arg(long)]
+    /// Write a JSON report here: the model digest, timings per batch and per
+    /// layer, and each channel's metered bytes and rounds per phase and layer;
+    /// the client's report also holds the predictions and logits.
+    #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
-    /// Seconds to wait for any peer before giving up.
-    #[arg(long, default_value_t = 120)]
+    /// Longest wait for a peer, in seconds: to connect (or be connected to),
+    /// and for each message. It must exceed the longest time a healthy peer
+    /// stays silent, which grows with --batch: the server waits through the
+    /// client's offline phase of a batch, the dealer through the client's
+    /// online phase of a batch.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     timeout: u64,
 }
 
@@ -122,9 +168,6 @@ async fn run(a: Args) -> Result<()> {
         }
         RoleArg::Client => {
             let alpha = a.alpha.context("the client needs --alpha (it must equal the server's)")?;
-            if a.batch == 0 {
-                bail!("--batch must be at least 1");
-            }
             // A bad input is reported to the server and the dealer too (run_client).
             let imgs = input::load(&a.input, a.first, a.count, a.image_size);
             let names = imgs.as_ref().map(|i| i.class_names.clone()).unwrap_or_default();
@@ -135,7 +178,7 @@ async fn run(a: Args) -> Result<()> {
                 alpha,
                 a.expect_model.as_deref(),
                 imgs,
-                a.batch,
+                usize::try_from(a.batch).unwrap_or(usize::MAX),
             )
             .await?;
             let name = |k: usize| names.get(k).map(|n| format!(" ({n})")).unwrap_or_default();
