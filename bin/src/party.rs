@@ -81,30 +81,62 @@ fn meters(pairs: &[(&str, &Channel)]) -> serde_json::Map<String, serde_json::Val
 /// Give up on a channel politely: send everything queued, close our
 /// direction (TLS close_notify), and read what the peer still sends for a
 /// moment, so that closing the socket does not reset the connection before
-/// the peer has read our last message (an Abort with the reason).
-async fn goodbye(ch: &mut Channel) {
+/// the peer has read our last message (an Abort with the reason). Returns the
+/// peer's own Abort reason if one arrives meanwhile (it may have failed first,
+/// for a reason we have not seen yet).
+async fn goodbye(ch: &mut Channel) -> Option<String> {
+    let mut said = None;
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let _ = ch.close().await;
-        while ch.recv_frame().await.is_ok() {}
+        while let Ok(frame) = ch.recv_frame().await {
+            if frame.first() == Some(&(Tag::Abort as u8)) {
+                said = Some(String::from_utf8_lossy(&frame[1..]).into_owned());
+                break;
+            }
+        }
     })
     .await;
+    said
 }
+
+/// How a peer's Abort reads in an error (mpc-core's `PeerAborted`).
+const PEER_ABORTED: &str = "peer aborted the session";
 
 /// Close both channels after a session: politely ([`goodbye`]) after an
 /// error, whose reason the session already sent to the peers as an Abort.
-async fn end_session(ok: bool, a: &mut Channel, b: &mut Channel) {
+/// Returns what the peers said when they gave up, if anything (`a` first).
+async fn end_session(ok: bool, a: (&mut Channel, &str), b: (&mut Channel, &str)) -> String {
     if ok {
-        let _ = tokio::join!(a.close(), b.close());
-    } else {
-        tokio::join!(goodbye(a), goodbye(b));
+        let _ = tokio::join!(a.0.close(), b.0.close());
+        return String::new();
     }
+    let (sa, sb) = tokio::join!(goodbye(a.0), goodbye(b.0));
+    let mut out = String::new();
+    for (said, who) in [(sa, a.1), (sb, b.1)] {
+        // A reason that quotes another party's abort is an echo (maybe of ours).
+        if let Some(r) = said.filter(|r| !r.contains(PEER_ABORTED)) {
+            out += &format!(" (the {who} said: {r})");
+        }
+    }
+    out
+}
+
+/// The session's result, with what the peers said when it failed: their
+/// reason may name the cause (e.g. a dealer that vanished, seen first by the
+/// client). Not added when our own error already carries a peer's reason.
+fn with_peers<T, E: std::error::Error + Send + Sync + 'static>(res: std::result::Result<T, E>, what: &str, said: String) -> Result<T> {
+    res.map_err(|e| {
+        let e = e.to_string();
+        let said = if e.contains(PEER_ABORTED) { String::new() } else { said };
+        anyhow::anyhow!("{what}: {e}{said}")
+    })
 }
 
 /// Tell a peer why this role gives up (an Abort the peer reports as the
 /// reason of its own error), then close.
 async fn tell(ch: &mut Channel, reason: &str) {
     ch.abort(reason).await;
-    goodbye(ch).await;
+    let _ = goodbye(ch).await;
 }
 
 /// Tell the reachable peers, concurrently.
@@ -183,8 +215,8 @@ pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str
     };
     let t0 = std::time::Instant::now();
     let res = server_session(&mut to_client, &mut to_dealer, &m.loaded.model, &m.public).await;
-    end_session(res.is_ok(), &mut to_client, &mut to_dealer).await;
-    let batches = res.context("server session")?;
+    let said = end_session(res.is_ok(), (&mut to_client, "client"), (&mut to_dealer, "dealer")).await;
+    let batches = with_peers(res, "server session", said)?;
     let setup_s = t0.elapsed().as_secs_f64() - batches.iter().map(|b| b.offline_s + b.online_s).sum::<f64>();
     Ok(PartyReport {
         role: "server".into(),
@@ -233,8 +265,8 @@ pub async fn run_dealer(net: &Net, listen: &str) -> Result<PartyReport> {
     };
     eprintln!("dealer: both parties connected");
     let res = dealer_session(&mut a, &mut b).await;
-    end_session(res.is_ok(), &mut a, &mut b).await;
-    res.context("dealer session")?;
+    let said = end_session(res.is_ok(), (&mut a, "peer"), (&mut b, "peer")).await;
+    with_peers(res, "dealer session", said)?;
     eprintln!("dealer: done");
     Ok(PartyReport {
         role: "dealer".into(),
@@ -279,8 +311,8 @@ pub async fn run_client(
         }
     };
     let res = client_session(&mut to_server, &mut to_dealer, alpha, expect_model, &imgs.pixels, batch).await;
-    end_session(res.is_ok(), &mut to_server, &mut to_dealer).await;
-    let out = res.context("client session")?;
+    let said = end_session(res.is_ok(), (&mut to_server, "server"), (&mut to_dealer, "dealer")).await;
+    let out = with_peers(res, "client session", said)?;
     let predictions = out
         .logits
         .iter()

@@ -364,7 +364,7 @@ fn weights_that_do_not_match_the_card_fail_on_every_side() {
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
     se.failed_mentioning("server", &["resnet20-akamaster.safetensors", "sha"]);
     ce.failed_mentioning("client", &["server", "resnet20-akamaster.safetensors"]);
-    de.failed_mentioning("dealer", &["server"]);
+    de.failed_mentioning("dealer", &["server", "sha-256"]);
 }
 
 #[test]
@@ -379,7 +379,7 @@ fn an_image_of_the_wrong_size_fails_on_every_side() {
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
     ce.failed_mentioning("client", &["small.png", "16x16", "32x32"]);
     se.failed_mentioning("server", &["client", "16x16"]);
-    de.failed_mentioning("dealer", &["client"]);
+    de.failed_mentioning("dealer", &["client", "16x16"]);
 }
 
 #[test]
@@ -392,7 +392,7 @@ fn client_and_server_with_different_alpha_both_fail_naming_alpha() {
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
     ce.failed_mentioning("client", &["alpha", "10", "9"]);
     se.failed_mentioning("server", &["alpha", "10", "9"]);
-    de.failed_mentioning("dealer", &[]);
+    de.failed_mentioning("dealer", &["alpha"]);
 }
 
 #[test]
@@ -416,6 +416,43 @@ fn a_dealer_that_disappears_mid_run_ends_both_parties() {
     ce.failed_mentioning("client", &["dealer"]);
     se.failed_mentioning("server", &["dealer"]);
     assert!(killed.elapsed() < Duration::from_secs(2 * TIMEOUT + 5), "took too long to notice the dealer had gone");
+}
+
+/// Kill `victim` ("server" or "client") once the session runs; the two others
+/// must end with an error naming it.
+fn kill_mid_run(victim: &str) {
+    let s = Session::new(&format!("{victim}dies"));
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut sv = s.server(&card(), ALPHA);
+    let cifar = cifar();
+    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "16", "--batch", "1"], &[&cifar]);
+    d.wait_for_stderr("dealer: both parties connected", DEADLINE);
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed = Instant::now();
+    let (others, names) = if victim == "server" {
+        sv.kill();
+        ([c.wait(t0, DEADLINE), d.wait(t0, DEADLINE)], ["client", "dealer"])
+    } else {
+        c.kill();
+        ([sv.wait(t0, DEADLINE), d.wait(t0, DEADLINE)], ["server", "dealer"])
+    };
+    eprintln!("the others ended {:.1} s after the {victim} was killed", killed.elapsed().as_secs_f64());
+    for (e, who) in others.iter().zip(names) {
+        eprintln!("--- {who} stderr:\n{}", e.stderr.trim_end());
+        e.failed_mentioning(who, &[victim]);
+    }
+    assert!(killed.elapsed() < Duration::from_secs(2 * TIMEOUT + 5), "took too long to notice the {victim} had gone");
+}
+
+#[test]
+fn a_server_that_disappears_mid_run_ends_the_others() {
+    kill_mid_run("server");
+}
+
+#[test]
+fn a_client_that_disappears_mid_run_ends_the_others() {
+    kill_mid_run("client");
 }
 
 #[test]
@@ -473,7 +510,7 @@ fn a_wrong_expected_model_digest_is_refused_by_the_client() {
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
     ce.failed_mentioning("client", &["digest", &wrong]);
     se.failed_mentioning("server", &["client", "digest"]);
-    de.failed_mentioning("dealer", &[]);
+    de.failed_mentioning("dealer", &["digest"]);
 }
 
 #[test]
