@@ -35,17 +35,20 @@ enum Cmd {
     /// and client as three processes over TLS on loopback; print the
     /// predictions next to the plaintext ones, and the metered costs.
     Demo {
-        /// PANN precision 2^-alpha (4..=14).
+        /// PANN precision 2^-ALPHA (4..=14): each ReLU is approximated to within
+        /// B x 2^-ALPHA on its calibrated bound B; higher costs more rounds.
         #[arg(long, default_value_t = 9)]
         alpha: u32,
-        /// How many of the embedded test images to classify (1..=64).
+        /// How many of the embedded CIFAR-10 test images to classify (1..=64).
         #[arg(long, default_value_t = 4)]
         images: usize,
         /// Images per protocol run (default: all at once).
         #[arg(long)]
         batch: Option<usize>,
-        /// Keep the working directory (certificates, model, reports) here.
-        #[arg(long)]
+        /// Work in this directory and keep it (certificates, model, the three
+        /// parties' JSON reports); by default a directory under the system's
+        /// temporary directory.
+        #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
     },
     /// Measure secure inference: for each alpha and batch size, three
@@ -89,7 +92,10 @@ enum Cmd {
     /// Write TLS identities (self-signed, pinned by the peers) for the
     /// server, the client and the dealer: <dir>/{server,client,dealer}.{crt,key}.
     Certs {
-        #[arg(long, default_value = "certs")]
+        /// Directory to write the six files into (created if missing; existing
+        /// files are overwritten). Give each party the directory, or at least
+        /// its own key and the certificates of the peers it talks to.
+        #[arg(long, value_name = "DIR", default_value = "certs")]
         out: PathBuf,
     },
     /// Calibrate per-layer ReLU bounds: margin x the largest |input| of each
