@@ -152,14 +152,14 @@ async fn tell_maybe(c: Option<&mut Channel>, reason: &str) {
 
 /// The first failure among a role's preparation and its two connections,
 /// with the connections that did succeed (to tell them).
-type Failed = (anyhow::Error, Option<Channel>, Option<Channel>);
+type Failed = Box<(anyhow::Error, Option<Channel>, Option<Channel>)>;
 
 fn first_failure<T>(prep: Result<T>, a: Result<Channel>, b: Result<Channel>) -> std::result::Result<(T, Channel, Channel), Failed> {
     match (prep, a, b) {
         (Ok(t), Ok(a), Ok(b)) => Ok((t, a, b)),
-        (Err(e), a, b) => Err((e, a.ok(), b.ok())),
-        (Ok(_), Err(e), b) => Err((e, None, b.ok())),
-        (Ok(_), Ok(a), Err(e)) => Err((e, Some(a), None)),
+        (Err(e), a, b) => Err(Box::new((e, a.ok(), b.ok()))),
+        (Ok(_), Err(e), b) => Err(Box::new((e, None, b.ok()))),
+        (Ok(_), Ok(a), Err(e)) => Err(Box::new((e, Some(a), None))),
     }
 }
 
@@ -208,7 +208,8 @@ pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str
     };
     let (m, mut to_dealer, mut to_client) = match first_failure(model, to_dealer, to_client) {
         Ok(ok) => ok,
-        Err((e, mut d, mut c)) => {
+        Err(failed) => {
+            let (e, mut d, mut c) = *failed;
             tell_both(d.as_mut(), c.as_mut(), &format!("server: {e:#}")).await;
             return Err(e);
         }
@@ -305,7 +306,8 @@ pub async fn run_client(
     };
     let (imgs, mut to_server, mut to_dealer) = match first_failure(images, to_server, to_dealer) {
         Ok(ok) => ok,
-        Err((e, mut s, mut d)) => {
+        Err(failed) => {
+            let (e, mut s, mut d) = *failed;
             tell_both(s.as_mut(), d.as_mut(), &format!("client: {e:#}")).await;
             return Err(e);
         }

@@ -312,8 +312,8 @@ fn three_processes_cifar_records_match_the_fixed_point_reference() {
     assert_eq!(cr["alpha"], ALPHA);
     assert_eq!(cr["model_digest"], digest.as_str());
     check_predictions(&cr, &want, &labels);
-    for i in 0..2 {
-        assert!(ce.stdout.contains(&format!("image {i}: predicted class {}", argmax(&want[i]))), "client stdout:\n{}", ce.stdout);
+    for (i, w) in want.iter().enumerate() {
+        assert!(ce.stdout.contains(&format!("image {i}: predicted class {}", argmax(w))), "client stdout:\n{}", ce.stdout);
     }
     assert!(ce.stdout.contains("top-5 logits"), "client stdout:\n{}", ce.stdout);
 
