@@ -227,7 +227,7 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
             seconds: secs,
             images_per_second: seen as f64 / secs.max(1e-9),
         };
-        if o.progress {
+        {
             eprintln!(
                 "epoch {}/{}: loss {:.4}, train acc {:.2}%, test acc {:.2}%{}, {:.0} img/s, {:.0} s",
                 log.epoch,
