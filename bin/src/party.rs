@@ -196,16 +196,14 @@ pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str
             listener.local_addr()?
         ),
         Err(e) => eprintln!(
-            "server: error: {e:#}\nserver: telling the dealer and the client (waiting up to {} s for them)",
+            "server: cannot serve: {e:#}\nserver: telling the dealer and the client why (waiting up to {} s for them)",
             net.timeout.as_secs()
         ),
     }
-    // In this order, stopping at the first failure: the dealer, then the client.
+    // The dealer, then the client; the client even if the dealer cannot be
+    // reached, to tell it why the session will not happen.
     let to_dealer = net.connect(Role::Server, Role::Dealer, dealer).await;
-    let to_client = match &to_dealer {
-        Ok(_) => net.accept(&listener, Role::Server, &[Role::Client]).await,
-        Err(_) => Err(anyhow::anyhow!("the client was not awaited")),
-    };
+    let to_client = net.accept(&listener, Role::Server, &[Role::Client]).await;
     let (m, mut to_dealer, mut to_client) = match first_failure(model, to_dealer, to_client) {
         Ok(ok) => ok,
         Err(failed) => {
@@ -216,9 +214,10 @@ pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str
     };
     let t0 = std::time::Instant::now();
     let res = server_session(&mut to_client, &mut to_dealer, &m.loaded.model, &m.public).await;
+    let total_s = t0.elapsed().as_secs_f64();
     let said = end_session(res.is_ok(), (&mut to_client, "client"), (&mut to_dealer, "dealer")).await;
     let batches = with_peers(res, "server session", said)?;
-    let setup_s = t0.elapsed().as_secs_f64() - batches.iter().map(|b| b.offline_s + b.online_s).sum::<f64>();
+    let setup_s = total_s - batches.iter().map(|b| b.offline_s + b.online_s).sum::<f64>();
     Ok(PartyReport {
         role: "server".into(),
         alpha: m.alpha,
@@ -294,16 +293,14 @@ pub async fn run_client(
 ) -> Result<(PartyReport, ClientOutcome)> {
     if let Err(e) = &images {
         eprintln!(
-            "client: error: {e:#}\nclient: telling the server and the dealer (waiting up to {} s for them)",
+            "client: cannot go on: {e:#}\nclient: telling the server and the dealer why (waiting up to {} s for them)",
             net.timeout.as_secs()
         );
     }
-    // In this order, stopping at the first failure: the server, then the dealer.
+    // The server, then the dealer; the dealer even if the server cannot be
+    // reached, to tell it why the session will not happen.
     let to_server = net.connect(Role::Client, Role::Server, server).await;
-    let to_dealer = match &to_server {
-        Ok(_) => net.connect(Role::Client, Role::Dealer, dealer).await,
-        Err(_) => Err(anyhow::anyhow!("the dealer was not contacted")),
-    };
+    let to_dealer = net.connect(Role::Client, Role::Dealer, dealer).await;
     let (imgs, mut to_server, mut to_dealer) = match first_failure(images, to_server, to_dealer) {
         Ok(ok) => ok,
         Err(failed) => {
