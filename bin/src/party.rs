@@ -200,10 +200,10 @@ pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str
             net.timeout.as_secs()
         ),
     }
-    // The dealer, then the client; the client even if the dealer cannot be
-    // reached, to tell it why the session will not happen.
-    let to_dealer = net.connect(Role::Server, Role::Dealer, dealer).await;
-    let to_client = net.accept(&listener, Role::Server, &[Role::Client]).await;
+    // Both at once, and both even if one fails, to tell the other why the
+    // session will not happen.
+    let (to_dealer, to_client) =
+        tokio::join!(net.connect(Role::Server, Role::Dealer, dealer), net.accept(&listener, Role::Server, &[Role::Client]));
     let (m, mut to_dealer, mut to_client) = match first_failure(model, to_dealer, to_client) {
         Ok(ok) => ok,
         Err(failed) => {
@@ -234,32 +234,34 @@ pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str
 pub async fn run_dealer(net: &Net, listen: &str) -> Result<PartyReport> {
     let listener = bind(listen).await?;
     eprintln!("dealer: listening on {}", listener.local_addr()?);
+    // Two accepts in flight at once, so that a connection stuck in its TLS
+    // handshake does not hold up the other; both within one timeout.
     let both = [Role::Server, Role::Client];
     let deadline = tokio::time::Instant::now() + net.timeout;
-    let first = tokio::time::timeout_at(deadline, net.accept(&listener, Role::Dealer, &both)).await;
-    let mut a = match first {
-        Err(_) => bail!("no party (server or client) connected within {} s", net.timeout.as_secs()),
-        Ok(r) => r?,
+    let accept = || async {
+        match tokio::time::timeout_at(deadline, net.accept(&listener, Role::Dealer, &both)).await {
+            Err(_) => Err(anyhow::anyhow!("no party connected within {} s", net.timeout.as_secs())),
+            Ok(r) => r,
+        }
     };
-    let second = tokio::time::timeout_at(deadline, net.accept(&listener, Role::Dealer, &both)).await;
-    let second = match second {
-        Err(_) => {
-            // The first party may have told us why the other one is not coming.
-            let said = match tokio::time::timeout(Duration::from_millis(300), a.recv_tagged(Tag::Abort)).await {
-                Ok(Ok(reason)) => format!("; the connected party said: {}", String::from_utf8_lossy(&reason)),
+    let (a, b) = tokio::join!(accept(), accept());
+    let (mut a, mut b) = match (a, b) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), Err(f)) => {
+            let (e, f) = (format!("{e:#}"), format!("{f:#}"));
+            if e == f {
+                bail!("waiting for the server and the client: {e}");
+            }
+            bail!("waiting for the server and the client: {e}; {f}");
+        }
+        (Ok(mut ok), Err(e)) | (Err(e), Ok(mut ok)) => {
+            // The party that came may have told us why the other one did not.
+            let said = match tokio::time::timeout(Duration::from_millis(300), ok.recv_tagged(Tag::Abort)).await {
+                Ok(Ok(reason)) => format!(" (the party that connected said: {})", String::from_utf8_lossy(&reason)),
                 _ => String::new(),
             };
-            Err(anyhow::anyhow!(
-                "only one party connected within {} s; the other (server or client) never came{said}",
-                net.timeout.as_secs()
-            ))
-        }
-        Ok(r) => r,
-    };
-    let mut b = match second {
-        Ok(b) => b,
-        Err(e) => {
-            tell(&mut a, &format!("dealer: {e:#}")).await;
+            let e = e.context(format!("only one of the server and the client connected{said}"));
+            tell(&mut ok, &format!("dealer: {e:#}")).await;
             return Err(e);
         }
     };
@@ -297,10 +299,10 @@ pub async fn run_client(
             net.timeout.as_secs()
         );
     }
-    // The server, then the dealer; the dealer even if the server cannot be
-    // reached, to tell it why the session will not happen.
-    let to_server = net.connect(Role::Client, Role::Server, server).await;
-    let to_dealer = net.connect(Role::Client, Role::Dealer, dealer).await;
+    // Both at once, and both even if one fails, to tell the other why the
+    // session will not happen.
+    let (to_server, to_dealer) =
+        tokio::join!(net.connect(Role::Client, Role::Server, server), net.connect(Role::Client, Role::Dealer, dealer));
     let (imgs, mut to_server, mut to_dealer) = match first_failure(images, to_server, to_dealer) {
         Ok(ok) => ok,
         Err(failed) => {

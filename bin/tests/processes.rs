@@ -521,6 +521,26 @@ fn a_client_certificate_not_pinned_by_the_server_is_refused() {
 }
 
 #[test]
+fn a_client_without_tls_is_refused() {
+    let s = Session::new("plaintcp");
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut sv = s.server(&card(), ALPHA);
+    let mut c = Proc::spawn(
+        s.dir.path(),
+        "client",
+        Command::new(PARTY)
+            .args(["--role", "client", "--insecure-tcp", "--timeout", &TIMEOUT.to_string(), "--alpha", "9"])
+            .args(["--connect", &s.server, "--dealer", &s.dealer, "--input"])
+            .arg(png_image()),
+    );
+    let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
+    ce.failed_mentioning("client", &["server"]);
+    se.failed_mentioning("server", &["tls", "client"]);
+    de.failed_mentioning("dealer", &["tls"]);
+}
+
+#[test]
 fn a_wrong_expected_model_digest_is_refused_by_the_client() {
     let s = Session::new("digest");
     let wrong = "ab".repeat(32);
