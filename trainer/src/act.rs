@@ -158,3 +158,33 @@ impl Activation for MaxRecorder {
         x.relu()
     }
 }
+
+/// Which inputs get the polynomial in [`SidedPann`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Both,
+    /// Polynomial where x < 0, exact ReLU (0) elsewhere...
+    Negative,
+    /// ...or the other way round.
+    Positive,
+}
+
+/// The PANN ReLU applied to one side of 0 only, exact ReLU on the other:
+/// measures the paper's insight (1), that the approximation error on
+/// negative inputs costs more accuracy than the same error on positive ones.
+pub struct SidedPann {
+    pub pann: PannRelu,
+    pub side: Side,
+}
+
+impl Activation for SidedPann {
+    fn apply(&mut self, site: usize, x: &Tensor, _train: bool) -> Tensor {
+        let y = self.pann.poly_relu(x, self.pann.bounds[site]);
+        match self.side {
+            Side::Both => y,
+            Side::Negative => y.where_self(&x.lt(0.0), &x.relu()),
+            Side::Positive => y.where_self(&x.ge(0.0), &x.relu()),
+        }
+    }
+}

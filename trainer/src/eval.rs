@@ -54,3 +54,66 @@ pub fn evaluate_card(card: &Path, test: &Cifar10, n: usize, alphas: &[u32], mut 
     }
     Ok(rows)
 }
+
+/// Accuracy with the PANN error on both sides, on negative inputs only and
+/// on positive inputs only (tch, f64, the card's bounds), per alpha.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SidesRow {
+    pub alpha: u32,
+    pub images: usize,
+    pub exact: f64,
+    pub both: f64,
+    pub negative_only: f64,
+    pub positive_only: f64,
+}
+
+/// Insight (1) of Zhang et al., measured on an exported model.
+pub fn probe_sides(card: &Path, test: &Cifar10, n: usize, alphas: &[u32], mut on_row: impl FnMut(&SidesRow)) -> Result<Vec<SidesRow>> {
+    use crate::act::{PannRelu, PolyGrad, Side, SidedPann};
+    use crate::net::{Activation, ExactRelu, ResNet};
+    let m = LoadedModel::load(card)?;
+    let arch = match &m.card.architecture {
+        pann_models::Architecture::Resnet(c) => c.clone(),
+        other => return Err(crate::TrainerError::Config(format!("probe needs a ResNet card, not {other:?}"))),
+    };
+    let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let net = ResNet::new(&vs.root(), &arch)?;
+    crate::checkpoint::load_init(&vs, card)?;
+    vs.double();
+    let set = test.clone().truncated(n);
+    let spec = m.card.input.clone();
+    let bounds: Vec<f64> = net
+        .sites()
+        .iter()
+        .map(|s| m.card.relu_bounds.get(s).copied().ok_or_else(|| pann_models::ModelError::MissingBound { site: s.clone() }))
+        .collect::<std::result::Result<_, _>>()?;
+    let acc = |act: &mut dyn Activation| accuracy_f64(&net, &set, &spec, act);
+    let exact = acc(&mut ExactRelu);
+    let mut rows = Vec::new();
+    for &alpha in alphas {
+        let poly = pann_protocols::sign_poly::SignPoly::for_alpha(alpha).map_err(|e| crate::TrainerError::Config(e.to_string()))?;
+        let run = |side| {
+            let pann = PannRelu { poly: poly.clone(), bounds: bounds.clone(), grad: PolyGrad::Exact };
+            acc(&mut SidedPann { pann, side })
+        };
+        let row = SidesRow { alpha, images: set.len(), exact, both: run(Side::Both), negative_only: run(Side::Negative), positive_only: run(Side::Positive) };
+        on_row(&row);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// `train::accuracy` with f64 inputs (for a var store converted to f64).
+fn accuracy_f64(net: &crate::net::ResNet, set: &Cifar10, spec: &pann_models::InputSpec, act: &mut dyn crate::net::Activation) -> f64 {
+    use tch::Kind;
+    let mut correct = 0i64;
+    let idx: Vec<usize> = (0..set.len()).collect();
+    tch::no_grad(|| {
+        for chunk in idx.chunks(250) {
+            let (x, y) = crate::data::make_batch(set, chunk, spec, None, tch::Device::Cpu);
+            let pred = net.forward(&x.to_kind(Kind::Double), false, act).argmax(-1, false);
+            correct += pred.eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
+        }
+    });
+    correct as f64 / set.len().max(1) as f64
+}

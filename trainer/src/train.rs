@@ -165,6 +165,7 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
         Some(k) => (start + k).min(recipe.epochs),
         None => recipe.epochs,
     };
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     for epoch in start..end {
         tch::manual_seed(o.seed.wrapping_add(epoch as u64) as i64);
         let mut rng = SplitMix64::for_epoch(t.meta.seed, epoch, 0);
@@ -209,7 +210,12 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
             correct += tch::no_grad(|| logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]));
             seen += chunk.len();
             let ips = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            pb.set_message(format!("loss {:.4} acc {:.2}% {:.0} img/s lr {:.4}", loss_sum / seen as f64, 100.0 * correct as f64 / seen as f64, ips, lr));
+            let msg = format!("loss {:.4} acc {:.2}% {:.0} img/s lr {:.4}", loss_sum / seen as f64, 100.0 * correct as f64 / seen as f64, ips, lr);
+            // indicatif draws nothing when stderr is not a terminal (nohup, CI): log lines instead.
+            if o.progress && !tty && (s + 1) % 20 == 0 {
+                eprintln!("epoch {} step {}/{steps}: {msg}", epoch + 1, s + 1);
+            }
+            pb.set_message(msg);
             pb.inc(1);
         }
         let secs = t0.elapsed().as_secs_f64();

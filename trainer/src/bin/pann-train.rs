@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use pann_models::ResNetConfig;
 use pann_trainer::act::PolyGrad;
 use pann_trainer::data::{check_dir, CifarData, Normalisation};
-use pann_trainer::eval::{evaluate_card, EvalRow};
+use pann_trainer::eval::{evaluate_card, probe_sides, EvalRow};
 use pann_trainer::export::{export, ExportOptions};
 use pann_trainer::recipe::{Preset, Recipe, Schedule};
 use pann_trainer::train::{load_run, train, TrainOptions};
@@ -32,6 +32,8 @@ enum Cmd {
     Export(ExportArgs),
     /// Accuracy of an exported model with exact ReLU and as a PANN at each alpha.
     Eval(EvalArgs),
+    /// Insight (1): PANN error on negative inputs only vs positive inputs only (tch, f64).
+    Sides(EvalArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -320,6 +322,22 @@ fn main() -> Result<()> {
             let test = CifarData::load(&a.data, 1, a.images)?.test;
             let rows = evaluate_card(&a.card, &test, a.images, &alphas, print_row)
                 .with_context(|| format!("evaluating {}", a.card.display()))?;
+            if let Some(p) = a.json {
+                let j = serde_json::json!({ "card": a.card, "data": a.data, "rows": rows });
+                std::fs::write(&p, serde_json::to_string_pretty(&j)?).with_context(|| format!("writing {}", p.display()))?;
+            }
+        }
+        Cmd::Sides(a) => {
+            check_dir(&a.data)?;
+            let alphas = parse_alphas(&a.alphas).context("--alphas")?;
+            let test = CifarData::load(&a.data, 1, a.images)?.test;
+            let rows = probe_sides(&a.card, &test, a.images, &alphas, |r| {
+                println!(
+                    "alpha {:2}: exact {:6.2}%, PANN both sides {:6.2}%, negative inputs only {:6.2}%, positive inputs only {:6.2}% ({} images)",
+                    r.alpha, 100.0 * r.exact, 100.0 * r.both, 100.0 * r.negative_only, 100.0 * r.positive_only, r.images
+                )
+            })
+            .with_context(|| format!("probing {}", a.card.display()))?;
             if let Some(p) = a.json {
                 let j = serde_json::json!({ "card": a.card, "data": a.data, "rows": rows });
                 std::fs::write(&p, serde_json::to_string_pretty(&j)?).with_context(|| format!("writing {}", p.display()))?;
