@@ -103,7 +103,6 @@ fn fresh_meta(o: &TrainOptions, data: &CifarData) -> CheckpointMeta {
 
 /// Train (or resume) according to `o`, checkpointing into `o.run_dir` after every epoch.
 pub fn train(o: &TrainOptions) -> Result<Trained> {
-    let data = CifarData::load(&o.data_dir, o.train_limit, o.test_limit)?;
     let vs = VarStore::new(o.device);
     let resuming = o.resume && checkpoint::exists(&o.run_dir);
     if !o.resume && checkpoint::exists(&o.run_dir) {
@@ -112,16 +111,19 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
             o.run_dir.display()
         )));
     }
-    let (meta, net, mut opt) = if resuming {
+    let (meta, net, mut opt, data) = if resuming {
         let (meta, tensors) = checkpoint::read(&o.run_dir)?;
+        // The run's own image counts (the directory may have moved: o.data_dir).
+        let data = CifarData::load(&o.data_dir, meta.train_images, meta.test_images)?;
         let net = ResNet::new(&vs.root(), &meta.architecture)?;
         checkpoint::load_into(&vs, &tensors, "model.", &o.run_dir)?;
         let r = &meta.recipe;
         let mut opt = Sgd::new(&vs, r.momentum, r.weight_decay, r.nesterov);
         checkpoint::load_momentum(&mut opt, &tensors, &o.run_dir)?;
-        (meta, net, opt)
+        (meta, net, opt, data)
     } else {
         o.recipe.validate()?;
+        let data = CifarData::load(&o.data_dir, o.train_limit, o.test_limit)?;
         let net = ResNet::new(&vs.root(), &o.architecture)?;
         ResNet::init_weights(&vs, o.seed);
         let mut meta = fresh_meta(o, &data);
@@ -132,7 +134,7 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
         }
         let r = &o.recipe;
         let opt = Sgd::new(&vs, r.momentum, r.weight_decay, r.nesterov);
-        (meta, net, opt)
+        (meta, net, opt, data)
     };
     let mut t = Trained { vs, net, meta, data };
     let spec = t.input_spec();

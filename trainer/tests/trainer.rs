@@ -216,3 +216,17 @@ fn tch_pann_relu_matches_the_f64_polynomial() {
         }
     }
 }
+
+#[test]
+fn sided_pann_probe_runs_on_the_shipped_model() {
+    tch::set_num_threads(1);
+    let card = repo().join("models/assets/resnet20-akamaster.card.json");
+    let set = pann_models::Cifar10::read_file(repo().join("models/tests/data/test_batch_first64.bin")).unwrap();
+    let rows = pann_trainer::eval::probe_sides(&card, &set, 8, &[14], |_| {}).unwrap();
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    // At 2^-14 with calibrated bounds every variant is as accurate as exact ReLU on these images.
+    for v in [r.both, r.negative_only, r.positive_only] {
+        assert!((v - r.exact).abs() <= 1.0 / 8.0 + 1e-12, "{r:?}");
+    }
+}
