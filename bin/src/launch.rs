@@ -1,5 +1,6 @@
 //! Launching the three roles as separate `pann-party` processes on loopback
-//! (used by `pann demo` and `pann bench`).
+//! (used by `pann demo` and `pann bench`), optionally through the userspace
+//! link emulator of [`crate::netem`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -68,6 +69,9 @@ pub struct Session<'a> {
     /// Silence the parties' own output.
     pub quiet: bool,
     pub timeout: Duration,
+    /// Route every connection through a userspace link emulator (None or a
+    /// spec without relay: direct loopback).
+    pub link: Option<&'a crate::netem::LinkSpec>,
 }
 
 impl Session<'_> {
@@ -75,6 +79,20 @@ impl Session<'_> {
     pub fn run(&self) -> Result<serde_json::Value> {
         let party = party_exe()?;
         let (server_addr, dealer_addr) = (format!("127.0.0.1:{}", free_port()?), format!("127.0.0.1:{}", free_port()?));
+        // With a link emulator: one relay per pair of roles, each forwarding to
+        // the listening role (client->server, client->dealer, server->dealer).
+        let relays = match self.link.filter(|l| l.relay) {
+            Some(spec) => Some((
+                crate::netem::Relay::start(server_addr.parse()?, spec)?,
+                crate::netem::Relay::start(dealer_addr.parse()?, spec)?,
+                crate::netem::Relay::start(dealer_addr.parse()?, spec)?,
+            )),
+            None => None,
+        };
+        let (client_to_server, client_to_dealer, server_to_dealer) = match &relays {
+            Some((cs, cd, sd)) => (cs.addr.to_string(), cd.addr.to_string(), sd.addr.to_string()),
+            None => (server_addr.clone(), dealer_addr.clone(), dealer_addr.clone()),
+        };
         let alpha = self.alpha.to_string();
         let timeout = self.timeout.as_secs().max(1).to_string();
         let common = |role: &str| {
@@ -92,13 +110,13 @@ impl Session<'_> {
         };
         let mut dealer = Guard(Some(common("dealer").args(["--listen", &dealer_addr]).spawn()?), "dealer");
         let mut server = Guard(
-            Some(common("server").args(["--listen", &server_addr, "--dealer", &dealer_addr, "--alpha", &alpha, "--model"]).arg(self.card).spawn()?),
+            Some(common("server").args(["--listen", &server_addr, "--dealer", &server_to_dealer, "--alpha", &alpha, "--model"]).arg(self.card).spawn()?),
             "server",
         );
         let mut client = Guard(
             Some(
                 common("client")
-                    .args(["--connect", &server_addr, "--dealer", &dealer_addr, "--alpha", &alpha])
+                    .args(["--connect", &client_to_server, "--dealer", &client_to_dealer, "--alpha", &alpha])
                     .args(["--first", &self.first.to_string(), "--count", &self.count.to_string(), "--batch", &self.batch.to_string()])
                     .arg("--input")
                     .arg(self.input)

@@ -2,7 +2,9 @@
 //! TLS (or TCP) channels, input loading, and reports.
 
 pub mod bench;
+pub mod bench_report;
 pub mod input;
 pub mod launch;
+pub mod netem;
 pub mod party;
 pub mod report;

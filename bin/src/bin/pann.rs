@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use pann_bin::launch::Session;
+use pann_bin::netem::LinkSpec;
 use pann_bin::party::write_certs;
 use pann_bin::report::{argmax, layer_table, phase_summary, Prediction};
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
@@ -82,11 +83,32 @@ enum Cmd {
         /// Plain TCP instead of TLS.
         #[arg(long)]
         insecure_tcp: bool,
+        /// Networks, comma-separated: `loopback` (direct), `lan` (1 Gbit/s
+        /// each direction, 0.5 ms RTT), `wan` (100 Mbit/s, 40 ms RTT), `relay0`
+        /// (the emulator with no delay and no limit: its own overhead), or
+        /// RTT_MS:RATE_MBIT. Emulated networks run through a userspace TCP
+        /// relay in this process (no root needed; TLS stays end to end); each
+        /// of their rows gets a physical lower bound whose compute term is the
+        /// same configuration measured on direct loopback in this invocation.
+        #[arg(long, value_delimiter = ',', default_value = "loopback")]
+        net: Vec<String>,
         /// Quick mode for CI: alpha 9, batch 2, 2 images (overrides the above).
         #[arg(long)]
         quick: bool,
         /// JSON output; the Markdown table goes beside it (.md).
         #[arg(long, default_value = "docs/results/secure-inference.json")]
+        out: PathBuf,
+    },
+    /// Render BENCHMARKS.md and the SVG plots from the JSON results of `pann
+    /// bench` (bench-*.json) and the plaintext accuracy table
+    /// (plaintext-accuracy.json) in a results directory. Every number in the
+    /// output comes from those files.
+    BenchReport {
+        /// Directory holding the JSON files; the SVGs are written there too.
+        #[arg(long, default_value = "docs/results")]
+        results: PathBuf,
+        /// The Markdown report.
+        #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
     },
     /// Write TLS identities (self-signed, pinned by the peers) for the
@@ -131,10 +153,12 @@ fn main() -> Result<()> {
         }
         Cmd::Calibrate { model, data, images, margin, check, out } => calibrate(&model, &data, images, margin, check.as_deref(), &out),
         Cmd::Demo { alpha, images, batch, keep } => demo(alpha, images, batch, keep),
-        Cmd::Bench { alphas, batches, images, data, first, model, verify, insecure_tcp, quick, out } => {
+        Cmd::Bench { alphas, batches, images, data, first, model, verify, insecure_tcp, net, quick, out } => {
             let (alphas, batches, images) = if quick { (vec![9], vec![2], 2) } else { (alphas, batches, images) };
-            bench(&alphas, &batches, images, data, first, model, verify, insecure_tcp, &out)
+            let nets = net.iter().map(|n| LinkSpec::parse(n)).collect::<Result<Vec<_>>>()?;
+            bench(&alphas, &batches, images, data, first, model, verify, insecure_tcp, &nets, &out)
         }
+        Cmd::BenchReport { results, out } => pann_bin::bench_report::render(&results, &out),
     }
 }
 
@@ -196,25 +220,52 @@ fn bench(
     model: Option<PathBuf>,
     verify: bool,
     insecure_tcp: bool,
+    nets: &[LinkSpec],
     out: &Path,
 ) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("pann-bench-{}", std::process::id()));
     let (card0, images0) = embedded_assets(&dir)?;
     let card = model.unwrap_or(card0);
     let data = data.or_else(pann_bin::bench::default_data).unwrap_or(images0);
-    let mut rows = Vec::new();
+    let mut rows: Vec<pann_bin::bench::BenchRow> = Vec::new();
+    let loopback = LinkSpec::loopback();
+    let relay0 = LinkSpec::parse("relay0")?;
+    let any_emulated = nets.iter().any(|n| n.relay);
     for &alpha in alphas {
         for &batch in batches {
-            eprintln!("bench: alpha {alpha}, batch {batch}, {images} image(s) of {} ...", data.display());
-            let row = pann_bin::bench::measure(&dir, &card, &data, alpha, batch, first, images, verify, insecure_tcp)?;
-            eprintln!(
-                "  online {:.2} MB/image, {:.0} rounds/run, {:.1} ms/image; offline {:.2} MB/image",
-                row.online_bytes_per_image / 1e6,
-                row.online_rounds_per_run,
-                row.online_ms_per_image,
-                row.offline_bytes_per_image / 1e6
-            );
-            rows.push(row);
+            // Direct loopback first: it is the compute term of the bounds.
+            // Then the relay alone (no delay, no limit): the emulator's overhead.
+            let mut order: Vec<&LinkSpec> = Vec::new();
+            if any_emulated || nets.contains(&loopback) {
+                order.push(&loopback);
+            }
+            if any_emulated && !nets.contains(&relay0) {
+                order.push(&relay0);
+            }
+            order.extend(nets.iter().filter(|n| n.relay));
+            let (mut reference, mut overhead) = (None, None);
+            for link in order {
+                eprintln!("bench: {} ({}), alpha {alpha}, batch {batch}, {images} image(s) of {} ...", link.name, link.describe(), data.display());
+                let mut row = pann_bin::bench::measure(&dir, &card, &data, alpha, batch, first, images, verify, insecure_tcp, link)?;
+                if let Some(r) = &reference {
+                    row.bound = Some(pann_bin::bench::Bound::new(&row, r, overhead.as_ref(), link));
+                }
+                eprintln!(
+                    "  online {:.2} MB/image, {:.0} rounds/run, {:.3} s/run{}; offline {:.2} MB/image, {:.3} s/run",
+                    row.online_bytes_per_image / 1e6,
+                    row.online_rounds_per_run,
+                    row.online_s_per_run,
+                    row.bound.as_ref().map_or(String::new(), |b| format!(" (bound {:.3} s, ratio {:.2})", b.online_bound_s, b.online_ratio)),
+                    row.offline_bytes_per_image / 1e6,
+                    row.offline_s_per_run,
+                );
+                if !link.relay {
+                    reference = Some(row.clone());
+                } else if *link == relay0 {
+                    overhead = Some(row.clone());
+                }
+                rows.push(row);
+            }
         }
     }
     let args: Vec<String> = std::env::args().collect();
@@ -224,6 +275,11 @@ fn bench(
         "model": card.display().to_string(),
         "data": data.display().to_string(),
         "transport": if insecure_tcp { "tcp" } else { "tls" },
+        "networks": nets.iter().map(|n| serde_json::json!({"spec": n, "description": n.describe()})).collect::<Vec<_>>(),
+        "alphas": alphas,
+        "batches": batches,
+        "images": images,
+        "emulator": "userspace TCP relay (bin/src/netem.rs): per direction, pieces of at most 16 KiB serialised at the rate, then delayed by RTT/2; unbounded queue, no loss",
         "rows": rows,
     });
     if let Some(parent) = out.parent() {
@@ -257,6 +313,7 @@ fn demo(alpha: u32, n: usize, batch: Option<usize>, keep: Option<PathBuf>) -> Re
         insecure_tcp: false,
         quiet: false,
         timeout: Duration::from_secs(120),
+        link: None,
     };
     let report = session.run()?;
     let wall = t0.elapsed().as_secs_f64();
