@@ -11,13 +11,13 @@ use anyhow::{Context, Result};
 use pann_models::secure::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::{Cifar10, LoadedModel};
 use pann_mpc_core::{Meter, Phase};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::launch::Session;
 use crate::report::{argmax, Prediction};
 
 /// One measured configuration.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BenchRow {
     /// Network name (`loopback`, `relay0`, `lan`, `wan`, ...).
     pub net: String,
@@ -65,7 +65,7 @@ pub struct BenchRow {
 /// randomness ahead of the client (during setup and the previous run's
 /// online phase), so its per-run wait is not bounded by bytes / rate; only
 /// the transfer time of its bytes is recorded.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Bound {
     pub rtt_ms: f64,
     pub rate_mbit: Option<f64>,
@@ -116,7 +116,7 @@ impl Bound {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Verification {
     pub same_prediction: usize,
     pub images: usize,
