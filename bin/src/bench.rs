@@ -38,6 +38,14 @@ pub struct BenchRow {
     pub offline_rounds_per_run: f64,
     /// Median over runs of the online wall time of a run, and per image.
     pub online_s_per_run: f64,
+    /// Every run's online and offline wall time (s), over all repetitions.
+    #[serde(default)]
+    pub online_s_runs: Vec<f64>,
+    #[serde(default)]
+    pub offline_s_runs: Vec<f64>,
+    /// Sessions (process launches) merged into this row.
+    #[serde(default = "one")]
+    pub sessions: usize,
     pub online_ms_per_image: f64,
     pub offline_s_per_run: f64,
     pub setup_bytes: u64,
@@ -123,6 +131,29 @@ pub struct Verification {
     pub max_abs_logit_diff: f64,
     pub secure_accuracy: f64,
     pub reference_accuracy: f64,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl BenchRow {
+    /// Add the runs of another session of the same configuration (same
+    /// metered bytes and rounds); medians are over all runs.
+    pub fn merge(&mut self, other: &BenchRow) {
+        self.online_s_runs.extend(&other.online_s_runs);
+        self.offline_s_runs.extend(&other.offline_s_runs);
+        self.runs += other.runs;
+        self.sessions += other.sessions;
+        self.online_s_per_run = median(self.online_s_runs.clone());
+        self.online_ms_per_image = 1e3 * self.online_s_per_run / self.batch as f64;
+        self.offline_s_per_run = median(self.offline_s_runs.clone());
+        if let (Some(a), Some(b)) = (&mut self.verified, &other.verified) {
+            a.same_prediction += b.same_prediction;
+            a.images += b.images;
+            a.max_abs_logit_diff = a.max_abs_logit_diff.max(b.max_abs_logit_diff);
+        }
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -234,6 +265,9 @@ pub fn measure(
         offline_max_direction_bytes_per_run: offline.bytes_sent.max(offline.bytes_recv) as f64 / runs as f64,
         offline_rounds_per_run: offline.rounds as f64 / runs as f64,
         online_s_per_run: online_s,
+        online_s_runs: field("online_s"),
+        offline_s_runs: field("offline_s"),
+        sessions: 1,
         online_ms_per_image: 1e3 * online_s / batch as f64,
         offline_s_per_run: median(field("offline_s")),
         setup_bytes: server.phase_total(Phase::Setup).bytes() + dealer.phase_total(Phase::Setup).bytes(),

@@ -280,7 +280,7 @@ fn pathdiff(to: &Path, from: &Path) -> PathBuf {
 
 type Series = (String, Vec<(f64, f64)>, RGBColor);
 
-fn line_plot(path: &Path, title: &str, y_label: &str, series: &[Series]) -> Result<()> {
+fn line_plot(path: &Path, title: &str, y_label: &str, series: &[Series], legend: SeriesLabelPosition) -> Result<()> {
     let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().copied()).filter(|p| p.1.is_finite()).collect();
     if pts.is_empty() {
         return Ok(());
@@ -320,7 +320,7 @@ fn line_plot(path: &Path, title: &str, y_label: &str, series: &[Series]) -> Resu
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(legend)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
@@ -352,10 +352,11 @@ fn plots(results: &Path, lo: &[Value], lan: &[Value], wan: &[Value], acc: Option
             ("online, client<->server".into(), series(lo, "loopback", 1, "online_bytes_per_image", 1e-6), BLUE),
             ("offline, dealer->client".into(), series(lo, "loopback", 1, "offline_bytes_per_image", 1e-6), RED),
         ],
+        SeriesLabelPosition::UpperLeft,
     )?;
     out.push((f1.to_string(), "bytes per image against alpha".to_string()));
     let f2 = "bench-rounds-vs-alpha.svg";
-    line_plot(&results.join(f2), "ResNet-20: online rounds per run vs alpha", "rounds", &[("online rounds".into(), series(lo, "loopback", 1, "online_rounds_per_run", 1.0), BLUE)])?;
+    line_plot(&results.join(f2), "ResNet-20: online rounds per run vs alpha", "rounds", &[("online rounds".into(), series(lo, "loopback", 1, "online_rounds_per_run", 1.0), BLUE)], SeriesLabelPosition::UpperLeft)?;
     out.push((f2.to_string(), "online rounds against alpha".to_string()));
     let f3 = "bench-latency-vs-alpha.svg";
     line_plot(
@@ -367,6 +368,7 @@ fn plots(results: &Path, lo: &[Value], lan: &[Value], wan: &[Value], acc: Option
             ("LAN 1 Gbit/s, 0.5 ms".into(), series(lan, "lan", 1, "online_s_per_run", 1.0), GREEN),
             ("WAN 100 Mbit/s, 40 ms".into(), series(wan, "wan", 1, "online_s_per_run", 1.0), RED),
         ],
+        SeriesLabelPosition::UpperLeft,
     )?;
     out.push((f3.to_string(), "online latency against alpha".to_string()));
     if let Some(acc) = acc {
@@ -378,7 +380,8 @@ fn plots(results: &Path, lo: &[Value], lan: &[Value], wan: &[Value], acc: Option
             &results.join(f4),
             "ResNet-20 (akamaster) plaintext PANN accuracy vs alpha",
             "top-1 accuracy (%)",
-            &[("PANN, per-layer bounds".into(), pl, BLUE), ("PANN, global bound".into(), gl, RED), ("exact ReLU".into(), ex, BLACK)],
+            &[("exact ReLU".into(), ex, BLACK), ("PANN, global bound".into(), gl, RED), ("PANN, per-layer bounds (shipped card)".into(), pl, BLUE)],
+            SeriesLabelPosition::LowerRight,
         )?;
         out.push((f4.to_string(), "accuracy against alpha".to_string()));
     }

@@ -92,6 +92,12 @@ enum Cmd {
         /// same configuration measured on direct loopback in this invocation.
         #[arg(long, value_delimiter = ',', default_value = "loopback")]
         net: Vec<String>,
+        /// Launch each configuration this many times, cycling through the
+        /// networks (loopback, relay0, then each emulated one) so that slow
+        /// drifts of the machine's load hit all of them alike; medians are
+        /// over all runs of all repetitions.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
         /// Quick mode for CI: alpha 9, batch 2, 2 images (overrides the above).
         #[arg(long)]
         quick: bool,
@@ -153,10 +159,10 @@ fn main() -> Result<()> {
         }
         Cmd::Calibrate { model, data, images, margin, check, out } => calibrate(&model, &data, images, margin, check.as_deref(), &out),
         Cmd::Demo { alpha, images, batch, keep } => demo(alpha, images, batch, keep),
-        Cmd::Bench { alphas, batches, images, data, first, model, verify, insecure_tcp, net, quick, out } => {
+        Cmd::Bench { alphas, batches, images, data, first, model, verify, insecure_tcp, net, repeat, quick, out } => {
             let (alphas, batches, images) = if quick { (vec![9], vec![2], 2) } else { (alphas, batches, images) };
             let nets = net.iter().map(|n| LinkSpec::parse(n)).collect::<Result<Vec<_>>>()?;
-            bench(&alphas, &batches, images, data, first, model, verify, insecure_tcp, &nets, &out)
+            bench(&alphas, &batches, images, data, first, model, verify, insecure_tcp, &nets, repeat.max(1), &out)
         }
         Cmd::BenchReport { results, out } => pann_bin::bench_report::render(&results, &out),
     }
@@ -221,6 +227,7 @@ fn bench(
     verify: bool,
     insecure_tcp: bool,
     nets: &[LinkSpec],
+    repeat: usize,
     out: &Path,
 ) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("pann-bench-{}", std::process::id()));
@@ -243,26 +250,43 @@ fn bench(
                 order.push(&relay0);
             }
             order.extend(nets.iter().filter(|n| n.relay));
-            let (mut reference, mut overhead) = (None, None);
-            for link in order {
-                eprintln!("bench: {} ({}), alpha {alpha}, batch {batch}, {images} image(s) of {} ...", link.name, link.describe(), data.display());
-                let mut row = pann_bin::bench::measure(&dir, &card, &data, alpha, batch, first, images, verify, insecure_tcp, link)?;
-                if let Some(r) = &reference {
-                    row.bound = Some(pann_bin::bench::Bound::new(&row, r, overhead.as_ref(), link));
+            let mut measured: Vec<pann_bin::bench::BenchRow> = Vec::new();
+            for rep in 0..repeat {
+                for (i, link) in order.iter().enumerate() {
+                    eprintln!(
+                        "bench: {} ({}), alpha {alpha}, batch {batch}, {images} image(s), repetition {}/{repeat} ...",
+                        link.name,
+                        link.describe(),
+                        rep + 1
+                    );
+                    let row = pann_bin::bench::measure(&dir, &card, &data, alpha, batch, first, images, verify, insecure_tcp, link)?;
+                    eprintln!(
+                        "  online {:.2} MB/image, {:.0} rounds/run, {:.3} s/run; offline {:.2} MB/image, {:.3} s/run",
+                        row.online_bytes_per_image / 1e6,
+                        row.online_rounds_per_run,
+                        row.online_s_per_run,
+                        row.offline_bytes_per_image / 1e6,
+                        row.offline_s_per_run,
+                    );
+                    if rep == 0 {
+                        measured.push(row);
+                    } else {
+                        measured[i].merge(&row);
+                    }
                 }
-                eprintln!(
-                    "  online {:.2} MB/image, {:.0} rounds/run, {:.3} s/run{}; offline {:.2} MB/image, {:.3} s/run",
-                    row.online_bytes_per_image / 1e6,
-                    row.online_rounds_per_run,
-                    row.online_s_per_run,
-                    row.bound.as_ref().map_or(String::new(), |b| format!(" (bound {:.3} s, ratio {:.2})", b.online_bound_s, b.online_ratio)),
-                    row.offline_bytes_per_image / 1e6,
-                    row.offline_s_per_run,
-                );
-                if !link.relay {
-                    reference = Some(row.clone());
-                } else if *link == relay0 {
-                    overhead = Some(row.clone());
+            }
+            // Bounds: the compute term is the direct-loopback row, the
+            // emulator's overhead the relay0 row, both of this invocation.
+            let reference = order.iter().position(|l| !l.relay).map(|i| measured[i].clone());
+            let overhead = order.iter().position(|l| **l == relay0).map(|i| measured[i].clone());
+            for (link, mut row) in order.iter().zip(measured) {
+                if let (true, Some(r)) = (link.relay, &reference) {
+                    row.bound = Some(pann_bin::bench::Bound::new(&row, r, overhead.as_ref().filter(|_| **link != relay0), link));
+                    let b = row.bound.as_ref().expect("just set");
+                    eprintln!(
+                        "{} alpha {alpha} batch {batch}: online {:.3} s/run (median of {}), bound {:.3} s, ratio {:.2}",
+                        link.name, row.online_s_per_run, row.runs, b.online_bound_s, b.online_ratio
+                    );
                 }
                 rows.push(row);
             }
