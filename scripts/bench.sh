@@ -2,7 +2,7 @@
 # Regenerate BENCHMARKS.md and every file it quotes (docs/results/bench-*.json,
 # docs/results/bench-*.svg) from a fresh clone:
 #
-#     scripts/bench.sh            # full sweep (about 10-15 minutes on 2 cores)
+#     scripts/bench.sh            # full sweep (about 20 minutes on 2 busy cores)
 #     scripts/bench.sh --quick    # a smoke run into docs/results/bench-quick-*.json only
 #
 # Secure inference runs as three pann-party processes over mutually
@@ -25,11 +25,12 @@ fi
 # 1. Alpha sweep on direct loopback: batch 1 (8 runs, median) and batch 8
 #    (one run), every secure prediction checked against the fixed-point reference.
 $PANN bench --net loopback --alphas 7,8,9,10,11,12,13,14 --batches 1,8 --images 8 --verify --out "$R/bench-loopback.json"
-# 2. LAN: alphas 9 and 12 (plus 7 and 14), batch 1 (4 runs) and batch 4 (one run);
-#    each configuration also re-measured on loopback and through the relay
-#    with no delay (compute term of the bound; emulator overhead).
-$PANN bench --net lan --alphas 7,9,12,14 --batches 1,4 --images 4 --out "$R/bench-lan.json"
-# 3. WAN: alphas 9 and 12, batch 1, 2 images (2 runs).
-$PANN bench --net wan --alphas 9,12 --batches 1 --images 2 --out "$R/bench-wan.json"
+# 2. LAN: alphas 9 and 12 (plus 7 and 14), batch 1 (4 runs a session) and
+#    batch 4 (one run a session); each configuration is also measured on
+#    direct loopback (compute term of the bound) and through the relay with no
+#    delay (the emulator's overhead); 3 interleaved repetitions of the three.
+$PANN bench --net lan --alphas 7,9,12,14 --batches 1,4 --images 4 --repeat 3 --out "$R/bench-lan.json"
+# 3. WAN: alphas 9 and 12, batch 1, 2 images a session, 2 repetitions.
+$PANN bench --net wan --alphas 9,12 --batches 1 --images 2 --repeat 2 --out "$R/bench-wan.json"
 # 4. Render BENCHMARKS.md and the SVG plots from the JSON files.
 $PANN bench-report --results "$R" --out BENCHMARKS.md
