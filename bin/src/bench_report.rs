@@ -209,8 +209,39 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
         );
     }
     s += &t;
-    let worst = lan.iter().chain(wan.iter()).filter(|r| r["net"] == "lan" || r["net"] == "wan").map(|r| f(&r["bound"], "online_ratio")).fold(f64::NAN, f64::max);
-    writeln!(s, "\nLargest measured / bound on LAN and WAN: **{worst:.2}**. Where it exceeds 1.5 the excess is the emulator's own overhead (the relay0 column: on 2 shared cores, the relay's threads compete with the three parties for CPU) and scheduling noise; the last column charges that overhead to the bound.\n")?;
+    let emulated: Vec<&Value> = lan.iter().chain(wan.iter()).filter(|r| r["net"] == "lan" || r["net"] == "wan").collect();
+    let worst = emulated.iter().map(|r| f(&r["bound"], "online_ratio")).fold(f64::NAN, f64::max);
+    let over: Vec<String> = emulated
+        .iter()
+        .filter(|r| f(&r["bound"], "online_ratio") > 1.5)
+        .map(|r| {
+            format!(
+                "{} alpha {} batch {} ({:.2}; {} with the relay's overhead charged to the bound)",
+                r["net"].as_str().unwrap_or("?"),
+                r["alpha"],
+                r["batch"],
+                f(&r["bound"], "online_ratio"),
+                opt(r["bound"]["online_ratio_with_relay_overhead"].as_f64(), 2)
+            )
+        })
+        .collect();
+    writeln!(s, "\nLargest measured / bound on LAN and WAN: **{worst:.2}**. {}", if over.is_empty() {
+        "Every emulated row is within 1.5x of its lower bound.".to_string()
+    } else {
+        format!("Rows above 1.5x: {}. The rest goes to the emulator itself (relay0 column: two threads and a copy per direction, competing with the three parties for 2 shared cores) and to load noise on the shared machine.", over.join("; "))
+    })?;
+    writeln!(s, "\nReading the table: on WAN the rounds term dominates (each round costs a 20 ms one-way delay, and 2^-12 has more rounds), then the transfer of the busier direction at 100 Mbit/s; on LAN the local compute dominates, so the emulated LAN costs little over loopback and the ratio mostly measures noise and the relay's overhead. For batches above 1 the parties compute while bytes are in flight, so compute and transfer overlap and a run can come in under the sum (ratio below 1). The compute and relay0 terms come from separate sessions of the same configuration (interleaved with the emulated ones when `--repeat` is above 1), so on a loaded machine each ratio carries that noise.\n")?;
+    let relay_rows: Vec<String> = lan
+        .iter()
+        .filter(|r| r["net"] == "relay0" && r["batch"].as_u64() == Some(1))
+        .filter_map(|r| {
+            let lo = find(&lan, "loopback", r["alpha"].as_u64()? as u32, 1)?;
+            Some(format!("alpha {}: {:.3} s vs {:.3} s ({:.2}x)", r["alpha"], f(r, "online_s_per_run"), f(lo, "online_s_per_run"), f(r, "online_s_per_run") / f(lo, "online_s_per_run")))
+        })
+        .collect();
+    if !relay_rows.is_empty() {
+        writeln!(s, "Emulator overhead on loopback, batch 1, relay with zero delay and no rate limit vs direct (`bench-lan.json`, median online s/run): {}.\n", relay_rows.join("; "))?;
+    }
 
     // ---------------------------------------------------------------- sweep
     writeln!(s, "## Alpha sweep on loopback\n")?;
@@ -254,7 +285,9 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
 
     writeln!(s, "## Limits\n")?;
     writeln!(s, "- LAN and WAN are emulated in userspace, not with `tc netem` between network namespaces (unavailable in this kernel); the emulator's copy overhead is included in the LAN/WAN latencies and measured separately (relay0).")?;
-    writeln!(s, "- Few images per configuration (see the commands above) to keep the WAN sweep to minutes; batch 1 medians are over that many runs, larger batches are one run.")?;
+    writeln!(s, "- Few images per configuration (see the commands above) to keep the WAN sweep to minutes: batch 1 medians are over images x repetitions runs, larger batches over the repetitions. The secure = fixed-point check of the sweep covers those few images per alpha.")?;
+    writeln!(s, "- The offline phase (dealer to client) is reported by bytes and by the client's wait; it has no lower-bound ratio because the dealer streams ahead and overlaps setup and the previous run.")?;
+    writeln!(s, "- Latencies were measured on a 2-core machine shared with other jobs (training, accuracy sweeps): medians, and ratios within one invocation, are more trustworthy than absolute seconds.")?;
     writeln!(s, "- Only ResNet-20 is measured.")?;
     std::fs::write(out, s).with_context(|| format!("writing {}", out.display()))?;
     println!("wrote {} and {} plots in {}", out.display(), svgs.len(), results.display());
