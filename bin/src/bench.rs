@@ -295,7 +295,9 @@ pub fn provenance() -> serde_json::Value {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
+    let loadavg = std::fs::read_to_string("/proc/loadavg").ok().map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default();
     serde_json::json!({
+        "loadavg_at_start": loadavg,
         "cpu": cpu,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "commit": commit,

@@ -79,8 +79,12 @@ fn opt(x: Option<f64>, p: usize) -> String {
 
 fn machine_line(name: &str, doc: &Value) -> String {
     let m = &doc["machine"];
+    let load = match (m["loadavg_at_start"].as_str(), doc["loadavg_at_end"].as_str()) {
+        (Some(a), Some(b)) => format!(", load average (1/5/15 min) {a} at start, {b} at end"),
+        _ => String::new(),
+    };
     format!(
-        "- `{name}`: {} ({} cores), commit `{}`, {}; command `{}`",
+        "- `{name}`: {} ({} cores), commit `{}`, {}{load}; command `{}`",
         m["cpu"].as_str().unwrap_or("?"),
         m["cores"],
         m["commit"].as_str().unwrap_or("?"),
@@ -230,6 +234,10 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
     } else {
         format!("Rows above 1.5x: {}. The rest goes to the emulator itself (relay0 column: two threads and a copy per direction, competing with the three parties for 2 shared cores) and to load noise on the shared machine.", over.join("; "))
     })?;
+    let under: Vec<f64> = emulated.iter().map(|r| f(&r["bound"], "online_ratio")).filter(|x| *x < 1.0).collect();
+    if !under.is_empty() {
+        writeln!(s, "\n{} of {} emulated rows come in *under* their bound (smallest ratio {:.2}). A run cannot beat physics, so this is the size of the measurement noise on this machine: the compute term is a different session's median, and the load of the other jobs changes between sessions.", under.len(), emulated.len(), under.iter().copied().fold(f64::INFINITY, f64::min))?;
+    }
     writeln!(s, "\nReading the table: on WAN the rounds term dominates (each round costs a 20 ms one-way delay, and 2^-12 has more rounds), then the transfer of the busier direction at 100 Mbit/s; on LAN the local compute dominates, so the emulated LAN costs little over loopback and the ratio mostly measures noise and the relay's overhead. For batches above 1 the parties compute while bytes are in flight, so compute and transfer overlap and a run can come in under the sum (ratio below 1). The compute and relay0 terms come from separate sessions of the same configuration (interleaved with the emulated ones when `--repeat` is above 1), so on a loaded machine each ratio carries that noise.\n")?;
     let relay_rows: Vec<String> = lan
         .iter()

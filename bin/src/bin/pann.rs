@@ -234,6 +234,7 @@ fn bench(
     let (card0, images0) = embedded_assets(&dir)?;
     let card = model.unwrap_or(card0);
     let data = data.or_else(pann_bin::bench::default_data).unwrap_or(images0);
+    let machine = pann_bin::bench::provenance();
     let mut rows: Vec<pann_bin::bench::BenchRow> = Vec::new();
     let loopback = LinkSpec::loopback();
     let relay0 = LinkSpec::parse("relay0")?;
@@ -295,7 +296,8 @@ fn bench(
     let args: Vec<String> = std::env::args().collect();
     let json = serde_json::json!({
         "command": args.join(" "),
-        "machine": pann_bin::bench::provenance(),
+        "machine": machine,
+        "loadavg_at_end": std::fs::read_to_string("/proc/loadavg").ok().map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
         "model": card.display().to_string(),
         "data": data.display().to_string(),
         "transport": if insecure_tcp { "tcp" } else { "tls" },
