@@ -194,7 +194,7 @@ async fn unknown_client_certificate_fails_on_both_sides() {
     let (s, c) = tls_session(&sp, &cp).await;
     let (s, c) = (s.unwrap_err(), c.unwrap_err());
     eprintln!("server: {s}\nclient: {c}");
-    assert!(matches!(&s, CoreError::Tls(m) if m.contains("not the pinned peer certificate")), "server: {s}");
+    assert!(matches!(&s, CoreError::Tls(m) if m.contains("is not a pinned peer certificate")), "server: {s}");
     assert!(matches!(&c, CoreError::Tls(m) if m.contains("peer rejected")), "client: {c}");
 }
 
@@ -208,7 +208,7 @@ async fn unknown_server_certificate_fails_on_both_sides() {
     let (s, c) = tls_session(&sp, &cp).await;
     let (s, c) = (s.unwrap_err(), c.unwrap_err());
     eprintln!("server: {s}\nclient: {c}");
-    assert!(matches!(&c, CoreError::Tls(m) if m.contains("not the pinned peer certificate")), "client: {c}");
+    assert!(matches!(&c, CoreError::Tls(m) if m.contains("is not a pinned peer certificate")), "client: {c}");
     assert!(matches!(&s, CoreError::Tls(m) if m.contains("peer rejected")), "server: {s}");
 }
 
