@@ -101,15 +101,16 @@ impl Recipe {
         if self.epochs == 0 || self.batch_size == 0 {
             return bad("epochs and batch size must be positive");
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) || !(0.0..1.0).contains(&self.momentum) {
+        if !(self.lr > 0.0 && self.lr.is_finite() && (0.0..1.0).contains(&self.momentum)) {
             return bad("lr must be positive and momentum in [0, 1)");
         }
         if self.weight_decay < 0.0 || self.mixup_alpha < 0.0 {
             return bad("weight decay and mixup alpha must be >= 0");
         }
         if let Some(n) = &self.ngnv {
-            if !(7..=14).contains(&n.alpha) && n.alpha != 0 || n.scale < 0.0 || n.margin <= 0.0 || !(0.0..1.0).contains(&n.momentum) {
-                return bad("ngnv: alpha in 7..14, scale >= 0, margin > 0, momentum in [0, 1)");
+            // The leakage formula needs no polynomial table, so any precision 1..30 is allowed.
+            if !(1..=30).contains(&n.alpha) || n.scale < 0.0 || n.margin <= 0.0 || !(0.0..1.0).contains(&n.momentum) {
+                return bad("ngnv: alpha in 1..30, scale >= 0, margin > 0, momentum in [0, 1)");
             }
         }
         if let Some(f) = &self.finetune {

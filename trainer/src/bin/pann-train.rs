@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Train (or resume, or fine-tune) and optionally export.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Export a run's checkpoint as safetensors + model card.
     Export(ExportArgs),
     /// Accuracy of an exported model with exact ReLU and as a PANN at each alpha.
