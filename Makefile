@@ -2,36 +2,40 @@
 # Both install what they need first (the Rust toolchain is assumed: rustup/cargo).
 
 CARGO ?= cargo
+WITH_TORCH = LIBTORCH="$$(scripts/install-torch.sh --print-libtorch)"
 
-.PHONY: demo test deps build bench clean-results
+.PHONY: demo test deps torch trainer-deps build bench
 
 ## Run the main job on the embedded default: a real multi-party session over TLS on loopback.
 demo: deps
 	$(CARGO) build --release -p pann-bin
 	./target/release/pann demo
 
-## Run the whole test suite (what CI runs).
-test: deps
-	$(CARGO) test --workspace --all-targets
-	$(CARGO) test --workspace --doc
+## Run the whole test suite (what CI runs). The trainer links libtorch: `torch`
+## installs it first (idempotent) and LIBTORCH points the tch build at it.
+test: deps torch
+	$(WITH_TORCH) $(CARGO) test --workspace --all-targets --no-fail-fast
+	$(WITH_TORCH) $(CARGO) test --workspace --doc
 
 ## Build everything in release mode.
-build: deps
-	$(CARGO) build --release --workspace
+build: deps torch
+	$(WITH_TORCH) $(CARGO) build --release --workspace
 
-## Criterion micro-benchmarks (long; not part of the tests).
-bench: deps
-	$(CARGO) bench --workspace
+## Criterion micro-benchmarks (long; not part of the tests). The sweep behind
+## BENCHMARKS.md is scripts/bench.sh.
+bench: deps torch
+	$(WITH_TORCH) $(CARGO) bench --workspace
 
-## System packages the build needs (none beyond a C toolchain today); idempotent.
+## System packages the build needs (a C toolchain); idempotent.
 deps:
 	@command -v cc >/dev/null 2>&1 || { echo "installing a C toolchain (build-essential)"; \
 		(apt-get update && apt-get install -y build-essential) || sudo sh -c 'apt-get update && apt-get install -y build-essential'; }
 	@command -v $(CARGO) >/dev/null 2>&1 || { echo "cargo not found: install Rust from rustup first"; exit 1; }
 
-## libtorch for the trainer (tch): torch 2.13.0 into .venv (minimal CPU install;
-## TORCH_FLAGS=--full for GPU machines). The trainer build needs
-## LIBTORCH=$$(scripts/install-torch.sh --print-libtorch) in its environment.
-.PHONY: trainer-deps
-trainer-deps:
+## libtorch for the trainer (tch): torch 2.13.0 into .venv. Default: the
+## minimal CPU install for tch; TORCH_FLAGS=--python adds an importable torch
+## (scripts/pytorch_reference.py), TORCH_FLAGS=--full is for GPU machines.
+torch trainer-deps:
+	@command -v python3 >/dev/null 2>&1 && python3 -m venv --help >/dev/null 2>&1 || { echo "installing python3-venv"; \
+		(apt-get update && apt-get install -y python3 python3-venv python3-pip) || sudo sh -c 'apt-get update && apt-get install -y python3 python3-venv python3-pip'; }
 	scripts/install-torch.sh $(TORCH_FLAGS)

@@ -9,8 +9,11 @@
 //!   symbol of it is referenced directly (CUDA kernels register themselves
 //!   when the library loads), so the default `--as-needed` would drop it and
 //!   `Device::cuda_if_available()` would always answer CPU on a GPU machine.
-//!   Set PANN_TRAINER_NO_CUDA=1 to skip it (a CPU-only libtorch has no such
-//!   library anyway).
+//!   It is linked only when the CUDA libraries it needs are installed beside
+//!   torch (`site-packages/nvidia/cudnn`, as a full install has them): the
+//!   minimal CPU install of `scripts/install-torch.sh` ships libtorch_cuda.so
+//!   without them, and a binary that links it would not start.
+//!   PANN_TRAINER_NO_CUDA=1 skips it in any case.
 use std::path::Path;
 
 fn main() {
@@ -19,7 +22,9 @@ fn main() {
     if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
         let no_cuda = std::env::var("PANN_TRAINER_NO_CUDA").is_ok_and(|v| !v.is_empty() && v != "0");
-        if !no_cuda && Path::new(&dir).join("libtorch_cuda.so").exists() {
+        // dir = site-packages/torch/lib
+        let cuda_libs = Path::new(&dir).join("../../nvidia/cudnn");
+        if !no_cuda && Path::new(&dir).join("libtorch_cuda.so").exists() && cuda_libs.exists() {
             println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
         }
     }
