@@ -9,7 +9,7 @@ this file (models/tests/pytorch_reference.rs).
 The network runs in float64 so that the comparison measures the Rust executor,
 not float32 rounding; the float32 logits are written as well for reference.
 
-Usage (from the repository root, after scripts/install-torch.sh):
+Usage (from the repository root, after scripts/install-torch.sh --python):
   .venv/bin/python scripts/pytorch_reference.py \
       --weights models/assets/resnet20-akamaster.safetensors \
       --records models/tests/data/test_batch_first64.bin \
