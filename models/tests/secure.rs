@@ -7,9 +7,27 @@ mod common;
 use std::sync::Arc;
 
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
-use pann_models::secure::{client_session, dealer_session, run_plan, server_session, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
+use pann_models::secure::{client_session, ClientOutcome, dealer_session, run_plan, server_session, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::{PlainExecutor, ReluMode};
 use pann_mpc_core::{Channel, ChannelConfig};
+
+/// Server, client and dealer over in-memory channels; every role must succeed.
+async fn three_parties(model: &pann_models::Model, public: &PublicModel, raw: &[Vec<u8>], batch: usize) -> ClientOutcome {
+    let cfg = ChannelConfig::default();
+    let (mut sc, mut cs) = Channel::mem_pair(cfg.clone());
+    let (mut sd, mut ds) = Channel::mem_pair(cfg.clone());
+    let (mut cd, mut dc) = Channel::mem_pair(cfg);
+    let digest = public.digest();
+    let alpha = public.config.alpha;
+    let (s, c, d) = tokio::join!(
+        server_session(&mut sc, &mut sd, model, public),
+        client_session(&mut cs, &mut cd, alpha, Some(&digest), raw, batch),
+        dealer_session(&mut dc, &mut ds),
+    );
+    s.unwrap();
+    d.unwrap();
+    c.unwrap()
+}
 
 fn images(n: usize) -> (pann_models::LoadedModel, Vec<Vec<u8>>, Vec<Vec<f64>>) {
     let m = common::load_akamaster();
@@ -51,19 +69,7 @@ async fn resnet20_three_parties_match_the_fixed_point_reference() {
     }
 
     // Three parties.
-    let cfg = ChannelConfig::default();
-    let (mut sc, mut cs) = Channel::mem_pair(cfg.clone());
-    let (mut sd, mut ds) = Channel::mem_pair(cfg.clone());
-    let (mut cd, mut dc) = Channel::mem_pair(cfg);
-    let digest = public.digest();
-    let (s, c, d) = tokio::join!(
-        server_session(&mut sc, &mut sd, &m.model, &public),
-        client_session(&mut cs, &mut cd, alpha, Some(&digest), &raw, 2),
-        dealer_session(&mut dc, &mut ds),
-    );
-    s.unwrap();
-    d.unwrap();
-    let out = c.unwrap();
+    let out = three_parties(&m.model, &public, &raw, 2).await;
     assert_eq!(out.logits.len(), 3);
     for (sec, r) in out.logits.iter().zip(&reference) {
         for (a, b) in sec.iter().zip(r) {
@@ -110,19 +116,7 @@ async fn small_cnn_three_parties_match_the_fixed_point_reference() {
         let y = run_plan(&plan, Some(&weights), &mut ClearBackend::new(&weights), plan.encode_input(img).unwrap(), None).await.unwrap();
         reference.push(plan.decode_output(&y));
     }
-    let cfg = ChannelConfig::default();
-    let (mut sc, mut cs) = Channel::mem_pair(cfg.clone());
-    let (mut sd, mut ds) = Channel::mem_pair(cfg.clone());
-    let (mut cd, mut dc) = Channel::mem_pair(cfg);
-    let digest = public.digest();
-    let (s, c, d) = tokio::join!(
-        server_session(&mut sc, &mut sd, &model, &public),
-        client_session(&mut cs, &mut cd, alpha, Some(&digest), &raw, 1),
-        dealer_session(&mut ds, &mut dc),
-    );
-    s.unwrap();
-    d.unwrap();
-    let out = c.unwrap();
+    let out = three_parties(&model, &public, &raw, 1).await;
     for (sec, r) in out.logits.iter().zip(&reference) {
         for (a, b) in sec.iter().zip(r) {
             assert!((a - b).abs() < 1e-3, "secure {a} vs reference {b}");
