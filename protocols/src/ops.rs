@@ -38,7 +38,7 @@ pub fn add_public(party: Party, x: &[R], p: &[R]) -> Result<Vec<R>> {
 
 /// `x + b[channel]` for a per-channel public bias on an `[n, c, plane]` tensor.
 pub fn add_channel_bias(party: Party, x: &[R], bias: &[R], plane: usize) -> Result<Vec<R>> {
-    if plane == 0 || bias.is_empty() || x.len() % (plane * bias.len()) > 0 {
+    if plane == 0 || bias.is_empty() || !x.len().is_multiple_of(plane * bias.len()) {
         return Err(ProtocolError::Params(format!(
             "bias of {} channels on {} elements, plane {plane}",
             bias.len(),

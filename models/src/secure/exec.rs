@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use pann_mpc_core::ring::{self, R};
 use pann_mpc_core::{Channel, Party};
 use pann_protocols::kernels::{avg_pool_sum, global_pool_sum, LinearSpec};
+use pann_protocols::ops::add_channel_bias;
 use pann_protocols::{linear_forward, run_program, LinearLayer, Material, Program};
 
 use super::plan::{Plan, ServerWeights, Step};
@@ -58,10 +59,9 @@ pub async fn run_plan<B: Backend>(
             Step::Linear { input, layer, spec, bias_plane, .. } => {
                 let x = get(&values, *input)?;
                 let mut y = backend.linear(name, *layer, spec, &x).await?;
-                if backend.adds_public() {
-                    if let Some(b) = biases.and_then(|w| w.biases[*layer].as_ref()) {
-                        add_channel_bias(&mut y, b, *bias_plane);
-                    }
+                if let Some(b) = biases.and_then(|w| w.biases[*layer].as_ref()).filter(|_| backend.adds_public()) {
+                    // Public constants are added by one side only: party 0, or the reference.
+                    y = add_channel_bias(Party::Server, &y, b, *bias_plane).map_err(proto)?;
                 }
                 y
             }
@@ -98,14 +98,6 @@ pub async fn run_plan<B: Backend>(
         }
     }
     values[plan.network().output].take().ok_or_else(|| ModelError::Secure("the output was never computed".into()))
-}
-
-/// `y[i] += b[channel]` on an `[n, c, plane]` tensor.
-fn add_channel_bias(y: &mut [R], b: &[R], plane: usize) {
-    for (i, chunk) in y.chunks_mut(plane).enumerate() {
-        let bi = b[i % b.len()];
-        chunk.iter_mut().for_each(|e| *e = e.wrapping_add(bi));
-    }
 }
 
 /// Option-A shortcut on `[n, c, h, w]`: subsample by `stride`, pad
