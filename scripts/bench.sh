@@ -32,5 +32,13 @@ $PANN bench --net loopback --alphas 7,8,9,10,11,12,13,14 --batches 1,8 --images 
 $PANN bench --net lan --alphas 7,9,12,14 --batches 1,4 --images 4 --repeat 3 --out "$R/bench-lan.json"
 # 3. WAN: alphas 9 and 12, batch 1, 2 images a session, 2 repetitions.
 $PANN bench --net wan --alphas 9,12 --batches 1 --images 2 --repeat 2 --out "$R/bench-wan.json"
-# 4. Render BENCHMARKS.md and the SVG plots from the JSON files.
+# 4. ResNet-32 costs on loopback (needs the trainer: make torch). Costs do not
+#    depend on the weights' values: a one-epoch model on 5,000 images is enough.
+LIBTORCH="$(scripts/install-torch.sh --print-libtorch)" cargo build --release -p pann-trainer
+R32=target/bench-resnet32
+rm -rf "$R32"
+target/release/pann-train --threads 2 train --data ../shared/data/cifar-10-jpeg --run "$R32/run" --preset baseline \
+    --depth 32 --epochs 1 --train-limit 5000 --test-limit 500 --calib-images 1000 --export resnet32-smoke --export-dir "$R32"
+$PANN bench --net loopback --model "$R32/resnet32-smoke.card.json" --alphas 9,12 --batches 1 --images 4 --verify --out "$R/bench-resnet32.json"
+# 5. Render BENCHMARKS.md and the SVG plots from the JSON files.
 $PANN bench-report --results "$R" --out BENCHMARKS.md

@@ -280,6 +280,20 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
         }
     }
 
+    // ---------------------------------------------------------------- ResNet-32
+    if let Ok(d) = load(&results.join("bench-resnet32.json")) {
+        let rs: Vec<crate::bench::BenchRow> = serde_json::from_value(d["rows"].clone()).context("rows of bench-resnet32.json")?;
+        writeln!(s, "## ResNet-32 on loopback (costs)\n")?;
+        writeln!(s, "Measured on {}. Bytes and rounds do not depend on the weights' values, so the model is a ResNet-32 trained for one epoch on 5,000 images by `pann-train` (see `scripts/bench.sh`), with per-layer bounds calibrated on 1,000 training images; its accuracy is meaningless and not reported.\n\n{}", machine_line("bench-resnet32.json", &d).trim_start_matches("- "), crate::bench::markdown(&rs))?;
+        let r20 = |al: u32| find(&lo, "loopback", al, 1).map(|r| f(r, "online_bytes_per_image"));
+        for r in &rs {
+            if let Some(b20) = r20(r.alpha) {
+                writeln!(s, "- alpha {}: ResNet-32 / ResNet-20 online bytes per image = {:.2}", r.alpha, r.online_bytes_per_image / b20)?;
+            }
+        }
+        writeln!(s)?;
+    }
+
     // ---------------------------------------------------------------- plots
     let svgs = plots(results, &lo, &lan, &wan, acc.as_ref())?;
     writeln!(s, "## Plots\n")?;
@@ -296,7 +310,7 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
     writeln!(s, "- Few images per configuration (see the commands above) to keep the WAN sweep to minutes: batch 1 medians are over images x repetitions runs, larger batches over the repetitions. The secure = fixed-point check of the sweep covers those few images per alpha.")?;
     writeln!(s, "- The offline phase (dealer to client) is reported by bytes and by the client's wait; it has no lower-bound ratio because the dealer streams ahead and overlaps setup and the previous run.")?;
     writeln!(s, "- Latencies were measured on a 2-core machine shared with other jobs (training, accuracy sweeps): medians, and ratios within one invocation, are more trustworthy than absolute seconds.")?;
-    writeln!(s, "- Only ResNet-20 is measured.")?;
+    writeln!(s, "- ResNet-32 is measured on loopback only (costs), ResNet-20 on every network.")?;
     std::fs::write(out, s).with_context(|| format!("writing {}", out.display()))?;
     println!("wrote {} and {} plots in {}", out.display(), svgs.len(), results.display());
     Ok(())
