@@ -364,13 +364,7 @@ pub struct NormalizedComponent {
 impl NormalizedComponent {
     /// Clenshaw evaluation of the normalized form.
     pub fn eval(&self, y: f64) -> f64 {
-        let (mut b1, mut b2) = (0.0, 0.0);
-        for &a in self.chebyshev.iter().skip(1).rev() {
-            let b0 = 2.0 * y * b1 - b2 + a;
-            b2 = b1;
-            b1 = b0;
-        }
-        y * b1 - b2 + self.chebyshev[0]
+        crate::sign_poly::clenshaw(&self.chebyshev, y)
     }
 }
 

@@ -85,13 +85,7 @@ impl Component {
 
     /// Evaluate in the Chebyshev basis (Clenshaw).
     pub fn eval(&self, x: f64) -> f64 {
-        let (mut b1, mut b2) = (0.0, 0.0);
-        for &a in self.chebyshev.iter().skip(1).rev() {
-            let b0 = 2.0 * x * b1 - b2 + a;
-            b2 = b1;
-            b1 = b0;
-        }
-        x * b1 - b2 + self.chebyshev[0]
+        clenshaw(&self.chebyshev, x)
     }
 }
 
@@ -185,6 +179,17 @@ impl SignPoly {
     pub fn relu(&self, x: f64, bound: f64) -> f64 {
         x * (1.0 + self.eval(x / bound)) / 2.0
     }
+}
+
+/// `sum a_k T_k(x)` by Clenshaw's recurrence (`a` non-empty).
+pub fn clenshaw(a: &[f64], x: f64) -> f64 {
+    let (mut b1, mut b2) = (0.0, 0.0);
+    for &ak in a.iter().skip(1).rev() {
+        let b0 = 2.0 * x * b1 - b2 + ak;
+        b2 = b1;
+        b1 = b0;
+    }
+    x * b1 - b2 + a[0]
 }
 
 /// Convert power-basis coefficients to Chebyshev coefficients, using
