@@ -213,45 +213,12 @@ impl Expander {
 /// all mask shares, then (low, msb) of each truncating opening, then products
 /// (program); or the mask share, then the conv share (linear).
 pub(crate) fn expand_party0(prg: &mut Prg, req: &Request) -> Material {
-    let tag = req.tag();
-    match req {
-        Request::Program { program, n } => {
-            let n = *n;
-            let mut opens: Vec<OpenShares> = program
-                .opens()
-                .iter()
-                .map(|_| OpenShares {
-                    r: prg.gen(n),
-                    low: Vec::new(),
-                    msb: Vec::new(),
-                })
-                .collect();
-            for (o, step) in opens.iter_mut().zip(program.opens()) {
-                if step.shift > 0 {
-                    o.low = prg.gen(n);
-                    o.msb = prg.gen(n);
-                }
-            }
-            let products = program.products().iter().map(|_| prg.gen(n)).collect();
-            Material::Program(ProgramMaterial {
-                tag,
-                n,
-                opens,
-                products,
-            })
-        }
-        Request::Linear { layer, spec } => Material::Linear(LinearMaterial {
-            tag,
-            layer: *layer,
-            r: prg.gen(spec.input_len()),
-            z: prg.gen(spec.output_len()),
-        }),
-    }
+    assemble(prg, req, &mut |prg, k| prg.gen(k))
 }
 
-/// Party 1's material: mask shares from its PRG, the rest from corrections.
+/// Party 1's material: mask shares from its PRG, the rest from corrections
+/// (in the same order as party 0 draws them).
 pub(crate) fn expand_party1(prg: &mut Prg, req: &Request, corr: Vec<R>) -> Result<Material> {
-    let tag = req.tag();
     if corr.len() != req.correction_len() {
         return Err(ProtocolError::Length {
             context: "dealer corrections",
@@ -260,7 +227,14 @@ pub(crate) fn expand_party1(prg: &mut Prg, req: &Request, corr: Vec<R>) -> Resul
         });
     }
     let mut rest = corr.into_iter();
-    let mut take = |k: usize| -> Vec<R> { rest.by_ref().take(k).collect() };
+    Ok(assemble(prg, req, &mut |_, k| rest.by_ref().take(k).collect()))
+}
+
+/// The layout both parties share: mask shares always come from `prg`; the
+/// derived values (truncation atoms, atom products, conv shares) from
+/// `derived`, in a fixed order.
+fn assemble(prg: &mut Prg, req: &Request, derived: &mut dyn FnMut(&mut Prg, usize) -> Vec<R>) -> Material {
+    let tag = req.tag();
     match req {
         Request::Program { program, n } => {
             let n = *n;
@@ -275,27 +249,27 @@ pub(crate) fn expand_party1(prg: &mut Prg, req: &Request, corr: Vec<R>) -> Resul
                 .collect();
             for (o, step) in opens.iter_mut().zip(program.opens()) {
                 if step.shift > 0 {
-                    o.low = take(n);
-                    o.msb = take(n);
+                    o.low = derived(prg, n);
+                    o.msb = derived(prg, n);
                 }
             }
-            let products = program.products().iter().map(|_| take(n)).collect();
-            Ok(Material::Program(ProgramMaterial {
+            let products = program.products().iter().map(|_| derived(prg, n)).collect();
+            Material::Program(ProgramMaterial {
                 tag,
                 n,
                 opens,
                 products,
-            }))
+            })
         }
         Request::Linear { layer, spec } => {
             let r = prg.gen(spec.input_len());
-            let z = take(spec.output_len());
-            Ok(Material::Linear(LinearMaterial {
+            let z = derived(prg, spec.output_len());
+            Material::Linear(LinearMaterial {
                 tag,
                 layer: *layer,
                 r,
                 z,
-            }))
+            })
         }
     }
 }
