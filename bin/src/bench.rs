@@ -21,7 +21,11 @@ use crate::report::{argmax, Prediction};
 pub struct BenchRow {
     /// Network name (`loopback`, `relay0`, `lan`, `wan`, ...).
     pub net: String,
+    /// The uniform alpha, or 0 for the card's per-layer alphas (see `precision`).
     pub alpha: u32,
+    /// As agreed in the handshake: `"9"` or `"per-layer:4,5,..."`.
+    #[serde(default)]
+    pub precision: String,
     pub batch: usize,
     pub images: usize,
     pub runs: usize,
@@ -169,9 +173,16 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// The public model at uniform `alpha`, or (alpha 0) at the card's per-layer alphas.
+pub fn public_model(loaded: &LoadedModel, alpha: u32) -> Result<PublicModel> {
+    let c = &loaded.card;
+    let public = PublicModel::new(&loaded.model, &c.input, &c.relu_bounds, SecureConfig::new(if alpha == 0 { c.default_alpha } else { alpha }))?;
+    Ok(if alpha == 0 { public.with_alphas(c.relu_alphas.clone())? } else { public })
+}
+
 /// Logits of the fixed-point reference (the plan on clear ring values).
 pub fn reference_logits(loaded: &LoadedModel, alpha: u32, data: &Cifar10, first: usize, count: usize) -> Result<Vec<Vec<f64>>> {
-    let public = PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, SecureConfig::new(alpha))?;
+    let public = public_model(loaded, alpha)?;
     let plan = Plan::compile(Arc::new(public), 1)?;
     let weights = ServerWeights::encode(&plan, &loaded.model)?;
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
@@ -201,10 +212,11 @@ pub fn measure(
     insecure_tcp: bool,
     link: &crate::netem::LinkSpec,
 ) -> Result<BenchRow> {
+    let precision = public_model(&LoadedModel::load(card)?, alpha)?.precision();
     let session = Session {
         dir,
         card,
-        alpha,
+        precision: precision.clone(),
         input: data_path,
         first,
         count,
@@ -255,6 +267,7 @@ pub fn measure(
     Ok(BenchRow {
         net: link.name.clone(),
         alpha,
+        precision,
         batch,
         images: count,
         runs,
@@ -327,7 +340,7 @@ pub fn markdown(rows: &[BenchRow]) -> String {
         s += &format!(
             "| {} | {} | {} | {} | {:.2} | {:.0} | {:.3} | {} | {} | {} | {} | {:.2} | {:.3} | {} | {} |\n",
             r.net,
-            r.alpha,
+            if r.alpha == 0 { format!("per-layer ({})", r.precision.trim_start_matches("per-layer:")) } else { r.alpha.to_string() },
             r.batch,
             r.images,
             r.online_bytes_per_image / 1e6,

@@ -333,9 +333,12 @@ fn pathdiff(to: &Path, from: &Path) -> PathBuf {
     p
 }
 
-type Series = (String, Vec<(f64, f64)>, RGBColor);
+pub type Series = (String, Vec<(f64, f64)>, RGBColor);
 
-fn line_plot(path: &Path, title: &str, y_label: &str, series: &[Series], legend: SeriesLabelPosition) -> Result<()> {
+const ALPHA_AXIS: &str = "alpha (precision 2^-alpha)";
+
+/// A line plot with markers; `x_desc` names the x axis (whole-number ticks).
+pub fn line_plot(path: &Path, title: &str, x_desc: &str, y_label: &str, series: &[Series], legend: SeriesLabelPosition) -> Result<()> {
     let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().copied()).filter(|p| p.1.is_finite()).collect();
     if pts.is_empty() {
         return Ok(());
@@ -354,9 +357,9 @@ fn line_plot(path: &Path, title: &str, y_label: &str, series: &[Series], legend:
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     chart
         .configure_mesh()
-        .x_desc("alpha (precision 2^-alpha)")
+        .x_desc(x_desc)
         .y_desc(y_label)
-        .x_labels((x1 - x0) as usize + 2)
+        .x_labels(((x1 - x0) as usize + 2).min(14))
         .x_label_formatter(&|x| format!("{x:.0}"))
         .draw()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -402,6 +405,7 @@ fn plots(results: &Path, lo: &[Value], lan: &[Value], wan: &[Value], acc: Option
     line_plot(
         &results.join(f1),
         "ResNet-20: bytes per image vs alpha",
+        ALPHA_AXIS,
         "MB per image",
         &[
             ("online, client<->server".into(), series(lo, "loopback", 1, "online_bytes_per_image", 1e-6), BLUE),
@@ -411,12 +415,13 @@ fn plots(results: &Path, lo: &[Value], lan: &[Value], wan: &[Value], acc: Option
     )?;
     out.push((f1.to_string(), "bytes per image against alpha".to_string()));
     let f2 = "bench-rounds-vs-alpha.svg";
-    line_plot(&results.join(f2), "ResNet-20: online rounds per run vs alpha", "rounds", &[("online rounds".into(), series(lo, "loopback", 1, "online_rounds_per_run", 1.0), BLUE)], SeriesLabelPosition::UpperLeft)?;
+    line_plot(&results.join(f2), "ResNet-20: online rounds per run vs alpha", ALPHA_AXIS, "rounds", &[("online rounds".into(), series(lo, "loopback", 1, "online_rounds_per_run", 1.0), BLUE)], SeriesLabelPosition::UpperLeft)?;
     out.push((f2.to_string(), "online rounds against alpha".to_string()));
     let f3 = "bench-latency-vs-alpha.svg";
     line_plot(
         &results.join(f3),
         "ResNet-20: online latency per image vs alpha (batch 1)",
+        ALPHA_AXIS,
         "seconds (median run)",
         &[
             ("loopback".into(), series(lo, "loopback", 1, "online_s_per_run", 1.0), BLUE),
@@ -434,6 +439,7 @@ fn plots(results: &Path, lo: &[Value], lan: &[Value], wan: &[Value], acc: Option
         line_plot(
             &results.join(f4),
             "ResNet-20 (akamaster) plaintext PANN accuracy vs alpha",
+            ALPHA_AXIS,
             "top-1 accuracy (%)",
             &[("exact ReLU".into(), ex, BLACK), ("PANN, global bound".into(), gl, RED), ("PANN, per-layer bounds (shipped card)".into(), pl, BLUE)],
             SeriesLabelPosition::LowerRight,

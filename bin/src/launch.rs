@@ -58,7 +58,10 @@ pub struct Session<'a> {
     /// Working directory: `certs/` must exist there; reports are written there.
     pub dir: &'a Path,
     pub card: &'a Path,
-    pub alpha: u32,
+    /// The precision: an alpha (`"9"`, given to the server and the client),
+    /// or a per-layer string (`"per-layer:4,5,..."`: the server runs the
+    /// card's `relu_alphas`, the client expects this string).
+    pub precision: String,
     /// CIFAR-10 binary file and the records to classify.
     pub input: &'a Path,
     pub first: usize,
@@ -93,7 +96,8 @@ impl Session<'_> {
             Some((cs, cd, sd)) => (cs.addr.to_string(), cd.addr.to_string(), sd.addr.to_string()),
             None => (server_addr.clone(), dealer_addr.clone(), dealer_addr.clone()),
         };
-        let alpha = self.alpha.to_string();
+        let alpha = &self.precision;
+        let server_alpha: Vec<&str> = if alpha.parse::<u32>().is_ok() { vec!["--alpha", alpha] } else { vec![] };
         let timeout = self.timeout.as_secs().max(1).to_string();
         let common = |role: &str| {
             let mut c = Command::new(&party);
@@ -110,13 +114,13 @@ impl Session<'_> {
         };
         let mut dealer = Guard(Some(common("dealer").args(["--listen", &dealer_addr]).spawn()?), "dealer");
         let mut server = Guard(
-            Some(common("server").args(["--listen", &server_addr, "--dealer", &server_to_dealer, "--alpha", &alpha, "--model"]).arg(self.card).spawn()?),
+            Some(common("server").args(["--listen", &server_addr, "--dealer", &server_to_dealer]).args(&server_alpha).arg("--model").arg(self.card).spawn()?),
             "server",
         );
         let mut client = Guard(
             Some(
                 common("client")
-                    .args(["--connect", &client_to_server, "--dealer", &client_to_dealer, "--alpha", &alpha])
+                    .args(["--connect", &client_to_server, "--dealer", &client_to_dealer, "--alpha", alpha])
                     .args(["--first", &self.first.to_string(), "--count", &self.count.to_string(), "--batch", &self.batch.to_string()])
                     .arg("--input")
                     .arg(self.input)

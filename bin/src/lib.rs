@@ -7,4 +7,5 @@ pub mod input;
 pub mod launch;
 pub mod netem;
 pub mod party;
+pub mod precision;
 pub mod report;

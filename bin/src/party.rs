@@ -167,18 +167,21 @@ fn first_failure<T>(prep: Result<T>, a: Result<Channel>, b: Result<Channel>) -> 
 struct ServerModel {
     loaded: LoadedModel,
     public: PublicModel,
-    alpha: u32,
 }
 
+/// The model as the server deploys it: at `alpha` everywhere if given, else
+/// at the card's per-layer alphas if it has them, else at its default alpha.
 fn load_server_model(card: &Path, alpha: Option<u32>) -> Result<ServerModel> {
     let loaded = LoadedModel::load(card).with_context(|| format!("loading the model card {}", card.display()))?;
     if loaded.card.relu_bounds.is_empty() {
         bail!("the model card {} has no ReLU bounds: calibrate it first (pann calibrate)", card.display());
     }
+    let per_layer = if alpha.is_none() { loaded.card.relu_alphas.clone() } else { Default::default() };
     let alpha = alpha.unwrap_or(loaded.card.default_alpha);
     let public = PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, SecureConfig::new(alpha))
+        .and_then(|p| p.with_alphas(per_layer))
         .with_context(|| format!("preparing the model of {} at alpha {alpha}", card.display()))?;
-    Ok(ServerModel { loaded, public, alpha })
+    Ok(ServerModel { loaded, public })
 }
 
 /// The server: loads the model card (with calibrated bounds), waits for the
@@ -192,7 +195,7 @@ pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str
             "server: model {} (digest {}), alpha {}, listening on {}",
             m.loaded.card.name,
             m.public.digest(),
-            m.alpha,
+            m.public.precision(),
             listener.local_addr()?
         ),
         Err(e) => eprintln!(
@@ -220,7 +223,8 @@ pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str
     let setup_s = total_s - batches.iter().map(|b| b.offline_s + b.online_s).sum::<f64>();
     Ok(PartyReport {
         role: "server".into(),
-        alpha: m.alpha,
+        alpha: uniform_alpha(&m.public.precision()),
+        precision: m.public.precision(),
         model_digest: m.public.digest(),
         setup_s,
         batches,
@@ -273,12 +277,18 @@ pub async fn run_dealer(net: &Net, listen: &str) -> Result<PartyReport> {
     Ok(PartyReport {
         role: "dealer".into(),
         alpha: 0,
+        precision: String::new(),
         model_digest: String::new(),
         setup_s: 0.0,
         batches: Vec::new(),
         predictions: Vec::new(),
         meters: meters(&[("peer-1", &a), ("peer-2", &b)]),
     })
+}
+
+/// The alpha of a uniform precision string (`"9"`), 0 for `"per-layer:..."`.
+fn uniform_alpha(precision: &str) -> u32 {
+    precision.parse().unwrap_or(0)
 }
 
 /// The client: connects to the server and the dealer, learns the logits.
@@ -288,7 +298,7 @@ pub async fn run_client(
     net: &Net,
     server: &str,
     dealer: &str,
-    alpha: u32,
+    precision: &str,
     expect_model: Option<&str>,
     images: Result<Images>,
     batch: usize,
@@ -311,7 +321,7 @@ pub async fn run_client(
             return Err(e);
         }
     };
-    let res = client_session(&mut to_server, &mut to_dealer, alpha, expect_model, &imgs.pixels, batch).await;
+    let res = client_session(&mut to_server, &mut to_dealer, precision, expect_model, &imgs.pixels, batch).await;
     let said = end_session(res.is_ok(), (&mut to_server, "server"), (&mut to_dealer, "dealer")).await;
     let out = with_peers(res, "client session", said)?;
     let predictions = out
@@ -322,7 +332,8 @@ pub async fn run_client(
         .collect();
     let report = PartyReport {
         role: "client".into(),
-        alpha,
+        alpha: uniform_alpha(precision),
+        precision: precision.into(),
         model_digest: out.model_digest.clone(),
         setup_s: out.setup_s,
         batches: out.batches.clone(),

@@ -10,7 +10,11 @@ use serde::Serialize;
 #[derive(Clone, Debug, Serialize)]
 pub struct PartyReport {
     pub role: String,
+    /// The uniform alpha (0 under per-layer precision or for the dealer).
     pub alpha: u32,
+    /// As agreed in the handshake: `"9"` or `"per-layer:4,5,..."` (empty for the dealer).
+    #[serde(default)]
+    pub precision: String,
     pub model_digest: String,
     pub setup_s: f64,
     pub batches: Vec<BatchReport>,

@@ -77,6 +77,10 @@ pub struct ModelCard {
     /// Per-site ReLU bounds B (by ReLU site name); empty if not calibrated.
     #[serde(default)]
     pub relu_bounds: BTreeMap<String, f64>,
+    /// Per-site precision alpha (mixed precision, e.g. from `pann plan`);
+    /// empty means `default_alpha` everywhere. When present it names every site.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub relu_alphas: BTreeMap<String, u32>,
     #[serde(default)]
     pub calibration: Option<CalibrationInfo>,
     pub provenance: Provenance,
@@ -120,12 +124,44 @@ impl ModelCard {
             let missing = sites.iter().find(|s| !self.relu_bounds.contains_key(**s)).copied().unwrap_or("?");
             return Err(ModelError::MissingBound { site: missing.into() });
         }
+        let alpha_ok = |a: u32| (pann_protocols::sign_poly::MIN_ALPHA..=pann_protocols::sign_poly::MAX_ALPHA).contains(&a);
+        if !alpha_ok(self.default_alpha) {
+            return Err(bad(format!("default_alpha {} is outside 4..=14", self.default_alpha)));
+        }
+        for (site, &a) in &self.relu_alphas {
+            if !sites.contains(&site.as_str()) {
+                return Err(bad(format!("alpha for unknown ReLU site {site:?}")));
+            }
+            if !alpha_ok(a) {
+                return Err(bad(format!("alpha {a} of site {site:?} is outside 4..=14")));
+            }
+        }
+        if !self.relu_alphas.is_empty() {
+            if let Some(missing) = sites.iter().find(|s| !self.relu_alphas.contains_key(**s)) {
+                return Err(bad(format!("relu_alphas names some sites but not {missing:?}: give every site or none")));
+            }
+        }
         Ok(net)
     }
 
-    /// The PANN ReLU mode at `alpha` with this card's per-site bounds.
+    /// The PANN ReLU mode at `alpha` everywhere with this card's per-site bounds.
     pub fn pann_mode(&self, alpha: u32) -> Result<ReluMode> {
         ReluMode::pann(alpha, self.relu_bounds.clone())
+    }
+
+    /// The precision of every site as the card deploys it: `relu_alphas`,
+    /// or `default_alpha` at every bounded site.
+    pub fn site_alphas(&self) -> BTreeMap<String, u32> {
+        if self.relu_alphas.is_empty() {
+            self.relu_bounds.keys().map(|s| (s.clone(), self.default_alpha)).collect()
+        } else {
+            self.relu_alphas.clone()
+        }
+    }
+
+    /// The PANN ReLU mode the card deploys (per-site alphas if it has them).
+    pub fn deployed_mode(&self) -> Result<ReluMode> {
+        ReluMode::pann_mixed(self.site_alphas(), self.relu_bounds.clone())
     }
 }
 

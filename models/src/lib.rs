@@ -17,6 +17,8 @@
 //!   ([`ReluMode`]) and counts ReLU inputs outside their bounds.
 //! - [`calibrate`]: per-site bounds (margin x max |input|) and the global
 //!   bound rule of Lee et al.
+//! - [`planner`]: per-site alphas (mixed precision) that minimise online
+//!   bytes or rounds within an accuracy target (`pann plan`).
 //! - [`cifar`], [`image`]: input.
 //! - [`secure`]: the secure executor (plan, fixed-point reference, the three
 //!   roles' sessions) on `pann-protocols`.
@@ -39,6 +41,7 @@ pub mod linalg;
 pub mod model;
 pub mod network;
 pub mod plain;
+pub mod planner;
 pub mod secure;
 pub mod tensor;
 

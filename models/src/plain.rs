@@ -23,16 +23,28 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub enum ReluMode {
     /// max(x, 0).
     Exact,
-    /// x (1 + p(x / B)) / 2 with the composite sign polynomial `poly` and the
-    /// bound B of each site (by ReLU site name).
-    Pann { poly: SignPoly, bounds: BTreeMap<String, f64> },
+    /// x (1 + p(x / B)) / 2 with, per ReLU site (by name), its precision
+    /// 2^-alpha and its bound B; `polys` holds the composite sign polynomial
+    /// of every alpha used.
+    Pann { alphas: BTreeMap<String, u32>, bounds: BTreeMap<String, f64>, polys: BTreeMap<u32, SignPoly> },
 }
 
 impl ReluMode {
-    /// PANN at precision 2^-alpha with the given per-site bounds.
+    /// PANN at precision 2^-alpha at every site, with the given per-site bounds.
     pub fn pann(alpha: u32, bounds: BTreeMap<String, f64>) -> Result<Self> {
-        let poly = SignPoly::for_alpha(alpha).map_err(|e| ModelError::SignPoly(e.to_string()))?;
-        Ok(ReluMode::Pann { poly, bounds })
+        let alphas = bounds.keys().map(|s| (s.clone(), alpha)).collect();
+        Self::pann_mixed(alphas, bounds)
+    }
+
+    /// PANN with a precision and a bound per site (mixed precision).
+    pub fn pann_mixed(alphas: BTreeMap<String, u32>, bounds: BTreeMap<String, f64>) -> Result<Self> {
+        let mut polys = BTreeMap::new();
+        for &a in alphas.values() {
+            if let std::collections::btree_map::Entry::Vacant(e) = polys.entry(a) {
+                e.insert(SignPoly::for_alpha(a).map_err(|e| ModelError::SignPoly(e.to_string()))?);
+            }
+        }
+        Ok(ReluMode::Pann { alphas, bounds, polys })
     }
 
     /// PANN at precision 2^-alpha with one bound for every site (Lee et al.).
@@ -133,8 +145,8 @@ pub fn pann_relu_slice(poly: &SignPoly, bound: f64, x: &[f64]) -> Vec<f64> {
 pub struct PlainExecutor<'m> {
     model: &'m Model,
     mode: ReluMode,
-    /// Per node: the site index and bound for ReLU nodes.
-    relu_slots: Vec<Option<(usize, f64)>>,
+    /// Per node: the site index, bound and alpha for ReLU nodes.
+    relu_slots: Vec<Option<(usize, f64, u32)>>,
     site_names: Vec<String>,
 }
 
@@ -146,17 +158,18 @@ impl<'m> PlainExecutor<'m> {
         let mut site_names = Vec::new();
         for (i, n) in model.network.nodes.iter().enumerate() {
             if n.op == Op::Relu {
-                let bound = match &mode {
-                    ReluMode::Exact => f64::INFINITY,
-                    ReluMode::Pann { bounds, .. } => {
+                let (bound, alpha) = match &mode {
+                    ReluMode::Exact => (f64::INFINITY, 0),
+                    ReluMode::Pann { bounds, alphas, .. } => {
                         let b = *bounds.get(&n.name).ok_or_else(|| ModelError::MissingBound { site: n.name.clone() })?;
                         if !(b > 0.0 && b.is_finite()) {
                             return Err(ModelError::BadBound { site: n.name.clone(), bound: b });
                         }
-                        b
+                        let a = *alphas.get(&n.name).ok_or_else(|| ModelError::SignPoly(format!("no alpha for ReLU site {:?}", n.name)))?;
+                        (b, a)
                     }
                 };
-                relu_slots[i] = Some((site_names.len(), bound));
+                relu_slots[i] = Some((site_names.len(), bound, alpha));
                 site_names.push(n.name.clone());
             }
         }
@@ -216,8 +229,8 @@ impl<'m> PlainExecutor<'m> {
                     y
                 }
                 Op::Relu => {
-                    let (site, bound) = self.relu_slots[i].expect("every ReLU node has a slot");
-                    self.relu(x, bound, &mut sites[site])
+                    let (site, bound, alpha) = self.relu_slots[i].expect("every ReLU node has a slot");
+                    self.relu(x, bound, alpha, &mut sites[site])
                 }
                 Op::Add => {
                     let y = values[n.inputs[1]].as_deref().expect("inputs computed earlier (validated)");
@@ -246,7 +259,7 @@ impl<'m> PlainExecutor<'m> {
         Ok(Forward { logits, sites })
     }
 
-    fn relu(&self, x: &[f64], bound: f64, st: &mut SiteStats) -> Vec<f64> {
+    fn relu(&self, x: &[f64], bound: f64, alpha: u32, st: &mut SiteStats) -> Vec<f64> {
         st.count += x.len() as u64;
         for &v in x {
             let a = v.abs();
@@ -259,7 +272,7 @@ impl<'m> PlainExecutor<'m> {
         }
         match &self.mode {
             ReluMode::Exact => x.iter().map(|&v| v.max(0.0)).collect(),
-            ReluMode::Pann { poly, .. } => pann_relu_slice(poly, bound, x),
+            ReluMode::Pann { polys, .. } => pann_relu_slice(&polys[&alpha], bound, x),
         }
     }
 

@@ -18,10 +18,10 @@ async fn three_parties(model: &pann_models::Model, public: &PublicModel, raw: &[
     let (mut sd, mut ds) = Channel::mem_pair(cfg.clone());
     let (mut cd, mut dc) = Channel::mem_pair(cfg);
     let digest = public.digest();
-    let alpha = public.config.alpha;
+    let precision = public.precision();
     let (s, c, d) = tokio::join!(
         server_session(&mut sc, &mut sd, model, public),
-        client_session(&mut cs, &mut cd, alpha, Some(&digest), raw, batch),
+        client_session(&mut cs, &mut cd, &precision, Some(&digest), raw, batch),
         dealer_session(&mut dc, &mut ds),
     );
     s.unwrap();
@@ -39,12 +39,32 @@ fn images(n: usize) -> (pann_models::LoadedModel, Vec<Vec<u8>>, Vec<Vec<f64>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resnet20_three_parties_match_the_fixed_point_reference() {
+    let out = resnet20_three_parties(|_| 9).await;
+    assert_eq!(out.0, "9");
+}
+
+/// Per-layer precision: alphas 14 (quadratic schedule, another output scale),
+/// 5, 9 and 7 in turn across the 19 ReLU sites.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resnet20_mixed_precision_matches_the_fixed_point_reference() {
+    let cycle = [14, 5, 9, 7];
+    let (precision, online) = resnet20_three_parties(|i| cycle[i % 4]).await;
+    assert!(precision.starts_with("per-layer:14,5,9,7,14,"), "{precision}");
+    let (_, uniform) = resnet20_three_parties(|_| 9).await;
+    // Costs follow the alphas: alpha 14 and 9 ReLUs on the 16-channel layers dominate.
+    assert_ne!(online, uniform);
+}
+
+/// Runs three images at `alpha_of(site index)` and checks secure = fixed-point
+/// reference = f64 executor; returns the precision string and the online bytes.
+async fn resnet20_three_parties(alpha_of: impl Fn(usize) -> u32) -> (String, u64) {
     let (m, raw, imgs) = images(3);
     let calib: Vec<Vec<f64>> = images(64).2;
     let max = max_abs_per_site(&m.model, calib.len(), |i| calib[i].clone(), None).unwrap();
     let bounds = per_site_bounds(&max, 1.5);
-    let alpha = 9;
-    let public = PublicModel::new(&m.model, &m.card.input, &bounds, SecureConfig::new(alpha)).unwrap();
+    let alphas: std::collections::BTreeMap<String, u32> =
+        m.model.network.relu_sites().iter().enumerate().map(|(i, s)| (s.to_string(), alpha_of(i))).collect();
+    let public = PublicModel::new(&m.model, &m.card.input, &bounds, SecureConfig::new(alpha_of(0))).unwrap().with_alphas(alphas.clone()).unwrap();
 
     // Reference: the plan on clear ring values, batch of 2 (the last batch is padded).
     let plan = Plan::compile(Arc::new(public.clone()), 2).unwrap();
@@ -60,7 +80,7 @@ async fn resnet20_three_parties_match_the_fixed_point_reference() {
     }
 
     // The f64 PANN executor agrees with the fixed-point reference.
-    let exec = PlainExecutor::new(&m.model, ReluMode::pann(alpha, bounds.clone()).unwrap()).unwrap();
+    let exec = PlainExecutor::new(&m.model, ReluMode::pann_mixed(alphas, bounds.clone()).unwrap()).unwrap();
     for (img, r) in imgs.iter().zip(&reference) {
         let f = exec.forward(img).unwrap();
         for (a, b) in f.logits.iter().zip(r) {
@@ -79,8 +99,8 @@ async fn resnet20_three_parties_match_the_fixed_point_reference() {
         let am = |v: &[f64]| v.iter().enumerate().max_by(|x, y| x.1.total_cmp(y.1)).unwrap().0;
         assert_eq!(am(sec), am(r));
     }
-    assert!(out.meter_server.phase_total(pann_mpc_core::Phase::Online).bytes() > 0);
     assert!(out.meter_dealer.phase_total(pann_mpc_core::Phase::Offline).bytes() > 0);
+    (public.precision(), out.meter_server.phase_total(pann_mpc_core::Phase::Online).bytes())
 }
 
 /// A small CNN with pseudo-random weights: fast, covers conv, pooling, linear.

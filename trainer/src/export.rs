@@ -67,6 +67,7 @@ pub fn export(t: &Trained, o: &ExportOptions) -> Result<PathBuf> {
         weights_sha256: sha256_hex(&bytes),
         default_alpha: o.default_alpha,
         relu_bounds: bounds,
+        relu_alphas: Default::default(),
         calibration: Some(CalibrationInfo {
             margin: o.margin,
             images: n,

@@ -86,10 +86,14 @@ struct Args {
     model: Option<PathBuf>,
     /// PANN precision 2^-ALPHA: each ReLU's error is at most B x 2^-ALPHA for
     /// inputs within its calibrated bound B (4..=14; higher is more accurate
-    /// and costs more rounds). Server: defaults to the card's default_alpha.
-    /// Client: required, and must equal the server's (checked in the handshake).
-    #[arg(long)]
-    alpha: Option<u32>,
+    /// and costs more rounds). Server: a number runs every ReLU at it; without
+    /// it, the card's per-layer alphas (`relu_alphas`, written by `pann plan`)
+    /// or else its default_alpha. Client: required, and must equal the
+    /// server's (checked in the handshake): a number, or for a per-layer card
+    /// the string the server prints, `per-layer:A1,A2,...` (one alpha per ReLU
+    /// in execution order; `pann plan` prints it too).
+    #[arg(long, value_name = "ALPHA")]
+    alpha: Option<String>,
     /// Input images (client only): PNG files of --image-size pixels square
     /// (RGB, RGBA or gray, 8 bits), and/or CIFAR-10 binary files (one label
     /// byte and 3072 pixel bytes per record), of which --first/--count select
@@ -161,13 +165,18 @@ async fn run(a: Args) -> Result<()> {
         RoleArg::Dealer => run_dealer(&net, need(&a.listen, "--listen", "dealer")?).await?,
         RoleArg::Server => {
             let model = a.model.as_ref().context("the server needs --model CARD.json")?;
-            let r = run_server(&net, model, a.alpha, need(&a.listen, "--listen", "server")?, need(&a.dealer, "--dealer", "server")?).await?;
+            let alpha = match a.alpha.as_deref() {
+                None => None,
+                Some(s) => Some(s.parse::<u32>().with_context(|| format!("the server's --alpha must be a number (per-layer alphas come from the card), got {s:?}"))?),
+            };
+            let r = run_server(&net, model, alpha, need(&a.listen, "--listen", "server")?, need(&a.dealer, "--dealer", "server")?).await?;
             let on: f64 = r.batches.iter().map(|b| b.online_s).sum();
             eprintln!("server: done, {} batch(es), online {:.3} s", r.batches.len(), on);
             r
         }
         RoleArg::Client => {
-            let alpha = a.alpha.context("the client needs --alpha (it must equal the server's)")?;
+            let alpha = a.alpha.as_deref().context("the client needs --alpha (it must equal the server's)")?;
+            let alpha = alpha.parse::<u32>().map(|n| n.to_string()).unwrap_or_else(|_| alpha.to_string());
             // A bad input is reported to the server and the dealer too (run_client).
             let imgs = input::load(&a.input, a.first, a.count, a.image_size);
             let names = imgs.as_ref().map(|i| i.class_names.clone()).unwrap_or_default();
@@ -175,7 +184,7 @@ async fn run(a: Args) -> Result<()> {
                 &net,
                 need(&a.connect, "--connect", "client")?,
                 need(&a.dealer, "--dealer", "client")?,
-                alpha,
+                &alpha,
                 a.expect_model.as_deref(),
                 imgs,
                 usize::try_from(a.batch).unwrap_or(usize::MAX),

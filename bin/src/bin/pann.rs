@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use pann_bin::launch::Session;
 use pann_bin::netem::LinkSpec;
 use pann_bin::party::write_certs;
+use pann_bin::precision;
 use pann_bin::report::{argmax, layer_table, phase_summary, Prediction};
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
 use pann_models::card::CalibrationInfo;
@@ -58,7 +59,8 @@ enum Cmd {
     /// (with --verify) compare every prediction with the fixed-point reference.
     /// Writes JSON (machine, commit, parameters, rows) and a Markdown table.
     Bench {
-        /// PANN precisions to measure.
+        /// PANN precisions to measure; 0 stands for the card's own per-layer
+        /// alphas (a card written by `pann plan`).
         #[arg(long, value_delimiter = ',', default_value = "9,12")]
         alphas: Vec<u32>,
         /// Batch sizes (images per protocol run).
@@ -148,6 +150,78 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Mixed precision: choose an alpha per ReLU layer that minimises online
+    /// bytes (or rounds) while the PANN's accuracy on calibration images stays
+    /// within --max-drop points of exact ReLU; write a card with `relu_alphas`
+    /// that pann-party serves as is. Greedy: from the lowest uniform alpha that
+    /// meets the target, lower one layer at a time, the one that saves the most
+    /// per unit of calibration loss, verifying each move. Costs per ReLU come
+    /// from metering the ReLU protocol at each alpha.
+    Plan {
+        /// The model card (with calibrated bounds).
+        #[arg(long)]
+        model: PathBuf,
+        /// CIFAR-10 binary file with the calibration images (held out from the
+        /// images you report accuracy on).
+        #[arg(long, default_value = "../shared/data/cifar-10-jpeg/test_batch.bin")]
+        data: PathBuf,
+        /// First record of --data used.
+        #[arg(long, default_value_t = 5000)]
+        first: usize,
+        /// Number of calibration images.
+        #[arg(long, default_value_t = 1000)]
+        images: usize,
+        /// Largest accuracy loss against exact ReLU on the calibration images, in points.
+        #[arg(long, default_value_t = 0.5)]
+        max_drop: f64,
+        /// Candidate alphas, e.g. 4-9 or 4,5,6,7,9.
+        #[arg(long, default_value = "4-9")]
+        alphas: String,
+        /// What to minimise.
+        #[arg(long, value_enum, default_value = "bytes")]
+        objective: ObjectiveArg,
+        /// The card to write (the weights are copied beside it if it goes to
+        /// another directory).
+        #[arg(long)]
+        out: PathBuf,
+        /// JSON report: costs, every configuration explored, the choice.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Accuracy against metered online bytes per image: uniform alpha with one
+    /// global bound (the largest per-layer bound) and with per-layer bounds,
+    /// for every --model, plus every planned card (--plans). Accuracy from the
+    /// f64 executor on test records; bytes and rounds from a private inference
+    /// of one image by three parties in this process. Writes frontier.json,
+    /// frontier-table.md and frontier.svg into --out.
+    Frontier {
+        /// Model cards (calibrated), e.g. a baseline and a low-precision one.
+        #[arg(long, num_args = 1..)]
+        model: Vec<PathBuf>,
+        /// Planned cards (from pann plan).
+        #[arg(long, num_args = 0..)]
+        plans: Vec<PathBuf>,
+        /// CIFAR-10 binary file with the test images.
+        #[arg(long, default_value = "../shared/data/cifar-10-jpeg/test_batch.bin")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        first: usize,
+        #[arg(long, default_value_t = 2000)]
+        images: usize,
+        /// Uniform alphas to measure.
+        #[arg(long, default_value = "4-14")]
+        alphas: String,
+        #[arg(long, default_value = "docs/results/frontier")]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ObjectiveArg {
+    /// Online bytes per image.
+    Bytes,
+    /// Online rounds per inference.
+    Rounds,
 }
 
 fn main() -> Result<()> {
@@ -158,6 +232,34 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Calibrate { model, data, images, margin, check, out } => calibrate(&model, &data, images, margin, check.as_deref(), &out),
+        Cmd::Plan { model, data, first, images, max_drop, alphas, objective, out, report } => {
+            let objective = match objective {
+                ObjectiveArg::Bytes => pann_models::planner::Objective::Bytes,
+                ObjectiveArg::Rounds => pann_models::planner::Objective::Rounds,
+            };
+            let o = precision::PlanOptions { card: model, calib: data, first, count: images, max_drop_points: max_drop, alphas: precision::parse_alphas(&alphas)?, objective, out, report };
+            let r = precision::plan(&o)?;
+            let oc = &r.outcome;
+            println!(
+                "exact ReLU {:.2}%, planned {:.2}% (target >= {:.2}%) on the calibration images; ReLU online {:.2} MB per image, {} ReLU rounds",
+                100.0 * oc.exact.accuracy,
+                100.0 * oc.score.accuracy,
+                100.0 * oc.target_accuracy,
+                oc.explored.iter().rev().find(|e| e.alphas == oc.alphas).map_or(f64::NAN, |e| e.relu_bytes / 1e6),
+                oc.explored.iter().rev().find(|e| e.alphas == oc.alphas).map_or(0, |e| e.relu_rounds)
+            );
+            for (site, a) in oc.sites.iter().zip(&oc.alphas) {
+                println!("  {site:<18} alpha {a}");
+            }
+            println!("wrote {}\nclient: pann-party --role client --alpha {} ...", o.out.display(), r.precision);
+            Ok(())
+        }
+        Cmd::Frontier { model, plans, data, first, images, alphas, out } => {
+            let o = precision::FrontierOptions { models: model, plans, data, first, count: images, alphas: precision::parse_alphas(&alphas)?, out };
+            precision::frontier(&o)?;
+            println!("wrote frontier.json, frontier-table.md and frontier.svg into {}", o.out.display());
+            Ok(())
+        }
         Cmd::Demo { alpha, images, batch, keep } => demo(alpha, images, batch, keep),
         Cmd::Bench { alphas, batches, images, data, first, model, verify, insecure_tcp, net, repeat, quick, out } => {
             let (alphas, batches, images) = if quick { (vec![9], vec![2], 2) } else { (alphas, batches, images) };
@@ -331,7 +433,7 @@ fn demo(alpha: u32, n: usize, batch: Option<usize>, keep: Option<PathBuf>) -> Re
     let session = Session {
         dir: &dir,
         card: &card_path,
-        alpha,
+        precision: alpha.to_string(),
         input: &images,
         first: 0,
         count: n,

@@ -30,7 +30,8 @@ use crate::network::{Network, Op, Shape, ValueId};
 /// Precisions of a secure run (public; both parties and the dealer agree).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SecureConfig {
-    /// PANN precision 2^-alpha of every ReLU (4..=14).
+    /// PANN precision 2^-alpha (4..=14) of every ReLU that
+    /// [`PublicModel::alphas`] does not name.
     pub alpha: u32,
     /// Fractional bits of the encoded weights.
     pub weight_bits: u32,
@@ -41,13 +42,9 @@ impl SecureConfig {
         Self { alpha, weight_bits: 18 }
     }
 
-    fn relu_config(&self, input_frac: u32) -> ReluConfig {
-        ReluConfig::new(self.alpha, input_frac)
-    }
-
-    /// Scale of ReLU outputs and of the encoded input.
+    /// Scale of the encoded input (that of a ReLU output at the default alpha).
     pub fn act_bits(&self) -> u32 {
-        self.relu_config(0).output_frac()
+        ReluConfig::new(self.alpha, 0).output_frac()
     }
 }
 
@@ -60,6 +57,10 @@ pub struct PublicModel {
     pub input: InputSpec,
     pub bounds: BTreeMap<String, f64>,
     pub config: SecureConfig,
+    /// Per-site precision (mixed precision); a site it does not name runs at
+    /// `config.alpha`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alphas: BTreeMap<String, u32>,
 }
 
 impl PublicModel {
@@ -68,9 +69,33 @@ impl PublicModel {
         if model.network.nodes.iter().any(|n| matches!(n.op, Op::BatchNorm { .. })) {
             return Err(ModelError::Config("secure inference needs every batch norm folded into its conv".into()));
         }
-        let pm = Self { network: model.network.clone(), input: input.clone(), bounds: bounds.clone(), config };
+        let pm = Self { network: model.network.clone(), input: input.clone(), bounds: bounds.clone(), config, alphas: BTreeMap::new() };
         pm.check()?;
         Ok(pm)
+    }
+
+    /// The same model with a precision per site (sites not named keep `config.alpha`).
+    pub fn with_alphas(mut self, alphas: BTreeMap<String, u32>) -> Result<Self> {
+        self.alphas = alphas;
+        self.check()?;
+        Ok(self)
+    }
+
+    /// Precision of ReLU site `site`.
+    pub fn alpha_of(&self, site: &str) -> u32 {
+        self.alphas.get(site).copied().unwrap_or(self.config.alpha)
+    }
+
+    /// What both parties must agree on about precision, as one string: the
+    /// alpha (`"9"`) when it is uniform, else `"per-layer:"` and the alpha of
+    /// every ReLU site in execution order (`"per-layer:4,4,5,..."`).
+    pub fn precision(&self) -> String {
+        let per_site: Vec<u32> = self.network.relu_sites().iter().map(|s| self.alpha_of(s)).collect();
+        if per_site.iter().all(|&a| a == self.config.alpha) {
+            self.config.alpha.to_string()
+        } else {
+            format!("per-layer:{}", per_site.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","))
+        }
     }
 
     /// Validate a description (it may come from a peer).
@@ -87,8 +112,18 @@ impl PublicModel {
                 _ => {}
             }
         }
-        if !(pann_protocols::sign_poly::MIN_ALPHA..=pann_protocols::sign_poly::MAX_ALPHA).contains(&self.config.alpha) {
+        let alpha_ok = |a: u32| (pann_protocols::sign_poly::MIN_ALPHA..=pann_protocols::sign_poly::MAX_ALPHA).contains(&a);
+        if !alpha_ok(self.config.alpha) {
             return Err(ModelError::SignPoly(format!("alpha {} is outside 4..=14", self.config.alpha)));
+        }
+        let sites = self.network.relu_sites();
+        for (site, &a) in &self.alphas {
+            if !sites.contains(&site.as_str()) {
+                return Err(ModelError::Config(format!("alpha for unknown ReLU site {site:?}")));
+            }
+            if !alpha_ok(a) {
+                return Err(ModelError::SignPoly(format!("alpha {a} of site {site:?} is outside 4..=14")));
+            }
         }
         if !(8..=24).contains(&self.config.weight_bits) {
             return Err(ModelError::Config(format!("weight_bits {} is outside 8..=24", self.config.weight_bits)));
@@ -158,7 +193,8 @@ pub struct Plan {
     pub factor: Vec<f64>,
     /// The linear layers in registration order.
     pub linears: Vec<(ValueId, LinearSpec)>,
-    pub relu: Arc<PolyRelu>,
+    /// The compiled ReLUs, one per (alpha, input scale) used.
+    pub relus: Vec<Arc<PolyRelu>>,
 }
 
 /// Factor a value should have for its consumer: `1/B` when it feeds a ReLU
@@ -197,7 +233,7 @@ impl Plan {
         let (mut scale, mut factor) = (vec![0u32; k], vec![1.0f64; k]);
         let mut steps = Vec::with_capacity(k);
         let mut linears = Vec::new();
-        let mut relu: Option<Arc<PolyRelu>> = None;
+        let mut relus: Vec<Arc<PolyRelu>> = Vec::new();
         let bad = |name: &str, why: String| ModelError::Config(format!("node {name:?}: {why}"));
         for (i, node) in net.nodes.iter().enumerate() {
             let ins: Vec<ValueId> = node.inputs.clone();
@@ -238,14 +274,12 @@ impl Plan {
                     if (factor[j] * b - 1.0).abs() > 1e-9 {
                         return Err(bad(&node.name, "the ReLU input is not produced by a linear layer or residual add that can fold its bound".into()));
                     }
-                    let r = match &relu {
-                        Some(r) if r.config.input_frac == scale[j] => Arc::clone(r),
-                        _ => {
-                            let r = Arc::new(PolyRelu::new(cfg.relu_config(scale[j])).map_err(|e| bad(&node.name, e.to_string()))?);
-                            if relu.is_some() {
-                                return Err(bad(&node.name, format!("ReLU inputs at different scales ({} bits)", scale[j])));
-                            }
-                            relu = Some(Arc::clone(&r));
+                    let alpha = model.alpha_of(&node.name);
+                    let r = match relus.iter().find(|r| r.config.alpha == alpha && r.config.input_frac == scale[j]) {
+                        Some(r) => Arc::clone(r),
+                        None => {
+                            let r = Arc::new(PolyRelu::new(ReluConfig::new(alpha, scale[j])).map_err(|e| bad(&node.name, e.to_string()))?);
+                            relus.push(Arc::clone(&r));
                             r
                         }
                     };
@@ -297,11 +331,7 @@ impl Plan {
             }
             steps.push(step);
         }
-        let relu = match relu {
-            Some(r) => r,
-            None => Arc::new(PolyRelu::new(cfg.relu_config(act + cfg.weight_bits)).map_err(|e| ModelError::Config(e.to_string()))?),
-        };
-        Ok(Plan { model, batch, steps, scale, factor, linears, relu })
+        Ok(Plan { model, batch, steps, scale, factor, linears, relus })
     }
 
     pub fn network(&self) -> &Network {

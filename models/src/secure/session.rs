@@ -1,6 +1,6 @@
 //! The three roles of a secure inference session over established channels.
 //!
-//! Setup: handshakes (ring, alpha; the client and dealer also agree on the
+//! Setup: handshakes (ring, precision: one alpha or per-layer alphas; the client and dealer also agree on the
 //! model digest), the server sends the public model description to the
 //! client and the dealer, the client sends its session request (batch size,
 //! number of batches), the dealer sends each party its seed, the server sends
@@ -71,8 +71,9 @@ impl SessionRequest {
 }
 
 /// Parameters the two parties must agree on before anything else.
-pub fn session_params(role: Role, alpha: u32) -> SessionParams {
-    dealer_params(role).with("alpha", alpha)
+/// `precision` is [`PublicModel::precision`]: `"9"`, or `"per-layer:4,5,..."`.
+pub fn session_params(role: Role, precision: &str) -> SessionParams {
+    dealer_params(role).with("alpha", precision)
 }
 
 /// Parameters a party and the dealer agree on first (the dealer learns alpha
@@ -135,9 +136,8 @@ pub async fn server_session(client: &mut Channel, dealer: &mut Channel, model: &
 }
 
 async fn server_inner(client: &mut Channel, dealer: &mut Channel, model: &Model, public: &PublicModel) -> Result<Vec<BatchReport>> {
-    let alpha = public.config.alpha;
     let desc = public.to_json();
-    handshake(client, &session_params(Role::Server, alpha).expecting(Role::Client)).await.map_err(on("client"))?;
+    handshake(client, &session_params(Role::Server, &public.precision()).expecting(Role::Client)).await.map_err(on("client"))?;
     handshake(dealer, &dealer_params(Role::Server).expecting(Role::Dealer)).await.map_err(on("dealer"))?;
     for (ch, peer) in [(&mut *client, "client"), (&mut *dealer, "dealer")] {
         ch.set_phase(Phase::Setup);
@@ -192,12 +192,12 @@ async fn fetch_client(expander: &mut Expander, dealer: &mut Channel, plan: &Plan
 pub async fn client_session(
     server: &mut Channel,
     dealer: &mut Channel,
-    alpha: u32,
+    precision: &str,
     expect_digest: Option<&str>,
     images: &[Vec<u8>],
     batch: usize,
 ) -> Result<ClientOutcome> {
-    let res = client_inner(server, dealer, alpha, expect_digest, images, batch).await;
+    let res = client_inner(server, dealer, precision, expect_digest, images, batch).await;
     if let Err(e) = &res {
         server.abort(&format!("client: {e}")).await;
         dealer.abort(&format!("client: {e}")).await;
@@ -208,7 +208,7 @@ pub async fn client_session(
 async fn client_inner(
     server: &mut Channel,
     dealer: &mut Channel,
-    alpha: u32,
+    precision: &str,
     expect_digest: Option<&str>,
     images: &[Vec<u8>],
     batch: usize,
@@ -217,7 +217,7 @@ async fn client_inner(
     if images.is_empty() {
         return Err(err("no input images"));
     }
-    handshake(server, &session_params(Role::Client, alpha).expecting(Role::Server)).await.map_err(on("server"))?;
+    handshake(server, &session_params(Role::Client, precision).expecting(Role::Server)).await.map_err(on("server"))?;
     server.set_phase(Phase::Setup);
     let desc = recv_bytes(server, "server").await?;
     let public = Arc::new(PublicModel::from_json(&desc)?);

@@ -1,0 +1,249 @@
+//! Mixed precision: choose an alpha per ReLU site that minimises the online
+//! cost (bytes or rounds) while the PANN's accuracy on calibration images
+//! stays within a target of the exact-ReLU accuracy.
+//!
+//! The search is a greedy descent, simple on purpose:
+//! 1. start from the lowest *uniform* alpha (of the candidates) that meets
+//!    the target;
+//! 2. repeatedly lower one site by one candidate level, choosing the move
+//!    that saves the most cost per unit of calibration loss it adds. The
+//!    loss a move adds is estimated from a sensitivity table: the mean
+//!    cross-entropy with only that site lowered (measured once per site and
+//!    level, against the start configuration), minus the same with the site
+//!    at its current level;
+//! 3. every chosen move is verified by evaluating the whole configuration: if
+//!    the accuracy falls below the target the move is undone and the site is
+//!    frozen at its level.
+//!
+//! Every configuration evaluated on the way is kept, so the caller can report
+//! the cost/accuracy frontier the search explored.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+use crate::model::Model;
+use crate::network::Op;
+use crate::plain::{Forward, PlainExecutor, ReluMode};
+
+/// The metered online cost of one ReLU at one alpha.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReluCost {
+    /// Online bytes per ReLU element (both directions, one party's channel).
+    pub bytes: f64,
+    /// Online rounds of one ReLU layer (independent of its size).
+    pub rounds: u32,
+}
+
+/// What the planner minimises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// Online ReLU bytes per image.
+    Bytes,
+    /// Online ReLU rounds per inference.
+    Rounds,
+}
+
+/// Accuracy and mean cross-entropy of one configuration on the calibration images.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    pub accuracy: f64,
+    pub loss: f64,
+}
+
+/// One configuration the search evaluated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Explored {
+    /// Alpha per site, in execution order.
+    pub alphas: Vec<u32>,
+    /// ReLU bytes per image and ReLU rounds (from the cost table).
+    pub relu_bytes: f64,
+    pub relu_rounds: u32,
+    pub score: Score,
+    /// What produced it: "uniform", "sensitivity", "accepted" or "rejected".
+    pub kind: String,
+}
+
+/// The planner's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanOutcome {
+    pub sites: Vec<String>,
+    /// ReLU elements per image at each site.
+    pub elements: Vec<usize>,
+    pub exact: Score,
+    /// Lowest accuracy the plan may have.
+    pub target_accuracy: f64,
+    pub objective: Objective,
+    /// The chosen alpha per site (execution order) and its score.
+    pub alphas: Vec<u32>,
+    pub score: Score,
+    pub explored: Vec<Explored>,
+}
+
+impl PlanOutcome {
+    /// The chosen alphas by site name (what a card's `relu_alphas` holds).
+    pub fn alpha_map(&self) -> BTreeMap<String, u32> {
+        self.sites.iter().cloned().zip(self.alphas.iter().copied()).collect()
+    }
+}
+
+/// The planner's inputs: a BN-folded model, its per-site bounds, normalised
+/// calibration images with labels, and the metered cost of a ReLU per alpha
+/// (its keys are the candidate alphas).
+pub struct Planner<'a> {
+    pub model: &'a Model,
+    pub bounds: &'a BTreeMap<String, f64>,
+    pub images: &'a [Vec<f64>],
+    pub labels: &'a [u8],
+    pub costs: &'a BTreeMap<u32, ReluCost>,
+    pub objective: Objective,
+}
+
+/// Cross-entropy of one forward pass (a diverged PANN counts as a loss of 20).
+fn cross_entropy(f: &Forward, label: u8) -> f64 {
+    let l = &f.logits;
+    if l.iter().any(|v| !v.is_finite()) {
+        return 20.0;
+    }
+    let m = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let lse = m + l.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+    (lse - l[label as usize]).min(20.0)
+}
+
+impl Planner<'_> {
+    /// Site names (execution order) and ReLU elements per image at each.
+    pub fn sites(&self) -> (Vec<String>, Vec<usize>) {
+        let net = &self.model.network;
+        net.nodes.iter().filter(|n| n.op == Op::Relu).map(|n| (n.name.clone(), n.shape.len())).unzip()
+    }
+
+    /// Evaluate `mode` on the calibration images.
+    pub fn score(&self, mode: ReluMode) -> Result<Score> {
+        let exec = PlainExecutor::new(self.model, mode)?;
+        let n = self.images.len().min(self.labels.len());
+        let outs = exec.forward_many(n, |i| self.images[i].clone(), None)?;
+        let correct = outs.iter().zip(self.labels).filter(|(f, &l)| f.predicted() == Some(l as usize)).count();
+        let loss = outs.iter().zip(self.labels).map(|(f, &l)| cross_entropy(f, l)).sum::<f64>();
+        Ok(Score { accuracy: correct as f64 / n.max(1) as f64, loss: loss / n.max(1) as f64 })
+    }
+
+    fn score_alphas(&self, sites: &[String], alphas: &[u32]) -> Result<Score> {
+        let map = sites.iter().cloned().zip(alphas.iter().copied()).collect();
+        self.score(ReluMode::pann_mixed(map, self.bounds.clone())?)
+    }
+
+    /// ReLU bytes per image and ReLU rounds of a configuration.
+    pub fn cost_of(&self, elements: &[usize], alphas: &[u32]) -> (f64, u32) {
+        let bytes = elements.iter().zip(alphas).map(|(&e, a)| e as f64 * self.costs[a].bytes).sum();
+        let rounds = alphas.iter().map(|a| self.costs[a].rounds).sum();
+        (bytes, rounds)
+    }
+
+    fn objective_of(&self, elements: &[usize], alphas: &[u32]) -> f64 {
+        let (b, r) = self.cost_of(elements, alphas);
+        match self.objective {
+            Objective::Bytes => b,
+            Objective::Rounds => r as f64,
+        }
+    }
+
+    /// Search for the cheapest configuration with accuracy >= exact - `max_drop`
+    /// (a fraction, e.g. 0.005 for half a point). `progress` is told each evaluation.
+    pub fn plan(&self, max_drop: f64, mut progress: impl FnMut(&Explored)) -> Result<PlanOutcome> {
+        let levels: Vec<u32> = self.costs.keys().copied().collect();
+        if levels.is_empty() {
+            return Err(ModelError::Config("the planner needs the cost of at least one alpha".into()));
+        }
+        let (sites, elements) = self.sites();
+        let exact = self.score(ReluMode::Exact)?;
+        let target = exact.accuracy - max_drop;
+        let mut explored = Vec::new();
+        let mut record = |alphas: &[u32], score: Score, kind: &str, explored: &mut Vec<Explored>| {
+            let (relu_bytes, relu_rounds) = self.cost_of(&elements, alphas);
+            let e = Explored { alphas: alphas.to_vec(), relu_bytes, relu_rounds, score, kind: kind.into() };
+            progress(&e);
+            explored.push(e);
+        };
+
+        // 1. The lowest uniform level that meets the target (from the top down).
+        let mut start: Option<(usize, Score)> = None;
+        for (li, &a) in levels.iter().enumerate().rev() {
+            let alphas = vec![a; sites.len()];
+            let s = self.score_alphas(&sites, &alphas)?;
+            record(&alphas, s, "uniform", &mut explored);
+            if s.accuracy < target {
+                break;
+            }
+            start = Some((li, s));
+        }
+        let Some((start_level, start_score)) = start else {
+            return Err(ModelError::Config(format!(
+                "even uniform alpha {} is {:.2} points below exact ReLU ({:.2}%) on the calibration images: \
+                 allow a larger drop, add higher alphas, or calibrate wider bounds",
+                levels[levels.len() - 1],
+                100.0 * (exact.accuracy - explored[0].score.accuracy),
+                100.0 * exact.accuracy
+            )));
+        };
+
+        // 2-3. Greedy descent with a lazily filled sensitivity table.
+        let mut level = vec![start_level; sites.len()];
+        let mut current = start_score;
+        let alphas_of = |level: &[usize]| level.iter().map(|&l| levels[l]).collect::<Vec<u32>>();
+        let mut sens: BTreeMap<(usize, usize), f64> = BTreeMap::new();
+        let mut frozen = BTreeSet::new();
+        loop {
+            let mut best: Option<(f64, usize)> = None;
+            for s in 0..sites.len() {
+                if frozen.contains(&s) || level[s] == 0 {
+                    continue;
+                }
+                let (from, to) = (level[s], level[s] - 1);
+                if !sens.contains_key(&(s, to)) {
+                    let mut probe = vec![start_level; sites.len()];
+                    probe[s] = to;
+                    let sc = self.score_alphas(&sites, &alphas_of(&probe))?;
+                    record(&alphas_of(&probe), sc, "sensitivity", &mut explored);
+                    sens.insert((s, to), sc.loss);
+                }
+                let loss_at = |l: usize| if l == start_level { start_score.loss } else { sens[&(s, l)] };
+                let added = (loss_at(to) - loss_at(from)).max(1e-6);
+                let mut trial = alphas_of(&level);
+                let before = self.objective_of(&elements, &trial);
+                trial[s] = levels[to];
+                let saved = before - self.objective_of(&elements, &trial);
+                if saved <= 0.0 {
+                    continue;
+                }
+                let ratio = saved / added;
+                if best.is_none_or(|(r, _)| ratio > r) {
+                    best = Some((ratio, s));
+                }
+            }
+            let Some((_, s)) = best else { break };
+            level[s] -= 1;
+            let trial = alphas_of(&level);
+            let sc = self.score_alphas(&sites, &trial)?;
+            if sc.accuracy >= target {
+                record(&trial, sc, "accepted", &mut explored);
+                current = sc;
+            } else {
+                record(&trial, sc, "rejected", &mut explored);
+                level[s] += 1;
+                frozen.insert(s);
+            }
+        }
+        Ok(PlanOutcome {
+            sites,
+            elements,
+            exact,
+            target_accuracy: target,
+            objective: self.objective,
+            alphas: alphas_of(&level),
+            score: current,
+            explored,
+        })
+    }
+}
