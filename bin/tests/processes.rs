@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pann_models::secure::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
-use pann_models::{Cifar10, LoadedModel};
+use pann_models::{Cifar10, LoadedModel, ModelCard};
 
 const PARTY: &str = env!("CARGO_BIN_EXE_pann-party");
 const PANN: &str = env!("CARGO_BIN_EXE_pann");
@@ -245,8 +245,14 @@ fn wait_all(d: &mut Proc, s: &mut Proc, c: &mut Proc, t0: Instant) -> (Ended, En
 /// The in-process fixed-point reference (the oracle of the secure
 /// computation) on raw images, with the card's bounds, in batches of `batch`.
 fn reference(raw: &[Vec<u8>], batch: usize) -> (String, Vec<Vec<f64>>) {
-    let m = LoadedModel::load(card()).expect("the shipped model loads");
-    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(ALPHA)).expect("public model");
+    reference_of(&card(), Some(ALPHA), raw, batch)
+}
+
+/// As [`reference`] for any card, at uniform `alpha` or (None) at the card's per-layer alphas.
+fn reference_of(card: &Path, alpha: Option<u32>, raw: &[Vec<u8>], batch: usize) -> (String, Vec<Vec<f64>>) {
+    let m = LoadedModel::load(card).expect("the model loads");
+    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(alpha.unwrap_or(m.card.default_alpha))).expect("public model");
+    let public = if alpha.is_none() { public.with_alphas(m.card.relu_alphas.clone()).expect("alphas") } else { public };
     let plan = Plan::compile(Arc::new(public.clone()), batch).expect("plan");
     let weights = ServerWeights::encode(&plan, &m.model).expect("weights");
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
@@ -414,6 +420,100 @@ fn client_and_server_with_different_alpha_both_fail_naming_alpha() {
     ce.failed_mentioning("client", &["alpha", "10", "9"]);
     se.failed_mentioning("server", &["alpha", "10", "9"]);
     de.failed_mentioning("dealer", &["alpha"]);
+}
+
+/// A per-layer card (alphas 6, 9 and 12 in turn): the server deploys its
+/// `relu_alphas`, the client must name the same per-layer precision.
+fn per_layer_card(dir: &Path) -> PathBuf {
+    let mut c: ModelCard = serde_json::from_slice(&std::fs::read(card()).unwrap()).unwrap();
+    let sites: Vec<String> = c.relu_bounds.keys().cloned().collect();
+    c.relu_alphas = sites.iter().enumerate().map(|(i, s)| (s.clone(), [6, 9, 12][i % 3])).collect();
+    std::fs::copy(repo().join("models/assets").join(&c.weights), dir.join(&c.weights)).unwrap();
+    let path = dir.join("per-layer.card.json");
+    std::fs::write(&path, c.to_json()).unwrap();
+    path
+}
+
+#[test]
+fn a_per_layer_card_runs_over_tls_and_the_client_must_name_its_precision() {
+    let s = Session::patient("perlayer");
+    let card = per_layer_card(s.dir.path());
+    let data = Cifar10::read_file(cifar()).expect("test records");
+    let raw: Vec<Vec<u8>> = (0..2).map(|i| data.image(i).to_vec()).collect();
+    let labels: Vec<Option<u8>> = (0..2).map(|i| Some(data.labels[i])).collect();
+    let (digest, want) = reference_of(&card, None, &raw, 2);
+    let m = LoadedModel::load(&card).unwrap();
+    let net = &m.model.network;
+    let precision = format!(
+        "per-layer:{}",
+        net.relu_sites().iter().map(|site| m.card.relu_alphas[*site].to_string()).collect::<Vec<_>>().join(",")
+    );
+
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut c = s.party("server", &s.certs);
+    c.args(["--listen", &s.server, "--dealer", &s.dealer, "--model"]).arg(&card);
+    let mut sv = Proc::spawn(s.dir.path(), "server", &mut c);
+    let cifar = cifar();
+    let mut c = s.client_with(&s.certs, &["--alpha", &precision, "--count", "2", "--batch", "2", "--expect-model", &digest], &[&cifar]);
+    let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
+    ce.succeeded("client");
+    se.succeeded("server");
+    de.succeeded("dealer");
+    assert!(se.stderr.contains(&precision), "the server prints its precision:\n{}", se.stderr);
+    let cr = s.report("client");
+    assert_eq!(cr["precision"], precision.as_str());
+    check_predictions(&cr, &want, &labels);
+
+    // The same server with a client that expects uniform alpha 9: refused.
+    let s = Session::new("perlayer-mismatch");
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut c = s.party("server", &s.certs);
+    c.args(["--listen", &s.server, "--dealer", &s.dealer, "--model"]).arg(&card);
+    let mut sv = Proc::spawn(s.dir.path(), "server", &mut c);
+    let mut c = s.client_with(&s.certs, &["--alpha", "9"], &[&png_image()]);
+    let (_, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
+    ce.failed_mentioning("client", &["alpha", &precision]);
+    se.failed_mentioning("server", &["alpha"]);
+}
+
+#[test]
+fn pann_plan_writes_a_card_that_meets_its_target() {
+    let tmp = Tmp::new("plan");
+    let out = tmp.path().join("planned.card.json");
+    let report = tmp.path().join("plan.json");
+    let cifar = cifar();
+    let o = Command::new(PANN)
+        .args(["plan", "--model"])
+        .arg(card())
+        .arg("--data")
+        .arg(&cifar)
+        .args(["--first", "0", "--images", "64", "--alphas", "6,9", "--max-drop", "4", "--out"])
+        .arg(&out)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .expect("pann plan runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "pann plan failed:\n{stdout}\n{stderr}");
+    // The card loads (digest of the copied weights) and names every site.
+    let m = LoadedModel::load(&out).expect("the planned card loads");
+    assert_eq!(m.card.relu_alphas.len(), 19);
+    assert!(m.card.relu_alphas.values().all(|a| [6, 9].contains(a)));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let oc = &r["outcome"];
+    let f = |v: &serde_json::Value| v.as_f64().unwrap();
+    assert!(f(&oc["score"]["accuracy"]) >= f(&oc["target_accuracy"]));
+    assert!((f(&oc["exact"]["accuracy"]) - 4.0 / 100.0 - f(&oc["target_accuracy"])).abs() < 1e-9);
+    // Metered costs: alpha 6 is cheaper than alpha 9, and the plan costs no
+    // more than the uniform configuration it started from.
+    assert!(f(&r["costs"]["6"]["bytes"]) < f(&r["costs"]["9"]["bytes"]));
+    let explored = oc["explored"].as_array().unwrap();
+    let chosen = explored.iter().rev().find(|e| e["alphas"] == oc["alphas"]).expect("the choice was evaluated");
+    let start = explored.iter().filter(|e| e["kind"] == "uniform" && f(&e["score"]["accuracy"]) >= f(&oc["target_accuracy"])).last().expect("a uniform start");
+    assert!(f(&chosen["relu_bytes"]) <= f(&start["relu_bytes"]));
+    assert!(stdout.contains("pann-party --role client --alpha "), "{stdout}");
 }
 
 #[test]

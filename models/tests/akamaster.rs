@@ -188,3 +188,35 @@ fn card_bounds_keep_shipped_images_in_range() {
     let same = e.iter().zip(&p).filter(|(a, b)| a.predicted() == b.predicted()).count();
     assert!(same >= 62, "alpha 9 per-layer agrees with exact ReLU on {same}/64");
 }
+
+#[test]
+fn per_layer_alphas_in_a_card_are_validated_and_deployed() {
+    let text = std::fs::read_to_string(common::card_path()).unwrap();
+    let card: ModelCard = serde_json::from_str(&text).unwrap();
+    let path = std::path::Path::new("card.json");
+    let sites: Vec<String> = card.relu_bounds.keys().cloned().collect();
+    let with = |f: &dyn Fn(&mut ModelCard)| {
+        let mut c = card.clone();
+        f(&mut c);
+        c.check(path).map(|_| c)
+    };
+    // Every site, alphas 4..14: fine, and the deployed mode uses them.
+    let ok = with(&|c| c.relu_alphas = sites.iter().enumerate().map(|(i, s)| (s.clone(), 4 + (i as u32 % 11))).collect()).unwrap();
+    assert_eq!(ok.site_alphas()[&sites[0]], 4);
+    assert!(matches!(ok.deployed_mode().unwrap(), ReluMode::Pann { ref polys, .. } if polys.len() == 11));
+    // Without relu_alphas, every site runs at default_alpha.
+    assert!(card.site_alphas().values().all(|&a| a == card.default_alpha));
+    // An alpha outside 4..14, an unknown site, or only some sites: errors naming the problem.
+    let err = |f: &dyn Fn(&mut ModelCard)| with(f).unwrap_err().to_string();
+    let e = err(&|c| c.relu_alphas = sites.iter().map(|s| (s.clone(), 3)).collect());
+    assert!(e.contains("alpha 3") && e.contains("4..=14"), "{e}");
+    let e = err(&|c| {
+        c.relu_alphas = sites.iter().map(|s| (s.clone(), 9)).collect();
+        c.relu_alphas.insert("layer9.relu".into(), 9);
+    });
+    assert!(e.contains("layer9.relu"), "{e}");
+    let e = err(&|c| c.relu_alphas = [(sites[0].clone(), 9)].into_iter().collect());
+    assert!(e.contains("every site"), "{e}");
+    // A serialised card without relu_alphas has no such key (old readers are unaffected).
+    assert!(!card.to_json().contains("relu_alphas"));
+}
