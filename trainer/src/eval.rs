@@ -24,9 +24,15 @@ pub struct EvalRow {
     pub seconds: f64,
 }
 
-/// Evaluate `card` on the first `n` images of `test` with exact ReLU and at every alpha.
-pub fn evaluate_card(card: &Path, test: &Cifar10, n: usize, alphas: &[u32], mut on_row: impl FnMut(&EvalRow)) -> Result<Vec<EvalRow>> {
-    let m = LoadedModel::load(card)?;
+/// Evaluate `card` on the first `n` images of `test` with exact ReLU and at
+/// every alpha, with the card's per-layer bounds or (`global`) one bound for
+/// every site, the largest of them (Lee et al.'s setting).
+pub fn evaluate_card(card: &Path, test: &Cifar10, n: usize, alphas: &[u32], global: bool, mut on_row: impl FnMut(&EvalRow)) -> Result<Vec<EvalRow>> {
+    let mut m = LoadedModel::load(card)?;
+    if global {
+        let b = m.card.relu_bounds.values().cloned().fold(0.0, f64::max);
+        m.card.relu_bounds.values_mut().for_each(|v| *v = b);
+    }
     let spec = m.card.input.clone();
     let n = n.min(test.len());
     let mut rows = Vec::new();
@@ -55,8 +61,10 @@ pub fn evaluate_card(card: &Path, test: &Cifar10, n: usize, alphas: &[u32], mut 
     Ok(rows)
 }
 
-/// Accuracy with the PANN error on both sides, on negative inputs only and
-/// on positive inputs only (tch, f64, the card's bounds), per alpha.
+/// Accuracy and mean cross-entropy with the PANN error on both sides, on
+/// negative inputs only and on positive inputs only (tch, f64, the card's
+/// bounds), per alpha. The polynomial's error is even (p is odd, so
+/// ReLU~(-x) - ReLU(-x) = ReLU~(x) - ReLU(x)): both sides get the same error.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SidesRow {
     pub alpha: u32,
@@ -65,6 +73,14 @@ pub struct SidesRow {
     pub both: f64,
     pub negative_only: f64,
     pub positive_only: f64,
+    #[serde(default)]
+    pub exact_loss: f64,
+    #[serde(default)]
+    pub both_loss: f64,
+    #[serde(default)]
+    pub negative_only_loss: f64,
+    #[serde(default)]
+    pub positive_only_loss: f64,
 }
 
 /// Insight (1) of Zhang et al., measured on an exported model.
@@ -88,7 +104,7 @@ pub fn probe_sides(card: &Path, test: &Cifar10, n: usize, alphas: &[u32], mut on
         .map(|s| m.card.relu_bounds.get(s).copied().ok_or_else(|| pann_models::ModelError::MissingBound { site: s.clone() }))
         .collect::<std::result::Result<_, _>>()?;
     let acc = |act: &mut dyn Activation| accuracy_f64(&net, &set, &spec, act);
-    let exact = acc(&mut ExactRelu);
+    let (exact, exact_loss) = acc(&mut ExactRelu);
     let mut rows = Vec::new();
     for &alpha in alphas {
         let poly = pann_protocols::sign_poly::SignPoly::for_alpha(alpha).map_err(|e| crate::TrainerError::Config(e.to_string()))?;
@@ -96,24 +112,41 @@ pub fn probe_sides(card: &Path, test: &Cifar10, n: usize, alphas: &[u32], mut on
             let pann = PannRelu { poly: poly.clone(), bounds: bounds.clone(), grad: PolyGrad::Exact };
             acc(&mut SidedPann { pann, side })
         };
-        let row = SidesRow { alpha, images: set.len(), exact, both: run(Side::Both), negative_only: run(Side::Negative), positive_only: run(Side::Positive) };
+        let ((both, both_loss), (negative_only, negative_only_loss), (positive_only, positive_only_loss)) =
+            (run(Side::Both), run(Side::Negative), run(Side::Positive));
+        let row = SidesRow {
+            alpha,
+            images: set.len(),
+            exact,
+            both,
+            negative_only,
+            positive_only,
+            exact_loss,
+            both_loss,
+            negative_only_loss,
+            positive_only_loss,
+        };
         on_row(&row);
         rows.push(row);
     }
     Ok(rows)
 }
 
-/// `train::accuracy` with f64 inputs (for a var store converted to f64).
-fn accuracy_f64(net: &crate::net::ResNet, set: &Cifar10, spec: &pann_models::InputSpec, act: &mut dyn crate::net::Activation) -> f64 {
+/// Accuracy and mean cross-entropy with f64 inputs (for a var store converted
+/// to f64); a non-finite loss (a diverged PANN) stays non-finite.
+fn accuracy_f64(net: &crate::net::ResNet, set: &Cifar10, spec: &pann_models::InputSpec, act: &mut dyn crate::net::Activation) -> (f64, f64) {
     use tch::Kind;
     let mut correct = 0i64;
+    let mut loss = 0.0f64;
     let idx: Vec<usize> = (0..set.len()).collect();
     tch::no_grad(|| {
         for chunk in idx.chunks(250) {
             let (x, y) = crate::data::make_batch(set, chunk, spec, None, tch::Device::Cpu);
-            let pred = net.forward(&x.to_kind(Kind::Double), false, act).argmax(-1, false);
-            correct += pred.eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
+            let logits = net.forward(&x.to_kind(Kind::Double), false, act);
+            loss += logits.cross_entropy_for_logits(&y).double_value(&[]) * chunk.len() as f64;
+            correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
         }
     });
-    correct as f64 / set.len().max(1) as f64
+    let n = set.len().max(1) as f64;
+    (correct as f64 / n, loss / n)
 }

@@ -2,7 +2,9 @@
 //! card that `pann_models::LoadedModel::load` reads without conversion, with
 //! per-site bounds calibrated by the models crate itself (exact ReLU, f64,
 //! BN folded: the same executor the parties' reference uses), so the bounds
-//! in the card are exactly what inference will see.
+//! in the card are exactly what inference will see. A polynomial-in-the-loop
+//! (`finetune`) run exports the bounds it was trained with instead, and its
+//! alpha as the card's default.
 //!
 //! Training facts (recipe, seed, history, data, accuracies) go into an extra
 //! `trainer` object in the card JSON; the models crate ignores it.
@@ -55,8 +57,29 @@ pub fn export(t: &Trained, o: &ExportOptions) -> Result<PathBuf> {
     let spec = t.input_spec();
     let n = o.calib_images.min(t.data.train.len());
     let train = &t.data.train;
-    let max = max_abs_per_site(&model, n, |i| spec.normalise(train.image(i)), None)?;
-    let bounds = per_site_bounds(&max, o.margin);
+    // A polynomial-in-the-loop run learned its weights for the bounds it was
+    // trained with: those go into the card (recalibrating would change every
+    // t = x / B the network adapted to). Other runs: calibrate now.
+    let (bounds, calibration) = match (&t.meta.pann_bounds, &t.meta.recipe.finetune) {
+        (Some(b), Some(ft)) => (
+            t.net.sites().iter().cloned().zip(b.iter().copied()).collect(),
+            CalibrationInfo {
+                margin: ft.margin,
+                images: ft.calib_images.min(train.len()),
+                data: format!("bounds of the polynomial-in-the-loop training (alpha {}), calibrated on the first {} training images of {} before fine-tuning", ft.alpha, ft.calib_images.min(train.len()), t.meta.data_dir.display()),
+            },
+        ),
+        _ => {
+            let max = max_abs_per_site(&model, n, |i| spec.normalise(train.image(i)), None)?;
+            let info = CalibrationInfo {
+                margin: o.margin,
+                images: n,
+                data: format!("first {n} training images of {} (exact ReLU, f64, BN folded)", t.meta.data_dir.display()),
+            };
+            (per_site_bounds(&max, o.margin), info)
+        }
+    };
+    let default_alpha = t.meta.recipe.finetune.as_ref().map_or(o.default_alpha, |ft| ft.alpha);
     std::fs::write(&wpath, &bytes).map_err(|e| TrainerError::io(&wpath, e))?;
     let last = t.meta.history.last();
     let card = ModelCard {
@@ -65,14 +88,10 @@ pub fn export(t: &Trained, o: &ExportOptions) -> Result<PathBuf> {
         input: spec,
         weights: wfile,
         weights_sha256: sha256_hex(&bytes),
-        default_alpha: o.default_alpha,
+        default_alpha,
         relu_bounds: bounds,
         relu_alphas: Default::default(),
-        calibration: Some(CalibrationInfo {
-            margin: o.margin,
-            images: n,
-            data: format!("first {n} training images of {} (exact ReLU, f64, BN folded)", t.meta.data_dir.display()),
-        }),
+        calibration: Some(calibration),
         provenance: Provenance {
             source: format!(
                 "pann-train, recipe {:?}, {} epochs, seed {}",

@@ -234,6 +234,10 @@ struct EvalArgs {
     /// Write the table as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// eval: one bound for every ReLU site (the largest per-layer bound of the
+    /// card) instead of the card's per-layer bounds.
+    #[arg(long)]
+    global_bound: bool,
 }
 
 fn parse_alphas(s: &str) -> Result<Vec<u32>> {
@@ -320,7 +324,7 @@ fn main() -> Result<()> {
             check_dir(&a.data)?;
             let alphas = parse_alphas(&a.alphas).context("--alphas")?;
             let test = CifarData::load(&a.data, 1, a.images)?.test;
-            let rows = evaluate_card(&a.card, &test, a.images, &alphas, print_row)
+            let rows = evaluate_card(&a.card, &test, a.images, &alphas, a.global_bound, print_row)
                 .with_context(|| format!("evaluating {}", a.card.display()))?;
             if let Some(p) = a.json {
                 let j = serde_json::json!({ "card": a.card, "data": a.data, "rows": rows });
@@ -333,8 +337,17 @@ fn main() -> Result<()> {
             let test = CifarData::load(&a.data, 1, a.images)?.test;
             let rows = probe_sides(&a.card, &test, a.images, &alphas, |r| {
                 println!(
-                    "alpha {:2}: exact {:6.2}%, PANN both sides {:6.2}%, negative inputs only {:6.2}%, positive inputs only {:6.2}% ({} images)",
-                    r.alpha, 100.0 * r.exact, 100.0 * r.both, 100.0 * r.negative_only, 100.0 * r.positive_only, r.images
+                    "alpha {:2}: accuracy (loss) exact {:6.2}% ({:.4}), PANN both sides {:6.2}% ({:.4}), negative inputs only {:6.2}% ({:.4}), positive inputs only {:6.2}% ({:.4}) ({} images)",
+                    r.alpha,
+                    100.0 * r.exact,
+                    r.exact_loss,
+                    100.0 * r.both,
+                    r.both_loss,
+                    100.0 * r.negative_only,
+                    r.negative_only_loss,
+                    100.0 * r.positive_only,
+                    r.positive_only_loss,
+                    r.images
                 )
             })
             .with_context(|| format!("probing {}", a.card.display()))?;
