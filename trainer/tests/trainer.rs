@@ -189,7 +189,7 @@ fn paper_and_finetune_recipes_run() {
     let mut r = quick(Preset::Finetune, 1);
     if let Some(f) = &mut r.finetune {
         f.calib_images = 64;
-        f.alpha = 8;
+        f.alpha = 4;
     }
     let mut o = options(data.path(), ft_run.path(), tiny(), r);
     o.init = Some(run.path().into());
@@ -197,6 +197,15 @@ fn paper_and_finetune_recipes_run() {
     let h = &ft.meta.history[0];
     assert!(h.train_loss.is_finite() && h.test_accuracy_pann.is_some());
     assert_eq!(ft.meta.pann_bounds.as_ref().map(|b| b.len()), Some(7));
+    // The export keeps the bounds the polynomial was trained with, and its alpha.
+    let out = tempfile::tempdir().unwrap();
+    let eo = ExportOptions { name: "ft".into(), out_dir: out.path().into(), calib_images: 64, margin: 1.1, default_alpha: 9 };
+    let card = LoadedModel::load(export(&ft, &eo).unwrap()).unwrap().card;
+    assert_eq!(card.default_alpha, 4);
+    let trained: Vec<f64> = ft.meta.pann_bounds.clone().unwrap();
+    for (site, b) in ft.net.sites().iter().zip(&trained) {
+        assert!((card.relu_bounds[site] - b).abs() <= 1e-12 * b, "{site}");
+    }
     // finetune without initial weights is refused
     let run3 = tempfile::tempdir().unwrap();
     let e = train(&options(data.path(), run3.path(), tiny(), quick(Preset::Finetune, 1))).err().expect("needs init").to_string();
@@ -228,5 +237,9 @@ fn sided_pann_probe_runs_on_the_shipped_model() {
     // At 2^-14 with calibrated bounds every variant is as accurate as exact ReLU on these images.
     for v in [r.both, r.negative_only, r.positive_only] {
         assert!((v - r.exact).abs() <= 1.0 / 8.0 + 1e-12, "{r:?}");
+    }
+    // ... and the losses are those of exact ReLU up to the tiny approximation error.
+    for l in [r.both_loss, r.negative_only_loss, r.positive_only_loss] {
+        assert!(r.exact_loss > 0.0 && (l - r.exact_loss).abs() < 0.05 * r.exact_loss, "{r:?}");
     }
 }

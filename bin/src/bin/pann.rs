@@ -19,6 +19,8 @@ use pann_mpc_core::Meter;
 
 /// The embedded default: the akamaster ResNet-20 with calibrated bounds, and
 /// the first 64 records of the CIFAR-10 (JPEG-derived) test set.
+const BENCH_CARD: &str = include_str!("../../../models/assets/resnet20-akamaster.card.json");
+const BENCH_WEIGHTS: &[u8] = include_bytes!("../../../models/assets/resnet20-akamaster.safetensors");
 const DEMO_CARD: &str = include_str!("../../../models/assets/resnet20-akamaster.card.json");
 const DEMO_WEIGHTS: &[u8] = include_bytes!("../../../models/assets/resnet20-akamaster.safetensors");
 const DEMO_IMAGES: &[u8] = include_bytes!("../../../models/tests/data/test_batch_first64.bin");
@@ -37,10 +39,11 @@ enum Cmd {
     /// and client as three processes over TLS on loopback; print the
     /// predictions next to the plaintext ones, and the metered costs.
     Demo {
-        /// PANN precision 2^-ALPHA (4..=14): each ReLU is approximated to within
-        /// B x 2^-ALPHA on its calibrated bound B; higher costs more rounds.
-        #[arg(long, default_value_t = 9)]
-        alpha: u32,
+        /// PANN precision 2^-ALPHA (4..=14) at every ReLU: each is approximated
+        /// to within B x 2^-ALPHA on its calibrated bound B; higher costs more
+        /// rounds. Default: the embedded card's own precision (per layer).
+        #[arg(long)]
+        alpha: Option<u32>,
         /// How many of the embedded CIFAR-10 test images to classify (1..=64).
         #[arg(long, default_value_t = 4)]
         images: usize,
@@ -306,11 +309,12 @@ fn calibrate(card_path: &Path, data: &Path, n: usize, margin: f64, check: Option
 
 /// Write the embedded model, images and fresh certificates into `dir`;
 /// returns (card, images file).
-fn embedded_assets(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+fn embedded_assets(dir: &Path, (card_json, weights): (&str, &[u8])) -> Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let card = dir.join("resnet20-akamaster.card.json");
-    std::fs::write(&card, DEMO_CARD)?;
-    std::fs::write(dir.join("resnet20-akamaster.safetensors"), DEMO_WEIGHTS)?;
+    let parsed: pann_models::ModelCard = serde_json::from_str(card_json)?;
+    let card = dir.join(format!("{}.card.json", parsed.name));
+    std::fs::write(&card, card_json)?;
+    std::fs::write(dir.join(&parsed.weights), weights)?;
     let images = dir.join("images.bin");
     std::fs::write(&images, DEMO_IMAGES)?;
     std::fs::write(dir.join("batches.meta.txt"), CIFAR10_CLASSES.join("\n"))?;
@@ -333,7 +337,7 @@ fn bench(
     out: &Path,
 ) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("pann-bench-{}", std::process::id()));
-    let (card0, images0) = embedded_assets(&dir)?;
+    let (card0, images0) = embedded_assets(&dir, (BENCH_CARD, BENCH_WEIGHTS))?;
     let card = model.unwrap_or(card0);
     let data = data.or_else(pann_bin::bench::default_data).unwrap_or(images0);
     let machine = pann_bin::bench::provenance();
@@ -421,19 +425,27 @@ fn bench(
     Ok(())
 }
 
-fn demo(alpha: u32, n: usize, batch: Option<usize>, keep: Option<PathBuf>) -> Result<()> {
+fn demo(alpha: Option<u32>, n: usize, batch: Option<usize>, keep: Option<PathBuf>) -> Result<()> {
     if !(1..=64).contains(&n) {
         bail!("--images must be 1..=64 (the embedded test images)");
     }
     let dir = keep.unwrap_or_else(|| std::env::temp_dir().join(format!("pann-demo-{}", std::process::id())));
-    let (card_path, images) = embedded_assets(&dir)?;
-    println!("PANN demo: ResNet-20 (akamaster weights), alpha {alpha} (precision 2^-{alpha}), {n} CIFAR-10 test image(s)");
+    let (card_path, images) = embedded_assets(&dir, (DEMO_CARD, DEMO_WEIGHTS))?;
+    let loaded = LoadedModel::load(&card_path)?;
+    let public = pann_bin::bench::public_model(&loaded, alpha.unwrap_or(0))?;
+    let precision = public.precision();
+    println!(
+        "PANN demo: {} ({}), precision {}, {n} CIFAR-10 test image(s)",
+        loaded.card.name,
+        loaded.card.provenance.source,
+        if alpha.is_some() || loaded.card.relu_alphas.is_empty() { format!("2^-{}", public.config.alpha) } else { format!("per layer, alphas {}", precision.trim_start_matches("per-layer:")) }
+    );
     println!("three processes over mutually authenticated TLS on loopback; working directory {}\n", dir.display());
     let t0 = Instant::now();
     let session = Session {
         dir: &dir,
         card: &card_path,
-        precision: alpha.to_string(),
+        precision,
         input: &images,
         first: 0,
         count: n,
@@ -450,10 +462,10 @@ fn demo(alpha: u32, n: usize, batch: Option<usize>, keep: Option<PathBuf>) -> Re
     let meter_server: Meter = serde_json::from_value(report["meters"]["server"].clone()).unwrap_or_default();
 
     // Plaintext references on the same images.
-    let loaded = LoadedModel::load(&card_path)?;
     let data = Cifar10::from_bytes(DEMO_IMAGES, Path::new("embedded"))?;
     let exact = PlainExecutor::new(&loaded.model, ReluMode::Exact)?;
-    let pann = PlainExecutor::new(&loaded.model, ReluMode::pann(alpha, loaded.card.relu_bounds.clone())?)?;
+    let alphas = loaded.network.relu_sites().iter().map(|s| (s.to_string(), public.alpha_of(s))).collect();
+    let pann = PlainExecutor::new(&loaded.model, ReluMode::pann_mixed(alphas, loaded.card.relu_bounds.clone())?)?;
     println!("\n{:<6} {:<12} {:<12} {:<12} {:<12} {:>10}", "image", "true", "exact ReLU", "PANN (f64)", "secure", "max |dlogit|");
     let mut agree = 0;
     for (i, p) in preds.iter().enumerate() {
