@@ -108,6 +108,8 @@ pub enum PolyGrad {
 /// The PANN ReLU with fixed per-site bounds, for training and tch evaluation.
 pub struct PannRelu {
     pub poly: SignPoly,
+    /// Per-site polynomials (mixed precision); empty: `poly` at every site.
+    pub site_polys: Vec<SignPoly>,
     pub bounds: Vec<f64>,
     pub grad: PolyGrad,
 }
@@ -116,8 +118,17 @@ impl PannRelu {
     /// `x (1 + p(clamp(x / B, -1, 1))) / 2`, p by Clenshaw on each component's
     /// Chebyshev coefficients (the same evaluation order as the models crate).
     pub fn poly_relu(&self, x: &Tensor, bound: f64) -> Tensor {
+        Self::eval(&self.poly, x, bound)
+    }
+
+    /// The polynomial of `site`.
+    pub fn poly_of(&self, site: usize) -> &SignPoly {
+        self.site_polys.get(site).unwrap_or(&self.poly)
+    }
+
+    fn eval(poly: &SignPoly, x: &Tensor, bound: f64) -> Tensor {
         let mut v = (x / bound).clamp(-1.0, 1.0);
-        for comp in &self.poly.components {
+        for comp in &poly.components {
             let a = &comp.chebyshev;
             let mut b1 = v.zeros_like();
             let mut b2 = v.zeros_like();
@@ -134,7 +145,7 @@ impl PannRelu {
 
 impl Activation for PannRelu {
     fn apply(&mut self, site: usize, x: &Tensor, _train: bool) -> Tensor {
-        let y = self.poly_relu(x, self.bounds[site]);
+        let y = Self::eval(self.poly_of(site), x, self.bounds[site]);
         match self.grad {
             PolyGrad::Exact => y,
             PolyGrad::Ste => {

@@ -109,7 +109,7 @@ pub fn probe_sides(card: &Path, test: &Cifar10, n: usize, alphas: &[u32], mut on
     for &alpha in alphas {
         let poly = pann_protocols::sign_poly::SignPoly::for_alpha(alpha).map_err(|e| crate::TrainerError::Config(e.to_string()))?;
         let run = |side| {
-            let pann = PannRelu { poly: poly.clone(), bounds: bounds.clone(), grad: PolyGrad::Exact };
+            let pann = PannRelu { poly: poly.clone(), site_polys: Vec::new(), bounds: bounds.clone(), grad: PolyGrad::Exact };
             acc(&mut SidedPann { pann, side })
         };
         let ((both, both_loss), (negative_only, negative_only_loss), (positive_only, positive_only_loss)) =

@@ -80,6 +80,11 @@ pub fn export(t: &Trained, o: &ExportOptions) -> Result<PathBuf> {
         }
     };
     let default_alpha = t.meta.recipe.finetune.as_ref().map_or(o.default_alpha, |ft| ft.alpha);
+    // A run fine-tuned at per-layer alphas deploys them.
+    let relu_alphas = match &t.meta.recipe.finetune {
+        Some(ft) if !ft.site_alphas.is_empty() => t.net.sites().iter().cloned().zip(ft.site_alphas.iter().copied()).collect(),
+        _ => Default::default(),
+    };
     std::fs::write(&wpath, &bytes).map_err(|e| TrainerError::io(&wpath, e))?;
     let last = t.meta.history.last();
     let card = ModelCard {
@@ -90,7 +95,7 @@ pub fn export(t: &Trained, o: &ExportOptions) -> Result<PathBuf> {
         weights_sha256: sha256_hex(&bytes),
         default_alpha,
         relu_bounds: bounds,
-        relu_alphas: Default::default(),
+        relu_alphas,
         calibration: Some(calibration),
         provenance: Provenance {
             source: format!(

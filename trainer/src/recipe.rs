@@ -33,6 +33,10 @@ pub enum Schedule {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FinetuneParams {
     pub alpha: u32,
+    /// Per-site alphas (execution order), e.g. from a `pann plan` card; empty:
+    /// `alpha` at every site.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub site_alphas: Vec<u32>,
     /// Bound margin over the calibrated max |input|.
     pub margin: f64,
     /// Training images used to calibrate the bounds before fine-tuning.
@@ -90,7 +94,7 @@ impl Recipe {
                 epochs: 10,
                 lr: 0.01,
                 weight_decay: 0.0,
-                finetune: Some(FinetuneParams { alpha: 9, margin: 1.1, calib_images: 5000, grad: PolyGrad::Ste }),
+                finetune: Some(FinetuneParams { alpha: 9, site_alphas: Vec::new(), margin: 1.1, calib_images: 5000, grad: PolyGrad::Ste }),
                 ..base
             },
         }
@@ -114,7 +118,7 @@ impl Recipe {
             }
         }
         if let Some(f) = &self.finetune {
-            if !(4..=14).contains(&f.alpha) || f.margin <= 0.0 || f.calib_images == 0 {
+            if !(4..=14).contains(&f.alpha) || f.site_alphas.iter().any(|a| !(4..=14).contains(a)) || f.margin <= 0.0 || f.calib_images == 0 {
                 return bad("finetune: alpha in 4..14, margin > 0, calib_images > 0");
             }
         }

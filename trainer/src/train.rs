@@ -151,8 +151,13 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
                 b
             }
         };
-        let poly = SignPoly::for_alpha(ft.alpha).map_err(|e| TrainerError::Config(e.to_string()))?;
-        Box::new(PannRelu { poly, bounds, grad: ft.grad })
+        let poly_for = |a: u32| SignPoly::for_alpha(a).map_err(|e| TrainerError::Config(e.to_string()));
+        let poly = poly_for(ft.alpha)?;
+        if !ft.site_alphas.is_empty() && ft.site_alphas.len() != t.net.sites().len() {
+            return Err(TrainerError::Config(format!("--ft-alphas gives {} alphas for {} ReLU sites", ft.site_alphas.len(), t.net.sites().len())));
+        }
+        let site_polys = ft.site_alphas.iter().map(|&a| poly_for(a)).collect::<Result<Vec<_>>>()?;
+        Box::new(PannRelu { poly, site_polys, bounds, grad: ft.grad })
     } else if let Some(ng) = &recipe.ngnv {
         Box::new(NgnvLeak::new(ng.clone(), t.net.sites().len(), t.meta.ngnv_running_max.clone()))
     } else {

@@ -217,7 +217,7 @@ fn tch_pann_relu_matches_the_f64_polynomial() {
     for alpha in [7, 9, 14] {
         let poly = SignPoly::for_alpha(alpha).unwrap();
         let xs: Vec<f64> = (0..201).map(|i| (i as f64 - 100.0) * 0.07).collect();
-        let act = PannRelu { poly: poly.clone(), bounds: vec![7.5], grad: PolyGrad::Exact };
+        let act = PannRelu { poly: poly.clone(), site_polys: Vec::new(), bounds: vec![7.5], grad: PolyGrad::Exact };
         let y = act.poly_relu(&Tensor::from_slice(&xs), 7.5);
         let y = Vec::<f64>::try_from(&y).unwrap();
         for (x, y) in xs.iter().zip(&y) {

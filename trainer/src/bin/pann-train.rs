@@ -141,9 +141,13 @@ struct TrainArgs {
     ngnv_margin: Option<f64>,
     #[arg(long)]
     ngnv_momentum: Option<f64>,
-    /// Polynomial-in-the-loop precision (finetune).
+    /// Polynomial-in-the-loop precision (finetune), 4..14.
     #[arg(long)]
     ft_alpha: Option<u32>,
+    /// Per-layer precision in the loop (finetune): one alpha per ReLU site in
+    /// execution order, as `pann plan` prints it (`per-layer:5,4,...` or `5,4,...`).
+    #[arg(long, value_name = "A1,A2,...")]
+    ft_alphas: Option<String>,
     #[arg(long)]
     ft_margin: Option<f64>,
     #[arg(long)]
@@ -188,10 +192,16 @@ impl TrainArgs {
         }
         if let Some(f) = &mut r.finetune {
             if let Some(v) = self.ft_alpha { f.alpha = v; }
+            if let Some(v) = &self.ft_alphas {
+                let list = v.trim_start_matches("per-layer:");
+                f.site_alphas = list.split(',').map(|a| a.trim().parse::<u32>()).collect::<std::result::Result<_, _>>()
+                    .with_context(|| format!("--ft-alphas: a comma-separated list of alphas, got {v:?}"))?;
+                f.alpha = f.site_alphas.iter().copied().max().unwrap_or(f.alpha);
+            }
             if let Some(v) = self.ft_margin { f.margin = v; }
             if let Some(v) = self.ft_calib_images { f.calib_images = v; }
             if let Some(v) = self.ft_grad { f.grad = v; }
-        } else if self.ft_alpha.is_some() || self.ft_margin.is_some() || self.ft_calib_images.is_some() || self.ft_grad.is_some() {
+        } else if self.ft_alpha.is_some() || self.ft_alphas.is_some() || self.ft_margin.is_some() || self.ft_calib_images.is_some() || self.ft_grad.is_some() {
             bail!("--ft-* options need --preset finetune");
         }
         r.validate()?;
