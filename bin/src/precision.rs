@@ -117,6 +117,9 @@ pub struct PlanOptions {
     pub objective: Objective,
     pub out: PathBuf,
     pub report: Option<PathBuf>,
+    /// A card whose exact-ReLU accuracy on the calibration images is the
+    /// reference (e.g. the backbone a fine-tuned model came from).
+    pub reference: Option<PathBuf>,
 }
 
 /// What `pann plan` writes next to the card (`--report`).
@@ -146,7 +149,29 @@ pub fn plan(o: &PlanOptions) -> Result<PlanReport> {
     for (a, c) in &costs {
         eprintln!("  alpha {a:2}: {:.2} B per ReLU online, {} rounds", c.bytes, c.rounds);
     }
-    let planner = Planner { model: &loaded.model, bounds: &loaded.card.relu_bounds, images: &images, labels: &labels, costs: &costs, objective: o.objective };
+    let reference_accuracy = match &o.reference {
+        None => None,
+        Some(card) => {
+            let r = LoadedModel::load(card).with_context(|| format!("loading the reference {}", card.display()))?;
+            let (ri, rl) = labelled_images(&r, &o.calib, o.first, o.count)?;
+            let ev = PlainExecutor::new(&r.model, ReluMode::Exact)?.evaluate(ri.len(), |i| ri[i].clone(), &rl, None)?;
+            eprintln!("plan: reference {}: exact ReLU {:.2}% on the calibration images", r.card.name, 100.0 * ev.accuracy());
+            Some(ev.accuracy())
+        }
+    };
+    // A card with per-layer alphas (e.g. fine-tuned at them) is a starting point too.
+    let sites = loaded.model.network.relu_sites();
+    let start = if loaded.card.relu_alphas.is_empty() { None } else { Some(sites.iter().map(|s| loaded.card.relu_alphas[*s]).collect()) };
+    let planner = Planner {
+        model: &loaded.model,
+        bounds: &loaded.card.relu_bounds,
+        images: &images,
+        labels: &labels,
+        costs: &costs,
+        objective: o.objective,
+        start,
+        reference_accuracy,
+    };
     eprintln!("plan: {} calibration images ({} records {}..{}), target: at most {} points below exact ReLU", images.len(), o.calib.display(), o.first, o.first + images.len(), o.max_drop_points);
     let t0 = std::time::Instant::now();
     let outcome = planner.plan(o.max_drop_points / 100.0, |e: &Explored| {

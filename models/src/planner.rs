@@ -3,8 +3,9 @@
 //! stays within a target of the exact-ReLU accuracy.
 //!
 //! The search is a greedy descent, simple on purpose:
-//! 1. start from the lowest *uniform* alpha (of the candidates) that meets
-//!    the target;
+//! 1. start from the cheapest configuration that meets the target among the
+//!    uniform ones (every candidate alpha) and, if given, the card's own
+//!    per-site alphas (a model fine-tuned at mixed precision);
 //! 2. repeatedly lower one site by one candidate level, choosing the move
 //!    that saves the most cost per unit of calibration loss it adds. The
 //!    loss a move adds is estimated from a sensitivity table: the mean
@@ -73,6 +74,8 @@ pub struct PlanOutcome {
     /// ReLU elements per image at each site.
     pub elements: Vec<usize>,
     pub exact: Score,
+    /// The accuracy the target is relative to (`exact.accuracy` unless another was given).
+    pub reference_accuracy: f64,
     /// Lowest accuracy the plan may have.
     pub target_accuracy: f64,
     pub objective: Objective,
@@ -99,6 +102,14 @@ pub struct Planner<'a> {
     pub labels: &'a [u8],
     pub costs: &'a BTreeMap<u32, ReluCost>,
     pub objective: Objective,
+    /// Another starting point besides the uniform ones: alphas per site in
+    /// execution order (each must be a candidate alpha).
+    pub start: Option<Vec<u32>>,
+    /// The accuracy the target is relative to; `None`: this model's own
+    /// exact-ReLU accuracy on the calibration images. (A network fine-tuned
+    /// with the polynomial in the loop no longer works with exact ReLU; its
+    /// reference is the backbone it came from.)
+    pub reference_accuracy: Option<f64>,
 }
 
 /// Cross-entropy of one forward pass (a diverged PANN counts as a loss of 20).
@@ -158,7 +169,7 @@ impl Planner<'_> {
         }
         let (sites, elements) = self.sites();
         let exact = self.score(ReluMode::Exact)?;
-        let target = exact.accuracy - max_drop;
+        let target = self.reference_accuracy.unwrap_or(exact.accuracy) - max_drop;
         let mut explored = Vec::new();
         let mut record = |alphas: &[u32], score: Score, kind: &str, explored: &mut Vec<Explored>| {
             let (relu_bytes, relu_rounds) = self.cost_of(&elements, alphas);
@@ -167,31 +178,40 @@ impl Planner<'_> {
             explored.push(e);
         };
 
-        // 1. The lowest uniform level that meets the target (from the top down).
-        let mut start: Option<(usize, Score)> = None;
-        for (li, &a) in levels.iter().enumerate().rev() {
-            let alphas = vec![a; sites.len()];
-            let s = self.score_alphas(&sites, &alphas)?;
-            record(&alphas, s, "uniform", &mut explored);
-            if s.accuracy < target {
-                break;
+        // 1. The cheapest starting point that meets the target.
+        let level_of = |a: u32| levels.iter().position(|&l| l == a);
+        let mut starts: Vec<Vec<usize>> = (0..levels.len()).rev().map(|l| vec![l; sites.len()]).collect();
+        if let Some(own) = &self.start {
+            let own: Option<Vec<usize>> = own.iter().map(|&a| level_of(a)).collect();
+            match own {
+                Some(own) if own.len() == sites.len() => starts.push(own),
+                _ => return Err(ModelError::Config("the starting alphas must name every site with a candidate alpha".into())),
             }
-            start = Some((li, s));
         }
-        let Some((start_level, start_score)) = start else {
+        let alphas_of = |level: &[usize]| level.iter().map(|&l| levels[l]).collect::<Vec<u32>>();
+        let mut start: Option<(Vec<usize>, Score)> = None;
+        for (i, cand) in starts.iter().enumerate() {
+            let alphas = alphas_of(cand);
+            let s = self.score_alphas(&sites, &alphas)?;
+            record(&alphas, s, if i < levels.len() { "uniform" } else { "start" }, &mut explored);
+            let cheaper = start.as_ref().is_none_or(|(l, _)| self.objective_of(&elements, &alphas) < self.objective_of(&elements, &alphas_of(l)));
+            if s.accuracy >= target && cheaper {
+                start = Some((cand.clone(), s));
+            }
+        }
+        let Some((start_levels, start_score)) = start else {
+            let best = explored.iter().map(|e| e.score.accuracy).fold(0.0, f64::max);
             return Err(ModelError::Config(format!(
-                "even uniform alpha {} is {:.2} points below exact ReLU ({:.2}%) on the calibration images: \
+                "no starting configuration reaches the target {:.2}% on the calibration images (best {:.2}%): \
                  allow a larger drop, add higher alphas, or calibrate wider bounds",
-                levels[levels.len() - 1],
-                100.0 * (exact.accuracy - explored[0].score.accuracy),
-                100.0 * exact.accuracy
+                100.0 * target,
+                100.0 * best
             )));
         };
 
         // 2-3. Greedy descent with a lazily filled sensitivity table.
-        let mut level = vec![start_level; sites.len()];
+        let mut level = start_levels.clone();
         let mut current = start_score;
-        let alphas_of = |level: &[usize]| level.iter().map(|&l| levels[l]).collect::<Vec<u32>>();
         let mut sens: BTreeMap<(usize, usize), f64> = BTreeMap::new();
         let mut frozen = BTreeSet::new();
         loop {
@@ -202,13 +222,13 @@ impl Planner<'_> {
                 }
                 let (from, to) = (level[s], level[s] - 1);
                 if !sens.contains_key(&(s, to)) {
-                    let mut probe = vec![start_level; sites.len()];
+                    let mut probe = start_levels.clone();
                     probe[s] = to;
                     let sc = self.score_alphas(&sites, &alphas_of(&probe))?;
                     record(&alphas_of(&probe), sc, "sensitivity", &mut explored);
                     sens.insert((s, to), sc.loss);
                 }
-                let loss_at = |l: usize| if l == start_level { start_score.loss } else { sens[&(s, l)] };
+                let loss_at = |l: usize| if l == start_levels[s] { start_score.loss } else { sens[&(s, l)] };
                 let added = (loss_at(to) - loss_at(from)).max(1e-6);
                 let mut trial = alphas_of(&level);
                 let before = self.objective_of(&elements, &trial);
@@ -238,6 +258,7 @@ impl Planner<'_> {
         Ok(PlanOutcome {
             sites,
             elements,
+            reference_accuracy: self.reference_accuracy.unwrap_or(exact.accuracy),
             exact,
             target_accuracy: target,
             objective: self.objective,

@@ -190,6 +190,11 @@ enum Cmd {
         /// JSON report: costs, every configuration explored, the choice.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Measure the target from this card's exact-ReLU accuracy instead of
+        /// the model's own (for a model fine-tuned with the polynomial in the
+        /// loop, whose exact-ReLU accuracy means nothing: give its backbone).
+        #[arg(long, value_name = "CARD.json")]
+        reference: Option<PathBuf>,
     },
     /// Accuracy against metered online bytes per image: uniform alpha with one
     /// global bound (the largest per-layer bound) and with per-layer bounds,
@@ -235,17 +240,18 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Calibrate { model, data, images, margin, check, out } => calibrate(&model, &data, images, margin, check.as_deref(), &out),
-        Cmd::Plan { model, data, first, images, max_drop, alphas, objective, out, report } => {
+        Cmd::Plan { model, data, first, images, max_drop, alphas, objective, out, report, reference } => {
             let objective = match objective {
                 ObjectiveArg::Bytes => pann_models::planner::Objective::Bytes,
                 ObjectiveArg::Rounds => pann_models::planner::Objective::Rounds,
             };
-            let o = precision::PlanOptions { card: model, calib: data, first, count: images, max_drop_points: max_drop, alphas: precision::parse_alphas(&alphas)?, objective, out, report };
+            let o = precision::PlanOptions { card: model, calib: data, first, count: images, max_drop_points: max_drop, alphas: precision::parse_alphas(&alphas)?, objective, out, report, reference };
             let r = precision::plan(&o)?;
             let oc = &r.outcome;
             println!(
-                "exact ReLU {:.2}%, planned {:.2}% (target >= {:.2}%) on the calibration images; ReLU online {:.2} MB per image, {} ReLU rounds",
+                "exact ReLU {:.2}% (reference {:.2}%), planned {:.2}% (target >= {:.2}%) on the calibration images; ReLU online {:.2} MB per image, {} ReLU rounds",
                 100.0 * oc.exact.accuracy,
+                100.0 * oc.reference_accuracy,
                 100.0 * oc.score.accuracy,
                 100.0 * oc.target_accuracy,
                 oc.explored.iter().rev().find(|e| e.alphas == oc.alphas).map_or(f64::NAN, |e| e.relu_bytes / 1e6),
