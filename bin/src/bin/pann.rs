@@ -21,8 +21,8 @@ use pann_mpc_core::Meter;
 /// the first 64 records of the CIFAR-10 (JPEG-derived) test set.
 const BENCH_CARD: &str = include_str!("../../../models/assets/resnet20-akamaster.card.json");
 const BENCH_WEIGHTS: &[u8] = include_bytes!("../../../models/assets/resnet20-akamaster.safetensors");
-const DEMO_CARD: &str = include_str!("../../../models/assets/resnet20-akamaster.card.json");
-const DEMO_WEIGHTS: &[u8] = include_bytes!("../../../models/assets/resnet20-akamaster.safetensors");
+const DEMO_CARD: &str = include_str!("../../../models/assets/resnet20-alpha4.card.json");
+const DEMO_WEIGHTS: &[u8] = include_bytes!("../../../models/assets/resnet20-alpha4.safetensors");
 const DEMO_IMAGES: &[u8] = include_bytes!("../../../models/tests/data/test_batch_first64.bin");
 const CIFAR10_CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
@@ -493,6 +493,9 @@ fn demo(alpha: Option<u32>, n: usize, batch: Option<usize>, keep: Option<PathBuf
         );
     }
     println!("secure predictions equal to the plaintext PANN's: {agree} of {}", preds.len());
+    if loaded.card.calibration.as_ref().is_some_and(|c| c.data.contains("polynomial-in-the-loop")) {
+        println!("(\"exact ReLU\" runs the same weights with max(x, 0): this model was fine-tuned with the polynomial in the loop and is not meant for it)");
+    }
     let steps: Vec<(String, f64)> = serde_json::from_value(report["batches"][0]["steps"].clone()).unwrap_or_default();
     println!("\nper-layer online cost at the client (first batch; bytes and rounds metered by the channel):");
     print!("{}", layer_table(&meter_server, &steps));
