@@ -14,7 +14,7 @@ use pann_mpc_core::ring::R;
 use pann_mpc_core::{Channel, ChannelConfig, Phase};
 use pann_protocols::harness::{run_program_pair, DealerMode};
 use pann_protocols::{PolyRelu, ReluConfig};
-use plotters::prelude::{SeriesLabelPosition, BLACK, BLUE, CYAN, GREEN, MAGENTA, RED};
+use plotters::prelude::{RGBColor, SeriesLabelPosition};
 use serde::{Deserialize, Serialize};
 
 use crate::bench_report::line_plot;
@@ -235,6 +235,9 @@ pub struct FrontierOptions {
     pub count: usize,
     pub alphas: Vec<u32>,
     pub out: PathBuf,
+    /// Earlier frontier.json files whose points are kept in the outputs (a
+    /// frontier measured in several invocations).
+    pub merge: Vec<PathBuf>,
 }
 
 /// `pann frontier`: test accuracy (f64 executor) and metered online bytes
@@ -245,6 +248,16 @@ pub fn frontier(o: &FrontierOptions) -> Result<Vec<FrontierPoint>> {
     let mut points = Vec::new();
     let mut costs: BTreeMap<String, InferenceCost> = BTreeMap::new();
     let mut exact_rows = Vec::new();
+    for m in &o.merge {
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(m).with_context(|| format!("reading {}", m.display()))?)?;
+        if doc["data"] != serde_json::json!(o.data.display().to_string()) || doc["first"] != serde_json::json!(o.first) || doc["count"] != serde_json::json!(o.count) {
+            bail!("{} was measured on other images ({} first {} count {})", m.display(), doc["data"], doc["first"], doc["count"]);
+        }
+        points.extend(serde_json::from_value::<Vec<FrontierPoint>>(doc["points"].clone())?);
+        for e in doc["exact"].as_array().into_iter().flatten() {
+            exact_rows.push((e["model"].as_str().unwrap_or_default().to_string(), e["accuracy"].as_f64().unwrap_or(f64::NAN)));
+        }
+    }
     let mut measure = |loaded: &LoadedModel, family: &str, label: String, mode: ReluMode, public: PublicModel, points: &mut Vec<FrontierPoint>| -> Result<()> {
         let (images, labels) = labelled_images(loaded, &o.data, o.first, o.count)?;
         let exec = PlainExecutor::new(&loaded.model, mode)?;
@@ -326,7 +339,8 @@ fn write_frontier(o: &FrontierOptions, points: &[FrontierPoint], exact: &[(Strin
         )?;
     }
     std::fs::write(o.out.join("frontier-table.md"), md)?;
-    let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+    // Per model one hue; per family (global, per-layer, planned) a shade of it.
+    let hues = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207)];
     let mut series = Vec::new();
     let families = ["uniform, global bound", "uniform, per-layer bounds", "planned"];
     let models: Vec<&String> = exact.iter().map(|e| &e.0).collect();
@@ -342,7 +356,9 @@ fn write_frontier(o: &FrontierOptions, points: &[FrontierPoint], exact: &[(Strin
                 continue;
             }
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            series.push((format!("{m}: {fam}"), pts, colors[(mi * families.len() + fi) % colors.len()]));
+            let (r, g, b) = hues[mi % hues.len()];
+            let shade = |c: u8| (c as f64 * [0.55, 1.0, 1.0][fi] + [0.0, 0.0, 0.45 * (255.0 - c as f64)][fi]) as u8;
+            series.push((format!("{m}: {fam}"), pts, RGBColor(shade(r), shade(g), shade(b))));
         }
     }
     line_plot(&o.out.join("frontier.svg"), "ResNet-20: accuracy vs online bytes per image", "online MB per image", "accuracy (%)", &series, SeriesLabelPosition::LowerRight)?;

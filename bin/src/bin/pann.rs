@@ -204,7 +204,7 @@ enum Cmd {
     /// frontier-table.md and frontier.svg into --out.
     Frontier {
         /// Model cards (calibrated), e.g. a baseline and a low-precision one.
-        #[arg(long, num_args = 1..)]
+        #[arg(long, num_args = 0..)]
         model: Vec<PathBuf>,
         /// Planned cards (from pann plan).
         #[arg(long, num_args = 0..)]
@@ -221,6 +221,10 @@ enum Cmd {
         alphas: String,
         #[arg(long, default_value = "docs/results/frontier")]
         out: PathBuf,
+        /// Earlier frontier.json files (same test images) whose points are
+        /// kept in the outputs: a frontier measured in several invocations.
+        #[arg(long, num_args = 0..)]
+        merge: Vec<PathBuf>,
     },
 }
 
@@ -263,8 +267,8 @@ fn main() -> Result<()> {
             println!("wrote {}\nclient: pann-party --role client --alpha {} ...", o.out.display(), r.precision);
             Ok(())
         }
-        Cmd::Frontier { model, plans, data, first, images, alphas, out } => {
-            let o = precision::FrontierOptions { models: model, plans, data, first, count: images, alphas: precision::parse_alphas(&alphas)?, out };
+        Cmd::Frontier { model, plans, data, first, images, alphas, out, merge } => {
+            let o = precision::FrontierOptions { models: model, plans, data, first, count: images, alphas: precision::parse_alphas(&alphas)?, out, merge };
             precision::frontier(&o)?;
             println!("wrote frontier.json, frontier-table.md and frontier.svg into {}", o.out.display());
             Ok(())
