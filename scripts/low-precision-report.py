@@ -34,8 +34,8 @@ def eval_tables():
     print("|---|---|---|" + "---|" * len(alphas))
     for f in files:
         name = os.path.basename(f)[len("eval-"):-len(".json")]
-        model, _, bounds = name.rpartition("-per-layer") if name.endswith("-per-layer") else name.rpartition("-global")
-        bounds = "per-layer" if name.endswith("per-layer") else "global"
+        bounds = "per-layer" if name.endswith("-per-layer") else "global"
+        model = name[: -len("-" + bounds)]
         rows = {r["alpha"]: r for r in load(f)["rows"]}
         cells = []
         for a in alphas:

@@ -258,10 +258,11 @@ pub fn frontier(o: &FrontierOptions) -> Result<Vec<FrontierPoint>> {
             exact_rows.push((e["model"].as_str().unwrap_or_default().to_string(), e["accuracy"].as_f64().unwrap_or(f64::NAN)));
         }
     }
-    let mut measure = |loaded: &LoadedModel, family: &str, label: String, mode: ReluMode, public: PublicModel, points: &mut Vec<FrontierPoint>| -> Result<()> {
-        let (images, labels) = labelled_images(loaded, &o.data, o.first, o.count)?;
+    // The test images are read and normalised once per model (`data`).
+    type Labelled = (Vec<Vec<f64>>, Vec<u8>);
+    let mut measure = |loaded: &LoadedModel, (images, labels): &Labelled, family: &str, label: String, mode: ReluMode, public: PublicModel, points: &mut Vec<FrontierPoint>| -> Result<()> {
         let exec = PlainExecutor::new(&loaded.model, mode)?;
-        let ev = exec.evaluate(images.len(), |i| images[i].clone(), &labels, None)?;
+        let ev = exec.evaluate(images.len(), |i| images[i].clone(), labels, None)?;
         let precision = public.precision();
         // Costs depend on the architecture and the alphas only.
         let key = format!("{}/{precision}", public.network.nodes.len());
@@ -288,8 +289,9 @@ pub fn frontier(o: &FrontierOptions) -> Result<Vec<FrontierPoint>> {
     };
     for card in &o.models {
         let loaded = LoadedModel::load(card).with_context(|| format!("loading {}", card.display()))?;
-        let (images, labels) = labelled_images(&loaded, &o.data, o.first, o.count)?;
-        let exact = PlainExecutor::new(&loaded.model, ReluMode::Exact)?.evaluate(images.len(), |i| images[i].clone(), &labels, None)?;
+        let data = labelled_images(&loaded, &o.data, o.first, o.count)?;
+        let (images, labels) = &data;
+        let exact = PlainExecutor::new(&loaded.model, ReluMode::Exact)?.evaluate(images.len(), |i| images[i].clone(), labels, None)?;
         eprintln!("frontier: {} exact ReLU {:.2}%", loaded.card.name, 100.0 * exact.accuracy());
         exact_rows.push((loaded.card.name.clone(), exact.accuracy()));
         let global = loaded.card.relu_bounds.values().cloned().fold(0.0, f64::max);
@@ -297,9 +299,9 @@ pub fn frontier(o: &FrontierOptions) -> Result<Vec<FrontierPoint>> {
         for &a in &o.alphas {
             let cfg = SecureConfig::new(a);
             let public = PublicModel::new(&loaded.model, &loaded.card.input, &global_bounds, cfg)?;
-            measure(&loaded, "uniform, global bound", format!("alpha {a}, B = {global:.2}"), ReluMode::pann(a, global_bounds.clone())?, public, &mut points)?;
+            measure(&loaded, &data, "uniform, global bound", format!("alpha {a}, B = {global:.2}"), ReluMode::pann(a, global_bounds.clone())?, public, &mut points)?;
             let public = PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, cfg)?;
-            measure(&loaded, "uniform, per-layer bounds", format!("alpha {a}"), loaded.card.pann_mode(a)?, public, &mut points)?;
+            measure(&loaded, &data, "uniform, per-layer bounds", format!("alpha {a}"), loaded.card.pann_mode(a)?, public, &mut points)?;
         }
     }
     for card in &o.plans {
@@ -307,7 +309,8 @@ pub fn frontier(o: &FrontierOptions) -> Result<Vec<FrontierPoint>> {
         let public = PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, SecureConfig::new(loaded.card.default_alpha))?
             .with_alphas(loaded.card.relu_alphas.clone())?;
         let label = card.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        measure(&loaded, "planned", label, loaded.card.deployed_mode()?, public, &mut points)?;
+        let data = labelled_images(&loaded, &o.data, o.first, o.count)?;
+        measure(&loaded, &data, "planned", label, loaded.card.deployed_mode()?, public, &mut points)?;
     }
     write_frontier(o, &points, &exact_rows)?;
     Ok(points)

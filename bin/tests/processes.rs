@@ -511,7 +511,7 @@ fn pann_plan_writes_a_card_that_meets_its_target() {
     assert!(f(&r["costs"]["6"]["bytes"]) < f(&r["costs"]["9"]["bytes"]));
     let explored = oc["explored"].as_array().unwrap();
     let chosen = explored.iter().rev().find(|e| e["alphas"] == oc["alphas"]).expect("the choice was evaluated");
-    let start = explored.iter().filter(|e| e["kind"] == "uniform" && f(&e["score"]["accuracy"]) >= f(&oc["target_accuracy"])).last().expect("a uniform start");
+    let start = explored.iter().rfind(|e| e["kind"] == "uniform" && f(&e["score"]["accuracy"]) >= f(&oc["target_accuracy"])).expect("a uniform start");
     assert!(f(&chosen["relu_bytes"]) <= f(&start["relu_bytes"]));
     assert!(stdout.contains("pann-party --role client --alpha "), "{stdout}");
 }

@@ -160,8 +160,9 @@ impl Planner<'_> {
         }
     }
 
-    /// Search for the cheapest configuration with accuracy >= exact - `max_drop`
-    /// (a fraction, e.g. 0.005 for half a point). `progress` is told each evaluation.
+    /// Search for the cheapest configuration with accuracy >= reference - `max_drop`
+    /// (a fraction, e.g. 0.005 for half a point; the reference is
+    /// `reference_accuracy` or the exact-ReLU accuracy). `progress` is told each evaluation.
     pub fn plan(&self, max_drop: f64, mut progress: impl FnMut(&Explored)) -> Result<PlanOutcome> {
         let levels: Vec<u32> = self.costs.keys().copied().collect();
         if levels.is_empty() {
@@ -221,12 +222,12 @@ impl Planner<'_> {
                     continue;
                 }
                 let (from, to) = (level[s], level[s] - 1);
-                if !sens.contains_key(&(s, to)) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = sens.entry((s, to)) {
                     let mut probe = start_levels.clone();
                     probe[s] = to;
                     let sc = self.score_alphas(&sites, &alphas_of(&probe))?;
                     record(&alphas_of(&probe), sc, "sensitivity", &mut explored);
-                    sens.insert((s, to), sc.loss);
+                    slot.insert(sc.loss);
                 }
                 let loss_at = |l: usize| if l == start_levels[s] { start_score.loss } else { sens[&(s, l)] };
                 let added = (loss_at(to) - loss_at(from)).max(1e-6);

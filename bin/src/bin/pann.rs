@@ -252,14 +252,15 @@ fn main() -> Result<()> {
             let o = precision::PlanOptions { card: model, calib: data, first, count: images, max_drop_points: max_drop, alphas: precision::parse_alphas(&alphas)?, objective, out, report, reference };
             let r = precision::plan(&o)?;
             let oc = &r.outcome;
+            let chosen = oc.explored.iter().rev().find(|e| e.alphas == oc.alphas);
             println!(
                 "exact ReLU {:.2}% (reference {:.2}%), planned {:.2}% (target >= {:.2}%) on the calibration images; ReLU online {:.2} MB per image, {} ReLU rounds",
                 100.0 * oc.exact.accuracy,
                 100.0 * oc.reference_accuracy,
                 100.0 * oc.score.accuracy,
                 100.0 * oc.target_accuracy,
-                oc.explored.iter().rev().find(|e| e.alphas == oc.alphas).map_or(f64::NAN, |e| e.relu_bytes / 1e6),
-                oc.explored.iter().rev().find(|e| e.alphas == oc.alphas).map_or(0, |e| e.relu_rounds)
+                chosen.map_or(f64::NAN, |e| e.relu_bytes / 1e6),
+                chosen.map_or(0, |e| e.relu_rounds)
             );
             for (site, a) in oc.sites.iter().zip(&oc.alphas) {
                 println!("  {site:<18} alpha {a}");
