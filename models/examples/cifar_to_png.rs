@@ -7,7 +7,7 @@
 //! Files are named `<index>-<label>.png`.
 
 use pann_models::image::encode_png;
-use pann_models::Cifar10;
+use pann_models::ImageSet;
 
 fn main() {
     if let Err(e) = run() {
@@ -22,7 +22,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: cifar_to_png FILE.bin FIRST COUNT OUT_DIR".into());
     };
     let (first, count): (usize, usize) = (first.parse()?, count.parse()?);
-    let data = Cifar10::read_file(file)?;
+    let data = ImageSet::read_file(file)?;
     std::fs::create_dir_all(out)?;
     for i in first..(first + count).min(data.len()) {
         let path = std::path::Path::new(out).join(format!("{i:05}-{}.png", data.labels[i]));

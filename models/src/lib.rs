@@ -1,6 +1,6 @@
 //! PANN models: the network description shared by every executor, weight
 //! import from safetensors (PyTorch names), model cards, bound calibration,
-//! the plaintext f64 executor, and CIFAR-10 / PNG input.
+//! the plaintext f64 executor, and image input (CIFAR-10, IDX / Fashion-MNIST, PNG).
 //!
 //! The pieces, in the order a caller meets them:
 //! - [`config`]: [`ResNetConfig`] (CIFAR ResNet-20/32/56, akamaster layout) and
@@ -19,7 +19,7 @@
 //!   bound rule of Lee et al.
 //! - [`planner`]: per-site alphas (mixed precision) that minimise online
 //!   bytes or rounds within an accuracy target (`pann plan`).
-//! - [`cifar`], [`image`]: input.
+//! - [`dataset`] ([`ImageSet`], [`DataDir`]), [`cifar`], [`idx`], [`image`]: input.
 //! - [`secure`]: the secure executor (plan, fixed-point reference, the three
 //!   roles' sessions) on `pann-protocols`.
 //!
@@ -34,8 +34,10 @@ pub mod calibrate;
 pub mod card;
 pub mod cifar;
 pub mod config;
+pub mod dataset;
 pub mod error;
 pub mod fold;
+pub mod idx;
 pub mod image;
 pub mod linalg;
 pub mod model;
@@ -47,8 +49,9 @@ pub mod tensor;
 
 pub use calibrate::{max_abs_per_site, per_site_bounds, GlobalBoundRule};
 pub use card::{sha256_hex, InputSpec, LoadedModel, ModelCard, Provenance};
-pub use cifar::{Cifar10, CifarDir};
+pub use cifar::CifarDir;
 pub use config::{Architecture, ResNetConfig, SmallCnnConfig};
+pub use dataset::{DataDir, DatasetKind, ImageSet};
 pub use error::{ModelError, Result};
 pub use fold::fold_batch_norm;
 pub use model::Model;

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use pann_models::{Cifar10, LoadedModel};
+use pann_models::{ImageSet, LoadedModel};
 use std::path::{Path, PathBuf};
 
 pub fn crate_dir() -> PathBuf {
@@ -16,8 +16,9 @@ pub fn load_akamaster() -> LoadedModel {
     LoadedModel::load(card_path()).expect("shipped akamaster model loads")
 }
 
-pub fn first64() -> Cifar10 {
-    Cifar10::read_file(crate_dir().join("tests/data/test_batch_first64.bin")).expect("shipped test records")
+pub fn first64() -> ImageSet {
+    ImageSet::read_file(crate_dir().join("tests/data/test_batch_first64.bin"))
+        .expect("shipped test records")
 }
 
 /// ../shared/data relative to the repository root, if present.
@@ -26,7 +27,10 @@ pub fn shared_data() -> Option<PathBuf> {
     if p.is_dir() {
         Some(p)
     } else {
-        eprintln!("SKIPPED: ../shared/data not found (looked at {})", p.display());
+        eprintln!(
+            "SKIPPED: ../shared/data not found (looked at {})",
+            p.display()
+        );
         None
     }
 }
