@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WITH_TORCH = LIBTORCH="$$(scripts/install-torch.sh --print-libtorch)"
 
-.PHONY: demo test deps torch trainer-deps build bench
+.PHONY: demo test deps torch trainer-deps build bench fashion-mnist
 
 ## Run the main job on the embedded default: a real multi-party session over TLS on loopback.
 demo: deps
@@ -13,7 +13,7 @@ demo: deps
 
 ## Run the whole test suite (what CI runs). The trainer links libtorch: `torch`
 ## installs it first (idempotent) and LIBTORCH points the tch build at it.
-test: deps torch
+test: deps torch fashion-mnist
 	$(WITH_TORCH) $(CARGO) test --workspace --all-targets --no-fail-fast
 	$(WITH_TORCH) $(CARGO) test --workspace --doc
 
@@ -39,3 +39,11 @@ torch trainer-deps:
 	@command -v python3 >/dev/null 2>&1 && python3 -m venv --help >/dev/null 2>&1 || { echo "installing python3-venv"; \
 		(apt-get update && apt-get install -y python3 python3-venv python3-pip) || sudo sh -c 'apt-get update && apt-get install -y python3 python3-venv python3-pip'; }
 	scripts/install-torch.sh $(TORCH_FLAGS)
+
+## Fashion-MNIST (Debian's dataset-fashion-mnist) for the test that reads the
+## whole dataset and for scripts/fashion-mnist.sh. Best effort: without it that
+## test skips visibly (the other Fashion-MNIST tests use the subset in the repo).
+fashion-mnist:
+	@[ -d /usr/share/datasets/fashion-mnist ] || { echo "installing dataset-fashion-mnist"; \
+		(apt-get update && apt-get install -y dataset-fashion-mnist) || sudo sh -c 'apt-get update && apt-get install -y dataset-fashion-mnist' \
+		|| echo "warning: dataset-fashion-mnist not installed; the whole-dataset test will skip"; }

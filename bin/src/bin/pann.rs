@@ -88,7 +88,7 @@ enum Cmd {
         /// Images per configuration.
         #[arg(long, default_value_t = 64)]
         images: usize,
-        /// CIFAR-10 binary file (default: ../shared/data/cifar-10-jpeg/test_batch.bin,
+        /// CIFAR-10 binary or IDX images file (default: ../shared/data/cifar-10-jpeg/test_batch.bin,
         /// else the 64 embedded test images).
         #[arg(long)]
         data: Option<PathBuf>,
