@@ -1046,3 +1046,61 @@ fn demo_with_two_images_agrees_with_the_plaintext_pann() {
         e.stdout
     );
 }
+
+/// A gray 1x28x28 model (the shipped Fashion-MNIST ResNet-20, alpha 4 in its
+/// card) on IDX input, and on a gray PNG with `--channels 1`.
+#[test]
+fn three_processes_fashion_mnist_idx_and_gray_png_match_the_fixed_point_reference() {
+    let card = repo().join("models/assets/fmnist-resnet20-alpha4.card.json");
+    let idx = repo().join("models/tests/data/fashion-mnist-small/t10k-images-idx3-ubyte.gz");
+    let data = ImageSet::read_file(&idx).expect("shipped IDX subset");
+    let raw: Vec<Vec<u8>> = (0..3).map(|i| data.image(i).to_vec()).collect();
+    let labels: Vec<Option<u8>> = (0..3).map(|i| Some(data.labels[i])).collect();
+    let alpha_n = LoadedModel::load(&card).expect("card").card.default_alpha;
+    let (digest, want) = reference_of(&card, Some(alpha_n), &raw, 3);
+    let alpha = alpha_n.to_string();
+
+    let s = Session::patient("fashion");
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut sv = s.server(&card, alpha_n);
+    let args = [
+        "--alpha",
+        &alpha,
+        "--count",
+        "3",
+        "--batch",
+        "3",
+        "--expect-model",
+        &digest,
+    ];
+    let mut c = s.client_with(&s.certs, &args, &[&idx]);
+    let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
+    ce.succeeded("client");
+    se.succeeded("server");
+    de.succeeded("dealer");
+    check_predictions(&s.report("client"), &want, &labels);
+    check_no_outputs(&s.report("server"), "server");
+
+    // The same first image as a gray PNG.
+    let s = Session::patient("fashion-png");
+    let png = s.dir.path().join("fm0.png");
+    std::fs::write(
+        &png,
+        pann_models::image::encode_png(&raw[0], 28, 28).unwrap(),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut sv = s.server(&card, alpha_n);
+    let mut c = s.client_with(
+        &s.certs,
+        &["--alpha", &alpha, "--image-size", "28", "--channels", "1"],
+        &[&png],
+    );
+    let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
+    ce.succeeded("client");
+    se.succeeded("server");
+    de.succeeded("dealer");
+    check_predictions(&s.report("client"), &want[..1], &[None]);
+}

@@ -191,11 +191,17 @@ fn gray_png_round_trip_and_luma() {
 fn debian_fashion_mnist_reads_whole_when_installed() {
     let dir = std::path::Path::new("/usr/share/datasets/fashion-mnist");
     if !dir.is_dir() {
-        eprintln!("SKIPPED: {} not found (apt-get install dataset-fashion-mnist)", dir.display());
+        eprintln!(
+            "SKIPPED: {} not found (apt-get install dataset-fashion-mnist)",
+            dir.display()
+        );
         return;
     }
     let dd = pann_models::DataDir::open(dir).unwrap();
-    for (set, n) in [(dd.train(usize::MAX).unwrap(), 6000), (dd.test().unwrap(), 1000)] {
+    for (set, n) in [
+        (dd.train(usize::MAX).unwrap(), 6000),
+        (dd.test().unwrap(), 1000),
+    ] {
         assert_eq!(set.len(), 10 * n);
         assert_eq!(set.shape, Shape::new(1, 28, 28));
         let mut counts = [0usize; 10];
@@ -203,6 +209,9 @@ fn debian_fashion_mnist_reads_whole_when_installed() {
         assert_eq!(counts, [n; 10]);
     }
     // The shipped subset is the head of these files, byte for byte.
-    let small = pann_models::DataDir::open(fashion_dir()).unwrap().test().unwrap();
+    let small = pann_models::DataDir::open(fashion_dir())
+        .unwrap()
+        .test()
+        .unwrap();
     assert_eq!(dd.test().unwrap().truncated(small.len()), small);
 }

@@ -24,7 +24,7 @@ async fn truncation_is_floor_plus_zero_or_one() {
         let x = signed_vals(&mut prg, 4096, bits);
         let p = Arc::new(ops::truncate(s));
         for mode in [DealerMode::InProcess, DealerMode::Channel] {
-            let run = run_program_pair(&p, &[x.clone()], s as u64, mode)
+            let run = run_program_pair(&p, std::slice::from_ref(&x), s as u64, mode)
                 .await
                 .unwrap();
             let want = reference::run_program(&p, &[&x]).unwrap();

@@ -46,7 +46,7 @@ async fn check_alpha(base: ReluConfig, n: usize, chunk: usize, seed: u8) -> Stat
         let x = encode(&xs, f);
         let run = run_program_pair(
             &prog,
-            &[x.clone()],
+            std::slice::from_ref(&x),
             done as u64 ^ (alpha as u64) << 40,
             DealerMode::InProcess,
         )
@@ -57,15 +57,15 @@ async fn check_alpha(base: ReluConfig, n: usize, chunk: usize, seed: u8) -> Stat
             want.out_of_range, 0,
             "alpha {alpha}: an opened value left |v| < 2^62"
         );
-        for i in 0..m {
+        for (i, &xi) in xs.iter().enumerate().take(m) {
             let y = decode(run.outputs[0][i], cfg.output_frac()) * B / 2.0;
             let yr = decode(want.outputs[0][i], cfg.output_frac()) * B / 2.0;
-            let err = (y - xs[i].max(0.0)).abs();
+            let err = (y - xi.max(0.0)).abs();
             assert!(
                 err <= bound,
                 "alpha {alpha}: x = {}: secure {y}, relu {}, error {err} > {bound}",
-                xs[i],
-                xs[i].max(0.0)
+                xi,
+                xi.max(0.0)
             );
             st.max_err = st.max_err.max(err);
             st.max_ref_diff = st.max_ref_diff.max((y - yr).abs());

@@ -48,12 +48,16 @@ enum DeviceArg {
 }
 
 impl DeviceArg {
-    fn device(self) -> Device {
-        match self {
+    fn device(self) -> Result<Device> {
+        Ok(match self {
             DeviceArg::Auto => Device::cuda_if_available(),
             DeviceArg::Cpu => Device::Cpu,
-            DeviceArg::Cuda => Device::Cuda(0),
-        }
+            DeviceArg::Cuda if tch::Cuda::is_available() => Device::Cuda(0),
+            DeviceArg::Cuda => bail!(
+                "--device cuda: libtorch sees no CUDA device (the default install is CPU-only; on a GPU machine \
+                 run `make torch TORCH_FLAGS=--full`, `cargo clean -p pann-trainer`, `make build`)"
+            ),
+        })
     }
 }
 
@@ -368,7 +372,7 @@ fn main() -> Result<()> {
                 test_limit: a.test_limit,
                 run_dir: a.run.clone(),
                 seed: a.seed,
-                device: a.device.device(),
+                device: a.device.device()?,
                 resume: a.resume,
                 init: a.init.clone(),
                 max_epochs_now: a.stop_after,
