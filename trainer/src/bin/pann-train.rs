@@ -91,10 +91,13 @@ struct TrainArgs {
     /// of the dataset in --data (CIFAR-10 or Fashion-MNIST).
     #[arg(long, value_enum, default_value = "auto")]
     norm: Normalisation,
-    #[arg(long, default_value_t = 50_000)]
-    train_limit: usize,
-    #[arg(long, default_value_t = 10_000)]
-    test_limit: usize,
+    /// Training images used: the first N of the training set (default: all of
+    /// them, 50,000 for CIFAR-10, 60,000 for Fashion-MNIST).
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Test images used for the per-epoch accuracy: the first N (default: all).
+    #[arg(long)]
+    test_limit: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[arg(long, value_enum, default_value = "auto")]
@@ -368,8 +371,8 @@ fn main() -> Result<()> {
                 recipe,
                 normalisation: a.norm,
                 data_dir: a.data.clone(),
-                train_limit: a.train_limit,
-                test_limit: a.test_limit,
+                train_limit: a.train_limit.unwrap_or(usize::MAX),
+                test_limit: a.test_limit.unwrap_or(usize::MAX),
                 run_dir: a.run.clone(),
                 seed: a.seed,
                 device: a.device.device()?,
