@@ -55,3 +55,9 @@ done
   --verify --data "$D/t10k-images-idx3-ubyte.gz" --out "$RES/tls-baseline.json"
 "$P" bench --model "$R/export/fmnist-resnet20-ft4.card.json" --alphas 4 --batches 1 --images 8 \
   --verify --data "$D/t10k-images-idx3-ubyte.gz" --out "$RES/tls-ft4.json"
+
+# 5. With SHIP=1: the fine-tuned model becomes models/assets/fmnist-resnet20-alpha4 (what
+#    the Fashion-MNIST process test runs).
+if [ "${SHIP:-0}" = 1 ]; then
+  "$T" --threads 2 export --run "$R/ft4" --data "$D" --name fmnist-resnet20-alpha4 --out-dir models/assets --default-alpha 4
+fi
