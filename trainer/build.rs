@@ -21,8 +21,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PANN_TRAINER_NO_CUDA");
     if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
-        let no_cuda =
-            std::env::var("PANN_TRAINER_NO_CUDA").is_ok_and(|v| !v.is_empty() && v != "0");
+        let no_cuda = std::env::var("PANN_TRAINER_NO_CUDA").is_ok_and(|v| !v.is_empty() && v != "0");
         // dir = site-packages/torch/lib
         let cuda_libs = Path::new(&dir).join("../../nvidia/cudnn");
         if !no_cuda && Path::new(&dir).join("libtorch_cuda.so").exists() && cuda_libs.exists() {

@@ -104,12 +104,7 @@ impl Bound {
     /// Bound for `row` (measured on `link`) given `reference`, the same
     /// configuration on direct loopback, and `relay0`, through the relay with
     /// no delay and no rate limit.
-    pub fn new(
-        row: &BenchRow,
-        reference: &BenchRow,
-        relay0: Option<&BenchRow>,
-        link: &crate::netem::LinkSpec,
-    ) -> Bound {
+    pub fn new(row: &BenchRow, reference: &BenchRow, relay0: Option<&BenchRow>, link: &crate::netem::LinkSpec) -> Bound {
         let rtt = link.rtt_ms / 1e3;
         let transfer = link.transfer_s(row.online_max_direction_bytes_per_run);
         let rounds = row.online_rounds_per_run * rtt / 2.0;
@@ -127,8 +122,7 @@ impl Bound {
             online_bound_rtt_s: bound_rtt,
             online_ratio_rtt: row.online_s_per_run / bound_rtt,
             relay_overhead_s: overhead,
-            online_ratio_with_relay_overhead: overhead
-                .map(|o| row.online_s_per_run / (bound + o.max(0.0))),
+            online_ratio_with_relay_overhead: overhead.map(|o| row.online_s_per_run / (bound + o.max(0.0))),
             offline_transfer_s: link.transfer_s(row.offline_max_direction_bytes_per_run),
         }
     }
@@ -182,27 +176,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// The public model at uniform `alpha`, or (alpha 0) at the card's per-layer alphas.
 pub fn public_model(loaded: &LoadedModel, alpha: u32) -> Result<PublicModel> {
     let c = &loaded.card;
-    let public = PublicModel::new(
-        &loaded.model,
-        &c.input,
-        &c.relu_bounds,
-        SecureConfig::new(if alpha == 0 { c.default_alpha } else { alpha }),
-    )?;
-    Ok(if alpha == 0 {
-        public.with_alphas(c.relu_alphas.clone())?
-    } else {
-        public
-    })
+    let public = PublicModel::new(&loaded.model, &c.input, &c.relu_bounds, SecureConfig::new(if alpha == 0 { c.default_alpha } else { alpha }))?;
+    Ok(if alpha == 0 { public.with_alphas(c.relu_alphas.clone())? } else { public })
 }
 
 /// Logits of the fixed-point reference (the plan on clear ring values).
-pub fn reference_logits(
-    loaded: &LoadedModel,
-    alpha: u32,
-    data: &ImageSet,
-    first: usize,
-    count: usize,
-) -> Result<Vec<Vec<f64>>> {
+pub fn reference_logits(loaded: &LoadedModel, alpha: u32, data: &ImageSet, first: usize, count: usize) -> Result<Vec<Vec<f64>>> {
     let public = public_model(loaded, alpha)?;
     let plan = Plan::compile(Arc::new(public), 1)?;
     let weights = ServerWeights::encode(&plan, &loaded.model)?;
@@ -213,10 +192,7 @@ pub fn reference_logits(
             let x = plan.encode_input(&loaded.card.input.normalise(data.image(i)))?;
             let mut clear = ClearBackend::new(&weights);
             let y = rt.block_on(run_plan(&plan, Some(&weights), &mut clear, x, None))?;
-            anyhow::ensure!(
-                clear.out_of_range == 0,
-                "image {i}: an opened value left the admissible range"
-            );
+            anyhow::ensure!(clear.out_of_range == 0, "image {i}: an opened value left the admissible range");
             Ok(plan.decode_output(&y)[..classes].to_vec())
         })
         .collect()
@@ -250,39 +226,21 @@ pub fn measure(
         timeout: Duration::from_secs(600),
         link: Some(link),
     };
-    let report = session
-        .run()
-        .with_context(|| format!("secure run at alpha {alpha}, batch {batch}"))?;
+    let report = session.run().with_context(|| format!("secure run at alpha {alpha}, batch {batch}"))?;
     let server: Meter = serde_json::from_value(report["meters"]["server"].clone())?;
     let dealer: Meter = serde_json::from_value(report["meters"]["dealer"].clone())?;
     let batches = report["batches"].as_array().cloned().unwrap_or_default();
     let runs = batches.len().max(1);
-    let field = |k: &str| {
-        batches
-            .iter()
-            .filter_map(|b| b[k].as_f64())
-            .collect::<Vec<_>>()
-    };
+    let field = |k: &str| batches.iter().filter_map(|b| b[k].as_f64()).collect::<Vec<_>>();
     let online = server.phase_total(Phase::Online);
     let offline = dealer.phase_total(Phase::Offline);
     let n = count as f64;
     let per_run = online.rounds as f64 / runs as f64;
-    let steps: Vec<(String, f64)> = serde_json::from_value(
-        batches
-            .first()
-            .map(|b| b["steps"].clone())
-            .unwrap_or_default(),
-    )
-    .unwrap_or_default();
-    let labels: std::collections::BTreeMap<String, pann_mpc_core::meter::Cost> =
-        server.labels(Phase::Online).into_iter().collect();
+    let steps: Vec<(String, f64)> = serde_json::from_value(batches.first().map(|b| b["steps"].clone()).unwrap_or_default()).unwrap_or_default();
+    let labels: std::collections::BTreeMap<String, pann_mpc_core::meter::Cost> = server.labels(Phase::Online).into_iter().collect();
     let layers = steps
         .iter()
-        .filter_map(|(name, _)| {
-            labels
-                .get(name)
-                .map(|c| (name.clone(), c.bytes() as f64 / n, c.rounds / runs as u64))
-        })
+        .filter_map(|(name, _)| labels.get(name).map(|c| (name.clone(), c.bytes() as f64 / n, c.rounds / runs as u64)))
         .collect();
     let online_s = median(field("online_s"));
     let verified = if verify {
@@ -290,25 +248,14 @@ pub fn measure(
         let data = ImageSet::read_file(data_path)?;
         let reference = reference_logits(&loaded, alpha, &data, first, count)?;
         let preds: Vec<Prediction> = serde_json::from_value(report["predictions"].clone())?;
-        let mut v = Verification {
-            same_prediction: 0,
-            images: preds.len(),
-            max_abs_logit_diff: 0.0,
-            secure_accuracy: 0.0,
-            reference_accuracy: 0.0,
-        };
+        let mut v = Verification { same_prediction: 0, images: preds.len(), max_abs_logit_diff: 0.0, secure_accuracy: 0.0, reference_accuracy: 0.0 };
         let (mut sc, mut rc) = (0usize, 0usize);
         for (i, (p, r)) in preds.iter().zip(&reference).enumerate() {
             let label = data.labels[first + i] as usize;
             v.same_prediction += usize::from(p.class == argmax(r));
             sc += usize::from(p.class == label);
             rc += usize::from(argmax(r) == label);
-            let d = p
-                .logits
-                .iter()
-                .zip(r)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
+            let d = p.logits.iter().zip(r).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
             v.max_abs_logit_diff = v.max_abs_logit_diff.max(d);
         }
         v.secure_accuracy = sc as f64 / preds.len().max(1) as f64;
@@ -327,10 +274,8 @@ pub fn measure(
         online_bytes_per_image: online.bytes() as f64 / n,
         offline_bytes_per_image: offline.bytes() as f64 / n,
         online_rounds_per_run: per_run,
-        online_max_direction_bytes_per_run: online.bytes_sent.max(online.bytes_recv) as f64
-            / runs as f64,
-        offline_max_direction_bytes_per_run: offline.bytes_sent.max(offline.bytes_recv) as f64
-            / runs as f64,
+        online_max_direction_bytes_per_run: online.bytes_sent.max(online.bytes_recv) as f64 / runs as f64,
+        offline_max_direction_bytes_per_run: offline.bytes_sent.max(offline.bytes_recv) as f64 / runs as f64,
         offline_rounds_per_run: offline.rounds as f64 / runs as f64,
         online_s_per_run: online_s,
         online_s_runs: field("online_s"),
@@ -338,8 +283,7 @@ pub fn measure(
         sessions: 1,
         online_ms_per_image: 1e3 * online_s / batch as f64,
         offline_s_per_run: median(field("offline_s")),
-        setup_bytes: server.phase_total(Phase::Setup).bytes()
-            + dealer.phase_total(Phase::Setup).bytes(),
+        setup_bytes: server.phase_total(Phase::Setup).bytes() + dealer.phase_total(Phase::Setup).bytes(),
         layers,
         verified,
         bound: None,
@@ -350,11 +294,7 @@ pub fn measure(
 pub fn provenance() -> serde_json::Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
         .unwrap_or_default();
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -368,10 +308,7 @@ pub fn provenance() -> serde_json::Value {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let loadavg = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
+    let loadavg = std::fs::read_to_string("/proc/loadavg").ok().map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default();
     serde_json::json!({
         "loadavg_at_start": loadavg,
         "cpu": cpu,
@@ -388,10 +325,7 @@ pub fn markdown(rows: &[BenchRow]) -> String {
     );
     for r in rows {
         let (same, diff) = match &r.verified {
-            Some(v) => (
-                format!("{} / {}", v.same_prediction, v.images),
-                format!("{:.4}", v.max_abs_logit_diff),
-            ),
+            Some(v) => (format!("{} / {}", v.same_prediction, v.images), format!("{:.4}", v.max_abs_logit_diff)),
             None => ("-".into(), "-".into()),
         };
         let (ob, or, fb, fr) = match &r.bound {
@@ -399,8 +333,7 @@ pub fn markdown(rows: &[BenchRow]) -> String {
                 format!("{:.3}", b.online_bound_s),
                 format!("{:.2}", b.online_ratio),
                 format!("{:.2}", b.online_ratio_rtt),
-                b.online_ratio_with_relay_overhead
-                    .map_or("-".into(), |x| format!("{x:.2}")),
+                b.online_ratio_with_relay_overhead.map_or("-".into(), |x| format!("{x:.2}")),
             ),
             None => ("-".into(), "-".into(), "-".into(), "-".into()),
         };

@@ -26,11 +26,7 @@ fn rows(v: &Value) -> Vec<Value> {
 
 /// The row for (net, alpha, batch).
 fn find<'a>(rows: &'a [Value], net: &str, alpha: u32, batch: u64) -> Option<&'a Value> {
-    rows.iter().find(|r| {
-        r["net"] == net
-            && r["alpha"].as_u64() == Some(alpha as u64)
-            && r["batch"].as_u64() == Some(batch)
-    })
+    rows.iter().find(|r| r["net"] == net && r["alpha"].as_u64() == Some(alpha as u64) && r["batch"].as_u64() == Some(batch))
 }
 
 /// Per-ReLU-layer costs of a row: (layer, bytes per image, rounds per run).
@@ -41,13 +37,7 @@ fn relu_layers(row: &Value) -> Vec<(String, f64, f64)> {
             ls.iter()
                 .filter_map(|l| {
                     let name = l[0].as_str()?;
-                    name.contains("relu").then(|| {
-                        (
-                            name.to_string(),
-                            l[1].as_f64().unwrap_or(f64::NAN),
-                            l[2].as_f64().unwrap_or(f64::NAN),
-                        )
-                    })
+                    name.contains("relu").then(|| (name.to_string(), l[1].as_f64().unwrap_or(f64::NAN), l[2].as_f64().unwrap_or(f64::NAN)))
                 })
                 .collect()
         })
@@ -63,26 +53,13 @@ struct Accuracy {
 
 fn accuracy(path: &Path) -> Option<Accuracy> {
     let doc = load(path).ok()?;
-    let frac = |v: &Value| {
-        v["correct"].as_f64().unwrap_or(f64::NAN) / v["images"].as_f64().unwrap_or(f64::NAN)
-    };
+    let frac = |v: &Value| v["correct"].as_f64().unwrap_or(f64::NAN) / v["images"].as_f64().unwrap_or(f64::NAN);
     let mut by_alpha = BTreeMap::new();
     for r in rows(&doc) {
         let a = r["alpha"].as_u64()? as u32;
-        by_alpha.insert(
-            a,
-            (
-                frac(&r["per_layer"]),
-                frac(&r["global"]),
-                r["per_layer"]["images"].as_u64().unwrap_or(0),
-            ),
-        );
+        by_alpha.insert(a, (frac(&r["per_layer"]), frac(&r["global"]), r["per_layer"]["images"].as_u64().unwrap_or(0)));
     }
-    Some(Accuracy {
-        exact: frac(&doc["exact"]),
-        by_alpha,
-        doc,
-    })
+    Some(Accuracy { exact: frac(&doc["exact"]), by_alpha, doc })
 }
 
 fn pct(x: f64) -> String {
@@ -102,10 +79,7 @@ fn opt(x: Option<f64>, p: usize) -> String {
 
 fn machine_line(name: &str, doc: &Value) -> String {
     let m = &doc["machine"];
-    let load = match (
-        m["loadavg_at_start"].as_str(),
-        doc["loadavg_at_end"].as_str(),
-    ) {
+    let load = match (m["loadavg_at_start"].as_str(), doc["loadavg_at_end"].as_str()) {
         (Some(a), Some(b)) => format!(", load average (1/5/15 min) {a} at start, {b} at end"),
         _ => String::new(),
     };
@@ -155,10 +129,7 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
     writeln!(s, "\nThe machine has 2 cores shared with other jobs: latencies are noisy. They are medians over the runs (protocol executions) of one configuration, and each ratio and bound compares numbers measured in the same invocation.\n")?;
 
     // ---------------------------------------------------------------- headline
-    writeln!(
-        s,
-        "## Headline: ResNet-20, precision 2^-9 vs 2^-12 (batch 1, per image)\n"
-    )?;
+    writeln!(s, "## Headline: ResNet-20, precision 2^-9 vs 2^-12 (batch 1, per image)\n")?;
     let (a, b) = (9u32, 12u32);
     let (l9, l12) = (find(&lo, "loopback", a, 1), find(&lo, "loopback", b, 1));
     let mut head = String::from("| | 2^-9 | 2^-12 | 2^-12 / 2^-9 |\n|---|---|---|---|\n");
@@ -167,68 +138,21 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
             (Some(x), Some(y)) if x > 0.0 => format!("{:.2}x", y / x),
             _ => "-".into(),
         };
-        head += &format!(
-            "| {what} | {} | {} | {r} |\n",
-            x.map_or("-".into(), fmt),
-            y.map_or("-".into(), fmt)
-        );
+        head += &format!("| {what} | {} | {} | {r} |\n", x.map_or("-".into(), fmt), y.map_or("-".into(), fmt));
     };
     let g = |r: Option<&Value>, k: &str| r.map(|r| f(r, k));
-    line(
-        "online bytes per image (MB, both directions, client-server)",
-        g(l9, "online_bytes_per_image"),
-        g(l12, "online_bytes_per_image"),
-        &|x| mb(x),
-    );
-    line(
-        "online rounds per run",
-        g(l9, "online_rounds_per_run"),
-        g(l12, "online_rounds_per_run"),
-        &|x| format!("{x:.0}"),
-    );
-    line(
-        "offline bytes per image (MB, dealer to client)",
-        g(l9, "offline_bytes_per_image"),
-        g(l12, "offline_bytes_per_image"),
-        &|x| mb(x),
-    );
-    line(
-        "online latency, loopback (s)",
-        g(l9, "online_s_per_run"),
-        g(l12, "online_s_per_run"),
-        &|x| format!("{x:.3}"),
-    );
-    let net_s = |rows: &[Value], net: &str, al: u32| {
-        find(rows, net, al, 1).map(|r| f(r, "online_s_per_run"))
-    };
-    line(
-        "online latency, LAN 1 Gbit/s, 0.5 ms RTT (s)",
-        net_s(&lan, "lan", a),
-        net_s(&lan, "lan", b),
-        &|x| format!("{x:.3}"),
-    );
-    line(
-        "online latency, WAN 100 Mbit/s, 40 ms RTT (s)",
-        net_s(&wan, "wan", a),
-        net_s(&wan, "wan", b),
-        &|x| format!("{x:.3}"),
-    );
-    let wan_off =
-        |al: u32| find(&wan, "wan", al, 1).and_then(|r| r["bound"]["offline_transfer_s"].as_f64());
-    line(
-        "offline transfer at WAN rate, bytes / 100 Mbit/s (s)",
-        wan_off(a),
-        wan_off(b),
-        &|x| format!("{x:.2}"),
-    );
+    line("online bytes per image (MB, both directions, client-server)", g(l9, "online_bytes_per_image"), g(l12, "online_bytes_per_image"), &|x| mb(x));
+    line("online rounds per run", g(l9, "online_rounds_per_run"), g(l12, "online_rounds_per_run"), &|x| format!("{x:.0}"));
+    line("offline bytes per image (MB, dealer to client)", g(l9, "offline_bytes_per_image"), g(l12, "offline_bytes_per_image"), &|x| mb(x));
+    line("online latency, loopback (s)", g(l9, "online_s_per_run"), g(l12, "online_s_per_run"), &|x| format!("{x:.3}"));
+    let net_s = |rows: &[Value], net: &str, al: u32| find(rows, net, al, 1).map(|r| f(r, "online_s_per_run"));
+    line("online latency, LAN 1 Gbit/s, 0.5 ms RTT (s)", net_s(&lan, "lan", a), net_s(&lan, "lan", b), &|x| format!("{x:.3}"));
+    line("online latency, WAN 100 Mbit/s, 40 ms RTT (s)", net_s(&wan, "wan", a), net_s(&wan, "wan", b), &|x| format!("{x:.3}"));
+    let wan_off = |al: u32| find(&wan, "wan", al, 1).and_then(|r| r["bound"]["offline_transfer_s"].as_f64());
+    line("offline transfer at WAN rate, bytes / 100 Mbit/s (s)", wan_off(a), wan_off(b), &|x| format!("{x:.2}"));
     if let Some(acc) = &acc {
         let pa = |al: u32| acc.by_alpha.get(&al).map(|x| x.0);
-        line(
-            "accuracy, plaintext PANN, per-layer bounds (10000 test images)",
-            pa(a),
-            pa(b),
-            &|x| pct(x),
-        );
+        line("accuracy, plaintext PANN, per-layer bounds (10000 test images)", pa(a), pa(b), &|x| pct(x));
     }
     s += &head;
     if let Some(acc) = &acc {
@@ -237,10 +161,7 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
     writeln!(s, "\nLatencies are the online phase of one protocol run (one image); the offline phase (dealer to client) is listed by bytes, since the dealer streams it ahead of the client and its wait overlaps setup and the previous run.\n")?;
 
     // ---------------------------------------------------------------- per ReLU
-    writeln!(
-        s,
-        "## Per-ReLU cost, 2^-12 / 2^-9 (measured from the channel meters' per-layer labels)\n"
-    )?;
+    writeln!(s, "## Per-ReLU cost, 2^-12 / 2^-9 (measured from the channel meters' per-layer labels)\n")?;
     if let (Some(r9), Some(r12)) = (l9, l12) {
         let (x9, x12) = (relu_layers(r9), relu_layers(r12));
         let by12: BTreeMap<_, _> = x12.iter().map(|(n, b, r)| (n.clone(), (*b, *r))).collect();
@@ -255,11 +176,7 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
                 sr12 += rr12;
                 minb = minb.min(b12 / b9);
                 minr = minr.min(rr12 / rr9);
-                t += &format!(
-                    "| {n} | {b9:.0} | {b12:.0} | {:.3} | {rr9:.0} | {rr12:.0} | {:.3} |\n",
-                    b12 / b9,
-                    rr12 / rr9
-                );
+                t += &format!("| {n} | {b9:.0} | {b12:.0} | {:.3} | {rr9:.0} | {rr12:.0} | {:.3} |\n", b12 / b9, rr12 / rr9);
             }
         }
         let n = x9.len();
@@ -267,33 +184,17 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
         writeln!(s, "Across the {n} ReLU layers of ResNet-20 the precision 2^-12 costs **{:.2}x the bytes** and **{:.2}x the rounds** of 2^-9 (smallest per-layer ratios: {:.3} in bytes, {:.3} in rounds). {}\n",
             sb12 / sb9, sr12 / sr9, minb, minr,
             if minb >= 1.4 && minr >= 1.4 { "Both are at least 1.4 in every ReLU layer." } else { "At least one per-layer ratio is below 1.4 (see the table)." })?;
-        writeln!(
-            s,
-            "<details><summary>per layer</summary>\n\n{t}\n</details>\n"
-        )?;
+        writeln!(s, "<details><summary>per layer</summary>\n\n{t}\n</details>\n")?;
     }
 
     // ---------------------------------------------------------------- bounds
-    writeln!(
-        s,
-        "## Emulated LAN and WAN against the physical lower bound\n"
-    )?;
+    writeln!(s, "## Emulated LAN and WAN against the physical lower bound\n")?;
     writeln!(s, "The kernel of the benchmark machine has no `sch_netem` (`tc qdisc ... netem` fails with \"Specified qdisc kind is unknown\"), so latency cannot be emulated with `tc`. `pann bench --net lan|wan` instead places a **userspace link emulator** (bin/src/netem.rs) between each pair of roles: a TCP relay on loopback that forwards bytes in both directions, cutting them into pieces of at most 16 KiB, serialising each piece at the link rate (each direction has its own rate: full duplex) and delivering it RTT/2 after its last bit left. TLS stays end to end (the relay only forwards bytes); no root is needed. Settings: **LAN = 1 Gbit/s each direction, 0.5 ms RTT; WAN = 100 Mbit/s each direction, 40 ms RTT**. The queue is unbounded (no loss, no TCP window limits), so the emulated link is an optimistic one. The relay's own cost (two OS threads and a copy per direction) is measured as the network `relay0`: the relay with no delay and no rate limit, against direct loopback.\n")?;
-    let beaten = lan
-        .iter()
-        .chain(wan.iter())
-        .filter(|r| r["net"] == "wan" || r["net"] == "lan")
-        .map(|r| f(&r["bound"], "online_ratio_rtt"))
-        .fold(f64::INFINITY, f64::min);
+    let beaten = lan.iter().chain(wan.iter()).filter(|r| r["net"] == "wan" || r["net"] == "lan").map(|r| f(&r["bound"], "online_ratio_rtt")).fold(f64::INFINITY, f64::min);
     writeln!(s, "Bound per run = local compute (the same configuration on direct loopback, same invocation) + bytes of the busier direction of the client-server link / rate + rounds x RTT/2. A round is counted by each party as \"a receive after a send\"; in this protocol the two parties mostly send at the same time and then wait for each other, so a round costs one one-way delay on the critical path. The issue's form (rounds x full RTT) is shown too{}.\n",
         if beaten < 1.0 { format!(": some measured runs are faster than it (smallest measured / (rounds x RTT form): {beaten:.2}), so it is not a lower bound for this protocol") } else { String::new() })?;
     let mut t = String::from("| net | alpha | batch | measured online s/run | compute s | transfer s | rounds x RTT/2 s | bound s | measured / bound | measured / (rounds x RTT form) | relay overhead s (relay0 - loopback) | measured / (bound + relay overhead) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for r in lan
-        .iter()
-        .chain(wan.iter())
-        .filter(|r| r["bound"].is_object())
-        .filter(|r| r["net"] != "relay0" || r["batch"].as_u64() == Some(1))
-    {
+    for r in lan.iter().chain(wan.iter()).filter(|r| r["bound"].is_object()).filter(|r| r["net"] != "relay0" || r["batch"].as_u64() == Some(1)) {
         let bd = &r["bound"];
         t += &format!(
             "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | **{:.2}** | {:.2} | {} | {} |\n",
@@ -312,15 +213,8 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
         );
     }
     s += &t;
-    let emulated: Vec<&Value> = lan
-        .iter()
-        .chain(wan.iter())
-        .filter(|r| r["net"] == "lan" || r["net"] == "wan")
-        .collect();
-    let worst = emulated
-        .iter()
-        .map(|r| f(&r["bound"], "online_ratio"))
-        .fold(f64::NAN, f64::max);
+    let emulated: Vec<&Value> = lan.iter().chain(wan.iter()).filter(|r| r["net"] == "lan" || r["net"] == "wan").collect();
+    let worst = emulated.iter().map(|r| f(&r["bound"], "online_ratio")).fold(f64::NAN, f64::max);
     let over: Vec<String> = emulated
         .iter()
         .filter(|r| f(&r["bound"], "online_ratio") > 1.5)
@@ -335,20 +229,12 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
             )
         })
         .collect();
-    writeln!(
-        s,
-        "\nLargest measured / bound on LAN and WAN: **{worst:.2}**. {}",
-        if over.is_empty() {
-            "Every emulated row is within 1.5x of its lower bound.".to_string()
-        } else {
-            format!("Rows above 1.5x: {}. The rest goes to the emulator itself (relay0 column: two threads and a copy per direction, competing with the three parties for 2 shared cores) and to load noise on the shared machine.", over.join("; "))
-        }
-    )?;
-    let under: Vec<f64> = emulated
-        .iter()
-        .map(|r| f(&r["bound"], "online_ratio"))
-        .filter(|x| *x < 1.0)
-        .collect();
+    writeln!(s, "\nLargest measured / bound on LAN and WAN: **{worst:.2}**. {}", if over.is_empty() {
+        "Every emulated row is within 1.5x of its lower bound.".to_string()
+    } else {
+        format!("Rows above 1.5x: {}. The rest goes to the emulator itself (relay0 column: two threads and a copy per direction, competing with the three parties for 2 shared cores) and to load noise on the shared machine.", over.join("; "))
+    })?;
+    let under: Vec<f64> = emulated.iter().map(|r| f(&r["bound"], "online_ratio")).filter(|x| *x < 1.0).collect();
     if !under.is_empty() {
         writeln!(s, "\n{} of {} emulated rows come in *under* their bound (smallest ratio {:.2}). A run cannot beat physics, so this is the size of the measurement noise on this machine: the compute term is a different session's median, and the load of the other jobs changes between sessions.", under.len(), emulated.len(), under.iter().copied().fold(f64::INFINITY, f64::min))?;
     }
@@ -358,13 +244,7 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
         .filter(|r| r["net"] == "relay0" && r["batch"].as_u64() == Some(1))
         .filter_map(|r| {
             let lo = find(&lan, "loopback", r["alpha"].as_u64()? as u32, 1)?;
-            Some(format!(
-                "alpha {}: {:.3} s vs {:.3} s ({:.2}x)",
-                r["alpha"],
-                f(r, "online_s_per_run"),
-                f(lo, "online_s_per_run"),
-                f(r, "online_s_per_run") / f(lo, "online_s_per_run")
-            ))
+            Some(format!("alpha {}: {:.3} s vs {:.3} s ({:.2}x)", r["alpha"], f(r, "online_s_per_run"), f(lo, "online_s_per_run"), f(r, "online_s_per_run") / f(lo, "online_s_per_run")))
         })
         .collect();
     if !relay_rows.is_empty() {
@@ -377,15 +257,8 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
     for r in lo.iter().filter(|r| r["net"] == "loopback") {
         let al = r["alpha"].as_u64().unwrap_or(0) as u32;
         let v = &r["verified"];
-        let same = if v.is_object() {
-            format!("{} / {}", v["same_prediction"], v["images"])
-        } else {
-            "-".into()
-        };
-        let (pa, ga) = acc
-            .as_ref()
-            .and_then(|a| a.by_alpha.get(&al))
-            .map_or(("-".into(), "-".into()), |x| (pct(x.0), pct(x.1)));
+        let same = if v.is_object() { format!("{} / {}", v["same_prediction"], v["images"]) } else { "-".into() };
+        let (pa, ga) = acc.as_ref().and_then(|a| a.by_alpha.get(&al)).map_or(("-".into(), "-".into()), |x| (pct(x.0), pct(x.1)));
         t += &format!(
             "| {al} | {} | {} | {:.0} | {:.1} | {} | {same} | {pa} | {ga} |\n",
             r["batch"],
@@ -402,27 +275,20 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
     writeln!(s, "## All rows of the LAN and WAN runs\n")?;
     for (name, d) in [("bench-lan.json", &lan_doc), ("bench-wan.json", &wan_doc)] {
         if let Some(d) = d {
-            let rs: Vec<crate::bench::BenchRow> = serde_json::from_value(d["rows"].clone())
-                .with_context(|| format!("rows of {name}"))?;
+            let rs: Vec<crate::bench::BenchRow> = serde_json::from_value(d["rows"].clone()).with_context(|| format!("rows of {name}"))?;
             writeln!(s, "`{name}`:\n\n{}", crate::bench::markdown(&rs))?;
         }
     }
 
     // ---------------------------------------------------------------- ResNet-32
     if let Ok(d) = load(&results.join("bench-resnet32.json")) {
-        let rs: Vec<crate::bench::BenchRow> =
-            serde_json::from_value(d["rows"].clone()).context("rows of bench-resnet32.json")?;
+        let rs: Vec<crate::bench::BenchRow> = serde_json::from_value(d["rows"].clone()).context("rows of bench-resnet32.json")?;
         writeln!(s, "## ResNet-32 on loopback (costs)\n")?;
         writeln!(s, "Measured on {}. Bytes and rounds do not depend on the weights' values, so the model is a ResNet-32 trained for one epoch on 5,000 images by `pann-train` (see `scripts/bench.sh`), with per-layer bounds calibrated on 1,000 training images; its accuracy is meaningless and not reported.\n\n{}", machine_line("bench-resnet32.json", &d).trim_start_matches("- "), crate::bench::markdown(&rs))?;
         let r20 = |al: u32| find(&lo, "loopback", al, 1).map(|r| f(r, "online_bytes_per_image"));
         for r in &rs {
             if let Some(b20) = r20(r.alpha) {
-                writeln!(
-                    s,
-                    "- alpha {}: ResNet-32 / ResNet-20 online bytes per image = {:.2}",
-                    r.alpha,
-                    r.online_bytes_per_image / b20
-                )?;
+                writeln!(s, "- alpha {}: ResNet-32 / ResNet-20 online bytes per image = {:.2}", r.alpha, r.online_bytes_per_image / b20)?;
             }
         }
         writeln!(s)?;
@@ -444,28 +310,15 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
     writeln!(s, "- Few images per configuration (see the commands above) to keep the WAN sweep to minutes: batch 1 medians are over images x repetitions runs, larger batches over the repetitions. The secure = fixed-point check of the sweep covers those few images per alpha.")?;
     writeln!(s, "- The offline phase (dealer to client) is reported by bytes and by the client's wait; it has no lower-bound ratio because the dealer streams ahead and overlaps setup and the previous run.")?;
     writeln!(s, "- Latencies were measured on a 2-core machine shared with other jobs (training, accuracy sweeps): medians, and ratios within one invocation, are more trustworthy than absolute seconds.")?;
-    writeln!(
-        s,
-        "- ResNet-32 is measured on loopback only (costs), ResNet-20 on every network."
-    )?;
+    writeln!(s, "- ResNet-32 is measured on loopback only (costs), ResNet-20 on every network.")?;
     std::fs::write(out, s).with_context(|| format!("writing {}", out.display()))?;
-    println!(
-        "wrote {} and {} plots in {}",
-        out.display(),
-        svgs.len(),
-        results.display()
-    );
+    println!("wrote {} and {} plots in {}", out.display(), svgs.len(), results.display());
     Ok(())
 }
 
 /// `to` relative to `from` for the simple cases here (same tree).
 fn pathdiff(to: &Path, from: &Path) -> PathBuf {
-    let (to, from) = (
-        to.components().collect::<Vec<_>>(),
-        from.components()
-            .filter(|c| c.as_os_str() != ".")
-            .collect::<Vec<_>>(),
-    );
+    let (to, from) = (to.components().collect::<Vec<_>>(), from.components().filter(|c| c.as_os_str() != ".").collect::<Vec<_>>());
     let common = to.iter().zip(&from).take_while(|(a, b)| a == b).count();
     let mut p = PathBuf::new();
     for _ in common..from.len() {
@@ -485,32 +338,13 @@ pub type Series = (String, Vec<(f64, f64)>, RGBColor);
 const ALPHA_AXIS: &str = "alpha (precision 2^-alpha)";
 
 /// A line plot with markers; `x_desc` names the x axis (whole-number ticks).
-pub fn line_plot(
-    path: &Path,
-    title: &str,
-    x_desc: &str,
-    y_label: &str,
-    series: &[Series],
-    legend: SeriesLabelPosition,
-) -> Result<()> {
-    let pts: Vec<(f64, f64)> = series
-        .iter()
-        .flat_map(|s| s.1.iter().copied())
-        .filter(|p| p.1.is_finite())
-        .collect();
+pub fn line_plot(path: &Path, title: &str, x_desc: &str, y_label: &str, series: &[Series], legend: SeriesLabelPosition) -> Result<()> {
+    let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().copied()).filter(|p| p.1.is_finite()).collect();
     if pts.is_empty() {
         return Ok(());
     }
-    let (x0, x1) = pts
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-            (a.min(p.0), b.max(p.0))
-        });
-    let (y0, y1) = pts
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-            (a.min(p.1), b.max(p.1))
-        });
+    let (x0, x1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (y0, y1) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let pad = ((y1 - y0) * 0.1).max(y1.abs() * 0.02).max(1e-9);
     let root = SVGBackend::new(path, (760, 460)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -519,10 +353,7 @@ pub fn line_plot(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(
-            (x0 - 0.5)..(x1 + 0.5),
-            (y0 - pad).min(0.0f64.max(y0 - pad))..(y1 + pad),
-        )
+        .build_cartesian_2d((x0 - 0.5)..(x1 + 0.5), (y0 - pad).min(0.0f64.max(y0 - pad))..(y1 + pad))
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     chart
         .configure_mesh()
@@ -543,9 +374,7 @@ pub fn line_plot(
             .map_err(|e| anyhow::anyhow!("{e:?}"))?
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-        chart
-            .draw_series(data.iter().map(|p| Circle::new(*p, 4, c.filled())))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        chart.draw_series(data.iter().map(|p| Circle::new(*p, 4, c.filled()))).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
     chart
         .configure_series_labels()
@@ -558,24 +387,11 @@ pub fn line_plot(
     Ok(())
 }
 
-fn plots(
-    results: &Path,
-    lo: &[Value],
-    lan: &[Value],
-    wan: &[Value],
-    acc: Option<&Accuracy>,
-) -> Result<Vec<(String, String)>> {
+fn plots(results: &Path, lo: &[Value], lan: &[Value], wan: &[Value], acc: Option<&Accuracy>) -> Result<Vec<(String, String)>> {
     // Batch `batch` when measured, else the smallest batch of that network.
     let series = |rows: &[Value], net: &str, batch: u64, k: &str, scale: f64| -> Vec<(f64, f64)> {
         let of_net = || rows.iter().filter(|r| r["net"] == net);
-        let batch = if of_net().any(|r| r["batch"].as_u64() == Some(batch)) {
-            batch
-        } else {
-            of_net()
-                .filter_map(|r| r["batch"].as_u64())
-                .min()
-                .unwrap_or(batch)
-        };
+        let batch = if of_net().any(|r| r["batch"].as_u64() == Some(batch)) { batch } else { of_net().filter_map(|r| r["batch"].as_u64()).min().unwrap_or(batch) };
         let mut v: Vec<(f64, f64)> = rows
             .iter()
             .filter(|r| r["net"] == net && r["batch"].as_u64() == Some(batch))
@@ -592,33 +408,14 @@ fn plots(
         ALPHA_AXIS,
         "MB per image",
         &[
-            (
-                "online, client<->server".into(),
-                series(lo, "loopback", 1, "online_bytes_per_image", 1e-6),
-                BLUE,
-            ),
-            (
-                "offline, dealer->client".into(),
-                series(lo, "loopback", 1, "offline_bytes_per_image", 1e-6),
-                RED,
-            ),
+            ("online, client<->server".into(), series(lo, "loopback", 1, "online_bytes_per_image", 1e-6), BLUE),
+            ("offline, dealer->client".into(), series(lo, "loopback", 1, "offline_bytes_per_image", 1e-6), RED),
         ],
         SeriesLabelPosition::UpperLeft,
     )?;
     out.push((f1.to_string(), "bytes per image against alpha".to_string()));
     let f2 = "bench-rounds-vs-alpha.svg";
-    line_plot(
-        &results.join(f2),
-        "ResNet-20: online rounds per run vs alpha",
-        ALPHA_AXIS,
-        "rounds",
-        &[(
-            "online rounds".into(),
-            series(lo, "loopback", 1, "online_rounds_per_run", 1.0),
-            BLUE,
-        )],
-        SeriesLabelPosition::UpperLeft,
-    )?;
+    line_plot(&results.join(f2), "ResNet-20: online rounds per run vs alpha", ALPHA_AXIS, "rounds", &[("online rounds".into(), series(lo, "loopback", 1, "online_rounds_per_run", 1.0), BLUE)], SeriesLabelPosition::UpperLeft)?;
     out.push((f2.to_string(), "online rounds against alpha".to_string()));
     let f3 = "bench-latency-vs-alpha.svg";
     line_plot(
@@ -627,52 +424,24 @@ fn plots(
         ALPHA_AXIS,
         "seconds (median run)",
         &[
-            (
-                "loopback".into(),
-                series(lo, "loopback", 1, "online_s_per_run", 1.0),
-                BLUE,
-            ),
-            (
-                "LAN 1 Gbit/s, 0.5 ms".into(),
-                series(lan, "lan", 1, "online_s_per_run", 1.0),
-                GREEN,
-            ),
-            (
-                "WAN 100 Mbit/s, 40 ms".into(),
-                series(wan, "wan", 1, "online_s_per_run", 1.0),
-                RED,
-            ),
+            ("loopback".into(), series(lo, "loopback", 1, "online_s_per_run", 1.0), BLUE),
+            ("LAN 1 Gbit/s, 0.5 ms".into(), series(lan, "lan", 1, "online_s_per_run", 1.0), GREEN),
+            ("WAN 100 Mbit/s, 40 ms".into(), series(wan, "wan", 1, "online_s_per_run", 1.0), RED),
         ],
         SeriesLabelPosition::UpperLeft,
     )?;
     out.push((f3.to_string(), "online latency against alpha".to_string()));
     if let Some(acc) = acc {
         let f4 = "bench-accuracy-vs-alpha.svg";
-        let pl: Vec<(f64, f64)> = acc
-            .by_alpha
-            .iter()
-            .map(|(a, x)| (*a as f64, 100.0 * x.0))
-            .collect();
-        let gl: Vec<(f64, f64)> = acc
-            .by_alpha
-            .iter()
-            .map(|(a, x)| (*a as f64, 100.0 * x.1))
-            .collect();
-        let ex: Vec<(f64, f64)> = acc
-            .by_alpha
-            .keys()
-            .map(|a| (*a as f64, 100.0 * acc.exact))
-            .collect();
+        let pl: Vec<(f64, f64)> = acc.by_alpha.iter().map(|(a, x)| (*a as f64, 100.0 * x.0)).collect();
+        let gl: Vec<(f64, f64)> = acc.by_alpha.iter().map(|(a, x)| (*a as f64, 100.0 * x.1)).collect();
+        let ex: Vec<(f64, f64)> = acc.by_alpha.keys().map(|a| (*a as f64, 100.0 * acc.exact)).collect();
         line_plot(
             &results.join(f4),
             "ResNet-20 (akamaster) plaintext PANN accuracy vs alpha",
             ALPHA_AXIS,
             "top-1 accuracy (%)",
-            &[
-                ("exact ReLU".into(), ex, BLACK),
-                ("PANN, global bound".into(), gl, RED),
-                ("PANN, per-layer bounds (shipped card)".into(), pl, BLUE),
-            ],
+            &[("exact ReLU".into(), ex, BLACK), ("PANN, global bound".into(), gl, RED), ("PANN, per-layer bounds (shipped card)".into(), pl, BLUE)],
             SeriesLabelPosition::LowerRight,
         )?;
         out.push((f4.to_string(), "accuracy against alpha".to_string()));

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use pann_models::image::read_png;
 use pann_models::{ImageSet, Shape};
+use pann_models::image::read_png;
 
 /// Raw CHW images with their true labels when the source has them.
 #[derive(Clone, Debug, Default)]
@@ -33,11 +33,7 @@ pub fn load(paths: &[PathBuf], first: usize, count: usize, png_shape: Shape) -> 
         } else {
             let data = ImageSet::read_file(p)?;
             if first >= data.len() || count == 0 {
-                bail!(
-                    "{} has {} records; --first {first} --count {count} selects none",
-                    p.display(),
-                    data.len()
-                );
+                bail!("{} has {} records; --first {first} --count {count} selects none", p.display(), data.len());
             }
             let end = (first + count).min(data.len());
             for i in first..end {
@@ -54,17 +50,8 @@ pub fn load(paths: &[PathBuf], first: usize, count: usize, png_shape: Shape) -> 
 
 /// CIFAR-10 class names from `batches.meta.txt` in the same directory, if any.
 fn class_names_beside(p: &Path) -> Vec<String> {
-    let meta = p
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("batches.meta.txt");
+    let meta = p.parent().unwrap_or(Path::new(".")).join("batches.meta.txt");
     std::fs::read_to_string(meta)
-        .map(|t| {
-            t.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(String::from)
-                .collect()
-        })
+        .map(|t| t.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
         .unwrap_or_default()
 }

@@ -23,17 +23,12 @@ impl Drop for Guard {
 impl Guard {
     /// Wait for the process to exit successfully before `deadline`.
     pub fn wait(&mut self, deadline: Instant) -> Result<()> {
-        let Some(c) = self.0.as_mut() else {
-            return Ok(());
-        };
+        let Some(c) = self.0.as_mut() else { return Ok(()) };
         loop {
             if let Some(st) = c.try_wait()? {
                 self.0 = None;
                 if !st.success() {
-                    bail!(
-                        "the {} process failed ({st}); its messages are above",
-                        self.1
-                    );
+                    bail!("the {} process failed ({st}); its messages are above", self.1);
                 }
                 return Ok(());
             }
@@ -46,19 +41,14 @@ impl Guard {
 }
 
 pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// The `pann-party` binary next to the running executable.
 pub fn party_exe() -> Result<PathBuf> {
     let party = std::env::current_exe()?.with_file_name("pann-party");
     if !party.exists() {
-        bail!(
-            "{} not found: build both binaries (cargo build --release -p pann-bin)",
-            party.display()
-        );
+        bail!("{} not found: build both binaries (cargo build --release -p pann-bin)", party.display());
     }
     Ok(party)
 }
@@ -91,10 +81,7 @@ impl Session<'_> {
     /// Run dealer, server and client; return the client's report.
     pub fn run(&self) -> Result<serde_json::Value> {
         let party = party_exe()?;
-        let (server_addr, dealer_addr) = (
-            format!("127.0.0.1:{}", free_port()?),
-            format!("127.0.0.1:{}", free_port()?),
-        );
+        let (server_addr, dealer_addr) = (format!("127.0.0.1:{}", free_port()?), format!("127.0.0.1:{}", free_port()?));
         // With a link emulator: one relay per pair of roles, each forwarding to
         // the listening role (client->server, client->dealer, server->dealer).
         let relays = match self.link.filter(|l| l.relay) {
@@ -106,29 +93,15 @@ impl Session<'_> {
             None => None,
         };
         let (client_to_server, client_to_dealer, server_to_dealer) = match &relays {
-            Some((cs, cd, sd)) => (
-                cs.addr.to_string(),
-                cd.addr.to_string(),
-                sd.addr.to_string(),
-            ),
-            None => (
-                server_addr.clone(),
-                dealer_addr.clone(),
-                dealer_addr.clone(),
-            ),
+            Some((cs, cd, sd)) => (cs.addr.to_string(), cd.addr.to_string(), sd.addr.to_string()),
+            None => (server_addr.clone(), dealer_addr.clone(), dealer_addr.clone()),
         };
         let alpha = &self.precision;
-        let server_alpha: Vec<&str> = if alpha.parse::<u32>().is_ok() {
-            vec!["--alpha", alpha]
-        } else {
-            vec![]
-        };
+        let server_alpha: Vec<&str> = if alpha.parse::<u32>().is_ok() { vec!["--alpha", alpha] } else { vec![] };
         let timeout = self.timeout.as_secs().max(1).to_string();
         let common = |role: &str| {
             let mut c = Command::new(&party);
-            c.args(["--role", role, "--timeout", &timeout, "--report"])
-                .arg(self.dir.join(format!("{role}.json")))
-                .stdin(Stdio::null());
+            c.args(["--role", role, "--timeout", &timeout, "--report"]).arg(self.dir.join(format!("{role}.json"))).stdin(Stdio::null());
             if self.insecure_tcp {
                 c.arg("--insecure-tcp");
             } else {
@@ -139,40 +112,16 @@ impl Session<'_> {
             }
             c
         };
-        let mut dealer = Guard(
-            Some(common("dealer").args(["--listen", &dealer_addr]).spawn()?),
-            "dealer",
-        );
+        let mut dealer = Guard(Some(common("dealer").args(["--listen", &dealer_addr]).spawn()?), "dealer");
         let mut server = Guard(
-            Some(
-                common("server")
-                    .args(["--listen", &server_addr, "--dealer", &server_to_dealer])
-                    .args(&server_alpha)
-                    .arg("--model")
-                    .arg(self.card)
-                    .spawn()?,
-            ),
+            Some(common("server").args(["--listen", &server_addr, "--dealer", &server_to_dealer]).args(&server_alpha).arg("--model").arg(self.card).spawn()?),
             "server",
         );
         let mut client = Guard(
             Some(
                 common("client")
-                    .args([
-                        "--connect",
-                        &client_to_server,
-                        "--dealer",
-                        &client_to_dealer,
-                        "--alpha",
-                        alpha,
-                    ])
-                    .args([
-                        "--first",
-                        &self.first.to_string(),
-                        "--count",
-                        &self.count.to_string(),
-                        "--batch",
-                        &self.batch.to_string(),
-                    ])
+                    .args(["--connect", &client_to_server, "--dealer", &client_to_dealer, "--alpha", alpha])
+                    .args(["--first", &self.first.to_string(), "--count", &self.count.to_string(), "--batch", &self.batch.to_string()])
                     .arg("--input")
                     .arg(self.input)
                     .spawn()?,
@@ -184,9 +133,7 @@ impl Session<'_> {
         server.wait(deadline)?;
         dealer.wait(deadline)?;
         let path = self.dir.join("client.json");
-        serde_json::from_slice(
-            &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-        )
-        .with_context(|| format!("parsing {}", path.display()))
+        serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
+            .with_context(|| format!("parsing {}", path.display()))
     }
 }

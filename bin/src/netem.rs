@@ -44,12 +44,7 @@ pub struct LinkSpec {
 
 impl LinkSpec {
     pub fn loopback() -> Self {
-        LinkSpec {
-            name: "loopback".into(),
-            rtt_ms: 0.0,
-            rate_mbit: None,
-            relay: false,
-        }
+        LinkSpec { name: "loopback".into(), rtt_ms: 0.0, rate_mbit: None, relay: false }
     }
 
     /// `loopback`, `relay0` (the relay with no delay and no limit: its
@@ -58,40 +53,18 @@ impl LinkSpec {
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "loopback" => Self::loopback(),
-            "relay0" => LinkSpec {
-                name: "relay0".into(),
-                rtt_ms: 0.0,
-                rate_mbit: None,
-                relay: true,
-            },
-            "lan" => LinkSpec {
-                name: "lan".into(),
-                rtt_ms: 0.5,
-                rate_mbit: Some(1000.0),
-                relay: true,
-            },
-            "wan" => LinkSpec {
-                name: "wan".into(),
-                rtt_ms: 40.0,
-                rate_mbit: Some(100.0),
-                relay: true,
-            },
+            "relay0" => LinkSpec { name: "relay0".into(), rtt_ms: 0.0, rate_mbit: None, relay: true },
+            "lan" => LinkSpec { name: "lan".into(), rtt_ms: 0.5, rate_mbit: Some(1000.0), relay: true },
+            "wan" => LinkSpec { name: "wan".into(), rtt_ms: 40.0, rate_mbit: Some(100.0), relay: true },
             other => {
                 let Some((rtt, rate)) = other.split_once(':') else {
-                    bail!(
-                        "unknown network {other:?}: loopback, relay0, lan, wan or RTT_MS:RATE_MBIT"
-                    )
+                    bail!("unknown network {other:?}: loopback, relay0, lan, wan or RTT_MS:RATE_MBIT")
                 };
                 let (rtt, rate): (f64, f64) = (rtt.parse()?, rate.parse()?);
                 if !(rtt >= 0.0 && rate >= 0.0) {
                     bail!("network {other:?}: RTT and rate must be non-negative");
                 }
-                LinkSpec {
-                    name: format!("rtt{rtt}ms-{rate}mbit"),
-                    rtt_ms: rtt,
-                    rate_mbit: (rate > 0.0).then_some(rate),
-                    relay: true,
-                }
+                LinkSpec { name: format!("rtt{rtt}ms-{rate}mbit"), rtt_ms: rtt, rate_mbit: (rate > 0.0).then_some(rate), relay: true }
             }
         })
     }
@@ -109,14 +82,8 @@ impl LinkSpec {
         if !self.relay {
             return "direct loopback (no relay)".into();
         }
-        let rate = self.rate_mbit.map_or("unlimited".to_string(), |r| {
-            format!("{r} Mbit/s each direction")
-        });
-        format!(
-            "userspace relay: {rate}, RTT {} ms ({} ms one way)",
-            self.rtt_ms,
-            self.rtt_ms / 2.0
-        )
+        let rate = self.rate_mbit.map_or("unlimited".to_string(), |r| format!("{r} Mbit/s each direction"));
+        format!("userspace relay: {rate}, RTT {} ms ({} ms one way)", self.rtt_ms, self.rtt_ms / 2.0)
     }
 }
 
@@ -141,26 +108,20 @@ impl Relay {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let (spec, stop2) = (spec.clone(), stop.clone());
-        thread::Builder::new()
-            .name("relay-accept".into())
-            .spawn(move || {
-                for inbound in listener.incoming() {
-                    if stop2.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(inbound) = inbound else { continue };
-                    let spec = spec.clone();
-                    let _ = thread::Builder::new()
-                        .name("relay-conn".into())
-                        .spawn(move || {
-                            if let Some(outbound) =
-                                connect_patiently(target, Duration::from_secs(60))
-                            {
-                                pipe_both(inbound, outbound, &spec);
-                            }
-                        });
+        thread::Builder::new().name("relay-accept".into()).spawn(move || {
+            for inbound in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
                 }
-            })?;
+                let Ok(inbound) = inbound else { continue };
+                let spec = spec.clone();
+                let _ = thread::Builder::new().name("relay-conn".into()).spawn(move || {
+                    if let Some(outbound) = connect_patiently(target, Duration::from_secs(60)) {
+                        pipe_both(inbound, outbound, &spec);
+                    }
+                });
+            }
+        })?;
         Ok(Relay { addr, stop })
     }
 }
@@ -180,9 +141,7 @@ fn connect_patiently(target: SocketAddr, patience: Duration) -> Option<TcpStream
 fn pipe_both(a: TcpStream, b: TcpStream, spec: &LinkSpec) {
     let _ = a.set_nodelay(true);
     let _ = b.set_nodelay(true);
-    let (Ok(a2), Ok(b2)) = (a.try_clone(), b.try_clone()) else {
-        return;
-    };
+    let (Ok(a2), Ok(b2)) = (a.try_clone(), b.try_clone()) else { return };
     let s2 = spec.clone();
     let t = thread::spawn(move || pipe(a2, b2, &s2));
     pipe(b, a, spec);
@@ -284,9 +243,6 @@ mod tests {
         c.read_exact(&mut back).unwrap();
         wr.join().unwrap();
         let t = t0.elapsed().as_secs_f64();
-        assert!(
-            (0.1 + 0.02 - 0.005..1.5).contains(&t),
-            "1 MB echo took {t} s"
-        );
+        assert!((0.1 + 0.02 - 0.005..1.5).contains(&t), "1 MB echo took {t} s");
     }
 }

@@ -9,16 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use pann_models::secure::{
-    client_session, dealer_session, server_session, ClientOutcome, PublicModel, SecureConfig,
-};
-use pann_models::LoadedModel;
-use pann_mpc_core::channel::Tag;
 use pann_mpc_core::handshake::Role;
-use pann_mpc_core::transport::{
-    load_peer_cert, tcp_connect, tls_connect, Listener, TlsIdentity, TlsPeers,
-};
+use pann_mpc_core::transport::{load_peer_cert, tcp_connect, tls_connect, Listener, TlsIdentity, TlsPeers};
+use pann_mpc_core::channel::Tag;
 use pann_mpc_core::{Channel, ChannelConfig};
+use pann_models::secure::{client_session, dealer_session, server_session, ClientOutcome, PublicModel, SecureConfig};
+use pann_models::LoadedModel;
 
 use crate::input::Images;
 use crate::report::{argmax, PartyReport, Prediction};
@@ -33,24 +29,18 @@ pub struct Net {
 
 impl Net {
     fn cfg(&self) -> ChannelConfig {
-        ChannelConfig::default()
-            .with_timeout(self.timeout)
-            .with_connect_timeout(self.timeout)
+        ChannelConfig::default().with_timeout(self.timeout).with_connect_timeout(self.timeout)
     }
 
     fn peers(&self, me: Role, peers: &[Role]) -> Result<Option<TlsPeers>> {
-        let Some(dir) = &self.certs else {
-            return Ok(None);
-        };
+        let Some(dir) = &self.certs else { return Ok(None) };
         let (crt, key) = (dir.join(format!("{me}.crt")), dir.join(format!("{me}.key")));
-        let id = TlsIdentity::load(&crt, &key)
-            .with_context(|| format!("loading the {me} identity from {}", dir.display()))?;
+        let id = TlsIdentity::load(&crt, &key).with_context(|| format!("loading the {me} identity from {}", dir.display()))?;
         let certs = peers
             .iter()
             .map(|p| {
                 let path = dir.join(format!("{p}.crt"));
-                load_peer_cert(&path)
-                    .with_context(|| format!("loading the {p} certificate {}", path.display()))
+                load_peer_cert(&path).with_context(|| format!("loading the {p} certificate {}", path.display()))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(TlsPeers::new_multi(&id, certs)?))
@@ -75,27 +65,15 @@ impl Net {
 }
 
 async fn bind(addr: &str) -> Result<Listener> {
-    Listener::bind(addr.to_string())
-        .await
-        .with_context(|| format!("listening on {addr}"))
+    Listener::bind(addr.to_string()).await.with_context(|| format!("listening on {addr}"))
 }
 
 /// Each channel's meter by peer name, in the meter's own serde form (which
 /// `Meter` deserialises again), plus a per-phase summary under `summary`.
 fn meters(pairs: &[(&str, &Channel)]) -> serde_json::Map<String, serde_json::Value> {
-    let mut m: serde_json::Map<String, serde_json::Value> = pairs
-        .iter()
-        .map(|(k, c)| {
-            (
-                k.to_string(),
-                serde_json::to_value(c.meter()).expect("a meter serialises"),
-            )
-        })
-        .collect();
-    let summary: serde_json::Map<_, _> = pairs
-        .iter()
-        .map(|(k, c)| (k.to_string(), c.meter().to_json()))
-        .collect();
+    let mut m: serde_json::Map<String, serde_json::Value> =
+        pairs.iter().map(|(k, c)| (k.to_string(), serde_json::to_value(c.meter()).expect("a meter serialises"))).collect();
+    let summary: serde_json::Map<_, _> = pairs.iter().map(|(k, c)| (k.to_string(), c.meter().to_json())).collect();
     m.insert("summary".into(), summary.into());
     m
 }
@@ -146,18 +124,10 @@ async fn end_session(ok: bool, a: (&mut Channel, &str), b: (&mut Channel, &str))
 /// The session's result, with what the peers said when it failed: their
 /// reason may name the cause (e.g. a dealer that vanished, seen first by the
 /// client). Not added when our own error already carries a peer's reason.
-fn with_peers<T, E: std::error::Error + Send + Sync + 'static>(
-    res: std::result::Result<T, E>,
-    what: &str,
-    said: String,
-) -> Result<T> {
+fn with_peers<T, E: std::error::Error + Send + Sync + 'static>(res: std::result::Result<T, E>, what: &str, said: String) -> Result<T> {
     res.map_err(|e| {
         let e = e.to_string();
-        let said = if e.contains(PEER_ABORTED) {
-            String::new()
-        } else {
-            said
-        };
+        let said = if e.contains(PEER_ABORTED) { String::new() } else { said };
         anyhow::anyhow!("{what}: {e}{said}")
     })
 }
@@ -184,11 +154,7 @@ async fn tell_maybe(c: Option<&mut Channel>, reason: &str) {
 /// with the connections that did succeed (to tell them).
 type Failed = Box<(anyhow::Error, Option<Channel>, Option<Channel>)>;
 
-fn first_failure<T>(
-    prep: Result<T>,
-    a: Result<Channel>,
-    b: Result<Channel>,
-) -> std::result::Result<(T, Channel, Channel), Failed> {
+fn first_failure<T>(prep: Result<T>, a: Result<Channel>, b: Result<Channel>) -> std::result::Result<(T, Channel, Channel), Failed> {
     match (prep, a, b) {
         (Ok(t), Ok(a), Ok(b)) => Ok((t, a, b)),
         (Err(e), a, b) => Err(Box::new((e, a.ok(), b.ok()))),
@@ -206,41 +172,22 @@ struct ServerModel {
 /// The model as the server deploys it: at `alpha` everywhere if given, else
 /// at the card's per-layer alphas if it has them, else at its default alpha.
 fn load_server_model(card: &Path, alpha: Option<u32>) -> Result<ServerModel> {
-    let loaded = LoadedModel::load(card)
-        .with_context(|| format!("loading the model card {}", card.display()))?;
+    let loaded = LoadedModel::load(card).with_context(|| format!("loading the model card {}", card.display()))?;
     if loaded.card.relu_bounds.is_empty() {
-        bail!(
-            "the model card {} has no ReLU bounds: calibrate it first (pann calibrate)",
-            card.display()
-        );
+        bail!("the model card {} has no ReLU bounds: calibrate it first (pann calibrate)", card.display());
     }
-    let per_layer = if alpha.is_none() {
-        loaded.card.relu_alphas.clone()
-    } else {
-        Default::default()
-    };
+    let per_layer = if alpha.is_none() { loaded.card.relu_alphas.clone() } else { Default::default() };
     let alpha = alpha.unwrap_or(loaded.card.default_alpha);
-    let public = PublicModel::new(
-        &loaded.model,
-        &loaded.card.input,
-        &loaded.card.relu_bounds,
-        SecureConfig::new(alpha),
-    )
-    .and_then(|p| p.with_alphas(per_layer))
-    .with_context(|| format!("preparing the model of {} at alpha {alpha}", card.display()))?;
+    let public = PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, SecureConfig::new(alpha))
+        .and_then(|p| p.with_alphas(per_layer))
+        .with_context(|| format!("preparing the model of {} at alpha {alpha}", card.display()))?;
     Ok(ServerModel { loaded, public })
 }
 
 /// The server: loads the model card (with calibrated bounds), waits for the
 /// client on `listen`, connects to the dealer. If the model cannot be loaded,
 /// it still meets its peers (within the timeout) to tell them why it gives up.
-pub async fn run_server(
-    net: &Net,
-    card: &Path,
-    alpha: Option<u32>,
-    listen: &str,
-    dealer: &str,
-) -> Result<PartyReport> {
+pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str, dealer: &str) -> Result<PartyReport> {
     let listener = bind(listen).await?;
     let model = load_server_model(card, alpha);
     match &model {
@@ -258,10 +205,8 @@ pub async fn run_server(
     }
     // Both at once, and both even if one fails, to tell the other why the
     // session will not happen.
-    let (to_dealer, to_client) = tokio::join!(
-        net.connect(Role::Server, Role::Dealer, dealer),
-        net.accept(&listener, Role::Server, &[Role::Client])
-    );
+    let (to_dealer, to_client) =
+        tokio::join!(net.connect(Role::Server, Role::Dealer, dealer), net.accept(&listener, Role::Server, &[Role::Client]));
     let (m, mut to_dealer, mut to_client) = match first_failure(model, to_dealer, to_client) {
         Ok(ok) => ok,
         Err(failed) => {
@@ -273,18 +218,9 @@ pub async fn run_server(
     let t0 = std::time::Instant::now();
     let res = server_session(&mut to_client, &mut to_dealer, &m.loaded.model, &m.public).await;
     let total_s = t0.elapsed().as_secs_f64();
-    let said = end_session(
-        res.is_ok(),
-        (&mut to_client, "client"),
-        (&mut to_dealer, "dealer"),
-    )
-    .await;
+    let said = end_session(res.is_ok(), (&mut to_client, "client"), (&mut to_dealer, "dealer")).await;
     let batches = with_peers(res, "server session", said)?;
-    let setup_s = total_s
-        - batches
-            .iter()
-            .map(|b| b.offline_s + b.online_s)
-            .sum::<f64>();
+    let setup_s = total_s - batches.iter().map(|b| b.offline_s + b.online_s).sum::<f64>();
     Ok(PartyReport {
         role: "server".into(),
         alpha: uniform_alpha(&m.public.precision()),
@@ -308,10 +244,7 @@ pub async fn run_dealer(net: &Net, listen: &str) -> Result<PartyReport> {
     let deadline = tokio::time::Instant::now() + net.timeout;
     let accept = || async {
         match tokio::time::timeout_at(deadline, net.accept(&listener, Role::Dealer, &both)).await {
-            Err(_) => Err(anyhow::anyhow!(
-                "no party connected within {} s",
-                net.timeout.as_secs()
-            )),
+            Err(_) => Err(anyhow::anyhow!("no party connected within {} s", net.timeout.as_secs())),
             Ok(r) => r,
         }
     };
@@ -327,19 +260,11 @@ pub async fn run_dealer(net: &Net, listen: &str) -> Result<PartyReport> {
         }
         (Ok(mut ok), Err(e)) | (Err(e), Ok(mut ok)) => {
             // The party that came may have told us why the other one did not.
-            let said =
-                match tokio::time::timeout(Duration::from_millis(300), ok.recv_tagged(Tag::Abort))
-                    .await
-                {
-                    Ok(Ok(reason)) => format!(
-                        " (the party that connected said: {})",
-                        String::from_utf8_lossy(&reason)
-                    ),
-                    _ => String::new(),
-                };
-            let e = e.context(format!(
-                "only one of the server and the client connected{said}"
-            ));
+            let said = match tokio::time::timeout(Duration::from_millis(300), ok.recv_tagged(Tag::Abort)).await {
+                Ok(Ok(reason)) => format!(" (the party that connected said: {})", String::from_utf8_lossy(&reason)),
+                _ => String::new(),
+            };
+            let e = e.context(format!("only one of the server and the client connected{said}"));
             tell(&mut ok, &format!("dealer: {e:#}")).await;
             return Err(e);
         }
@@ -386,10 +311,8 @@ pub async fn run_client(
     }
     // Both at once, and both even if one fails, to tell the other why the
     // session will not happen.
-    let (to_server, to_dealer) = tokio::join!(
-        net.connect(Role::Client, Role::Server, server),
-        net.connect(Role::Client, Role::Dealer, dealer)
-    );
+    let (to_server, to_dealer) =
+        tokio::join!(net.connect(Role::Client, Role::Server, server), net.connect(Role::Client, Role::Dealer, dealer));
     let (imgs, mut to_server, mut to_dealer) = match first_failure(images, to_server, to_dealer) {
         Ok(ok) => ok,
         Err(failed) => {
@@ -398,31 +321,14 @@ pub async fn run_client(
             return Err(e);
         }
     };
-    let res = client_session(
-        &mut to_server,
-        &mut to_dealer,
-        precision,
-        expect_model,
-        &imgs.pixels,
-        batch,
-    )
-    .await;
-    let said = end_session(
-        res.is_ok(),
-        (&mut to_server, "server"),
-        (&mut to_dealer, "dealer"),
-    )
-    .await;
+    let res = client_session(&mut to_server, &mut to_dealer, precision, expect_model, &imgs.pixels, batch).await;
+    let said = end_session(res.is_ok(), (&mut to_server, "server"), (&mut to_dealer, "dealer")).await;
     let out = with_peers(res, "client session", said)?;
     let predictions = out
         .logits
         .iter()
         .zip(&imgs.labels)
-        .map(|(l, &label)| Prediction {
-            class: argmax(l),
-            label,
-            logits: l.clone(),
-        })
+        .map(|(l, &label)| Prediction { class: argmax(l), label, logits: l.clone() })
         .collect();
     let report = PartyReport {
         role: "client".into(),
@@ -442,10 +348,7 @@ pub fn write_certs(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for role in [Role::Server, Role::Client, Role::Dealer] {
         let id = TlsIdentity::generate_for(&format!("pann-{role}"))?;
-        id.save(
-            dir.join(format!("{role}.crt")),
-            dir.join(format!("{role}.key")),
-        )?;
+        id.save(dir.join(format!("{role}.crt")), dir.join(format!("{role}.key")))?;
     }
     Ok(())
 }

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use pann_models::planner::{Explored, Objective, PlanOutcome, Planner, ReluCost};
-use pann_models::secure::{
-    client_session, dealer_session, server_session, PublicModel, SecureConfig,
-};
+use pann_models::secure::{client_session, dealer_session, server_session, PublicModel, SecureConfig};
 use pann_models::{ImageSet, LoadedModel, PlainExecutor, ReluMode};
 use pann_mpc_core::ring::R;
 use pann_mpc_core::{Channel, ChannelConfig, Phase};
@@ -25,10 +23,7 @@ use crate::bench_report::line_plot;
 const METER_ELEMENTS: usize = 16384;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
 }
 
 /// Online bytes per element and rounds of one ReLU layer at each alpha,
@@ -38,25 +33,11 @@ pub fn metered_relu_costs(alphas: &[u32]) -> Result<BTreeMap<u32, ReluCost>> {
     let rt = runtime()?;
     let mut out = BTreeMap::new();
     for &a in alphas {
-        let relu =
-            PolyRelu::new(ReluConfig::new(a, 54)).with_context(|| format!("ReLU at alpha {a}"))?;
-        let x: Vec<R> = (0..METER_ELEMENTS)
-            .map(|i| ((i as f64 / METER_ELEMENTS as f64 - 0.5) * 2f64.powi(54)) as i64 as u64)
-            .collect();
-        let run = rt.block_on(run_program_pair(
-            &relu.program,
-            &[x],
-            a as u64,
-            DealerMode::InProcess,
-        ))?;
+        let relu = PolyRelu::new(ReluConfig::new(a, 54)).with_context(|| format!("ReLU at alpha {a}"))?;
+        let x: Vec<R> = (0..METER_ELEMENTS).map(|i| ((i as f64 / METER_ELEMENTS as f64 - 0.5) * 2f64.powi(54)) as i64 as u64).collect();
+        let run = rt.block_on(run_program_pair(&relu.program, &[x], a as u64, DealerMode::InProcess))?;
         let online = run.meter0.phase_total(Phase::Online);
-        out.insert(
-            a,
-            ReluCost {
-                bytes: online.bytes() as f64 / METER_ELEMENTS as f64,
-                rounds: online.rounds as u32,
-            },
-        );
+        out.insert(a, ReluCost { bytes: online.bytes() as f64 / METER_ELEMENTS as f64, rounds: online.rounds as u32 });
     }
     Ok(out)
 }
@@ -98,24 +79,13 @@ pub fn metered_inference(loaded: &LoadedModel, public: &PublicModel) -> Result<I
 }
 
 /// Normalised images and labels of records `first..first + count` of a CIFAR-10 binary or IDX images file.
-pub fn labelled_images(
-    loaded: &LoadedModel,
-    file: &Path,
-    first: usize,
-    count: usize,
-) -> Result<(Vec<Vec<f64>>, Vec<u8>)> {
+pub fn labelled_images(loaded: &LoadedModel, file: &Path, first: usize, count: usize) -> Result<(Vec<Vec<f64>>, Vec<u8>)> {
     let set = ImageSet::read_file(file).with_context(|| format!("reading {}", file.display()))?;
     if first >= set.len() {
-        bail!(
-            "{} has {} records, --first {first} is past its end",
-            file.display(),
-            set.len()
-        );
+        bail!("{} has {} records, --first {first} is past its end", file.display(), set.len());
     }
     let end = (first + count).min(set.len());
-    let images = (first..end)
-        .map(|i| loaded.card.input.normalise(set.image(i)))
-        .collect();
+    let images = (first..end).map(|i| loaded.card.input.normalise(set.image(i))).collect();
     Ok((images, set.labels[first..end].to_vec()))
 }
 
@@ -166,13 +136,9 @@ pub struct PlanReport {
 /// `pann plan`: per-site alphas into a new card (weights copied beside it
 /// when it goes to another directory).
 pub fn plan(o: &PlanOptions) -> Result<PlanReport> {
-    let loaded =
-        LoadedModel::load(&o.card).with_context(|| format!("loading {}", o.card.display()))?;
+    let loaded = LoadedModel::load(&o.card).with_context(|| format!("loading {}", o.card.display()))?;
     if loaded.card.relu_bounds.is_empty() {
-        bail!(
-            "{} has no ReLU bounds: calibrate it first (pann calibrate)",
-            o.card.display()
-        );
+        bail!("{} has no ReLU bounds: calibrate it first (pann calibrate)", o.card.display());
     }
     if !(o.max_drop_points >= 0.0 && o.max_drop_points.is_finite()) {
         bail!("--max-drop must be a number of points >= 0");
@@ -181,38 +147,21 @@ pub fn plan(o: &PlanOptions) -> Result<PlanReport> {
     eprintln!("plan: metering one ReLU layer at alpha {:?} ...", o.alphas);
     let costs = metered_relu_costs(&o.alphas)?;
     for (a, c) in &costs {
-        eprintln!(
-            "  alpha {a:2}: {:.2} B per ReLU online, {} rounds",
-            c.bytes, c.rounds
-        );
+        eprintln!("  alpha {a:2}: {:.2} B per ReLU online, {} rounds", c.bytes, c.rounds);
     }
     let reference_accuracy = match &o.reference {
         None => None,
         Some(card) => {
-            let r = LoadedModel::load(card)
-                .with_context(|| format!("loading the reference {}", card.display()))?;
+            let r = LoadedModel::load(card).with_context(|| format!("loading the reference {}", card.display()))?;
             let (ri, rl) = labelled_images(&r, &o.calib, o.first, o.count)?;
-            let ev = PlainExecutor::new(&r.model, ReluMode::Exact)?.evaluate(
-                ri.len(),
-                |i| ri[i].clone(),
-                &rl,
-                None,
-            )?;
-            eprintln!(
-                "plan: reference {}: exact ReLU {:.2}% on the calibration images",
-                r.card.name,
-                100.0 * ev.accuracy()
-            );
+            let ev = PlainExecutor::new(&r.model, ReluMode::Exact)?.evaluate(ri.len(), |i| ri[i].clone(), &rl, None)?;
+            eprintln!("plan: reference {}: exact ReLU {:.2}% on the calibration images", r.card.name, 100.0 * ev.accuracy());
             Some(ev.accuracy())
         }
     };
     // A card with per-layer alphas (e.g. fine-tuned at them) is a starting point too.
     let sites = loaded.model.network.relu_sites();
-    let start = if loaded.card.relu_alphas.is_empty() {
-        None
-    } else {
-        Some(sites.iter().map(|s| loaded.card.relu_alphas[*s]).collect())
-    };
+    let start = if loaded.card.relu_alphas.is_empty() { None } else { Some(sites.iter().map(|s| loaded.card.relu_alphas[*s]).collect()) };
     let planner = Planner {
         model: &loaded.model,
         bounds: &loaded.card.relu_bounds,
@@ -243,43 +192,22 @@ pub fn plan(o: &PlanOptions) -> Result<PlanReport> {
     card.name = format!("{}-plan", card.name);
     let src_dir = o.card.parent().unwrap_or(Path::new("."));
     let out_dir = o.out.parent().unwrap_or(Path::new("."));
-    if std::fs::canonicalize(src_dir).ok()
-        != std::fs::canonicalize(if out_dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            out_dir
-        })
-        .ok()
-    {
+    if std::fs::canonicalize(src_dir).ok() != std::fs::canonicalize(if out_dir.as_os_str().is_empty() { Path::new(".") } else { out_dir }).ok() {
         let to = out_dir.join(&card.weights);
-        std::fs::copy(src_dir.join(&card.weights), &to)
-            .with_context(|| format!("copying the weights to {}", to.display()))?;
+        std::fs::copy(src_dir.join(&card.weights), &to).with_context(|| format!("copying the weights to {}", to.display()))?;
     }
-    std::fs::write(&o.out, card.to_json())
-        .with_context(|| format!("writing {}", o.out.display()))?;
-    let public = PublicModel::new(
-        &loaded.model,
-        &card.input,
-        &card.relu_bounds,
-        SecureConfig::new(card.default_alpha),
-    )?
-    .with_alphas(card.relu_alphas.clone())?;
+    std::fs::write(&o.out, card.to_json()).with_context(|| format!("writing {}", o.out.display()))?;
+    let public = PublicModel::new(&loaded.model, &card.input, &card.relu_bounds, SecureConfig::new(card.default_alpha))?.with_alphas(card.relu_alphas.clone())?;
     let report = PlanReport {
         card: o.out.display().to_string(),
-        calibration: format!(
-            "{} records {}..{}",
-            o.calib.display(),
-            o.first,
-            o.first + images.len()
-        ),
+        calibration: format!("{} records {}..{}", o.calib.display(), o.first, o.first + images.len()),
         costs,
         max_drop_points: o.max_drop_points,
         precision: public.precision(),
         outcome,
     };
     if let Some(path) = &o.report {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(report)
 }
@@ -321,41 +249,18 @@ pub fn frontier(o: &FrontierOptions) -> Result<Vec<FrontierPoint>> {
     let mut costs: BTreeMap<String, InferenceCost> = BTreeMap::new();
     let mut exact_rows = Vec::new();
     for m in &o.merge {
-        let doc: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(m).with_context(|| format!("reading {}", m.display()))?,
-        )?;
-        if doc["data"] != serde_json::json!(o.data.display().to_string())
-            || doc["first"] != serde_json::json!(o.first)
-            || doc["count"] != serde_json::json!(o.count)
-        {
-            bail!(
-                "{} was measured on other images ({} first {} count {})",
-                m.display(),
-                doc["data"],
-                doc["first"],
-                doc["count"]
-            );
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(m).with_context(|| format!("reading {}", m.display()))?)?;
+        if doc["data"] != serde_json::json!(o.data.display().to_string()) || doc["first"] != serde_json::json!(o.first) || doc["count"] != serde_json::json!(o.count) {
+            bail!("{} was measured on other images ({} first {} count {})", m.display(), doc["data"], doc["first"], doc["count"]);
         }
-        points.extend(serde_json::from_value::<Vec<FrontierPoint>>(
-            doc["points"].clone(),
-        )?);
+        points.extend(serde_json::from_value::<Vec<FrontierPoint>>(doc["points"].clone())?);
         for e in doc["exact"].as_array().into_iter().flatten() {
-            exact_rows.push((
-                e["model"].as_str().unwrap_or_default().to_string(),
-                e["accuracy"].as_f64().unwrap_or(f64::NAN),
-            ));
+            exact_rows.push((e["model"].as_str().unwrap_or_default().to_string(), e["accuracy"].as_f64().unwrap_or(f64::NAN)));
         }
     }
     // The test images are read and normalised once per model (`data`).
     type Labelled = (Vec<Vec<f64>>, Vec<u8>);
-    let mut measure = |loaded: &LoadedModel,
-                       (images, labels): &Labelled,
-                       family: &str,
-                       label: String,
-                       mode: ReluMode,
-                       public: PublicModel,
-                       points: &mut Vec<FrontierPoint>|
-     -> Result<()> {
+    let mut measure = |loaded: &LoadedModel, (images, labels): &Labelled, family: &str, label: String, mode: ReluMode, public: PublicModel, points: &mut Vec<FrontierPoint>| -> Result<()> {
         let exec = PlainExecutor::new(&loaded.model, mode)?;
         let ev = exec.evaluate(images.len(), |i| images[i].clone(), labels, None)?;
         let precision = public.precision();
@@ -369,14 +274,7 @@ pub fn frontier(o: &FrontierOptions) -> Result<Vec<FrontierPoint>> {
                 c
             }
         };
-        eprintln!(
-            "  {:<28} {:<28} acc {:6.2}%  online {:7.2} MB {:4} rounds",
-            loaded.card.name,
-            label,
-            100.0 * ev.accuracy(),
-            cost.online_bytes as f64 / 1e6,
-            cost.online_rounds
-        );
+        eprintln!("  {:<28} {:<28} acc {:6.2}%  online {:7.2} MB {:4} rounds", loaded.card.name, label, 100.0 * ev.accuracy(), cost.online_bytes as f64 / 1e6, cost.online_rounds);
         points.push(FrontierPoint {
             model: loaded.card.name.clone(),
             family: family.into(),
@@ -390,107 +288,42 @@ pub fn frontier(o: &FrontierOptions) -> Result<Vec<FrontierPoint>> {
         Ok(())
     };
     for card in &o.models {
-        let loaded =
-            LoadedModel::load(card).with_context(|| format!("loading {}", card.display()))?;
+        let loaded = LoadedModel::load(card).with_context(|| format!("loading {}", card.display()))?;
         let data = labelled_images(&loaded, &o.data, o.first, o.count)?;
         let (images, labels) = &data;
-        let exact = PlainExecutor::new(&loaded.model, ReluMode::Exact)?.evaluate(
-            images.len(),
-            |i| images[i].clone(),
-            labels,
-            None,
-        )?;
-        eprintln!(
-            "frontier: {} exact ReLU {:.2}%",
-            loaded.card.name,
-            100.0 * exact.accuracy()
-        );
+        let exact = PlainExecutor::new(&loaded.model, ReluMode::Exact)?.evaluate(images.len(), |i| images[i].clone(), labels, None)?;
+        eprintln!("frontier: {} exact ReLU {:.2}%", loaded.card.name, 100.0 * exact.accuracy());
         exact_rows.push((loaded.card.name.clone(), exact.accuracy()));
-        let global = loaded
-            .card
-            .relu_bounds
-            .values()
-            .cloned()
-            .fold(0.0, f64::max);
-        let global_bounds: BTreeMap<String, f64> = loaded
-            .card
-            .relu_bounds
-            .keys()
-            .map(|s| (s.clone(), global))
-            .collect();
+        let global = loaded.card.relu_bounds.values().cloned().fold(0.0, f64::max);
+        let global_bounds: BTreeMap<String, f64> = loaded.card.relu_bounds.keys().map(|s| (s.clone(), global)).collect();
         for &a in &o.alphas {
             let cfg = SecureConfig::new(a);
             let public = PublicModel::new(&loaded.model, &loaded.card.input, &global_bounds, cfg)?;
-            measure(
-                &loaded,
-                &data,
-                "uniform, global bound",
-                format!("alpha {a}, B = {global:.2}"),
-                ReluMode::pann(a, global_bounds.clone())?,
-                public,
-                &mut points,
-            )?;
-            let public = PublicModel::new(
-                &loaded.model,
-                &loaded.card.input,
-                &loaded.card.relu_bounds,
-                cfg,
-            )?;
-            measure(
-                &loaded,
-                &data,
-                "uniform, per-layer bounds",
-                format!("alpha {a}"),
-                loaded.card.pann_mode(a)?,
-                public,
-                &mut points,
-            )?;
+            measure(&loaded, &data, "uniform, global bound", format!("alpha {a}, B = {global:.2}"), ReluMode::pann(a, global_bounds.clone())?, public, &mut points)?;
+            let public = PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, cfg)?;
+            measure(&loaded, &data, "uniform, per-layer bounds", format!("alpha {a}"), loaded.card.pann_mode(a)?, public, &mut points)?;
         }
     }
     for card in &o.plans {
-        let loaded =
-            LoadedModel::load(card).with_context(|| format!("loading {}", card.display()))?;
-        let public = PublicModel::new(
-            &loaded.model,
-            &loaded.card.input,
-            &loaded.card.relu_bounds,
-            SecureConfig::new(loaded.card.default_alpha),
-        )?
-        .with_alphas(loaded.card.relu_alphas.clone())?;
-        let label = card
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let loaded = LoadedModel::load(card).with_context(|| format!("loading {}", card.display()))?;
+        let public = PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, SecureConfig::new(loaded.card.default_alpha))?
+            .with_alphas(loaded.card.relu_alphas.clone())?;
+        let label = card.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         let data = labelled_images(&loaded, &o.data, o.first, o.count)?;
-        measure(
-            &loaded,
-            &data,
-            "planned",
-            label,
-            loaded.card.deployed_mode()?,
-            public,
-            &mut points,
-        )?;
+        measure(&loaded, &data, "planned", label, loaded.card.deployed_mode()?, public, &mut points)?;
     }
     write_frontier(o, &points, &exact_rows)?;
     Ok(points)
 }
 
-fn write_frontier(
-    o: &FrontierOptions,
-    points: &[FrontierPoint],
-    exact: &[(String, f64)],
-) -> Result<()> {
+fn write_frontier(o: &FrontierOptions, points: &[FrontierPoint], exact: &[(String, f64)]) -> Result<()> {
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
     let doc = serde_json::json!({
         "data": o.data.display().to_string(), "first": o.first, "count": o.count,
         "exact": exact.iter().map(|(m, a)| serde_json::json!({"model": m, "accuracy": a})).collect::<Vec<_>>(),
         "points": points,
     });
-    std::fs::write(
-        o.out.join("frontier.json"),
-        serde_json::to_vec_pretty(&doc)?,
-    )?;
+    std::fs::write(o.out.join("frontier.json"), serde_json::to_vec_pretty(&doc)?)?;
     let mut md = String::new();
     writeln!(md, "| model | family | configuration | accuracy | images out of range | online MB/image | online rounds | precision |")?;
     writeln!(md, "|---|---|---|---|---|---|---|---|")?;
@@ -510,28 +343,15 @@ fn write_frontier(
     }
     std::fs::write(o.out.join("frontier-table.md"), md)?;
     // Per model one hue; per family (global, per-layer, planned) a shade of it.
-    let hues = [
-        (31, 119, 180),
-        (214, 39, 40),
-        (44, 160, 44),
-        (148, 103, 189),
-        (255, 127, 14),
-        (23, 190, 207),
-    ];
+    let hues = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207)];
     let mut series = Vec::new();
-    let families = [
-        "uniform, global bound",
-        "uniform, per-layer bounds",
-        "planned",
-    ];
+    let families = ["uniform, global bound", "uniform, per-layer bounds", "planned"];
     let models: Vec<&String> = exact.iter().map(|e| &e.0).collect();
     for (mi, m) in models.iter().enumerate() {
         for (fi, fam) in families.iter().enumerate() {
             let mut pts: Vec<(f64, f64)> = points
                 .iter()
-                .filter(|p| {
-                    &p.model == *m || (fam == &"planned" && p.model.starts_with(m.as_str()))
-                })
+                .filter(|p| &p.model == *m || (fam == &"planned" && p.model.starts_with(m.as_str())))
                 .filter(|p| p.family == *fam)
                 .map(|p| (p.online_bytes as f64 / 1e6, 100.0 * p.accuracy))
                 .collect();
@@ -540,23 +360,10 @@ fn write_frontier(
             }
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             let (r, g, b) = hues[mi % hues.len()];
-            let shade = |c: u8| {
-                (c as f64 * [0.55, 1.0, 1.0][fi] + [0.0, 0.0, 0.45 * (255.0 - c as f64)][fi]) as u8
-            };
-            series.push((
-                format!("{m}: {fam}"),
-                pts,
-                RGBColor(shade(r), shade(g), shade(b)),
-            ));
+            let shade = |c: u8| (c as f64 * [0.55, 1.0, 1.0][fi] + [0.0, 0.0, 0.45 * (255.0 - c as f64)][fi]) as u8;
+            series.push((format!("{m}: {fam}"), pts, RGBColor(shade(r), shade(g), shade(b))));
         }
     }
-    line_plot(
-        &o.out.join("frontier.svg"),
-        "ResNet-20: accuracy vs online bytes per image",
-        "online MB per image",
-        "accuracy (%)",
-        &series,
-        SeriesLabelPosition::LowerRight,
-    )?;
+    line_plot(&o.out.join("frontier.svg"), "ResNet-20: accuracy vs online bytes per image", "online MB per image", "accuracy (%)", &series, SeriesLabelPosition::LowerRight)?;
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! Reports: what each role writes with `--report FILE`, and the tables
 //! printed on the terminal. Every cost comes from a channel meter.
 
-use pann_models::secure::BatchReport;
 use pann_mpc_core::meter::Cost;
 use pann_mpc_core::{Meter, Phase};
+use pann_models::secure::BatchReport;
 use serde::Serialize;
 
 /// One party's report.
@@ -35,13 +35,7 @@ pub struct Prediction {
 
 /// Index of the largest logit (ties: the first).
 pub fn argmax(v: &[f64]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold(
-            (0, f64::NEG_INFINITY),
-            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
-        )
-        .0
+    v.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0
 }
 
 /// Indices of the `k` largest logits, largest first.
@@ -55,24 +49,13 @@ pub fn top_k(v: &[f64], k: usize) -> Vec<usize> {
 /// Online cost per label (layer), in execution order of first appearance,
 /// with the measured online wall time per step.
 pub fn layer_table(meter: &Meter, steps: &[(String, f64)]) -> String {
-    let costs: std::collections::BTreeMap<String, Cost> =
-        meter.labels(Phase::Online).into_iter().collect();
-    let mut s = format!(
-        "{:<22} {:>12} {:>12} {:>7} {:>10}\n",
-        "layer (online)", "bytes sent", "bytes recv", "rounds", "time ms"
-    );
+    let costs: std::collections::BTreeMap<String, Cost> = meter.labels(Phase::Online).into_iter().collect();
+    let mut s = format!("{:<22} {:>12} {:>12} {:>7} {:>10}\n", "layer (online)", "bytes sent", "bytes recv", "rounds", "time ms");
     let mut seen = std::collections::BTreeSet::new();
     let mut row = |name: &str, t: f64| {
         if let Some(c) = costs.get(name) {
             seen.insert(name.to_string());
-            s += &format!(
-                "{:<22} {:>12} {:>12} {:>7} {:>10.1}\n",
-                name,
-                c.bytes_sent,
-                c.bytes_recv,
-                c.rounds,
-                1e3 * t
-            );
+            s += &format!("{:<22} {:>12} {:>12} {:>7} {:>10.1}\n", name, c.bytes_sent, c.bytes_recv, c.rounds, 1e3 * t);
         }
     };
     row("input", 0.0);
@@ -82,17 +65,11 @@ pub fn layer_table(meter: &Meter, steps: &[(String, f64)]) -> String {
     row("output", 0.0);
     for (name, c) in &costs {
         if !seen.contains(name) {
-            s += &format!(
-                "{:<22} {:>12} {:>12} {:>7} {:>10}\n",
-                name, c.bytes_sent, c.bytes_recv, c.rounds, "-"
-            );
+            s += &format!("{:<22} {:>12} {:>12} {:>7} {:>10}\n", name, c.bytes_sent, c.bytes_recv, c.rounds, "-");
         }
     }
     let t = meter.phase_total(Phase::Online);
-    s += &format!(
-        "{:<22} {:>12} {:>12} {:>7}\n",
-        "total online", t.bytes_sent, t.bytes_recv, t.rounds
-    );
+    s += &format!("{:<22} {:>12} {:>12} {:>7}\n", "total online", t.bytes_sent, t.bytes_recv, t.rounds);
     s
 }
 
@@ -102,11 +79,7 @@ pub fn phase_summary(name: &str, meter: &Meter) -> String {
     for p in [Phase::Setup, Phase::Offline, Phase::Online] {
         let c = meter.phase_total(p);
         if c.bytes() > 0 {
-            s += &format!(
-                "  {name:<8} {p:<8} {:>12} bytes {:>6} rounds\n",
-                c.bytes(),
-                c.rounds
-            );
+            s += &format!("  {name:<8} {p:<8} {:>12} bytes {:>6} rounds\n", c.bytes(), c.rounds);
         }
     }
     s

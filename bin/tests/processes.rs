@@ -25,10 +25,7 @@ const TIMEOUT: u64 = 10;
 const DEADLINE: Duration = Duration::from_secs(90);
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
 fn card() -> PathBuf {
@@ -71,21 +68,9 @@ fn free_addr() -> String {
 
 /// `pann certs --out dir`.
 fn make_certs(dir: &Path) -> PathBuf {
-    let st = Command::new(PANN)
-        .args(["certs", "--out"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .status()
-        .expect("run pann certs");
+    let st = Command::new(PANN).args(["certs", "--out"]).arg(dir).stdout(Stdio::null()).status().expect("run pann certs");
     assert!(st.success(), "pann certs failed: {st}");
-    for f in [
-        "server.crt",
-        "server.key",
-        "client.crt",
-        "client.key",
-        "dealer.crt",
-        "dealer.key",
-    ] {
+    for f in ["server.crt", "server.key", "client.crt", "client.key", "dealer.crt", "dealer.key"] {
         assert!(dir.join(f).is_file(), "pann certs did not write {f}");
     }
     dir.to_path_buf()
@@ -110,33 +95,15 @@ struct Ended {
 
 impl Ended {
     fn failed_mentioning(&self, who: &str, words: &[&str]) {
-        assert!(
-            !self.status.success(),
-            "the {who} should have failed; stderr:\n{}",
-            self.stderr
-        );
+        assert!(!self.status.success(), "the {who} should have failed; stderr:\n{}", self.stderr);
         let low = self.stderr.to_lowercase();
         for w in words {
-            assert!(
-                low.contains(&w.to_lowercase()),
-                "the {who}'s stderr should mention {w:?}:\n{}",
-                self.stderr
-            );
+            assert!(low.contains(&w.to_lowercase()), "the {who}'s stderr should mention {w:?}:\n{}", self.stderr);
         }
-        assert!(
-            !low.contains("panicked"),
-            "the {who} panicked:\n{}",
-            self.stderr
-        );
+        assert!(!low.contains("panicked"), "the {who} panicked:\n{}", self.stderr);
     }
     fn succeeded(&self, who: &str) {
-        assert!(
-            self.status.success(),
-            "the {who} failed ({}); stderr:\n{}\nstdout:\n{}",
-            self.status,
-            self.stderr,
-            self.stdout
-        );
+        assert!(self.status.success(), "the {who} failed ({}); stderr:\n{}\nstdout:\n{}", self.status, self.stderr, self.stdout);
     }
 }
 
@@ -148,15 +115,8 @@ impl Proc {
             .stdin(Stdio::null())
             .stdout(Stdio::from(File::create(&out).expect("stdout file")))
             .stderr(Stdio::from(File::create(&err).expect("stderr file")));
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning the {name}: {e}"));
-        Proc {
-            name: name.into(),
-            child: Some(child),
-            out,
-            err,
-        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning the {name}: {e}"));
+        Proc { name: name.into(), child: Some(child), out, err }
     }
 
     fn stderr_now(&self) -> String {
@@ -180,12 +140,7 @@ impl Proc {
                 let _ = child.kill();
                 let _ = child.wait();
                 self.child = None;
-                panic!(
-                    "the {} hung: still running after {:?}; stderr so far:\n{}",
-                    self.name,
-                    deadline,
-                    self.stderr_now()
-                );
+                panic!("the {} hung: still running after {:?}; stderr so far:\n{}", self.name, deadline, self.stderr_now());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -195,12 +150,7 @@ impl Proc {
     fn wait_for_stderr(&self, text: &str, deadline: Duration) {
         let t0 = Instant::now();
         while !self.stderr_now().contains(text) {
-            assert!(
-                t0.elapsed() < deadline,
-                "the {} never printed {text:?}; stderr:\n{}",
-                self.name,
-                self.stderr_now()
-            );
+            assert!(t0.elapsed() < deadline, "the {} never printed {text:?}; stderr:\n{}", self.name, self.stderr_now());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -234,37 +184,22 @@ impl Session {
     fn new(name: &str) -> Session {
         let dir = Tmp::new(name);
         let certs = make_certs(&dir.path().join("certs"));
-        Session {
-            dir,
-            certs,
-            server: free_addr(),
-            dealer: free_addr(),
-            timeout: TIMEOUT,
-        }
+        Session { dir, certs, server: free_addr(), dealer: free_addr(), timeout: TIMEOUT }
     }
 
     /// A session that must succeed: a longer `--timeout`, so that a loaded
     /// machine does not turn a slow phase into a failure (the server waits
     /// through the client's offline phase, the dealer through its online one).
     fn patient(name: &str) -> Session {
-        Session {
-            timeout: 60,
-            ..Session::new(name)
-        }
+        Session { timeout: 60, ..Session::new(name) }
     }
 
     fn party(&self, role: &str, certs: &Path) -> Command {
         let mut c = Command::new(PARTY);
-        c.args([
-            "--role",
-            role,
-            "--timeout",
-            &self.timeout.to_string(),
-            "--certs",
-        ])
-        .arg(certs)
-        .arg("--report")
-        .arg(self.report_path(role));
+        c.args(["--role", role, "--timeout", &self.timeout.to_string(), "--certs"])
+            .arg(certs)
+            .arg("--report")
+            .arg(self.report_path(role));
         c
     }
 
@@ -273,36 +208,19 @@ impl Session {
     }
 
     fn dealer(&self) -> Proc {
-        Proc::spawn(
-            self.dir.path(),
-            "dealer",
-            self.party("dealer", &self.certs)
-                .args(["--listen", &self.dealer]),
-        )
+        Proc::spawn(self.dir.path(), "dealer", self.party("dealer", &self.certs).args(["--listen", &self.dealer]))
     }
 
     fn server(&self, card: &Path, alpha: u32) -> Proc {
         let mut c = self.party("server", &self.certs);
-        c.args([
-            "--listen",
-            &self.server,
-            "--dealer",
-            &self.dealer,
-            "--alpha",
-            &alpha.to_string(),
-            "--model",
-        ])
-        .arg(card);
+        c.args(["--listen", &self.server, "--dealer", &self.dealer, "--alpha", &alpha.to_string(), "--model"]).arg(card);
         Proc::spawn(self.dir.path(), "server", &mut c)
     }
 
     /// A client with `args` after the common ones (input, alpha, ...).
     fn client_with(&self, certs: &Path, args: &[&str], input: &[&Path]) -> Proc {
         let mut c = self.party("client", certs);
-        c.args(["--connect", &self.server, "--dealer", &self.dealer])
-            .args(args)
-            .arg("--input")
-            .args(input);
+        c.args(["--connect", &self.server, "--dealer", &self.dealer]).args(args).arg("--input").args(input);
         Proc::spawn(self.dir.path(), "client", &mut c)
     }
 
@@ -319,12 +237,7 @@ fn wait_all(d: &mut Proc, s: &mut Proc, c: &mut Proc, t0: Instant) -> (Ended, En
     let se = s.wait(t0, DEADLINE);
     let de = d.wait(t0, DEADLINE);
     for (who, e) in [("client", &ce), ("server", &se), ("dealer", &de)] {
-        eprintln!(
-            "--- {who}: {} after {:.1} s; stderr:\n{}",
-            e.status,
-            e.secs,
-            e.stderr.trim_end()
-        );
+        eprintln!("--- {who}: {} after {:.1} s; stderr:\n{}", e.status, e.secs, e.stderr.trim_end());
     }
     (de, se, ce)
 }
@@ -336,109 +249,50 @@ fn reference(raw: &[Vec<u8>], batch: usize) -> (String, Vec<Vec<f64>>) {
 }
 
 /// As [`reference`] for any card, at uniform `alpha` or (None) at the card's per-layer alphas.
-fn reference_of(
-    card: &Path,
-    alpha: Option<u32>,
-    raw: &[Vec<u8>],
-    batch: usize,
-) -> (String, Vec<Vec<f64>>) {
+fn reference_of(card: &Path, alpha: Option<u32>, raw: &[Vec<u8>], batch: usize) -> (String, Vec<Vec<f64>>) {
     let m = LoadedModel::load(card).expect("the model loads");
-    let public = PublicModel::new(
-        &m.model,
-        &m.card.input,
-        &m.card.relu_bounds,
-        SecureConfig::new(alpha.unwrap_or(m.card.default_alpha)),
-    )
-    .expect("public model");
-    let public = if alpha.is_none() {
-        public
-            .with_alphas(m.card.relu_alphas.clone())
-            .expect("alphas")
-    } else {
-        public
-    };
+    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(alpha.unwrap_or(m.card.default_alpha))).expect("public model");
+    let public = if alpha.is_none() { public.with_alphas(m.card.relu_alphas.clone()).expect("alphas") } else { public };
     let plan = Plan::compile(Arc::new(public.clone()), batch).expect("plan");
     let weights = ServerWeights::encode(&plan, &m.model).expect("weights");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let mut out = Vec::new();
     for chunk in raw.chunks(batch) {
-        let mut x: Vec<f64> = chunk
-            .iter()
-            .flat_map(|r| m.card.input.normalise(r))
-            .collect();
+        let mut x: Vec<f64> = chunk.iter().flat_map(|r| m.card.input.normalise(r)).collect();
         x.resize(plan.len_of(0), 0.0);
         let mut clear = ClearBackend::new(&weights);
-        let y = rt
-            .block_on(run_plan(
-                &plan,
-                Some(&weights),
-                &mut clear,
-                plan.encode_input(&x).expect("encode"),
-                None,
-            ))
-            .expect("reference");
-        assert_eq!(
-            clear.out_of_range, 0,
-            "the reference saw values out of range"
-        );
-        out.extend(
-            plan.decode_output(&y)
-                .chunks(10)
-                .take(chunk.len())
-                .map(|c| c.to_vec()),
-        );
+        let y = rt.block_on(run_plan(&plan, Some(&weights), &mut clear, plan.encode_input(&x).expect("encode"), None)).expect("reference");
+        assert_eq!(clear.out_of_range, 0, "the reference saw values out of range");
+        out.extend(plan.decode_output(&y).chunks(10).take(chunk.len()).map(|c| c.to_vec()));
     }
     (public.digest(), out)
 }
 
 fn argmax(v: &[f64]) -> usize {
-    v.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .expect("non-empty")
-        .0
+    v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("non-empty").0
 }
 
 /// The client's report against the reference: same classes, logits within 2e-2.
 fn check_predictions(report: &serde_json::Value, reference: &[Vec<f64>], labels: &[Option<u8>]) {
-    let preds = report["predictions"]
-        .as_array()
-        .expect("the client's report has predictions");
+    let preds = report["predictions"].as_array().expect("the client's report has predictions");
     assert_eq!(preds.len(), reference.len());
     for (i, (p, r)) in preds.iter().zip(reference).enumerate() {
         let logits: Vec<f64> = serde_json::from_value(p["logits"].clone()).expect("logits");
         assert_eq!(logits.len(), 10);
         let class = p["class"].as_u64().expect("class") as usize;
-        assert_eq!(
-            class,
-            argmax(r),
-            "image {i}: secure class {class}, reference {}",
-            argmax(r)
-        );
+        assert_eq!(class, argmax(r), "image {i}: secure class {class}, reference {}", argmax(r));
         assert_eq!(class, argmax(&logits));
         for (a, b) in logits.iter().zip(r) {
-            assert!(
-                (a - b).abs() < 2e-2,
-                "image {i}: secure logit {a} vs reference {b}"
-            );
+            assert!((a - b).abs() < 2e-2, "image {i}: secure logit {a} vs reference {b}");
         }
-        assert_eq!(
-            p["label"].as_u64().map(|l| l as u8),
-            labels[i],
-            "image {i}: label"
-        );
+        assert_eq!(p["label"].as_u64().map(|l| l as u8), labels[i], "image {i}: label");
     }
 }
 
 /// Nothing the client learns appears in the server's or the dealer's report.
 fn check_no_outputs(report: &serde_json::Value, who: &str) {
     let text = report.to_string();
-    assert!(
-        report.get("predictions").is_none() && !text.contains("logits"),
-        "the {who}'s report holds outputs: {text:.400}"
-    );
+    assert!(report.get("predictions").is_none() && !text.contains("logits"), "the {who}'s report holds outputs: {text:.400}");
 }
 
 #[test]
@@ -453,20 +307,7 @@ fn three_processes_cifar_records_match_the_fixed_point_reference() {
     let mut d = s.dealer();
     let mut sv = s.server(&card(), ALPHA);
     let cifar = cifar();
-    let mut c = s.client_with(
-        &s.certs,
-        &[
-            "--alpha",
-            "9",
-            "--count",
-            "2",
-            "--batch",
-            "2",
-            "--expect-model",
-            &digest,
-        ],
-        &[&cifar],
-    );
+    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "2", "--batch", "2", "--expect-model", &digest], &[&cifar]);
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
     ce.succeeded("client");
     se.succeeded("server");
@@ -478,18 +319,9 @@ fn three_processes_cifar_records_match_the_fixed_point_reference() {
     assert_eq!(cr["model_digest"], digest.as_str());
     check_predictions(&cr, &want, &labels);
     for (i, w) in want.iter().enumerate() {
-        assert!(
-            ce.stdout
-                .contains(&format!("image {i}: predicted class {}", argmax(w))),
-            "client stdout:\n{}",
-            ce.stdout
-        );
+        assert!(ce.stdout.contains(&format!("image {i}: predicted class {}", argmax(w))), "client stdout:\n{}", ce.stdout);
     }
-    assert!(
-        ce.stdout.contains("top-5 logits"),
-        "client stdout:\n{}",
-        ce.stdout
-    );
+    assert!(ce.stdout.contains("top-5 logits"), "client stdout:\n{}", ce.stdout);
 
     let sr = s.report("server");
     assert_eq!(sr["role"], "server");
@@ -497,18 +329,14 @@ fn three_processes_cifar_records_match_the_fixed_point_reference() {
     check_no_outputs(&sr, "server");
     assert!(!se.stdout.contains("predicted") && !se.stderr.contains("predicted"));
     // Costs are metered: online traffic with the client, offline with the dealer.
-    assert!(
-        sr["meters"]["client"].is_object(),
-        "server report: {sr:.400}"
-    );
+    assert!(sr["meters"]["client"].is_object(), "server report: {sr:.400}");
     check_no_outputs(&s.report("dealer"), "dealer");
 }
 
 #[test]
 fn three_processes_png_input_matches_the_fixed_point_reference() {
     let s = Session::patient("png");
-    let raw = pann_models::image::read_png(png_image(), pann_models::Shape::new(3, 32, 32))
-        .expect("shipped PNG");
+    let raw = pann_models::image::read_png(png_image(), pann_models::Shape::new(3, 32, 32)).expect("shipped PNG");
     let (_, want) = reference(&[raw], 1);
     let t0 = Instant::now();
     let mut d = s.dealer();
@@ -546,8 +374,7 @@ fn bad_model(name: &str, card_text: &str, weights: &[u8], words: &[&str]) {
 
 fn shipped_card_and_weights() -> (String, Vec<u8>) {
     let card = std::fs::read_to_string(card()).unwrap();
-    let weights =
-        std::fs::read(repo().join("models/assets/resnet20-akamaster.safetensors")).unwrap();
+    let weights = std::fs::read(repo().join("models/assets/resnet20-akamaster.safetensors")).unwrap();
     (card, weights)
 }
 
@@ -556,12 +383,7 @@ fn weights_that_do_not_match_the_card_fail_on_every_side() {
     let (card, mut weights) = shipped_card_and_weights();
     let n = weights.len();
     weights[n - 5] ^= 0x40; // one weight changed: the card's SHA-256 no longer matches
-    bad_model(
-        "badweights",
-        &card,
-        &weights,
-        &["resnet20-akamaster.safetensors", "sha-256"],
-    );
+    bad_model("badweights", &card, &weights, &["resnet20-akamaster.safetensors", "sha-256"]);
 }
 
 #[test]
@@ -569,23 +391,14 @@ fn a_card_whose_architecture_does_not_match_the_weights_fails_on_every_side() {
     let (card, weights) = shipped_card_and_weights();
     assert!(card.contains("\"num_classes\": 10,"));
     let card = card.replace("\"num_classes\": 10,", "\"num_classes\": 100,");
-    bad_model(
-        "badarch",
-        &card,
-        &weights,
-        &["linear.weight", "[10, 64]", "[100, 64]"],
-    );
+    bad_model("badarch", &card, &weights, &["linear.weight", "[10, 64]", "[100, 64]"]);
 }
 
 #[test]
 fn an_image_of_the_wrong_size_fails_on_every_side() {
     let s = Session::new("badsize");
     let small = s.dir.path().join("small.png");
-    std::fs::write(
-        &small,
-        pann_models::image::encode_png(&[128u8; 3 * 16 * 16], 16, 16).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(&small, pann_models::image::encode_png(&[128u8; 3 * 16 * 16], 16, 16).unwrap()).unwrap();
     let t0 = Instant::now();
     let mut d = s.dealer();
     let mut sv = s.server(&card(), ALPHA);
@@ -614,16 +427,8 @@ fn client_and_server_with_different_alpha_both_fail_naming_alpha() {
 fn per_layer_card(dir: &Path) -> PathBuf {
     let mut c: ModelCard = serde_json::from_slice(&std::fs::read(card()).unwrap()).unwrap();
     let sites: Vec<String> = c.relu_bounds.keys().cloned().collect();
-    c.relu_alphas = sites
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.clone(), [6, 9, 12][i % 3]))
-        .collect();
-    std::fs::copy(
-        repo().join("models/assets").join(&c.weights),
-        dir.join(&c.weights),
-    )
-    .unwrap();
+    c.relu_alphas = sites.iter().enumerate().map(|(i, s)| (s.clone(), [6, 9, 12][i % 3])).collect();
+    std::fs::copy(repo().join("models/assets").join(&c.weights), dir.join(&c.weights)).unwrap();
     let path = dir.join("per-layer.card.json");
     std::fs::write(&path, c.to_json()).unwrap();
     path
@@ -641,43 +446,21 @@ fn a_per_layer_card_runs_over_tls_and_the_client_must_name_its_precision() {
     let net = &m.model.network;
     let precision = format!(
         "per-layer:{}",
-        net.relu_sites()
-            .iter()
-            .map(|site| m.card.relu_alphas[*site].to_string())
-            .collect::<Vec<_>>()
-            .join(",")
+        net.relu_sites().iter().map(|site| m.card.relu_alphas[*site].to_string()).collect::<Vec<_>>().join(",")
     );
 
     let t0 = Instant::now();
     let mut d = s.dealer();
     let mut c = s.party("server", &s.certs);
-    c.args(["--listen", &s.server, "--dealer", &s.dealer, "--model"])
-        .arg(&card);
+    c.args(["--listen", &s.server, "--dealer", &s.dealer, "--model"]).arg(&card);
     let mut sv = Proc::spawn(s.dir.path(), "server", &mut c);
     let cifar = cifar();
-    let mut c = s.client_with(
-        &s.certs,
-        &[
-            "--alpha",
-            &precision,
-            "--count",
-            "2",
-            "--batch",
-            "2",
-            "--expect-model",
-            &digest,
-        ],
-        &[&cifar],
-    );
+    let mut c = s.client_with(&s.certs, &["--alpha", &precision, "--count", "2", "--batch", "2", "--expect-model", &digest], &[&cifar]);
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
     ce.succeeded("client");
     se.succeeded("server");
     de.succeeded("dealer");
-    assert!(
-        se.stderr.contains(&precision),
-        "the server prints its precision:\n{}",
-        se.stderr
-    );
+    assert!(se.stderr.contains(&precision), "the server prints its precision:\n{}", se.stderr);
     let cr = s.report("client");
     assert_eq!(cr["precision"], precision.as_str());
     check_predictions(&cr, &want, &labels);
@@ -687,8 +470,7 @@ fn a_per_layer_card_runs_over_tls_and_the_client_must_name_its_precision() {
     let t0 = Instant::now();
     let mut d = s.dealer();
     let mut c = s.party("server", &s.certs);
-    c.args(["--listen", &s.server, "--dealer", &s.dealer, "--model"])
-        .arg(&card);
+    c.args(["--listen", &s.server, "--dealer", &s.dealer, "--model"]).arg(&card);
     let mut sv = Proc::spawn(s.dir.path(), "server", &mut c);
     let mut c = s.client_with(&s.certs, &["--alpha", "9"], &[&png_image()]);
     let (_, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
@@ -707,26 +489,13 @@ fn pann_plan_writes_a_card_that_meets_its_target() {
         .arg(card())
         .arg("--data")
         .arg(&cifar)
-        .args([
-            "--first",
-            "0",
-            "--images",
-            "64",
-            "--alphas",
-            "6,9",
-            "--max-drop",
-            "4",
-            "--out",
-        ])
+        .args(["--first", "0", "--images", "64", "--alphas", "6,9", "--max-drop", "4", "--out"])
         .arg(&out)
         .arg("--report")
         .arg(&report)
         .output()
         .expect("pann plan runs");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-    );
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "pann plan failed:\n{stdout}\n{stderr}");
     // The card loads (digest of the copied weights) and names every site.
     let m = LoadedModel::load(&out).expect("the planned card loads");
@@ -741,22 +510,10 @@ fn pann_plan_writes_a_card_that_meets_its_target() {
     // more than the uniform configuration it started from.
     assert!(f(&r["costs"]["6"]["bytes"]) < f(&r["costs"]["9"]["bytes"]));
     let explored = oc["explored"].as_array().unwrap();
-    let chosen = explored
-        .iter()
-        .rev()
-        .find(|e| e["alphas"] == oc["alphas"])
-        .expect("the choice was evaluated");
-    let start = explored
-        .iter()
-        .rfind(|e| {
-            e["kind"] == "uniform" && f(&e["score"]["accuracy"]) >= f(&oc["target_accuracy"])
-        })
-        .expect("a uniform start");
+    let chosen = explored.iter().rev().find(|e| e["alphas"] == oc["alphas"]).expect("the choice was evaluated");
+    let start = explored.iter().rfind(|e| e["kind"] == "uniform" && f(&e["score"]["accuracy"]) >= f(&oc["target_accuracy"])).expect("a uniform start");
     assert!(f(&chosen["relu_bytes"]) <= f(&start["relu_bytes"]));
-    assert!(
-        stdout.contains("pann-party --role client --alpha "),
-        "{stdout}"
-    );
+    assert!(stdout.contains("pann-party --role client --alpha "), "{stdout}");
 }
 
 #[test]
@@ -766,11 +523,7 @@ fn a_dealer_that_disappears_mid_run_ends_both_parties() {
     let mut d = s.dealer();
     let mut sv = s.server(&card(), ALPHA);
     let cifar = cifar();
-    let mut c = s.client_with(
-        &s.certs,
-        &["--alpha", "9", "--count", "16", "--batch", "1"],
-        &[&cifar],
-    );
+    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "16", "--batch", "1"], &[&cifar]);
     // Both parties are connected and the session has started: kill the dealer
     // a little later, during setup or the first batch's offline phase.
     d.wait_for_stderr("dealer: both parties connected", DEADLINE);
@@ -779,21 +532,11 @@ fn a_dealer_that_disappears_mid_run_ends_both_parties() {
     let killed = Instant::now();
     let ce = c.wait(t0, DEADLINE);
     let se = sv.wait(t0, DEADLINE);
-    eprintln!(
-        "client and server ended {:.1} s after the dealer was killed",
-        killed.elapsed().as_secs_f64()
-    );
-    eprintln!(
-        "--- client stderr:\n{}\n--- server stderr:\n{}",
-        ce.stderr.trim_end(),
-        se.stderr.trim_end()
-    );
+    eprintln!("client and server ended {:.1} s after the dealer was killed", killed.elapsed().as_secs_f64());
+    eprintln!("--- client stderr:\n{}\n--- server stderr:\n{}", ce.stderr.trim_end(), se.stderr.trim_end());
     ce.failed_mentioning("client", &["dealer"]);
     se.failed_mentioning("server", &["dealer"]);
-    assert!(
-        killed.elapsed() < Duration::from_secs(2 * TIMEOUT + 5),
-        "took too long to notice the dealer had gone"
-    );
+    assert!(killed.elapsed() < Duration::from_secs(2 * TIMEOUT + 5), "took too long to notice the dealer had gone");
 }
 
 /// Kill `victim` ("server" or "client") once the session runs; the two others
@@ -804,39 +547,23 @@ fn kill_mid_run(victim: &str) {
     let mut d = s.dealer();
     let mut sv = s.server(&card(), ALPHA);
     let cifar = cifar();
-    let mut c = s.client_with(
-        &s.certs,
-        &["--alpha", "9", "--count", "16", "--batch", "1"],
-        &[&cifar],
-    );
+    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "16", "--batch", "1"], &[&cifar]);
     d.wait_for_stderr("dealer: both parties connected", DEADLINE);
     std::thread::sleep(Duration::from_millis(1500));
     let killed = Instant::now();
     let (others, names) = if victim == "server" {
         sv.kill();
-        (
-            [c.wait(t0, DEADLINE), d.wait(t0, DEADLINE)],
-            ["client", "dealer"],
-        )
+        ([c.wait(t0, DEADLINE), d.wait(t0, DEADLINE)], ["client", "dealer"])
     } else {
         c.kill();
-        (
-            [sv.wait(t0, DEADLINE), d.wait(t0, DEADLINE)],
-            ["server", "dealer"],
-        )
+        ([sv.wait(t0, DEADLINE), d.wait(t0, DEADLINE)], ["server", "dealer"])
     };
-    eprintln!(
-        "the others ended {:.1} s after the {victim} was killed",
-        killed.elapsed().as_secs_f64()
-    );
+    eprintln!("the others ended {:.1} s after the {victim} was killed", killed.elapsed().as_secs_f64());
     for (e, who) in others.iter().zip(names) {
         eprintln!("--- {who} stderr:\n{}", e.stderr.trim_end());
         e.failed_mentioning(who, &[victim]);
     }
-    assert!(
-        killed.elapsed() < Duration::from_secs(2 * TIMEOUT + 5),
-        "took too long to notice the {victim} had gone"
-    );
+    assert!(killed.elapsed() < Duration::from_secs(2 * TIMEOUT + 5), "took too long to notice the {victim} had gone");
 }
 
 #[test]
@@ -856,43 +583,26 @@ fn a_dealer_that_stops_answering_ends_both_parties_after_the_timeout() {
     let mut d = s.dealer();
     let mut sv = s.server(&card(), ALPHA);
     let cifar = cifar();
-    let mut c = s.client_with(
-        &s.certs,
-        &["--alpha", "9", "--count", "16", "--batch", "1"],
-        &[&cifar],
-    );
+    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "16", "--batch", "1"], &[&cifar]);
     d.wait_for_stderr("dealer: both parties connected", DEADLINE);
     std::thread::sleep(Duration::from_millis(1500));
     // Frozen, not gone: its connections stay open, so only the timeout helps.
     let pid = d.child.as_ref().expect("dealer running").id().to_string();
-    let st = Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .expect("kill -STOP");
+    let st = Command::new("kill").args(["-STOP", &pid]).status().expect("kill -STOP");
     assert!(st.success());
     let stopped = Instant::now();
     let ce = c.wait(t0, DEADLINE);
     let se = sv.wait(t0, DEADLINE);
     let after = stopped.elapsed();
-    eprintln!(
-        "client and server ended {:.1} s after the dealer was stopped",
-        after.as_secs_f64()
-    );
-    eprintln!(
-        "--- client stderr:\n{}\n--- server stderr:\n{}",
-        ce.stderr.trim_end(),
-        se.stderr.trim_end()
-    );
+    eprintln!("client and server ended {:.1} s after the dealer was stopped", after.as_secs_f64());
+    eprintln!("--- client stderr:\n{}\n--- server stderr:\n{}", ce.stderr.trim_end(), se.stderr.trim_end());
     d.kill(); // SIGKILL also ends a stopped process
     ce.failed_mentioning("client", &["dealer", "timed out"]);
     // The server waits on the client with the same timeout: it learns of the
     // dealer from the client's Abort, or times out on the client at about the
     // same moment.
     se.failed_mentioning("server", &["timed out"]);
-    assert!(
-        after < Duration::from_secs(2 * TIMEOUT + 5),
-        "took {after:?} to give up on a frozen dealer"
-    );
+    assert!(after < Duration::from_secs(2 * TIMEOUT + 5), "took {after:?} to give up on a frozen dealer");
 }
 
 #[test]
@@ -920,15 +630,7 @@ fn a_client_without_tls_is_refused() {
         s.dir.path(),
         "client",
         Command::new(PARTY)
-            .args([
-                "--role",
-                "client",
-                "--insecure-tcp",
-                "--timeout",
-                &TIMEOUT.to_string(),
-                "--alpha",
-                "9",
-            ])
+            .args(["--role", "client", "--insecure-tcp", "--timeout", &TIMEOUT.to_string(), "--alpha", "9"])
             .args(["--connect", &s.server, "--dealer", &s.dealer, "--input"])
             .arg(png_image()),
     );
@@ -945,11 +647,7 @@ fn a_wrong_expected_model_digest_is_refused_by_the_client() {
     let t0 = Instant::now();
     let mut d = s.dealer();
     let mut sv = s.server(&card(), ALPHA);
-    let mut c = s.client_with(
-        &s.certs,
-        &["--alpha", "9", "--expect-model", &wrong],
-        &[&png_image()],
-    );
+    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--expect-model", &wrong], &[&png_image()]);
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
     ce.failed_mentioning("client", &["digest", &wrong]);
     se.failed_mentioning("server", &["client", "digest"]);
@@ -963,17 +661,7 @@ fn a_dealer_alone_gives_up_after_its_timeout() {
     let mut d = Proc::spawn(
         s.dir.path(),
         "dealer",
-        Command::new(PARTY)
-            .args([
-                "--role",
-                "dealer",
-                "--listen",
-                &s.dealer,
-                "--timeout",
-                "2",
-                "--certs",
-            ])
-            .arg(&s.certs),
+        Command::new(PARTY).args(["--role", "dealer", "--listen", &s.dealer, "--timeout", "2", "--certs"]).arg(&s.certs),
     );
     let de = d.wait(t0, Duration::from_secs(30));
     de.failed_mentioning("dealer", &["server", "client"]);
@@ -982,46 +670,20 @@ fn a_dealer_alone_gives_up_after_its_timeout() {
 
 #[test]
 fn help_explains_every_option() {
-    let out = Command::new(PARTY)
-        .arg("--help")
-        .output()
-        .expect("pann-party --help");
+    let out = Command::new(PARTY).arg("--help").output().expect("pann-party --help");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for opt in [
-        "--role",
-        "--listen",
-        "--connect",
-        "--dealer",
-        "--certs",
-        "--insecure-tcp",
-        "--model",
-        "--alpha",
-        "--input",
-        "--first",
-        "--count",
-        "--image-size",
-        "--batch",
-        "--expect-model",
-        "--report",
-        "--timeout",
+        "--role", "--listen", "--connect", "--dealer", "--certs", "--insecure-tcp", "--model", "--alpha", "--input", "--first", "--count",
+        "--image-size", "--batch", "--expect-model", "--report", "--timeout",
     ] {
-        assert!(
-            text.contains(opt),
-            "pann-party --help does not mention {opt}:\n{text}"
-        );
+        assert!(text.contains(opt), "pann-party --help does not mention {opt}:\n{text}");
     }
-    let out = Command::new(PANN)
-        .arg("--help")
-        .output()
-        .expect("pann --help");
+    let out = Command::new(PANN).arg("--help").output().expect("pann --help");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for cmd in ["demo", "certs", "calibrate"] {
-        assert!(
-            text.contains(cmd),
-            "pann --help does not mention {cmd}:\n{text}"
-        );
+        assert!(text.contains(cmd), "pann --help does not mention {cmd}:\n{text}");
     }
 }
 
@@ -1029,22 +691,11 @@ fn help_explains_every_option() {
 fn demo_with_two_images_agrees_with_the_plaintext_pann() {
     let tmp = Tmp::new("demo");
     let t0 = Instant::now();
-    let mut p = Proc::spawn(
-        tmp.path(),
-        "demo",
-        Command::new(PANN)
-            .args(["demo", "--images", "2", "--keep"])
-            .arg(tmp.path().join("work")),
-    );
+    let mut p = Proc::spawn(tmp.path(), "demo", Command::new(PANN).args(["demo", "--images", "2", "--keep"]).arg(tmp.path().join("work")));
     let e = p.wait(t0, Duration::from_secs(240));
     eprintln!("pann demo --images 2: {:.1} s", e.secs);
     e.succeeded("demo");
-    assert!(
-        e.stdout
-            .contains("secure predictions equal to the plaintext PANN's: 2 of 2"),
-        "demo output:\n{}",
-        e.stdout
-    );
+    assert!(e.stdout.contains("secure predictions equal to the plaintext PANN's: 2 of 2"), "demo output:\n{}", e.stdout);
 }
 
 /// A gray 1x28x28 model (the shipped Fashion-MNIST ResNet-20, alpha 4 in its

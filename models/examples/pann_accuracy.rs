@@ -19,7 +19,7 @@
 
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds, GlobalBoundRule};
 use pann_models::card::CalibrationInfo;
-use pann_models::{DataDir, Evaluation, ImageSet, LoadedModel, PlainExecutor, ReluMode};
+use pann_models::{DataDir, ImageSet, Evaluation, LoadedModel, PlainExecutor, ReluMode};
 use pann_protocols::sign_poly::SignPoly;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -63,10 +63,7 @@ fn parse_args() -> Result<Args, String> {
             "--test" => a.test = val()?.parse().map_err(|e| format!("--test: {e}"))?,
             "--calib" => a.calib = val()?.parse().map_err(|e| format!("--calib: {e}"))?,
             "--margin" | "--margins" => {
-                a.margins = val()?
-                    .split(',')
-                    .map(|m| m.parse().map_err(|e| format!("--margin: {e}")))
-                    .collect::<Result<_, _>>()?;
+                a.margins = val()?.split(',').map(|m| m.parse().map_err(|e| format!("--margin: {e}"))).collect::<Result<_, _>>()?;
                 if a.margins.is_empty() || a.margins.iter().any(|m: &f64| m.is_nan() || *m <= 0.0) {
                     return Err("--margin: positive numbers expected".into());
                 }
@@ -80,20 +77,13 @@ fn parse_args() -> Result<Args, String> {
                         let hi: u32 = hi.parse().map_err(|e| format!("--alphas: {e}"))?;
                         (lo..=hi).collect()
                     }
-                    None => v
-                        .split(',')
-                        .map(|s| s.parse().map_err(|e| format!("--alphas: {e}")))
-                        .collect::<Result<_, _>>()?,
+                    None => v.split(',').map(|s| s.parse().map_err(|e| format!("--alphas: {e}"))).collect::<Result<_, _>>()?,
                 }
             }
             "--md" => a.md = Some(val()?.into()),
             "--json" => a.json = Some(val()?.into()),
             "--write-card" => a.write_card = true,
-            "-h" | "--help" => {
-                return Err(
-                    "see the doc comment at the top of models/examples/pann_accuracy.rs".into(),
-                )
-            }
+            "-h" | "--help" => return Err("see the doc comment at the top of models/examples/pann_accuracy.rs".into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -119,10 +109,7 @@ fn with_progress<T>(label: &str, total: usize, f: impl FnOnce(&AtomicUsize) -> T
     let out = f(&counter);
     stop.store(true, Ordering::Relaxed);
     let _ = printer.join();
-    eprintln!(
-        "\r  {label}: {total}/{total} images in {:.1} s          ",
-        start.elapsed().as_secs_f64()
-    );
+    eprintln!("\r  {label}: {total}/{total} images in {:.1} s          ", start.elapsed().as_secs_f64());
     out
 }
 
@@ -192,110 +179,45 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let dir = DataDir::open(&args.data)?;
     let test: ImageSet = dir.test()?.truncated(args.test);
     let calib: ImageSet = dir.train(args.calib)?;
-    eprintln!(
-        "model {} | {} test images | {} calibration images | margins {:?}",
-        loaded.card.name,
-        test.len(),
-        calib.len(),
-        args.margins
-    );
+    eprintln!("model {} | {} test images | {} calibration images | margins {:?}", loaded.card.name, test.len(), calib.len(), args.margins);
 
     let max_abs = with_progress("calibration (exact ReLU)", calib.len(), |p| {
-        max_abs_per_site(
-            model,
-            calib.len(),
-            |i| input.normalise(calib.image(i)),
-            Some(p),
-        )
+        max_abs_per_site(model, calib.len(), |i| input.normalise(calib.image(i)), Some(p))
     })?;
     let bounds = per_site_bounds(&max_abs, args.margins[0]);
     let overall_max = max_abs.values().cloned().fold(0.0, f64::max);
     let rule = GlobalBoundRule::default();
-    eprintln!(
-        "max |ReLU input| over calibration: {overall_max:.3}; Lee et al. start bound {}",
-        rule.bound_for(overall_max)
-    );
+    eprintln!("max |ReLU input| over calibration: {overall_max:.3}; Lee et al. start bound {}", rule.bound_for(overall_max));
 
-    let sites: Vec<String> = model
-        .network
-        .relu_sites()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let sites: Vec<String> = model.network.relu_sites().iter().map(|s| s.to_string()).collect();
     let site_refs: Vec<&str> = sites.iter().map(String::as_str).collect();
     let eval = |label: &str, mode: ReluMode| -> Result<Evaluation, Box<dyn std::error::Error>> {
         let exec = PlainExecutor::new(model, mode)?;
-        let ev = with_progress(label, test.len(), |p| {
-            exec.evaluate(
-                test.len(),
-                |i| input.normalise(test.image(i)),
-                &test.labels,
-                Some(p),
-            )
-        })?;
-        eprintln!(
-            "  -> {} ({} images out of range)",
-            pct(&ev),
-            ev.images_out_of_range
-        );
+        let ev = with_progress(label, test.len(), |p| exec.evaluate(test.len(), |i| input.normalise(test.image(i)), &test.labels, Some(p)))?;
+        eprintln!("  -> {} ({} images out of range)", pct(&ev), ev.images_out_of_range);
         Ok(ev)
     };
 
     let exact = eval("exact ReLU", ReluMode::Exact)?;
     let mut rows = Vec::new();
     for &alpha in &args.alphas {
-        let degrees = SignPoly::for_alpha(alpha)
-            .map_err(|e| e.to_string())?
-            .degrees();
-        let per_layer = eval(
-            &format!("alpha {alpha} per-layer x{}", args.margins[0]),
-            ReluMode::pann(alpha, bounds.clone())?,
-        )?;
+        let degrees = SignPoly::for_alpha(alpha).map_err(|e| e.to_string())?.degrees();
+        let per_layer = eval(&format!("alpha {alpha} per-layer x{}", args.margins[0]), ReluMode::pann(alpha, bounds.clone())?)?;
         let mut per_layer_other_margins = Vec::new();
         for &margin in &args.margins[1..] {
             let b = per_site_bounds(&max_abs, margin);
-            per_layer_other_margins.push(MarginEval {
-                margin,
-                eval: eval(
-                    &format!("alpha {alpha} per-layer x{margin}"),
-                    ReluMode::pann(alpha, b)?,
-                )?,
-            });
+            per_layer_other_margins.push(MarginEval { margin, eval: eval(&format!("alpha {alpha} per-layer x{margin}"), ReluMode::pann(alpha, b)?)? });
         }
         let (global_bound, global) = if args.skip_global {
             (None, None)
         } else {
-            let gb = with_progress(
-                &format!("alpha {alpha} global-bound search"),
-                calib.len(),
-                |p| {
-                    p.store(0, Ordering::Relaxed);
-                    rule.grow_with_pann(
-                        model,
-                        alpha,
-                        calib.len(),
-                        |i| input.normalise(calib.image(i)),
-                        overall_max,
-                        40,
-                    )
-                },
-            )?;
-            (
-                Some(gb),
-                Some(eval(
-                    &format!("alpha {alpha} global B={gb}"),
-                    ReluMode::pann_global(alpha, &site_refs, gb)?,
-                )?),
-            )
+            let gb = with_progress(&format!("alpha {alpha} global-bound search"), calib.len(), |p| {
+                p.store(0, Ordering::Relaxed);
+                rule.grow_with_pann(model, alpha, calib.len(), |i| input.normalise(calib.image(i)), overall_max, 40)
+            })?;
+            (Some(gb), Some(eval(&format!("alpha {alpha} global B={gb}"), ReluMode::pann_global(alpha, &site_refs, gb)?)?))
         };
-        rows.push(Row {
-            alpha,
-            degrees,
-            per_layer,
-            per_layer_other_margins,
-            global_bound,
-            global,
-        });
+        rows.push(Row { alpha, degrees, per_layer, per_layer_other_margins, global_bound, global });
     }
 
     let command = format!(
@@ -331,10 +253,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         card.calibration = Some(CalibrationInfo {
             margin: args.margins[0],
             images: calib.len(),
-            data: format!(
-                "first {} images of the CIFAR-10 training batches (cifar-10-jpeg), exact ReLU",
-                calib.len()
-            ),
+            data: format!("first {} images of the CIFAR-10 training batches (cifar-10-jpeg), exact ReLU", calib.len()),
         });
         std::fs::write(&args.card, card.to_json() + "\n")?;
         eprintln!("wrote bounds into {}", args.card.display());
@@ -353,12 +272,7 @@ fn markdown(r: &Report, sites: &[String]) -> String {
     );
     s += &format!("Command: `{}`\n\n", r.command);
     s += "These are accuracies on the JPEG-derived CIFAR-10 copy (../shared/data/cifar-10-jpeg), not original-CIFAR-10 figures.\n\n";
-    s += &format!(
-        "**Exact ReLU: {}** ({} / {}).\n\n",
-        pct(&r.exact),
-        r.exact.correct,
-        r.exact.images
-    );
+    s += &format!("**Exact ReLU: {}** ({} / {}).\n\n", pct(&r.exact), r.exact.correct, r.exact.images);
     s += &format!(
         "- per-layer: B = margin x max |input| of the site over the calibration images (margin {}, other margins: {:?});\n\
          - global (Lee et al.): one B for all sites, start at 50 and grow by 5 until no ReLU input of the \
@@ -369,19 +283,8 @@ fn markdown(r: &Report, sites: &[String]) -> String {
         r.calibration_max_abs.values().cloned().fold(0.0, f64::max)
     );
     s += "Out of range = test images with at least one ReLU input outside [-B, B] (inputs in parentheses); diverged = images with non-finite logits.\n\n";
-    let cell = |e: &Evaluation| {
-        format!(
-            "{} | {} ({}) | {}",
-            pct(e),
-            e.images_out_of_range,
-            e.inputs_out_of_range(),
-            e.images_diverged
-        )
-    };
-    let mut head = format!(
-        "| alpha | degrees | per-layer x{m} acc | out of range (inputs) | diverged",
-        m = r.margin
-    );
+    let cell = |e: &Evaluation| format!("{} | {} ({}) | {}", pct(e), e.images_out_of_range, e.inputs_out_of_range(), e.images_diverged);
+    let mut head = format!("| alpha | degrees | per-layer x{m} acc | out of range (inputs) | diverged", m = r.margin);
     for m in &r.other_margins {
         head += &format!(" | per-layer x{m} acc | out of range (inputs) | diverged");
     }
@@ -395,12 +298,7 @@ fn markdown(r: &Report, sites: &[String]) -> String {
     s += &"|---".repeat(cols);
     s += "|\n";
     for row in &r.rows {
-        s += &format!(
-            "| {} | {:?} | {}",
-            row.alpha,
-            row.degrees,
-            cell(&row.per_layer)
-        );
+        s += &format!("| {} | {:?} | {}", row.alpha, row.degrees, cell(&row.per_layer));
         for o in &row.per_layer_other_margins {
             s += &format!(" | {}", cell(&o.eval));
         }
@@ -415,16 +313,8 @@ fn markdown(r: &Report, sites: &[String]) -> String {
     s += &format!("\nPer-layer bounds at margin {} (site: max |input| on calibration -> B; max |input| on the test set, exact ReLU):\n\n", r.margin);
     s += "| site | calib max | B | test max |\n|---|---|---|---|\n";
     for (i, site) in sites.iter().enumerate() {
-        let test_max = r
-            .exact
-            .sites
-            .get(i)
-            .map(|x| x.1.max_abs)
-            .unwrap_or(f64::NAN);
-        s += &format!(
-            "| {site} | {:.3} | {:.3} | {:.3} |\n",
-            r.calibration_max_abs[site], r.per_layer_bounds[site], test_max
-        );
+        let test_max = r.exact.sites.get(i).map(|x| x.1.max_abs).unwrap_or(f64::NAN);
+        s += &format!("| {site} | {:.3} | {:.3} | {:.3} |\n", r.calibration_max_abs[site], r.per_layer_bounds[site], test_max);
     }
     s
 }

@@ -18,19 +18,13 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicUsize;
 
 /// Largest |ReLU input| per site over `n` images, with exact ReLU.
-pub fn max_abs_per_site<F>(
-    model: &Model,
-    n: usize,
-    input: F,
-    progress: Option<&AtomicUsize>,
-) -> Result<BTreeMap<String, f64>>
+pub fn max_abs_per_site<F>(model: &Model, n: usize, input: F, progress: Option<&AtomicUsize>) -> Result<BTreeMap<String, f64>>
 where
     F: Fn(usize) -> Vec<f64> + Sync,
 {
     let exec = PlainExecutor::new(model, ReluMode::Exact)?;
     let outs = exec.forward_many(n, input, progress)?;
-    let mut max: BTreeMap<String, f64> =
-        exec.site_names().iter().map(|s| (s.clone(), 0.0)).collect();
+    let mut max: BTreeMap<String, f64> = exec.site_names().iter().map(|s| (s.clone(), 0.0)).collect();
     for f in &outs {
         for (name, s) in exec.site_names().iter().zip(&f.sites) {
             let m = max.get_mut(name).expect("same sites");
@@ -43,10 +37,7 @@ where
 /// Per-site bounds: `margin` x max |input|. A site that saw only zeros gets
 /// the margin itself, so that every bound stays positive.
 pub fn per_site_bounds(max_abs: &BTreeMap<String, f64>, margin: f64) -> BTreeMap<String, f64> {
-    max_abs
-        .iter()
-        .map(|(k, &m)| (k.clone(), if m > 0.0 { margin * m } else { margin }))
-        .collect()
+    max_abs.iter().map(|(k, &m)| (k.clone(), if m > 0.0 { margin * m } else { margin })).collect()
 }
 
 /// The Lee et al. rule for one global bound.
@@ -58,10 +49,7 @@ pub struct GlobalBoundRule {
 
 impl Default for GlobalBoundRule {
     fn default() -> Self {
-        Self {
-            start: 50.0,
-            step: 5.0,
-        }
+        Self { start: 50.0, step: 5.0 }
     }
 }
 
@@ -79,24 +67,11 @@ impl GlobalBoundRule {
     /// pass, up to the approximation's small perturbation), then run the PANN
     /// at `alpha` over the calibration images and grow by `step` while any
     /// input exceeds the bound; at most `max_steps` growths.
-    pub fn grow_with_pann<F>(
-        &self,
-        model: &Model,
-        alpha: u32,
-        n: usize,
-        input: F,
-        exact_max_abs: f64,
-        max_steps: usize,
-    ) -> Result<f64>
+    pub fn grow_with_pann<F>(&self, model: &Model, alpha: u32, n: usize, input: F, exact_max_abs: f64, max_steps: usize) -> Result<f64>
     where
         F: Fn(usize) -> Vec<f64> + Sync,
     {
-        let sites: Vec<String> = model
-            .network
-            .relu_sites()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let sites: Vec<String> = model.network.relu_sites().iter().map(|s| s.to_string()).collect();
         let site_refs: Vec<&str> = sites.iter().map(String::as_str).collect();
         let mut b = self.bound_for(exact_max_abs);
         for _ in 0..max_steps {

@@ -27,10 +27,7 @@ pub struct InputSpec {
 impl InputSpec {
     /// The ImageNet statistics that akamaster's CIFAR training uses.
     pub fn imagenet() -> Self {
-        Self {
-            mean: vec![0.485, 0.456, 0.406],
-            std: vec![0.229, 0.224, 0.225],
-        }
+        Self { mean: vec![0.485, 0.456, 0.406], std: vec![0.229, 0.224, 0.225] }
     }
 
     /// Normalise a CHW image of bytes (channel planes in order).
@@ -93,10 +90,7 @@ impl ModelCard {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        let card: ModelCard = serde_json::from_str(&text).map_err(|source| ModelError::Json {
-            path: path.into(),
-            source,
-        })?;
+        let card: ModelCard = serde_json::from_str(&text).map_err(|source| ModelError::Json { path: path.into(), source })?;
         card.check(path)?;
         Ok(card)
     }
@@ -108,18 +102,11 @@ impl ModelCard {
     /// Consistency of the card itself: normalisation matches the input
     /// channels, bounds are positive, and every bound names a ReLU site.
     pub fn check(&self, path: &Path) -> Result<Network> {
-        let bad = |reason: String| ModelError::Card {
-            path: path.into(),
-            reason,
-        };
+        let bad = |reason: String| ModelError::Card { path: path.into(), reason };
         let net = self.architecture.build()?;
         let c = net.input_shape().c;
         if self.input.mean.len() != c || self.input.std.len() != c {
-            return Err(bad(format!(
-                "input normalisation has {} means and {} stds for {c} channels",
-                self.input.mean.len(),
-                self.input.std.len()
-            )));
+            return Err(bad(format!("input normalisation has {} means and {} stds for {c} channels", self.input.mean.len(), self.input.std.len())));
         }
         if self.input.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
             return Err(bad("input std must be positive".into()));
@@ -130,31 +117,16 @@ impl ModelCard {
                 return Err(bad(format!("bound for unknown ReLU site {site:?}")));
             }
             if !(b > 0.0 && b.is_finite()) {
-                return Err(ModelError::BadBound {
-                    site: site.clone(),
-                    bound: b,
-                });
+                return Err(ModelError::BadBound { site: site.clone(), bound: b });
             }
         }
         if !self.relu_bounds.is_empty() && self.relu_bounds.len() != sites.len() {
-            let missing = sites
-                .iter()
-                .find(|s| !self.relu_bounds.contains_key(**s))
-                .copied()
-                .unwrap_or("?");
-            return Err(ModelError::MissingBound {
-                site: missing.into(),
-            });
+            let missing = sites.iter().find(|s| !self.relu_bounds.contains_key(**s)).copied().unwrap_or("?");
+            return Err(ModelError::MissingBound { site: missing.into() });
         }
-        let alpha_ok = |a: u32| {
-            (pann_protocols::sign_poly::MIN_ALPHA..=pann_protocols::sign_poly::MAX_ALPHA)
-                .contains(&a)
-        };
+        let alpha_ok = |a: u32| (pann_protocols::sign_poly::MIN_ALPHA..=pann_protocols::sign_poly::MAX_ALPHA).contains(&a);
         if !alpha_ok(self.default_alpha) {
-            return Err(bad(format!(
-                "default_alpha {} is outside 4..=14",
-                self.default_alpha
-            )));
+            return Err(bad(format!("default_alpha {} is outside 4..=14", self.default_alpha)));
         }
         for (site, &a) in &self.relu_alphas {
             if !sites.contains(&site.as_str()) {
@@ -166,9 +138,7 @@ impl ModelCard {
         }
         if !self.relu_alphas.is_empty() {
             if let Some(missing) = sites.iter().find(|s| !self.relu_alphas.contains_key(**s)) {
-                return Err(bad(format!(
-                    "relu_alphas names some sites but not {missing:?}: give every site or none"
-                )));
+                return Err(bad(format!("relu_alphas names some sites but not {missing:?}: give every site or none")));
             }
         }
         Ok(net)
@@ -183,10 +153,7 @@ impl ModelCard {
     /// or `default_alpha` at every bounded site.
     pub fn site_alphas(&self) -> BTreeMap<String, u32> {
         if self.relu_alphas.is_empty() {
-            self.relu_bounds
-                .keys()
-                .map(|s| (s.clone(), self.default_alpha))
-                .collect()
+            self.relu_bounds.keys().map(|s| (s.clone(), self.default_alpha)).collect()
         } else {
             self.relu_alphas.clone()
         }
@@ -200,10 +167,7 @@ impl ModelCard {
 
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A model loaded through its card: BN already folded for inference.
@@ -222,38 +186,21 @@ impl LoadedModel {
     pub fn load(card_path: impl AsRef<Path>) -> Result<Self> {
         let card_path = card_path.as_ref();
         let card = ModelCard::from_file(card_path)?;
-        let weights_path = card_path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(&card.weights);
+        let weights_path = card_path.parent().unwrap_or(Path::new(".")).join(&card.weights);
         let bytes = std::fs::read(&weights_path).map_err(|e| ModelError::io(&weights_path, e))?;
         Self::from_parts(card, card_path, &weights_path, &bytes)
     }
 
     /// Same as [`LoadedModel::load`] with the weights already in memory
     /// (`weights_path` only names them in errors).
-    pub fn from_parts(
-        card: ModelCard,
-        card_path: &Path,
-        weights_path: &Path,
-        bytes: &[u8],
-    ) -> Result<Self> {
+    pub fn from_parts(card: ModelCard, card_path: &Path, weights_path: &Path, bytes: &[u8]) -> Result<Self> {
         let network = card.check(card_path)?;
         let found = sha256_hex(bytes);
         if !found.eq_ignore_ascii_case(&card.weights_sha256) {
-            return Err(ModelError::DigestMismatch {
-                path: weights_path.into(),
-                expected: card.weights_sha256.clone(),
-                found,
-            });
+            return Err(ModelError::DigestMismatch { path: weights_path.into(), expected: card.weights_sha256.clone(), found });
         }
         let raw = Model::from_safetensors(network.clone(), bytes)?;
         let model = fold_batch_norm(&raw)?;
-        Ok(Self {
-            card,
-            card_path: card_path.into(),
-            network,
-            model,
-        })
+        Ok(Self { card, card_path: card_path.into(), network, model })
     }
 }

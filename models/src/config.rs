@@ -40,23 +40,13 @@ pub struct ResNetConfig {
 impl ResNetConfig {
     /// The akamaster family member of the given depth for CIFAR-10.
     pub fn cifar10(depth: usize) -> Self {
-        Self {
-            depth,
-            num_classes: 10,
-            in_channels: 3,
-            image_size: 32,
-            widths: default_widths(),
-            bn_eps: 1e-5,
-        }
+        Self { depth, num_classes: 10, in_channels: 3, image_size: 32, widths: default_widths(), bn_eps: 1e-5 }
     }
 
     /// Blocks per stage, n = (depth - 2) / 6.
     pub fn blocks_per_stage(&self) -> Result<usize> {
         if self.depth < 8 || !(self.depth - 2).is_multiple_of(6) {
-            return Err(ModelError::Config(format!(
-                "ResNet depth {} is not 6n+2 with n >= 1",
-                self.depth
-            )));
+            return Err(ModelError::Config(format!("ResNet depth {} is not 6n+2 with n >= 1", self.depth)));
         }
         Ok((self.depth - 2) / 6)
     }
@@ -67,15 +57,9 @@ impl ResNetConfig {
     pub fn build(&self) -> Result<Network> {
         let n = self.blocks_per_stage()?;
         if self.num_classes == 0 || self.widths.contains(&0) {
-            return Err(ModelError::Config(
-                "num_classes and widths must be positive".into(),
-            ));
+            return Err(ModelError::Config("num_classes and widths must be positive".into()));
         }
-        let mut b = NetworkBuilder::new(Shape::new(
-            self.in_channels,
-            self.image_size,
-            self.image_size,
-        ));
+        let mut b = NetworkBuilder::new(Shape::new(self.in_channels, self.image_size, self.image_size));
         let x = b.input();
         let x = b.conv("conv1", x, self.widths[0], 3, 1, 1, false)?;
         let x = b.batch_norm("bn1", x, self.bn_eps)?;
@@ -83,13 +67,7 @@ impl ResNetConfig {
         for (stage, &planes) in self.widths.iter().enumerate() {
             for block in 0..n {
                 let stride = if stage > 0 && block == 0 { 2 } else { 1 };
-                x = self.basic_block(
-                    &mut b,
-                    &format!("layer{}.{block}", stage + 1),
-                    x,
-                    planes,
-                    stride,
-                )?;
+                x = self.basic_block(&mut b, &format!("layer{}.{block}", stage + 1), x, planes, stride)?;
             }
         }
         let x = b.push("avgpool", Op::GlobalAvgPool, &[x])?;
@@ -97,14 +75,7 @@ impl ResNetConfig {
         b.finish(x)
     }
 
-    fn basic_block(
-        &self,
-        b: &mut NetworkBuilder,
-        p: &str,
-        x: ValueId,
-        planes: usize,
-        stride: usize,
-    ) -> Result<ValueId> {
+    fn basic_block(&self, b: &mut NetworkBuilder, p: &str, x: ValueId, planes: usize, stride: usize) -> Result<ValueId> {
         let in_planes = b.shape(x).c;
         let y = b.conv(&format!("{p}.conv1"), x, planes, 3, stride, 1, false)?;
         let y = b.batch_norm(&format!("{p}.bn1"), y, self.bn_eps)?;
@@ -114,18 +85,9 @@ impl ResNetConfig {
         let short = if stride != 1 || in_planes != planes {
             // akamaster option A: F.pad(x[:, :, ::2, ::2], (0,0,0,0, planes//4, planes//4)).
             if in_planes + 2 * (planes / 4) != planes {
-                return Err(ModelError::Config(format!(
-                    "{p}: option A shortcut cannot map {in_planes} to {planes} channels"
-                )));
+                return Err(ModelError::Config(format!("{p}: option A shortcut cannot map {in_planes} to {planes} channels")));
             }
-            b.push(
-                format!("{p}.shortcut"),
-                Op::ShortcutA {
-                    stride,
-                    pad_channels: planes / 4,
-                },
-                &[x],
-            )?
+            b.push(format!("{p}.shortcut"), Op::ShortcutA { stride, pad_channels: planes / 4 }, &[x])?
         } else {
             x
         };
@@ -154,15 +116,9 @@ pub struct SmallCnnConfig {
 impl SmallCnnConfig {
     pub fn build(&self) -> Result<Network> {
         if self.channels.is_empty() || self.num_classes == 0 {
-            return Err(ModelError::Config(
-                "small CNN needs at least one stage and one class".into(),
-            ));
+            return Err(ModelError::Config("small CNN needs at least one stage and one class".into()));
         }
-        let mut b = NetworkBuilder::new(Shape::new(
-            self.in_channels,
-            self.image_size,
-            self.image_size,
-        ));
+        let mut b = NetworkBuilder::new(Shape::new(self.in_channels, self.image_size, self.image_size));
         let mut x = b.input();
         for (i, &c) in self.channels.iter().enumerate() {
             let i = i + 1;
@@ -171,14 +127,7 @@ impl SmallCnnConfig {
                 x = b.batch_norm(&format!("bn{i}"), x, self.bn_eps)?;
             }
             x = b.relu(&format!("relu{i}"), x)?;
-            x = b.push(
-                format!("pool{i}"),
-                Op::AvgPool {
-                    kernel: 2,
-                    stride: 2,
-                },
-                &[x],
-            )?;
+            x = b.push(format!("pool{i}"), Op::AvgPool { kernel: 2, stride: 2 }, &[x])?;
         }
         let x = b.linear("linear", x, self.num_classes, true)?;
         b.finish(x)

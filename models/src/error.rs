@@ -11,10 +11,7 @@ pub enum ModelError {
     Config(String),
 
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 
     #[error("malformed safetensors data: {0}")]
     Safetensors(String),
@@ -26,11 +23,7 @@ pub enum ModelError {
     ExtraTensor { name: String },
 
     #[error("tensor {name:?} has shape {found:?}, expected {expected:?}")]
-    ShapeMismatch {
-        name: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-    },
+    ShapeMismatch { name: String, expected: Vec<usize>, found: Vec<usize> },
 
     #[error("tensor {name:?} has dtype {found}, expected F32 or F64")]
     WrongDtype { name: String, found: String },
@@ -45,17 +38,10 @@ pub enum ModelError {
     Card { path: PathBuf, reason: String },
 
     #[error("weights file {path} has SHA-256 {found}, but its model card expects {expected}")]
-    DigestMismatch {
-        path: PathBuf,
-        expected: String,
-        found: String,
-    },
+    DigestMismatch { path: PathBuf, expected: String, found: String },
 
     #[error("input of shape {found:?} does not match the network input {expected:?}")]
-    InputShape {
-        expected: Vec<usize>,
-        found: Vec<usize>,
-    },
+    InputShape { expected: Vec<usize>, found: Vec<usize> },
 
     #[error("no bound for ReLU site {site:?}")]
     MissingBound { site: String },
@@ -82,19 +68,13 @@ pub enum ModelError {
     Image { path: PathBuf, reason: String },
 
     #[error("JSON {path}: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Json { path: PathBuf, source: serde_json::Error },
 }
 
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
 impl ModelError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        ModelError::Io {
-            path: path.into(),
-            source,
-        }
+        ModelError::Io { path: path.into(), source }
     }
 }

@@ -46,34 +46,19 @@ pub fn fold_batch_norm(model: &Model) -> Result<Model> {
         nodes.push(node);
         new_id[i] = nodes.len() - 1;
     }
-    let network = Network {
-        nodes,
-        output: new_id[net.output],
-    };
+    let network = Network { nodes, output: new_id[net.output] };
     Model::new(network, params)
 }
 
 fn fold_into(params: &mut Params, conv: &str, had_bias: bool, bn: &str, channels: usize, eps: f64) {
-    let take = |params: &mut Params, p: &str| {
-        params
-            .remove(&format!("{bn}.{p}"))
-            .map(|t| t.data)
-            .unwrap_or_default()
-    };
+    let take = |params: &mut Params, p: &str| params.remove(&format!("{bn}.{p}")).map(|t| t.data).unwrap_or_default();
     let gamma = take(params, "weight");
     let beta = take(params, "bias");
     let mean = take(params, "running_mean");
     let var = take(params, "running_var");
     let bias_name = format!("{conv}.bias");
-    let old_bias = if had_bias {
-        params.remove(&bias_name).map(|t| t.data)
-    } else {
-        None
-    }
-    .unwrap_or_else(|| vec![0.0; channels]);
-    let w = params
-        .get_mut(&format!("{conv}.weight"))
-        .expect("conv weight checked by Model::new");
+    let old_bias = if had_bias { params.remove(&bias_name).map(|t| t.data) } else { None }.unwrap_or_else(|| vec![0.0; channels]);
+    let w = params.get_mut(&format!("{conv}.weight")).expect("conv weight checked by Model::new");
     let per_out = w.data.len() / channels;
     let mut bias = vec![0.0; channels];
     for c in 0..channels {

@@ -17,37 +17,23 @@ pub fn read_png(path: impl AsRef<Path>, shape: Shape) -> Result<Vec<u8>> {
 /// As [`read_png`], from memory; `path` only names the source in errors.
 pub fn decode_png(bytes: &[u8], path: &Path, shape: Shape) -> Result<Vec<u8>> {
     let (width, height) = (shape.w, shape.h);
-    let err = |reason: String| ModelError::Image {
-        path: path.into(),
-        reason,
-    };
+    let err = |reason: String| ModelError::Image { path: path.into(), reason };
     if shape.c != 1 && shape.c != 3 {
-        return Err(err(format!(
-            "the network expects {} channels; PNG input gives 1 (gray) or 3 (RGB)",
-            shape.c
-        )));
+        return Err(err(format!("the network expects {} channels; PNG input gives 1 (gray) or 3 (RGB)", shape.c)));
     }
     let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = decoder
-        .read_info()
-        .map_err(|e| err(format!("not a readable PNG: {e}")))?;
+    let mut reader = decoder.read_info().map_err(|e| err(format!("not a readable PNG: {e}")))?;
     let (w, h) = {
         let info = reader.info();
         (info.width as usize, info.height as usize)
     };
     if (w, h) != (width, height) {
-        return Err(err(format!(
-            "image is {w}x{h}, the network expects {width}x{height}"
-        )));
+        return Err(err(format!("image is {w}x{h}, the network expects {width}x{height}")));
     }
-    let size = reader
-        .output_buffer_size()
-        .ok_or_else(|| err("image too large".into()))?;
+    let size = reader.output_buffer_size().ok_or_else(|| err("image too large".into()))?;
     let mut buf = vec![0u8; size];
-    let frame = reader
-        .next_frame(&mut buf)
-        .map_err(|e| err(format!("cannot decode: {e}")))?;
+    let frame = reader.next_frame(&mut buf).map_err(|e| err(format!("cannot decode: {e}")))?;
     let data = &buf[..frame.buffer_size()];
     let channels = match frame.color_type {
         png::ColorType::Grayscale => 1,
@@ -57,26 +43,15 @@ pub fn decode_png(bytes: &[u8], path: &Path, shape: Shape) -> Result<Vec<u8>> {
         png::ColorType::Indexed => return Err(err("indexed colour was not expanded".into())),
     };
     if frame.bit_depth != png::BitDepth::Eight || data.len() != w * h * channels {
-        return Err(err(format!(
-            "unsupported pixel layout ({:?}, {:?})",
-            frame.color_type, frame.bit_depth
-        )));
+        return Err(err(format!("unsupported pixel layout ({:?}, {:?})", frame.color_type, frame.bit_depth)));
     }
     let plane = w * h;
     let mut out = vec![0u8; shape.c * plane];
     for i in 0..plane {
         let px = &data[i * channels..(i + 1) * channels];
-        let (r, g, b) = if channels < 3 {
-            (px[0], px[0], px[0])
-        } else {
-            (px[0], px[1], px[2])
-        };
+        let (r, g, b) = if channels < 3 { (px[0], px[0], px[0]) } else { (px[0], px[1], px[2]) };
         if shape.c == 1 {
-            out[i] = if channels < 3 {
-                r
-            } else {
-                ((299 * r as u32 + 587 * g as u32 + 114 * b as u32 + 500) / 1000) as u8
-            };
+            out[i] = if channels < 3 { r } else { ((299 * r as u32 + 587 * g as u32 + 114 * b as u32 + 500) / 1000) as u8 };
         } else {
             out[i] = r;
             out[plane + i] = g;
@@ -99,27 +74,15 @@ pub fn encode_png(chw: &[u8], width: usize, height: usize) -> Result<Vec<u8>> {
     } else if chw.len() == plane {
         (png::ColorType::Grayscale, chw.to_vec())
     } else {
-        return Err(ModelError::Image {
-            path: "<memory>".into(),
-            reason: format!(
-                "{} bytes for a {width}x{height} image of 1 or 3 channels",
-                chw.len()
-            ),
-        });
+        return Err(ModelError::Image { path: "<memory>".into(), reason: format!("{} bytes for a {width}x{height} image of 1 or 3 channels", chw.len()) });
     };
     let mut out = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut out, width as u32, height as u32);
         enc.set_color(color);
         enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header().map_err(|e| ModelError::Image {
-            path: "<memory>".into(),
-            reason: e.to_string(),
-        })?;
-        w.write_image_data(&data).map_err(|e| ModelError::Image {
-            path: "<memory>".into(),
-            reason: e.to_string(),
-        })?;
+        let mut w = enc.write_header().map_err(|e| ModelError::Image { path: "<memory>".into(), reason: e.to_string() })?;
+        w.write_image_data(&data).map_err(|e| ModelError::Image { path: "<memory>".into(), reason: e.to_string() })?;
     }
     Ok(out)
 }

@@ -6,18 +6,7 @@
 /// Unfold a `c x h x w` input into columns `[c*k*k][oh*ow]` for a k x k
 /// convolution with the given stride and zero padding.
 #[allow(clippy::too_many_arguments)]
-pub fn im2col(
-    x: &[f64],
-    c: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    oh: usize,
-    ow: usize,
-    col: &mut [f64],
-) {
+pub fn im2col(x: &[f64], c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize, oh: usize, ow: usize, col: &mut [f64]) {
     let p = oh * ow;
     debug_assert_eq!(col.len(), c * k * k * p);
     for ci in 0..c {
@@ -35,11 +24,7 @@ pub fn im2col(
                     let src = &plane[iy as usize * w..(iy as usize + 1) * w];
                     for (ox, d) in dst.iter_mut().enumerate() {
                         let ix = (ox * stride + kx) as isize - pad as isize;
-                        *d = if ix < 0 || ix >= w as isize {
-                            0.0
-                        } else {
-                            src[ix as usize]
-                        };
+                        *d = if ix < 0 || ix >= w as isize { 0.0 } else { src[ix as usize] };
                     }
                 }
             }
@@ -60,31 +45,15 @@ pub fn gemm_acc(a: &[f64], b: &[f64], out: &mut [f64], m: usize, kk: usize, n: u
         let (o0, rest) = out[r * n..(r + 4) * n].split_at_mut(n);
         let (o1, rest) = rest.split_at_mut(n);
         let (o2, o3) = rest.split_at_mut(n);
-        let (a0, a1, a2, a3) = (
-            &a[r * kk..][..kk],
-            &a[(r + 1) * kk..][..kk],
-            &a[(r + 2) * kk..][..kk],
-            &a[(r + 3) * kk..][..kk],
-        );
+        let (a0, a1, a2, a3) = (&a[r * kk..][..kk], &a[(r + 1) * kk..][..kk], &a[(r + 2) * kk..][..kk], &a[(r + 3) * kk..][..kk]);
         let mut j0 = 0;
         while j0 < n {
             let j1 = (j0 + NB).min(n);
-            let (o0, o1, o2, o3) = (
-                &mut o0[j0..j1],
-                &mut o1[j0..j1],
-                &mut o2[j0..j1],
-                &mut o3[j0..j1],
-            );
+            let (o0, o1, o2, o3) = (&mut o0[j0..j1], &mut o1[j0..j1], &mut o2[j0..j1], &mut o3[j0..j1]);
             for k in 0..kk {
                 let (w0, w1, w2, w3) = (a0[k], a1[k], a2[k], a3[k]);
                 let brow = &b[k * n + j0..k * n + j1];
-                for ((((&bv, x0), x1), x2), x3) in brow
-                    .iter()
-                    .zip(o0.iter_mut())
-                    .zip(o1.iter_mut())
-                    .zip(o2.iter_mut())
-                    .zip(o3.iter_mut())
-                {
+                for ((((&bv, x0), x1), x2), x3) in brow.iter().zip(o0.iter_mut()).zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3.iter_mut()) {
                     *x0 += w0 * bv;
                     *x1 += w1 * bv;
                     *x2 += w2 * bv;
@@ -163,12 +132,7 @@ pub fn avg_pool(x: &[f64], (c, h, w): (usize, usize, usize), k: usize, stride: u
 }
 
 /// The "option A" shortcut: subsample by `stride`, pad `pad_c` zero planes on both sides.
-pub fn shortcut_a(
-    x: &[f64],
-    (c, h, w): (usize, usize, usize),
-    stride: usize,
-    pad_c: usize,
-) -> Vec<f64> {
+pub fn shortcut_a(x: &[f64], (c, h, w): (usize, usize, usize), stride: usize, pad_c: usize) -> Vec<f64> {
     let oh = h.div_ceil(stride);
     let ow = w.div_ceil(stride);
     let mut out = vec![0.0; (c + 2 * pad_c) * oh * ow];
@@ -188,11 +152,7 @@ pub fn linear(x: &[f64], weight: &[f64], bias: Option<&[f64]>, out_f: usize) -> 
     let in_f = x.len();
     (0..out_f)
         .map(|o| {
-            let dot: f64 = weight[o * in_f..(o + 1) * in_f]
-                .iter()
-                .zip(x)
-                .map(|(a, b)| a * b)
-                .sum();
+            let dot: f64 = weight[o * in_f..(o + 1) * in_f].iter().zip(x).map(|(a, b)| a * b).sum();
             dot + bias.map_or(0.0, |b| b[o])
         })
         .collect()
@@ -204,17 +164,7 @@ mod tests {
 
     /// Direct convolution, the obvious way, as the oracle for im2col + GEMM.
     #[allow(clippy::too_many_arguments)]
-    fn conv_naive(
-        x: &[f64],
-        c: usize,
-        h: usize,
-        w: usize,
-        wt: &[f64],
-        oc: usize,
-        k: usize,
-        s: usize,
-        p: usize,
-    ) -> Vec<f64> {
+    fn conv_naive(x: &[f64], c: usize, h: usize, w: usize, wt: &[f64], oc: usize, k: usize, s: usize, p: usize) -> Vec<f64> {
         let oh = (h + 2 * p - k) / s + 1;
         let ow = (w + 2 * p - k) / s + 1;
         let mut out = vec![0.0; oc * oh * ow];
@@ -228,8 +178,7 @@ mod tests {
                                 let iy = (oy * s + ky) as isize - p as isize;
                                 let ix = (ox * s + kx) as isize - p as isize;
                                 if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                                    acc += x[(ci * h + iy as usize) * w + ix as usize]
-                                        * wt[((o * c + ci) * k + ky) * k + kx];
+                                    acc += x[(ci * h + iy as usize) * w + ix as usize] * wt[((o * c + ci) * k + ky) * k + kx];
                                 }
                             }
                         }
@@ -245,17 +194,10 @@ mod tests {
     fn conv_matches_naive() {
         let mut seed = 1u64;
         let mut rnd = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((seed >> 11) as f64 / (1u64 << 53) as f64) - 0.5
         };
-        for &(c, h, w, oc, k, s, p) in &[
-            (3, 8, 8, 5, 3, 1, 1),
-            (4, 9, 7, 6, 3, 2, 1),
-            (2, 6, 6, 3, 1, 1, 0),
-            (3, 5, 5, 9, 1, 2, 0),
-        ] {
+        for &(c, h, w, oc, k, s, p) in &[(3, 8, 8, 5, 3, 1, 1), (4, 9, 7, 6, 3, 2, 1), (2, 6, 6, 3, 1, 1, 0), (3, 5, 5, 9, 1, 2, 0)] {
             let x: Vec<f64> = (0..c * h * w).map(|_| rnd()).collect();
             let wt: Vec<f64> = (0..oc * c * k * k).map(|_| rnd()).collect();
             let got = conv2d(&x, (c, h, w), &wt, None, oc, k, s, p, &mut Vec::new());

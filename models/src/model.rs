@@ -55,35 +55,19 @@ pub fn check_params(network: &Network, params: &Params) -> Result<()> {
     let specs = network.param_specs();
     let wanted: BTreeSet<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     for spec in &specs {
-        let t = params
-            .get(&spec.name)
-            .ok_or_else(|| ModelError::MissingTensor {
-                name: spec.name.clone(),
-            })?;
+        let t = params.get(&spec.name).ok_or_else(|| ModelError::MissingTensor { name: spec.name.clone() })?;
         if t.shape != spec.shape {
-            return Err(ModelError::ShapeMismatch {
-                name: spec.name.clone(),
-                expected: spec.shape.clone(),
-                found: t.shape.clone(),
-            });
+            return Err(ModelError::ShapeMismatch { name: spec.name.clone(), expected: spec.shape.clone(), found: t.shape.clone() });
         }
         if t.data.len() != spec.shape.iter().product::<usize>() {
-            return Err(ModelError::BadTensor {
-                name: spec.name.clone(),
-                reason: "data length does not match shape".into(),
-            });
+            return Err(ModelError::BadTensor { name: spec.name.clone(), reason: "data length does not match shape".into() });
         }
         if let Some(index) = t.data.iter().position(|v| !v.is_finite()) {
-            return Err(ModelError::NonFinite {
-                name: spec.name.clone(),
-                index,
-            });
+            return Err(ModelError::NonFinite { name: spec.name.clone(), index });
         }
     }
     if let Some(extra) = params.keys().find(|k| !wanted.contains(k.as_str())) {
-        return Err(ModelError::ExtraTensor {
-            name: extra.clone(),
-        });
+        return Err(ModelError::ExtraTensor { name: extra.clone() });
     }
     Ok(())
 }
@@ -97,26 +81,12 @@ pub fn read_safetensors(bytes: &[u8]) -> Result<Params> {
         let shape = view.shape().to_vec();
         let raw = view.data();
         let data: Vec<f64> = match view.dtype() {
-            Dtype::F32 => raw
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
-                .collect(),
-            Dtype::F64 => raw
-                .chunks_exact(8)
-                .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
-                .collect(),
-            other => {
-                return Err(ModelError::WrongDtype {
-                    name,
-                    found: format!("{other:?}"),
-                })
-            }
+            Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64).collect(),
+            Dtype::F64 => raw.chunks_exact(8).map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])).collect(),
+            other => return Err(ModelError::WrongDtype { name, found: format!("{other:?}") }),
         };
         if data.len() != shape.iter().product::<usize>() {
-            return Err(ModelError::BadTensor {
-                name,
-                reason: format!("{} values for shape {shape:?}", data.len()),
-            });
+            return Err(ModelError::BadTensor { name, reason: format!("{} values for shape {shape:?}", data.len()) });
         }
         if let Some(index) = data.iter().position(|v| !v.is_finite()) {
             return Err(ModelError::NonFinite { name, index });
@@ -134,10 +104,7 @@ pub fn write_safetensors(params: &Params, f64_dtype: bool) -> Result<Vec<u8>> {
             let bytes = if f64_dtype {
                 t.data.iter().flat_map(|v| v.to_le_bytes()).collect()
             } else {
-                t.data
-                    .iter()
-                    .flat_map(|&v| (v as f32).to_le_bytes())
-                    .collect()
+                t.data.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect()
             };
             (name.clone(), t.shape.clone(), bytes)
         })
@@ -148,10 +115,7 @@ pub fn write_safetensors(params: &Params, f64_dtype: bool) -> Result<Vec<u8>> {
         .map(|(name, shape, bytes)| {
             TensorView::new(dtype, shape.clone(), bytes)
                 .map(|v| (name.clone(), v))
-                .map_err(|e| ModelError::BadTensor {
-                    name: name.clone(),
-                    reason: e.to_string(),
-                })
+                .map_err(|e| ModelError::BadTensor { name: name.clone(), reason: e.to_string() })
         })
         .collect::<Result<Vec<_>>>()?;
     safetensors::tensor::serialize(views, None).map_err(|e| ModelError::Safetensors(e.to_string()))

@@ -48,14 +48,7 @@ pub enum Op {
     Input,
     /// 2-D convolution, square kernel, zero padding. Params: `weight`
     /// `[out, in, k, k]`, and `bias` `[out]` when `bias` is set.
-    Conv2d {
-        in_channels: usize,
-        out_channels: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        bias: bool,
-    },
+    Conv2d { in_channels: usize, out_channels: usize, kernel: usize, stride: usize, padding: usize, bias: bool },
     /// Inference batch norm. Params: `weight`, `bias`, `running_mean`,
     /// `running_var`, each `[channels]`. Folded into the preceding conv by
     /// [`crate::fold::fold_batch_norm`] before execution.
@@ -73,11 +66,7 @@ pub enum Op {
     GlobalAvgPool,
     /// Fully connected layer over the flattened input. Params: `weight`
     /// `[out, in]`, and `bias` `[out]` when `bias` is set.
-    Linear {
-        in_features: usize,
-        out_features: usize,
-        bias: bool,
-    },
+    Linear { in_features: usize, out_features: usize, bias: bool },
 }
 
 /// A named node: an op applied to earlier values.
@@ -115,36 +104,17 @@ impl Network {
 
     /// ReLU site names in execution order.
     pub fn relu_sites(&self) -> Vec<&str> {
-        self.nodes
-            .iter()
-            .filter(|n| matches!(n.op, Op::Relu))
-            .map(|n| n.name.as_str())
-            .collect()
+        self.nodes.iter().filter(|n| matches!(n.op, Op::Relu)).map(|n| n.name.as_str()).collect()
     }
 
     /// Every parameter the network needs, with its shape, in node order.
     pub fn param_specs(&self) -> Vec<ParamSpec> {
         let mut out = Vec::new();
-        let mut push = |node: &str, p: &str, shape: Vec<usize>| {
-            out.push(ParamSpec {
-                name: format!("{node}.{p}"),
-                shape,
-            })
-        };
+        let mut push = |node: &str, p: &str, shape: Vec<usize>| out.push(ParamSpec { name: format!("{node}.{p}"), shape });
         for n in &self.nodes {
             match &n.op {
-                Op::Conv2d {
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    bias,
-                    ..
-                } => {
-                    push(
-                        &n.name,
-                        "weight",
-                        vec![*out_channels, *in_channels, *kernel, *kernel],
-                    );
+                Op::Conv2d { in_channels, out_channels, kernel, bias, .. } => {
+                    push(&n.name, "weight", vec![*out_channels, *in_channels, *kernel, *kernel]);
                     if *bias {
                         push(&n.name, "bias", vec![*out_channels]);
                     }
@@ -154,11 +124,7 @@ impl Network {
                         push(&n.name, p, vec![*channels]);
                     }
                 }
-                Op::Linear {
-                    in_features,
-                    out_features,
-                    bias,
-                } => {
+                Op::Linear { in_features, out_features, bias } => {
                     push(&n.name, "weight", vec![*out_features, *in_features]);
                     if *bias {
                         push(&n.name, "bias", vec![*out_features]);
@@ -174,44 +140,29 @@ impl Network {
     /// names are unique, and every stored shape is what the op produces.
     /// Run on every deserialised network, since it may come from a peer.
     pub fn validate(&self) -> Result<()> {
-        let first = self
-            .nodes
-            .first()
-            .ok_or_else(|| ModelError::Config("network has no nodes".into()))?;
+        let first = self.nodes.first().ok_or_else(|| ModelError::Config("network has no nodes".into()))?;
         if first.op != Op::Input || !first.inputs.is_empty() {
             return Err(ModelError::Config("node 0 must be the input".into()));
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, n) in self.nodes.iter().enumerate() {
             if !names.insert(n.name.as_str()) {
-                return Err(ModelError::Config(format!(
-                    "duplicate node name {:?}",
-                    n.name
-                )));
+                return Err(ModelError::Config(format!("duplicate node name {:?}", n.name)));
             }
             if i == 0 {
                 continue;
             }
             if let Some(&bad) = n.inputs.iter().find(|&&j| j >= i) {
-                return Err(ModelError::Config(format!(
-                    "node {:?} reads value {bad}, which is not computed before it",
-                    n.name
-                )));
+                return Err(ModelError::Config(format!("node {:?} reads value {bad}, which is not computed before it", n.name)));
             }
             let ins: Vec<Shape> = n.inputs.iter().map(|&j| self.nodes[j].shape).collect();
             let shape = infer_shape(&n.name, &n.op, &ins)?;
             if shape != n.shape {
-                return Err(ModelError::Config(format!(
-                    "node {:?}: stored shape {:?}, op gives {:?}",
-                    n.name, n.shape, shape
-                )));
+                return Err(ModelError::Config(format!("node {:?}: stored shape {:?}, op gives {:?}", n.name, n.shape, shape)));
             }
         }
         if self.output >= self.nodes.len() {
-            return Err(ModelError::Config(format!(
-                "output {} is not a node",
-                self.output
-            )));
+            return Err(ModelError::Config(format!("output {} is not a node", self.output)));
         }
         Ok(())
     }
@@ -234,43 +185,24 @@ pub fn infer_shape(name: &str, op: &Op, ins: &[Shape]) -> Result<Shape> {
     };
     match *op {
         Op::Input => Err(bad("only node 0 may be an input".into())),
-        Op::Conv2d {
-            in_channels,
-            out_channels,
-            kernel,
-            stride,
-            padding,
-            ..
-        } => {
+        Op::Conv2d { in_channels, out_channels, kernel, stride, padding, .. } => {
             want(1)?;
             let s = ins[0];
             if s.c != in_channels {
-                return Err(bad(format!(
-                    "expects {in_channels} channels, input has {}",
-                    s.c
-                )));
+                return Err(bad(format!("expects {in_channels} channels, input has {}", s.c)));
             }
             if kernel == 0 || stride == 0 || out_channels == 0 {
-                return Err(bad(
-                    "kernel, stride and out_channels must be positive".into()
-                ));
+                return Err(bad("kernel, stride and out_channels must be positive".into()));
             }
             if s.h + 2 * padding < kernel || s.w + 2 * padding < kernel {
                 return Err(bad("kernel larger than padded input".into()));
             }
-            Ok(Shape::new(
-                out_channels,
-                (s.h + 2 * padding - kernel) / stride + 1,
-                (s.w + 2 * padding - kernel) / stride + 1,
-            ))
+            Ok(Shape::new(out_channels, (s.h + 2 * padding - kernel) / stride + 1, (s.w + 2 * padding - kernel) / stride + 1))
         }
         Op::BatchNorm { channels, eps } => {
             want(1)?;
             if ins[0].c != channels {
-                return Err(bad(format!(
-                    "expects {channels} channels, input has {}",
-                    ins[0].c
-                )));
+                return Err(bad(format!("expects {channels} channels, input has {}", ins[0].c)));
             }
             if !(eps > 0.0 && eps.is_finite()) {
                 return Err(bad(format!("eps {eps} must be positive")));
@@ -288,20 +220,13 @@ pub fn infer_shape(name: &str, op: &Op, ins: &[Shape]) -> Result<Shape> {
             }
             Ok(ins[0])
         }
-        Op::ShortcutA {
-            stride,
-            pad_channels,
-        } => {
+        Op::ShortcutA { stride, pad_channels } => {
             want(1)?;
             if stride == 0 {
                 return Err(bad("stride must be positive".into()));
             }
             let s = ins[0];
-            Ok(Shape::new(
-                s.c + 2 * pad_channels,
-                s.h.div_ceil(stride),
-                s.w.div_ceil(stride),
-            ))
+            Ok(Shape::new(s.c + 2 * pad_channels, s.h.div_ceil(stride), s.w.div_ceil(stride)))
         }
         Op::AvgPool { kernel, stride } => {
             want(1)?;
@@ -309,27 +234,16 @@ pub fn infer_shape(name: &str, op: &Op, ins: &[Shape]) -> Result<Shape> {
             if kernel == 0 || stride == 0 || s.h < kernel || s.w < kernel {
                 return Err(bad("bad pooling window".into()));
             }
-            Ok(Shape::new(
-                s.c,
-                (s.h - kernel) / stride + 1,
-                (s.w - kernel) / stride + 1,
-            ))
+            Ok(Shape::new(s.c, (s.h - kernel) / stride + 1, (s.w - kernel) / stride + 1))
         }
         Op::GlobalAvgPool => {
             want(1)?;
             Ok(Shape::new(ins[0].c, 1, 1))
         }
-        Op::Linear {
-            in_features,
-            out_features,
-            ..
-        } => {
+        Op::Linear { in_features, out_features, .. } => {
             want(1)?;
             if ins[0].len() != in_features {
-                return Err(bad(format!(
-                    "expects {in_features} features, input has {}",
-                    ins[0].len()
-                )));
+                return Err(bad(format!("expects {in_features} features, input has {}", ins[0].len())));
             }
             Ok(Shape::new(out_features, 1, 1))
         }
@@ -346,14 +260,7 @@ pub struct NetworkBuilder {
 impl NetworkBuilder {
     /// Start with an input of the given shape.
     pub fn new(input: Shape) -> Self {
-        Self {
-            nodes: vec![Node {
-                name: "input".into(),
-                op: Op::Input,
-                inputs: vec![],
-                shape: input,
-            }],
-        }
+        Self { nodes: vec![Node { name: "input".into(), op: Op::Input, inputs: vec![], shape: input }] }
     }
 
     /// The input value.
@@ -369,46 +276,19 @@ impl NetworkBuilder {
     pub fn push(&mut self, name: impl Into<String>, op: Op, inputs: &[ValueId]) -> Result<ValueId> {
         let name = name.into();
         if let Some(&bad) = inputs.iter().find(|&&j| j >= self.nodes.len()) {
-            return Err(ModelError::Config(format!(
-                "node {name:?} reads unknown value {bad}"
-            )));
+            return Err(ModelError::Config(format!("node {name:?} reads unknown value {bad}")));
         }
         let ins: Vec<Shape> = inputs.iter().map(|&j| self.nodes[j].shape).collect();
         let shape = infer_shape(&name, &op, &ins)?;
-        self.nodes.push(Node {
-            name,
-            op,
-            inputs: inputs.to_vec(),
-            shape,
-        });
+        self.nodes.push(Node { name, op, inputs: inputs.to_vec(), shape });
         Ok(self.nodes.len() - 1)
     }
 
     /// Convenience: a convolution with square kernel.
     #[allow(clippy::too_many_arguments)]
-    pub fn conv(
-        &mut self,
-        name: &str,
-        x: ValueId,
-        out: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        bias: bool,
-    ) -> Result<ValueId> {
+    pub fn conv(&mut self, name: &str, x: ValueId, out: usize, kernel: usize, stride: usize, padding: usize, bias: bool) -> Result<ValueId> {
         let in_channels = self.shape(x).c;
-        self.push(
-            name,
-            Op::Conv2d {
-                in_channels,
-                out_channels: out,
-                kernel,
-                stride,
-                padding,
-                bias,
-            },
-            &[x],
-        )
+        self.push(name, Op::Conv2d { in_channels, out_channels: out, kernel, stride, padding, bias }, &[x])
     }
 
     pub fn batch_norm(&mut self, name: &str, x: ValueId, eps: f64) -> Result<ValueId> {
@@ -422,23 +302,12 @@ impl NetworkBuilder {
 
     pub fn linear(&mut self, name: &str, x: ValueId, out: usize, bias: bool) -> Result<ValueId> {
         let in_features = self.shape(x).len();
-        self.push(
-            name,
-            Op::Linear {
-                in_features,
-                out_features: out,
-                bias,
-            },
-            &[x],
-        )
+        self.push(name, Op::Linear { in_features, out_features: out, bias }, &[x])
     }
 
     /// Finish with `output` as the logits.
     pub fn finish(self, output: ValueId) -> Result<Network> {
-        let net = Network {
-            nodes: self.nodes,
-            output,
-        };
+        let net = Network { nodes: self.nodes, output };
         net.validate()?;
         Ok(net)
     }

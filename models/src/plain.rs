@@ -26,11 +26,7 @@ pub enum ReluMode {
     /// x (1 + p(x / B)) / 2 with, per ReLU site (by name), its precision
     /// 2^-alpha and its bound B; `polys` holds the composite sign polynomial
     /// of every alpha used.
-    Pann {
-        alphas: BTreeMap<String, u32>,
-        bounds: BTreeMap<String, f64>,
-        polys: BTreeMap<u32, SignPoly>,
-    },
+    Pann { alphas: BTreeMap<String, u32>, bounds: BTreeMap<String, f64>, polys: BTreeMap<u32, SignPoly> },
 }
 
 impl ReluMode {
@@ -41,29 +37,19 @@ impl ReluMode {
     }
 
     /// PANN with a precision and a bound per site (mixed precision).
-    pub fn pann_mixed(
-        alphas: BTreeMap<String, u32>,
-        bounds: BTreeMap<String, f64>,
-    ) -> Result<Self> {
+    pub fn pann_mixed(alphas: BTreeMap<String, u32>, bounds: BTreeMap<String, f64>) -> Result<Self> {
         let mut polys = BTreeMap::new();
         for &a in alphas.values() {
             if let std::collections::btree_map::Entry::Vacant(e) = polys.entry(a) {
                 e.insert(SignPoly::for_alpha(a).map_err(|e| ModelError::SignPoly(e.to_string()))?);
             }
         }
-        Ok(ReluMode::Pann {
-            alphas,
-            bounds,
-            polys,
-        })
+        Ok(ReluMode::Pann { alphas, bounds, polys })
     }
 
     /// PANN at precision 2^-alpha with one bound for every site (Lee et al.).
     pub fn pann_global(alpha: u32, sites: &[&str], bound: f64) -> Result<Self> {
-        Self::pann(
-            alpha,
-            sites.iter().map(|s| (s.to_string(), bound)).collect(),
-        )
+        Self::pann(alpha, sites.iter().map(|s| (s.to_string(), bound)).collect())
     }
 }
 
@@ -175,20 +161,11 @@ impl<'m> PlainExecutor<'m> {
                 let (bound, alpha) = match &mode {
                     ReluMode::Exact => (f64::INFINITY, 0),
                     ReluMode::Pann { bounds, alphas, .. } => {
-                        let b = *bounds
-                            .get(&n.name)
-                            .ok_or_else(|| ModelError::MissingBound {
-                                site: n.name.clone(),
-                            })?;
+                        let b = *bounds.get(&n.name).ok_or_else(|| ModelError::MissingBound { site: n.name.clone() })?;
                         if !(b > 0.0 && b.is_finite()) {
-                            return Err(ModelError::BadBound {
-                                site: n.name.clone(),
-                                bound: b,
-                            });
+                            return Err(ModelError::BadBound { site: n.name.clone(), bound: b });
                         }
-                        let a = *alphas.get(&n.name).ok_or_else(|| {
-                            ModelError::SignPoly(format!("no alpha for ReLU site {:?}", n.name))
-                        })?;
+                        let a = *alphas.get(&n.name).ok_or_else(|| ModelError::SignPoly(format!("no alpha for ReLU site {:?}", n.name)))?;
                         (b, a)
                     }
                 };
@@ -196,12 +173,7 @@ impl<'m> PlainExecutor<'m> {
                 site_names.push(n.name.clone());
             }
         }
-        Ok(Self {
-            model,
-            mode,
-            relu_slots,
-            site_names,
-        })
+        Ok(Self { model, mode, relu_slots, site_names })
     }
 
     pub fn site_names(&self) -> &[String] {
@@ -217,10 +189,7 @@ impl<'m> PlainExecutor<'m> {
         let net = &self.model.network;
         let in_shape = net.input_shape();
         if input.len() != in_shape.len() {
-            return Err(ModelError::InputShape {
-                expected: in_shape.dims(),
-                found: vec![input.len()],
-            });
+            return Err(ModelError::InputShape { expected: in_shape.dims(), found: vec![input.len()] });
         }
         // Free each value after its last reader so that deep nets stay small.
         let mut last_use = vec![0usize; net.nodes.len()];
@@ -236,43 +205,19 @@ impl<'m> PlainExecutor<'m> {
         let mut scratch = Vec::new();
         let p = &self.model.params;
         for (i, n) in net.nodes.iter().enumerate().skip(1) {
-            let x = values[n.inputs[0]]
-                .as_deref()
-                .expect("inputs computed earlier (validated)");
+            let x = values[n.inputs[0]].as_deref().expect("inputs computed earlier (validated)");
             let s = net.nodes[n.inputs[0]].shape;
             let dims = (s.c, s.h, s.w);
             let out = match &n.op {
                 Op::Input => unreachable!("validated: only node 0 is an input"),
-                Op::Conv2d {
-                    out_channels,
-                    kernel,
-                    stride,
-                    padding,
-                    bias,
-                    ..
-                } => {
+                Op::Conv2d { out_channels, kernel, stride, padding, bias, .. } => {
                     let w = &p[&format!("{}.weight", n.name)].data;
-                    let b = if *bias {
-                        Some(p[&format!("{}.bias", n.name)].data.as_slice())
-                    } else {
-                        None
-                    };
-                    linalg::conv2d(
-                        x,
-                        dims,
-                        w,
-                        b,
-                        *out_channels,
-                        *kernel,
-                        *stride,
-                        *padding,
-                        &mut scratch,
-                    )
+                    let b = if *bias { Some(p[&format!("{}.bias", n.name)].data.as_slice()) } else { None };
+                    linalg::conv2d(x, dims, w, b, *out_channels, *kernel, *stride, *padding, &mut scratch)
                 }
                 Op::BatchNorm { channels, eps } => {
                     let g = |q: &str| &p[&format!("{}.{q}", n.name)].data;
-                    let (gamma, beta, mean, var) =
-                        (g("weight"), g("bias"), g("running_mean"), g("running_var"));
+                    let (gamma, beta, mean, var) = (g("weight"), g("bias"), g("running_mean"), g("running_var"));
                     let plane = s.h * s.w;
                     let mut y = x.to_vec();
                     for c in 0..*channels {
@@ -284,36 +229,22 @@ impl<'m> PlainExecutor<'m> {
                     y
                 }
                 Op::Relu => {
-                    let (site, bound, alpha) =
-                        self.relu_slots[i].expect("every ReLU node has a slot");
+                    let (site, bound, alpha) = self.relu_slots[i].expect("every ReLU node has a slot");
                     self.relu(x, bound, alpha, &mut sites[site])
                 }
                 Op::Add => {
-                    let y = values[n.inputs[1]]
-                        .as_deref()
-                        .expect("inputs computed earlier (validated)");
+                    let y = values[n.inputs[1]].as_deref().expect("inputs computed earlier (validated)");
                     x.iter().zip(y).map(|(a, b)| a + b).collect()
                 }
-                Op::ShortcutA {
-                    stride,
-                    pad_channels,
-                } => linalg::shortcut_a(x, dims, *stride, *pad_channels),
+                Op::ShortcutA { stride, pad_channels } => linalg::shortcut_a(x, dims, *stride, *pad_channels),
                 Op::AvgPool { kernel, stride } => linalg::avg_pool(x, dims, *kernel, *stride),
                 Op::GlobalAvgPool => {
                     let plane = s.h * s.w;
-                    x.chunks_exact(plane)
-                        .map(|c| c.iter().sum::<f64>() / plane as f64)
-                        .collect()
+                    x.chunks_exact(plane).map(|c| c.iter().sum::<f64>() / plane as f64).collect()
                 }
-                Op::Linear {
-                    out_features, bias, ..
-                } => {
+                Op::Linear { out_features, bias, .. } => {
                     let w = &p[&format!("{}.weight", n.name)].data;
-                    let b = if *bias {
-                        Some(p[&format!("{}.bias", n.name)].data.as_slice())
-                    } else {
-                        None
-                    };
+                    let b = if *bias { Some(p[&format!("{}.bias", n.name)].data.as_slice()) } else { None };
                     linalg::linear(x, w, b, *out_features)
                 }
             };
@@ -348,12 +279,7 @@ impl<'m> PlainExecutor<'m> {
     /// Run `n` images in parallel (rayon, one image per task). `input(i)`
     /// produces image i; `progress`, if given, is incremented per image so a
     /// caller can show progress from another thread.
-    pub fn forward_many<F>(
-        &self,
-        n: usize,
-        input: F,
-        progress: Option<&AtomicUsize>,
-    ) -> Result<Vec<Forward>>
+    pub fn forward_many<F>(&self, n: usize, input: F, progress: Option<&AtomicUsize>) -> Result<Vec<Forward>>
     where
         F: Fn(usize) -> Vec<f64> + Sync,
     {
@@ -370,13 +296,7 @@ impl<'m> PlainExecutor<'m> {
     }
 
     /// Accuracy and per-site statistics over labelled images.
-    pub fn evaluate<F>(
-        &self,
-        n: usize,
-        input: F,
-        labels: &[u8],
-        progress: Option<&AtomicUsize>,
-    ) -> Result<Evaluation>
+    pub fn evaluate<F>(&self, n: usize, input: F, labels: &[u8], progress: Option<&AtomicUsize>) -> Result<Evaluation>
     where
         F: Fn(usize) -> Vec<f64> + Sync,
     {
@@ -400,10 +320,7 @@ pub struct Evaluation {
 
 impl Evaluation {
     pub fn from_forwards(site_names: &[String], outs: &[Forward], labels: &[u8]) -> Self {
-        let mut sites: Vec<(String, SiteStats)> = site_names
-            .iter()
-            .map(|s| (s.clone(), SiteStats::default()))
-            .collect();
+        let mut sites: Vec<(String, SiteStats)> = site_names.iter().map(|s| (s.clone(), SiteStats::default())).collect();
         let mut correct = 0;
         let mut oor = 0;
         let mut diverged = 0;
@@ -421,13 +338,7 @@ impl Evaluation {
                 acc.1.merge(s);
             }
         }
-        Self {
-            images: outs.len(),
-            correct,
-            images_out_of_range: oor,
-            images_diverged: diverged,
-            sites,
-        }
+        Self { images: outs.len(), correct, images_out_of_range: oor, images_diverged: diverged, sites }
     }
 
     pub fn accuracy(&self) -> f64 {

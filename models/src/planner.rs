@@ -88,11 +88,7 @@ pub struct PlanOutcome {
 impl PlanOutcome {
     /// The chosen alphas by site name (what a card's `relu_alphas` holds).
     pub fn alpha_map(&self) -> BTreeMap<String, u32> {
-        self.sites
-            .iter()
-            .cloned()
-            .zip(self.alphas.iter().copied())
-            .collect()
+        self.sites.iter().cloned().zip(self.alphas.iter().copied()).collect()
     }
 }
 
@@ -131,11 +127,7 @@ impl Planner<'_> {
     /// Site names (execution order) and ReLU elements per image at each.
     pub fn sites(&self) -> (Vec<String>, Vec<usize>) {
         let net = &self.model.network;
-        net.nodes
-            .iter()
-            .filter(|n| n.op == Op::Relu)
-            .map(|n| (n.name.clone(), n.shape.len()))
-            .unzip()
+        net.nodes.iter().filter(|n| n.op == Op::Relu).map(|n| (n.name.clone(), n.shape.len())).unzip()
     }
 
     /// Evaluate `mode` on the calibration images.
@@ -143,20 +135,9 @@ impl Planner<'_> {
         let exec = PlainExecutor::new(self.model, mode)?;
         let n = self.images.len().min(self.labels.len());
         let outs = exec.forward_many(n, |i| self.images[i].clone(), None)?;
-        let correct = outs
-            .iter()
-            .zip(self.labels)
-            .filter(|(f, &l)| f.predicted() == Some(l as usize))
-            .count();
-        let loss = outs
-            .iter()
-            .zip(self.labels)
-            .map(|(f, &l)| cross_entropy(f, l))
-            .sum::<f64>();
-        Ok(Score {
-            accuracy: correct as f64 / n.max(1) as f64,
-            loss: loss / n.max(1) as f64,
-        })
+        let correct = outs.iter().zip(self.labels).filter(|(f, &l)| f.predicted() == Some(l as usize)).count();
+        let loss = outs.iter().zip(self.labels).map(|(f, &l)| cross_entropy(f, l)).sum::<f64>();
+        Ok(Score { accuracy: correct as f64 / n.max(1) as f64, loss: loss / n.max(1) as f64 })
     }
 
     fn score_alphas(&self, sites: &[String], alphas: &[u32]) -> Result<Score> {
@@ -166,11 +147,7 @@ impl Planner<'_> {
 
     /// ReLU bytes per image and ReLU rounds of a configuration.
     pub fn cost_of(&self, elements: &[usize], alphas: &[u32]) -> (f64, u32) {
-        let bytes = elements
-            .iter()
-            .zip(alphas)
-            .map(|(&e, a)| e as f64 * self.costs[a].bytes)
-            .sum();
+        let bytes = elements.iter().zip(alphas).map(|(&e, a)| e as f64 * self.costs[a].bytes).sum();
         let rounds = alphas.iter().map(|a| self.costs[a].rounds).sum();
         (bytes, rounds)
     }
@@ -189,43 +166,27 @@ impl Planner<'_> {
     pub fn plan(&self, max_drop: f64, mut progress: impl FnMut(&Explored)) -> Result<PlanOutcome> {
         let levels: Vec<u32> = self.costs.keys().copied().collect();
         if levels.is_empty() {
-            return Err(ModelError::Config(
-                "the planner needs the cost of at least one alpha".into(),
-            ));
+            return Err(ModelError::Config("the planner needs the cost of at least one alpha".into()));
         }
         let (sites, elements) = self.sites();
         let exact = self.score(ReluMode::Exact)?;
         let target = self.reference_accuracy.unwrap_or(exact.accuracy) - max_drop;
         let mut explored = Vec::new();
-        let mut record =
-            |alphas: &[u32], score: Score, kind: &str, explored: &mut Vec<Explored>| {
-                let (relu_bytes, relu_rounds) = self.cost_of(&elements, alphas);
-                let e = Explored {
-                    alphas: alphas.to_vec(),
-                    relu_bytes,
-                    relu_rounds,
-                    score,
-                    kind: kind.into(),
-                };
-                progress(&e);
-                explored.push(e);
-            };
+        let mut record = |alphas: &[u32], score: Score, kind: &str, explored: &mut Vec<Explored>| {
+            let (relu_bytes, relu_rounds) = self.cost_of(&elements, alphas);
+            let e = Explored { alphas: alphas.to_vec(), relu_bytes, relu_rounds, score, kind: kind.into() };
+            progress(&e);
+            explored.push(e);
+        };
 
         // 1. The cheapest starting point that meets the target.
         let level_of = |a: u32| levels.iter().position(|&l| l == a);
-        let mut starts: Vec<Vec<usize>> = (0..levels.len())
-            .rev()
-            .map(|l| vec![l; sites.len()])
-            .collect();
+        let mut starts: Vec<Vec<usize>> = (0..levels.len()).rev().map(|l| vec![l; sites.len()]).collect();
         if let Some(own) = &self.start {
             let own: Option<Vec<usize>> = own.iter().map(|&a| level_of(a)).collect();
             match own {
                 Some(own) if own.len() == sites.len() => starts.push(own),
-                _ => {
-                    return Err(ModelError::Config(
-                        "the starting alphas must name every site with a candidate alpha".into(),
-                    ))
-                }
+                _ => return Err(ModelError::Config("the starting alphas must name every site with a candidate alpha".into())),
             }
         }
         let alphas_of = |level: &[usize]| level.iter().map(|&l| levels[l]).collect::<Vec<u32>>();
@@ -233,24 +194,14 @@ impl Planner<'_> {
         for (i, cand) in starts.iter().enumerate() {
             let alphas = alphas_of(cand);
             let s = self.score_alphas(&sites, &alphas)?;
-            record(
-                &alphas,
-                s,
-                if i < levels.len() { "uniform" } else { "start" },
-                &mut explored,
-            );
-            let cheaper = start.as_ref().is_none_or(|(l, _)| {
-                self.objective_of(&elements, &alphas) < self.objective_of(&elements, &alphas_of(l))
-            });
+            record(&alphas, s, if i < levels.len() { "uniform" } else { "start" }, &mut explored);
+            let cheaper = start.as_ref().is_none_or(|(l, _)| self.objective_of(&elements, &alphas) < self.objective_of(&elements, &alphas_of(l)));
             if s.accuracy >= target && cheaper {
                 start = Some((cand.clone(), s));
             }
         }
         let Some((start_levels, start_score)) = start else {
-            let best = explored
-                .iter()
-                .map(|e| e.score.accuracy)
-                .fold(0.0, f64::max);
+            let best = explored.iter().map(|e| e.score.accuracy).fold(0.0, f64::max);
             return Err(ModelError::Config(format!(
                 "no starting configuration reaches the target {:.2}% on the calibration images (best {:.2}%): \
                  allow a larger drop, add higher alphas, or calibrate wider bounds",
@@ -278,13 +229,7 @@ impl Planner<'_> {
                     record(&alphas_of(&probe), sc, "sensitivity", &mut explored);
                     slot.insert(sc.loss);
                 }
-                let loss_at = |l: usize| {
-                    if l == start_levels[s] {
-                        start_score.loss
-                    } else {
-                        sens[&(s, l)]
-                    }
-                };
+                let loss_at = |l: usize| if l == start_levels[s] { start_score.loss } else { sens[&(s, l)] };
                 let added = (loss_at(to) - loss_at(from)).max(1e-6);
                 let mut trial = alphas_of(&level);
                 let before = self.objective_of(&elements, &trial);

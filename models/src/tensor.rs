@@ -22,10 +22,7 @@ impl Tensor {
 
     pub fn zeros(shape: Vec<usize>) -> Self {
         let n = shape.iter().product();
-        Self {
-            shape,
-            data: vec![0.0; n],
-        }
+        Self { shape, data: vec![0.0; n] }
     }
 
     pub fn len(&self) -> usize {

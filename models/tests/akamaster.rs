@@ -4,10 +4,7 @@
 mod common;
 
 use pann_models::model::{read_safetensors, write_safetensors};
-use pann_models::{
-    fold_batch_norm, sha256_hex, LoadedModel, Model, ModelCard, ModelError, PlainExecutor,
-    ReluMode, ResNetConfig,
-};
+use pann_models::{fold_batch_norm, sha256_hex, LoadedModel, Model, ModelCard, ModelError, PlainExecutor, ReluMode, ResNetConfig};
 use std::path::Path;
 
 #[test]
@@ -15,8 +12,7 @@ fn architecture_matches_pytorch_names() {
     let net = ResNetConfig::cifar10(20).build().unwrap();
     let specs = net.param_specs();
     assert_eq!(specs.len(), 97, "akamaster ResNet-20 has 97 tensors");
-    let bytes =
-        std::fs::read(common::crate_dir().join("assets/resnet20-akamaster.safetensors")).unwrap();
+    let bytes = std::fs::read(common::crate_dir().join("assets/resnet20-akamaster.safetensors")).unwrap();
     let params = read_safetensors(&bytes).unwrap();
     for s in &specs {
         assert_eq!(params[&s.name].shape, s.shape, "{}", s.name);
@@ -46,28 +42,13 @@ fn network_serde_round_trip() {
 #[test]
 fn folding_preserves_logits() {
     let m = common::load_akamaster();
-    let raw = Model::from_safetensors_file(
-        m.network.clone(),
-        common::crate_dir().join("assets/resnet20-akamaster.safetensors"),
-    )
-    .unwrap();
+    let raw = Model::from_safetensors_file(m.network.clone(), common::crate_dir().join("assets/resnet20-akamaster.safetensors")).unwrap();
     assert_eq!(fold_batch_norm(&raw).unwrap(), m.model);
-    assert!(!m
-        .model
-        .network
-        .nodes
-        .iter()
-        .any(|n| matches!(n.op, pann_models::Op::BatchNorm { .. })));
+    assert!(!m.model.network.nodes.iter().any(|n| matches!(n.op, pann_models::Op::BatchNorm { .. })));
     let data = common::first64();
     let x = m.card.input.normalise(data.image(0));
-    let a = PlainExecutor::new(&raw, ReluMode::Exact)
-        .unwrap()
-        .forward(&x)
-        .unwrap();
-    let b = PlainExecutor::new(&m.model, ReluMode::Exact)
-        .unwrap()
-        .forward(&x)
-        .unwrap();
+    let a = PlainExecutor::new(&raw, ReluMode::Exact).unwrap().forward(&x).unwrap();
+    let b = PlainExecutor::new(&m.model, ReluMode::Exact).unwrap().forward(&x).unwrap();
     for (u, v) in a.logits.iter().zip(&b.logits) {
         assert!((u - v).abs() < 1e-9, "{u} vs {v}");
     }
@@ -83,8 +64,7 @@ struct Reference {
 #[test]
 fn logits_match_pytorch() {
     let path = common::crate_dir().join("tests/data/resnet20_pytorch_logits.json");
-    let reference: Reference =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let reference: Reference = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let m = common::load_akamaster();
     let data = common::first64();
     let exec = PlainExecutor::new(&m.model, ReluMode::Exact).unwrap();
@@ -92,17 +72,12 @@ fn logits_match_pytorch() {
     let mut worst = 0.0f64;
     for (k, &i) in reference.indices.iter().enumerate() {
         assert_eq!(data.labels[i], reference.labels[k]);
-        let f = exec
-            .forward(&m.card.input.normalise(data.image(i)))
-            .unwrap();
+        let f = exec.forward(&m.card.input.normalise(data.image(i))).unwrap();
         for (a, b) in f.logits.iter().zip(&reference.logits[k]) {
             worst = worst.max((a - b).abs());
         }
     }
-    eprintln!(
-        "max |logit - pytorch| over {} images: {worst:e}",
-        reference.indices.len()
-    );
+    eprintln!("max |logit - pytorch| over {} images: {worst:e}", reference.indices.len());
     assert!(worst < 1e-4, "max deviation {worst}");
 }
 
@@ -117,8 +92,7 @@ fn card_in(dir: &Path, weights: &[u8]) -> std::path::PathBuf {
 }
 
 fn load_modified(tag: &str, edit: impl FnOnce(&mut pann_models::Params)) -> ModelError {
-    let bytes =
-        std::fs::read(common::crate_dir().join("assets/resnet20-akamaster.safetensors")).unwrap();
+    let bytes = std::fs::read(common::crate_dir().join("assets/resnet20-akamaster.safetensors")).unwrap();
     let mut params = read_safetensors(&bytes).unwrap();
     edit(&mut params);
     let dir = common::tmp_dir(tag);
@@ -131,41 +105,23 @@ fn import_errors_name_the_tensor() {
     let e = load_modified("missing", |p| {
         p.remove("layer2.1.bn2.running_var");
     });
-    assert!(
-        matches!(&e, ModelError::MissingTensor { name } if name == "layer2.1.bn2.running_var"),
-        "{e}"
-    );
+    assert!(matches!(&e, ModelError::MissingTensor { name } if name == "layer2.1.bn2.running_var"), "{e}");
     assert!(e.to_string().contains("layer2.1.bn2.running_var"));
 
     let e = load_modified("extra", |p| {
-        p.insert(
-            "layer4.0.conv1.weight".into(),
-            pann_models::Tensor::zeros(vec![1]),
-        );
+        p.insert("layer4.0.conv1.weight".into(), pann_models::Tensor::zeros(vec![1]));
     });
-    assert!(
-        matches!(&e, ModelError::ExtraTensor { name } if name == "layer4.0.conv1.weight"),
-        "{e}"
-    );
+    assert!(matches!(&e, ModelError::ExtraTensor { name } if name == "layer4.0.conv1.weight"), "{e}");
 
     let e = load_modified("shape", |p| {
-        p.insert(
-            "linear.weight".into(),
-            pann_models::Tensor::zeros(vec![10, 32]),
-        );
+        p.insert("linear.weight".into(), pann_models::Tensor::zeros(vec![10, 32]));
     });
-    assert!(
-        matches!(&e, ModelError::ShapeMismatch { name, .. } if name == "linear.weight"),
-        "{e}"
-    );
+    assert!(matches!(&e, ModelError::ShapeMismatch { name, .. } if name == "linear.weight"), "{e}");
 
     let e = load_modified("nan", |p| {
         p.get_mut("layer1.0.conv2.weight").unwrap().data[7] = f64::NAN;
     });
-    assert!(
-        matches!(&e, ModelError::NonFinite { name, index: 7 } if name == "layer1.0.conv2.weight"),
-        "{e}"
-    );
+    assert!(matches!(&e, ModelError::NonFinite { name, index: 7 } if name == "layer1.0.conv2.weight"), "{e}");
 }
 
 #[test]
@@ -176,20 +132,13 @@ fn wrong_dtype_is_an_error() {
     bytes.extend_from_slice(header.as_bytes());
     bytes.extend_from_slice(&[0, 0, 0, 0]);
     let e = read_safetensors(&bytes).unwrap_err();
-    assert!(
-        matches!(&e, ModelError::WrongDtype { name, .. } if name == "conv1.weight"),
-        "{e}"
-    );
-    assert!(matches!(
-        read_safetensors(b"not a safetensors file").unwrap_err(),
-        ModelError::Safetensors(_)
-    ));
+    assert!(matches!(&e, ModelError::WrongDtype { name, .. } if name == "conv1.weight"), "{e}");
+    assert!(matches!(read_safetensors(b"not a safetensors file").unwrap_err(), ModelError::Safetensors(_)));
 }
 
 #[test]
 fn weights_not_matching_card_are_rejected() {
-    let bytes =
-        std::fs::read(common::crate_dir().join("assets/resnet20-akamaster.safetensors")).unwrap();
+    let bytes = std::fs::read(common::crate_dir().join("assets/resnet20-akamaster.safetensors")).unwrap();
     let dir = common::tmp_dir("digest");
     let card = card_in(&dir, &bytes);
     // Same size, one byte changed in a tensor's data.
@@ -211,34 +160,24 @@ fn pann_at_high_precision_tracks_exact() {
     let x = m.card.input.normalise(data.image(3));
     let e = exact.forward(&x).unwrap();
     // A generous global bound keeps every input in range.
-    let pann =
-        PlainExecutor::new(&m.model, ReluMode::pann_global(14, &sites, 100.0).unwrap()).unwrap();
+    let pann = PlainExecutor::new(&m.model, ReluMode::pann_global(14, &sites, 100.0).unwrap()).unwrap();
     let p = pann.forward(&x).unwrap();
     assert!(!p.any_exceeded());
     assert_eq!(e.predicted(), p.predicted());
     // A bound below the first layer's inputs is counted as exceeded.
-    let tight =
-        PlainExecutor::new(&m.model, ReluMode::pann_global(9, &sites, 0.01).unwrap()).unwrap();
+    let tight = PlainExecutor::new(&m.model, ReluMode::pann_global(9, &sites, 0.01).unwrap()).unwrap();
     assert!(tight.forward(&x).unwrap().sites[0].exceeded > 0);
     // Missing bound -> error naming the site.
-    let mut partial: std::collections::BTreeMap<String, f64> =
-        sites.iter().map(|s| (s.to_string(), 10.0)).collect();
+    let mut partial: std::collections::BTreeMap<String, f64> = sites.iter().map(|s| (s.to_string(), 10.0)).collect();
     partial.remove("layer3.1.relu1");
     let err = PlainExecutor::new(&m.model, ReluMode::pann(9, partial).unwrap()).unwrap_err();
-    assert!(
-        matches!(&err, ModelError::MissingBound { site } if site == "layer3.1.relu1"),
-        "{err}"
-    );
+    assert!(matches!(&err, ModelError::MissingBound { site } if site == "layer3.1.relu1"), "{err}");
 }
 
 #[test]
 fn card_bounds_keep_shipped_images_in_range() {
     let m = common::load_akamaster();
-    assert_eq!(
-        m.card.relu_bounds.len(),
-        19,
-        "the shipped card carries calibrated per-layer bounds"
-    );
+    assert_eq!(m.card.relu_bounds.len(), 19, "the shipped card carries calibrated per-layer bounds");
     let data = common::first64();
     let exact = PlainExecutor::new(&m.model, ReluMode::Exact).unwrap();
     let pann = PlainExecutor::new(&m.model, m.card.pann_mode(9).unwrap()).unwrap();
@@ -246,15 +185,8 @@ fn card_bounds_keep_shipped_images_in_range() {
     let e = exact.forward_many(data.len(), input, None).unwrap();
     let p = pann.forward_many(data.len(), input, None).unwrap();
     assert!(p.iter().all(|f| !f.any_exceeded()));
-    let same = e
-        .iter()
-        .zip(&p)
-        .filter(|(a, b)| a.predicted() == b.predicted())
-        .count();
-    assert!(
-        same >= 62,
-        "alpha 9 per-layer agrees with exact ReLU on {same}/64"
-    );
+    let same = e.iter().zip(&p).filter(|(a, b)| a.predicted() == b.predicted()).count();
+    assert!(same >= 62, "alpha 9 per-layer agrees with exact ReLU on {same}/64");
 }
 
 #[test]
@@ -269,23 +201,11 @@ fn per_layer_alphas_in_a_card_are_validated_and_deployed() {
         c.check(path).map(|_| c)
     };
     // Every site, alphas 4..14: fine, and the deployed mode uses them.
-    let ok = with(&|c| {
-        c.relu_alphas = sites
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.clone(), 4 + (i as u32 % 11)))
-            .collect()
-    })
-    .unwrap();
+    let ok = with(&|c| c.relu_alphas = sites.iter().enumerate().map(|(i, s)| (s.clone(), 4 + (i as u32 % 11))).collect()).unwrap();
     assert_eq!(ok.site_alphas()[&sites[0]], 4);
-    assert!(
-        matches!(ok.deployed_mode().unwrap(), ReluMode::Pann { ref polys, .. } if polys.len() == 11)
-    );
+    assert!(matches!(ok.deployed_mode().unwrap(), ReluMode::Pann { ref polys, .. } if polys.len() == 11));
     // Without relu_alphas, every site runs at default_alpha.
-    assert!(card
-        .site_alphas()
-        .values()
-        .all(|&a| a == card.default_alpha));
+    assert!(card.site_alphas().values().all(|&a| a == card.default_alpha));
     // An alpha outside 4..14, an unknown site, or only some sites: errors naming the problem.
     let err = |f: &dyn Fn(&mut ModelCard)| with(f).unwrap_err().to_string();
     let e = err(&|c| c.relu_alphas = sites.iter().map(|s| (s.clone(), 3)).collect());

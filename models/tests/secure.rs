@@ -7,20 +7,12 @@ mod common;
 use std::sync::Arc;
 
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
-use pann_models::secure::{
-    client_session, dealer_session, run_plan, server_session, ClearBackend, ClientOutcome, Plan,
-    PublicModel, SecureConfig, ServerWeights,
-};
+use pann_models::secure::{client_session, ClientOutcome, dealer_session, run_plan, server_session, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::{PlainExecutor, ReluMode};
 use pann_mpc_core::{Channel, ChannelConfig};
 
 /// Server, client and dealer over in-memory channels; every role must succeed.
-async fn three_parties(
-    model: &pann_models::Model,
-    public: &PublicModel,
-    raw: &[Vec<u8>],
-    batch: usize,
-) -> ClientOutcome {
+async fn three_parties(model: &pann_models::Model, public: &PublicModel, raw: &[Vec<u8>], batch: usize) -> ClientOutcome {
     let cfg = ChannelConfig::default();
     let (mut sc, mut cs) = Channel::mem_pair(cfg.clone());
     let (mut sd, mut ds) = Channel::mem_pair(cfg.clone());
@@ -57,10 +49,7 @@ async fn resnet20_three_parties_match_the_fixed_point_reference() {
 async fn resnet20_mixed_precision_matches_the_fixed_point_reference() {
     let cycle = [14, 5, 9, 7];
     let (precision, online) = resnet20_three_parties(|i| cycle[i % 4]).await;
-    assert!(
-        precision.starts_with("per-layer:14,5,9,7,14,"),
-        "{precision}"
-    );
+    assert!(precision.starts_with("per-layer:14,5,9,7,14,"), "{precision}");
     let (_, uniform) = resnet20_three_parties(|_| 9).await;
     // Costs follow the alphas: alpha 14 and 9 ReLUs on the 16-channel layers dominate.
     assert_ne!(online, uniform);
@@ -73,23 +62,9 @@ async fn resnet20_three_parties(alpha_of: impl Fn(usize) -> u32) -> (String, u64
     let calib: Vec<Vec<f64>> = images(64).2;
     let max = max_abs_per_site(&m.model, calib.len(), |i| calib[i].clone(), None).unwrap();
     let bounds = per_site_bounds(&max, 1.5);
-    let alphas: std::collections::BTreeMap<String, u32> = m
-        .model
-        .network
-        .relu_sites()
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.to_string(), alpha_of(i)))
-        .collect();
-    let public = PublicModel::new(
-        &m.model,
-        &m.card.input,
-        &bounds,
-        SecureConfig::new(alpha_of(0)),
-    )
-    .unwrap()
-    .with_alphas(alphas.clone())
-    .unwrap();
+    let alphas: std::collections::BTreeMap<String, u32> =
+        m.model.network.relu_sites().iter().enumerate().map(|(i, s)| (s.to_string(), alpha_of(i))).collect();
+    let public = PublicModel::new(&m.model, &m.card.input, &bounds, SecureConfig::new(alpha_of(0))).unwrap().with_alphas(alphas.clone()).unwrap();
 
     // Reference: the plan on clear ring values, batch of 2 (the last batch is padded).
     let plan = Plan::compile(Arc::new(public.clone()), 2).unwrap();
@@ -99,30 +74,13 @@ async fn resnet20_three_parties(alpha_of: impl Fn(usize) -> u32) -> (String, u64
         let mut x: Vec<f64> = chunk.concat();
         x.resize(plan.len_of(0), 0.0);
         let mut clear = ClearBackend::new(&weights);
-        let y = run_plan(
-            &plan,
-            Some(&weights),
-            &mut clear,
-            plan.encode_input(&x).unwrap(),
-            None,
-        )
-        .await
-        .unwrap();
+        let y = run_plan(&plan, Some(&weights), &mut clear, plan.encode_input(&x).unwrap(), None).await.unwrap();
         assert_eq!(clear.out_of_range, 0);
-        reference.extend(
-            plan.decode_output(&y)
-                .chunks(10)
-                .take(chunk.len())
-                .map(|c| c.to_vec()),
-        );
+        reference.extend(plan.decode_output(&y).chunks(10).take(chunk.len()).map(|c| c.to_vec()));
     }
 
     // The f64 PANN executor agrees with the fixed-point reference.
-    let exec = PlainExecutor::new(
-        &m.model,
-        ReluMode::pann_mixed(alphas, bounds.clone()).unwrap(),
-    )
-    .unwrap();
+    let exec = PlainExecutor::new(&m.model, ReluMode::pann_mixed(alphas, bounds.clone()).unwrap()).unwrap();
     for (img, r) in imgs.iter().zip(&reference) {
         let f = exec.forward(img).unwrap();
         for (a, b) in f.logits.iter().zip(r) {
@@ -138,70 +96,34 @@ async fn resnet20_three_parties(alpha_of: impl Fn(usize) -> u32) -> (String, u64
             // Truncation noise (+1 ulp at some openings) propagates: see docs/results/secure-inference.md.
             assert!((a - b).abs() < 2e-2, "secure {a} vs reference {b}");
         }
-        let am = |v: &[f64]| {
-            v.iter()
-                .enumerate()
-                .max_by(|x, y| x.1.total_cmp(y.1))
-                .unwrap()
-                .0
-        };
+        let am = |v: &[f64]| v.iter().enumerate().max_by(|x, y| x.1.total_cmp(y.1)).unwrap().0;
         assert_eq!(am(sec), am(r));
     }
-    assert!(
-        out.meter_dealer
-            .phase_total(pann_mpc_core::Phase::Offline)
-            .bytes()
-            > 0
-    );
-    (
-        public.precision(),
-        out.meter_server
-            .phase_total(pann_mpc_core::Phase::Online)
-            .bytes(),
-    )
+    assert!(out.meter_dealer.phase_total(pann_mpc_core::Phase::Offline).bytes() > 0);
+    (public.precision(), out.meter_server.phase_total(pann_mpc_core::Phase::Online).bytes())
 }
 
 /// A small CNN with pseudo-random weights: fast, covers conv, pooling, linear.
 fn small_cnn() -> (pann_models::Model, Vec<Vec<u8>>) {
     use pann_models::{Params, SmallCnnConfig, Tensor};
-    let net = SmallCnnConfig {
-        channels: vec![4, 6],
-        num_classes: 5,
-        batch_norm: false,
-        in_channels: 3,
-        image_size: 8,
-        bn_eps: 1e-5,
-    }
-    .build()
-    .unwrap();
+    let net = SmallCnnConfig { channels: vec![4, 6], num_classes: 5, batch_norm: false, in_channels: 3, image_size: 8, bn_eps: 1e-5 }
+        .build()
+        .unwrap();
     let mut prg = pann_mpc_core::Prg::from_seed([5; 16]);
-    let mut uni = |n: usize, s: f64| -> Vec<f64> {
-        prg.gen(n)
-            .iter()
-            .map(|&v| ((v >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * s)
-            .collect()
-    };
+    let mut uni = |n: usize, s: f64| -> Vec<f64> { prg.gen(n).iter().map(|&v| ((v >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * s).collect() };
     let mut params = Params::new();
     for spec in net.param_specs() {
         let n = spec.shape.iter().product();
-        params.insert(
-            spec.name.clone(),
-            Tensor::new(spec.shape.clone(), uni(n, 0.8)),
-        );
+        params.insert(spec.name.clone(), Tensor::new(spec.shape.clone(), uni(n, 0.8)));
     }
-    let raw = (0..3)
-        .map(|_| prg.gen(3 * 8 * 8).iter().map(|&v| v as u8).collect())
-        .collect();
+    let raw = (0..3).map(|_| prg.gen(3 * 8 * 8).iter().map(|&v| v as u8).collect()).collect();
     (pann_models::Model::new(net, params).unwrap(), raw)
 }
 
 #[tokio::test]
 async fn small_cnn_three_parties_match_the_fixed_point_reference() {
     let (model, raw) = small_cnn();
-    let spec = pann_models::InputSpec {
-        mean: vec![0.5; 3],
-        std: vec![0.25; 3],
-    };
+    let spec = pann_models::InputSpec { mean: vec![0.5; 3], std: vec![0.25; 3] };
     let imgs: Vec<Vec<f64>> = raw.iter().map(|r| spec.normalise(r)).collect();
     let max = max_abs_per_site(&model, imgs.len(), |i| imgs[i].clone(), None).unwrap();
     let bounds = per_site_bounds(&max, 1.2);
@@ -211,15 +133,7 @@ async fn small_cnn_three_parties_match_the_fixed_point_reference() {
     let weights = ServerWeights::encode(&plan, &model).unwrap();
     let mut reference = Vec::new();
     for img in &imgs {
-        let y = run_plan(
-            &plan,
-            Some(&weights),
-            &mut ClearBackend::new(&weights),
-            plan.encode_input(img).unwrap(),
-            None,
-        )
-        .await
-        .unwrap();
+        let y = run_plan(&plan, Some(&weights), &mut ClearBackend::new(&weights), plan.encode_input(img).unwrap(), None).await.unwrap();
         reference.push(plan.decode_output(&y));
     }
     let out = three_parties(&model, &public, &raw, 1).await;

@@ -16,18 +16,12 @@ const N: usize = (8 << 20) / 8;
 async fn tcp_pair() -> (Channel, Channel) {
     let l = Listener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    let (a, b) = tokio::join!(
-        l.accept_tcp(ChannelConfig::default()),
-        tcp_connect(addr, ChannelConfig::default())
-    );
+    let (a, b) = tokio::join!(l.accept_tcp(ChannelConfig::default()), tcp_connect(addr, ChannelConfig::default()));
     (a.unwrap(), b.unwrap())
 }
 
 async fn tls_pair() -> (Channel, Channel) {
-    let (s, c) = (
-        TlsIdentity::generate().unwrap(),
-        TlsIdentity::generate().unwrap(),
-    );
+    let (s, c) = (TlsIdentity::generate().unwrap(), TlsIdentity::generate().unwrap());
     let sp = TlsPeers::new(&s, c.cert().clone()).unwrap();
     let cp = TlsPeers::new(&c, s.cert().clone()).unwrap();
     let l = Listener::bind("127.0.0.1:0").await.unwrap();
@@ -39,15 +33,8 @@ async fn tls_pair() -> (Channel, Channel) {
     (a.unwrap(), b.unwrap())
 }
 
-fn exchange(
-    rt: &Runtime,
-    chans: &mut Option<(Channel, Channel)>,
-    xs: &Arc<Vec<u64>>,
-    ys: &Arc<Vec<u64>>,
-) {
-    let (mut a, mut b) = chans
-        .take()
-        .expect("channels are put back after every iteration");
+fn exchange(rt: &Runtime, chans: &mut Option<(Channel, Channel)>, xs: &Arc<Vec<u64>>, ys: &Arc<Vec<u64>>) {
+    let (mut a, mut b) = chans.take().expect("channels are put back after every iteration");
     let (xs, ys) = (xs.clone(), ys.clone());
     let back = rt.block_on(async move {
         let ta = tokio::spawn(async move {
@@ -64,23 +51,14 @@ fn exchange(
 }
 
 fn channel(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let xs = Arc::new(Prg::from_seed([1; 16]).gen(N));
     let ys = Arc::new(Prg::from_seed([2; 16]).gen(N));
     let mut g = c.benchmark_group("channel");
-    g.sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
+    g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
     g.throughput(Throughput::Bytes(2 * 8 * N as u64));
     for (name, pair) in [
-        (
-            "mem_exchange_8MiB_each_way",
-            rt.block_on(async { Channel::mem_pair(ChannelConfig::default()) }),
-        ),
+        ("mem_exchange_8MiB_each_way", rt.block_on(async { Channel::mem_pair(ChannelConfig::default()) })),
         ("tcp_exchange_8MiB_each_way", rt.block_on(tcp_pair())),
         ("tls_exchange_8MiB_each_way", rt.block_on(tls_pair())),
     ] {

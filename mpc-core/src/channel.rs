@@ -66,11 +66,7 @@ pub struct ChannelConfig {
 
 impl Default for ChannelConfig {
     fn default() -> Self {
-        Self {
-            max_frame: 1 << 30,
-            timeout: Duration::from_secs(120),
-            connect_timeout: Duration::from_secs(60),
-        }
+        Self { max_frame: 1 << 30, timeout: Duration::from_secs(120), connect_timeout: Duration::from_secs(60) }
     }
 }
 
@@ -136,23 +132,13 @@ impl Channel {
         writer: Box<dyn AsyncWrite + Unpin + Send>,
         cfg: ChannelConfig,
     ) -> Self {
-        Self {
-            reader,
-            writer,
-            out: Vec::new(),
-            cfg,
-            meter: Meter::new(),
-            sent_since_recv: false,
-        }
+        Self { reader, writer, out: Vec::new(), cfg, meter: Meter::new(), sent_since_recv: false }
     }
 
     /// Two connected in-memory channels (for tests and in-process parties).
     pub fn mem_pair(cfg: ChannelConfig) -> (Channel, Channel) {
         let (a, b) = tokio::io::duplex(1 << 20);
-        (
-            Channel::from_stream(a, cfg.clone()),
-            Channel::from_stream(b, cfg),
-        )
+        (Channel::from_stream(a, cfg.clone()), Channel::from_stream(b, cfg))
     }
 
     pub fn config(&self) -> &ChannelConfig {
@@ -180,14 +166,10 @@ impl Channel {
         // not let a longer frame through with a truncated header.
         let max = self.cfg.max_frame.min(u32::MAX as usize);
         if payload_len > max {
-            return Err(CoreError::FrameTooLarge {
-                len: payload_len,
-                max,
-            });
+            return Err(CoreError::FrameTooLarge { len: payload_len, max });
         }
         self.out.reserve(HEADER + payload_len);
-        self.out
-            .extend_from_slice(&(payload_len as u32).to_le_bytes());
+        self.out.extend_from_slice(&(payload_len as u32).to_le_bytes());
         self.meter.record_send(HEADER + payload_len);
         self.sent_since_recv = true;
         Ok(())
@@ -230,10 +212,7 @@ impl Channel {
         self.out = out;
         self.out.clear();
         match res {
-            Err(_) => Err(CoreError::Timeout {
-                context: "writing to the peer",
-                after,
-            }),
+            Err(_) => Err(CoreError::Timeout { context: "writing to the peer", after }),
             Ok(r) => r.map_err(CoreError::io("writing to the peer")),
         }
     }
@@ -250,23 +229,14 @@ impl Channel {
         let (reader, writer) = (&mut self.reader, &mut self.writer);
         let write = async {
             if !out.is_empty() {
-                writer
-                    .write_all(&out)
-                    .await
-                    .map_err(CoreError::io("writing to the peer"))?;
-                writer
-                    .flush()
-                    .await
-                    .map_err(CoreError::io("writing to the peer"))?;
+                writer.write_all(&out).await.map_err(CoreError::io("writing to the peer"))?;
+                writer.flush().await.map_err(CoreError::io("writing to the peer"))?;
             }
             Ok::<_, CoreError>(())
         };
         let read = async {
             let mut header = [0u8; HEADER];
-            reader
-                .read_exact(&mut header)
-                .await
-                .map_err(CoreError::io("waiting for a frame header"))?;
+            reader.read_exact(&mut header).await.map_err(CoreError::io("waiting for a frame header"))?;
             let len = u32::from_le_bytes(header) as usize;
             if len > max {
                 return Err(CoreError::FrameTooLarge { len, max });
@@ -276,10 +246,7 @@ impl Channel {
                 let filled = payload.len();
                 let step = (len - filled).min(EAGER_ALLOC.max(filled));
                 payload.resize(filled + step, 0);
-                reader
-                    .read_exact(&mut payload[filled..])
-                    .await
-                    .map_err(CoreError::io("reading a frame body"))?;
+                reader.read_exact(&mut payload[filled..]).await.map_err(CoreError::io("reading a frame body"))?;
             }
             Ok(payload)
         };
@@ -287,12 +254,7 @@ impl Channel {
         self.out = out;
         self.out.clear();
         let payload = match res {
-            Err(_) => {
-                return Err(CoreError::Timeout {
-                    context: "waiting for the peer",
-                    after,
-                })
-            }
+            Err(_) => return Err(CoreError::Timeout { context: "waiting for the peer", after }),
             Ok(r) => r?.1,
         };
         self.meter.record_recv(HEADER + payload.len());
@@ -304,20 +266,13 @@ impl Channel {
     pub async fn recv_tagged(&mut self, tag: Tag) -> Result<Vec<u8>> {
         let mut frame = self.recv_frame().await?;
         let Some(&got) = frame.first() else {
-            return Err(CoreError::Malformed(format!(
-                "empty frame where a {tag:?} message was expected"
-            )));
+            return Err(CoreError::Malformed(format!("empty frame where a {tag:?} message was expected")));
         };
         if got == Tag::Abort as u8 && tag != Tag::Abort {
-            return Err(CoreError::PeerAborted(
-                String::from_utf8_lossy(&frame[1..]).into_owned(),
-            ));
+            return Err(CoreError::PeerAborted(String::from_utf8_lossy(&frame[1..]).into_owned()));
         }
         if got != tag as u8 {
-            return Err(CoreError::UnexpectedMessage {
-                expected: format!("{tag:?}"),
-                got: tag_name(got),
-            });
+            return Err(CoreError::UnexpectedMessage { expected: format!("{tag:?}"), got: tag_name(got) });
         }
         frame.remove(0);
         Ok(frame)
@@ -341,10 +296,7 @@ impl Channel {
         self.flush().await?;
         let after = self.cfg.timeout;
         match tokio::time::timeout(after, self.writer.shutdown()).await {
-            Err(_) => Err(CoreError::Timeout {
-                context: "closing the connection",
-                after,
-            }),
+            Err(_) => Err(CoreError::Timeout { context: "closing the connection", after }),
             Ok(r) => r.map_err(CoreError::io("closing the connection")),
         }
     }
@@ -360,20 +312,13 @@ impl Channel {
 
 fn decode_ring(frame: &[u8], n: usize) -> Result<Vec<R>> {
     let Some(&tag) = frame.first() else {
-        return Err(CoreError::Malformed(
-            "empty frame where ring elements were expected".into(),
-        ));
+        return Err(CoreError::Malformed("empty frame where ring elements were expected".into()));
     };
     if tag == Tag::Abort as u8 {
-        return Err(CoreError::PeerAborted(
-            String::from_utf8_lossy(&frame[1..]).into_owned(),
-        ));
+        return Err(CoreError::PeerAborted(String::from_utf8_lossy(&frame[1..]).into_owned()));
     }
     if tag != Tag::Ring as u8 {
-        return Err(CoreError::UnexpectedMessage {
-            expected: "Ring".into(),
-            got: tag_name(tag),
-        });
+        return Err(CoreError::UnexpectedMessage { expected: "Ring".into(), got: tag_name(tag) });
     }
     let body = &frame[1..];
     if body.len() != 8 * n {
@@ -418,9 +363,6 @@ mod tests {
         a.send_tagged(Tag::Bytes, b"x").unwrap();
         a.flush().await.unwrap();
         assert!(matches!(b.recv_ring(2).await, Err(CoreError::Malformed(_))));
-        assert!(matches!(
-            b.recv_ring(1).await,
-            Err(CoreError::UnexpectedMessage { .. })
-        ));
+        assert!(matches!(b.recv_ring(1).await, Err(CoreError::UnexpectedMessage { .. })));
     }
 }

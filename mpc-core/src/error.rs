@@ -8,25 +8,15 @@ pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     #[error("value {value} does not fit in fixed point with {frac_bits} fractional bits (|x| must be < 2^{int_bits})")]
-    FixedPointOverflow {
-        value: f64,
-        frac_bits: u32,
-        int_bits: u32,
-    },
+    FixedPointOverflow { value: f64, frac_bits: u32, int_bits: u32 },
     #[error("invalid fixed-point parameters: {0}")]
     FixedPointParams(String),
     #[error("share mismatch: {0}")]
     ShareMismatch(String),
     #[error("I/O error while {context}: {source}")]
-    Io {
-        context: &'static str,
-        source: std::io::Error,
-    },
+    Io { context: &'static str, source: std::io::Error },
     #[error("timed out after {after:?} while {context}")]
-    Timeout {
-        context: &'static str,
-        after: Duration,
-    },
+    Timeout { context: &'static str, after: Duration },
     #[error("frame of {len} bytes exceeds the maximum frame size of {max} bytes")]
     FrameTooLarge { len: usize, max: usize },
     #[error("peer closed the connection while {context}")]
@@ -36,11 +26,7 @@ pub enum CoreError {
     #[error("malformed message: {0}")]
     Malformed(String),
     #[error("handshake failed: {field} differs (ours: {ours}, peer's: {theirs})")]
-    HandshakeMismatch {
-        field: String,
-        ours: String,
-        theirs: String,
-    },
+    HandshakeMismatch { field: String, ours: String, theirs: String },
     #[error("peer aborted the session: {0}")]
     PeerAborted(String),
     #[error("TLS error: {0}")]
@@ -48,11 +34,7 @@ pub enum CoreError {
     #[error("configuration error: {0}")]
     Config(String),
     #[error("could not connect to {addr} within {after:?}: {last}")]
-    Connect {
-        addr: String,
-        after: Duration,
-        last: String,
-    },
+    Connect { addr: String, after: Duration, last: String },
     #[error("TLS identity file {}: {reason}", path.display())]
     IdentityFile { path: PathBuf, reason: String },
 }

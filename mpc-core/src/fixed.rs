@@ -19,14 +19,9 @@ impl FixedPoint {
     /// Codec with `frac_bits` fractional bits and the largest integer range the ring allows.
     pub fn new(frac_bits: u32) -> Result<Self> {
         if frac_bits >= 62 {
-            return Err(CoreError::FixedPointParams(format!(
-                "frac_bits {frac_bits} leaves no integer bits in a 64-bit ring"
-            )));
+            return Err(CoreError::FixedPointParams(format!("frac_bits {frac_bits} leaves no integer bits in a 64-bit ring")));
         }
-        Ok(Self {
-            frac_bits,
-            int_bits: 63 - frac_bits,
-        })
+        Ok(Self { frac_bits, int_bits: 63 - frac_bits })
     }
 
     /// Codec with an explicit integer range `|x| < 2^int_bits`.
@@ -36,10 +31,7 @@ impl FixedPoint {
                 "frac_bits {frac_bits} + int_bits {int_bits} must be at most 63, int_bits at least 1"
             )));
         }
-        Ok(Self {
-            frac_bits,
-            int_bits,
-        })
+        Ok(Self { frac_bits, int_bits })
     }
 
     /// The scale 2^f.
@@ -52,11 +44,7 @@ impl FixedPoint {
         let scaled = (x * self.scale()).round();
         let limit = ((self.frac_bits + self.int_bits) as f64).exp2();
         if !scaled.is_finite() || scaled.abs() >= limit {
-            return Err(CoreError::FixedPointOverflow {
-                value: x,
-                frac_bits: self.frac_bits,
-                int_bits: self.int_bits,
-            });
+            return Err(CoreError::FixedPointOverflow { value: x, frac_bits: self.frac_bits, int_bits: self.int_bits });
         }
         Ok(scaled as i64 as u64)
     }

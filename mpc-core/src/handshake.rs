@@ -83,9 +83,7 @@ impl std::str::FromStr for Role {
             "server" => Ok(Role::Server),
             "client" => Ok(Role::Client),
             "dealer" => Ok(Role::Dealer),
-            _ => Err(CoreError::Config(format!(
-                "unknown role {s:?} (expected server, client or dealer)"
-            ))),
+            _ => Err(CoreError::Config(format!("unknown role {s:?} (expected server, client or dealer)"))),
         }
     }
 }
@@ -104,12 +102,7 @@ pub struct SessionParams {
 
 impl SessionParams {
     pub fn new(role: Role) -> SessionParams {
-        SessionParams {
-            version: PROTOCOL_VERSION,
-            role,
-            expect_peer: None,
-            fields: Vec::new(),
-        }
+        SessionParams { version: PROTOCOL_VERSION, role, expect_peer: None, fields: Vec::new() }
     }
 
     /// Require the peer to have this role.
@@ -134,10 +127,7 @@ impl SessionParams {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// The parameters, in insertion order.
@@ -147,13 +137,7 @@ impl SessionParams {
 
     /// The Hello body.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            16 + self
-                .fields
-                .iter()
-                .map(|(n, v)| 8 + n.len() + v.len())
-                .sum::<usize>(),
-        );
+        let mut out = Vec::with_capacity(16 + self.fields.iter().map(|(n, v)| 8 + n.len() + v.len()).sum::<usize>());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.version.to_le_bytes());
         out.push(self.role.code());
@@ -173,9 +157,7 @@ impl SessionParams {
     pub fn peek_version(bytes: &[u8]) -> Result<u32> {
         let mut r = Reader::new(bytes);
         if r.take(4)? != MAGIC {
-            return Err(CoreError::Malformed(
-                "Hello does not start with the PANN magic".into(),
-            ));
+            return Err(CoreError::Malformed("Hello does not start with the PANN magic".into()));
         }
         r.u32()
     }
@@ -185,22 +167,16 @@ impl SessionParams {
         let version = Self::peek_version(bytes)?;
         let mut r = Reader::new(&bytes[8..]);
         let role_code = r.u8()?;
-        let role = Role::from_code(role_code).ok_or_else(|| {
-            CoreError::Malformed(format!("Hello names unknown role code {role_code}"))
-        })?;
+        let role = Role::from_code(role_code)
+            .ok_or_else(|| CoreError::Malformed(format!("Hello names unknown role code {role_code}")))?;
         let expect_peer = match r.u8()? {
             0 => None,
-            c => Some(Role::from_code(c).ok_or_else(|| {
-                CoreError::Malformed(format!("Hello expects unknown role code {c}"))
-            })?),
+            c => Some(Role::from_code(c).ok_or_else(|| CoreError::Malformed(format!("Hello expects unknown role code {c}")))?),
         };
         let count = r.u32()? as usize;
         // Each field takes at least 8 bytes: bound the count before allocating.
         if count > r.remaining() / 8 {
-            return Err(CoreError::Malformed(format!(
-                "Hello announces {count} fields in {} bytes",
-                r.remaining()
-            )));
+            return Err(CoreError::Malformed(format!("Hello announces {count} fields in {} bytes", r.remaining())));
         }
         let mut fields = Vec::with_capacity(count);
         let mut seen = BTreeSet::new();
@@ -208,24 +184,14 @@ impl SessionParams {
             let name = r.string("a parameter name")?;
             let value = r.string("a parameter value")?;
             if !seen.insert(name.clone()) {
-                return Err(CoreError::Malformed(format!(
-                    "Hello repeats parameter {name:?}"
-                )));
+                return Err(CoreError::Malformed(format!("Hello repeats parameter {name:?}")));
             }
             fields.push((name, value));
         }
         if r.remaining() != 0 {
-            return Err(CoreError::Malformed(format!(
-                "{} trailing bytes after the Hello",
-                r.remaining()
-            )));
+            return Err(CoreError::Malformed(format!("{} trailing bytes after the Hello", r.remaining())));
         }
-        Ok(SessionParams {
-            version,
-            role,
-            expect_peer,
-            fields,
-        })
+        Ok(SessionParams { version, role, expect_peer, fields })
     }
 
     fn role_desc(&self) -> String {
@@ -239,18 +205,10 @@ impl SessionParams {
     /// parameter in name order. Symmetric: the peer finds the same field.
     pub fn check_compatible(&self, theirs: &SessionParams) -> Result<()> {
         let mismatch = |field: &str, ours: String, theirs: String| {
-            Err(CoreError::HandshakeMismatch {
-                field: field.to_string(),
-                ours,
-                theirs,
-            })
+            Err(CoreError::HandshakeMismatch { field: field.to_string(), ours, theirs })
         };
         if self.version != theirs.version {
-            return mismatch(
-                "version",
-                self.version.to_string(),
-                theirs.version.to_string(),
-            );
+            return mismatch("version", self.version.to_string(), theirs.version.to_string());
         }
         let role_ok = self.role != theirs.role
             && self.expect_peer.is_none_or(|r| r == theirs.role)
@@ -258,22 +216,13 @@ impl SessionParams {
         if !role_ok {
             return mismatch("role", self.role_desc(), theirs.role_desc());
         }
-        let ours: BTreeMap<&str, &str> = self
-            .fields
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        let peer: BTreeMap<&str, &str> = theirs
-            .fields
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let ours: BTreeMap<&str, &str> = self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let peer: BTreeMap<&str, &str> = theirs.fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         let names: BTreeSet<&str> = ours.keys().chain(peer.keys()).copied().collect();
         for name in names {
             let (a, b) = (ours.get(name), peer.get(name));
             if a != b {
-                let show =
-                    |v: Option<&&str>| v.map_or_else(|| "<absent>".to_string(), |s| s.to_string());
+                let show = |v: Option<&&str>| v.map_or_else(|| "<absent>".to_string(), |s| s.to_string());
                 return mismatch(name, show(a), show(b));
             }
         }
@@ -300,10 +249,7 @@ async fn exchange(ch: &mut Channel, ours: &SessionParams) -> Result<SessionParam
     let body = match ch.recv_tagged(Tag::Hello).await {
         Ok(b) => b,
         Err(e) => {
-            if matches!(
-                e,
-                CoreError::UnexpectedMessage { .. } | CoreError::Malformed(_)
-            ) {
+            if matches!(e, CoreError::UnexpectedMessage { .. } | CoreError::Malformed(_)) {
                 ch.abort(&format!("bad Hello: {e}")).await;
             }
             return Err(e);
@@ -357,10 +303,7 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.buf.len() {
-            return Err(CoreError::Malformed(format!(
-                "Hello truncated: needed {n} more bytes, {} left",
-                self.buf.len()
-            )));
+            return Err(CoreError::Malformed(format!("Hello truncated: needed {n} more bytes, {} left", self.buf.len())));
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -380,8 +323,7 @@ impl<'a> Reader<'a> {
     fn string(&mut self, what: &str) -> Result<String> {
         let n = self.u32()? as usize;
         let bytes = self.take(n)?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| CoreError::Malformed(format!("{what} in the Hello is not UTF-8")))
+        String::from_utf8(bytes.to_vec()).map_err(|_| CoreError::Malformed(format!("{what} in the Hello is not UTF-8")))
     }
 }
 
@@ -390,10 +332,7 @@ mod tests {
     use super::*;
 
     fn params() -> SessionParams {
-        SessionParams::new(Role::Server)
-            .with("ring_bits", 64)
-            .with("frac_bits", 16)
-            .with("alpha", 9)
+        SessionParams::new(Role::Server).with("ring_bits", 64).with("frac_bits", 16).with("alpha", 9)
     }
 
     #[test]
@@ -439,9 +378,6 @@ mod tests {
 
     #[test]
     fn sha256_hex_known_answer() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

@@ -24,6 +24,4 @@ pub use handshake::{sha256_hex, Role, SessionParams, PROTOCOL_VERSION};
 pub use meter::{Meter, Phase};
 pub use prg::{Prg, Seed};
 pub use share::{Party, ShareVec};
-pub use transport::{
-    tcp_connect, tcp_listen_accept, tls_connect, tls_listen_accept, Listener, TlsIdentity, TlsPeers,
-};
+pub use transport::{tcp_connect, tcp_listen_accept, tls_connect, tls_listen_accept, Listener, TlsIdentity, TlsPeers};

@@ -72,11 +72,7 @@ pub struct Meter {
 
 impl Default for Meter {
     fn default() -> Self {
-        Self {
-            phase: Phase::Setup,
-            label: String::new(),
-            cells: BTreeMap::new(),
-        }
+        Self { phase: Phase::Setup, label: String::new(), cells: BTreeMap::new() }
     }
 }
 
@@ -105,11 +101,7 @@ impl Meter {
     }
 
     fn cell(&mut self) -> &mut Cost {
-        self.cells
-            .entry(self.phase)
-            .or_default()
-            .entry(self.label.clone())
-            .or_default()
+        self.cells.entry(self.phase).or_default().entry(self.label.clone()).or_default()
     }
 
     pub fn record_send(&mut self, bytes: usize) {
@@ -135,25 +127,13 @@ impl Meter {
 
     /// Counters accumulated since `earlier` (a snapshot of this meter).
     pub fn since(&self, earlier: &Meter) -> Meter {
-        let mut out = Meter {
-            phase: self.phase,
-            label: self.label.clone(),
-            cells: BTreeMap::new(),
-        };
+        let mut out = Meter { phase: self.phase, label: self.label.clone(), cells: BTreeMap::new() };
         for (phase, labels) in &self.cells {
             for (label, cost) in labels {
-                let before = earlier
-                    .cells
-                    .get(phase)
-                    .and_then(|l| l.get(label))
-                    .copied()
-                    .unwrap_or_default();
+                let before = earlier.cells.get(phase).and_then(|l| l.get(label)).copied().unwrap_or_default();
                 let d = cost.saturating_sub(&before);
                 if d != Cost::default() {
-                    out.cells
-                        .entry(*phase)
-                        .or_default()
-                        .insert(label.clone(), d);
+                    out.cells.entry(*phase).or_default().insert(label.clone(), d);
                 }
             }
         }
@@ -180,21 +160,15 @@ impl Meter {
 
     /// Per-label costs of one phase, in label order.
     pub fn labels(&self, phase: Phase) -> Vec<(String, Cost)> {
-        self.cells
-            .get(&phase)
-            .map(|l| l.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default()
+        self.cells.get(&phase).map(|l| l.iter().map(|(k, v)| (k.clone(), *v)).collect()).unwrap_or_default()
     }
 
     /// JSON with totals per phase and per-label detail.
     pub fn to_json(&self) -> serde_json::Value {
         let mut phases = serde_json::Map::new();
         for p in [Phase::Setup, Phase::Offline, Phase::Online] {
-            let labels: serde_json::Map<_, _> = self
-                .labels(p)
-                .into_iter()
-                .map(|(k, v)| (k, serde_json::to_value(v).unwrap()))
-                .collect();
+            let labels: serde_json::Map<_, _> =
+                self.labels(p).into_iter().map(|(k, v)| (k, serde_json::to_value(v).unwrap())).collect();
             phases.insert(
                 p.to_string(),
                 serde_json::json!({ "total": self.phase_total(p), "by_label": labels }),
@@ -211,11 +185,7 @@ impl Meter {
         );
         for p in [Phase::Setup, Phase::Offline, Phase::Online] {
             for (label, c) in self.labels(p) {
-                let label = if label.is_empty() {
-                    "-".to_string()
-                } else {
-                    label
-                };
+                let label = if label.is_empty() { "-".to_string() } else { label };
                 s += &format!(
                     "{:<8} {:<24} {:>14} {:>14} {:>8} {:>8}\n",
                     p.to_string(),
@@ -230,12 +200,7 @@ impl Meter {
         let t = self.total();
         s += &format!(
             "{:<8} {:<24} {:>14} {:>14} {:>8} {:>8}\n",
-            "total",
-            "",
-            t.bytes_sent,
-            t.bytes_recv,
-            t.msgs_sent + t.msgs_recv,
-            t.rounds
+            "total", "", t.bytes_sent, t.bytes_recv, t.msgs_sent + t.msgs_recv, t.rounds
         );
         s
     }
@@ -257,16 +222,7 @@ mod tests {
         m.record_recv(50);
         let d = m.since(&snap);
         assert_eq!(d.phase_total(Phase::Setup), Cost::default());
-        assert_eq!(
-            d.phase_total(Phase::Online),
-            Cost {
-                bytes_sent: 100,
-                bytes_recv: 50,
-                msgs_sent: 1,
-                msgs_recv: 1,
-                rounds: 1
-            }
-        );
+        assert_eq!(d.phase_total(Phase::Online), Cost { bytes_sent: 100, bytes_recv: 50, msgs_sent: 1, msgs_recv: 1, rounds: 1 });
         assert_eq!(m.total().bytes(), 160);
         let j = m.to_json();
         assert_eq!(j["online"]["by_label"]["conv1"]["bytes_recv"], 50);

@@ -25,10 +25,7 @@ pub struct Prg {
 
 impl Prg {
     pub fn from_seed(seed: Seed) -> Self {
-        Self {
-            cipher: Aes128::new(GenericArray::from_slice(&seed)),
-            counter: 0,
-        }
+        Self { cipher: Aes128::new(GenericArray::from_slice(&seed)), counter: 0 }
     }
 
     /// A fresh seed from the operating system's randomness.

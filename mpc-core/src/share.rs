@@ -47,11 +47,7 @@ pub struct ShareVec {
 
 impl ShareVec {
     pub fn new(party: Party, frac_bits: u32, data: Vec<R>) -> Self {
-        Self {
-            party,
-            frac_bits,
-            data,
-        }
+        Self { party, frac_bits, data }
     }
     pub fn len(&self) -> usize {
         self.data.len()
@@ -66,19 +62,13 @@ impl ShareVec {
 pub fn share(secret: &[R], frac_bits: u32, prg: &mut Prg) -> (ShareVec, ShareVec) {
     let client = prg.gen(secret.len());
     let server = ring::sub(secret, &client);
-    (
-        ShareVec::new(Party::Server, frac_bits, server),
-        ShareVec::new(Party::Client, frac_bits, client),
-    )
+    (ShareVec::new(Party::Server, frac_bits, server), ShareVec::new(Party::Client, frac_bits, client))
 }
 
 /// Add the two parties' shares back together.
 pub fn reconstruct(a: &ShareVec, b: &ShareVec) -> Result<Vec<R>> {
     if a.party == b.party {
-        return Err(CoreError::ShareMismatch(format!(
-            "both shares belong to the {}",
-            a.party
-        )));
+        return Err(CoreError::ShareMismatch(format!("both shares belong to the {}", a.party)));
     }
     if a.frac_bits != b.frac_bits {
         return Err(CoreError::ShareMismatch(format!(
@@ -87,11 +77,7 @@ pub fn reconstruct(a: &ShareVec, b: &ShareVec) -> Result<Vec<R>> {
         )));
     }
     if a.len() != b.len() {
-        return Err(CoreError::ShareMismatch(format!(
-            "share lengths differ ({} and {})",
-            a.len(),
-            b.len()
-        )));
+        return Err(CoreError::ShareMismatch(format!("share lengths differ ({} and {})", a.len(), b.len())));
     }
     Ok(ring::add(&a.data, &b.data))
 }

@@ -29,28 +29,10 @@ async fn oversized_frame_is_rejected_before_reading_it() {
     let (mut ch, mut raw) = channel_and_raw(cfg).await;
     raw.write_all(&1025u32.to_le_bytes()).await.unwrap();
     let err = within(5, ch.recv_ring(128)).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CoreError::FrameTooLarge {
-                len: 1025,
-                max: 1024
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, CoreError::FrameTooLarge { len: 1025, max: 1024 }), "{err}");
     // The sending side refuses too, before anything is queued.
     let err = ch.send_ring(&[0; 128]).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CoreError::FrameTooLarge {
-                len: 1025,
-                max: 1024
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, CoreError::FrameTooLarge { len: 1025, max: 1024 }), "{err}");
 }
 
 #[tokio::test]
@@ -69,35 +51,17 @@ async fn huge_announced_frame_then_close_does_not_allocate_it() {
 async fn truncated_frame_is_peer_closed() {
     let (mut ch, mut raw) = channel_and_raw(short_cfg()).await;
     raw.write_all(&(1 + 8 * 10u32).to_le_bytes()).await.unwrap();
-    raw.write_all(&[Tag::Ring as u8, 1, 2, 3, 4, 5, 6, 7, 8, 9])
-        .await
-        .unwrap();
+    raw.write_all(&[Tag::Ring as u8, 1, 2, 3, 4, 5, 6, 7, 8, 9]).await.unwrap();
     drop(raw);
     let err = within(5, ch.recv_ring(10)).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CoreError::PeerClosed {
-                context: "reading a frame body"
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, CoreError::PeerClosed { context: "reading a frame body" }), "{err}");
 
     // A header cut short is reported as well.
     let (mut ch, mut raw) = channel_and_raw(short_cfg()).await;
     raw.write_all(&[5, 0]).await.unwrap();
     drop(raw);
     let err = within(5, ch.recv_ring(1)).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CoreError::PeerClosed {
-                context: "waiting for a frame header"
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, CoreError::PeerClosed { context: "waiting for a frame header" }), "{err}");
 }
 
 #[tokio::test]
@@ -108,21 +72,14 @@ async fn garbage_where_a_ring_frame_is_expected() {
     let mut junk = vec![0u8; 64];
     prg.fill_bytes(&mut junk);
     junk[0] = 0xEE;
-    raw.write_all(&(junk.len() as u32).to_le_bytes())
-        .await
-        .unwrap();
+    raw.write_all(&(junk.len() as u32).to_le_bytes()).await.unwrap();
     raw.write_all(&junk).await.unwrap();
     let err = within(5, ch.recv_ring(8)).await.unwrap_err();
-    assert!(
-        matches!(&err, CoreError::UnexpectedMessage { got, .. } if got == "unknown tag 238"),
-        "{err}"
-    );
+    assert!(matches!(&err, CoreError::UnexpectedMessage { got, .. } if got == "unknown tag 238"), "{err}");
 
     // A Ring tag with a body that is not a whole number of elements.
     junk[0] = Tag::Ring as u8;
-    raw.write_all(&(junk.len() as u32).to_le_bytes())
-        .await
-        .unwrap();
+    raw.write_all(&(junk.len() as u32).to_le_bytes()).await.unwrap();
     raw.write_all(&junk).await.unwrap();
     let err = within(5, ch.recv_ring(8)).await.unwrap_err();
     assert!(matches!(err, CoreError::Malformed(_)), "{err}");
@@ -167,9 +124,7 @@ async fn garbage_where_a_hello_is_expected() {
             // Our version, so that decoding goes past the version check.
             body[5..9].copy_from_slice(&1u32.to_le_bytes());
         }
-        raw.write_all(&(body.len() as u32).to_le_bytes())
-            .await
-            .unwrap();
+        raw.write_all(&(body.len() as u32).to_le_bytes()).await.unwrap();
         raw.write_all(&body).await.unwrap();
         let ours = SessionParams::new(Role::Server).with("ring_bits", 64);
         let err = within(5, handshake(&mut ch, &ours)).await.unwrap_err();
@@ -201,10 +156,7 @@ async fn silent_tls_client_times_out_in_the_server_handshake() {
     let (sp, _) = tls_pair();
     let l = Listener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    let (res, raw) = within(5, async {
-        tokio::join!(l.accept_tls(cfg, &sp), TcpStream::connect(addr))
-    })
-    .await;
+    let (res, raw) = within(5, async { tokio::join!(l.accept_tls(cfg, &sp), TcpStream::connect(addr)) }).await;
     let err = res.unwrap_err();
     assert!(matches!(err, CoreError::Timeout { .. }), "{err}");
     drop(raw);
@@ -216,13 +168,7 @@ async fn silent_tls_server_times_out_in_the_client_handshake() {
     let (_, cp) = tls_pair();
     let l = Listener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    let (res, raw) = within(5, async {
-        tokio::join!(
-            tls_connect(addr, cfg, &cp),
-            l.accept_stream(Duration::from_secs(2))
-        )
-    })
-    .await;
+    let (res, raw) = within(5, async { tokio::join!(tls_connect(addr, cfg, &cp), l.accept_stream(Duration::from_secs(2))) }).await;
     let err = res.unwrap_err();
     assert!(matches!(err, CoreError::Timeout { .. }), "{err}");
     drop(raw);
@@ -232,19 +178,10 @@ async fn silent_tls_server_times_out_in_the_client_handshake() {
 async fn tls_session(
     server: &TlsPeers,
     client: &TlsPeers,
-) -> (
-    pann_mpc_core::Result<Channel>,
-    pann_mpc_core::Result<Channel>,
-) {
+) -> (pann_mpc_core::Result<Channel>, pann_mpc_core::Result<Channel>) {
     let l = Listener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    within(10, async {
-        tokio::join!(
-            l.accept_tls(short_cfg(), server),
-            tls_connect(addr, short_cfg(), client)
-        )
-    })
-    .await
+    within(10, async { tokio::join!(l.accept_tls(short_cfg(), server), tls_connect(addr, short_cfg(), client)) }).await
 }
 
 #[tokio::test]
@@ -257,14 +194,8 @@ async fn unknown_client_certificate_fails_on_both_sides() {
     let (s, c) = tls_session(&sp, &cp).await;
     let (s, c) = (s.unwrap_err(), c.unwrap_err());
     eprintln!("server: {s}\nclient: {c}");
-    assert!(
-        matches!(&s, CoreError::Tls(m) if m.contains("is not a pinned peer certificate")),
-        "server: {s}"
-    );
-    assert!(
-        matches!(&c, CoreError::Tls(m) if m.contains("peer rejected")),
-        "client: {c}"
-    );
+    assert!(matches!(&s, CoreError::Tls(m) if m.contains("is not a pinned peer certificate")), "server: {s}");
+    assert!(matches!(&c, CoreError::Tls(m) if m.contains("peer rejected")), "client: {c}");
 }
 
 #[tokio::test]
@@ -277,14 +208,8 @@ async fn unknown_server_certificate_fails_on_both_sides() {
     let (s, c) = tls_session(&sp, &cp).await;
     let (s, c) = (s.unwrap_err(), c.unwrap_err());
     eprintln!("server: {s}\nclient: {c}");
-    assert!(
-        matches!(&c, CoreError::Tls(m) if m.contains("is not a pinned peer certificate")),
-        "client: {c}"
-    );
-    assert!(
-        matches!(&s, CoreError::Tls(m) if m.contains("peer rejected")),
-        "server: {s}"
-    );
+    assert!(matches!(&c, CoreError::Tls(m) if m.contains("is not a pinned peer certificate")), "client: {c}");
+    assert!(matches!(&s, CoreError::Tls(m) if m.contains("peer rejected")), "server: {s}");
 }
 
 #[tokio::test]
@@ -298,10 +223,7 @@ async fn plain_tcp_client_against_tls_server_fails() {
         let _ = c.flush().await;
         c
     };
-    let (s, _c) = within(10, async {
-        tokio::join!(l.accept_tls(short_cfg(), &sp), client)
-    })
-    .await;
+    let (s, _c) = within(10, async { tokio::join!(l.accept_tls(short_cfg(), &sp), client) }).await;
     let err = s.unwrap_err();
     assert!(matches!(err, CoreError::Tls(_)), "{err}");
 }
@@ -309,25 +231,10 @@ async fn plain_tcp_client_against_tls_server_fails() {
 #[tokio::test]
 async fn client_started_before_the_server_connects() {
     // Find a free port, release it, and start listening only after the client began.
-    let addr = Listener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let client = tokio::spawn(tcp_connect(
-        addr,
-        short_cfg().with_connect_timeout(Duration::from_secs(5)),
-    ));
+    let addr = Listener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let client = tokio::spawn(tcp_connect(addr, short_cfg().with_connect_timeout(Duration::from_secs(5))));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut server = within(5, async {
-        Listener::bind(addr)
-            .await
-            .unwrap()
-            .accept_tcp(short_cfg())
-            .await
-    })
-    .await
-    .unwrap();
+    let mut server = within(5, async { Listener::bind(addr).await.unwrap().accept_tcp(short_cfg()).await }).await.unwrap();
     let mut client = within(5, client).await.unwrap().unwrap();
     let (a, b) = tokio::join!(server.exchange_ring(&[1]), client.exchange_ring(&[2]));
     assert_eq!((a.unwrap(), b.unwrap()), (vec![2], vec![1]));
@@ -335,21 +242,9 @@ async fn client_started_before_the_server_connects() {
 
 #[tokio::test]
 async fn connect_gives_up_at_its_deadline() {
-    let addr = Listener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = Listener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
     let start = Instant::now();
-    let err = within(
-        5,
-        tcp_connect(
-            addr,
-            short_cfg().with_connect_timeout(Duration::from_millis(500)),
-        ),
-    )
-    .await
-    .unwrap_err();
+    let err = within(5, tcp_connect(addr, short_cfg().with_connect_timeout(Duration::from_millis(500)))).await.unwrap_err();
     assert!(matches!(err, CoreError::Connect { .. }), "{err}");
     assert!(start.elapsed() < Duration::from_secs(2));
 }
@@ -357,12 +252,7 @@ async fn connect_gives_up_at_its_deadline() {
 #[tokio::test]
 async fn accept_gives_up_at_its_deadline() {
     let l = Listener::bind("127.0.0.1:0").await.unwrap();
-    let err = within(
-        5,
-        l.accept_tcp(short_cfg().with_connect_timeout(Duration::from_millis(300))),
-    )
-    .await
-    .unwrap_err();
+    let err = within(5, l.accept_tcp(short_cfg().with_connect_timeout(Duration::from_millis(300)))).await.unwrap_err();
     assert!(matches!(err, CoreError::Timeout { .. }), "{err}");
 }
 
@@ -372,8 +262,5 @@ async fn peer_abort_is_reported_with_its_reason() {
     let mut other = tcp_channel(raw, short_cfg());
     other.abort("model digest unknown").await;
     let err = within(5, ch.recv_ring(1)).await.unwrap_err();
-    assert!(
-        matches!(&err, CoreError::PeerAborted(m) if m == "model digest unknown"),
-        "{err}"
-    );
+    assert!(matches!(&err, CoreError::PeerAborted(m) if m == "model digest unknown"), "{err}");
 }

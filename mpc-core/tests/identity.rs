@@ -17,16 +17,11 @@ fn save_then_load_round_trips() {
     assert_eq!(back.cert_der(), id.cert_der());
     assert_eq!(back.fingerprint(), id.fingerprint());
     assert_eq!(load_peer_cert(&cert).unwrap(), *id.cert());
-    assert!(std::fs::read_to_string(&cert)
-        .unwrap()
-        .starts_with("-----BEGIN CERTIFICATE-----\n"));
+    assert!(std::fs::read_to_string(&cert).unwrap().starts_with("-----BEGIN CERTIFICATE-----\n"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
     }
     // The key is never printed.
     assert!(!format!("{back:?}").contains("PRIVATE"));
@@ -51,9 +46,7 @@ fn missing_and_corrupt_files_are_named_errors() {
         other => panic!("{other:?}"),
     }
     match TlsIdentity::load(&cert, dir.join("missing.key")) {
-        Err(CoreError::IdentityFile { reason, .. }) => {
-            assert!(reason.contains("cannot read"), "{reason}")
-        }
+        Err(CoreError::IdentityFile { reason, .. }) => assert!(reason.contains("cannot read"), "{reason}"),
         other => panic!("{other:?}"),
     }
 
@@ -72,10 +65,7 @@ fn missing_and_corrupt_files_are_named_errors() {
     lines[2] = "A".repeat(lines[2].len());
     let broken = dir.join("broken.crt");
     std::fs::write(&broken, lines.join("\n")).unwrap();
-    assert!(matches!(
-        TlsIdentity::load(&broken, &key),
-        Err(CoreError::IdentityFile { .. })
-    ));
+    assert!(matches!(TlsIdentity::load(&broken, &key), Err(CoreError::IdentityFile { .. })));
 
     // A key that belongs to another certificate.
     match TlsIdentity::load(&cert, &other_key) {
@@ -90,10 +80,7 @@ fn missing_and_corrupt_files_are_named_errors() {
 #[tokio::test]
 async fn identities_loaded_from_files_connect() {
     let dir = temp_dir("files-connect");
-    let (s, c) = (
-        TlsIdentity::generate().unwrap(),
-        TlsIdentity::generate().unwrap(),
-    );
+    let (s, c) = (TlsIdentity::generate().unwrap(), TlsIdentity::generate().unwrap());
     s.save(dir.join("s.crt"), dir.join("s.key")).unwrap();
     c.save(dir.join("c.crt"), dir.join("c.key")).unwrap();
     let sp = TlsPeers::from_files(dir.join("s.crt"), dir.join("s.key"), dir.join("c.crt")).unwrap();
@@ -101,13 +88,7 @@ async fn identities_loaded_from_files_connect() {
     assert_eq!(sp.peer_fingerprint(), c.fingerprint());
     let l = Listener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    let (a, b) = within(10, async {
-        tokio::join!(
-            l.accept_tls(short_cfg(), &sp),
-            tls_connect(addr, short_cfg(), &cp)
-        )
-    })
-    .await;
+    let (a, b) = within(10, async { tokio::join!(l.accept_tls(short_cfg(), &sp), tls_connect(addr, short_cfg(), &cp)) }).await;
     let (mut a, mut b) = (a.unwrap(), b.unwrap());
     let (x, y) = tokio::join!(a.exchange_ring(&[5, 6]), b.exchange_ring(&[7, 8]));
     assert_eq!((x.unwrap(), y.unwrap()), (vec![7, 8], vec![5, 6]));

@@ -30,14 +30,8 @@ async fn side(mut ch: Channel, seed: u8) -> (Channel, Vec<u64>) {
 async fn ten_megabytes_both_ways(t: Transport) {
     let (a, b) = pair(t, ChannelConfig::default()).await;
     let ((a, got_a), (b, got_b)) = within(60, async { tokio::join!(side(a, 1), side(b, 2)) }).await;
-    assert!(
-        got_a == Prg::from_seed([2; 16]).gen(N),
-        "{t:?}: side a received corrupted data"
-    );
-    assert!(
-        got_b == Prg::from_seed([1; 16]).gen(N),
-        "{t:?}: side b received corrupted data"
-    );
+    assert!(got_a == Prg::from_seed([2; 16]).gen(N), "{t:?}: side a received corrupted data");
+    assert!(got_b == Prg::from_seed([1; 16]).gen(N), "{t:?}: side b received corrupted data");
 
     let bulk = (HEADER + 1 + 8 * N) as u64;
     let bytes = (HEADER + 1 + EXTRA.len()) as u64;
@@ -53,11 +47,7 @@ async fn ten_megabytes_both_ways(t: Transport) {
         let m = ch.meter();
         assert_eq!(m.total(), expected, "{t:?}");
         assert_eq!(m.phase_total(Phase::Online), expected, "{t:?}");
-        assert_eq!(
-            m.labels(Phase::Online),
-            vec![("bulk".to_string(), expected)],
-            "{t:?}"
-        );
+        assert_eq!(m.labels(Phase::Online), vec![("bulk".to_string(), expected)], "{t:?}");
     }
 }
 
@@ -91,10 +81,7 @@ async fn small_rounds(mut ch: Channel, base: u64) -> Channel {
 async fn many_small_rounds_every_transport() {
     for t in ALL {
         let (a, b) = pair(t, ChannelConfig::default()).await;
-        let (ra, rb) = within(20, async {
-            tokio::join!(small_rounds(a, 0), small_rounds(b, 1000))
-        })
-        .await;
+        let (ra, rb) = within(20, async { tokio::join!(small_rounds(a, 0), small_rounds(b, 1000)) }).await;
         for ch in [ra, rb] {
             let c = ch.meter().total();
             assert_eq!(c.rounds, ROUNDS, "{t:?}");
@@ -113,9 +100,6 @@ async fn close_is_seen_by_the_peer() {
         a.close().await.unwrap();
         assert_eq!(b.recv_ring(1).await.unwrap(), vec![7]);
         let err = within(5, b.recv_ring(1)).await.unwrap_err();
-        assert!(
-            matches!(err, pann_mpc_core::CoreError::PeerClosed { .. }),
-            "{t:?}: {err}"
-        );
+        assert!(matches!(err, pann_mpc_core::CoreError::PeerClosed { .. }), "{t:?}: {err}");
     }
 }

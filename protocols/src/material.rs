@@ -227,19 +227,13 @@ pub(crate) fn expand_party1(prg: &mut Prg, req: &Request, corr: Vec<R>) -> Resul
         });
     }
     let mut rest = corr.into_iter();
-    Ok(assemble(prg, req, &mut |_, k| {
-        rest.by_ref().take(k).collect()
-    }))
+    Ok(assemble(prg, req, &mut |_, k| rest.by_ref().take(k).collect()))
 }
 
 /// The layout both parties share: mask shares always come from `prg`; the
 /// derived values (truncation atoms, atom products, conv shares) from
 /// `derived`, in a fixed order.
-fn assemble(
-    prg: &mut Prg,
-    req: &Request,
-    derived: &mut dyn FnMut(&mut Prg, usize) -> Vec<R>,
-) -> Material {
+fn assemble(prg: &mut Prg, req: &Request, derived: &mut dyn FnMut(&mut Prg, usize) -> Vec<R>) -> Material {
     let tag = req.tag();
     match req {
         Request::Program { program, n } => {

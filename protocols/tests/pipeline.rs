@@ -108,7 +108,8 @@ async fn party_pipeline(
     relu: Arc<PolyRelu>,
 ) -> (Option<Vec<R>>, Channel) {
     let seed = recv_seed(&mut dealer_chan).await.unwrap();
-    let mut link = DealerLink::new(party, seed, Some(dealer_chan)).unwrap();
+    let mut link =
+        DealerLink::new(party, seed, Some(dealer_chan)).unwrap();
     // Setup: weights masked once per model.
     let (conv, fc) = match weights {
         Some((w1, w2)) => {

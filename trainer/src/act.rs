@@ -60,21 +60,13 @@ pub struct NgnvLeak {
 
 impl NgnvLeak {
     pub fn new(params: NgnvParams, sites: usize, running_max: Option<Vec<f64>>) -> Self {
-        let running_max = running_max
-            .filter(|r| r.len() == sites)
-            .unwrap_or_else(|| vec![0.0; sites]);
-        Self {
-            params,
-            running_max,
-        }
+        let running_max = running_max.filter(|r| r.len() == sites).unwrap_or_else(|| vec![0.0; sites]);
+        Self { params, running_max }
     }
 
     /// The leakage bound of a site: `scale * margin * M_s * 2^-alpha`.
     pub fn leak_bound(&self, site: usize) -> f64 {
-        self.params.scale
-            * self.params.margin
-            * self.running_max[site]
-            * 2f64.powi(-(self.params.alpha as i32))
+        self.params.scale * self.params.margin * self.running_max[site] * 2f64.powi(-(self.params.alpha as i32))
     }
 }
 
@@ -86,11 +78,7 @@ impl Activation for NgnvLeak {
         }
         let batch_max = tch::no_grad(|| x.abs().max().double_value(&[]));
         let m = &mut self.running_max[site];
-        *m = if *m == 0.0 {
-            batch_max
-        } else {
-            self.params.momentum * *m + (1.0 - self.params.momentum) * batch_max
-        };
+        *m = if *m == 0.0 { batch_max } else { self.params.momentum * *m + (1.0 - self.params.momentum) * batch_max };
         let bound = self.leak_bound(site);
         if bound <= 0.0 {
             return r;

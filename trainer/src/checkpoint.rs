@@ -67,10 +67,7 @@ pub struct CheckpointMeta {
 }
 
 fn ck_err(path: &Path, reason: impl Into<String>) -> TrainerError {
-    TrainerError::Checkpoint {
-        path: path.into(),
-        reason: reason.into(),
-    }
+    TrainerError::Checkpoint { path: path.into(), reason: reason.into() }
 }
 
 /// Whether `dir` holds a checkpoint.
@@ -81,21 +78,10 @@ pub fn exists(dir: &Path) -> bool {
 /// Write the checkpoint of `vs` and `opt` into `dir` (atomically per file).
 pub fn save(dir: &Path, vs: &VarStore, opt: &Sgd, meta: &mut CheckpointMeta) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| TrainerError::io(dir, e))?;
-    let mut named: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .map(|(n, t)| (format!("model.{n}"), t.detach()))
-        .collect();
-    named.extend(
-        opt.params
-            .iter()
-            .map(|(n, _, b)| (format!("momentum.{n}"), b.detach())),
-    );
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (format!("model.{n}"), t.detach())).collect();
+    named.extend(opt.params.iter().map(|(n, _, b)| (format!("momentum.{n}"), b.detach())));
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    let named: Vec<(String, Tensor)> = named
-        .into_iter()
-        .map(|(n, t)| (n, t.to_device(tch::Device::Cpu).contiguous()))
-        .collect();
+    let named: Vec<(String, Tensor)> = named.into_iter().map(|(n, t)| (n, t.to_device(tch::Device::Cpu).contiguous())).collect();
     let tmp = dir.join(format!("{TENSORS_FILE}.tmp"));
     Tensor::write_safetensors(&named, &tmp)?;
     let bytes = std::fs::read(&tmp).map_err(|e| TrainerError::io(&tmp, e))?;
@@ -114,29 +100,16 @@ pub fn save(dir: &Path, vs: &VarStore, opt: &Sgd, meta: &mut CheckpointMeta) -> 
 pub fn read(dir: &Path) -> Result<(CheckpointMeta, HashMap<String, Tensor>)> {
     let meta_path = dir.join(META_FILE);
     let text = std::fs::read_to_string(&meta_path).map_err(|e| TrainerError::io(&meta_path, e))?;
-    let meta: CheckpointMeta = serde_json::from_str(&text).map_err(|e| {
-        ck_err(
-            &meta_path,
-            format!("not a valid checkpoint description ({e})"),
-        )
-    })?;
+    let meta: CheckpointMeta =
+        serde_json::from_str(&text).map_err(|e| ck_err(&meta_path, format!("not a valid checkpoint description ({e})")))?;
     if meta.format != FORMAT {
-        return Err(ck_err(
-            &meta_path,
-            format!("format {:?}, this trainer reads {FORMAT:?}", meta.format),
-        ));
+        return Err(ck_err(&meta_path, format!("format {:?}, this trainer reads {FORMAT:?}", meta.format)));
     }
     let tpath = dir.join(TENSORS_FILE);
     let bytes = std::fs::read(&tpath).map_err(|e| TrainerError::io(&tpath, e))?;
     let found = sha256_hex(&bytes);
     if found != meta.tensors_sha256 {
-        return Err(ck_err(
-            &tpath,
-            format!(
-                "SHA-256 {found} differs from {} recorded in {META_FILE} (truncated or corrupt)",
-                meta.tensors_sha256
-            ),
-        ));
+        return Err(ck_err(&tpath, format!("SHA-256 {found} differs from {} recorded in {META_FILE} (truncated or corrupt)", meta.tensors_sha256)));
     }
     let tensors = Tensor::read_safetensors(&tpath).map_err(|e| ck_err(&tpath, e.to_string()))?;
     Ok((meta, tensors.into_iter().collect()))
@@ -144,26 +117,12 @@ pub fn read(dir: &Path) -> Result<(CheckpointMeta, HashMap<String, Tensor>)> {
 
 /// Copy `prefix<name>` tensors into every variable of `vs`; a missing or
 /// mis-shaped tensor is an error naming it.
-pub fn load_into(
-    vs: &VarStore,
-    tensors: &HashMap<String, Tensor>,
-    prefix: &str,
-    source: &Path,
-) -> Result<()> {
+pub fn load_into(vs: &VarStore, tensors: &HashMap<String, Tensor>, prefix: &str, source: &Path) -> Result<()> {
     for (name, mut var) in vs.variables() {
         let key = format!("{prefix}{name}");
-        let src = tensors
-            .get(&key)
-            .ok_or_else(|| ck_err(source, format!("tensor {key:?} is missing")))?;
+        let src = tensors.get(&key).ok_or_else(|| ck_err(source, format!("tensor {key:?} is missing")))?;
         if src.size() != var.size() {
-            return Err(ck_err(
-                source,
-                format!(
-                    "tensor {key:?} has shape {:?}, the model needs {:?}",
-                    src.size(),
-                    var.size()
-                ),
-            ));
+            return Err(ck_err(source, format!("tensor {key:?} has shape {:?}, the model needs {:?}", src.size(), var.size())));
         }
         tch::no_grad(|| var.copy_(&src.to_kind(var.kind()).to_device(var.device())));
     }
@@ -171,21 +130,12 @@ pub fn load_into(
 }
 
 /// Restore the optimizer's momentum buffers.
-pub fn load_momentum(
-    opt: &mut Sgd,
-    tensors: &HashMap<String, Tensor>,
-    source: &Path,
-) -> Result<()> {
+pub fn load_momentum(opt: &mut Sgd, tensors: &HashMap<String, Tensor>, source: &Path) -> Result<()> {
     for (name, _, buf) in &mut opt.params {
         let key = format!("momentum.{name}");
-        let src = tensors
-            .get(&key)
-            .ok_or_else(|| ck_err(source, format!("tensor {key:?} is missing")))?;
+        let src = tensors.get(&key).ok_or_else(|| ck_err(source, format!("tensor {key:?} is missing")))?;
         if src.size() != buf.size() {
-            return Err(ck_err(
-                source,
-                format!("tensor {key:?} has the wrong shape"),
-            ));
+            return Err(ck_err(source, format!("tensor {key:?} has the wrong shape")));
         }
         tch::no_grad(|| buf.copy_(&src.to_kind(buf.kind()).to_device(buf.device())));
     }

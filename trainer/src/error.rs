@@ -12,10 +12,7 @@ pub enum TrainerError {
     Model(#[from] pann_models::ModelError),
 
     #[error("cannot access {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 
     #[error("data directory {dir}: {reason}")]
     Data { dir: PathBuf, reason: String },
@@ -34,9 +31,6 @@ pub type Result<T, E = TrainerError> = std::result::Result<T, E>;
 
 impl TrainerError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        TrainerError::Io {
-            path: path.into(),
-            source,
-        }
+        TrainerError::Io { path: path.into(), source }
     }
 }

@@ -27,14 +27,7 @@ pub struct EvalRow {
 /// Evaluate `card` on the first `n` images of `test` with exact ReLU and at
 /// every alpha, with the card's per-layer bounds or (`global`) one bound for
 /// every site, the largest of them (Lee et al.'s setting).
-pub fn evaluate_card(
-    card: &Path,
-    test: &ImageSet,
-    n: usize,
-    alphas: &[u32],
-    global: bool,
-    mut on_row: impl FnMut(&EvalRow),
-) -> Result<Vec<EvalRow>> {
+pub fn evaluate_card(card: &Path, test: &ImageSet, n: usize, alphas: &[u32], global: bool, mut on_row: impl FnMut(&EvalRow)) -> Result<Vec<EvalRow>> {
     let mut m = LoadedModel::load(card)?;
     if global {
         let b = m.card.relu_bounds.values().cloned().fold(0.0, f64::max);
@@ -43,9 +36,7 @@ pub fn evaluate_card(
     let spec = m.card.input.clone();
     let n = n.min(test.len());
     let mut rows = Vec::new();
-    let modes: Vec<Option<u32>> = std::iter::once(None)
-        .chain(alphas.iter().copied().map(Some))
-        .collect();
+    let modes: Vec<Option<u32>> = std::iter::once(None).chain(alphas.iter().copied().map(Some)).collect();
     for alpha in modes {
         let mode = match alpha {
             None => ReluMode::Exact,
@@ -53,12 +44,7 @@ pub fn evaluate_card(
         };
         let t0 = Instant::now();
         let exec = PlainExecutor::new(&m.model, mode)?;
-        let ev = exec.evaluate(
-            n,
-            |i| spec.normalise(test.image(i)),
-            &test.labels[..n],
-            None,
-        )?;
+        let ev = exec.evaluate(n, |i| spec.normalise(test.image(i)), &test.labels[..n], None)?;
         let row = EvalRow {
             alpha,
             images: ev.images,
@@ -98,23 +84,13 @@ pub struct SidesRow {
 }
 
 /// Insight (1) of Zhang et al., measured on an exported model.
-pub fn probe_sides(
-    card: &Path,
-    test: &ImageSet,
-    n: usize,
-    alphas: &[u32],
-    mut on_row: impl FnMut(&SidesRow),
-) -> Result<Vec<SidesRow>> {
+pub fn probe_sides(card: &Path, test: &ImageSet, n: usize, alphas: &[u32], mut on_row: impl FnMut(&SidesRow)) -> Result<Vec<SidesRow>> {
     use crate::act::{PannRelu, PolyGrad, Side, SidedPann};
     use crate::net::{Activation, ExactRelu, ResNet};
     let m = LoadedModel::load(card)?;
     let arch = match &m.card.architecture {
         pann_models::Architecture::Resnet(c) => c.clone(),
-        other => {
-            return Err(crate::TrainerError::Config(format!(
-                "probe needs a ResNet card, not {other:?}"
-            )))
-        }
+        other => return Err(crate::TrainerError::Config(format!("probe needs a ResNet card, not {other:?}"))),
     };
     let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let net = ResNet::new(&vs.root(), &arch)?;
@@ -125,34 +101,19 @@ pub fn probe_sides(
     let bounds: Vec<f64> = net
         .sites()
         .iter()
-        .map(|s| {
-            m.card
-                .relu_bounds
-                .get(s)
-                .copied()
-                .ok_or_else(|| pann_models::ModelError::MissingBound { site: s.clone() })
-        })
+        .map(|s| m.card.relu_bounds.get(s).copied().ok_or_else(|| pann_models::ModelError::MissingBound { site: s.clone() }))
         .collect::<std::result::Result<_, _>>()?;
     let acc = |act: &mut dyn Activation| accuracy_f64(&net, &set, &spec, act);
     let (exact, exact_loss) = acc(&mut ExactRelu);
     let mut rows = Vec::new();
     for &alpha in alphas {
-        let poly = pann_protocols::sign_poly::SignPoly::for_alpha(alpha)
-            .map_err(|e| crate::TrainerError::Config(e.to_string()))?;
+        let poly = pann_protocols::sign_poly::SignPoly::for_alpha(alpha).map_err(|e| crate::TrainerError::Config(e.to_string()))?;
         let run = |side| {
-            let pann = PannRelu {
-                poly: poly.clone(),
-                site_polys: Vec::new(),
-                bounds: bounds.clone(),
-                grad: PolyGrad::Exact,
-            };
+            let pann = PannRelu { poly: poly.clone(), site_polys: Vec::new(), bounds: bounds.clone(), grad: PolyGrad::Exact };
             acc(&mut SidedPann { pann, side })
         };
-        let (
-            (both, both_loss),
-            (negative_only, negative_only_loss),
-            (positive_only, positive_only_loss),
-        ) = (run(Side::Both), run(Side::Negative), run(Side::Positive));
+        let ((both, both_loss), (negative_only, negative_only_loss), (positive_only, positive_only_loss)) =
+            (run(Side::Both), run(Side::Negative), run(Side::Positive));
         let row = SidesRow {
             alpha,
             images: set.len(),
@@ -173,12 +134,7 @@ pub fn probe_sides(
 
 /// Accuracy and mean cross-entropy with f64 inputs (for a var store converted
 /// to f64); a non-finite loss (a diverged PANN) stays non-finite.
-fn accuracy_f64(
-    net: &crate::net::ResNet,
-    set: &ImageSet,
-    spec: &pann_models::InputSpec,
-    act: &mut dyn crate::net::Activation,
-) -> (f64, f64) {
+fn accuracy_f64(net: &crate::net::ResNet, set: &ImageSet, spec: &pann_models::InputSpec, act: &mut dyn crate::net::Activation) -> (f64, f64) {
     use tch::Kind;
     let mut correct = 0i64;
     let mut loss = 0.0f64;
@@ -188,11 +144,7 @@ fn accuracy_f64(
             let (x, y) = crate::data::make_batch(set, chunk, spec, None, tch::Device::Cpu);
             let logits = net.forward(&x.to_kind(Kind::Double), false, act);
             loss += logits.cross_entropy_for_logits(&y).double_value(&[]) * chunk.len() as f64;
-            correct += logits
-                .argmax(-1, false)
-                .eq_tensor(&y)
-                .sum(Kind::Int64)
-                .int64_value(&[]);
+            correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
         }
     });
     let n = set.len().max(1) as f64;

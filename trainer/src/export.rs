@@ -11,13 +11,12 @@
 
 use crate::error::{Result, TrainerError};
 use crate::train::Trained;
-use pann_models::card::CalibrationInfo;
 use pann_models::model::write_safetensors;
 use pann_models::{
     calibrate::{max_abs_per_site, per_site_bounds},
-    fold_batch_norm, sha256_hex, Architecture, LoadedModel, Model, ModelCard, Params, Provenance,
-    Tensor as PTensor,
+    fold_batch_norm, sha256_hex, Architecture, LoadedModel, Model, ModelCard, Params, Provenance, Tensor as PTensor,
 };
+use pann_models::card::CalibrationInfo;
 use std::path::{Path, PathBuf};
 
 /// How to export.
@@ -37,11 +36,7 @@ pub fn params_of(vs: &tch::nn::VarStore) -> Result<Params> {
     let mut p = Params::new();
     for (name, t) in vs.variables() {
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-        let flat = t
-            .detach()
-            .to_device(tch::Device::Cpu)
-            .to_kind(tch::Kind::Double)
-            .flatten(0, -1);
+        let flat = t.detach().to_device(tch::Device::Cpu).to_kind(tch::Kind::Double).flatten(0, -1);
         let data = Vec::<f64>::try_from(&flat)?;
         p.insert(name, PTensor::new(shape, data));
     }
@@ -84,21 +79,10 @@ pub fn export(t: &Trained, o: &ExportOptions) -> Result<PathBuf> {
             (per_site_bounds(&max, o.margin), info)
         }
     };
-    let default_alpha = t
-        .meta
-        .recipe
-        .finetune
-        .as_ref()
-        .map_or(o.default_alpha, |ft| ft.alpha);
+    let default_alpha = t.meta.recipe.finetune.as_ref().map_or(o.default_alpha, |ft| ft.alpha);
     // A run fine-tuned at per-layer alphas deploys them.
     let relu_alphas = match &t.meta.recipe.finetune {
-        Some(ft) if !ft.site_alphas.is_empty() => t
-            .net
-            .sites()
-            .iter()
-            .cloned()
-            .zip(ft.site_alphas.iter().copied())
-            .collect(),
+        Some(ft) if !ft.site_alphas.is_empty() => t.net.sites().iter().cloned().zip(ft.site_alphas.iter().copied()).collect(),
         _ => Default::default(),
     };
     std::fs::write(&wpath, &bytes).map_err(|e| TrainerError::io(&wpath, e))?;
@@ -144,8 +128,7 @@ pub fn export(t: &Trained, o: &ExportOptions) -> Result<PathBuf> {
         m.insert("trainer".into(), trainer);
     }
     let cpath = o.out_dir.join(format!("{}.card.json", o.name));
-    let text =
-        serde_json::to_string_pretty(&json).map_err(|e| TrainerError::Config(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&json).map_err(|e| TrainerError::Config(e.to_string()))?;
     std::fs::write(&cpath, text).map_err(|e| TrainerError::io(&cpath, e))?;
     LoadedModel::load(&cpath)?;
     Ok(cpath)

@@ -54,25 +54,13 @@ pub struct ResNet {
 
 fn conv(p: nn::Path, cin: i64, cout: i64, stride: i64) -> nn::Conv2D {
     // akamaster: kaiming_normal_ (fan_in, ReLU gain) on convs and the linear layer.
-    let cfg = nn::ConvConfig {
-        stride,
-        padding: 1,
-        bias: false,
-        ws_init: nn::init::DEFAULT_KAIMING_NORMAL,
-        ..Default::default()
-    };
+    let cfg = nn::ConvConfig { stride, padding: 1, bias: false, ws_init: nn::init::DEFAULT_KAIMING_NORMAL, ..Default::default() };
     nn::conv2d(p, cin, cout, 3, cfg)
 }
 
 fn bn(p: nn::Path, c: i64, eps: f64) -> nn::BatchNorm {
     // PyTorch initialises BN with weight 1, bias 0; tch's default weight is U(0, 1).
-    let cfg = nn::BatchNormConfig {
-        eps,
-        momentum: 0.1,
-        ws_init: Init::Const(1.0),
-        bs_init: Init::Const(0.0),
-        ..Default::default()
-    };
+    let cfg = nn::BatchNormConfig { eps, momentum: 0.1, ws_init: Init::Const(1.0), bs_init: Init::Const(0.0), ..Default::default() };
     nn::batch_norm2d(p, c, cfg)
 }
 
@@ -94,9 +82,7 @@ impl ResNet {
                 let p = vs / format!("layer{}", s + 1) / b;
                 let shortcut = if stride != 1 || in_planes != planes {
                     if in_planes + 2 * (planes / 4) != planes {
-                        return Err(TrainerError::Config(format!(
-                            "option-A shortcut cannot map {in_planes} to {planes} channels"
-                        )));
+                        return Err(TrainerError::Config(format!("option-A shortcut cannot map {in_planes} to {planes} channels")));
                     }
                     Some((stride, planes / 4))
                 } else {
@@ -112,27 +98,12 @@ impl ResNet {
                 in_planes = planes;
             }
         }
-        let lin_cfg = nn::LinearConfig {
-            ws_init: nn::init::DEFAULT_KAIMING_NORMAL,
-            bs_init: Some(Init::Const(0.0)),
-            bias: true,
-        };
+        let lin_cfg = nn::LinearConfig { ws_init: nn::init::DEFAULT_KAIMING_NORMAL, bs_init: Some(Init::Const(0.0)), bias: true };
         let linear = nn::linear(vs / "linear", w[2], config.num_classes as i64, lin_cfg);
         if sites.len() != 1 + 2 * blocks.len() {
-            return Err(TrainerError::Config(format!(
-                "{} ReLU sites for {} blocks",
-                sites.len(),
-                blocks.len()
-            )));
+            return Err(TrainerError::Config(format!("{} ReLU sites for {} blocks", sites.len(), blocks.len())));
         }
-        Ok(Self {
-            config: config.clone(),
-            conv1,
-            bn1,
-            blocks,
-            linear,
-            sites,
-        })
+        Ok(Self { config: config.clone(), conv1, bn1, blocks, linear, sites })
     }
 
     /// Re-draw every conv and linear weight from N(0, 2 / fan_in) (Kaiming
@@ -152,10 +123,7 @@ impl ResNet {
             let fan_in: i64 = size[1..].iter().product();
             let std = (2.0 / fan_in as f64).sqrt();
             let data: Vec<f32> = (0..t.numel()).map(|_| (g.normal() * std) as f32).collect();
-            let src = Tensor::from_slice(&data)
-                .view(size.as_slice())
-                .to_kind(t.kind())
-                .to_device(t.device());
+            let src = Tensor::from_slice(&data).view(size.as_slice()).to_kind(t.kind()).to_device(t.device());
             tch::no_grad(|| t.copy_(&src));
         }
     }
@@ -167,11 +135,7 @@ impl ResNet {
 
     /// Logits for a batch `[n, c, h, w]`.
     pub fn forward(&self, x: &Tensor, train: bool, act: &mut dyn Activation) -> Tensor {
-        let mut x = act.apply(
-            0,
-            &self.conv1.forward_t(x, train).apply_t(&self.bn1, train),
-            train,
-        );
+        let mut x = act.apply(0, &self.conv1.forward_t(x, train).apply_t(&self.bn1, train), train);
         for (i, b) in self.blocks.iter().enumerate() {
             let y = x.apply_t(&b.conv1, train).apply_t(&b.bn1, train);
             let y = act.apply(1 + 2 * i, &y, train);
@@ -179,18 +143,12 @@ impl ResNet {
             let short = match b.shortcut {
                 Some((stride, pad)) => {
                     let (h, w) = (x.size()[2], x.size()[3]);
-                    x.slice(2, 0, h, stride)
-                        .slice(3, 0, w, stride)
-                        .constant_pad_nd([0, 0, 0, 0, pad, pad])
+                    x.slice(2, 0, h, stride).slice(3, 0, w, stride).constant_pad_nd([0, 0, 0, 0, pad, pad])
                 }
                 None => x.shallow_clone(),
             };
             x = act.apply(2 + 2 * i, &(y + short), train);
         }
-        {
-            let k = x.kind();
-            x.mean_dim(&[2i64, 3][..], false, k)
-        }
-        .apply_t(&self.linear, train)
+        { let k = x.kind(); x.mean_dim(&[2i64, 3][..], false, k) }.apply_t(&self.linear, train)
     }
 }

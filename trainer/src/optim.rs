@@ -30,12 +30,7 @@ impl Sgd {
             })
             .collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
-        Self {
-            params,
-            momentum,
-            weight_decay,
-            nesterov,
-        }
+        Self { params, momentum, weight_decay, nesterov }
     }
 
     pub fn zero_grad(&mut self) {
@@ -57,11 +52,7 @@ impl Sgd {
                 }
                 let d = if wd != 0.0 { &g + &*p * wd } else { g };
                 let _ = buf.g_mul_scalar_(m).g_add_(&d);
-                let upd = if nesterov {
-                    d + &*buf * m
-                } else {
-                    buf.shallow_clone()
-                };
+                let upd = if nesterov { d + &*buf * m } else { buf.shallow_clone() };
                 let _ = p.g_sub_(&(upd * lr));
             }
         });

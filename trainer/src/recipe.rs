@@ -87,25 +87,14 @@ impl Recipe {
             Preset::Paper => Recipe {
                 weight_decay: 0.0,
                 mixup_alpha: 1.0,
-                ngnv: Some(NgnvParams {
-                    alpha: 9,
-                    scale: 1.0,
-                    margin: 1.1,
-                    momentum: 0.9,
-                }),
+                ngnv: Some(NgnvParams { alpha: 9, scale: 1.0, margin: 1.1, momentum: 0.9 }),
                 ..base
             },
             Preset::Finetune => Recipe {
                 epochs: 10,
                 lr: 0.01,
                 weight_decay: 0.0,
-                finetune: Some(FinetuneParams {
-                    alpha: 9,
-                    site_alphas: Vec::new(),
-                    margin: 1.1,
-                    calib_images: 5000,
-                    grad: PolyGrad::Ste,
-                }),
+                finetune: Some(FinetuneParams { alpha: 9, site_alphas: Vec::new(), margin: 1.1, calib_images: 5000, grad: PolyGrad::Ste }),
                 ..base
             },
         }
@@ -124,20 +113,12 @@ impl Recipe {
         }
         if let Some(n) = &self.ngnv {
             // The leakage formula needs no polynomial table, so any precision 1..30 is allowed.
-            if !(1..=30).contains(&n.alpha)
-                || n.scale < 0.0
-                || n.margin <= 0.0
-                || !(0.0..1.0).contains(&n.momentum)
-            {
+            if !(1..=30).contains(&n.alpha) || n.scale < 0.0 || n.margin <= 0.0 || !(0.0..1.0).contains(&n.momentum) {
                 return bad("ngnv: alpha in 1..30, scale >= 0, margin > 0, momentum in [0, 1)");
             }
         }
         if let Some(f) = &self.finetune {
-            if !(4..=14).contains(&f.alpha)
-                || f.site_alphas.iter().any(|a| !(4..=14).contains(a))
-                || f.margin <= 0.0
-                || f.calib_images == 0
-            {
+            if !(4..=14).contains(&f.alpha) || f.site_alphas.iter().any(|a| !(4..=14).contains(a)) || f.margin <= 0.0 || f.calib_images == 0 {
                 return bad("finetune: alpha in 4..14, margin > 0, calib_images > 0");
             }
         }
@@ -157,9 +138,7 @@ impl Recipe {
                 let frac = ((t - w) / (self.epochs as f64 - w).max(1e-9)).clamp(0.0, 1.0);
                 self.lr * 0.5 * (1.0 + (std::f64::consts::PI * frac).cos())
             }
-            Schedule::Step { milestones, gamma } => {
-                self.lr * gamma.powi(milestones.iter().filter(|&&m| epoch >= m).count() as i32)
-            }
+            Schedule::Step { milestones, gamma } => self.lr * gamma.powi(milestones.iter().filter(|&&m| epoch >= m).count() as i32),
         }
     }
 }
@@ -176,13 +155,7 @@ mod tests {
         let r = Recipe::preset(Preset::Baseline);
         assert!((r.lr_at(0, 0, 10) - 0.1).abs() < 1e-12);
         assert!(r.lr_at(199, 9, 10) < 1e-4);
-        let s = Recipe {
-            schedule: Schedule::Step {
-                milestones: vec![100, 150],
-                gamma: 0.1,
-            },
-            ..r
-        };
+        let s = Recipe { schedule: Schedule::Step { milestones: vec![100, 150], gamma: 0.1 }, ..r };
         assert!((s.lr_at(120, 0, 10) - 0.01).abs() < 1e-12);
     }
 }

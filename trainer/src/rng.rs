@@ -16,10 +16,7 @@ impl SplitMix64 {
     /// The generator for one epoch of a run: independent of how many epochs
     /// ran in this process.
     pub fn for_epoch(seed: u64, epoch: usize, stream: u64) -> Self {
-        let mut g = Self(
-            seed ^ 0x9E37_79B9_7F4A_7C15u64.wrapping_mul((epoch as u64).wrapping_add(1))
-                ^ stream.rotate_left(32),
-        );
+        let mut g = Self(seed ^ 0x9E37_79B9_7F4A_7C15u64.wrapping_mul((epoch as u64).wrapping_add(1)) ^ stream.rotate_left(32));
         g.next_u64();
         g
     }
@@ -104,13 +101,8 @@ mod tests {
 
     #[test]
     fn epochs_are_reproducible() {
-        let a: Vec<u64> = (0..4)
-            .map(|_| SplitMix64::for_epoch(1, 3, 0).next_u64())
-            .collect();
+        let a: Vec<u64> = (0..4).map(|_| SplitMix64::for_epoch(1, 3, 0).next_u64()).collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
-        assert_ne!(
-            SplitMix64::for_epoch(1, 3, 0).next_u64(),
-            SplitMix64::for_epoch(1, 4, 0).next_u64()
-        );
+        assert_ne!(SplitMix64::for_epoch(1, 3, 0).next_u64(), SplitMix64::for_epoch(1, 4, 0).next_u64());
     }
 }

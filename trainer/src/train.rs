@@ -53,13 +53,7 @@ impl Trained {
 }
 
 /// Exact-ReLU (or any activation's) accuracy of `net` on `set`, eval mode.
-pub fn accuracy(
-    net: &ResNet,
-    set: &ImageSet,
-    spec: &InputSpec,
-    device: Device,
-    act: &mut dyn Activation,
-) -> f64 {
+pub fn accuracy(net: &ResNet, set: &ImageSet, spec: &InputSpec, device: Device, act: &mut dyn Activation) -> f64 {
     if set.is_empty() {
         return 0.0;
     }
@@ -76,16 +70,8 @@ pub fn accuracy(
 }
 
 /// Per-site max |ReLU input| over the first `n` training images (eval mode).
-pub fn calibrate_max(
-    net: &ResNet,
-    set: &ImageSet,
-    n: usize,
-    spec: &InputSpec,
-    device: Device,
-) -> Vec<f64> {
-    let mut rec = MaxRecorder {
-        max_abs: vec![0.0; net.sites().len()],
-    };
+pub fn calibrate_max(net: &ResNet, set: &ImageSet, n: usize, spec: &InputSpec, device: Device) -> Vec<f64> {
+    let mut rec = MaxRecorder { max_abs: vec![0.0; net.sites().len()] };
     let idx: Vec<usize> = (0..n.min(set.len())).collect();
     tch::no_grad(|| {
         for chunk in idx.chunks(500) {
@@ -100,13 +86,7 @@ pub fn calibrate_max(
 fn fresh_meta(o: &TrainOptions, data: &TrainData) -> Result<CheckpointMeta> {
     let shape = data.shape();
     if shape.h != shape.w {
-        return Err(TrainerError::Data {
-            dir: data.dir.clone(),
-            reason: format!(
-                "images are {}x{}; the ResNets need square images",
-                shape.h, shape.w
-            ),
-        });
+        return Err(TrainerError::Data { dir: data.dir.clone(), reason: format!("images are {}x{}; the ResNets need square images", shape.h, shape.w) });
     }
     let normalisation = o.normalisation.resolve(data.kind);
     let channels = normalisation.spec().mean.len();
@@ -121,11 +101,7 @@ fn fresh_meta(o: &TrainOptions, data: &TrainData) -> Result<CheckpointMeta> {
         format: checkpoint::FORMAT.into(),
         epochs_done: 0,
         seed: o.seed,
-        architecture: ResNetConfig {
-            in_channels: shape.c,
-            image_size: shape.h,
-            ..o.architecture.clone()
-        },
+        architecture: ResNetConfig { in_channels: shape.c, image_size: shape.h, ..o.architecture.clone() },
         normalisation,
         recipe: o.recipe.clone(),
         data_dir: o.data_dir.clone(),
@@ -145,10 +121,7 @@ fn check_shape(meta: &CheckpointMeta, data: &TrainData) -> Result<()> {
     if (a.in_channels, a.image_size, a.image_size) != (s.c, s.h, s.w) {
         return Err(TrainerError::Data {
             dir: data.dir.clone(),
-            reason: format!(
-                "images are {}x{}x{}, the run was trained on {}x{}x{}",
-                s.c, s.h, s.w, a.in_channels, a.image_size, a.image_size
-            ),
+            reason: format!("images are {}x{}x{}, the run was trained on {}x{}x{}", s.c, s.h, s.w, a.in_channels, a.image_size, a.image_size),
         });
     }
     Ok(())
@@ -184,20 +157,13 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
         if let Some(init) = &o.init {
             meta.init = Some(checkpoint::load_init(&vs, init)?);
         } else if o.recipe.finetune.is_some() {
-            return Err(TrainerError::Config(
-                "the finetune recipe needs --init (a checkpoint directory or a model card)".into(),
-            ));
+            return Err(TrainerError::Config("the finetune recipe needs --init (a checkpoint directory or a model card)".into()));
         }
         let r = &o.recipe;
         let opt = Sgd::new(&vs, r.momentum, r.weight_decay, r.nesterov);
         (meta, net, opt, data)
     };
-    let mut t = Trained {
-        vs,
-        net,
-        meta,
-        data,
-    };
+    let mut t = Trained { vs, net, meta, data };
     let spec = t.input_spec();
     let recipe = t.meta.recipe.clone();
 
@@ -207,41 +173,20 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
             Some(b) => b.clone(),
             None => {
                 let max = calibrate_max(&t.net, &t.data.train, ft.calib_images, &spec, o.device);
-                let b: Vec<f64> = max
-                    .iter()
-                    .map(|m| if *m > 0.0 { ft.margin * m } else { ft.margin })
-                    .collect();
+                let b: Vec<f64> = max.iter().map(|m| if *m > 0.0 { ft.margin * m } else { ft.margin }).collect();
                 t.meta.pann_bounds = Some(b.clone());
                 b
             }
         };
-        let poly_for =
-            |a: u32| SignPoly::for_alpha(a).map_err(|e| TrainerError::Config(e.to_string()));
+        let poly_for = |a: u32| SignPoly::for_alpha(a).map_err(|e| TrainerError::Config(e.to_string()));
         let poly = poly_for(ft.alpha)?;
         if !ft.site_alphas.is_empty() && ft.site_alphas.len() != t.net.sites().len() {
-            return Err(TrainerError::Config(format!(
-                "--ft-alphas gives {} alphas for {} ReLU sites",
-                ft.site_alphas.len(),
-                t.net.sites().len()
-            )));
+            return Err(TrainerError::Config(format!("--ft-alphas gives {} alphas for {} ReLU sites", ft.site_alphas.len(), t.net.sites().len())));
         }
-        let site_polys = ft
-            .site_alphas
-            .iter()
-            .map(|&a| poly_for(a))
-            .collect::<Result<Vec<_>>>()?;
-        Box::new(PannRelu {
-            poly,
-            site_polys,
-            bounds,
-            grad: ft.grad,
-        })
+        let site_polys = ft.site_alphas.iter().map(|&a| poly_for(a)).collect::<Result<Vec<_>>>()?;
+        Box::new(PannRelu { poly, site_polys, bounds, grad: ft.grad })
     } else if let Some(ng) = &recipe.ngnv {
-        Box::new(NgnvLeak::new(
-            ng.clone(),
-            t.net.sites().len(),
-            t.meta.ngnv_running_max.clone(),
-        ))
+        Box::new(NgnvLeak::new(ng.clone(), t.net.sites().len(), t.meta.ngnv_running_max.clone()))
     } else {
         Box::new(ExactRelu)
     };
@@ -261,16 +206,10 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
         let mut aug = SplitMix64::for_epoch(t.meta.seed, epoch, 1);
         let mut order: Vec<usize> = (0..n).collect();
         rng.shuffle(&mut order);
-        let pb = if o.progress {
-            ProgressBar::new(steps as u64)
-        } else {
-            ProgressBar::hidden()
-        };
+        let pb = if o.progress { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
         pb.set_style(
-            ProgressStyle::with_template(
-                "epoch {prefix} {bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         pb.set_prefix(format!("{}/{}", epoch + 1, recipe.epochs));
         let t0 = Instant::now();
@@ -278,13 +217,7 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
         let mut lr = recipe.lr;
         for (s, chunk) in order.chunks(bs).enumerate() {
             lr = recipe.lr_at(epoch, s, steps);
-            let (x, y) = make_batch(
-                &t.data.train,
-                chunk,
-                &spec,
-                recipe.augment.then_some(&mut aug),
-                o.device,
-            );
+            let (x, y) = make_batch(&t.data.train, chunk, &spec, recipe.augment.then_some(&mut aug), o.device);
             let (logits, loss) = if recipe.mixup_alpha > 0.0 {
                 let lam = rng.beta_symmetric(recipe.mixup_alpha);
                 let mut p: Vec<i64> = (0..chunk.len() as i64).collect();
@@ -305,28 +238,13 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
             opt.step(lr);
             let l = loss.double_value(&[]);
             if !l.is_finite() {
-                return Err(TrainerError::Diverged {
-                    epoch: epoch + 1,
-                    loss: l,
-                });
+                return Err(TrainerError::Diverged { epoch: epoch + 1, loss: l });
             }
             loss_sum += l * chunk.len() as f64;
-            correct += tch::no_grad(|| {
-                logits
-                    .argmax(-1, false)
-                    .eq_tensor(&y)
-                    .sum(Kind::Int64)
-                    .int64_value(&[])
-            });
+            correct += tch::no_grad(|| logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]));
             seen += chunk.len();
             let ips = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            let msg = format!(
-                "loss {:.4} acc {:.2}% {:.0} img/s lr {:.4}",
-                loss_sum / seen as f64,
-                100.0 * correct as f64 / seen as f64,
-                ips,
-                lr
-            );
+            let msg = format!("loss {:.4} acc {:.2}% {:.0} img/s lr {:.4}", loss_sum / seen as f64, 100.0 * correct as f64 / seen as f64, ips, lr);
             // indicatif draws nothing when stderr is not a terminal (nohup, CI): log lines instead.
             if o.progress && !tty && (s + 1) % 20 == 0 {
                 eprintln!("epoch {} step {}/{steps}: {msg}", epoch + 1, s + 1);
@@ -337,17 +255,8 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
         let secs = t0.elapsed().as_secs_f64();
         pb.finish_and_clear();
         let test_accuracy = accuracy(&t.net, &t.data.test, &spec, o.device, &mut ExactRelu);
-        let test_accuracy_pann = if recipe.finetune.is_some() {
-            Some(accuracy(
-                &t.net,
-                &t.data.test,
-                &spec,
-                o.device,
-                act.as_mut(),
-            ))
-        } else {
-            None
-        };
+        let test_accuracy_pann =
+            if recipe.finetune.is_some() { Some(accuracy(&t.net, &t.data.test, &spec, o.device, act.as_mut())) } else { None };
         let log = EpochLog {
             epoch: epoch + 1,
             lr_end: lr,
@@ -391,24 +300,13 @@ fn act_running_max(recipe: &Recipe, act: &dyn Activation) -> Option<Vec<f64>> {
 }
 
 /// Restore a run from its checkpoint without training (for export).
-pub fn load_run(
-    run_dir: &std::path::Path,
-    data_dir: Option<&std::path::Path>,
-    device: Device,
-) -> Result<Trained> {
+pub fn load_run(run_dir: &std::path::Path, data_dir: Option<&std::path::Path>, device: Device) -> Result<Trained> {
     let (meta, tensors) = checkpoint::read(run_dir)?;
     let vs = VarStore::new(device);
     let net = ResNet::new(&vs.root(), &meta.architecture)?;
     checkpoint::load_into(&vs, &tensors, "model.", run_dir)?;
-    let dir = data_dir
-        .map(PathBuf::from)
-        .unwrap_or_else(|| meta.data_dir.clone());
+    let dir = data_dir.map(PathBuf::from).unwrap_or_else(|| meta.data_dir.clone());
     let data = TrainData::load(&dir, meta.train_images, meta.test_images)?;
     check_shape(&meta, &data)?;
-    Ok(Trained {
-        vs,
-        net,
-        meta,
-        data,
-    })
+    Ok(Trained { vs, net, meta, data })
 }

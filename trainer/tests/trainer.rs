@@ -2,21 +2,18 @@
 //! images shipped in models/tests/data), with tiny networks and few steps.
 
 use pann_models::{LoadedModel, PlainExecutor, ReluMode, ResNetConfig};
-use pann_protocols::sign_poly::SignPoly;
 use pann_trainer::act::{PannRelu, PolyGrad};
 use pann_trainer::data::{make_batch, Normalisation};
 use pann_trainer::export::{export, ExportOptions};
 use pann_trainer::net::{ExactRelu, ResNet};
 use pann_trainer::recipe::{Preset, Recipe};
 use pann_trainer::train::{train, TrainOptions, Trained};
+use pann_protocols::sign_poly::SignPoly;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
 /// A CIFAR-10 binary directory with the 64 shipped images as both the
@@ -30,10 +27,7 @@ fn data_dir() -> tempfile::TempDir {
 }
 
 fn tiny() -> ResNetConfig {
-    ResNetConfig {
-        widths: [4, 8, 16],
-        ..ResNetConfig::cifar10(8)
-    }
+    ResNetConfig { widths: [4, 8, 16], ..ResNetConfig::cifar10(8) }
 }
 
 fn options(data: &Path, run: &Path, arch: ResNetConfig, recipe: Recipe) -> TrainOptions {
@@ -56,23 +50,14 @@ fn options(data: &Path, run: &Path, arch: ResNetConfig, recipe: Recipe) -> Train
 }
 
 fn quick(preset: Preset, epochs: usize) -> Recipe {
-    Recipe {
-        epochs,
-        batch_size: 32,
-        lr: 0.05,
-        augment: false,
-        ..Recipe::preset(preset)
-    }
+    Recipe { epochs, batch_size: 32, lr: 0.05, augment: false, ..Recipe::preset(preset) }
 }
 
 #[test]
 fn a_few_training_steps_lower_the_loss() {
     let data = data_dir();
     let run = tempfile::tempdir().unwrap();
-    let recipe = Recipe {
-        lr: 0.1,
-        ..quick(Preset::Baseline, 25)
-    };
+    let recipe = Recipe { lr: 0.1, ..quick(Preset::Baseline, 25) };
     let t = train(&options(data.path(), run.path(), tiny(), recipe)).unwrap();
     let h = &t.meta.history;
     assert_eq!(h.len(), 25);
@@ -84,9 +69,7 @@ fn tch_logits(t: &Trained, n: usize) -> Vec<Vec<f64>> {
     let idx: Vec<usize> = (0..n).collect();
     let (x, _) = make_batch(&t.data.test, &idx, &t.input_spec(), None, Device::Cpu);
     let out = tch::no_grad(|| t.net.forward(&x, false, &mut ExactRelu)).to_kind(Kind::Double);
-    (0..n)
-        .map(|i| Vec::<f64>::try_from(&out.get(i as i64)).unwrap())
-        .collect()
+    (0..n).map(|i| Vec::<f64>::try_from(&out.get(i as i64)).unwrap()).collect()
 }
 
 #[test]
@@ -94,50 +77,26 @@ fn export_loads_in_models_crate_with_the_same_logits() {
     let data = data_dir();
     let run = tempfile::tempdir().unwrap();
     // ResNet-20 itself, so every tensor name of the real architecture is checked.
-    let t = train(&options(
-        data.path(),
-        run.path(),
-        ResNetConfig::cifar10(20),
-        quick(Preset::Baseline, 1),
-    ))
-    .unwrap();
+    let t = train(&options(data.path(), run.path(), ResNetConfig::cifar10(20), quick(Preset::Baseline, 1))).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let eo = ExportOptions {
-        name: "r20".into(),
-        out_dir: out.path().into(),
-        calib_images: 64,
-        margin: 1.1,
-        default_alpha: 9,
-    };
+    let eo = ExportOptions { name: "r20".into(), out_dir: out.path().into(), calib_images: 64, margin: 1.1, default_alpha: 9 };
     let card = export(&t, &eo).unwrap();
     let m = LoadedModel::load(&card).unwrap();
     assert_eq!(m.card.relu_bounds.len(), 19);
     let exec = PlainExecutor::new(&m.model, ReluMode::Exact).unwrap();
     let want = tch_logits(&t, 16);
     for (i, w) in want.iter().enumerate() {
-        let got = exec
-            .forward(&m.card.input.normalise(t.data.test.image(i)))
-            .unwrap()
-            .logits;
+        let got = exec.forward(&m.card.input.normalise(t.data.test.image(i))).unwrap().logits;
         for (g, w) in got.iter().zip(w) {
-            assert!(
-                (g - w).abs() < 1e-4,
-                "image {i}: models crate {g} vs tch {w}"
-            );
+            assert!((g - w).abs() < 1e-4, "image {i}: models crate {g} vs tch {w}");
         }
     }
     // The card carries the training facts.
-    let j: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&card).unwrap()).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&card).unwrap()).unwrap();
     assert_eq!(j["trainer"]["epochs_done"], 1);
     // And the PANN mode of the exported card runs.
     let pann = PlainExecutor::new(&m.model, m.card.pann_mode(12).unwrap()).unwrap();
-    assert!(pann
-        .forward(&m.card.input.normalise(t.data.test.image(0)))
-        .unwrap()
-        .logits
-        .iter()
-        .all(|v| v.is_finite()));
+    assert!(pann.forward(&m.card.input.normalise(t.data.test.image(0))).unwrap().logits.iter().all(|v| v.is_finite()));
 }
 
 #[test]
@@ -148,19 +107,14 @@ fn akamaster_weights_load_into_the_tch_network_with_the_same_logits() {
     let vs = tch::nn::VarStore::new(Device::Cpu);
     let net = ResNet::new(&vs.root(), &ResNetConfig::cifar10(20)).unwrap();
     pann_trainer::checkpoint::load_init(&vs, &card).unwrap();
-    let set =
-        pann_models::ImageSet::read_file(repo().join("models/tests/data/test_batch_first64.bin"))
-            .unwrap();
+    let set = pann_models::ImageSet::read_file(repo().join("models/tests/data/test_batch_first64.bin")).unwrap();
     let idx: Vec<usize> = (0..8).collect();
     let (x, _) = make_batch(&set, &idx, &m.card.input, None, Device::Cpu);
     let out = tch::no_grad(|| net.forward(&x, false, &mut ExactRelu)).to_kind(Kind::Double);
     let exec = PlainExecutor::new(&m.model, ReluMode::Exact).unwrap();
     for i in 0..8 {
         let w = Vec::<f64>::try_from(&out.get(i as i64)).unwrap();
-        let g = exec
-            .forward(&m.card.input.normalise(set.image(i)))
-            .unwrap()
-            .logits;
+        let g = exec.forward(&m.card.input.normalise(set.image(i))).unwrap().logits;
         for (g, w) in g.iter().zip(&w) {
             assert!((g - w).abs() < 1e-4, "image {i}: {g} vs {w}");
         }
@@ -191,21 +145,9 @@ fn resume_continues_from_the_saved_epoch() {
     // Same losses as an uninterrupted run: weights, momentum and per-epoch
     // randomness were all restored.
     let run2 = tempfile::tempdir().unwrap();
-    let whole = train(&options(
-        data.path(),
-        run2.path(),
-        tiny(),
-        quick(Preset::Baseline, 4),
-    ))
-    .unwrap();
+    let whole = train(&options(data.path(), run2.path(), tiny(), quick(Preset::Baseline, 4))).unwrap();
     for (a, b) in resumed.meta.history.iter().zip(&whole.meta.history) {
-        assert!(
-            (a.train_loss - b.train_loss).abs() < 1e-4,
-            "epoch {}: {} vs {}",
-            a.epoch,
-            a.train_loss,
-            b.train_loss
-        );
+        assert!((a.train_loss - b.train_loss).abs() < 1e-4, "epoch {}: {} vs {}", a.epoch, a.train_loss, b.train_loss);
     }
 }
 
@@ -221,54 +163,27 @@ fn a_corrupt_checkpoint_is_a_clear_error() {
     let bytes = std::fs::read(&tensors).unwrap();
     std::fs::write(&tensors, &bytes[..bytes.len() / 2]).unwrap();
     let e = train(&o).err().expect("truncated tensors").to_string();
-    assert!(
-        e.contains("checkpoint.safetensors") && e.contains("corrupt"),
-        "{e}"
-    );
+    assert!(e.contains("checkpoint.safetensors") && e.contains("corrupt"), "{e}");
     std::fs::write(run.path().join("checkpoint.json"), "{ not json").unwrap();
     let e = train(&o).err().expect("broken json").to_string();
-    assert!(
-        e.contains("checkpoint.json") && e.contains("not a valid checkpoint"),
-        "{e}"
-    );
+    assert!(e.contains("checkpoint.json") && e.contains("not a valid checkpoint"), "{e}");
 }
 
 #[test]
 fn a_wrong_data_directory_is_a_clear_error() {
     let run = tempfile::tempdir().unwrap();
     let empty = tempfile::tempdir().unwrap();
-    let e = train(&options(
-        empty.path(),
-        run.path(),
-        tiny(),
-        quick(Preset::Baseline, 1),
-    ))
-    .err()
-    .expect("no data")
-    .to_string();
-    assert!(
-        e.contains(&empty.path().display().to_string()) && e.contains("data_batch_1.bin"),
-        "{e}"
-    );
+    let e = train(&options(empty.path(), run.path(), tiny(), quick(Preset::Baseline, 1))).err().expect("no data").to_string();
+    assert!(e.contains(&empty.path().display().to_string()) && e.contains("data_batch_1.bin"), "{e}");
 }
 
 #[test]
 fn paper_and_finetune_recipes_run() {
     let data = data_dir();
     let run = tempfile::tempdir().unwrap();
-    let t = train(&options(
-        data.path(),
-        run.path(),
-        tiny(),
-        quick(Preset::Paper, 2),
-    ))
-    .unwrap();
+    let t = train(&options(data.path(), run.path(), tiny(), quick(Preset::Paper, 2))).unwrap();
     assert!(t.meta.history.iter().all(|h| h.train_loss.is_finite()));
-    let rm = t
-        .meta
-        .ngnv_running_max
-        .clone()
-        .expect("NGNV maxima are checkpointed");
+    let rm = t.meta.ngnv_running_max.clone().expect("NGNV maxima are checkpointed");
     assert!(rm.len() == 7 && rm.iter().all(|&m| m > 0.0), "{rm:?}");
     let ft_run = tempfile::tempdir().unwrap();
     let mut r = quick(Preset::Finetune, 1);
@@ -284,13 +199,7 @@ fn paper_and_finetune_recipes_run() {
     assert_eq!(ft.meta.pann_bounds.as_ref().map(|b| b.len()), Some(7));
     // The export keeps the bounds the polynomial was trained with, and its alpha.
     let out = tempfile::tempdir().unwrap();
-    let eo = ExportOptions {
-        name: "ft".into(),
-        out_dir: out.path().into(),
-        calib_images: 64,
-        margin: 1.1,
-        default_alpha: 9,
-    };
+    let eo = ExportOptions { name: "ft".into(), out_dir: out.path().into(), calib_images: 64, margin: 1.1, default_alpha: 9 };
     let card = LoadedModel::load(export(&ft, &eo).unwrap()).unwrap().card;
     assert_eq!(card.default_alpha, 4);
     let trained: Vec<f64> = ft.meta.pann_bounds.clone().unwrap();
@@ -299,15 +208,7 @@ fn paper_and_finetune_recipes_run() {
     }
     // finetune without initial weights is refused
     let run3 = tempfile::tempdir().unwrap();
-    let e = train(&options(
-        data.path(),
-        run3.path(),
-        tiny(),
-        quick(Preset::Finetune, 1),
-    ))
-    .err()
-    .expect("needs init")
-    .to_string();
+    let e = train(&options(data.path(), run3.path(), tiny(), quick(Preset::Finetune, 1))).err().expect("needs init").to_string();
     assert!(e.contains("--init"), "{e}");
 }
 
@@ -316,19 +217,11 @@ fn tch_pann_relu_matches_the_f64_polynomial() {
     for alpha in [7, 9, 14] {
         let poly = SignPoly::for_alpha(alpha).unwrap();
         let xs: Vec<f64> = (0..201).map(|i| (i as f64 - 100.0) * 0.07).collect();
-        let act = PannRelu {
-            poly: poly.clone(),
-            site_polys: Vec::new(),
-            bounds: vec![7.5],
-            grad: PolyGrad::Exact,
-        };
+        let act = PannRelu { poly: poly.clone(), site_polys: Vec::new(), bounds: vec![7.5], grad: PolyGrad::Exact };
         let y = act.poly_relu(&Tensor::from_slice(&xs), 7.5);
         let y = Vec::<f64>::try_from(&y).unwrap();
         for (x, y) in xs.iter().zip(&y) {
-            assert!(
-                (poly.relu(*x, 7.5) - y).abs() < 1e-12,
-                "alpha {alpha}, x {x}"
-            );
+            assert!((poly.relu(*x, 7.5) - y).abs() < 1e-12, "alpha {alpha}, x {x}");
         }
     }
 }
@@ -337,9 +230,7 @@ fn tch_pann_relu_matches_the_f64_polynomial() {
 fn sided_pann_probe_runs_on_the_shipped_model() {
     tch::set_num_threads(1);
     let card = repo().join("models/assets/resnet20-akamaster.card.json");
-    let set =
-        pann_models::ImageSet::read_file(repo().join("models/tests/data/test_batch_first64.bin"))
-            .unwrap();
+    let set = pann_models::ImageSet::read_file(repo().join("models/tests/data/test_batch_first64.bin")).unwrap();
     let rows = pann_trainer::eval::probe_sides(&card, &set, 8, &[14], |_| {}).unwrap();
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
@@ -349,10 +240,7 @@ fn sided_pann_probe_runs_on_the_shipped_model() {
     }
     // ... and the losses are those of exact ReLU up to the tiny approximation error.
     for l in [r.both_loss, r.negative_only_loss, r.positive_only_loss] {
-        assert!(
-            r.exact_loss > 0.0 && (l - r.exact_loss).abs() < 0.05 * r.exact_loss,
-            "{r:?}"
-        );
+        assert!(r.exact_loss > 0.0 && (l - r.exact_loss).abs() < 0.05 * r.exact_loss, "{r:?}");
     }
 }
 

@@ -141,17 +141,13 @@ struct Args {
 }
 
 fn need<'a>(v: &'a Option<String>, flag: &str, role: &str) -> Result<&'a str> {
-    v.as_deref()
-        .with_context(|| format!("the {role} needs {flag}"))
+    v.as_deref().with_context(|| format!("the {role} needs {flag}"))
 }
 
 fn main() -> std::process::ExitCode {
     let a = Args::parse();
     let role = format!("{:?}", a.role).to_lowercase();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{role}: error: starting the async runtime: {e}");
@@ -169,58 +165,27 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(a: Args) -> Result<()> {
-    let net = Net {
-        certs: if a.insecure_tcp {
-            None
-        } else {
-            a.certs.clone()
-        },
-        timeout: Duration::from_secs(a.timeout),
-    };
+    let net = Net { certs: if a.insecure_tcp { None } else { a.certs.clone() }, timeout: Duration::from_secs(a.timeout) };
     let report = match a.role {
         RoleArg::Dealer => run_dealer(&net, need(&a.listen, "--listen", "dealer")?).await?,
         RoleArg::Server => {
-            let model = a
-                .model
-                .as_ref()
-                .context("the server needs --model CARD.json")?;
+            let model = a.model.as_ref().context("the server needs --model CARD.json")?;
             let alpha = match a.alpha.as_deref() {
                 None => None,
                 Some(s) => Some(s.parse::<u32>().with_context(|| format!("the server's --alpha must be a number (per-layer alphas come from the card), got {s:?}"))?),
             };
-            let r = run_server(
-                &net,
-                model,
-                alpha,
-                need(&a.listen, "--listen", "server")?,
-                need(&a.dealer, "--dealer", "server")?,
-            )
-            .await?;
+            let r = run_server(&net, model, alpha, need(&a.listen, "--listen", "server")?, need(&a.dealer, "--dealer", "server")?).await?;
             let on: f64 = r.batches.iter().map(|b| b.online_s).sum();
-            eprintln!(
-                "server: done, {} batch(es), online {:.3} s",
-                r.batches.len(),
-                on
-            );
+            eprintln!("server: done, {} batch(es), online {:.3} s", r.batches.len(), on);
             r
         }
         RoleArg::Client => {
-            let alpha = a
-                .alpha
-                .as_deref()
-                .context("the client needs --alpha (it must equal the server's)")?;
-            let alpha = alpha
-                .parse::<u32>()
-                .map(|n| n.to_string())
-                .unwrap_or_else(|_| alpha.to_string());
+            let alpha = a.alpha.as_deref().context("the client needs --alpha (it must equal the server's)")?;
+            let alpha = alpha.parse::<u32>().map(|n| n.to_string()).unwrap_or_else(|_| alpha.to_string());
             // A bad input is reported to the server and the dealer too (run_client).
-            let png_shape =
-                pann_models::Shape::new(a.channels as usize, a.image_size, a.image_size);
+            let png_shape = pann_models::Shape::new(a.channels as usize, a.image_size, a.image_size);
             let imgs = input::load(&a.input, a.first, a.count, png_shape);
-            let names = imgs
-                .as_ref()
-                .map(|i| i.class_names.clone())
-                .unwrap_or_default();
+            let names = imgs.as_ref().map(|i| i.class_names.clone()).unwrap_or_default();
             let (r, _) = run_client(
                 &net,
                 need(&a.connect, "--connect", "client")?,
@@ -233,35 +198,19 @@ async fn run(a: Args) -> Result<()> {
             .await?;
             let name = |k: usize| names.get(k).map(|n| format!(" ({n})")).unwrap_or_default();
             for (i, p) in r.predictions.iter().enumerate() {
-                let truth = p
-                    .label
-                    .map(|l| format!(", true class {l}{}", name(l as usize)))
-                    .unwrap_or_default();
-                println!(
-                    "image {i}: predicted class {}{}{truth}",
-                    p.class,
-                    name(p.class)
-                );
-                let top: Vec<String> = top_k(&p.logits, 5)
-                    .iter()
-                    .map(|&k| format!("{k}{}: {:.3}", name(k), p.logits[k]))
-                    .collect();
+                let truth = p.label.map(|l| format!(", true class {l}{}", name(l as usize))).unwrap_or_default();
+                println!("image {i}: predicted class {}{}{truth}", p.class, name(p.class));
+                let top: Vec<String> = top_k(&p.logits, 5).iter().map(|&k| format!("{k}{}: {:.3}", name(k), p.logits[k])).collect();
                 println!("  top-5 logits: {}", top.join(", "));
             }
             let on: f64 = r.batches.iter().map(|b| b.online_s).sum();
             let off: f64 = r.batches.iter().map(|b| b.offline_s).sum();
-            println!(
-                "client: {} image(s), offline {:.3} s, online {:.3} s",
-                r.predictions.len(),
-                off,
-                on
-            );
+            println!("client: {} image(s), offline {:.3} s, online {:.3} s", r.predictions.len(), off, on);
             r
         }
     };
     if let Some(path) = &a.report {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing the report {}", path.display()))?;
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing the report {}", path.display()))?;
     }
     Ok(())
 }

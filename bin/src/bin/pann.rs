@@ -20,30 +20,14 @@ use pann_mpc_core::Meter;
 /// The embedded default: the akamaster ResNet-20 with calibrated bounds, and
 /// the first 64 records of the CIFAR-10 (JPEG-derived) test set.
 const BENCH_CARD: &str = include_str!("../../../models/assets/resnet20-akamaster.card.json");
-const BENCH_WEIGHTS: &[u8] =
-    include_bytes!("../../../models/assets/resnet20-akamaster.safetensors");
+const BENCH_WEIGHTS: &[u8] = include_bytes!("../../../models/assets/resnet20-akamaster.safetensors");
 const DEMO_CARD: &str = include_str!("../../../models/assets/resnet20-alpha4.card.json");
 const DEMO_WEIGHTS: &[u8] = include_bytes!("../../../models/assets/resnet20-alpha4.safetensors");
 const DEMO_IMAGES: &[u8] = include_bytes!("../../../models/tests/data/test_batch_first64.bin");
-const CIFAR10_CLASSES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
+const CIFAR10_CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "pann",
-    version,
-    about = "PANN: private inference with polynomial-approximated neural networks"
-)]
+#[command(name = "pann", version, about = "PANN: private inference with polynomial-approximated neural networks")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -256,48 +240,16 @@ fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Certs { out } => {
             write_certs(&out)?;
-            println!(
-                "wrote server, client and dealer identities to {}",
-                out.display()
-            );
+            println!("wrote server, client and dealer identities to {}", out.display());
             Ok(())
         }
-        Cmd::Calibrate {
-            model,
-            data,
-            images,
-            margin,
-            check,
-            out,
-        } => calibrate(&model, &data, images, margin, check.as_deref(), &out),
-        Cmd::Plan {
-            model,
-            data,
-            first,
-            images,
-            max_drop,
-            alphas,
-            objective,
-            out,
-            report,
-            reference,
-        } => {
+        Cmd::Calibrate { model, data, images, margin, check, out } => calibrate(&model, &data, images, margin, check.as_deref(), &out),
+        Cmd::Plan { model, data, first, images, max_drop, alphas, objective, out, report, reference } => {
             let objective = match objective {
                 ObjectiveArg::Bytes => pann_models::planner::Objective::Bytes,
                 ObjectiveArg::Rounds => pann_models::planner::Objective::Rounds,
             };
-            let o = precision::PlanOptions {
-                card: model,
-                calib: data,
-                first,
-                count: images,
-                max_drop_points: max_drop,
-                alphas: precision::parse_alphas(&alphas)?,
-                objective,
-                out,
-                report,
-                reference,
-            };
+            let o = precision::PlanOptions { card: model, calib: data, first, count: images, max_drop_points: max_drop, alphas: precision::parse_alphas(&alphas)?, objective, out, report, reference };
             let r = precision::plan(&o)?;
             let oc = &r.outcome;
             let chosen = oc.explored.iter().rev().find(|e| e.alphas == oc.alphas);
@@ -313,108 +265,33 @@ fn main() -> Result<()> {
             for (site, a) in oc.sites.iter().zip(&oc.alphas) {
                 println!("  {site:<18} alpha {a}");
             }
-            println!(
-                "wrote {}\nclient: pann-party --role client --alpha {} ...",
-                o.out.display(),
-                r.precision
-            );
+            println!("wrote {}\nclient: pann-party --role client --alpha {} ...", o.out.display(), r.precision);
             Ok(())
         }
-        Cmd::Frontier {
-            model,
-            plans,
-            data,
-            first,
-            images,
-            alphas,
-            out,
-            merge,
-        } => {
-            let o = precision::FrontierOptions {
-                models: model,
-                plans,
-                data,
-                first,
-                count: images,
-                alphas: precision::parse_alphas(&alphas)?,
-                out,
-                merge,
-            };
+        Cmd::Frontier { model, plans, data, first, images, alphas, out, merge } => {
+            let o = precision::FrontierOptions { models: model, plans, data, first, count: images, alphas: precision::parse_alphas(&alphas)?, out, merge };
             precision::frontier(&o)?;
-            println!(
-                "wrote frontier.json, frontier-table.md and frontier.svg into {}",
-                o.out.display()
-            );
+            println!("wrote frontier.json, frontier-table.md and frontier.svg into {}", o.out.display());
             Ok(())
         }
-        Cmd::Demo {
-            alpha,
-            images,
-            batch,
-            keep,
-        } => demo(alpha, images, batch, keep),
-        Cmd::Bench {
-            alphas,
-            batches,
-            images,
-            data,
-            first,
-            model,
-            verify,
-            insecure_tcp,
-            net,
-            repeat,
-            quick,
-            out,
-        } => {
-            let (alphas, batches, images) = if quick {
-                (vec![9], vec![2], 2)
-            } else {
-                (alphas, batches, images)
-            };
-            let nets = net
-                .iter()
-                .map(|n| LinkSpec::parse(n))
-                .collect::<Result<Vec<_>>>()?;
-            bench(
-                &alphas,
-                &batches,
-                images,
-                data,
-                first,
-                model,
-                verify,
-                insecure_tcp,
-                &nets,
-                repeat.max(1),
-                &out,
-            )
+        Cmd::Demo { alpha, images, batch, keep } => demo(alpha, images, batch, keep),
+        Cmd::Bench { alphas, batches, images, data, first, model, verify, insecure_tcp, net, repeat, quick, out } => {
+            let (alphas, batches, images) = if quick { (vec![9], vec![2], 2) } else { (alphas, batches, images) };
+            let nets = net.iter().map(|n| LinkSpec::parse(n)).collect::<Result<Vec<_>>>()?;
+            bench(&alphas, &batches, images, data, first, model, verify, insecure_tcp, &nets, repeat.max(1), &out)
         }
         Cmd::BenchReport { results, out } => pann_bin::bench_report::render(&results, &out),
     }
 }
 
-fn calibrate(
-    card_path: &Path,
-    data: &Path,
-    n: usize,
-    margin: f64,
-    check: Option<&Path>,
-    out: &Path,
-) -> Result<()> {
+fn calibrate(card_path: &Path, data: &Path, n: usize, margin: f64, check: Option<&Path>, out: &Path) -> Result<()> {
     if !(margin >= 1.0 && margin.is_finite()) {
         bail!("--margin must be at least 1 (got {margin})");
     }
-    let mut loaded =
-        LoadedModel::load(card_path).with_context(|| format!("loading {}", card_path.display()))?;
+    let mut loaded = LoadedModel::load(card_path).with_context(|| format!("loading {}", card_path.display()))?;
     let set = ImageSet::read_file(data)?.truncated(n);
     let input = |i: usize| loaded.card.input.normalise(set.image(i));
-    eprintln!(
-        "calibrating {} ReLU sites on {} images of {}",
-        loaded.network.relu_sites().len(),
-        set.len(),
-        data.display()
-    );
+    eprintln!("calibrating {} ReLU sites on {} images of {}", loaded.network.relu_sites().len(), set.len(), data.display());
     let max = max_abs_per_site(&loaded.model, set.len(), input, None)?;
     let bounds = per_site_bounds(&max, margin);
     for (site, b) in &bounds {
@@ -422,16 +299,8 @@ fn calibrate(
     }
     if let Some(check) = check {
         let held = ImageSet::read_file(check)?;
-        let exec = PlainExecutor::new(
-            &loaded.model,
-            ReluMode::pann(loaded.card.default_alpha, bounds.clone())?,
-        )?;
-        let ev = exec.evaluate(
-            held.len(),
-            |i| loaded.card.input.normalise(held.image(i)),
-            &held.labels,
-            None,
-        )?;
+        let exec = PlainExecutor::new(&loaded.model, ReluMode::pann(loaded.card.default_alpha, bounds.clone())?)?;
+        let ev = exec.evaluate(held.len(), |i| loaded.card.input.normalise(held.image(i)), &held.labels, None)?;
         println!(
             "held-out {}: {} of {} images have a ReLU input beyond its bound ({} inputs in all); PANN accuracy at alpha {}: {:.2}%",
             check.display(),
@@ -443,13 +312,8 @@ fn calibrate(
         );
     }
     loaded.card.relu_bounds = bounds;
-    loaded.card.calibration = Some(CalibrationInfo {
-        margin,
-        images: set.len(),
-        data: data.display().to_string(),
-    });
-    std::fs::write(out, loaded.card.to_json())
-        .with_context(|| format!("writing {}", out.display()))?;
+    loaded.card.calibration = Some(CalibrationInfo { margin, images: set.len(), data: data.display().to_string() });
+    std::fs::write(out, loaded.card.to_json()).with_context(|| format!("writing {}", out.display()))?;
     println!("wrote {}", out.display());
     Ok(())
 }
@@ -486,9 +350,7 @@ fn bench(
     let dir = std::env::temp_dir().join(format!("pann-bench-{}", std::process::id()));
     let (card0, images0) = embedded_assets(&dir, (BENCH_CARD, BENCH_WEIGHTS))?;
     let card = model.unwrap_or(card0);
-    let data = data
-        .or_else(pann_bin::bench::default_data)
-        .unwrap_or(images0);
+    let data = data.or_else(pann_bin::bench::default_data).unwrap_or(images0);
     let machine = pann_bin::bench::provenance();
     let mut rows: Vec<pann_bin::bench::BenchRow> = Vec::new();
     let loopback = LinkSpec::loopback();
@@ -515,18 +377,7 @@ fn bench(
                         link.describe(),
                         rep + 1
                     );
-                    let row = pann_bin::bench::measure(
-                        &dir,
-                        &card,
-                        &data,
-                        alpha,
-                        batch,
-                        first,
-                        images,
-                        verify,
-                        insecure_tcp,
-                        link,
-                    )?;
+                    let row = pann_bin::bench::measure(&dir, &card, &data, alpha, batch, first, images, verify, insecure_tcp, link)?;
                     eprintln!(
                         "  online {:.2} MB/image, {:.0} rounds/run, {:.3} s/run; offline {:.2} MB/image, {:.3} s/run",
                         row.online_bytes_per_image / 1e6,
@@ -544,22 +395,11 @@ fn bench(
             }
             // Bounds: the compute term is the direct-loopback row, the
             // emulator's overhead the relay0 row, both of this invocation.
-            let reference = order
-                .iter()
-                .position(|l| !l.relay)
-                .map(|i| measured[i].clone());
-            let overhead = order
-                .iter()
-                .position(|l| **l == relay0)
-                .map(|i| measured[i].clone());
+            let reference = order.iter().position(|l| !l.relay).map(|i| measured[i].clone());
+            let overhead = order.iter().position(|l| **l == relay0).map(|i| measured[i].clone());
             for (link, mut row) in order.iter().zip(measured) {
                 if let (true, Some(r)) = (link.relay, &reference) {
-                    row.bound = Some(pann_bin::bench::Bound::new(
-                        &row,
-                        r,
-                        overhead.as_ref().filter(|_| **link != relay0),
-                        link,
-                    ));
+                    row.bound = Some(pann_bin::bench::Bound::new(&row, r, overhead.as_ref().filter(|_| **link != relay0), link));
                     let b = row.bound.as_ref().expect("just set");
                     eprintln!(
                         "{} alpha {alpha} batch {batch}: online {:.3} s/run (median of {}), bound {:.3} s, ratio {:.2}",
@@ -588,13 +428,9 @@ fn bench(
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(out, serde_json::to_vec_pretty(&json)?)
-        .with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(out, serde_json::to_vec_pretty(&json)?).with_context(|| format!("writing {}", out.display()))?;
     let md = pann_bin::bench::markdown(&rows);
-    std::fs::write(
-        out.with_extension("md"),
-        format!("Generated by `{}`.\n\n{md}", args.join(" ")),
-    )?;
+    std::fs::write(out.with_extension("md"), format!("Generated by `{}`.\n\n{md}", args.join(" ")))?;
     print!("{md}");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
@@ -604,8 +440,7 @@ fn demo(alpha: Option<u32>, n: usize, batch: Option<usize>, keep: Option<PathBuf
     if !(1..=64).contains(&n) {
         bail!("--images must be 1..=64 (the embedded test images)");
     }
-    let dir = keep
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("pann-demo-{}", std::process::id())));
+    let dir = keep.unwrap_or_else(|| std::env::temp_dir().join(format!("pann-demo-{}", std::process::id())));
     let (card_path, images) = embedded_assets(&dir, (DEMO_CARD, DEMO_WEIGHTS))?;
     let loaded = LoadedModel::load(&card_path)?;
     let public = pann_bin::bench::public_model(&loaded, alpha.unwrap_or(0))?;
@@ -614,19 +449,9 @@ fn demo(alpha: Option<u32>, n: usize, batch: Option<usize>, keep: Option<PathBuf
         "PANN demo: {} ({}), precision {}, {n} CIFAR-10 test image(s)",
         loaded.card.name,
         loaded.card.provenance.source,
-        if alpha.is_some() || loaded.card.relu_alphas.is_empty() {
-            format!("2^-{}", public.config.alpha)
-        } else {
-            format!(
-                "per layer, alphas {}",
-                precision.trim_start_matches("per-layer:")
-            )
-        }
+        if alpha.is_some() || loaded.card.relu_alphas.is_empty() { format!("2^-{}", public.config.alpha) } else { format!("per layer, alphas {}", precision.trim_start_matches("per-layer:")) }
     );
-    println!(
-        "three processes over mutually authenticated TLS on loopback; working directory {}\n",
-        dir.display()
-    );
+    println!("three processes over mutually authenticated TLS on loopback; working directory {}\n", dir.display());
     let t0 = Instant::now();
     let session = Session {
         dir: &dir,
@@ -645,37 +470,20 @@ fn demo(alpha: Option<u32>, n: usize, batch: Option<usize>, keep: Option<PathBuf
     let wall = t0.elapsed().as_secs_f64();
 
     let preds: Vec<Prediction> = serde_json::from_value(report["predictions"].clone())?;
-    let meter_server: Meter =
-        serde_json::from_value(report["meters"]["server"].clone()).unwrap_or_default();
+    let meter_server: Meter = serde_json::from_value(report["meters"]["server"].clone()).unwrap_or_default();
 
     // Plaintext references on the same images.
     let data = pann_models::cifar::parse(DEMO_IMAGES, Path::new("embedded"))?;
     let exact = PlainExecutor::new(&loaded.model, ReluMode::Exact)?;
-    let alphas = loaded
-        .network
-        .relu_sites()
-        .iter()
-        .map(|s| (s.to_string(), public.alpha_of(s)))
-        .collect();
-    let pann = PlainExecutor::new(
-        &loaded.model,
-        ReluMode::pann_mixed(alphas, loaded.card.relu_bounds.clone())?,
-    )?;
-    println!(
-        "\n{:<6} {:<12} {:<12} {:<12} {:<12} {:>10}",
-        "image", "true", "exact ReLU", "PANN (f64)", "secure", "max |dlogit|"
-    );
+    let alphas = loaded.network.relu_sites().iter().map(|s| (s.to_string(), public.alpha_of(s))).collect();
+    let pann = PlainExecutor::new(&loaded.model, ReluMode::pann_mixed(alphas, loaded.card.relu_bounds.clone())?)?;
+    println!("\n{:<6} {:<12} {:<12} {:<12} {:<12} {:>10}", "image", "true", "exact ReLU", "PANN (f64)", "secure", "max |dlogit|");
     let mut agree = 0;
     for (i, p) in preds.iter().enumerate() {
         let x = loaded.card.input.normalise(data.image(i));
         let e = exact.forward(&x)?;
         let f = pann.forward(&x)?;
-        let d = f
-            .logits
-            .iter()
-            .zip(&p.logits)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let d = f.logits.iter().zip(&p.logits).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         let name = |k: usize| CIFAR10_CLASSES.get(k).copied().unwrap_or("?");
         let fp = argmax(&f.logits);
         agree += usize::from(fp == p.class);
@@ -689,37 +497,20 @@ fn demo(alpha: Option<u32>, n: usize, batch: Option<usize>, keep: Option<PathBuf
             d
         );
     }
-    println!(
-        "secure predictions equal to the plaintext PANN's: {agree} of {}",
-        preds.len()
-    );
-    if loaded
-        .card
-        .calibration
-        .as_ref()
-        .is_some_and(|c| c.data.contains("polynomial-in-the-loop"))
-    {
+    println!("secure predictions equal to the plaintext PANN's: {agree} of {}", preds.len());
+    if loaded.card.calibration.as_ref().is_some_and(|c| c.data.contains("polynomial-in-the-loop")) {
         println!("(\"exact ReLU\" runs the same weights with max(x, 0): this model was fine-tuned with the polynomial in the loop and is not meant for it)");
     }
-    let steps: Vec<(String, f64)> =
-        serde_json::from_value(report["batches"][0]["steps"].clone()).unwrap_or_default();
+    let steps: Vec<(String, f64)> = serde_json::from_value(report["batches"][0]["steps"].clone()).unwrap_or_default();
     println!("\nper-layer online cost at the client (first batch; bytes and rounds metered by the channel):");
     print!("{}", layer_table(&meter_server, &steps));
-    let meter_dealer: Meter =
-        serde_json::from_value(report["meters"]["dealer"].clone()).unwrap_or_default();
+    let meter_dealer: Meter = serde_json::from_value(report["meters"]["dealer"].clone()).unwrap_or_default();
     println!("\ntotals at the client:");
     print!("{}", phase_summary("server", &meter_server));
     print!("{}", phase_summary("dealer", &meter_dealer));
-    let on: f64 = report["batches"].as_array().map_or(0.0, |b| {
-        b.iter().filter_map(|x| x["online_s"].as_f64()).sum()
-    });
-    let off: f64 = report["batches"].as_array().map_or(0.0, |b| {
-        b.iter().filter_map(|x| x["offline_s"].as_f64()).sum()
-    });
-    println!(
-        "latency: offline {off:.3} s, online {on:.3} s for {} image(s); whole demo {wall:.1} s",
-        preds.len()
-    );
+    let on: f64 = report["batches"].as_array().map_or(0.0, |b| b.iter().filter_map(|x| x["online_s"].as_f64()).sum());
+    let off: f64 = report["batches"].as_array().map_or(0.0, |b| b.iter().filter_map(|x| x["offline_s"].as_f64()).sum());
+    println!("latency: offline {off:.3} s, online {on:.3} s for {} image(s); whole demo {wall:.1} s", preds.len());
     println!("reports: {}/{{client,server,dealer}}.json", dir.display());
     Ok(())
 }

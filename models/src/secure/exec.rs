@@ -24,20 +24,9 @@ pub trait Backend {
     /// Whether this side adds public constants (biases): party 0, or the reference.
     fn adds_public(&self) -> bool;
     /// The linear layer `layer` (without bias) applied to this side's `x`.
-    fn linear(
-        &mut self,
-        label: &str,
-        layer: usize,
-        spec: &LinearSpec,
-        x: &[R],
-    ) -> impl std::future::Future<Output = Result<Vec<R>>>;
+    fn linear(&mut self, label: &str, layer: usize, spec: &LinearSpec, x: &[R]) -> impl std::future::Future<Output = Result<Vec<R>>>;
     /// A polynomial ReLU program applied to this side's `x`.
-    fn relu(
-        &mut self,
-        label: &str,
-        program: &Program,
-        x: &[R],
-    ) -> impl std::future::Future<Output = Result<Vec<R>>>;
+    fn relu(&mut self, label: &str, program: &Program, x: &[R]) -> impl std::future::Future<Output = Result<Vec<R>>>;
 }
 
 /// Run `plan` on this side's input (shares, or clear values for the
@@ -63,25 +52,14 @@ pub async fn run_plan<B: Backend>(
         let name = plan.network().nodes[step.out()].name.as_str();
         let t0 = std::time::Instant::now();
         let get = |values: &[Option<Vec<R>>], j: usize| -> Result<Vec<R>> {
-            values[j]
-                .clone()
-                .ok_or_else(|| ModelError::Secure(format!("value {j} is not available at {name}")))
+            values[j].clone().ok_or_else(|| ModelError::Secure(format!("value {j} is not available at {name}")))
         };
         let out = match step {
             Step::Input { .. } => input.take().expect("node 0 is the only input"),
-            Step::Linear {
-                input,
-                layer,
-                spec,
-                bias_plane,
-                ..
-            } => {
+            Step::Linear { input, layer, spec, bias_plane, .. } => {
                 let x = get(&values, *input)?;
                 let mut y = backend.linear(name, *layer, spec, &x).await?;
-                if let Some(b) = biases
-                    .and_then(|w| w.biases[*layer].as_ref())
-                    .filter(|_| backend.adds_public())
-                {
+                if let Some(b) = biases.and_then(|w| w.biases[*layer].as_ref()).filter(|_| backend.adds_public()) {
                     // Public constants are added by one side only: party 0, or the reference.
                     y = add_channel_bias(Party::Server, &y, b, *bias_plane).map_err(proto)?;
                 }
@@ -94,38 +72,18 @@ pub async fn run_plan<B: Backend>(
             Step::Add { a, b, ca, cb, .. } => {
                 let mut x = get(&values, *a)?;
                 ring::scale_assign(&mut x, *ca);
-                let y = values[*b]
-                    .as_ref()
-                    .ok_or_else(|| ModelError::Secure(format!("missing operand of {name}")))?;
+                let y = values[*b].as_ref().ok_or_else(|| ModelError::Secure(format!("missing operand of {name}")))?;
                 ring::add_scaled_assign(&mut x, *cb, y);
                 x
             }
-            Step::Shortcut {
-                input,
-                shape,
-                stride,
-                pad_channels,
-                ..
-            } => shortcut_a(&get(&values, *input)?, n, *shape, *stride, *pad_channels),
-            Step::AvgPool {
-                input,
-                shape,
-                kernel,
-                stride,
-                ..
-            } => avg_pool_sum(
-                &get(&values, *input)?,
-                n,
-                shape.c,
-                shape.h,
-                shape.w,
-                *kernel,
-                *stride,
-            )
-            .map_err(proto)?,
+            Step::Shortcut { input, shape, stride, pad_channels, .. } => {
+                shortcut_a(&get(&values, *input)?, n, *shape, *stride, *pad_channels)
+            }
+            Step::AvgPool { input, shape, kernel, stride, .. } => {
+                avg_pool_sum(&get(&values, *input)?, n, shape.c, shape.h, shape.w, *kernel, *stride).map_err(proto)?
+            }
             Step::GlobalPool { input, shape, .. } => {
-                global_pool_sum(&get(&values, *input)?, n, shape.c, shape.h, shape.w)
-                    .map_err(proto)?
+                global_pool_sum(&get(&values, *input)?, n, shape.c, shape.h, shape.w).map_err(proto)?
             }
         };
         for &j in &plan.network().nodes[step.out()].inputs {
@@ -139,9 +97,7 @@ pub async fn run_plan<B: Backend>(
             t.push((name.to_string(), t0.elapsed().as_secs_f64()));
         }
     }
-    values[plan.network().output]
-        .take()
-        .ok_or_else(|| ModelError::Secure("the output was never computed".into()))
+    values[plan.network().output].take().ok_or_else(|| ModelError::Secure("the output was never computed".into()))
 }
 
 /// Option-A shortcut on `[n, c, h, w]`: subsample by `stride`, pad
@@ -174,10 +130,7 @@ pub struct ClearBackend<'w> {
 
 impl<'w> ClearBackend<'w> {
     pub fn new(weights: &'w ServerWeights) -> Self {
-        Self {
-            weights,
-            out_of_range: 0,
-        }
+        Self { weights, out_of_range: 0 }
     }
 }
 
@@ -185,22 +138,13 @@ impl Backend for ClearBackend<'_> {
     fn adds_public(&self) -> bool {
         true
     }
-    async fn linear(
-        &mut self,
-        _label: &str,
-        layer: usize,
-        spec: &LinearSpec,
-        x: &[R],
-    ) -> Result<Vec<R>> {
+    async fn linear(&mut self, _label: &str, layer: usize, spec: &LinearSpec, x: &[R]) -> Result<Vec<R>> {
         spec.apply(&self.weights.weights[layer], x).map_err(proto)
     }
     async fn relu(&mut self, _label: &str, program: &Program, x: &[R]) -> Result<Vec<R>> {
         let r = pann_protocols::reference::run_program(program, &[x]).map_err(proto)?;
         self.out_of_range += r.out_of_range;
-        r.outputs
-            .into_iter()
-            .next()
-            .ok_or_else(|| ModelError::Secure("ReLU program has no output".into()))
+        r.outputs.into_iter().next().ok_or_else(|| ModelError::Secure("ReLU program has no output".into()))
     }
 }
 
@@ -215,9 +159,7 @@ pub struct PartyBackend<'c> {
 
 impl PartyBackend<'_> {
     fn next(&mut self, what: &str) -> Result<Material> {
-        self.material
-            .pop_front()
-            .ok_or_else(|| ModelError::Secure(format!("no material left for {what}")))
+        self.material.pop_front().ok_or_else(|| ModelError::Secure(format!("no material left for {what}")))
     }
 }
 
@@ -225,28 +167,16 @@ impl Backend for PartyBackend<'_> {
     fn adds_public(&self) -> bool {
         self.party == Party::Server
     }
-    async fn linear(
-        &mut self,
-        label: &str,
-        layer: usize,
-        _spec: &LinearSpec,
-        x: &[R],
-    ) -> Result<Vec<R>> {
+    async fn linear(&mut self, label: &str, layer: usize, _spec: &LinearSpec, x: &[R]) -> Result<Vec<R>> {
         self.chan.set_label(label);
         let mat = self.next(label)?.into_linear().map_err(proto)?;
-        let l = self
-            .layers
-            .get(layer)
-            .ok_or_else(|| ModelError::Secure(format!("no linear layer {layer}")))?;
+        let l = self.layers.get(layer).ok_or_else(|| ModelError::Secure(format!("no linear layer {layer}")))?;
         linear_forward(self.chan, l, x, mat).await.map_err(proto)
     }
     async fn relu(&mut self, label: &str, program: &Program, x: &[R]) -> Result<Vec<R>> {
         self.chan.set_label(label);
         let mat = self.next(label)?.into_program().map_err(proto)?;
-        let mut out = run_program(self.chan, self.party, program, &[x], mat)
-            .await
-            .map_err(proto)?;
-        out.pop()
-            .ok_or_else(|| ModelError::Secure("ReLU program has no output".into()))
+        let mut out = run_program(self.chan, self.party, program, &[x], mat).await.map_err(proto)?;
+        out.pop().ok_or_else(|| ModelError::Secure("ReLU program has no output".into()))
     }
 }

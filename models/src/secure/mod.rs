@@ -22,6 +22,4 @@ pub mod session;
 
 pub use exec::{run_plan, Backend, ClearBackend, PartyBackend};
 pub use plan::{Plan, PublicModel, SecureConfig, ServerWeights, Step};
-pub use session::{
-    client_session, dealer_session, server_session, BatchReport, ClientOutcome, SessionError,
-};
+pub use session::{client_session, dealer_session, server_session, BatchReport, ClientOutcome, SessionError};

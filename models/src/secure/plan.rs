@@ -39,10 +39,7 @@ pub struct SecureConfig {
 
 impl SecureConfig {
     pub fn new(alpha: u32) -> Self {
-        Self {
-            alpha,
-            weight_bits: 18,
-        }
+        Self { alpha, weight_bits: 18 }
     }
 
     /// Scale of the encoded input (that of a ReLU output at the default alpha).
@@ -68,29 +65,11 @@ pub struct PublicModel {
 
 impl PublicModel {
     /// Describe `model` (BN already folded) for secure inference.
-    pub fn new(
-        model: &Model,
-        input: &InputSpec,
-        bounds: &BTreeMap<String, f64>,
-        config: SecureConfig,
-    ) -> Result<Self> {
-        if model
-            .network
-            .nodes
-            .iter()
-            .any(|n| matches!(n.op, Op::BatchNorm { .. }))
-        {
-            return Err(ModelError::Config(
-                "secure inference needs every batch norm folded into its conv".into(),
-            ));
+    pub fn new(model: &Model, input: &InputSpec, bounds: &BTreeMap<String, f64>, config: SecureConfig) -> Result<Self> {
+        if model.network.nodes.iter().any(|n| matches!(n.op, Op::BatchNorm { .. })) {
+            return Err(ModelError::Config("secure inference needs every batch norm folded into its conv".into()));
         }
-        let pm = Self {
-            network: model.network.clone(),
-            input: input.clone(),
-            bounds: bounds.clone(),
-            config,
-            alphas: BTreeMap::new(),
-        };
+        let pm = Self { network: model.network.clone(), input: input.clone(), bounds: bounds.clone(), config, alphas: BTreeMap::new() };
         pm.check()?;
         Ok(pm)
     }
@@ -111,23 +90,11 @@ impl PublicModel {
     /// alpha (`"9"`) when it is uniform, else `"per-layer:"` and the alpha of
     /// every ReLU site in execution order (`"per-layer:4,4,5,..."`).
     pub fn precision(&self) -> String {
-        let per_site: Vec<u32> = self
-            .network
-            .relu_sites()
-            .iter()
-            .map(|s| self.alpha_of(s))
-            .collect();
+        let per_site: Vec<u32> = self.network.relu_sites().iter().map(|s| self.alpha_of(s)).collect();
         if per_site.iter().all(|&a| a == self.config.alpha) {
             self.config.alpha.to_string()
         } else {
-            format!(
-                "per-layer:{}",
-                per_site
-                    .iter()
-                    .map(|a| a.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )
+            format!("per-layer:{}", per_site.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","))
         }
     }
 
@@ -135,54 +102,31 @@ impl PublicModel {
     pub fn check(&self) -> Result<()> {
         self.network.validate()?;
         let c = self.network.input_shape().c;
-        if self.input.mean.len() != c
-            || self.input.std.len() != c
-            || self.input.std.iter().any(|s| !(*s > 0.0 && s.is_finite()))
-        {
-            return Err(ModelError::Config(format!(
-                "input normalisation must give {c} means and {c} positive stds"
-            )));
+        if self.input.mean.len() != c || self.input.std.len() != c || self.input.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
+            return Err(ModelError::Config(format!("input normalisation must give {c} means and {c} positive stds")));
         }
         for site in self.network.relu_sites() {
             match self.bounds.get(site) {
                 None => return Err(ModelError::MissingBound { site: site.into() }),
-                Some(&b) if !(b > 0.0 && b.is_finite()) => {
-                    return Err(ModelError::BadBound {
-                        site: site.into(),
-                        bound: b,
-                    })
-                }
+                Some(&b) if !(b > 0.0 && b.is_finite()) => return Err(ModelError::BadBound { site: site.into(), bound: b }),
                 _ => {}
             }
         }
-        let alpha_ok = |a: u32| {
-            (pann_protocols::sign_poly::MIN_ALPHA..=pann_protocols::sign_poly::MAX_ALPHA)
-                .contains(&a)
-        };
+        let alpha_ok = |a: u32| (pann_protocols::sign_poly::MIN_ALPHA..=pann_protocols::sign_poly::MAX_ALPHA).contains(&a);
         if !alpha_ok(self.config.alpha) {
-            return Err(ModelError::SignPoly(format!(
-                "alpha {} is outside 4..=14",
-                self.config.alpha
-            )));
+            return Err(ModelError::SignPoly(format!("alpha {} is outside 4..=14", self.config.alpha)));
         }
         let sites = self.network.relu_sites();
         for (site, &a) in &self.alphas {
             if !sites.contains(&site.as_str()) {
-                return Err(ModelError::Config(format!(
-                    "alpha for unknown ReLU site {site:?}"
-                )));
+                return Err(ModelError::Config(format!("alpha for unknown ReLU site {site:?}")));
             }
             if !alpha_ok(a) {
-                return Err(ModelError::SignPoly(format!(
-                    "alpha {a} of site {site:?} is outside 4..=14"
-                )));
+                return Err(ModelError::SignPoly(format!("alpha {a} of site {site:?} is outside 4..=14")));
             }
         }
         if !(8..=24).contains(&self.config.weight_bits) {
-            return Err(ModelError::Config(format!(
-                "weight_bits {} is outside 8..=24",
-                self.config.weight_bits
-            )));
+            return Err(ModelError::Config(format!("weight_bits {} is outside 8..=24", self.config.weight_bits)));
         }
         Ok(())
     }
@@ -211,49 +155,17 @@ pub enum Step {
     /// The client's input, `n` images encoded at `scale`.
     Input { out: ValueId },
     /// A conv or fully connected layer (server-held weights) plus bias.
-    Linear {
-        out: ValueId,
-        input: ValueId,
-        layer: usize,
-        spec: LinearSpec,
-        bias_plane: usize,
-    },
+    Linear { out: ValueId, input: ValueId, layer: usize, spec: LinearSpec, bias_plane: usize },
     /// A polynomial ReLU on `n` elements.
-    Relu {
-        out: ValueId,
-        input: ValueId,
-        program: Arc<Program>,
-    },
+    Relu { out: ValueId, input: ValueId, program: Arc<Program> },
     /// `ca * a + cb * b` with public multipliers.
-    Add {
-        out: ValueId,
-        a: ValueId,
-        b: ValueId,
-        ca: R,
-        cb: R,
-    },
+    Add { out: ValueId, a: ValueId, b: ValueId, ca: R, cb: R },
     /// Option-A shortcut on `[n, c, h, w]`.
-    Shortcut {
-        out: ValueId,
-        input: ValueId,
-        shape: Shape,
-        stride: usize,
-        pad_channels: usize,
-    },
+    Shortcut { out: ValueId, input: ValueId, shape: Shape, stride: usize, pad_channels: usize },
     /// Sum over each `k x k` window (the division is folded into the factor).
-    AvgPool {
-        out: ValueId,
-        input: ValueId,
-        shape: Shape,
-        kernel: usize,
-        stride: usize,
-    },
+    AvgPool { out: ValueId, input: ValueId, shape: Shape, kernel: usize, stride: usize },
     /// Sum over each channel plane (the division is folded into the factor).
-    GlobalPool {
-        out: ValueId,
-        input: ValueId,
-        shape: Shape,
-    },
+    GlobalPool { out: ValueId, input: ValueId, shape: Shape },
 }
 
 impl Step {
@@ -331,14 +243,7 @@ impl Plan {
                     scale[i] = act;
                     Step::Input { out: i }
                 }
-                Op::Conv2d {
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    stride,
-                    padding,
-                    ..
-                } => {
+                Op::Conv2d { in_channels, out_channels, kernel, stride, padding, .. } => {
                     let s = in_shape.expect("validated");
                     let spec = LinearSpec::Conv(ConvSpec {
                         n: batch,
@@ -354,34 +259,14 @@ impl Plan {
                     scale[i] = scale[ins[0]] + cfg.weight_bits;
                     factor[i] = target[i];
                     linears.push((i, spec));
-                    Step::Linear {
-                        out: i,
-                        input: ins[0],
-                        layer: linears.len() - 1,
-                        spec,
-                        bias_plane: node.shape.h * node.shape.w,
-                    }
+                    Step::Linear { out: i, input: ins[0], layer: linears.len() - 1, spec, bias_plane: node.shape.h * node.shape.w }
                 }
-                Op::Linear {
-                    in_features,
-                    out_features,
-                    ..
-                } => {
-                    let spec = LinearSpec::Matmul(MatmulSpec {
-                        m: batch,
-                        k: in_features,
-                        n: out_features,
-                    });
+                Op::Linear { in_features, out_features, .. } => {
+                    let spec = LinearSpec::Matmul(MatmulSpec { m: batch, k: in_features, n: out_features });
                     scale[i] = scale[ins[0]] + cfg.weight_bits;
                     factor[i] = target[i];
                     linears.push((i, spec));
-                    Step::Linear {
-                        out: i,
-                        input: ins[0],
-                        layer: linears.len() - 1,
-                        spec,
-                        bias_plane: 1,
-                    }
+                    Step::Linear { out: i, input: ins[0], layer: linears.len() - 1, spec, bias_plane: 1 }
                 }
                 Op::Relu => {
                     let b = model.bounds[&node.name];
@@ -390,27 +275,17 @@ impl Plan {
                         return Err(bad(&node.name, "the ReLU input is not produced by a linear layer or residual add that can fold its bound".into()));
                     }
                     let alpha = model.alpha_of(&node.name);
-                    let r = match relus
-                        .iter()
-                        .find(|r| r.config.alpha == alpha && r.config.input_frac == scale[j])
-                    {
+                    let r = match relus.iter().find(|r| r.config.alpha == alpha && r.config.input_frac == scale[j]) {
                         Some(r) => Arc::clone(r),
                         None => {
-                            let r = Arc::new(
-                                PolyRelu::new(ReluConfig::new(alpha, scale[j]))
-                                    .map_err(|e| bad(&node.name, e.to_string()))?,
-                            );
+                            let r = Arc::new(PolyRelu::new(ReluConfig::new(alpha, scale[j])).map_err(|e| bad(&node.name, e.to_string()))?);
                             relus.push(Arc::clone(&r));
                             r
                         }
                     };
                     scale[i] = r.config.output_frac();
                     factor[i] = 2.0 / b;
-                    Step::Relu {
-                        out: i,
-                        input: j,
-                        program: Arc::clone(&r.program),
-                    }
+                    Step::Relu { out: i, input: j, program: Arc::clone(&r.program) }
                 }
                 Op::Add => {
                     let (a, b) = (ins[0], ins[1]);
@@ -421,89 +296,42 @@ impl Plan {
                         let ds = s - scale[j];
                         let c = ratio * (ds as f64).exp2();
                         if ds == 0 && (ratio - 1.0).abs() > 1e-12 {
-                            return Err(bad(
-                                &node.name,
-                                "operands at the same scale with different factors".into(),
-                            ));
+                            return Err(bad(&node.name, "operands at the same scale with different factors".into()));
                         }
                         if !(c.is_finite() && c.abs() < 2f64.powi(40)) {
-                            return Err(bad(
-                                &node.name,
-                                format!("rescaling constant {c} out of range"),
-                            ));
+                            return Err(bad(&node.name, format!("rescaling constant {c} out of range")));
                         }
                         Ok(c.round() as i64 as u64)
                     };
                     let (ca, cb) = (mult(a)?, mult(b)?);
                     scale[i] = s;
                     factor[i] = g;
-                    Step::Add {
-                        out: i,
-                        a,
-                        b,
-                        ca,
-                        cb,
-                    }
+                    Step::Add { out: i, a, b, ca, cb }
                 }
-                Op::ShortcutA {
-                    stride,
-                    pad_channels,
-                } => {
+                Op::ShortcutA { stride, pad_channels } => {
                     scale[i] = scale[ins[0]];
                     factor[i] = factor[ins[0]];
-                    Step::Shortcut {
-                        out: i,
-                        input: ins[0],
-                        shape: in_shape.expect("validated"),
-                        stride,
-                        pad_channels,
-                    }
+                    Step::Shortcut { out: i, input: ins[0], shape: in_shape.expect("validated"), stride, pad_channels }
                 }
                 Op::AvgPool { kernel, stride } => {
                     scale[i] = scale[ins[0]];
                     factor[i] = factor[ins[0]] * (kernel * kernel) as f64;
-                    Step::AvgPool {
-                        out: i,
-                        input: ins[0],
-                        shape: in_shape.expect("validated"),
-                        kernel,
-                        stride,
-                    }
+                    Step::AvgPool { out: i, input: ins[0], shape: in_shape.expect("validated"), kernel, stride }
                 }
                 Op::GlobalAvgPool => {
                     let s = in_shape.expect("validated");
                     scale[i] = scale[ins[0]];
                     factor[i] = factor[ins[0]] * (s.h * s.w) as f64;
-                    Step::GlobalPool {
-                        out: i,
-                        input: ins[0],
-                        shape: s,
-                    }
+                    Step::GlobalPool { out: i, input: ins[0], shape: s }
                 }
-                Op::BatchNorm { .. } => {
-                    return Err(bad(
-                        &node.name,
-                        "batch norm must be folded before secure inference".into(),
-                    ))
-                }
+                Op::BatchNorm { .. } => return Err(bad(&node.name, "batch norm must be folded before secure inference".into())),
             };
             if scale[i] > 58 {
-                return Err(bad(
-                    &node.name,
-                    format!("scale {} bits leaves no room below 2^62", scale[i]),
-                ));
+                return Err(bad(&node.name, format!("scale {} bits leaves no room below 2^62", scale[i])));
             }
             steps.push(step);
         }
-        Ok(Plan {
-            model,
-            batch,
-            steps,
-            scale,
-            factor,
-            linears,
-            relus,
-        })
+        Ok(Plan { model, batch, steps, scale, factor, linears, relus })
     }
 
     pub fn network(&self) -> &Network {
@@ -520,13 +348,8 @@ impl Plan {
         self.steps
             .iter()
             .filter_map(|s| match s {
-                Step::Linear { layer, spec, .. } => Some(Request::Linear {
-                    layer: *layer,
-                    spec: *spec,
-                }),
-                Step::Relu { input, program, .. } => {
-                    Some(Request::program(program, self.len_of(*input)))
-                }
+                Step::Linear { layer, spec, .. } => Some(Request::Linear { layer: *layer, spec: *spec }),
+                Step::Relu { input, program, .. } => Some(Request::program(program, self.len_of(*input))),
                 _ => None,
             })
             .collect()
@@ -537,10 +360,7 @@ impl Plan {
         let want = self.len_of(0);
         if x.len() != want {
             let s = self.network().input_shape();
-            return Err(ModelError::InputShape {
-                expected: vec![self.batch, s.c, s.h, s.w],
-                found: vec![x.len()],
-            });
+            return Err(ModelError::InputShape { expected: vec![self.batch, s.c, s.h, s.w], found: vec![x.len()] });
         }
         let sc = (self.scale[0] as f64).exp2();
         x.iter()
@@ -549,9 +369,7 @@ impl Plan {
                 if e.is_finite() && e.abs() < 2f64.powi(62 - 8) {
                     Ok(e.round() as i64 as u64)
                 } else {
-                    Err(ModelError::Config(format!(
-                        "input value {v} cannot be encoded"
-                    )))
+                    Err(ModelError::Config(format!("input value {v} cannot be encoded")))
                 }
             })
             .collect()
@@ -577,9 +395,7 @@ fn encode_checked(x: f64, bits: u32, what: &str) -> Result<R> {
     if e.is_finite() && e.abs() < 2f64.powi(61) {
         Ok(e.round() as i64 as u64)
     } else {
-        Err(ModelError::Config(format!(
-            "{what}: value {x} does not fit at {bits} fractional bits"
-        )))
+        Err(ModelError::Config(format!("{what}: value {x} does not fit at {bits} fractional bits")))
     }
 }
 
@@ -592,24 +408,12 @@ impl ServerWeights {
             if let Step::Linear { out, input, .. } = step {
                 let name = &plan.network().nodes[*out].name;
                 let ratio = plan.factor[*out] / plan.factor[*input];
-                let w = &model.params.get(&format!("{name}.weight")).ok_or_else(|| {
-                    ModelError::MissingTensor {
-                        name: format!("{name}.weight"),
-                    }
-                })?;
+                let w = &model.params.get(&format!("{name}.weight")).ok_or_else(|| ModelError::MissingTensor { name: format!("{name}.weight") })?;
                 let wb = plan.model.config.weight_bits;
-                weights.push(
-                    w.data
-                        .iter()
-                        .map(|&x| encode_checked(x * ratio, wb, name))
-                        .collect::<Result<Vec<_>>>()?,
-                );
+                weights.push(w.data.iter().map(|&x| encode_checked(x * ratio, wb, name)).collect::<Result<Vec<_>>>()?);
                 biases.push(match model.params.get(&format!("{name}.bias")) {
                     Some(b) => Some(
-                        b.data
-                            .iter()
-                            .map(|&x| encode_checked(x * plan.factor[*out], plan.scale[*out], name))
-                            .collect::<Result<Vec<_>>>()?,
+                        b.data.iter().map(|&x| encode_checked(x * plan.factor[*out], plan.scale[*out], name)).collect::<Result<Vec<_>>>()?,
                     ),
                     None => None,
                 });

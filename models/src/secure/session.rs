@@ -63,11 +63,7 @@ pub struct SessionRequest {
 
 impl SessionRequest {
     fn check(&self) -> Result<()> {
-        if self.batch == 0
-            || self.batch > MAX_BATCH
-            || self.batches == 0
-            || self.batches > MAX_BATCHES
-        {
+        if self.batch == 0 || self.batch > MAX_BATCH || self.batches == 0 || self.batches > MAX_BATCHES {
             return Err(err(format!("session request {self:?}: batch must be 1..={MAX_BATCH}, batches 1..={MAX_BATCHES}")));
         }
         Ok(())
@@ -92,8 +88,7 @@ fn model_params(role: Role, digest: &str) -> SessionParams {
 }
 
 async fn send_json<T: Serialize>(chan: &mut Channel, peer: &'static str, v: &T) -> Result<()> {
-    chan.send_tagged(Tag::Bytes, &serde_json::to_vec(v).map_err(err)?)
-        .map_err(on(peer))?;
+    chan.send_tagged(Tag::Bytes, &serde_json::to_vec(v).map_err(err)?).map_err(on(peer))?;
     chan.flush().await.map_err(on(peer))
 }
 
@@ -103,8 +98,7 @@ async fn recv_bytes(chan: &mut Channel, peer: &'static str) -> Result<Vec<u8>> {
 
 async fn recv_request(chan: &mut Channel, peer: &'static str) -> Result<SessionRequest> {
     let b = recv_bytes(chan, peer).await?;
-    let r: SessionRequest =
-        serde_json::from_slice(&b).map_err(|e| err(format!("malformed session request: {e}")))?;
+    let r: SessionRequest = serde_json::from_slice(&b).map_err(|e| err(format!("malformed session request: {e}")))?;
     r.check()?;
     Ok(r)
 }
@@ -132,12 +126,7 @@ pub struct ClientOutcome {
 }
 
 /// The server's side. `model` must be BN-folded and described by `public`.
-pub async fn server_session(
-    client: &mut Channel,
-    dealer: &mut Channel,
-    model: &Model,
-    public: &PublicModel,
-) -> Result<Vec<BatchReport>> {
+pub async fn server_session(client: &mut Channel, dealer: &mut Channel, model: &Model, public: &PublicModel) -> Result<Vec<BatchReport>> {
     let res = server_inner(client, dealer, model, public).await;
     if let Err(e) = &res {
         client.abort(&format!("server: {e}")).await;
@@ -146,22 +135,10 @@ pub async fn server_session(
     res
 }
 
-async fn server_inner(
-    client: &mut Channel,
-    dealer: &mut Channel,
-    model: &Model,
-    public: &PublicModel,
-) -> Result<Vec<BatchReport>> {
+async fn server_inner(client: &mut Channel, dealer: &mut Channel, model: &Model, public: &PublicModel) -> Result<Vec<BatchReport>> {
     let desc = public.to_json();
-    handshake(
-        client,
-        &session_params(Role::Server, &public.precision()).expecting(Role::Client),
-    )
-    .await
-    .map_err(on("client"))?;
-    handshake(dealer, &dealer_params(Role::Server).expecting(Role::Dealer))
-        .await
-        .map_err(on("dealer"))?;
+    handshake(client, &session_params(Role::Server, &public.precision()).expecting(Role::Client)).await.map_err(on("client"))?;
+    handshake(dealer, &dealer_params(Role::Server).expecting(Role::Dealer)).await.map_err(on("dealer"))?;
     for (ch, peer) in [(&mut *client, "client"), (&mut *dealer, "dealer")] {
         ch.set_phase(Phase::Setup);
         ch.set_label("model");
@@ -171,83 +148,40 @@ async fn server_inner(
     let req = recv_request(client, "client").await?;
     let plan = Plan::compile(Arc::new(public.clone()), req.batch)?;
     let weights = ServerWeights::encode(&plan, model)?;
-    let mut expander = Expander::new(
-        Party::Server,
-        recv_seed(dealer).await.map_err(on("dealer"))?,
-    );
+    let mut expander = Expander::new(Party::Server, recv_seed(dealer).await.map_err(on("dealer"))?);
     let mut layers = Vec::with_capacity(plan.linears.len());
     for (id, ((_, spec), w)) in plan.linears.iter().zip(weights.weights.iter()).enumerate() {
         client.set_label(&plan.network().nodes[plan.linears[id].0].name);
-        layers.push(
-            setup_server(client, &mut expander, id, *spec, w.clone())
-                .await
-                .map_err(on("client"))?,
-        );
+        layers.push(setup_server(client, &mut expander, id, *spec, w.clone()).await.map_err(on("client"))?);
     }
     let mut reports = Vec::with_capacity(req.batches);
     for _ in 0..req.batches {
         let t0 = Instant::now();
-        let material = plan
-            .requests()
-            .iter()
-            .map(|r| expander.expand(r, None))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(err)?;
+        let material = plan.requests().iter().map(|r| expander.expand(r, None)).collect::<std::result::Result<_, _>>().map_err(err)?;
         let offline_s = t0.elapsed().as_secs_f64();
         client.set_phase(Phase::Online);
         client.set_label("input");
         let mut prg = Prg::from_entropy();
-        let x = share_input(
-            client,
-            Party::Server,
-            Party::Client,
-            None,
-            plan.len_of(0),
-            &mut prg,
-        )
-        .await
-        .map_err(on("client"))?;
+        let x = share_input(client, Party::Server, Party::Client, None, plan.len_of(0), &mut prg).await.map_err(on("client"))?;
         // Online time starts when the client's input arrives (before, the
         // server only waits for the client's offline phase).
         let t1 = Instant::now();
-        let mut backend = PartyBackend {
-            chan: &mut *client,
-            party: Party::Server,
-            layers: &layers,
-            material,
-        };
+        let mut backend = PartyBackend { chan: &mut *client, party: Party::Server, layers: &layers, material };
         let mut steps = Vec::new();
-        let y = run_plan(&plan, Some(&weights), &mut backend, x, Some(&mut steps))
-            .await
-            .map_err(online("client"))?;
+        let y = run_plan(&plan, Some(&weights), &mut backend, x, Some(&mut steps)).await.map_err(online("client"))?;
         client.set_label("output");
-        reveal(client, Party::Server, &y, Some(Party::Client))
-            .await
-            .map_err(on("client"))?;
-        reports.push(BatchReport {
-            images: req.batch,
-            offline_s,
-            online_s: t1.elapsed().as_secs_f64(),
-            steps,
-        });
+        reveal(client, Party::Server, &y, Some(Party::Client)).await.map_err(on("client"))?;
+        reports.push(BatchReport { images: req.batch, offline_s, online_s: t1.elapsed().as_secs_f64(), steps });
     }
     Ok(reports)
 }
 
 /// Party 1's offline phase: the material of every request of a run, from
 /// the dealer's corrections.
-async fn fetch_client(
-    expander: &mut Expander,
-    dealer: &mut Channel,
-    plan: &Plan,
-) -> Result<VecDeque<Material>> {
+async fn fetch_client(expander: &mut Expander, dealer: &mut Channel, plan: &Plan) -> Result<VecDeque<Material>> {
     let mut out = VecDeque::new();
     for r in plan.requests() {
-        out.push_back(
-            receive_material(dealer, expander, &r)
-                .await
-                .map_err(on("dealer"))?,
-        );
+        out.push_back(receive_material(dealer, expander, &r).await.map_err(on("dealer"))?);
     }
     Ok(out)
 }
@@ -283,12 +217,7 @@ async fn client_inner(
     if images.is_empty() {
         return Err(err("no input images"));
     }
-    handshake(
-        server,
-        &session_params(Role::Client, precision).expecting(Role::Server),
-    )
-    .await
-    .map_err(on("server"))?;
+    handshake(server, &session_params(Role::Client, precision).expecting(Role::Server)).await.map_err(on("server"))?;
     server.set_phase(Phase::Setup);
     let desc = recv_bytes(server, "server").await?;
     let public = Arc::new(PublicModel::from_json(&desc)?);
@@ -296,56 +225,27 @@ async fn client_inner(
     let digest = sha256_hex(&desc);
     if let Some(want) = expect_digest {
         if !want.eq_ignore_ascii_case(&digest) {
-            return Err(err(format!(
-                "the server's model has digest {digest}, expected {want}"
-            )));
+            return Err(err(format!("the server's model has digest {digest}, expected {want}")));
         }
     }
     let per_image = public.network.input_shape().len();
-    if let Some((i, img)) = images
-        .iter()
-        .enumerate()
-        .find(|(_, im)| im.len() != per_image)
-    {
+    if let Some((i, img)) = images.iter().enumerate().find(|(_, im)| im.len() != per_image) {
         let s = public.network.input_shape();
-        return Err(err(format!(
-            "image {i} has {} values, the model expects {}x{}x{} = {per_image}",
-            img.len(),
-            s.c,
-            s.h,
-            s.w
-        )));
+        return Err(err(format!("image {i} has {} values, the model expects {}x{}x{} = {per_image}", img.len(), s.c, s.h, s.w)));
     }
     let batch = batch.clamp(1, MAX_BATCH).min(images.len());
-    let req = SessionRequest {
-        batch,
-        batches: images.len().div_ceil(batch),
-    };
+    let req = SessionRequest { batch, batches: images.len().div_ceil(batch) };
     req.check()?;
     send_json(server, "server", &req).await?;
-    handshake(dealer, &dealer_params(Role::Client).expecting(Role::Dealer))
-        .await
-        .map_err(on("dealer"))?;
-    handshake(
-        dealer,
-        &model_params(Role::Client, &digest).expecting(Role::Dealer),
-    )
-    .await
-    .map_err(on("dealer"))?;
+    handshake(dealer, &dealer_params(Role::Client).expecting(Role::Dealer)).await.map_err(on("dealer"))?;
+    handshake(dealer, &model_params(Role::Client, &digest).expecting(Role::Dealer)).await.map_err(on("dealer"))?;
     send_json(dealer, "dealer", &req).await?;
-    let mut expander = Expander::new(
-        Party::Client,
-        recv_seed(dealer).await.map_err(on("dealer"))?,
-    );
+    let mut expander = Expander::new(Party::Client, recv_seed(dealer).await.map_err(on("dealer"))?);
     let plan = Plan::compile(Arc::clone(&public), batch)?;
     let mut layers = Vec::with_capacity(plan.linears.len());
     for (id, (node, spec)) in plan.linears.iter().enumerate() {
         server.set_label(&plan.network().nodes[*node].name);
-        layers.push(
-            setup_client(server, id, *spec)
-                .await
-                .map_err(on("server"))?,
-        );
+        layers.push(setup_client(server, id, *spec).await.map_err(on("server"))?);
     }
     let setup_s = t_setup.elapsed().as_secs_f64();
     let mut logits = Vec::with_capacity(images.len());
@@ -355,54 +255,22 @@ async fn client_inner(
         let t0 = Instant::now();
         let material = fetch_client(&mut expander, dealer, &plan).await?;
         let offline_s = t0.elapsed().as_secs_f64();
-        let mut x: Vec<f64> = chunk
-            .iter()
-            .flat_map(|im| public.input.normalise(im))
-            .collect();
+        let mut x: Vec<f64> = chunk.iter().flat_map(|im| public.input.normalise(im)).collect();
         x.resize(per_image * batch, 0.0);
         let enc = plan.encode_input(&x)?;
         server.set_phase(Phase::Online);
         let t1 = Instant::now();
         server.set_label("input");
-        let xs = share_input(
-            server,
-            Party::Client,
-            Party::Client,
-            Some(&enc),
-            enc.len(),
-            &mut prg,
-        )
-        .await
-        .map_err(on("server"))?;
-        let mut backend = PartyBackend {
-            chan: &mut *server,
-            party: Party::Client,
-            layers: &layers,
-            material,
-        };
+        let xs = share_input(server, Party::Client, Party::Client, Some(&enc), enc.len(), &mut prg).await.map_err(on("server"))?;
+        let mut backend = PartyBackend { chan: &mut *server, party: Party::Client, layers: &layers, material };
         let mut steps = Vec::new();
-        let y = run_plan(&plan, None, &mut backend, xs, Some(&mut steps))
-            .await
-            .map_err(online("server"))?;
+        let y = run_plan(&plan, None, &mut backend, xs, Some(&mut steps)).await.map_err(online("server"))?;
         server.set_label("output");
-        let out = reveal(server, Party::Client, &y, Some(Party::Client))
-            .await
-            .map_err(on("server"))?
-            .ok_or_else(|| err("no output revealed"))?;
+        let out = reveal(server, Party::Client, &y, Some(Party::Client)).await.map_err(on("server"))?.ok_or_else(|| err("no output revealed"))?;
         let online_s = t1.elapsed().as_secs_f64();
         let classes = plan.network().output_shape().len();
-        logits.extend(
-            plan.decode_output(&out)
-                .chunks(classes)
-                .take(chunk.len())
-                .map(|c| c.to_vec()),
-        );
-        reports.push(BatchReport {
-            images: chunk.len(),
-            offline_s,
-            online_s,
-            steps,
-        });
+        logits.extend(plan.decode_output(&out).chunks(classes).take(chunk.len()).map(|c| c.to_vec()));
+        reports.push(BatchReport { images: chunk.len(), offline_s, online_s, steps });
     }
     Ok(ClientOutcome {
         logits,
@@ -436,21 +304,12 @@ async fn dealer_inner(a: &mut Channel, b: &mut Channel) -> Result<()> {
     let (server, client) = match (ra.role, rb.role) {
         (Role::Server, Role::Client) => (a, b),
         (Role::Client, Role::Server) => (b, a),
-        (x, y) => {
-            return Err(err(format!(
-                "the dealer needs one server and one client, got {x} and {y}"
-            )))
-        }
+        (x, y) => return Err(err(format!("the dealer needs one server and one client, got {x} and {y}"))),
     };
     server.set_phase(Phase::Setup);
     let desc = recv_bytes(server, "server").await?;
     let public = Arc::new(PublicModel::from_json(&desc)?);
-    handshake(
-        client,
-        &model_params(Role::Dealer, &sha256_hex(&desc)).expecting(Role::Client),
-    )
-    .await
-    .map_err(on("client"))?;
+    handshake(client, &model_params(Role::Dealer, &sha256_hex(&desc)).expecting(Role::Client)).await.map_err(on("client"))?;
     let req = recv_request(client, "client").await?;
     let plan = Plan::compile(Arc::clone(&public), req.batch)?;
     let (s0, s1) = (Prg::random_seed(), Prg::random_seed());
@@ -462,9 +321,7 @@ async fn dealer_inner(a: &mut Channel, b: &mut Channel) -> Result<()> {
     }
     let reqs = plan.requests();
     for _ in 0..req.batches {
-        serve(&mut dealer, client, &reqs)
-            .await
-            .map_err(on("client"))?;
+        serve(&mut dealer, client, &reqs).await.map_err(on("client"))?;
     }
     Ok(())
 }

@@ -17,8 +17,7 @@ pub fn load_akamaster() -> LoadedModel {
 }
 
 pub fn first64() -> ImageSet {
-    ImageSet::read_file(crate_dir().join("tests/data/test_batch_first64.bin"))
-        .expect("shipped test records")
+    ImageSet::read_file(crate_dir().join("tests/data/test_batch_first64.bin")).expect("shipped test records")
 }
 
 /// ../shared/data relative to the repository root, if present.
@@ -27,10 +26,7 @@ pub fn shared_data() -> Option<PathBuf> {
     if p.is_dir() {
         Some(p)
     } else {
-        eprintln!(
-            "SKIPPED: ../shared/data not found (looked at {})",
-            p.display()
-        );
+        eprintln!("SKIPPED: ../shared/data not found (looked at {})", p.display());
         None
     }
 }

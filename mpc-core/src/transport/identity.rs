@@ -24,19 +24,14 @@ pub struct TlsIdentity {
 
 impl Clone for TlsIdentity {
     fn clone(&self) -> Self {
-        Self {
-            cert: self.cert.clone(),
-            key: self.key.clone_key(),
-        }
+        Self { cert: self.cert.clone(), key: self.key.clone_key() }
     }
 }
 
 impl std::fmt::Debug for TlsIdentity {
     /// Never prints the key.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsIdentity")
-            .field("cert_sha256", &self.fingerprint())
-            .finish_non_exhaustive()
+        f.debug_struct("TlsIdentity").field("cert_sha256", &self.fingerprint()).finish_non_exhaustive()
     }
 }
 
@@ -51,17 +46,11 @@ impl TlsIdentity {
         let ck = rcgen::generate_simple_self_signed(vec![subject.to_string()])
             .map_err(|e| CoreError::Tls(format!("generating a self-signed certificate: {e}")))?;
         let key = PrivateKeyDer::Pkcs8(ck.key_pair.serialize_der().into());
-        Ok(TlsIdentity {
-            cert: ck.cert.der().clone(),
-            key,
-        })
+        Ok(TlsIdentity { cert: ck.cert.der().clone(), key })
     }
 
     /// An identity from DER parts, checked: the key must match the certificate.
-    pub fn from_der(
-        cert: CertificateDer<'static>,
-        key: PrivateKeyDer<'static>,
-    ) -> Result<TlsIdentity> {
+    pub fn from_der(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> Result<TlsIdentity> {
         let id = TlsIdentity { cert, key };
         id.check()?;
         Ok(id)
@@ -152,17 +141,11 @@ pub fn load_peer_cert(path: impl AsRef<Path>) -> Result<CertificateDer<'static>>
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| CoreError::IdentityFile {
-        path: path.to_path_buf(),
-        reason: format!("cannot read: {e}"),
-    })
+    std::fs::read(path).map_err(|e| CoreError::IdentityFile { path: path.to_path_buf(), reason: format!("cannot read: {e}") })
 }
 
 fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
-    let err = |e: std::io::Error| CoreError::IdentityFile {
-        path: path.to_path_buf(),
-        reason: format!("cannot write: {e}"),
-    };
+    let err = |e: std::io::Error| CoreError::IdentityFile { path: path.to_path_buf(), reason: format!("cannot write: {e}") };
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -182,9 +165,7 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     let mut b64 = String::with_capacity(der.len().div_ceil(3) * 4);
     for chunk in der.chunks(3) {
         let n = chunk.len();
-        let v = (chunk[0] as u32) << 16
-            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-            | *chunk.get(2).unwrap_or(&0) as u32;
+        let v = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= n {
                 b64.push(ALPHABET[(v >> (18 - 6 * i) & 63) as usize] as char);

@@ -44,27 +44,17 @@ impl Listener {
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr> {
-        self.inner
-            .local_addr()
-            .map_err(CoreError::io("reading the listening address"))
+        self.inner.local_addr().map_err(CoreError::io("reading the listening address"))
     }
 
     /// Wait (at most `connect_timeout`) for one peer; returns its socket with
     /// TCP_NODELAY set (rounds are latency bound; Nagle would add delays).
-    pub async fn accept_stream(
-        &self,
-        connect_timeout: Duration,
-    ) -> Result<(TcpStream, SocketAddr)> {
+    pub async fn accept_stream(&self, connect_timeout: Duration) -> Result<(TcpStream, SocketAddr)> {
         let (stream, peer) = tokio::time::timeout(connect_timeout, self.inner.accept())
             .await
-            .map_err(|_| CoreError::Timeout {
-                context: "waiting for the peer to connect",
-                after: connect_timeout,
-            })?
+            .map_err(|_| CoreError::Timeout { context: "waiting for the peer to connect", after: connect_timeout })?
             .map_err(CoreError::io("accepting a connection"))?;
-        stream
-            .set_nodelay(true)
-            .map_err(CoreError::io("setting TCP_NODELAY"))?;
+        stream.set_nodelay(true).map_err(CoreError::io("setting TCP_NODELAY"))?;
         Ok((stream, peer))
     }
 
@@ -89,18 +79,12 @@ pub fn tcp_channel(stream: TcpStream, cfg: ChannelConfig) -> Channel {
 }
 
 /// Listen on `addr` and accept exactly one peer over plain TCP.
-pub async fn tcp_listen_accept<A: ToSocketAddrs + Display>(
-    addr: A,
-    cfg: ChannelConfig,
-) -> Result<Channel> {
+pub async fn tcp_listen_accept<A: ToSocketAddrs + Display>(addr: A, cfg: ChannelConfig) -> Result<Channel> {
     Listener::bind(addr).await?.accept_tcp(cfg).await
 }
 
 /// Connect to `addr` over plain TCP, retrying until `cfg.connect_timeout`.
-pub async fn tcp_connect<A: ToSocketAddrs + Display + Clone>(
-    addr: A,
-    cfg: ChannelConfig,
-) -> Result<Channel> {
+pub async fn tcp_connect<A: ToSocketAddrs + Display + Clone>(addr: A, cfg: ChannelConfig) -> Result<Channel> {
     let stream = connect_stream(addr, cfg.connect_timeout).await?;
     Ok(tcp_channel(stream, cfg))
 }
@@ -113,19 +97,13 @@ pub async fn connect_stream<A: ToSocketAddrs + Display + Clone>(
 ) -> Result<TcpStream> {
     let deadline = tokio::time::Instant::now() + connect_timeout;
     let mut backoff = Duration::from_millis(20);
-    let fail = |last: String| CoreError::Connect {
-        addr: addr.to_string(),
-        after: connect_timeout,
-        last,
-    };
+    let fail = |last: String| CoreError::Connect { addr: addr.to_string(), after: connect_timeout, last };
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let last = match tokio::time::timeout(left, TcpStream::connect(addr.clone())).await {
             Err(_) => return Err(fail("connection attempt timed out".into())),
             Ok(Ok(stream)) => {
-                stream
-                    .set_nodelay(true)
-                    .map_err(CoreError::io("setting TCP_NODELAY"))?;
+                stream.set_nodelay(true).map_err(CoreError::io("setting TCP_NODELAY"))?;
                 return Ok(stream);
             }
             Ok(Err(e)) => e.to_string(),

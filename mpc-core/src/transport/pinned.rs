@@ -12,9 +12,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme,
-};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme};
 
 use super::identity::sha256_fingerprint;
 
@@ -44,34 +42,17 @@ impl std::fmt::Display for NotPinned {
 impl std::error::Error for NotPinned {}
 
 impl PinnedCert {
-    pub(crate) fn new(
-        expected: Vec<CertificateDer<'static>>,
-        algs: WebPkiSupportedAlgorithms,
-    ) -> Arc<Self> {
+    pub(crate) fn new(expected: Vec<CertificateDer<'static>>, algs: WebPkiSupportedAlgorithms) -> Arc<Self> {
         Arc::new(Self { expected, algs })
     }
 
-    fn check(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-    ) -> Result<(), rustls::Error> {
-        if intermediates.is_empty()
-            && self
-                .expected
-                .iter()
-                .any(|c| c.as_ref() == end_entity.as_ref())
-        {
+    fn check(&self, end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>]) -> Result<(), rustls::Error> {
+        if intermediates.is_empty() && self.expected.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
             return Ok(());
         }
         let expected: Vec<String> = self.expected.iter().map(sha256_fingerprint).collect();
-        let why = NotPinned {
-            presented: sha256_fingerprint(end_entity),
-            expected: expected.join(" or "),
-        };
-        Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-            OtherError(Arc::new(why)),
-        )))
+        let why = NotPinned { presented: sha256_fingerprint(end_entity), expected: expected.join(" or ") };
+        Err(rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(why)))))
     }
 }
 
@@ -84,8 +65,7 @@ impl ServerCertVerifier for PinnedCert {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.check(end_entity, intermediates)
-            .map(|_| ServerCertVerified::assertion())
+        self.check(end_entity, intermediates).map(|_| ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -126,8 +106,7 @@ impl ClientCertVerifier for PinnedCert {
         intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.check(end_entity, intermediates)
-            .map(|_| ClientCertVerified::assertion())
+        self.check(end_entity, intermediates).map(|_| ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(

@@ -42,9 +42,7 @@ pub struct TlsPeers {
 
 impl std::fmt::Debug for TlsPeers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsPeers")
-            .field("peer_cert_sha256", &self.peer_fingerprint)
-            .finish_non_exhaustive()
+        f.debug_struct("TlsPeers").field("peer_cert_sha256", &self.peer_fingerprint).finish_non_exhaustive()
     }
 }
 
@@ -56,23 +54,15 @@ impl TlsPeers {
 
     /// Configure TLS accepting any of several pinned peers (the dealer
     /// accepts the server and the client on one port).
-    pub fn new_multi(
-        identity: &TlsIdentity,
-        peer_certs: Vec<CertificateDer<'static>>,
-    ) -> Result<TlsPeers> {
+    pub fn new_multi(identity: &TlsIdentity, peer_certs: Vec<CertificateDer<'static>>) -> Result<TlsPeers> {
         if peer_certs.is_empty() {
             return Err(CoreError::Tls("no peer certificate to pin".into()));
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let algs = provider.signature_verification_algorithms;
-        let peer_fingerprint = peer_certs
-            .iter()
-            .map(sha256_fingerprint)
-            .collect::<Vec<_>>()
-            .join(",");
+        let peer_fingerprint = peer_certs.iter().map(sha256_fingerprint).collect::<Vec<_>>().join(",");
         let verifier = PinnedCert::new(peer_certs, algs);
-        let cfg_err =
-            |e: rustls::Error| CoreError::Tls(format!("building the TLS configuration: {e}"));
+        let cfg_err = |e: rustls::Error| CoreError::Tls(format!("building the TLS configuration: {e}"));
 
         let server = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -87,11 +77,7 @@ impl TlsPeers {
             .with_custom_certificate_verifier(verifier)
             .with_client_auth_cert(vec![identity.cert().clone()], identity.key())
             .map_err(cfg_err)?;
-        Ok(TlsPeers {
-            server: Arc::new(server),
-            client: Arc::new(client),
-            peer_fingerprint,
-        })
+        Ok(TlsPeers { server: Arc::new(server), client: Arc::new(client), peer_fingerprint })
     }
 
     /// Load our identity and the peer's certificate from PEM files.
@@ -131,36 +117,22 @@ pub async fn tls_connect<A: ToSocketAddrs + Display + Clone>(
 }
 
 /// Run the client side of the handshake on an established TCP stream.
-pub async fn client_handshake(
-    stream: TcpStream,
-    cfg: ChannelConfig,
-    peers: &TlsPeers,
-) -> Result<Channel> {
+pub async fn client_handshake(stream: TcpStream, cfg: ChannelConfig, peers: &TlsPeers) -> Result<Channel> {
     let after = cfg.timeout;
     let connector = TlsConnector::from(peers.client.clone());
     // The name is not checked (the certificate is pinned) but TLS requires one.
-    let name = ServerName::try_from(DEFAULT_SUBJECT.to_string())
-        .map_err(|e| CoreError::Tls(e.to_string()))?;
+    let name = ServerName::try_from(DEFAULT_SUBJECT.to_string()).map_err(|e| CoreError::Tls(e.to_string()))?;
     let mut tls = tokio::time::timeout(after, connector.connect(name, stream))
         .await
-        .map_err(|_| CoreError::Timeout {
-            context: "the TLS handshake (as client)",
-            after,
-        })?
+        .map_err(|_| CoreError::Timeout { context: "the TLS handshake (as client)", after })?
         .map_err(|e| tls_error("handshake (as client) failed", e))?;
     let mut confirm = [0u8; 1];
     tokio::time::timeout(after, tls.read_exact(&mut confirm))
         .await
-        .map_err(|_| CoreError::Timeout {
-            context: "waiting for the TLS server's confirmation",
-            after,
-        })?
+        .map_err(|_| CoreError::Timeout { context: "waiting for the TLS server's confirmation", after })?
         .map_err(|e| tls_error("handshake (as client) failed after our Finished message", e))?;
     if confirm[0] != CONFIRM {
-        return Err(CoreError::Tls(format!(
-            "unexpected confirmation byte {:#04x} from the TLS server",
-            confirm[0]
-        )));
+        return Err(CoreError::Tls(format!("unexpected confirmation byte {:#04x} from the TLS server", confirm[0])));
     }
     Ok(Channel::from_stream(tls, cfg))
 }
@@ -176,20 +148,14 @@ pub async fn server_handshake(
     let acceptor = TlsAcceptor::from(peers.server.clone());
     let mut tls = tokio::time::timeout(after, acceptor.accept(stream))
         .await
-        .map_err(|_| CoreError::Timeout {
-            context: "the TLS handshake (as server)",
-            after,
-        })?
+        .map_err(|_| CoreError::Timeout { context: "the TLS handshake (as server)", after })?
         .map_err(|e| tls_error(&format!("handshake (as server) with {peer} failed"), e))?;
     tokio::time::timeout(after, async {
         tls.write_all(&[CONFIRM]).await?;
         tls.flush().await
     })
     .await
-    .map_err(|_| CoreError::Timeout {
-        context: "confirming the TLS handshake",
-        after,
-    })?
+    .map_err(|_| CoreError::Timeout { context: "confirming the TLS handshake", after })?
     .map_err(|e| tls_error("confirming the TLS handshake failed", e))?;
     Ok(Channel::from_stream(tls, cfg))
 }

@@ -20,9 +20,7 @@ pub const ALL: [Transport; 3] = [Transport::Mem, Transport::Tcp, Transport::Tls]
 
 /// A configuration with short waits, so that failures show up in seconds.
 pub fn short_cfg() -> ChannelConfig {
-    ChannelConfig::default()
-        .with_timeout(Duration::from_secs(2))
-        .with_connect_timeout(Duration::from_secs(2))
+    ChannelConfig::default().with_timeout(Duration::from_secs(2)).with_connect_timeout(Duration::from_secs(2))
 }
 
 /// Run `fut`, failing the test if it takes longer than `secs`: a hang is a bug.
@@ -37,10 +35,7 @@ pub async fn within<F: Future>(secs: u64, fut: F) -> F::Output {
 pub fn tls_pair() -> (TlsPeers, TlsPeers) {
     let a = TlsIdentity::generate().unwrap();
     let b = TlsIdentity::generate().unwrap();
-    (
-        TlsPeers::new(&a, b.cert().clone()).unwrap(),
-        TlsPeers::new(&b, a.cert().clone()).unwrap(),
-    )
+    (TlsPeers::new(&a, b.cert().clone()).unwrap(), TlsPeers::new(&b, a.cert().clone()).unwrap())
 }
 
 /// A connected pair (listener side, connecting side).
@@ -57,10 +52,7 @@ pub async fn pair(t: Transport, cfg: ChannelConfig) -> (Channel, Channel) {
             let (sp, cp) = tls_pair();
             let l = Listener::bind("127.0.0.1:0").await.unwrap();
             let addr = l.local_addr().unwrap();
-            let (a, b) = tokio::join!(
-                l.accept_tls(cfg.clone(), &sp),
-                tls_connect(addr, cfg.clone(), &cp)
-            );
+            let (a, b) = tokio::join!(l.accept_tls(cfg.clone(), &sp), tls_connect(addr, cfg.clone(), &cp));
             (a.unwrap(), b.unwrap())
         }
     }

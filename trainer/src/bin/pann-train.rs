@@ -15,11 +15,7 @@ use std::path::PathBuf;
 use tch::Device;
 
 #[derive(Parser)]
-#[command(
-    name = "pann-train",
-    version,
-    about = "Train, export and evaluate PANN-friendly CIFAR ResNets on CIFAR-10 or Fashion-MNIST (tch/libtorch)"
-)]
+#[command(name = "pann-train", version, about = "Train, export and evaluate PANN-friendly CIFAR ResNets on CIFAR-10 or Fashion-MNIST (tch/libtorch)")]
 struct Cli {
     /// CPU threads for libtorch and for the f64 evaluation (0 = libtorch's default).
     #[arg(long, global = true, default_value_t = 0)]
@@ -179,93 +175,46 @@ impl TrainArgs {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { r.$f = v; } )* };
         }
-        set!(
-            epochs,
-            batch_size,
-            lr,
-            momentum,
-            nesterov,
-            weight_decay,
-            warmup_epochs,
-            augment,
-            mixup_alpha
-        );
+        set!(epochs, batch_size, lr, momentum, nesterov, weight_decay, warmup_epochs, augment, mixup_alpha);
         match self.schedule {
             Some(ScheduleArg::Cosine) => r.schedule = Schedule::Cosine,
             Some(ScheduleArg::Step) => {
                 let e = r.epochs;
                 r.schedule = Schedule::Step {
-                    milestones: self
-                        .milestones
-                        .clone()
-                        .unwrap_or_else(|| vec![e / 2, e * 3 / 4]),
+                    milestones: self.milestones.clone().unwrap_or_else(|| vec![e / 2, e * 3 / 4]),
                     gamma: self.gamma.unwrap_or(0.1),
                 }
             }
-            None if self.milestones.is_some() || self.gamma.is_some() => {
-                bail!("--milestones/--gamma need --schedule step")
-            }
+            None if self.milestones.is_some() || self.gamma.is_some() => bail!("--milestones/--gamma need --schedule step"),
             None => {}
         }
         if let Some(a) = self.ngnv_alpha {
             if a == 0 {
                 r.ngnv = None;
             } else {
-                let d = Recipe::preset(Preset::Paper)
-                    .ngnv
-                    .context("paper preset has NGNV")?;
-                r.ngnv = Some(pann_trainer::act::NgnvParams {
-                    alpha: a,
-                    ..r.ngnv.unwrap_or(d)
-                });
+                let d = Recipe::preset(Preset::Paper).ngnv.context("paper preset has NGNV")?;
+                r.ngnv = Some(pann_trainer::act::NgnvParams { alpha: a, ..r.ngnv.unwrap_or(d) });
             }
         }
         if let Some(n) = &mut r.ngnv {
-            if let Some(v) = self.ngnv_scale {
-                n.scale = v;
-            }
-            if let Some(v) = self.ngnv_margin {
-                n.margin = v;
-            }
-            if let Some(v) = self.ngnv_momentum {
-                n.momentum = v;
-            }
-        } else if self.ngnv_scale.is_some()
-            || self.ngnv_margin.is_some()
-            || self.ngnv_momentum.is_some()
-        {
+            if let Some(v) = self.ngnv_scale { n.scale = v; }
+            if let Some(v) = self.ngnv_margin { n.margin = v; }
+            if let Some(v) = self.ngnv_momentum { n.momentum = v; }
+        } else if self.ngnv_scale.is_some() || self.ngnv_margin.is_some() || self.ngnv_momentum.is_some() {
             bail!("--ngnv-* options need NGNV (preset paper or --ngnv-alpha)");
         }
         if let Some(f) = &mut r.finetune {
-            if let Some(v) = self.ft_alpha {
-                f.alpha = v;
-            }
+            if let Some(v) = self.ft_alpha { f.alpha = v; }
             if let Some(v) = &self.ft_alphas {
                 let list = v.trim_start_matches("per-layer:");
-                f.site_alphas = list
-                    .split(',')
-                    .map(|a| a.trim().parse::<u32>())
-                    .collect::<std::result::Result<_, _>>()
-                    .with_context(|| {
-                        format!("--ft-alphas: a comma-separated list of alphas, got {v:?}")
-                    })?;
+                f.site_alphas = list.split(',').map(|a| a.trim().parse::<u32>()).collect::<std::result::Result<_, _>>()
+                    .with_context(|| format!("--ft-alphas: a comma-separated list of alphas, got {v:?}"))?;
                 f.alpha = f.site_alphas.iter().copied().max().unwrap_or(f.alpha);
             }
-            if let Some(v) = self.ft_margin {
-                f.margin = v;
-            }
-            if let Some(v) = self.ft_calib_images {
-                f.calib_images = v;
-            }
-            if let Some(v) = self.ft_grad {
-                f.grad = v;
-            }
-        } else if self.ft_alpha.is_some()
-            || self.ft_alphas.is_some()
-            || self.ft_margin.is_some()
-            || self.ft_calib_images.is_some()
-            || self.ft_grad.is_some()
-        {
+            if let Some(v) = self.ft_margin { f.margin = v; }
+            if let Some(v) = self.ft_calib_images { f.calib_images = v; }
+            if let Some(v) = self.ft_grad { f.grad = v; }
+        } else if self.ft_alpha.is_some() || self.ft_alphas.is_some() || self.ft_margin.is_some() || self.ft_calib_images.is_some() || self.ft_grad.is_some() {
             bail!("--ft-* options need --preset finetune");
         }
         r.validate()?;
@@ -329,10 +278,7 @@ fn parse_alphas(s: &str) -> Result<Vec<u32>> {
 }
 
 fn print_row(r: &EvalRow) {
-    let mode = r
-        .alpha
-        .map(|a| format!("PANN alpha {a:2}"))
-        .unwrap_or_else(|| "exact ReLU   ".into());
+    let mode = r.alpha.map(|a| format!("PANN alpha {a:2}")).unwrap_or_else(|| "exact ReLU   ".into());
     println!(
         "{mode}: accuracy {:6.2}% ({}/{}), images out of range {}, diverged {}, inputs out of range {}, {:.0} s",
         100.0 * r.accuracy,
@@ -350,22 +296,13 @@ fn main() -> Result<()> {
     if cli.threads > 0 {
         tch::set_num_threads(cli.threads as i32);
         // Ignore "already initialised": only the first pool matters.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(cli.threads)
-            .build_global();
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(cli.threads).build_global();
     }
     match cli.cmd {
         Cmd::Train(a) => {
             let recipe = a.recipe()?;
-            let widths: [usize; 3] = a
-                .widths
-                .clone()
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("--widths needs three values"))?;
-            let architecture = ResNetConfig {
-                widths,
-                ..ResNetConfig::cifar10(a.depth)
-            };
+            let widths: [usize; 3] = a.widths.clone().try_into().map_err(|_| anyhow::anyhow!("--widths needs three values"))?;
+            let architecture = ResNetConfig { widths, ..ResNetConfig::cifar10(a.depth) };
             let o = TrainOptions {
                 architecture,
                 recipe,
@@ -381,38 +318,22 @@ fn main() -> Result<()> {
                 max_epochs_now: a.stop_after,
                 progress: !a.no_progress,
             };
-            eprintln!(
-                "device {:?}, libtorch threads {}",
-                o.device,
-                tch::get_num_threads()
-            );
+            eprintln!("device {:?}, libtorch threads {}", o.device, tch::get_num_threads());
             let t = train(&o).with_context(|| format!("training run {}", a.run.display()))?;
-            eprintln!(
-                "{} of {} epochs done; checkpoint in {}",
-                t.meta.epochs_done,
-                t.meta.recipe.epochs,
-                a.run.display()
-            );
+            eprintln!("{} of {} epochs done; checkpoint in {}", t.meta.epochs_done, t.meta.recipe.epochs, a.run.display());
             if let Some(name) = a.export {
                 if t.meta.epochs_done < t.meta.recipe.epochs {
                     eprintln!("not exporting: the run is not finished (use `pann-train export` to export a partial run)");
                 } else {
                     let out_dir = a.export_dir.unwrap_or_else(|| a.run.clone());
-                    let eo = ExportOptions {
-                        name,
-                        out_dir,
-                        calib_images: a.calib_images,
-                        margin: a.calib_margin,
-                        default_alpha: 9,
-                    };
+                    let eo = ExportOptions { name, out_dir, calib_images: a.calib_images, margin: a.calib_margin, default_alpha: 9 };
                     let card = export(&t, &eo).context("export")?;
                     println!("{}", card.display());
                 }
             }
         }
         Cmd::Export(a) => {
-            let t = load_run(&a.run, a.data.as_deref(), Device::Cpu)
-                .with_context(|| format!("loading run {}", a.run.display()))?;
+            let t = load_run(&a.run, a.data.as_deref(), Device::Cpu).with_context(|| format!("loading run {}", a.run.display()))?;
             let eo = ExportOptions {
                 name: a.name,
                 out_dir: a.out_dir,
@@ -430,8 +351,7 @@ fn main() -> Result<()> {
                 .with_context(|| format!("evaluating {}", a.card.display()))?;
             if let Some(p) = a.json {
                 let j = serde_json::json!({ "card": a.card, "data": a.data, "rows": rows });
-                std::fs::write(&p, serde_json::to_string_pretty(&j)?)
-                    .with_context(|| format!("writing {}", p.display()))?;
+                std::fs::write(&p, serde_json::to_string_pretty(&j)?).with_context(|| format!("writing {}", p.display()))?;
             }
         }
         Cmd::Sides(a) => {
@@ -455,8 +375,7 @@ fn main() -> Result<()> {
             .with_context(|| format!("probing {}", a.card.display()))?;
             if let Some(p) = a.json {
                 let j = serde_json::json!({ "card": a.card, "data": a.data, "rows": rows });
-                std::fs::write(&p, serde_json::to_string_pretty(&j)?)
-                    .with_context(|| format!("writing {}", p.display()))?;
+                std::fs::write(&p, serde_json::to_string_pretty(&j)?).with_context(|| format!("writing {}", p.display()))?;
             }
         }
     }
