@@ -715,16 +715,7 @@ fn three_processes_fashion_mnist_idx_and_gray_png_match_the_fixed_point_referenc
     let t0 = Instant::now();
     let mut d = s.dealer();
     let mut sv = s.server(&card, alpha_n);
-    let args = [
-        "--alpha",
-        &alpha,
-        "--count",
-        "3",
-        "--batch",
-        "3",
-        "--expect-model",
-        &digest,
-    ];
+    let args = ["--alpha", &alpha, "--count", "3", "--batch", "3", "--expect-model", &digest];
     let mut c = s.client_with(&s.certs, &args, &[&idx]);
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
     ce.succeeded("client");
@@ -736,19 +727,11 @@ fn three_processes_fashion_mnist_idx_and_gray_png_match_the_fixed_point_referenc
     // The same first image as a gray PNG.
     let s = Session::patient("fashion-png");
     let png = s.dir.path().join("fm0.png");
-    std::fs::write(
-        &png,
-        pann_models::image::encode_png(&raw[0], 28, 28).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(&png, pann_models::image::encode_png(&raw[0], 28, 28).unwrap()).unwrap();
     let t0 = Instant::now();
     let mut d = s.dealer();
     let mut sv = s.server(&card, alpha_n);
-    let mut c = s.client_with(
-        &s.certs,
-        &["--alpha", &alpha, "--image-size", "28", "--channels", "1"],
-        &[&png],
-    );
+    let mut c = s.client_with(&s.certs, &["--alpha", &alpha, "--image-size", "28", "--channels", "1"], &[&png]);
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
     ce.succeeded("client");
     se.succeeded("server");

@@ -20,24 +20,14 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<ImageSet> {
     if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD_BYTES) {
         return Err(ModelError::Cifar {
             path: path.into(),
-            reason: format!(
-                "size {} bytes is not a positive multiple of the record size {RECORD_BYTES}",
-                bytes.len()
-            ),
+            reason: format!("size {} bytes is not a positive multiple of the record size {RECORD_BYTES}", bytes.len()),
         });
     }
     let n = bytes.len() / RECORD_BYTES;
-    let mut out = ImageSet {
-        shape: shape(),
-        pixels: Vec::with_capacity(n * IMAGE_BYTES),
-        labels: Vec::with_capacity(n),
-    };
+    let mut out = ImageSet { shape: shape(), pixels: Vec::with_capacity(n * IMAGE_BYTES), labels: Vec::with_capacity(n) };
     for (i, rec) in bytes.chunks_exact(RECORD_BYTES).enumerate() {
         if rec[0] > 9 {
-            return Err(ModelError::Cifar {
-                path: path.into(),
-                reason: format!("record {i} has label {} (expected 0..9)", rec[0]),
-            });
+            return Err(ModelError::Cifar { path: path.into(), reason: format!("record {i} has label {} (expected 0..9)", rec[0]) });
         }
         out.labels.push(rec[0]);
         out.pixels.extend_from_slice(&rec[1..]);
@@ -71,10 +61,7 @@ impl CifarDir {
     /// `data_batch_{k}.bin` for k in 1..=5.
     pub fn train_batch(&self, k: usize) -> Result<ImageSet> {
         if !(1..=5).contains(&k) {
-            return Err(ModelError::Cifar {
-                path: self.dir.clone(),
-                reason: format!("no training batch {k} (1..5)"),
-            });
+            return Err(ModelError::Cifar { path: self.dir.clone(), reason: format!("no training batch {k} (1..5)") });
         }
         read_file(self.dir.join(format!("data_batch_{k}.bin")))
     }

@@ -19,11 +19,7 @@ pub struct ImageSet {
 impl ImageSet {
     /// An empty set of images of `shape`.
     pub fn empty(shape: Shape) -> Self {
-        Self {
-            shape,
-            pixels: Vec::new(),
-            labels: Vec::new(),
-        }
+        Self { shape, pixels: Vec::new(), labels: Vec::new() }
     }
 
     /// Bytes per image.
@@ -47,10 +43,7 @@ impl ImageSet {
 
     /// Append another set of the same shape.
     pub fn extend(&mut self, other: ImageSet) {
-        assert_eq!(
-            self.shape, other.shape,
-            "extending an image set with images of another shape"
-        );
+        assert_eq!(self.shape, other.shape, "extending an image set with images of another shape");
         self.pixels.extend(other.pixels);
         self.labels.extend(other.labels);
     }
@@ -86,15 +79,6 @@ pub enum DatasetKind {
     Idx,
 }
 
-impl DatasetKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            DatasetKind::Cifar10 => "cifar-10",
-            DatasetKind::Idx => "idx (fashion-mnist)",
-        }
-    }
-}
-
 /// What a data directory must hold, said in errors.
 pub const EXPECTED_LAYOUT: &str = "expected the CIFAR-10 binary distribution (data_batch_1.bin .. data_batch_5.bin, \
      test_batch.bin) or Fashion-MNIST IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], \
@@ -112,10 +96,7 @@ impl DataDir {
     /// what was expected, before any file is parsed.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
-        let bad = |reason: String| ModelError::Data {
-            path: dir.clone(),
-            reason: format!("{reason}; {EXPECTED_LAYOUT}"),
-        };
+        let bad = |reason: String| ModelError::Data { path: dir.clone(), reason: format!("{reason}; {EXPECTED_LAYOUT}") };
         if !dir.is_dir() {
             return Err(bad("not a directory".into()));
         }
@@ -125,29 +106,15 @@ impl DataDir {
                     return Err(bad(format!("{f} is missing")));
                 }
             }
-            return Ok(Self {
-                dir,
-                kind: DatasetKind::Cifar10,
-            });
+            return Ok(Self { dir, kind: DatasetKind::Cifar10 });
         }
-        let stems = [
-            "train-images-idx3-ubyte",
-            "train-labels-idx1-ubyte",
-            "t10k-images-idx3-ubyte",
-            "t10k-labels-idx1-ubyte",
-        ];
-        let found: Vec<bool> = stems
-            .iter()
-            .map(|s| crate::idx::find(&dir, s).is_some())
-            .collect();
+        let stems = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+        let found: Vec<bool> = stems.iter().map(|s| crate::idx::find(&dir, s).is_some()).collect();
         if found.iter().any(|&f| f) {
             if let Some(i) = found.iter().position(|&f| !f) {
                 return Err(bad(format!("{} is missing", stems[i])));
             }
-            return Ok(Self {
-                dir,
-                kind: DatasetKind::Idx,
-            });
+            return Ok(Self { dir, kind: DatasetKind::Idx });
         }
         Err(bad("no dataset files found".into()))
     }

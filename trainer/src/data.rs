@@ -18,9 +18,7 @@ use tch::{Device, Kind, Tensor};
 pub const CROP_PADDING: usize = 4;
 
 /// Which input normalisation to train with (it is recorded in the card).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Normalisation {
     /// The statistics of the dataset found in the data directory
@@ -47,18 +45,10 @@ impl Normalisation {
     /// Mean and std per channel. `Auto` must be resolved first.
     pub fn spec(self) -> InputSpec {
         match self {
-            Normalisation::Cifar10 => InputSpec {
-                mean: vec![0.4914, 0.4822, 0.4465],
-                std: vec![0.2470, 0.2435, 0.2616],
-            },
+            Normalisation::Cifar10 => InputSpec { mean: vec![0.4914, 0.4822, 0.4465], std: vec![0.2470, 0.2435, 0.2616] },
             Normalisation::Imagenet => InputSpec::imagenet(),
-            Normalisation::FashionMnist => InputSpec {
-                mean: vec![0.2860],
-                std: vec![0.3530],
-            },
-            Normalisation::Auto => {
-                unreachable!("Normalisation::Auto is resolved against the data before use")
-            }
+            Normalisation::FashionMnist => InputSpec { mean: vec![0.2860], std: vec![0.3530] },
+            Normalisation::Auto => unreachable!("Normalisation::Auto is resolved against the data before use"),
         }
     }
 }
@@ -81,17 +71,9 @@ impl TrainData {
         let train = dd.train(train_limit)?;
         let test = dd.test()?.truncated(test_limit);
         if train.is_empty() {
-            return Err(TrainerError::Data {
-                dir: dir.into(),
-                reason: "no training images".into(),
-            });
+            return Err(TrainerError::Data { dir: dir.into(), reason: "no training images".into() });
         }
-        Ok(Self {
-            dir: dir.into(),
-            kind: dd.kind,
-            train,
-            test,
-        })
+        Ok(Self { dir: dir.into(), kind: dd.kind, train, test })
     }
 
     /// Shape of one image.
@@ -103,43 +85,25 @@ impl TrainData {
 /// Recognise the dataset in `dir` (CIFAR-10 binary or IDX), with a clear error.
 pub fn open_dir(dir: &Path) -> Result<DataDir> {
     DataDir::open(dir).map_err(|e| match e {
-        ModelError::Data { reason, .. } => TrainerError::Data {
-            dir: dir.into(),
-            reason,
-        },
+        ModelError::Data { reason, .. } => TrainerError::Data { dir: dir.into(), reason },
         other => other.into(),
     })
 }
 
 /// Random crop (zero padding `pad`, offset `dx`, `dy`) and horizontal flip of
 /// one CHW byte image of `shape` into `out`.
-pub fn augment_into(
-    img: &[u8],
-    shape: Shape,
-    pad: usize,
-    flip: bool,
-    dx: isize,
-    dy: isize,
-    out: &mut [u8],
-) {
+pub fn augment_into(img: &[u8], shape: Shape, pad: usize, flip: bool, dx: isize, dy: isize, out: &mut [u8]) {
     let (h, w) = (shape.h as isize, shape.w as isize);
     let plane = shape.h * shape.w;
     debug_assert!(dx.unsigned_abs() <= pad && dy.unsigned_abs() <= pad);
     for ch in 0..shape.c {
-        let (src, dst) = (
-            &img[ch * plane..(ch + 1) * plane],
-            &mut out[ch * plane..(ch + 1) * plane],
-        );
+        let (src, dst) = (&img[ch * plane..(ch + 1) * plane], &mut out[ch * plane..(ch + 1) * plane]);
         for y in 0..h {
             let sy = y + dy;
             for x in 0..w {
                 let xx = if flip { w - 1 - x } else { x };
                 let sx = xx + dx;
-                let v = if (0..h).contains(&sy) && (0..w).contains(&sx) {
-                    src[(sy * w + sx) as usize]
-                } else {
-                    0
-                };
+                let v = if (0..h).contains(&sy) && (0..w).contains(&sx) { src[(sy * w + sx) as usize] } else { 0 };
                 dst[(y * w + x) as usize] = v;
             }
         }
@@ -177,18 +141,9 @@ pub fn make_batch(
             None => normalise_into(img, spec, &mut buf),
         }
     }
-    let x = Tensor::from_slice(&buf)
-        .view([
-            idx.len() as i64,
-            shape.c as i64,
-            shape.h as i64,
-            shape.w as i64,
-        ])
-        .to_device(device);
+    let x = Tensor::from_slice(&buf).view([idx.len() as i64, shape.c as i64, shape.h as i64, shape.w as i64]).to_device(device);
     let labels: Vec<i64> = idx.iter().map(|&i| set.labels[i] as i64).collect();
-    let y = Tensor::from_slice(&labels)
-        .to_kind(Kind::Int64)
-        .to_device(device);
+    let y = Tensor::from_slice(&labels).to_kind(Kind::Int64).to_device(device);
     (x, y)
 }
 
@@ -209,44 +164,20 @@ mod tests {
             assert_eq!(out[0], img[2]);
             assert_eq!(out[shape.w - 1], 0, "shifted-in column is zero padding");
             let last_plane = (shape.c - 1) * shape.h * shape.w;
-            assert_eq!(
-                out[last_plane],
-                img[last_plane + 2],
-                "every channel is cropped alike"
-            );
+            assert_eq!(out[last_plane], img[last_plane + 2], "every channel is cropped alike");
         }
     }
 
     #[test]
     fn wrong_directory_is_a_clear_error() {
-        let e = open_dir(Path::new("/nonexistent/cifar"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("/nonexistent/cifar")
-                && e.contains("data_batch_1.bin")
-                && e.contains("idx3"),
-            "{e}"
-        );
+        let e = open_dir(Path::new("/nonexistent/cifar")).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/cifar") && e.contains("data_batch_1.bin") && e.contains("idx3"), "{e}");
     }
 
     #[test]
     fn auto_normalisation_follows_the_data() {
-        assert_eq!(
-            Normalisation::Auto
-                .resolve(DatasetKind::Idx)
-                .spec()
-                .mean
-                .len(),
-            1
-        );
-        assert_eq!(
-            Normalisation::Auto.resolve(DatasetKind::Cifar10),
-            Normalisation::Cifar10
-        );
-        assert_eq!(
-            Normalisation::Imagenet.resolve(DatasetKind::Cifar10),
-            Normalisation::Imagenet
-        );
+        assert_eq!(Normalisation::Auto.resolve(DatasetKind::Idx).spec().mean.len(), 1);
+        assert_eq!(Normalisation::Auto.resolve(DatasetKind::Cifar10), Normalisation::Cifar10);
+        assert_eq!(Normalisation::Imagenet.resolve(DatasetKind::Cifar10), Normalisation::Imagenet);
     }
 }

@@ -250,31 +250,16 @@ fn fashion_dir() -> PathBuf {
 }
 
 fn fashion_options(run: &Path, arch: ResNetConfig, recipe: Recipe) -> TrainOptions {
-    TrainOptions {
-        normalisation: Normalisation::Auto,
-        train_limit: 256,
-        test_limit: 128,
-        ..options(&fashion_dir(), run, arch, recipe)
-    }
+    TrainOptions { normalisation: Normalisation::Auto, train_limit: 256, test_limit: 128, ..options(&fashion_dir(), run, arch, recipe) }
 }
 
 #[test]
 fn fashion_mnist_trains_with_its_own_shape_and_normalisation() {
     let run = tempfile::tempdir().unwrap();
-    let recipe = Recipe {
-        lr: 0.1,
-        augment: true,
-        ..quick(Preset::Baseline, 12)
-    };
+    let recipe = Recipe { lr: 0.1, augment: true, ..quick(Preset::Baseline, 12) };
     let t = train(&fashion_options(run.path(), tiny(), recipe)).unwrap();
     // The input shape and the normalisation follow the data.
-    assert_eq!(
-        (
-            t.meta.architecture.in_channels,
-            t.meta.architecture.image_size
-        ),
-        (1, 28)
-    );
+    assert_eq!((t.meta.architecture.in_channels, t.meta.architecture.image_size), (1, 28));
     assert_eq!(t.meta.normalisation, Normalisation::FashionMnist);
     let h = &t.meta.history;
     let (first, last) = (h[0].train_loss, h[h.len() - 1].train_loss);
@@ -284,76 +269,38 @@ fn fashion_mnist_trains_with_its_own_shape_and_normalisation() {
 #[test]
 fn fashion_mnist_export_loads_in_models_crate_with_the_same_logits() {
     let run = tempfile::tempdir().unwrap();
-    let t = train(&fashion_options(
-        run.path(),
-        ResNetConfig::cifar10(20),
-        quick(Preset::Baseline, 1),
-    ))
-    .unwrap();
+    let t = train(&fashion_options(run.path(), ResNetConfig::cifar10(20), quick(Preset::Baseline, 1))).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let eo = ExportOptions {
-        name: "fm20".into(),
-        out_dir: out.path().into(),
-        calib_images: 128,
-        margin: 1.1,
-        default_alpha: 9,
-    };
+    let eo = ExportOptions { name: "fm20".into(), out_dir: out.path().into(), calib_images: 128, margin: 1.1, default_alpha: 9 };
     let card = export(&t, &eo).unwrap();
     let m = LoadedModel::load(&card).unwrap();
     assert_eq!(m.network.input_shape(), pann_models::Shape::new(1, 28, 28));
     assert_eq!(m.card.input.mean.len(), 1);
     let exec = PlainExecutor::new(&m.model, ReluMode::Exact).unwrap();
     for (i, w) in tch_logits(&t, 8).iter().enumerate() {
-        let got = exec
-            .forward(&m.card.input.normalise(t.data.test.image(i)))
-            .unwrap()
-            .logits;
+        let got = exec.forward(&m.card.input.normalise(t.data.test.image(i))).unwrap().logits;
         for (g, w) in got.iter().zip(w) {
-            assert!(
-                (g - w).abs() < 1e-4,
-                "image {i}: models crate {g} vs tch {w}"
-            );
+            assert!((g - w).abs() < 1e-4, "image {i}: models crate {g} vs tch {w}");
         }
     }
     // The card's PANN mode runs on 1x28x28 inputs.
     let pann = PlainExecutor::new(&m.model, m.card.pann_mode(9).unwrap()).unwrap();
-    assert!(pann
-        .forward(&m.card.input.normalise(t.data.test.image(0)))
-        .unwrap()
-        .logits
-        .iter()
-        .all(|v| v.is_finite()));
+    assert!(pann.forward(&m.card.input.normalise(t.data.test.image(0))).unwrap().logits.iter().all(|v| v.is_finite()));
 }
 
 #[test]
 fn data_that_does_not_fit_the_run_is_a_clear_error() {
     // RGB statistics on gray images.
     let run = tempfile::tempdir().unwrap();
-    let o = TrainOptions {
-        normalisation: Normalisation::Imagenet,
-        ..fashion_options(run.path(), tiny(), quick(Preset::Baseline, 1))
-    };
-    let e = train(&o)
-        .err()
-        .expect("refuses 3-channel statistics for 1-channel data")
-        .to_string();
-    assert!(
-        e.contains("Imagenet") && e.contains("3 channel") && e.contains("have 1"),
-        "{e}"
-    );
+    let o = TrainOptions { normalisation: Normalisation::Imagenet, ..fashion_options(run.path(), tiny(), quick(Preset::Baseline, 1)) };
+    let e = train(&o).err().expect("refuses 3-channel statistics for 1-channel data").to_string();
+    assert!(e.contains("Imagenet") && e.contains("3 channel") && e.contains("have 1"), "{e}");
     // A CIFAR-10 run resumed on Fashion-MNIST.
     let data = data_dir();
     let mut o = options(data.path(), run.path(), tiny(), quick(Preset::Baseline, 2));
     o.max_epochs_now = Some(1);
     train(&o).unwrap();
-    let o = TrainOptions {
-        resume: true,
-        max_epochs_now: None,
-        ..fashion_options(run.path(), tiny(), quick(Preset::Baseline, 2))
-    };
-    let e = train(&o)
-        .err()
-        .expect("refuses other-shaped data")
-        .to_string();
+    let o = TrainOptions { resume: true, max_epochs_now: None, ..fashion_options(run.path(), tiny(), quick(Preset::Baseline, 2)) };
+    let e = train(&o).err().expect("refuses other-shaped data").to_string();
     assert!(e.contains("1x28x28") && e.contains("3x32x32"), "{e}");
 }
