@@ -55,7 +55,8 @@ pub fn party_exe() -> Result<PathBuf> {
 
 /// One secure session on loopback.
 pub struct Session<'a> {
-    /// Working directory: `certs/` must exist there; reports are written there.
+    /// Working directory: `certs/<role>/` must exist there (`pann certs
+    /// --local`); reports are written there.
     pub dir: &'a Path,
     pub card: &'a Path,
     /// The precision: an alpha (`"9"`, given to the server and the client),
@@ -99,13 +100,16 @@ impl Session<'_> {
         let alpha = &self.precision;
         let server_alpha: Vec<&str> = if alpha.parse::<u32>().is_ok() { vec!["--alpha", alpha] } else { vec![] };
         let timeout = self.timeout.as_secs().max(1).to_string();
+        // The client pins the model it expects, as a deployment should.
+        let uniform = alpha.parse::<u32>().ok();
+        let digest = crate::party::public_model_digest(self.card, uniform)?;
         let common = |role: &str| {
             let mut c = Command::new(&party);
             c.args(["--role", role, "--timeout", &timeout, "--report"]).arg(self.dir.join(format!("{role}.json"))).stdin(Stdio::null());
             if self.insecure_tcp {
                 c.arg("--insecure-tcp");
             } else {
-                c.arg("--certs").arg(self.dir.join("certs"));
+                c.arg("--certs").arg(self.dir.join("certs").join(role));
             }
             if self.quiet {
                 c.stdout(Stdio::null()).stderr(Stdio::null());
@@ -120,7 +124,7 @@ impl Session<'_> {
         let mut client = Guard(
             Some(
                 common("client")
-                    .args(["--connect", &client_to_server, "--dealer", &client_to_dealer, "--alpha", alpha])
+                    .args(["--connect", &client_to_server, "--dealer", &client_to_dealer, "--alpha", alpha, "--expect-model", &digest])
                     .args(["--first", &self.first.to_string(), "--count", &self.count.to_string(), "--batch", &self.batch.to_string()])
                     .arg("--input")
                     .arg(self.input)

@@ -2,8 +2,13 @@
 //!
 //! Topology: the dealer listens for both parties; the server listens for the
 //! client and connects to the dealer; the client connects to both. Each role
-//! reads its own key and the certificates of the peers it talks to from one
-//! directory (`pann certs` writes `server|client|dealer.{crt,key}`).
+//! reads its own key and the certificates of the peers it talks to from its
+//! own directory (`pann certs --role R` writes `R.key` and `R.crt`; the peers'
+//! `.crt` files are copied in). A directory that holds another private key is
+//! refused: whoever holds a role's key can act as that role.
+//!
+//! When a role gives up it tells its peers an [`AbortCode`] only; its own
+//! message (file paths, values) stays on its stderr.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,7 +16,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use pann_mpc_core::handshake::Role;
 use pann_mpc_core::transport::{load_peer_cert, tcp_connect, tls_connect, Listener, TlsIdentity, TlsPeers};
-use pann_mpc_core::channel::Tag;
+use pann_mpc_core::channel::{abort_code_of, Tag};
+use pann_mpc_core::AbortCode;
 use pann_mpc_core::{Channel, ChannelConfig};
 use pann_models::secure::{client_session, dealer_session, server_session, ClientOutcome, PublicModel, SecureConfig};
 use pann_models::LoadedModel;
@@ -22,7 +28,7 @@ use crate::report::{argmax, PartyReport, Prediction};
 /// How a role reaches its peers.
 #[derive(Clone, Debug)]
 pub struct Net {
-    /// Directory with `<role>.crt`, `<role>.key` and the peers' `.crt`; `None` = plain TCP.
+    /// This role's directory: `<role>.key`, `<role>.crt` and the peers' `.crt`; `None` = plain TCP.
     pub certs: Option<PathBuf>,
     pub timeout: Duration,
 }
@@ -32,18 +38,22 @@ impl Net {
         ChannelConfig::default().with_timeout(self.timeout).with_connect_timeout(self.timeout)
     }
 
+    /// Our identity and the pinned certificate of each peer role, after
+    /// checking that the directory holds no other private key.
     fn peers(&self, me: Role, peers: &[Role]) -> Result<Option<TlsPeers>> {
         let Some(dir) = &self.certs else { return Ok(None) };
+        check_cert_dir(dir, me)?;
         let (crt, key) = (dir.join(format!("{me}.crt")), dir.join(format!("{me}.key")));
         let id = TlsIdentity::load(&crt, &key).with_context(|| format!("loading the {me} identity from {}", dir.display()))?;
         let certs = peers
             .iter()
             .map(|p| {
                 let path = dir.join(format!("{p}.crt"));
-                load_peer_cert(&path).with_context(|| format!("loading the {p} certificate {}", path.display()))
+                let cert = load_peer_cert(&path).with_context(|| format!("loading the {p} certificate {} (copy it from the {p}'s `pann certs --role {p}` directory)", path.display()))?;
+                Ok((*p, cert))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Some(TlsPeers::new_multi(&id, certs)?))
+        Ok(Some(TlsPeers::new(&id, certs).with_context(|| format!("the certificates in {}", dir.display()))?))
     }
 
     async fn connect(&self, me: Role, peer: Role, addr: &str) -> Result<Channel> {
@@ -62,6 +72,43 @@ impl Net {
         let names: Vec<String> = peers.iter().map(|p| p.to_string()).collect();
         ch.with_context(|| format!("accepting the {}", names.join(" or ")))
     }
+}
+
+/// Largest file inspected for a private key (certificates and keys are a few KB).
+const MAX_CERT_FILE: u64 = 1 << 20;
+
+/// Refuse a role's certificate directory that holds a private key other than
+/// `<me>.key`: a directory shared between roles means that one role can
+/// impersonate another, which breaks the dealer's non-collusion assumption.
+pub fn check_cert_dir(dir: &Path, me: Role) -> Result<()> {
+    let own = format!("{me}.key");
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading the certificate directory {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading the certificate directory {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name == own || !path.is_file() {
+            continue;
+        }
+        let holds_key = if name.ends_with(".key") {
+            true
+        } else {
+            let mut head = Vec::new();
+            let f = std::fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_CERT_FILE), &mut head).with_context(|| format!("reading {}", path.display()))?;
+            String::from_utf8_lossy(&head).contains("PRIVATE KEY-----")
+        };
+        if holds_key {
+            bail!(
+                "refusing to run as the {me}: the certificate directory {} also holds the private key {name}. \
+                 A role's directory must hold only its own key ({own}) and its peers' certificates; \
+                 whoever holds another role's key can act as that role toward its peers. \
+                 Give each role its own directory (`pann certs --role {me} --out DIR`) and remove {name}",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn bind(addr: &str) -> Result<Listener> {
@@ -84,13 +131,13 @@ fn meters(pairs: &[(&str, &Channel)]) -> serde_json::Map<String, serde_json::Val
 /// the peer has read our last message (an Abort with the reason). Returns the
 /// peer's own Abort reason if one arrives meanwhile (it may have failed first,
 /// for a reason we have not seen yet).
-async fn goodbye(ch: &mut Channel) -> Option<String> {
+async fn goodbye(ch: &mut Channel) -> Option<AbortCode> {
     let mut said = None;
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let _ = ch.close().await;
         while let Ok(frame) = ch.recv_frame().await {
             if frame.first() == Some(&(Tag::Abort as u8)) {
-                said = Some(String::from_utf8_lossy(&frame[1..]).into_owned());
+                said = Some(abort_code_of(&frame[1..]));
                 break;
             }
         }
@@ -113,9 +160,9 @@ async fn end_session(ok: bool, a: (&mut Channel, &str), b: (&mut Channel, &str))
     let (sa, sb) = tokio::join!(goodbye(a.0), goodbye(b.0));
     let mut out = String::new();
     for (said, who) in [(sa, a.1), (sb, b.1)] {
-        // A reason that quotes another party's abort is an echo (maybe of ours).
-        if let Some(r) = said.filter(|r| !r.contains(PEER_ABORTED)) {
-            out += &format!(" (the {who} said: {r})");
+        // A peer that gave up because another party failed only echoes.
+        if let Some(code) = said.filter(|c| *c != AbortCode::PeerFailed) {
+            out += &format!(" (the {who} aborted: {code})");
         }
     }
     out
@@ -134,32 +181,33 @@ fn with_peers<T, E: std::error::Error + Send + Sync + 'static>(res: std::result:
 
 /// Tell a peer why this role gives up (an Abort the peer reports as the
 /// reason of its own error), then close.
-async fn tell(ch: &mut Channel, reason: &str) {
-    ch.abort(reason).await;
+async fn tell(ch: &mut Channel, code: AbortCode) {
+    ch.abort(code).await;
     let _ = goodbye(ch).await;
 }
 
 /// Tell the reachable peers, concurrently.
-async fn tell_both(a: Option<&mut Channel>, b: Option<&mut Channel>, reason: &str) {
-    tokio::join!(tell_maybe(a, reason), tell_maybe(b, reason));
+async fn tell_both(a: Option<&mut Channel>, b: Option<&mut Channel>, code: AbortCode) {
+    tokio::join!(tell_maybe(a, code), tell_maybe(b, code));
 }
 
-async fn tell_maybe(c: Option<&mut Channel>, reason: &str) {
+async fn tell_maybe(c: Option<&mut Channel>, code: AbortCode) {
     if let Some(c) = c {
-        tell(c, reason).await;
+        tell(c, code).await;
     }
 }
 
 /// The first failure among a role's preparation and its two connections,
-/// with the connections that did succeed (to tell them).
-type Failed = Box<(anyhow::Error, Option<Channel>, Option<Channel>)>;
+/// with the connections that did succeed (to tell them) and the code they
+/// are told: `prep_code` for a failed preparation, else `PeerFailed`.
+type Failed = Box<(anyhow::Error, Option<Channel>, Option<Channel>, AbortCode)>;
 
-fn first_failure<T>(prep: Result<T>, a: Result<Channel>, b: Result<Channel>) -> std::result::Result<(T, Channel, Channel), Failed> {
+fn first_failure<T>(prep: Result<T>, prep_code: AbortCode, a: Result<Channel>, b: Result<Channel>) -> std::result::Result<(T, Channel, Channel), Failed> {
     match (prep, a, b) {
         (Ok(t), Ok(a), Ok(b)) => Ok((t, a, b)),
-        (Err(e), a, b) => Err(Box::new((e, a.ok(), b.ok()))),
-        (Ok(_), Err(e), b) => Err(Box::new((e, None, b.ok()))),
-        (Ok(_), Ok(a), Err(e)) => Err(Box::new((e, Some(a), None))),
+        (Err(e), a, b) => Err(Box::new((e, a.ok(), b.ok(), prep_code))),
+        (Ok(_), Err(e), b) => Err(Box::new((e, None, b.ok(), AbortCode::PeerFailed))),
+        (Ok(_), Ok(a), Err(e)) => Err(Box::new((e, Some(a), None, AbortCode::PeerFailed))),
     }
 }
 
@@ -182,6 +230,12 @@ fn load_server_model(card: &Path, alpha: Option<u32>) -> Result<ServerModel> {
         .and_then(|p| p.with_alphas(per_layer))
         .with_context(|| format!("preparing the model of {} at alpha {alpha}", card.display()))?;
     Ok(ServerModel { loaded, public })
+}
+
+/// The digest of the public model a server deploys from `card` at `alpha`
+/// (as [`run_server`] prints it): what a client passes to `--expect-model`.
+pub fn public_model_digest(card: &Path, alpha: Option<u32>) -> Result<String> {
+    Ok(load_server_model(card, alpha)?.public.digest())
 }
 
 /// The server: loads the model card (with calibrated bounds), waits for the
@@ -207,11 +261,11 @@ pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str
     // session will not happen.
     let (to_dealer, to_client) =
         tokio::join!(net.connect(Role::Server, Role::Dealer, dealer), net.accept(&listener, Role::Server, &[Role::Client]));
-    let (m, mut to_dealer, mut to_client) = match first_failure(model, to_dealer, to_client) {
+    let (m, mut to_dealer, mut to_client) = match first_failure(model, AbortCode::Model, to_dealer, to_client) {
         Ok(ok) => ok,
         Err(failed) => {
-            let (e, mut d, mut c) = *failed;
-            tell_both(d.as_mut(), c.as_mut(), &format!("server: {e:#}")).await;
+            let (e, mut d, mut c, code) = *failed;
+            tell_both(d.as_mut(), c.as_mut(), code).await;
             return Err(e);
         }
     };
@@ -261,11 +315,11 @@ pub async fn run_dealer(net: &Net, listen: &str) -> Result<PartyReport> {
         (Ok(mut ok), Err(e)) | (Err(e), Ok(mut ok)) => {
             // The party that came may have told us why the other one did not.
             let said = match tokio::time::timeout(Duration::from_millis(300), ok.recv_tagged(Tag::Abort)).await {
-                Ok(Ok(reason)) => format!(" (the party that connected said: {})", String::from_utf8_lossy(&reason)),
+                Ok(Ok(body)) => format!(" (the party that connected aborted: {})", abort_code_of(&body)),
                 _ => String::new(),
             };
             let e = e.context(format!("only one of the server and the client connected{said}"));
-            tell(&mut ok, &format!("dealer: {e:#}")).await;
+            tell(&mut ok, AbortCode::PeerFailed).await;
             return Err(e);
         }
     };
@@ -313,11 +367,11 @@ pub async fn run_client(
     // session will not happen.
     let (to_server, to_dealer) =
         tokio::join!(net.connect(Role::Client, Role::Server, server), net.connect(Role::Client, Role::Dealer, dealer));
-    let (imgs, mut to_server, mut to_dealer) = match first_failure(images, to_server, to_dealer) {
+    let (imgs, mut to_server, mut to_dealer) = match first_failure(images, AbortCode::Input, to_server, to_dealer) {
         Ok(ok) => ok,
         Err(failed) => {
-            let (e, mut s, mut d) = *failed;
-            tell_both(s.as_mut(), d.as_mut(), &format!("client: {e:#}")).await;
+            let (e, mut s, mut d, code) = *failed;
+            tell_both(s.as_mut(), d.as_mut(), code).await;
             return Err(e);
         }
     };
@@ -343,12 +397,54 @@ pub async fn run_client(
     Ok((report, out))
 }
 
-/// Write `pann certs` identities for the three roles into `dir`.
-pub fn write_certs(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for role in [Role::Server, Role::Client, Role::Dealer] {
-        let id = TlsIdentity::generate_for(&format!("pann-{role}"))?;
-        id.save(dir.join(format!("{role}.crt")), dir.join(format!("{role}.key")))?;
+/// The peers each role talks to (and so the certificates its directory needs).
+pub fn peers_of(role: Role) -> &'static [Role] {
+    match role {
+        Role::Server => &[Role::Client, Role::Dealer],
+        Role::Client => &[Role::Server, Role::Dealer],
+        Role::Dealer => &[Role::Server, Role::Client],
+    }
+}
+
+/// `pann certs --role R --out DIR`: a fresh identity for one role, created
+/// where the role runs. Writes `DIR/R.key` (owner-only) and `DIR/R.crt`;
+/// returns the certificate's SHA-256. Refuses a directory that holds another
+/// role's key, and an existing key unless `force`.
+pub fn write_role_identity(dir: &Path, role: Role, force: bool) -> Result<String> {
+    create_private_dir(dir)?;
+    check_cert_dir(dir, role)?;
+    let key = dir.join(format!("{role}.key"));
+    if key.exists() && !force {
+        bail!("{} already exists: keep it, or pass --force to replace it (its peers must then pin the new certificate)", key.display());
+    }
+    let id = TlsIdentity::generate_for(&format!("pann-{role}"))?;
+    id.save(dir.join(format!("{role}.crt")), &key)?;
+    Ok(id.fingerprint())
+}
+
+/// `pann certs --local DIR`: the three roles' directories for running all of
+/// them on this machine (tests, demos, benchmarks): `DIR/<role>/` holds the
+/// role's own key and its peers' certificates, nothing else.
+pub fn write_local_certs(dir: &Path) -> Result<()> {
+    let roles = [Role::Server, Role::Client, Role::Dealer];
+    for role in roles {
+        write_role_identity(&dir.join(role.as_str()), role, true)?;
+    }
+    for role in roles {
+        for peer in peers_of(role) {
+            let from = dir.join(peer.as_str()).join(format!("{peer}.crt"));
+            let to = dir.join(role.as_str()).join(format!("{peer}.crt"));
+            std::fs::copy(&from, &to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        }
     }
     Ok(())
+}
+
+/// Create `dir` if missing, readable by its owner only (it will hold a key).
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).with_context(|| format!("creating {}", dir.display()))
 }

@@ -13,6 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pann_mpc_core::AbortCode;
 use pann_models::secure::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::{ImageSet, LoadedModel, ModelCard};
 
@@ -66,12 +67,18 @@ fn free_addr() -> String {
     format!("127.0.0.1:{}", l.local_addr().expect("local addr").port())
 }
 
-/// `pann certs --out dir`.
+/// `pann certs --local dir`: one directory per role, each with its own key
+/// and its peers' certificates only.
 fn make_certs(dir: &Path) -> PathBuf {
-    let st = Command::new(PANN).args(["certs", "--out"]).arg(dir).stdout(Stdio::null()).status().expect("run pann certs");
+    let st = Command::new(PANN).args(["certs", "--local"]).arg(dir).stdout(Stdio::null()).status().expect("run pann certs");
     assert!(st.success(), "pann certs failed: {st}");
-    for f in ["server.crt", "server.key", "client.crt", "client.key", "dealer.crt", "dealer.key"] {
-        assert!(dir.join(f).is_file(), "pann certs did not write {f}");
+    for (role, peers) in [("server", ["client", "dealer"]), ("client", ["server", "dealer"]), ("dealer", ["server", "client"])] {
+        let mut want: Vec<String> = vec![format!("{role}.crt"), format!("{role}.key")];
+        want.extend(peers.iter().map(|p| format!("{p}.crt")));
+        want.sort();
+        let mut found: Vec<String> = std::fs::read_dir(dir.join(role)).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        found.sort();
+        assert_eq!(found, want, "the {role}'s directory");
     }
     dir.to_path_buf()
 }
@@ -101,6 +108,20 @@ impl Ended {
             assert!(low.contains(&w.to_lowercase()), "the {who}'s stderr should mention {w:?}:\n{}", self.stderr);
         }
         assert!(!low.contains("panicked"), "the {who} panicked:\n{}", self.stderr);
+    }
+    fn failed_mentioning_one_of(&self, who: &str, alternatives: &[&str]) {
+        assert!(!self.status.success(), "the {who} should have failed; stderr:\n{}", self.stderr);
+        let low = self.stderr.to_lowercase();
+        assert!(alternatives.iter().any(|w| low.contains(&w.to_lowercase())), "the {who}'s stderr should mention one of {alternatives:?}:\n{}", self.stderr);
+        assert!(!low.contains("panicked"), "the {who} panicked:\n{}", self.stderr);
+    }
+    /// Neither output names any of `words` (secrets of another role).
+    fn never_mentions(&self, who: &str, words: &[&str]) {
+        for w in words {
+            for (stream, text) in [("stderr", &self.stderr), ("stdout", &self.stdout)] {
+                assert!(!text.to_lowercase().contains(&w.to_lowercase()), "the {who}'s {stream} mentions {w:?}:\n{text}");
+            }
+        }
     }
     fn succeeded(&self, who: &str) {
         assert!(self.status.success(), "the {who} failed ({}); stderr:\n{}\nstdout:\n{}", self.status, self.stderr, self.stdout);
@@ -194,10 +215,11 @@ impl Session {
         Session { timeout: 60, ..Session::new(name) }
     }
 
+    /// `pann-party --role ROLE` with ROLE's directory under `certs`.
     fn party(&self, role: &str, certs: &Path) -> Command {
         let mut c = Command::new(PARTY);
         c.args(["--role", role, "--timeout", &self.timeout.to_string(), "--certs"])
-            .arg(certs)
+            .arg(certs.join(role))
             .arg("--report")
             .arg(self.report_path(role));
         c
@@ -352,7 +374,8 @@ fn three_processes_png_input_matches_the_fixed_point_reference() {
 }
 
 /// A model directory holding `card` and `weights`; the three parties must
-/// all fail, naming `words` (the server's own reason, repeated by the others).
+/// all fail: the server naming `words` (its own reason), the others only the
+/// server's abort code, never the server's details (file names, shapes).
 fn bad_model(name: &str, card_text: &str, weights: &[u8], words: &[&str]) {
     let s = Session::new(name);
     let mdir = s.dir.path().join("model");
@@ -366,10 +389,12 @@ fn bad_model(name: &str, card_text: &str, weights: &[u8], words: &[&str]) {
     let mut c = s.client_with(&s.certs, &["--alpha", "9"], &[&png_image()]);
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
     se.failed_mentioning("server", words);
-    let mut peer_words = vec!["server"];
-    peer_words.extend_from_slice(words);
-    ce.failed_mentioning("client", &peer_words);
-    de.failed_mentioning("dealer", &peer_words);
+    let model_code = AbortCode::Model.text();
+    ce.failed_mentioning("client", &["server", model_code]);
+    de.failed_mentioning("dealer", &[model_code]);
+    for (e, who) in [(&ce, "client"), (&de, "dealer")] {
+        e.never_mentions(who, words);
+    }
 }
 
 fn shipped_card_and_weights() -> (String, Vec<u8>) {
@@ -405,8 +430,13 @@ fn an_image_of_the_wrong_size_fails_on_every_side() {
     let mut c = s.client_with(&s.certs, &["--alpha", "9"], &[&small]);
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
     ce.failed_mentioning("client", &["small.png", "16x16", "32x32"]);
-    se.failed_mentioning("server", &["client", "16x16"]);
-    de.failed_mentioning("dealer", &["client", "16x16"]);
+    // The others learn that the client's input failed, not its file name or size.
+    let input_code = AbortCode::Input.text();
+    se.failed_mentioning("server", &["client", input_code]);
+    de.failed_mentioning("dealer", &[input_code]);
+    for (e, who) in [(&se, "server"), (&de, "dealer")] {
+        e.never_mentions(who, &["small.png", "16x16"]);
+    }
 }
 
 #[test]
@@ -419,7 +449,7 @@ fn client_and_server_with_different_alpha_both_fail_naming_alpha() {
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
     ce.failed_mentioning("client", &["alpha", "10", "9"]);
     se.failed_mentioning("server", &["alpha", "10", "9"]);
-    de.failed_mentioning("dealer", &["alpha"]);
+    de.failed_mentioning("dealer", &[AbortCode::Mismatch.text()]);
 }
 
 /// A per-layer card (alphas 6, 9 and 12 in turn): the server deploys its
@@ -535,7 +565,9 @@ fn a_dealer_that_disappears_mid_run_ends_both_parties() {
     eprintln!("client and server ended {:.1} s after the dealer was killed", killed.elapsed().as_secs_f64());
     eprintln!("--- client stderr:\n{}\n--- server stderr:\n{}", ce.stderr.trim_end(), se.stderr.trim_end());
     ce.failed_mentioning("client", &["dealer"]);
-    se.failed_mentioning("server", &["dealer"]);
+    // The server learns it from the client's abort code (no names cross), or
+    // sees the dealer's connection end itself.
+    se.failed_mentioning_one_of("server", &["dealer", AbortCode::PeerFailed.text()]);
     assert!(killed.elapsed() < Duration::from_secs(2 * TIMEOUT + 5), "took too long to notice the dealer had gone");
 }
 
@@ -561,7 +593,10 @@ fn kill_mid_run(victim: &str) {
     eprintln!("the others ended {:.1} s after the {victim} was killed", killed.elapsed().as_secs_f64());
     for (e, who) in others.iter().zip(names) {
         eprintln!("--- {who} stderr:\n{}", e.stderr.trim_end());
-        e.failed_mentioning(who, &[victim]);
+        // Either its own channel with the victim failed (naming it), or the
+        // third party told it that another party failed (an abort code), or
+        // its channel to that third party broke as that one gave up.
+        e.failed_mentioning_one_of(who, &[victim, AbortCode::PeerFailed.text(), "broken pipe", "peer closed"]);
     }
     assert!(killed.elapsed() < Duration::from_secs(2 * TIMEOUT + 5), "took too long to notice the {victim} had gone");
 }
@@ -601,7 +636,7 @@ fn a_dealer_that_stops_answering_ends_both_parties_after_the_timeout() {
     // The server waits on the client with the same timeout: it learns of the
     // dealer from the client's Abort, or times out on the client at about the
     // same moment.
-    se.failed_mentioning("server", &["timed out"]);
+    se.failed_mentioning_one_of("server", &["timed out", AbortCode::Timeout.text()]);
     assert!(after < Duration::from_secs(2 * TIMEOUT + 5), "took {after:?} to give up on a frozen dealer");
 }
 
@@ -650,8 +685,8 @@ fn a_wrong_expected_model_digest_is_refused_by_the_client() {
     let mut c = s.client_with(&s.certs, &["--alpha", "9", "--expect-model", &wrong], &[&png_image()]);
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
     ce.failed_mentioning("client", &["digest", &wrong]);
-    se.failed_mentioning("server", &["client", "digest"]);
-    de.failed_mentioning("dealer", &["digest"]);
+    se.failed_mentioning("server", &["client", AbortCode::Mismatch.text()]);
+    de.failed_mentioning("dealer", &[AbortCode::Mismatch.text()]);
 }
 
 #[test]
@@ -661,11 +696,97 @@ fn a_dealer_alone_gives_up_after_its_timeout() {
     let mut d = Proc::spawn(
         s.dir.path(),
         "dealer",
-        Command::new(PARTY).args(["--role", "dealer", "--listen", &s.dealer, "--timeout", "2", "--certs"]).arg(&s.certs),
+        Command::new(PARTY).args(["--role", "dealer", "--listen", &s.dealer, "--timeout", "2", "--certs"]).arg(s.certs.join("dealer")),
     );
     let de = d.wait(t0, Duration::from_secs(30));
     de.failed_mentioning("dealer", &["server", "client"]);
     assert!(de.secs < 15.0, "the dealer waited {:.1} s", de.secs);
+}
+
+#[test]
+fn pann_certs_makes_one_role_identity_and_never_overwrites_a_key_silently() {
+    let tmp = Tmp::new("certsrole");
+    let dir = tmp.path().join("server-certs");
+    let run = |extra: &[&str]| Command::new(PANN).args(["certs", "--role", "server", "--out"]).arg(&dir).args(extra).output().expect("pann certs");
+    let first = run(&[]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let mut files: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    files.sort();
+    assert_eq!(files, ["server.crt", "server.key"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("server.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the key is readable by others: {mode:o}");
+    }
+    let key = std::fs::read(dir.join("server.key")).unwrap();
+    let again = run(&[]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("--force"), "{again:?}");
+    assert_eq!(std::fs::read(dir.join("server.key")).unwrap(), key, "the key was replaced without --force");
+    assert!(run(&["--force"]).status.success());
+    assert_ne!(std::fs::read(dir.join("server.key")).unwrap(), key);
+    // Another role's key in the directory: refused.
+    std::fs::write(dir.join("client.key"), b"x").unwrap();
+    let mixed = run(&["--force"]);
+    assert!(!mixed.status.success() && String::from_utf8_lossy(&mixed.stderr).contains("client.key"), "{mixed:?}");
+}
+
+/// A role refuses to start from a directory that holds another role's key,
+/// even renamed; the same directory without it starts (the other tests).
+#[test]
+fn a_party_refuses_a_certificate_directory_holding_another_roles_key() {
+    let s = Session::new("sharedkeys");
+    let server_dir = s.certs.join("server");
+    for (file, content) in [("dealer.key", s.certs.join("dealer/dealer.key")), ("backup.pem", s.certs.join("client/client.key"))] {
+        std::fs::copy(&content, server_dir.join(file)).unwrap();
+        let t0 = Instant::now();
+        let mut sv = s.server(&card(), ALPHA);
+        let se = sv.wait(t0, DEADLINE);
+        se.failed_mentioning("server", &["refusing to run as the server", file, "its own key"]);
+        assert!(se.secs < 10.0, "the server took {:.1} s to refuse", se.secs);
+        std::fs::remove_file(server_dir.join(file)).unwrap();
+    }
+}
+
+/// The attack the per-role binding stops: a client that holds its own key
+/// presents it to the dealer in the server's role (a dealer serving many
+/// sessions would otherwise give it the server's seed). The impostor here is
+/// this test, speaking the real TLS and Hello to a real dealer process; the
+/// genuine client's connection is a second one that stays silent.
+#[test]
+fn a_client_identity_claiming_the_server_role_is_refused_by_the_dealer() {
+    use pann_mpc_core::handshake::{handshake, Role, SessionParams};
+    use pann_mpc_core::transport::{load_peer_cert, tls_connect, TlsIdentity, TlsPeers};
+    use pann_mpc_core::{ChannelConfig, CoreError};
+    let s = Session::new("impostor");
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let client_dir = s.certs.join("client");
+    let id = TlsIdentity::load(client_dir.join("client.crt"), client_dir.join("client.key")).unwrap();
+    let peers = TlsPeers::new(&id, vec![(Role::Dealer, load_peer_cert(client_dir.join("dealer.crt")).unwrap())]).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let told = rt.block_on(async {
+        let cfg = ChannelConfig::default().with_timeout(Duration::from_secs(TIMEOUT)).with_connect_timeout(Duration::from_secs(TIMEOUT));
+        let mut impostor = tls_connect(s.dealer.clone(), cfg.clone(), &peers).await.unwrap();
+        let _silent = tls_connect(s.dealer.clone(), cfg, &peers).await.unwrap();
+        let hello = SessionParams::new(Role::Server).with("ring", "Z_2^64").expecting(Role::Dealer);
+        // The Hellos cross; the dealer's refusal arrives as the next message.
+        handshake(&mut impostor, &hello).await.unwrap();
+        impostor.recv_tagged(pann_mpc_core::channel::Tag::Bytes).await
+    });
+    assert!(matches!(told, Err(CoreError::PeerAborted(pann_mpc_core::AbortCode::Identity))), "{told:?}");
+    let de = d.wait(t0, DEADLINE);
+    de.failed_mentioning("dealer", &["certificate is the client's", "claims the role server"]);
+}
+
+#[test]
+fn an_unpinned_client_warns() {
+    let out = Command::new(PARTY)
+        .args(["--role", "client", "--insecure-tcp", "--timeout", "1", "--alpha", "9", "--connect", "127.0.0.1:9", "--dealer", "127.0.0.1:9", "--input"])
+        .arg(png_image())
+        .output()
+        .expect("pann-party");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: no --expect-model"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use pann_mpc_core::AbortCode;
+
 /// Errors from building, loading, checking or running a network.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -55,6 +57,11 @@ pub enum ModelError {
     #[error("secure computation: {0}")]
     Secure(String),
 
+    /// A failure of a secure session together with what its peers are told
+    /// (the message stays in the local log).
+    #[error("{message}")]
+    Session { code: AbortCode, message: String },
+
     #[error("CIFAR-10 file {path}: {reason}")]
     Cifar { path: PathBuf, reason: String },
 
@@ -74,6 +81,15 @@ pub enum ModelError {
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
 impl ModelError {
+    /// The code peers are told when this error ends a session, if the error
+    /// carries one (see [`ModelError::Session`]).
+    pub fn abort_code(&self) -> Option<AbortCode> {
+        match self {
+            ModelError::Session { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         ModelError::Io { path: path.into(), source }
     }

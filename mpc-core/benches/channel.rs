@@ -22,8 +22,8 @@ async fn tcp_pair() -> (Channel, Channel) {
 
 async fn tls_pair() -> (Channel, Channel) {
     let (s, c) = (TlsIdentity::generate().unwrap(), TlsIdentity::generate().unwrap());
-    let sp = TlsPeers::new(&s, c.cert().clone()).unwrap();
-    let cp = TlsPeers::new(&c, s.cert().clone()).unwrap();
+    let sp = TlsPeers::new(&s, vec![(pann_mpc_core::Role::Client, c.cert().clone())]).unwrap();
+    let cp = TlsPeers::new(&c, vec![(pann_mpc_core::Role::Server, s.cert().clone())]).unwrap();
     let l = Listener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (a, b) = tokio::join!(

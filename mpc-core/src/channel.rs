@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::abort::AbortCode;
 use crate::error::{CoreError, Result};
+use crate::handshake::Role;
 use crate::meter::{Meter, Phase};
 use crate::ring::R;
 
@@ -27,7 +29,7 @@ pub enum Tag {
     Ring = 1,
     /// Session handshake (version, role, parameter digest).
     Hello = 2,
-    /// The peer gives up, with a reason (UTF-8).
+    /// The peer gives up: one byte, an [`AbortCode`].
     Abort = 3,
     /// Opaque bytes (e.g. serialized setup data).
     Bytes = 4,
@@ -105,6 +107,7 @@ pub struct Channel {
     cfg: ChannelConfig,
     meter: Meter,
     sent_since_recv: bool,
+    certified_peer: Option<Role>,
 }
 
 impl std::fmt::Debug for Channel {
@@ -132,7 +135,21 @@ impl Channel {
         writer: Box<dyn AsyncWrite + Unpin + Send>,
         cfg: ChannelConfig,
     ) -> Self {
-        Self { reader, writer, out: Vec::new(), cfg, meter: Meter::new(), sent_since_recv: false }
+        Self { reader, writer, out: Vec::new(), cfg, meter: Meter::new(), sent_since_recv: false, certified_peer: None }
+    }
+
+    /// The channel with its peer's role as proven by the certificate the
+    /// peer presented (set by the TLS transport). The handshake refuses a
+    /// Hello that claims any other role.
+    pub fn with_certified_peer(mut self, role: Role) -> Self {
+        self.certified_peer = Some(role);
+        self
+    }
+
+    /// The peer's role as bound to its certificate; `None` over plain TCP or
+    /// in memory, where nothing proves who the peer is.
+    pub fn certified_peer(&self) -> Option<Role> {
+        self.certified_peer
     }
 
     /// Two connected in-memory channels (for tests and in-process parties).
@@ -269,7 +286,7 @@ impl Channel {
             return Err(CoreError::Malformed(format!("empty frame where a {tag:?} message was expected")));
         };
         if got == Tag::Abort as u8 && tag != Tag::Abort {
-            return Err(CoreError::PeerAborted(String::from_utf8_lossy(&frame[1..]).into_owned()));
+            return Err(CoreError::PeerAborted(abort_code_of(&frame[1..])));
         }
         if got != tag as u8 {
             return Err(CoreError::UnexpectedMessage { expected: format!("{tag:?}"), got: tag_name(got) });
@@ -302,11 +319,20 @@ impl Channel {
     }
 
     /// Tell the peer why we give up, best effort (errors are ignored: the
-    /// session is ending anyway).
-    pub async fn abort(&mut self, reason: &str) {
-        if self.send_tagged(Tag::Abort, reason.as_bytes()).is_ok() {
+    /// session is ending anyway). Only the code crosses: see [`AbortCode`].
+    pub async fn abort(&mut self, code: AbortCode) {
+        if self.send_tagged(Tag::Abort, &[code as u8]).is_ok() {
             let _ = self.flush().await;
         }
+    }
+}
+
+/// The code of an Abort body (the bytes after the tag). A body that is not
+/// exactly one byte is a peer that does not speak this protocol version.
+pub fn abort_code_of(body: &[u8]) -> AbortCode {
+    match body {
+        [b] => AbortCode::from_byte(*b),
+        _ => AbortCode::Unknown,
     }
 }
 
@@ -315,7 +341,7 @@ fn decode_ring(frame: &[u8], n: usize) -> Result<Vec<R>> {
         return Err(CoreError::Malformed("empty frame where ring elements were expected".into()));
     };
     if tag == Tag::Abort as u8 {
-        return Err(CoreError::PeerAborted(String::from_utf8_lossy(&frame[1..]).into_owned()));
+        return Err(CoreError::PeerAborted(abort_code_of(&frame[1..])));
     }
     if tag != Tag::Ring as u8 {
         return Err(CoreError::UnexpectedMessage { expected: "Ring".into(), got: tag_name(tag) });

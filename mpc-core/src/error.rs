@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::abort::AbortCode;
+use crate::handshake::Role;
+
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +31,9 @@ pub enum CoreError {
     #[error("handshake failed: {field} differs (ours: {ours}, peer's: {theirs})")]
     HandshakeMismatch { field: String, ours: String, theirs: String },
     #[error("peer aborted the session: {0}")]
-    PeerAborted(String),
+    PeerAborted(AbortCode),
+    #[error("the peer's certificate is the {certified}'s, but its Hello claims the role {claimed}")]
+    RoleNotCertified { claimed: Role, certified: Role },
     #[error("TLS error: {0}")]
     Tls(String),
     #[error("configuration error: {0}")]
@@ -44,6 +49,24 @@ impl CoreError {
         move |source| match source.kind() {
             std::io::ErrorKind::UnexpectedEof => CoreError::PeerClosed { context },
             _ => CoreError::Io { context, source },
+        }
+    }
+
+    /// What a party tells its peers when this error ends its session.
+    pub fn abort_code(&self) -> AbortCode {
+        match self {
+            CoreError::HandshakeMismatch { .. } => AbortCode::Mismatch,
+            CoreError::UnexpectedMessage { .. } | CoreError::Malformed(_) | CoreError::FrameTooLarge { .. } => AbortCode::Malformed,
+            CoreError::Timeout { .. } => AbortCode::Timeout,
+            CoreError::RoleNotCertified { .. } => AbortCode::Identity,
+            CoreError::PeerAborted(_) | CoreError::PeerClosed { .. } | CoreError::Io { .. } | CoreError::Connect { .. } | CoreError::Tls(_) => {
+                AbortCode::PeerFailed
+            }
+            CoreError::FixedPointOverflow { .. }
+            | CoreError::FixedPointParams(_)
+            | CoreError::ShareMismatch(_)
+            | CoreError::Config(_)
+            | CoreError::IdentityFile { .. } => AbortCode::Internal,
         }
     }
 }

@@ -249,8 +249,8 @@ async fn exchange(ch: &mut Channel, ours: &SessionParams) -> Result<SessionParam
     let body = match ch.recv_tagged(Tag::Hello).await {
         Ok(b) => b,
         Err(e) => {
-            if matches!(e, CoreError::UnexpectedMessage { .. } | CoreError::Malformed(_)) {
-                ch.abort(&format!("bad Hello: {e}")).await;
+            if matches!(e, CoreError::UnexpectedMessage { .. } | CoreError::Malformed(_) | CoreError::FrameTooLarge { .. }) {
+                ch.abort(e.abort_code()).await;
             }
             return Err(e);
         }
@@ -269,10 +269,19 @@ async fn exchange(ch: &mut Channel, ours: &SessionParams) -> Result<SessionParam
     let theirs = match theirs {
         Ok(t) => t,
         Err(e) => {
-            ch.abort(&format!("bad Hello: {e}")).await;
+            ch.abort(e.abort_code()).await;
             return Err(e);
         }
     };
+    // The role a Hello claims must be the one its sender's certificate holds:
+    // otherwise a party could act as another role toward us.
+    if let Some(certified) = ch.certified_peer() {
+        if theirs.role != certified {
+            let e = CoreError::RoleNotCertified { claimed: theirs.role, certified };
+            ch.abort(e.abort_code()).await;
+            return Err(e);
+        }
+    }
     ours.check_compatible(&theirs)?;
     Ok(theirs)
 }

@@ -7,6 +7,7 @@
 //! Everything here except `channel`, `transport` and `handshake` is plain synchronous
 //! code over slices, testable without a network.
 
+pub mod abort;
 pub mod channel;
 pub mod error;
 pub mod fixed;
@@ -17,6 +18,7 @@ pub mod ring;
 pub mod share;
 pub mod transport;
 
+pub use abort::AbortCode;
 pub use channel::{Channel, ChannelConfig};
 pub use error::{CoreError, Result};
 pub use fixed::FixedPoint;

@@ -11,7 +11,7 @@ use common::{short_cfg, tls_pair, within};
 use pann_mpc_core::channel::{Tag, HEADER};
 use pann_mpc_core::handshake::{handshake, Role, SessionParams};
 use pann_mpc_core::transport::{tcp_channel, Listener, TlsIdentity, TlsPeers};
-use pann_mpc_core::{tcp_connect, tls_connect, Channel, CoreError, Prg};
+use pann_mpc_core::{tcp_connect, tls_connect, AbortCode, Channel, CoreError, Prg};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -136,7 +136,8 @@ async fn garbage_where_a_hello_is_expected() {
         let hello_len = u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
         let abort = &buf[HEADER + hello_len..];
         assert_eq!(abort[HEADER], Tag::Abort as u8);
-        assert!(String::from_utf8_lossy(&abort[HEADER + 1..]).contains("bad Hello"));
+        // Only the code crosses, never the local error's text.
+        assert_eq!(&abort[HEADER + 1..], &[AbortCode::Malformed as u8]);
     }
 }
 
@@ -189,8 +190,8 @@ async fn unknown_client_certificate_fails_on_both_sides() {
     let server = TlsIdentity::generate().unwrap();
     let expected_client = TlsIdentity::generate().unwrap();
     let intruder = TlsIdentity::generate().unwrap();
-    let sp = TlsPeers::new(&server, expected_client.cert().clone()).unwrap();
-    let cp = TlsPeers::new(&intruder, server.cert().clone()).unwrap();
+    let sp = TlsPeers::new(&server, vec![(Role::Client, expected_client.cert().clone())]).unwrap();
+    let cp = TlsPeers::new(&intruder, vec![(Role::Server, server.cert().clone())]).unwrap();
     let (s, c) = tls_session(&sp, &cp).await;
     let (s, c) = (s.unwrap_err(), c.unwrap_err());
     eprintln!("server: {s}\nclient: {c}");
@@ -203,8 +204,8 @@ async fn unknown_server_certificate_fails_on_both_sides() {
     let client = TlsIdentity::generate().unwrap();
     let expected_server = TlsIdentity::generate().unwrap();
     let intruder = TlsIdentity::generate().unwrap();
-    let sp = TlsPeers::new(&intruder, client.cert().clone()).unwrap();
-    let cp = TlsPeers::new(&client, expected_server.cert().clone()).unwrap();
+    let sp = TlsPeers::new(&intruder, vec![(Role::Client, client.cert().clone())]).unwrap();
+    let cp = TlsPeers::new(&client, vec![(Role::Server, expected_server.cert().clone())]).unwrap();
     let (s, c) = tls_session(&sp, &cp).await;
     let (s, c) = (s.unwrap_err(), c.unwrap_err());
     eprintln!("server: {s}\nclient: {c}");
@@ -257,10 +258,22 @@ async fn accept_gives_up_at_its_deadline() {
 }
 
 #[tokio::test]
-async fn peer_abort_is_reported_with_its_reason() {
+async fn peer_abort_is_reported_with_its_code() {
     let (mut ch, raw) = channel_and_raw(short_cfg()).await;
     let mut other = tcp_channel(raw, short_cfg());
-    other.abort("model digest unknown").await;
+    other.abort(AbortCode::Model).await;
     let err = within(5, ch.recv_ring(1)).await.unwrap_err();
-    assert!(matches!(&err, CoreError::PeerAborted(m) if m == "model digest unknown"), "{err}");
+    assert!(matches!(&err, CoreError::PeerAborted(AbortCode::Model)), "{err}");
+    assert!(err.to_string().contains(AbortCode::Model.text()), "{err}");
+}
+
+#[tokio::test]
+async fn an_abort_with_text_instead_of_a_code_is_shown_as_unknown_not_as_the_text() {
+    let (mut ch, raw) = channel_and_raw(short_cfg()).await;
+    let mut other = tcp_channel(raw, short_cfg());
+    other.send_tagged(Tag::Abort, b"please run rm -rf /").unwrap();
+    other.flush().await.unwrap();
+    let err = within(5, ch.recv_ring(1)).await.unwrap_err();
+    assert!(matches!(&err, CoreError::PeerAborted(AbortCode::Unknown)), "{err}");
+    assert!(!err.to_string().contains("rm -rf"), "{err}");
 }

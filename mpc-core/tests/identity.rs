@@ -5,7 +5,7 @@ mod common;
 
 use common::{short_cfg, temp_dir, within};
 use pann_mpc_core::transport::{load_peer_cert, Listener, TlsIdentity, TlsPeers};
-use pann_mpc_core::{tls_connect, CoreError};
+use pann_mpc_core::{tls_connect, CoreError, Role};
 
 #[test]
 fn save_then_load_round_trips() {
@@ -83,8 +83,8 @@ async fn identities_loaded_from_files_connect() {
     let (s, c) = (TlsIdentity::generate().unwrap(), TlsIdentity::generate().unwrap());
     s.save(dir.join("s.crt"), dir.join("s.key")).unwrap();
     c.save(dir.join("c.crt"), dir.join("c.key")).unwrap();
-    let sp = TlsPeers::from_files(dir.join("s.crt"), dir.join("s.key"), dir.join("c.crt")).unwrap();
-    let cp = TlsPeers::from_files(dir.join("c.crt"), dir.join("c.key"), dir.join("s.crt")).unwrap();
+    let sp = TlsPeers::from_files(dir.join("s.crt"), dir.join("s.key"), Role::Client, dir.join("c.crt")).unwrap();
+    let cp = TlsPeers::from_files(dir.join("c.crt"), dir.join("c.key"), Role::Server, dir.join("s.crt")).unwrap();
     assert_eq!(sp.peer_fingerprint(), c.fingerprint());
     let l = Listener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();

@@ -2,7 +2,7 @@
 //! never unwrapped: a malformed or mismatched message ends the session with an
 //! error that names what was wrong.
 
-use pann_mpc_core::CoreError;
+use pann_mpc_core::{AbortCode, CoreError};
 
 use crate::sign_poly::SignPolyError;
 
@@ -26,6 +26,18 @@ pub enum ProtocolError {
     InvalidProgram(String),
     #[error("invalid parameters: {0}")]
     Params(String),
+}
+
+impl ProtocolError {
+    /// What a party tells its peers when this error ends its session:
+    /// lengths and material that do not fit come from the peer or the dealer.
+    pub fn abort_code(&self) -> AbortCode {
+        match self {
+            ProtocolError::Core(c) => c.abort_code(),
+            ProtocolError::Length { .. } | ProtocolError::MaterialMismatch(_) => AbortCode::Malformed,
+            ProtocolError::SignPoly(_) | ProtocolError::InvalidProgram(_) | ProtocolError::Params(_) => AbortCode::Internal,
+        }
+    }
 }
 
 /// Check a length, naming the context on failure.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::{decode, uniform};
 use pann_mpc_core::ring::{self, R};
 use pann_mpc_core::transport::{tcp_connect, tls_connect, Listener, TlsIdentity, TlsPeers};
-use pann_mpc_core::{Channel, ChannelConfig, Party, Phase, Prg};
+use pann_mpc_core::{Channel, ChannelConfig, Party, Phase, Prg, Role};
 use pann_protocols::dealer::{recv_seed, send_seed, serve, serve_both};
 use pann_protocols::harness::share_clear;
 use pann_protocols::kernels::{avg_pool_sum, conv2d, global_pool_sum, matmul_nt};
@@ -322,8 +322,8 @@ async fn pipeline_over_tls_loopback() {
         TlsIdentity::generate().unwrap(),
         TlsIdentity::generate().unwrap(),
     );
-    let sp = TlsPeers::new(&server_id, client_id.cert().clone()).unwrap();
-    let cp = TlsPeers::new(&client_id, server_id.cert().clone()).unwrap();
+    let sp = TlsPeers::new(&server_id, vec![(Role::Client, client_id.cert().clone())]).unwrap();
+    let cp = TlsPeers::new(&client_id, vec![(Role::Server, server_id.cert().clone())]).unwrap();
     let listener = Listener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (a, b) = tokio::join!(

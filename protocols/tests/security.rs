@@ -167,7 +167,7 @@ async fn a_peer_sending_the_wrong_length_or_aborting_is_an_error() {
     let (r, _) = tokio::join!(
         run_program(&mut c0, Party::Server, &p, &ins, m0.into_program().unwrap()),
         async {
-            c1.send_tagged(Tag::Abort, b"bye").unwrap();
+            c1.send_tagged(Tag::Abort, &[7]).unwrap();
             c1.flush().await.unwrap();
         }
     );

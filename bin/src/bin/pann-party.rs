@@ -1,10 +1,10 @@
 //! `pann-party`: one role of a private inference session.
 //!
 //! ```text
-//! pann certs --out certs/
-//! pann-party --role dealer --listen 127.0.0.1:7002 --certs certs/
-//! pann-party --role server --listen 127.0.0.1:7001 --dealer 127.0.0.1:7002 --model card.json --certs certs/
-//! pann-party --role client --connect 127.0.0.1:7001 --dealer 127.0.0.1:7002 --alpha 9 --input img.png --certs certs/
+//! pann certs --role dealer --out dealer-certs/     # each role on its own machine; swap the .crt files
+//! pann-party --role dealer --listen 127.0.0.1:7002 --certs dealer-certs/
+//! pann-party --role server --listen 127.0.0.1:7001 --dealer 127.0.0.1:7002 --model card.json --certs server-certs/
+//! pann-party --role client --connect 127.0.0.1:7001 --dealer 127.0.0.1:7002 --alpha 9 --expect-model SHA256 --input img.png --certs client-certs/
 //! ```
 
 use std::path::PathBuf;
@@ -13,7 +13,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use pann_bin::input;
-use pann_bin::party::{run_client, run_dealer, run_server, Net};
+use pann_bin::party::{check_cert_dir, run_client, run_dealer, run_server, Net};
+use pann_mpc_core::Role;
 use pann_bin::report::top_k;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -34,18 +35,25 @@ enum RoleArg {
 /// TLS, with correlated randomness from a dealer. Only the client learns the
 /// prediction.
 ///
-/// Start the dealer, then the server, then the client (each waits up to
-/// --timeout for the ones it needs):
+/// Each role first creates its own identity where it runs and gives its
+/// certificate (never its key) to its peers (`pann certs --help`). Then start
+/// the dealer, then the server, then the client (each waits up to --timeout
+/// for the ones it needs); the client pins the model digest the server prints:
 ///
-///   pann certs --out certs/
-///   pann-party --role dealer --listen 127.0.0.1:7002 --certs certs/
-///   pann-party --role server --listen 127.0.0.1:7001 --dealer 127.0.0.1:7002 --model card.json --certs certs/
-///   pann-party --role client --connect 127.0.0.1:7001 --dealer 127.0.0.1:7002 --alpha 9 --input img.png --certs certs/
+///   pann-party --role dealer --listen 127.0.0.1:7002 --certs dealer-certs/
+///   pann-party --role server --listen 127.0.0.1:7001 --dealer 127.0.0.1:7002 --model card.json --certs server-certs/
+///   pann-party --role client --connect 127.0.0.1:7001 --dealer 127.0.0.1:7002 --alpha 9 \
+///       --expect-model SHA256 --input img.png --certs client-certs/
+///
+/// Every connection's role is bound to the certificate its peer presented:
+/// a peer whose Hello claims another role is refused.
 ///
 /// If anything goes wrong (a bad model or image, different parameters, a
 /// peer that fails or goes silent), every role exits with status 1 and one
-/// line on stderr naming the problem; the role that failed first tells its
-/// peers why, and they repeat its reason.
+/// line on stderr naming the problem. The role that failed first tells its
+/// peers only an abort code with a fixed public text (which they print);
+/// its own details, which may name secret values or file paths, stay in its
+/// own stderr.
 #[derive(Parser, Debug)]
 #[command(
     name = "pann-party",
@@ -69,10 +77,12 @@ struct Args {
     /// The dealer's address, HOST:PORT (server and client).
     #[arg(long, value_name = "HOST:PORT")]
     dealer: Option<String>,
-    /// Directory written by `pann certs`: this role's `<role>.key` and
-    /// `<role>.crt`, and the certificates of the peers it talks to, which are
-    /// pinned (a peer presenting any other certificate is refused). Required
-    /// unless --insecure-tcp.
+    /// This role's certificate directory, made by `pann certs --role ROLE
+    /// --out DIR`: its own `<role>.key` and `<role>.crt`, and the `.crt` of
+    /// each peer it talks to (server: client.crt, dealer.crt; client:
+    /// server.crt, dealer.crt; dealer: server.crt, client.crt), which are
+    /// pinned: a peer presenting any other certificate is refused. Refused if
+    /// it holds any other private key. Required unless --insecure-tcp.
     #[arg(long, value_name = "DIR", required_unless_present = "insecure_tcp")]
     certs: Option<PathBuf>,
     /// Use plain TCP instead of TLS: traffic is neither encrypted nor
@@ -123,7 +133,8 @@ struct Args {
     batch: u64,
     /// Refuse a server whose public model description (architecture, bounds,
     /// alpha, precisions; as printed by the server) has another SHA-256, given
-    /// in hex (client only).
+    /// in hex (client only). Without it the client accepts whatever model the
+    /// server announces, and warns.
     #[arg(long, value_name = "SHA256")]
     expect_model: Option<String>,
     /// Write a JSON report here: the model digest, timings per batch and per
@@ -166,6 +177,15 @@ fn main() -> std::process::ExitCode {
 
 async fn run(a: Args) -> Result<()> {
     let net = Net { certs: if a.insecure_tcp { None } else { a.certs.clone() }, timeout: Duration::from_secs(a.timeout) };
+    let me = match a.role {
+        RoleArg::Server => Role::Server,
+        RoleArg::Client => Role::Client,
+        RoleArg::Dealer => Role::Dealer,
+    };
+    // Before anything else: a directory holding another role's key is refused.
+    if let Some(dir) = &net.certs {
+        check_cert_dir(dir, me)?;
+    }
     let report = match a.role {
         RoleArg::Dealer => run_dealer(&net, need(&a.listen, "--listen", "dealer")?).await?,
         RoleArg::Server => {
@@ -182,6 +202,9 @@ async fn run(a: Args) -> Result<()> {
         RoleArg::Client => {
             let alpha = a.alpha.as_deref().context("the client needs --alpha (it must equal the server's)")?;
             let alpha = alpha.parse::<u32>().map(|n| n.to_string()).unwrap_or_else(|_| alpha.to_string());
+            if a.expect_model.is_none() {
+                eprintln!("client: warning: no --expect-model: any model the server announces is accepted (pin the digest the server prints)");
+            }
             // A bad input is reported to the server and the dealer too (run_client).
             let png_shape = pann_models::Shape::new(a.channels as usize, a.image_size, a.image_size);
             let imgs = input::load(&a.input, a.first, a.count, png_shape);

@@ -9,7 +9,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use pann_bin::launch::Session;
 use pann_bin::netem::LinkSpec;
-use pann_bin::party::write_certs;
+use pann_bin::party::{peers_of, write_local_certs, write_role_identity};
+use pann_mpc_core::Role;
 use pann_bin::precision;
 use pann_bin::report::{argmax, layer_table, phase_summary, Prediction};
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
@@ -122,14 +123,38 @@ enum Cmd {
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
     },
-    /// Write TLS identities (self-signed, pinned by the peers) for the
-    /// server, the client and the dealer: <dir>/{server,client,dealer}.{crt,key}.
+    /// Create a role's TLS identity where the role runs: a private key that
+    /// never leaves DIR and a self-signed certificate that its peers pin.
+    ///
+    /// Each role runs this once on its own machine, then hands its
+    /// certificate (never its key) to the peers it talks to, which copy it
+    /// into their own directories:
+    ///
+    ///   server$ pann certs --role server --out server-certs/   # then get client.crt, dealer.crt
+    ///   client$ pann certs --role client --out client-certs/   # then get server.crt, dealer.crt
+    ///   dealer$ pann certs --role dealer --out dealer-certs/   # then get server.crt, client.crt
+    ///
+    /// Compare the printed SHA-256 fingerprints out of band. pann-party
+    /// refuses a directory that holds another role's private key: whoever
+    /// holds the dealer's key, for instance, can act as the dealer toward a
+    /// party and recover its secret.
+    #[command(verbatim_doc_comment)]
     Certs {
-        /// Directory to write the six files into (created if missing; existing
-        /// files are overwritten). Give each party the directory, or at least
-        /// its own key and the certificates of the peers it talks to.
-        #[arg(long, value_name = "DIR", default_value = "certs")]
-        out: PathBuf,
+        /// The role whose identity to create: server, client or dealer.
+        #[arg(long, value_parser = parse_role, required_unless_present = "local", conflicts_with = "local")]
+        role: Option<Role>,
+        /// The role's certificate directory (created owner-only if missing):
+        /// receives <role>.key and <role>.crt.
+        #[arg(long, value_name = "DIR", required_unless_present = "local", conflicts_with = "local")]
+        out: Option<PathBuf>,
+        /// Replace an existing key (its peers must then pin the new certificate).
+        #[arg(long)]
+        force: bool,
+        /// For running all three roles on this one machine (tests, demos):
+        /// write DIR/server, DIR/client and DIR/dealer, each with its own key
+        /// and its peers' certificates.
+        #[arg(long, value_name = "DIR")]
+        local: Option<PathBuf>,
     },
     /// Calibrate per-layer ReLU bounds: margin x the largest |input| of each
     /// ReLU site over calibration images; write a new model card.
@@ -236,11 +261,24 @@ enum ObjectiveArg {
     Rounds,
 }
 
+fn parse_role(s: &str) -> std::result::Result<Role, String> {
+    s.parse().map_err(|_| format!("{s:?} is not a role (server, client or dealer)"))
+}
+
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Certs { out } => {
-            write_certs(&out)?;
-            println!("wrote server, client and dealer identities to {}", out.display());
+        Cmd::Certs { role, out, force, local } => {
+            if let Some(dir) = local {
+                write_local_certs(&dir)?;
+                println!("wrote {0}/server, {0}/client and {0}/dealer: one directory per role (its own key, its peers' certificates)", dir.display());
+                return Ok(());
+            }
+            let (Some(role), Some(dir)) = (role, out) else { bail!("pann certs needs --role and --out, or --local") };
+            let fingerprint = write_role_identity(&dir, role, force)?;
+            let peers: Vec<&str> = peers_of(role).iter().map(|p| p.as_str()).collect();
+            println!("wrote the {role}'s identity: {0}/{role}.key (keep it here) and {0}/{role}.crt", dir.display());
+            println!("certificate SHA-256: {fingerprint}");
+            println!("give {role}.crt to the {} (never the key); copy their {}.crt and {}.crt into {}", peers.join(" and "), peers[0], peers[1], dir.display());
             Ok(())
         }
         Cmd::Calibrate { model, data, images, margin, check, out } => calibrate(&model, &data, images, margin, check.as_deref(), &out),
@@ -329,7 +367,7 @@ fn embedded_assets(dir: &Path, (card_json, weights): (&str, &[u8])) -> Result<(P
     let images = dir.join("images.bin");
     std::fs::write(&images, DEMO_IMAGES)?;
     std::fs::write(dir.join("batches.meta.txt"), CIFAR10_CLASSES.join("\n"))?;
-    write_certs(&dir.join("certs"))?;
+    write_local_certs(&dir.join("certs"))?;
     Ok((card, images))
 }
 

@@ -15,8 +15,9 @@ use super::plan::{Plan, ServerWeights, Step};
 use crate::error::{ModelError, Result};
 use crate::network::Shape;
 
+/// A protocol error with the code the peers are told.
 fn proto(e: pann_protocols::ProtocolError) -> ModelError {
-    ModelError::Secure(e.to_string())
+    ModelError::Session { code: e.abort_code(), message: format!("secure computation: {e}") }
 }
 
 /// What differs between the reference and the two parties.

@@ -8,8 +8,9 @@
 //! Per batch: offline (party 1 receives its corrections from the dealer; party
 //! 0 expands its material from its seed), then online (the client shares its
 //! images, the plan runs, the logits are revealed to the client only).
-//! Any error on one side is sent to the peers as an Abort with the reason, so
-//! every side ends with an error that says what went wrong.
+//! An error on one side is sent to the peers as an Abort with a code and its
+//! fixed public text ([`AbortCode`]); the error's own message, which may name
+//! secret values or file paths, stays in the local log.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,11 +18,11 @@ use std::time::Instant;
 
 use pann_mpc_core::channel::Tag;
 use pann_mpc_core::handshake::{handshake, Role, SessionParams};
-use pann_mpc_core::{Channel, Meter, Party, Phase, Prg};
+use pann_mpc_core::{AbortCode, Channel, CoreError, Meter, Party, Phase, Prg};
 use pann_protocols::dealer::{receive_material, recv_seed, send_seed, serve};
 use pann_protocols::linear::{setup_client, setup_server};
 use pann_protocols::ops::{reveal, share_input};
-use pann_protocols::{Dealer, Expander, Material};
+use pann_protocols::{Dealer, Expander, Material, ProtocolError};
 use serde::{Deserialize, Serialize};
 
 use super::exec::{run_plan, PartyBackend};
@@ -36,18 +37,55 @@ fn err(e: impl std::fmt::Display) -> SessionError {
     SessionError::Secure(e.to_string())
 }
 
+/// A failure with the code the peers are told (the message stays local).
+fn coded(code: AbortCode, message: impl std::fmt::Display) -> SessionError {
+    SessionError::Session { code, message: message.to_string() }
+}
+
+/// The code peers are told about a failed channel or protocol step.
+trait Code: std::fmt::Display {
+    fn code(&self) -> AbortCode;
+}
+
+impl Code for CoreError {
+    fn code(&self) -> AbortCode {
+        self.abort_code()
+    }
+}
+
+impl Code for ProtocolError {
+    fn code(&self) -> AbortCode {
+        self.abort_code()
+    }
+}
+
 /// `.map_err(on("dealer"))`: an error on the channel with that peer, naming
 /// the peer (a party with two channels must say which one failed).
-fn on<E: std::fmt::Display>(peer: &'static str) -> impl Fn(E) -> SessionError {
-    move |e| err(format!("with the {peer}: {e}"))
+fn on<E: Code>(peer: &'static str) -> impl Fn(E) -> SessionError {
+    move |e| coded(e.code(), format!("with the {peer}: {e}"))
 }
 
 /// As [`on`] for the online phase's errors, which are already session errors.
 fn online(peer: &'static str) -> impl Fn(SessionError) -> SessionError {
     move |e| match e {
         SessionError::Secure(s) => err(format!("with the {peer}: {s}")),
+        SessionError::Session { code, message } => coded(code, format!("with the {peer}: {message}")),
         other => other,
     }
+}
+
+/// Data a peer sent that does not decode or check: the peer is told only
+/// that its message was malformed.
+fn from_peer(peer: &'static str) -> impl Fn(SessionError) -> SessionError {
+    move |e| coded(AbortCode::Malformed, format!("from the {peer}: {e}"))
+}
+
+/// Tell both peers why this side gives up: the error's own code, or `local`
+/// for a failure of this side's own preparation (its model, its input).
+async fn abort_both(a: &mut Channel, b: &mut Channel, e: &SessionError, local: AbortCode) {
+    let code = e.abort_code().unwrap_or(local);
+    a.abort(code).await;
+    b.abort(code).await;
 }
 
 /// Largest batch and number of batches a client may request.
@@ -98,8 +136,8 @@ async fn recv_bytes(chan: &mut Channel, peer: &'static str) -> Result<Vec<u8>> {
 
 async fn recv_request(chan: &mut Channel, peer: &'static str) -> Result<SessionRequest> {
     let b = recv_bytes(chan, peer).await?;
-    let r: SessionRequest = serde_json::from_slice(&b).map_err(|e| err(format!("malformed session request: {e}")))?;
-    r.check()?;
+    let r: SessionRequest = serde_json::from_slice(&b).map_err(|e| coded(AbortCode::Malformed, format!("malformed session request from the {peer}: {e}")))?;
+    r.check().map_err(|e| coded(AbortCode::Limit, format!("the {peer}'s {e}")))?;
     Ok(r)
 }
 
@@ -129,8 +167,7 @@ pub struct ClientOutcome {
 pub async fn server_session(client: &mut Channel, dealer: &mut Channel, model: &Model, public: &PublicModel) -> Result<Vec<BatchReport>> {
     let res = server_inner(client, dealer, model, public).await;
     if let Err(e) = &res {
-        client.abort(&format!("server: {e}")).await;
-        dealer.abort(&format!("server: {e}")).await;
+        abort_both(client, dealer, e, AbortCode::Model).await;
     }
     res
 }
@@ -199,8 +236,7 @@ pub async fn client_session(
 ) -> Result<ClientOutcome> {
     let res = client_inner(server, dealer, precision, expect_digest, images, batch).await;
     if let Err(e) = &res {
-        server.abort(&format!("client: {e}")).await;
-        dealer.abort(&format!("client: {e}")).await;
+        abort_both(server, dealer, e, AbortCode::Input).await;
     }
     res
 }
@@ -220,12 +256,12 @@ async fn client_inner(
     handshake(server, &session_params(Role::Client, precision).expecting(Role::Server)).await.map_err(on("server"))?;
     server.set_phase(Phase::Setup);
     let desc = recv_bytes(server, "server").await?;
-    let public = Arc::new(PublicModel::from_json(&desc)?);
+    let public = Arc::new(PublicModel::from_json(&desc).map_err(from_peer("server"))?);
     // The digest of the bytes as sent, which is what the server computes.
     let digest = sha256_hex(&desc);
     if let Some(want) = expect_digest {
         if !want.eq_ignore_ascii_case(&digest) {
-            return Err(err(format!("the server's model has digest {digest}, expected {want}")));
+            return Err(coded(AbortCode::Mismatch, format!("the server's model has digest {digest}, expected {want}")));
         }
     }
     let per_image = public.network.input_shape().len();
@@ -241,7 +277,7 @@ async fn client_inner(
     handshake(dealer, &model_params(Role::Client, &digest).expecting(Role::Dealer)).await.map_err(on("dealer"))?;
     send_json(dealer, "dealer", &req).await?;
     let mut expander = Expander::new(Party::Client, recv_seed(dealer).await.map_err(on("dealer"))?);
-    let plan = Plan::compile(Arc::clone(&public), batch)?;
+    let plan = Plan::compile(Arc::clone(&public), batch).map_err(from_peer("server"))?;
     let mut layers = Vec::with_capacity(plan.linears.len());
     for (id, (node, spec)) in plan.linears.iter().enumerate() {
         server.set_label(&plan.network().nodes[*node].name);
@@ -287,8 +323,7 @@ async fn client_inner(
 pub async fn dealer_session(a: &mut Channel, b: &mut Channel) -> Result<()> {
     let res = dealer_inner(a, b).await;
     if let Err(e) = &res {
-        a.abort(&format!("dealer: {e}")).await;
-        b.abort(&format!("dealer: {e}")).await;
+        abort_both(a, b, e, AbortCode::Internal).await;
     }
     res
 }
@@ -304,11 +339,11 @@ async fn dealer_inner(a: &mut Channel, b: &mut Channel) -> Result<()> {
     let (server, client) = match (ra.role, rb.role) {
         (Role::Server, Role::Client) => (a, b),
         (Role::Client, Role::Server) => (b, a),
-        (x, y) => return Err(err(format!("the dealer needs one server and one client, got {x} and {y}"))),
+        (x, y) => return Err(coded(AbortCode::Mismatch, format!("the dealer needs one server and one client, got {x} and {y}"))),
     };
     server.set_phase(Phase::Setup);
     let desc = recv_bytes(server, "server").await?;
-    let public = Arc::new(PublicModel::from_json(&desc)?);
+    let public = Arc::new(PublicModel::from_json(&desc).map_err(from_peer("server"))?);
     handshake(client, &model_params(Role::Dealer, &sha256_hex(&desc)).expecting(Role::Client)).await.map_err(on("client"))?;
     let req = recv_request(client, "client").await?;
     let plan = Plan::compile(Arc::clone(&public), req.batch)?;

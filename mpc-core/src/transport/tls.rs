@@ -27,16 +27,23 @@ use super::pinned::PinnedCert;
 use super::{connect_stream, Listener};
 use crate::channel::{Channel, ChannelConfig};
 use crate::error::{CoreError, Result};
+use crate::handshake::Role;
 
 /// Sent by the server after a successful handshake (see the module docs).
 const CONFIRM: u8 = 0x50;
 
-/// Both TLS configurations of one party: its identity and the peer's pinned
-/// certificate. Built once; cheap to share between connections.
+/// Both TLS configurations of one party: its identity and the pinned
+/// certificate of each peer role it talks to. Built once; cheap to share
+/// between connections.
+///
+/// Each pinned certificate belongs to exactly one role, and the channel of
+/// every connection records the role whose certificate the peer presented
+/// ([`Channel::certified_peer`]), which the session handshake then enforces.
 #[derive(Clone)]
 pub struct TlsPeers {
     server: Arc<ServerConfig>,
     client: Arc<ClientConfig>,
+    roles: Arc<Vec<(Role, CertificateDer<'static>)>>,
     peer_fingerprint: String,
 }
 
@@ -47,21 +54,33 @@ impl std::fmt::Debug for TlsPeers {
 }
 
 impl TlsPeers {
-    /// Configure TLS with our identity and the one certificate we accept from the peer.
-    pub fn new(identity: &TlsIdentity, peer_cert: CertificateDer<'static>) -> Result<TlsPeers> {
-        Self::new_multi(identity, vec![peer_cert])
-    }
-
-    /// Configure TLS accepting any of several pinned peers (the dealer
-    /// accepts the server and the client on one port).
-    pub fn new_multi(identity: &TlsIdentity, peer_certs: Vec<CertificateDer<'static>>) -> Result<TlsPeers> {
-        if peer_certs.is_empty() {
-            return Err(CoreError::Tls("no peer certificate to pin".into()));
+    /// Configure TLS with our identity and the certificate of each peer role
+    /// we accept (a party pins its one peer per connection; the dealer pins
+    /// the server and the client on one port). Refused: no peer, a role
+    /// named twice, one certificate for two roles, or a peer certificate
+    /// equal to our own (one identity must never serve two roles).
+    pub fn new(identity: &TlsIdentity, peers: Vec<(Role, CertificateDer<'static>)>) -> Result<TlsPeers> {
+        if peers.is_empty() {
+            return Err(CoreError::Config("no peer certificate to pin".into()));
+        }
+        for (i, (role, cert)) in peers.iter().enumerate() {
+            if cert.as_ref() == identity.cert_der() {
+                return Err(CoreError::Config(format!("the {role}'s certificate is our own: every role needs its own identity")));
+            }
+            for (other, c2) in &peers[..i] {
+                if other == role {
+                    return Err(CoreError::Config(format!("two certificates pinned for the {role}")));
+                }
+                if c2.as_ref() == cert.as_ref() {
+                    return Err(CoreError::Config(format!("the {other} and the {role} have the same certificate: every role needs its own identity")));
+                }
+            }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let algs = provider.signature_verification_algorithms;
-        let peer_fingerprint = peer_certs.iter().map(sha256_fingerprint).collect::<Vec<_>>().join(",");
-        let verifier = PinnedCert::new(peer_certs, algs);
+        let certs: Vec<CertificateDer<'static>> = peers.iter().map(|(_, c)| c.clone()).collect();
+        let peer_fingerprint = certs.iter().map(sha256_fingerprint).collect::<Vec<_>>().join(",");
+        let verifier = PinnedCert::new(certs, algs);
         let cfg_err = |e: rustls::Error| CoreError::Tls(format!("building the TLS configuration: {e}"));
 
         let server = ServerConfig::builder_with_provider(provider.clone())
@@ -77,22 +96,32 @@ impl TlsPeers {
             .with_custom_certificate_verifier(verifier)
             .with_client_auth_cert(vec![identity.cert().clone()], identity.key())
             .map_err(cfg_err)?;
-        Ok(TlsPeers { server: Arc::new(server), client: Arc::new(client), peer_fingerprint })
+        Ok(TlsPeers { server: Arc::new(server), client: Arc::new(client), roles: Arc::new(peers), peer_fingerprint })
     }
 
-    /// Load our identity and the peer's certificate from PEM files.
+    /// Load our identity and one peer role's certificate from PEM files.
     pub fn from_files(
         cert_path: impl AsRef<Path>,
         key_path: impl AsRef<Path>,
+        peer_role: Role,
         peer_cert_path: impl AsRef<Path>,
     ) -> Result<TlsPeers> {
         let identity = TlsIdentity::load(cert_path, key_path)?;
-        TlsPeers::new(&identity, load_peer_cert(peer_cert_path)?)
+        TlsPeers::new(&identity, vec![(peer_role, load_peer_cert(peer_cert_path)?)])
     }
 
     /// SHA-256 (hex) of the pinned peer certificate(s), comma-separated.
     pub fn peer_fingerprint(&self) -> &str {
         &self.peer_fingerprint
+    }
+
+    /// The role whose pinned certificate the peer presented. The verifier
+    /// accepted only pinned certificates, so `None` means a broken TLS state.
+    fn role_of(&self, presented: Option<&[CertificateDer<'static>]>) -> Result<Role> {
+        let end_entity = presented.and_then(|c| c.first());
+        end_entity
+            .and_then(|e| self.roles.iter().find(|(_, c)| c.as_ref() == e.as_ref()).map(|(r, _)| *r))
+            .ok_or_else(|| CoreError::Tls("the peer's certificate is not one of the pinned ones".into()))
     }
 }
 
@@ -134,7 +163,8 @@ pub async fn client_handshake(stream: TcpStream, cfg: ChannelConfig, peers: &Tls
     if confirm[0] != CONFIRM {
         return Err(CoreError::Tls(format!("unexpected confirmation byte {:#04x} from the TLS server", confirm[0])));
     }
-    Ok(Channel::from_stream(tls, cfg))
+    let role = peers.role_of(tls.get_ref().1.peer_certificates())?;
+    Ok(Channel::from_stream(tls, cfg).with_certified_peer(role))
 }
 
 /// Run the server side of the handshake on an accepted TCP stream.
@@ -157,7 +187,8 @@ pub async fn server_handshake(
     .await
     .map_err(|_| CoreError::Timeout { context: "confirming the TLS handshake", after })?
     .map_err(|e| tls_error("confirming the TLS handshake failed", e))?;
-    Ok(Channel::from_stream(tls, cfg))
+    let role = peers.role_of(tls.get_ref().1.peer_certificates())?;
+    Ok(Channel::from_stream(tls, cfg).with_certified_peer(role))
 }
 
 /// A TLS failure with its cause spelled out: our own rejection of the peer's

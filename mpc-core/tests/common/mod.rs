@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use pann_mpc_core::transport::{Listener, TlsIdentity, TlsPeers};
+use pann_mpc_core::Role;
 use pann_mpc_core::{tcp_connect, tls_connect, Channel, ChannelConfig};
 
 #[derive(Clone, Copy, Debug)]
@@ -31,11 +32,12 @@ pub async fn within<F: Future>(secs: u64, fut: F) -> F::Output {
     }
 }
 
-/// Two identities and the TLS configurations of each side pinning the other.
+/// Two identities and the TLS configurations of each side pinning the other:
+/// the first is the server's (pinning the client), the second the client's.
 pub fn tls_pair() -> (TlsPeers, TlsPeers) {
     let a = TlsIdentity::generate().unwrap();
     let b = TlsIdentity::generate().unwrap();
-    (TlsPeers::new(&a, b.cert().clone()).unwrap(), TlsPeers::new(&b, a.cert().clone()).unwrap())
+    (TlsPeers::new(&a, vec![(Role::Client, b.cert().clone())]).unwrap(), TlsPeers::new(&b, vec![(Role::Server, a.cert().clone())]).unwrap())
 }
 
 /// A connected pair (listener side, connecting side).
