@@ -228,8 +228,8 @@ struct Seeds {
     own_shares: Seed,
 }
 
-fn seeds(case: Case, viewer: Party, secret: usize, variant: Variant) -> Seeds {
-    let base = case.id() * 1000 + 10 * viewer.index() as u64;
+fn seeds(case: Case, viewer: Party, secret: usize, variant: Variant, salt: u64) -> Seeds {
+    let base = salt * 1_000_000 + case.id() * 1000 + 10 * viewer.index() as u64;
     let own = seeds_from(base).0;
     let peer = if variant == Variant::SharedSeed { own } else { seeds_from(base + 100 + secret as u64).1 };
     let (s0, s1) = if viewer == Party::Server { (own, peer) } else { (peer, own) };
@@ -283,11 +283,18 @@ fn break_program(program: &Program, variant: Variant, m0: &mut ProgramMaterial, 
     rederive(program, m0, m1);
 }
 
-/// Run `program` on clear constant inputs `secret` (one value per input,
+/// `len` values `centre +- SPREAD`, pseudo-random (fixed), encoded at `frac` bits.
+fn secret_values(centre: f64, slot: usize, len: usize, frac: u32) -> Vec<R> {
+    let mut prg = Prg::from_seed(seeds_from(0x5ec + slot as u64).0);
+    prg.gen(len).iter().map(|&u| enc(centre + SPREAD * ((u >> 11) as f64 / (1u64 << 52) as f64 - 1.0), frac)).collect()
+}
+
+/// Run `program` on clear inputs around `secret` (one centre per input,
 /// encoded at `frac` bits), the viewer holding fixed pseudo-random shares.
-async fn program_run(case: Case, program: &Arc<Program>, frac: u32, secret: &[f64], which: usize, viewer: Party, variant: Variant, tol: u64) -> Run {
-    let sd = seeds(case, viewer, which, variant);
-    let clear: Vec<Vec<R>> = secret.iter().map(|&v| vec![enc(v, frac); N]).collect();
+#[allow(clippy::too_many_arguments)]
+async fn program_run(case: Case, program: &Arc<Program>, frac: u32, secret: &[f64], which: usize, viewer: Party, variant: Variant, tol: u64, salt: u64) -> Run {
+    let sd = seeds(case, viewer, which, variant, salt);
+    let clear: Vec<Vec<R>> = secret.iter().enumerate().map(|(i, &v)| secret_values(v, i, N, frac)).collect();
     let mut prg = Prg::from_seed(sd.own_shares);
     let own: Vec<Vec<R>> = clear.iter().map(|_| prg.gen(N)).collect();
     let peer: Vec<Vec<R>> = clear.iter().zip(&own).map(|(x, o)| ring::sub(x, o)).collect();
@@ -349,15 +356,15 @@ async fn setup_server_unmasked(chan: &mut Channel, id: usize, spec: LinearSpec, 
 }
 
 /// Setup and two inferences through the linear layer. `secret` is
-/// `[w, x_0, x_1]`: the constant weight (18 bits) and the constant inputs of
+/// `[w, x_0, x_1]`: the centres of the weights (18 bits) and of the inputs of
 /// the two inferences (36 bits). The server's weights are its own: when it is
-/// the viewer they are `w` of secret `a` in both runs.
-async fn linear_run(secret: &[f64], which: usize, viewer: Party, variant: Variant) -> Run {
+/// the viewer they are those of secret `a` in both runs.
+async fn linear_run(secret: &[f64], which: usize, viewer: Party, variant: Variant, salt: u64) -> Run {
     let case = Case::Linear;
-    let sd = seeds(case, viewer, which, variant);
+    let sd = seeds(case, viewer, which, variant, salt);
     let spec = linear_spec();
-    let w = vec![enc(secret[0], 18); spec.weight_len()];
-    let xs: Vec<Vec<R>> = secret[1..].iter().map(|&v| vec![enc(v, 36); spec.input_len()]).collect();
+    let w = secret_values(secret[0], 0, spec.weight_len(), 18);
+    let xs: Vec<Vec<R>> = secret[1..].iter().enumerate().map(|(i, &v)| secret_values(v, i + 1, spec.input_len(), 36)).collect();
     let mut prg = Prg::from_seed(sd.own_shares);
     let own: Vec<Vec<R>> = xs.iter().map(|_| prg.gen(spec.input_len())).collect();
     let peer: Vec<Vec<R>> = xs.iter().zip(&own).map(|(x, o)| ring::sub(x, o)).collect();
@@ -449,7 +456,11 @@ pub fn truncation_program() -> Program {
     b.build().unwrap()
 }
 
-/// The two values `a`, `b` of the peer's secret (constants, per input).
+/// Half-width of the interval each secret value is drawn from.
+pub const SPREAD: f64 = 0.25;
+
+/// The two values `a`, `b` of the peer's secret: per input, the centre of the
+/// interval (width 2 SPREAD) its elements are drawn from.
 pub fn secrets(case: Case) -> [Vec<f64>; 2] {
     match case {
         Case::Truncation => [vec![0.25, 0.25], vec![1.5, -2.75]],
@@ -458,26 +469,27 @@ pub fn secrets(case: Case) -> [Vec<f64>; 2] {
     }
 }
 
-/// Both runs (secret `a`, secret `b`) of one case, viewer and variant.
-pub async fn runs(case: Case, viewer: Party, variant: Variant) -> [Run; 2] {
+/// Both runs (secret `a`, secret `b`) of one case, viewer and variant; `salt`
+/// changes every seed (0 for the tests and the table).
+pub async fn runs(case: Case, viewer: Party, variant: Variant, salt: u64) -> [Run; 2] {
     let s = secrets(case);
     match case {
         Case::Truncation => {
             let p = Arc::new(truncation_program());
-            [program_run(case, &p, 36, &s[0], 0, viewer, variant, 1).await, program_run(case, &p, 36, &s[1], 1, viewer, variant, 1).await]
+            [program_run(case, &p, 36, &s[0], 0, viewer, variant, 1, salt).await, program_run(case, &p, 36, &s[1], 1, viewer, variant, 1, salt).await]
         }
         Case::Linear => {
             let mut sb = s[1].clone();
             if viewer == Party::Server {
                 sb[0] = s[0][0]; // the server's own weights
             }
-            [linear_run(&s[0], 0, viewer, variant).await, linear_run(&sb, 1, viewer, variant).await]
+            [linear_run(&s[0], 0, viewer, variant, salt).await, linear_run(&sb, 1, viewer, variant, salt).await]
         }
         Case::Relu(alpha) => {
             let relu = PolyRelu::new(ReluConfig::new(alpha, 54)).unwrap();
             let tol = 1u64 << (relu.config.output_frac() - 12);
             let p = relu.program;
-            [program_run(case, &p, 54, &s[0], 0, viewer, variant, tol).await, program_run(case, &p, 54, &s[1], 1, viewer, variant, tol).await]
+            [program_run(case, &p, 54, &s[0], 0, viewer, variant, tol, salt).await, program_run(case, &p, 54, &s[1], 1, viewer, variant, tol, salt).await]
         }
     }
 }
@@ -699,7 +711,11 @@ impl Row {
 }
 
 pub async fn row(case: Case, viewer: Party, variant: Variant) -> Row {
-    let [a, b] = runs(case, viewer, variant).await;
+    row_salted(case, viewer, variant, 0).await
+}
+
+pub async fn row_salted(case: Case, viewer: Party, variant: Variant, salt: u64) -> Row {
+    let [a, b] = runs(case, viewer, variant, salt).await;
     let checks = compare(&a, &b);
     Row {
         case,
