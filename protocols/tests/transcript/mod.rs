@@ -688,6 +688,8 @@ pub struct Row {
     pub wire: Family,
     /// Both runs' outputs were correct.
     pub correct: bool,
+    /// Every test's log10 p-value (for calibration).
+    pub log10_ps: Vec<f64>,
 }
 
 impl Row {
@@ -724,6 +726,7 @@ pub async fn row_salted(case: Case, viewer: Party, variant: Variant, salt: u64) 
         all: family(&checks, |_| true),
         wire: family(&checks, |c| c.kind == Kind::Wire),
         correct: a.correct && b.correct,
+        log10_ps: checks.iter().map(|c| c.log10_p).collect(),
     }
 }
 
