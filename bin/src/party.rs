@@ -13,7 +13,8 @@ use pann_mpc_core::handshake::Role;
 use pann_mpc_core::transport::{load_peer_cert, tcp_connect, tls_connect, Listener, TlsIdentity, TlsPeers};
 use pann_mpc_core::channel::Tag;
 use pann_mpc_core::{Channel, ChannelConfig};
-use pann_models::secure::{client_session, dealer_session, server_session, ClientOutcome, PublicModel, SecureConfig};
+use pann_models::secure::{client_session_with, dealer_session_with, server_session_with, ClientOutcome, PublicModel, SecureConfig};
+use pann_models::secure::{MaterialSize, SessionLimits};
 use pann_models::LoadedModel;
 
 use crate::input::Images;
@@ -25,6 +26,8 @@ pub struct Net {
     /// Directory with `<role>.crt`, `<role>.key` and the peers' `.crt`; `None` = plain TCP.
     pub certs: Option<PathBuf>,
     pub timeout: Duration,
+    /// This role's per-session limits (batch, material memory).
+    pub limits: SessionLimits,
 }
 
 impl Net {
@@ -191,13 +194,23 @@ pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str
     let listener = bind(listen).await?;
     let model = load_server_model(card, alpha);
     match &model {
-        Ok(m) => eprintln!(
-            "server: model {} (digest {}), alpha {}, listening on {}",
-            m.loaded.card.name,
-            m.public.digest(),
-            m.public.precision(),
-            listener.local_addr()?
-        ),
+        Ok(m) => {
+            eprintln!(
+                "server: model {} (digest {}), alpha {}, listening on {}",
+                m.loaded.card.name,
+                m.public.digest(),
+                m.public.precision(),
+                listener.local_addr()?
+            );
+            if let Ok(size) = MaterialSize::of(&std::sync::Arc::new(m.public.clone())) {
+                eprintln!(
+                    "server: accepts batches of up to {} image(s) ({:.1} MB of material per image, session memory limit {:.1} MB)",
+                    net.limits.batch_limit(&size),
+                    size.per_image as f64 / 1e6,
+                    net.limits.max_memory as f64 / 1e6
+                );
+            }
+        }
         Err(e) => eprintln!(
             "server: cannot serve: {e:#}\nserver: telling the dealer and the client why (waiting up to {} s for them)",
             net.timeout.as_secs()
@@ -216,7 +229,7 @@ pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str
         }
     };
     let t0 = std::time::Instant::now();
-    let res = server_session(&mut to_client, &mut to_dealer, &m.loaded.model, &m.public).await;
+    let res = server_session_with(&mut to_client, &mut to_dealer, &m.loaded.model, &m.public, &net.limits).await;
     let total_s = t0.elapsed().as_secs_f64();
     let said = end_session(res.is_ok(), (&mut to_client, "client"), (&mut to_dealer, "dealer")).await;
     let batches = with_peers(res, "server session", said)?;
@@ -270,7 +283,7 @@ pub async fn run_dealer(net: &Net, listen: &str) -> Result<PartyReport> {
         }
     };
     eprintln!("dealer: both parties connected");
-    let res = dealer_session(&mut a, &mut b).await;
+    let res = dealer_session_with(&mut a, &mut b, &net.limits).await;
     let said = end_session(res.is_ok(), (&mut a, "peer"), (&mut b, "peer")).await;
     with_peers(res, "dealer session", said)?;
     eprintln!("dealer: done");
@@ -321,7 +334,7 @@ pub async fn run_client(
             return Err(e);
         }
     };
-    let res = client_session(&mut to_server, &mut to_dealer, precision, expect_model, &imgs.pixels, batch).await;
+    let res = client_session_with(&mut to_server, &mut to_dealer, precision, expect_model, &imgs.pixels, batch, &net.limits).await;
     let said = end_session(res.is_ok(), (&mut to_server, "server"), (&mut to_dealer, "dealer")).await;
     let out = with_peers(res, "client session", said)?;
     let predictions = out

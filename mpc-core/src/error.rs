@@ -19,6 +19,10 @@ pub enum CoreError {
     Timeout { context: &'static str, after: Duration },
     #[error("frame of {len} bytes exceeds the maximum frame size of {max} bytes")]
     FrameTooLarge { len: usize, max: usize },
+    /// A frame whose announced length is not what the protocol expects at
+    /// this point (refused from its header and tag, before its body is read).
+    #[error("a {what} frame with a body of {len} bytes where {expected} bytes were expected")]
+    FrameLength { what: String, len: usize, expected: String },
     #[error("peer closed the connection while {context}")]
     PeerClosed { context: &'static str },
     #[error("unexpected message: expected {expected}, got {got}")]
