@@ -116,7 +116,7 @@ fn a_public_model_with_out_of_range_parameters_is_refused() {
     let e = refused(&set(&["input", "std"], json!([1e-3, 0.2, 0.2])));
     assert!(matches!(&e, ModelError::OutOfRange { what, .. } if what.contains("normalised pixel")), "{e}");
     // At the normalisation cap: accepted (|(1 - 0) / std| = 256 exactly).
-    let at_cap = set(&["input"], json!({"mean": [0.0, 0.0, 0.0], "std": [1.0 / MAX_NORMALISED_INPUT; 3]}));
+    let at_cap = set(&["input"], json!({"mean": [0.0, 0.0, 0.0], "std": vec![1.0 / MAX_NORMALISED_INPUT; 3]}));
     PublicModel::from_json(&serde_json::to_vec(&at_cap).unwrap()).unwrap();
     // Bounds: within [2^-10, 2^20].
     assert!(matches!(refused(&set(&["bounds", "relu"], json!(1e-4))), ModelError::OutOfRange { .. }));
@@ -252,8 +252,9 @@ async fn an_oversized_model_description_is_refused_from_its_header() {
         sc.send_tagged(Tag::Bytes, &vec![b' '; MAX_MODEL_DESCRIPTION + 1]).unwrap();
         let _ = tokio::time::timeout(Duration::from_secs(2), sc.flush()).await;
     };
+    let (images, limits) = ([vec![0u8; 3072]], SessionLimits::default());
     let t0 = Instant::now();
-    let (_, c) = tokio::join!(fake_server, client_session_with(&mut cs, &mut cd, "9", None, &[vec![0; 3072]], 1, &SessionLimits::default()));
+    let (_, c) = tokio::join!(fake_server, client_session_with(&mut cs, &mut cd, "9", None, &images, 1, &limits));
     let e = c.unwrap_err().to_string();
     assert!(e.contains(&format!("at most {MAX_MODEL_DESCRIPTION} bytes")), "{e}");
     assert!(t0.elapsed() < Duration::from_secs(3));
