@@ -11,7 +11,8 @@
 # models/tests/data):
 #   batch-at-cap      server --max-batch 2, client --batch 2: runs (control)
 #   batch-above-cap   server --max-batch 2, client --batch 3: refused by the server
-#   batch-64          default limits (4096 MiB: 37 images), client --batch 64: refused
+#   batch-64          server and dealer at the default limits (4096 MiB: 37 images), client
+#                     --batch 64 (its own budget raised to 16 GiB): refused by the server and the dealer
 #   dealer-memory     dealer --max-session-memory 300, client --batch 3: refused by the dealer
 #   huge-card         the server's own card has a 2^40-pixel input: refused on load
 #   huge-model        a hostile server sends a description with 2^20 x 2^20 values
@@ -47,7 +48,8 @@ timed() {
 
 row() {
     local name=$1 role=$2
-    read -r kb secs status <"$W/$name.$role.time" || true
+    # The last line (time prefixes a "Command exited with non-zero status" line).
+    read -r kb secs status < <(tail -1 "$W/$name.$role.time") || true
     local status=${status:-?}
     # The role's own error line, or its last line of output.
     local msg
@@ -81,7 +83,7 @@ echo "| case | role | exit | max RSS MiB | wall s | what the role said |"
 echo "|---|---|---|---|---|---|"
 case3 batch-at-cap "" "--model $CARD --max-batch 2" "--count 2 --batch 2"
 case3 batch-above-cap "" "--model $CARD --max-batch 2" "--count 3 --batch 3"
-case3 batch-64 "" "--model $CARD" "--count 64 --batch 64"
+case3 batch-64 "" "--model $CARD" "--count 64 --batch 64 --max-session-memory 16384"
 case3 dealer-memory "--max-session-memory 300" "--model $CARD" "--count 3 --batch 3"
 case3 huge-card "" "--model $W/huge.card.json" "--count 1 --batch 1"
 case3 huge-model "" "" "--count 1 --batch 1" huge-model

@@ -51,7 +51,8 @@ async fn main() -> Result<()> {
     let cfg = ChannelConfig::default().with_timeout(Duration::from_secs(20)).with_connect_timeout(Duration::from_secs(20));
     let certs = Path::new(certs);
     let listener = Listener::bind(listen.clone()).await?;
-    let (to_dealer, to_client) = tokio::join!(tls_connect(dealer.clone(), cfg.clone(), &peers(certs, "dealer")?), listener.accept_tls(cfg, &peers(certs, "client")?));
+    let (dealer_peers, client_peers) = (peers(certs, "dealer")?, peers(certs, "client")?);
+    let (to_dealer, to_client) = tokio::join!(tls_connect(dealer.clone(), cfg.clone(), &dealer_peers), listener.accept_tls(cfg, &client_peers));
     let (mut to_dealer, mut to_client) = (to_dealer?, to_client?);
     handshake(&mut to_client, &session_params(Role::Server, &precision).expecting(Role::Client)).await?;
     handshake(&mut to_dealer, &dealer_params(Role::Server).expecting(Role::Dealer)).await?;
@@ -60,7 +61,7 @@ async fn main() -> Result<()> {
             ch.send_tagged(Tag::Bytes, &desc)?;
             ch.flush().await?;
         } else {
-            // A 256 MiB frame where a description of at most 1 MiB is
+            // A 256 MiB frame where a description of at most 4 MiB is
             // expected (the default max_frame of 1 GiB lets it through).
             let mut body = vec![b' '; 256 << 20];
             body[0] = Tag::Bytes as u8;

@@ -91,11 +91,10 @@ async fn goodbye(ch: &mut Channel) -> Option<String> {
     let mut said = None;
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let _ = ch.close().await;
-        while let Ok(frame) = ch.recv_frame().await {
-            if frame.first() == Some(&(Tag::Abort as u8)) {
-                said = Some(String::from_utf8_lossy(&frame[1..]).into_owned());
-                break;
-            }
+        // Other frames are skipped without being buffered (a peer cannot
+        // make us hold a long frame here either).
+        if let Ok(reason) = ch.drain_until_abort().await {
+            said = Some(reason);
         }
     })
     .await;

@@ -51,8 +51,12 @@ fn node_index(v: &Value, name: &str) -> usize {
 #[test]
 fn a_public_model_with_huge_dimensions_is_refused_without_allocating() {
     let base = resnet20_public();
-    // Negative control: the description as the server sends it.
-    PublicModel::from_json(&serde_json::to_vec(&base).unwrap()).unwrap();
+    // Negative control: the description as the server sends it (far below
+    // the description's cap).
+    let bytes = serde_json::to_vec(&base).unwrap();
+    eprintln!("ResNet-20 public model description: {} bytes", bytes.len());
+    assert!(bytes.len() < MAX_MODEL_DESCRIPTION / 64);
+    PublicModel::from_json(&bytes).unwrap();
     let before = peak_kb();
 
     // An input of 2^40 x 2^40 pixels (its element count overflows usize products).

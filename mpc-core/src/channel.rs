@@ -346,6 +346,46 @@ impl Channel {
         Ok(frame)
     }
 
+    /// Skip the peer's frames until an `Abort` (of at most [`MAX_ABORT`]
+    /// bytes) and return its reason: for a side that is ending the session
+    /// and only wants to hear why the peer gave up. Other frames' bodies are
+    /// read and discarded in small pieces, never buffered whole. Ends with
+    /// the first error (end of stream, timeout, an oversized Abort).
+    pub async fn drain_until_abort(&mut self) -> Result<String> {
+        let after = self.cfg.timeout;
+        let reader = &mut self.reader;
+        let read = async {
+            let mut scratch = vec![0u8; 64 << 10];
+            loop {
+                let mut header = [0u8; HEADER + 1];
+                reader.read_exact(&mut header[..HEADER]).await.map_err(CoreError::io("waiting for a frame header"))?;
+                let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+                if len == 0 {
+                    continue;
+                }
+                reader.read_exact(&mut header[HEADER..]).await.map_err(CoreError::io("reading a frame body"))?;
+                let mut left = len - 1;
+                if header[HEADER] == Tag::Abort as u8 {
+                    if left > MAX_ABORT {
+                        return Err(CoreError::FrameLength { what: "Abort".into(), len: left, expected: format!("at most {MAX_ABORT}") });
+                    }
+                    let mut reason = vec![0u8; left];
+                    reader.read_exact(&mut reason).await.map_err(CoreError::io("reading a frame body"))?;
+                    return Ok(String::from_utf8_lossy(&reason).into_owned());
+                }
+                while left > 0 {
+                    let k = left.min(scratch.len());
+                    reader.read_exact(&mut scratch[..k]).await.map_err(CoreError::io("reading a frame body"))?;
+                    left -= k;
+                }
+            }
+        };
+        match tokio::time::timeout(after, read).await {
+            Err(_) => Err(CoreError::Timeout { context: "waiting for the peer", after }),
+            Ok(r) => r,
+        }
+    }
+
     /// [`Channel::recv_tagged_max`] bounded only by `max_frame`: for callers
     /// that cannot know a smaller bound (prefer `recv_tagged_max`).
     pub async fn recv_tagged(&mut self, tag: Tag) -> Result<Vec<u8>> {
@@ -463,6 +503,18 @@ mod tests {
         let err = b.recv_tagged_max(Tag::Bytes, 100).await.unwrap_err();
         assert!(matches!(&err, CoreError::FrameLength { len: 101, expected, .. } if expected == "at most 100"), "{err}");
         assert_eq!(b.meter().total().bytes_recv, (HEADER + 101) as u64);
+    }
+
+    #[tokio::test]
+    async fn draining_skips_frames_and_returns_the_abort() {
+        let (mut a, mut b) = Channel::mem_pair(ChannelConfig::default());
+        a.send_ring(&vec![1; 100_000]).unwrap();
+        a.send_tagged(Tag::Bytes, b"x").unwrap();
+        a.abort("done").await;
+        assert_eq!(b.drain_until_abort().await.unwrap(), "done");
+        a.send_tagged(Tag::Abort, &vec![b'x'; MAX_ABORT + 1]).unwrap();
+        let (_, got) = tokio::join!(a.flush(), b.drain_until_abort());
+        assert!(matches!(got, Err(CoreError::FrameLength { .. })), "{got:?}");
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ use crate::error::{ModelError, Result};
 pub const DEFAULT_SESSION_MEMORY: u64 = 4 << 30;
 
 /// Longest public model description accepted from the server, in bytes
-/// (ResNet-20's is under 20 KB; MAX_NODES nodes with long names stay below it).
+/// (ResNet-20's is about 7 KB; MAX_NODES nodes with long names stay below it).
 pub const MAX_MODEL_DESCRIPTION: usize = 4 << 20;
 
 /// Longest session request accepted from the client, in bytes (it is a
