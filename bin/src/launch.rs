@@ -106,6 +106,9 @@ impl Session<'_> {
         let common = |role: &str| {
             let mut c = Command::new(&party);
             c.args(["--role", role, "--timeout", &timeout, "--report"]).arg(self.dir.join(format!("{role}.json"))).stdin(Stdio::null());
+            // The bench runs all three roles itself and chooses its batches
+            // (up to the protocol's 1024): no per-session memory budget.
+            c.args(["--max-session-memory", &(1u64 << 24).to_string()]);
             if self.insecure_tcp {
                 c.arg("--insecure-tcp");
             } else {

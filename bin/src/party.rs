@@ -19,7 +19,8 @@ use pann_mpc_core::transport::{load_peer_cert, tcp_connect, tls_connect, Listene
 use pann_mpc_core::channel::{abort_code_of, Tag};
 use pann_mpc_core::AbortCode;
 use pann_mpc_core::{Channel, ChannelConfig};
-use pann_models::secure::{client_session, dealer_session, server_session, ClientOutcome, PublicModel, SecureConfig};
+use pann_models::secure::{client_session_with, dealer_session_with, server_session_with, ClientOutcome, PublicModel, SecureConfig};
+use pann_models::secure::{MaterialSize, SessionLimits};
 use pann_models::LoadedModel;
 
 use crate::input::Images;
@@ -31,6 +32,8 @@ pub struct Net {
     /// This role's directory: `<role>.key`, `<role>.crt` and the peers' `.crt`; `None` = plain TCP.
     pub certs: Option<PathBuf>,
     pub timeout: Duration,
+    /// This role's per-session limits (batch, material memory).
+    pub limits: SessionLimits,
 }
 
 impl Net {
@@ -128,18 +131,17 @@ fn meters(pairs: &[(&str, &Channel)]) -> serde_json::Map<String, serde_json::Val
 /// Give up on a channel politely: send everything queued, close our
 /// direction (TLS close_notify), and read what the peer still sends for a
 /// moment, so that closing the socket does not reset the connection before
-/// the peer has read our last message (an Abort with the reason). Returns the
-/// peer's own Abort reason if one arrives meanwhile (it may have failed first,
+/// the peer has read our last message (an Abort with its code). Returns the
+/// peer's own Abort code if one arrives meanwhile (it may have failed first,
 /// for a reason we have not seen yet).
 async fn goodbye(ch: &mut Channel) -> Option<AbortCode> {
     let mut said = None;
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let _ = ch.close().await;
-        while let Ok(frame) = ch.recv_frame().await {
-            if frame.first() == Some(&(Tag::Abort as u8)) {
-                said = Some(abort_code_of(&frame[1..]));
-                break;
-            }
+        // Other frames are skipped without being buffered (a peer cannot
+        // make us hold a long frame here either).
+        if let Ok(reason) = ch.drain_until_abort().await {
+            said = Some(reason);
         }
     })
     .await;
@@ -245,13 +247,23 @@ pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str
     let listener = bind(listen).await?;
     let model = load_server_model(card, alpha);
     match &model {
-        Ok(m) => eprintln!(
-            "server: model {} (digest {}), alpha {}, listening on {}",
-            m.loaded.card.name,
-            m.public.digest(),
-            m.public.precision(),
-            listener.local_addr()?
-        ),
+        Ok(m) => {
+            eprintln!(
+                "server: model {} (digest {}), alpha {}, listening on {}",
+                m.loaded.card.name,
+                m.public.digest(),
+                m.public.precision(),
+                listener.local_addr()?
+            );
+            if let Ok(size) = MaterialSize::of(&std::sync::Arc::new(m.public.clone())) {
+                eprintln!(
+                    "server: accepts batches of up to {} image(s) ({:.1} MB of material per image, session memory limit {:.1} MB)",
+                    net.limits.batch_limit(&size),
+                    size.per_image as f64 / 1e6,
+                    net.limits.max_memory as f64 / 1e6
+                );
+            }
+        }
         Err(e) => eprintln!(
             "server: cannot serve: {e:#}\nserver: telling the dealer and the client why (waiting up to {} s for them)",
             net.timeout.as_secs()
@@ -270,7 +282,7 @@ pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str
         }
     };
     let t0 = std::time::Instant::now();
-    let res = server_session(&mut to_client, &mut to_dealer, &m.loaded.model, &m.public).await;
+    let res = server_session_with(&mut to_client, &mut to_dealer, &m.loaded.model, &m.public, &net.limits).await;
     let total_s = t0.elapsed().as_secs_f64();
     let said = end_session(res.is_ok(), (&mut to_client, "client"), (&mut to_dealer, "dealer")).await;
     let batches = with_peers(res, "server session", said)?;
@@ -324,7 +336,7 @@ pub async fn run_dealer(net: &Net, listen: &str) -> Result<PartyReport> {
         }
     };
     eprintln!("dealer: both parties connected");
-    let res = dealer_session(&mut a, &mut b).await;
+    let res = dealer_session_with(&mut a, &mut b, &net.limits).await;
     let said = end_session(res.is_ok(), (&mut a, "peer"), (&mut b, "peer")).await;
     with_peers(res, "dealer session", said)?;
     eprintln!("dealer: done");
@@ -375,7 +387,7 @@ pub async fn run_client(
             return Err(e);
         }
     };
-    let res = client_session(&mut to_server, &mut to_dealer, precision, expect_model, &imgs.pixels, batch).await;
+    let res = client_session_with(&mut to_server, &mut to_dealer, precision, expect_model, &imgs.pixels, batch, &net.limits).await;
     let said = end_session(res.is_ok(), (&mut to_server, "server"), (&mut to_dealer, "dealer")).await;
     let out = with_peers(res, "client session", said)?;
     let predictions = out

@@ -234,9 +234,19 @@ impl Session {
     }
 
     fn server(&self, card: &Path, alpha: u32) -> Proc {
+        self.server_with(card, alpha, &[])
+    }
+
+    /// A server with `args` after the common ones (limits, ...).
+    fn server_with(&self, card: &Path, alpha: u32, args: &[&str]) -> Proc {
         let mut c = self.party("server", &self.certs);
-        c.args(["--listen", &self.server, "--dealer", &self.dealer, "--alpha", &alpha.to_string(), "--model"]).arg(card);
+        c.args(["--listen", &self.server, "--dealer", &self.dealer, "--alpha", &alpha.to_string(), "--model"]).arg(card).args(args);
         Proc::spawn(self.dir.path(), "server", &mut c)
+    }
+
+    /// A dealer with `args` after the common ones.
+    fn dealer_with(&self, args: &[&str]) -> Proc {
+        Proc::spawn(self.dir.path(), "dealer", self.party("dealer", &self.certs).args(["--listen", &self.dealer]).args(args))
     }
 
     /// A client with `args` after the common ones (input, alpha, ...).
@@ -326,14 +336,17 @@ fn three_processes_cifar_records_match_the_fixed_point_reference() {
     let (digest, want) = reference(&raw, 2);
 
     let t0 = Instant::now();
-    let mut d = s.dealer();
-    let mut sv = s.server(&card(), ALPHA);
+    // The batch of 2 is at the server's and the dealer's limits: accepted
+    // (the control of the batch-limit tests below).
+    let mut d = s.dealer_with(&["--max-batch", "2"]);
+    let mut sv = s.server_with(&card(), ALPHA, &["--max-batch", "2"]);
     let cifar = cifar();
     let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "2", "--batch", "2", "--expect-model", &digest], &[&cifar]);
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
     ce.succeeded("client");
     se.succeeded("server");
     de.succeeded("dealer");
+    assert!(se.stderr.contains("accepts batches of up to 2 image(s)"), "server stderr:\n{}", se.stderr);
 
     let cr = s.report("client");
     assert_eq!(cr["role"], "client");
@@ -676,6 +689,41 @@ fn a_client_without_tls_is_refused() {
 }
 
 #[test]
+fn a_batch_above_the_servers_limit_is_refused_on_every_side() {
+    let s = Session::new("max-batch");
+    let cifar = cifar();
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut sv = s.server_with(&card(), ALPHA, &["--max-batch", "2"]);
+    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "3", "--batch", "3"], &[&cifar]);
+    let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
+    let said = "batch 3 exceeds this server's limit of 2";
+    se.failed_mentioning("server", &[said]);
+    // The client learns the public code only; the server's log has the sizes.
+    ce.failed_mentioning("client", &["server", AbortCode::Limit.text()]);
+    // The dealer hears of it from the client (or fails writing to it).
+    assert!(!de.stderr.contains("panicked"), "the dealer panicked:\n{}", de.stderr);
+    assert!(!ce.stdout.contains("predicted"), "client stdout:\n{}", ce.stdout);
+}
+
+#[test]
+fn a_batch_above_the_dealers_memory_limit_is_refused_on_every_side() {
+    // 300 MiB holds the weights and the material of 2 ResNet-20 images at
+    // alpha 9 (113 MB each), not 3.
+    let s = Session::new("max-memory");
+    let cifar = cifar();
+    let t0 = Instant::now();
+    let mut d = s.dealer_with(&["--max-session-memory", "300"]);
+    let mut sv = s.server(&card(), ALPHA);
+    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "3", "--batch", "3"], &[&cifar]);
+    let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
+    let said = "batch 3 exceeds this dealer's limit of 2";
+    de.failed_mentioning("dealer", &[said]);
+    ce.failed_mentioning("client", &["dealer", AbortCode::Limit.text()]);
+    se.failed_mentioning("server", &["dealer", AbortCode::Limit.text()]);
+}
+
+#[test]
 fn a_wrong_expected_model_digest_is_refused_by_the_client() {
     let s = Session::new("digest");
     let wrong = "ab".repeat(32);
@@ -796,7 +844,7 @@ fn help_explains_every_option() {
     let text = String::from_utf8_lossy(&out.stdout);
     for opt in [
         "--role", "--listen", "--connect", "--dealer", "--certs", "--insecure-tcp", "--model", "--alpha", "--input", "--first", "--count",
-        "--image-size", "--batch", "--expect-model", "--report", "--timeout",
+        "--image-size", "--batch", "--expect-model", "--report", "--timeout", "--max-batch", "--max-session-memory",
     ] {
         assert!(text.contains(opt), "pann-party --help does not mention {opt}:\n{text}");
     }

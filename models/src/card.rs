@@ -100,7 +100,8 @@ impl ModelCard {
     }
 
     /// Consistency of the card itself: normalisation matches the input
-    /// channels, bounds are positive, and every bound names a ReLU site.
+    /// channels, every size, the normalisation and the bounds are within
+    /// [`crate::limits`], and every bound names a ReLU site.
     pub fn check(&self, path: &Path) -> Result<Network> {
         let bad = |reason: String| ModelError::Card { path: path.into(), reason };
         let net = self.architecture.build()?;
@@ -108,17 +109,13 @@ impl ModelCard {
         if self.input.mean.len() != c || self.input.std.len() != c {
             return Err(bad(format!("input normalisation has {} means and {} stds for {c} channels", self.input.mean.len(), self.input.std.len())));
         }
-        if self.input.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
-            return Err(bad("input std must be positive".into()));
-        }
+        crate::limits::check_input_spec(&self.input, c)?;
         let sites = net.relu_sites();
         for (site, &b) in &self.relu_bounds {
             if !sites.contains(&site.as_str()) {
                 return Err(bad(format!("bound for unknown ReLU site {site:?}")));
             }
-            if !(b > 0.0 && b.is_finite()) {
-                return Err(ModelError::BadBound { site: site.clone(), bound: b });
-            }
+            crate::limits::check_bound(site, b)?;
         }
         if !self.relu_bounds.is_empty() && self.relu_bounds.len() != sites.len() {
             let missing = sites.iter().find(|s| !self.relu_bounds.contains_key(**s)).copied().unwrap_or("?");

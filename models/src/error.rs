@@ -51,6 +51,19 @@ pub enum ModelError {
     #[error("ReLU site {site:?}: bound {bound} is not a positive finite number")]
     BadBound { site: String, bound: f64 },
 
+    /// A size or count above its documented limit (see [`crate::limits`]).
+    #[error("{what} is {value}, above the limit of {max}")]
+    TooLarge { what: String, value: u64, max: u64 },
+
+    /// A numeric parameter outside its documented range (see [`crate::limits`]).
+    #[error("{what} is {value}, outside the supported range [{min}, {max}]")]
+    OutOfRange { what: String, value: f64, min: f64, max: f64 },
+
+    /// A batch above what this role accepts: `who` is "server", "dealer" or
+    /// "client"; the text is public (sizes only) and is sent to the peers.
+    #[error("batch {batch} exceeds this {who}'s limit of {limit} ({detail})")]
+    BatchLimit { who: &'static str, batch: usize, limit: usize, detail: String },
+
     #[error("sign polynomial: {0}")]
     SignPoly(String),
 
@@ -86,6 +99,7 @@ impl ModelError {
     pub fn abort_code(&self) -> Option<AbortCode> {
         match self {
             ModelError::Session { code, .. } => Some(*code),
+            ModelError::BatchLimit { .. } | ModelError::TooLarge { .. } => Some(AbortCode::Limit),
             _ => None,
         }
     }

@@ -39,6 +39,7 @@ pub mod error;
 pub mod fold;
 pub mod idx;
 pub mod image;
+pub mod limits;
 pub mod linalg;
 pub mod model;
 pub mod network;

@@ -136,10 +136,12 @@ impl Network {
         out
     }
 
-    /// Check the structure: node 0 is the only input, inputs point backwards,
-    /// names are unique, and every stored shape is what the op produces.
+    /// Check the structure: every size within [`crate::limits`] (checked
+    /// before any shape is computed), node 0 is the only input, inputs point
+    /// backwards, names are unique, and every stored shape is what the op produces.
     /// Run on every deserialised network, since it may come from a peer.
     pub fn validate(&self) -> Result<()> {
+        crate::limits::check_network(self)?;
         let first = self.nodes.first().ok_or_else(|| ModelError::Config("network has no nodes".into()))?;
         if first.op != Op::Input || !first.inputs.is_empty() {
             return Err(ModelError::Config("node 0 must be the input".into()));
@@ -278,8 +280,16 @@ impl NetworkBuilder {
         if let Some(&bad) = inputs.iter().find(|&&j| j >= self.nodes.len()) {
             return Err(ModelError::Config(format!("node {name:?} reads unknown value {bad}")));
         }
+        if self.nodes.len() >= crate::limits::MAX_NODES {
+            return Err(ModelError::TooLarge { what: "number of nodes".into(), value: self.nodes.len() as u64 + 1, max: crate::limits::MAX_NODES as u64 });
+        }
+        crate::limits::check_op(&name, &op)?;
         let ins: Vec<Shape> = inputs.iter().map(|&j| self.nodes[j].shape).collect();
+        for (&j, &s) in inputs.iter().zip(&ins) {
+            crate::limits::check_shape(&self.nodes[j].name, s)?;
+        }
         let shape = infer_shape(&name, &op, &ins)?;
+        crate::limits::check_shape(&name, shape)?;
         self.nodes.push(Node { name, op, inputs: inputs.to_vec(), shape });
         Ok(self.nodes.len() - 1)
     }

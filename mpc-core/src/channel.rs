@@ -10,6 +10,14 @@
 //!
 //! Typed ring messages carry a one-byte tag (see [`Tag`]) so that an
 //! unexpected message is reported by name.
+//!
+//! Every typed receive says how long the frame it expects may be
+//! ([`Channel::recv_ring`]: exactly `1 + 8n` bytes; [`Channel::recv_tagged_max`]:
+//! at most a given body length; an `Abort` at most [`MAX_ABORT`] bytes). The
+//! header and the tag byte are checked against that expectation before any
+//! of the body is read or allocated, so a peer cannot make us read (or wait
+//! for) a frame the protocol does not call for at that point; `max_frame`
+//! stays the overall ceiling.
 
 use std::time::Duration;
 
@@ -99,6 +107,35 @@ const EAGER_ALLOC: usize = 16 << 20;
 
 /// Frame header size on the wire.
 pub const HEADER: usize = 4;
+
+/// Longest `Abort` body accepted from a peer, in bytes (an Abort is one code
+/// byte; a longer one is refused before it is read).
+pub const MAX_ABORT: usize = 64;
+
+/// What a typed receive accepts as the body (after the tag byte) of the next frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// Exactly this many bytes.
+    Exactly(usize),
+    /// At most this many bytes.
+    AtMost(usize),
+}
+
+impl Expect {
+    fn admits(self, body: usize) -> bool {
+        match self {
+            Expect::Exactly(n) => body == n,
+            Expect::AtMost(n) => body <= n,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Expect::Exactly(n) => format!("exactly {n}"),
+            Expect::AtMost(n) => format!("at most {n}"),
+        }
+    }
+}
 
 pub struct Channel {
     reader: Box<dyn AsyncRead + Unpin + Send>,
@@ -234,8 +271,21 @@ impl Channel {
         }
     }
 
-    /// Wait for the next raw frame, writing anything queued meanwhile.
+    /// Wait for the next raw frame (any tag, up to `max_frame` bytes),
+    /// writing anything queued meanwhile. Protocol code uses the typed
+    /// receives, which bound each frame by what they expect.
     pub async fn recv_frame(&mut self) -> Result<Vec<u8>> {
+        self.recv_checked(None).await
+    }
+
+    /// Wait for the next frame, writing anything queued meanwhile. With
+    /// `expect = Some((tag, len))`, the header and the tag byte are checked
+    /// before the body is read: a frame with another tag is refused
+    /// (`UnexpectedMessage`), except an `Abort` of at most [`MAX_ABORT`]
+    /// bytes, which is read and returned as `PeerAborted`; a frame of `tag`
+    /// whose body length `len` does not admit is refused (`FrameLength`).
+    /// Returns the whole payload, tag included.
+    async fn recv_checked(&mut self, expect: Option<(Tag, Expect)>) -> Result<Vec<u8>> {
         if self.sent_since_recv {
             self.meter.record_round();
             self.sent_since_recv = false;
@@ -259,6 +309,28 @@ impl Channel {
                 return Err(CoreError::FrameTooLarge { len, max });
             }
             let mut payload = Vec::new();
+            if let Some((tag, body)) = expect {
+                if len == 0 {
+                    return Err(CoreError::Malformed(format!("empty frame where a {tag:?} message was expected")));
+                }
+                let mut first = [0u8; 1];
+                reader.read_exact(&mut first).await.map_err(CoreError::io("reading a frame body"))?;
+                let got = first[0];
+                let allowed = if got == Tag::Abort as u8 {
+                    match body {
+                        Expect::AtMost(m) if tag == Tag::Abort => Expect::AtMost(m.min(MAX_ABORT)),
+                        _ => Expect::AtMost(MAX_ABORT),
+                    }
+                } else if got == tag as u8 {
+                    body
+                } else {
+                    return Err(CoreError::UnexpectedMessage { expected: format!("{tag:?}"), got: tag_name(got) });
+                };
+                if !allowed.admits(len - 1) {
+                    return Err(CoreError::FrameLength { what: tag_name(got), len: len - 1, expected: allowed.describe() });
+                }
+                payload.push(got);
+            }
             while payload.len() < len {
                 let filled = payload.len();
                 let step = (len - filled).min(EAGER_ALLOC.max(filled));
@@ -278,26 +350,75 @@ impl Channel {
         Ok(payload)
     }
 
-    /// Wait for a frame with the given tag; returns its body. An `Abort` from
-    /// the peer becomes `PeerAborted` with the peer's reason.
-    pub async fn recv_tagged(&mut self, tag: Tag) -> Result<Vec<u8>> {
-        let mut frame = self.recv_frame().await?;
-        let Some(&got) = frame.first() else {
-            return Err(CoreError::Malformed(format!("empty frame where a {tag:?} message was expected")));
-        };
-        if got == Tag::Abort as u8 && tag != Tag::Abort {
+    /// Wait for a frame with the given tag whose body is at most `max` bytes;
+    /// returns its body. A longer frame (or one of another tag) is refused
+    /// from its header and tag, before its body is read. An `Abort` from the
+    /// peer becomes `PeerAborted` with the peer's code.
+    pub async fn recv_tagged_max(&mut self, tag: Tag, max: usize) -> Result<Vec<u8>> {
+        let mut frame = self.recv_checked(Some((tag, Expect::AtMost(max)))).await?;
+        if frame[0] == Tag::Abort as u8 && tag != Tag::Abort {
             return Err(CoreError::PeerAborted(abort_code_of(&frame[1..])));
-        }
-        if got != tag as u8 {
-            return Err(CoreError::UnexpectedMessage { expected: format!("{tag:?}"), got: tag_name(got) });
         }
         frame.remove(0);
         Ok(frame)
     }
 
-    /// Wait for a vector of exactly `n` ring elements.
+    /// Skip the peer's frames until an `Abort` (of at most [`MAX_ABORT`]
+    /// bytes) and return its code: for a side that is ending the session
+    /// and only wants to hear why the peer gave up. Other frames' bodies are
+    /// read and discarded in small pieces, never buffered whole. Ends with
+    /// the first error (end of stream, timeout, an oversized Abort).
+    pub async fn drain_until_abort(&mut self) -> Result<AbortCode> {
+        let after = self.cfg.timeout;
+        let reader = &mut self.reader;
+        let read = async {
+            let mut scratch = vec![0u8; 64 << 10];
+            loop {
+                let mut header = [0u8; HEADER + 1];
+                reader.read_exact(&mut header[..HEADER]).await.map_err(CoreError::io("waiting for a frame header"))?;
+                let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+                if len == 0 {
+                    continue;
+                }
+                reader.read_exact(&mut header[HEADER..]).await.map_err(CoreError::io("reading a frame body"))?;
+                let mut left = len - 1;
+                if header[HEADER] == Tag::Abort as u8 {
+                    if left > MAX_ABORT {
+                        return Err(CoreError::FrameLength { what: "Abort".into(), len: left, expected: format!("at most {MAX_ABORT}") });
+                    }
+                    let mut body = vec![0u8; left];
+                    reader.read_exact(&mut body).await.map_err(CoreError::io("reading a frame body"))?;
+                    return Ok(abort_code_of(&body));
+                }
+                while left > 0 {
+                    let k = left.min(scratch.len());
+                    reader.read_exact(&mut scratch[..k]).await.map_err(CoreError::io("reading a frame body"))?;
+                    left -= k;
+                }
+            }
+        };
+        match tokio::time::timeout(after, read).await {
+            Err(_) => Err(CoreError::Timeout { context: "waiting for the peer", after }),
+            Ok(r) => r,
+        }
+    }
+
+    /// [`Channel::recv_tagged_max`] bounded only by `max_frame`: for callers
+    /// that cannot know a smaller bound (prefer `recv_tagged_max`).
+    pub async fn recv_tagged(&mut self, tag: Tag) -> Result<Vec<u8>> {
+        let max = self.cfg.max_frame.saturating_sub(1);
+        self.recv_tagged_max(tag, max).await
+    }
+
+    /// Wait for a vector of exactly `n` ring elements: a frame whose header
+    /// announces anything but `1 + 8n` bytes is refused before its body is
+    /// read (an `Abort` of at most [`MAX_ABORT`] bytes becomes `PeerAborted`).
     pub async fn recv_ring(&mut self, n: usize) -> Result<Vec<R>> {
-        let frame = self.recv_frame().await?;
+        let body = n.checked_mul(8).filter(|b| *b < self.cfg.max_frame).ok_or(CoreError::FrameTooLarge {
+            len: n.saturating_mul(8).saturating_add(1),
+            max: self.cfg.max_frame,
+        })?;
+        let frame = self.recv_checked(Some((Tag::Ring, Expect::Exactly(body)))).await?;
         decode_ring(&frame, n)
     }
 
@@ -386,9 +507,53 @@ mod tests {
     async fn wrong_length_and_wrong_tag_are_errors() {
         let (mut a, mut b) = Channel::mem_pair(ChannelConfig::default());
         a.send_ring(&[1, 2, 3]).unwrap();
+        a.flush().await.unwrap();
+        let err = b.recv_ring(2).await.unwrap_err();
+        assert!(matches!(&err, CoreError::FrameLength { len: 24, expected, .. } if expected == "exactly 16"), "{err}");
+        let (mut a, mut b) = Channel::mem_pair(ChannelConfig::default());
         a.send_tagged(Tag::Bytes, b"x").unwrap();
         a.flush().await.unwrap();
-        assert!(matches!(b.recv_ring(2).await, Err(CoreError::Malformed(_))));
         assert!(matches!(b.recv_ring(1).await, Err(CoreError::UnexpectedMessage { .. })));
+    }
+
+    #[tokio::test]
+    async fn tagged_frames_are_bounded_per_receive() {
+        let (mut a, mut b) = Channel::mem_pair(ChannelConfig::default());
+        // At the limit: accepted.
+        a.send_tagged(Tag::Bytes, &[7; 100]).unwrap();
+        a.flush().await.unwrap();
+        assert_eq!(b.recv_tagged_max(Tag::Bytes, 100).await.unwrap(), vec![7; 100]);
+        // One byte more: refused, and only the header and tag were read.
+        a.send_tagged(Tag::Bytes, &[7; 101]).unwrap();
+        a.flush().await.unwrap();
+        let err = b.recv_tagged_max(Tag::Bytes, 100).await.unwrap_err();
+        assert!(matches!(&err, CoreError::FrameLength { len: 101, expected, .. } if expected == "at most 100"), "{err}");
+        assert_eq!(b.meter().total().bytes_recv, (HEADER + 101) as u64);
+    }
+
+    #[tokio::test]
+    async fn draining_skips_frames_and_returns_the_abort() {
+        let (mut a, mut b) = Channel::mem_pair(ChannelConfig::default());
+        a.send_ring(&vec![1; 100_000]).unwrap();
+        a.send_tagged(Tag::Bytes, b"x").unwrap();
+        a.abort(AbortCode::Model).await;
+        assert_eq!(b.drain_until_abort().await.unwrap(), AbortCode::Model);
+        a.send_tagged(Tag::Abort, &vec![b'x'; MAX_ABORT + 1]).unwrap();
+        let (_, got) = tokio::join!(a.flush(), b.drain_until_abort());
+        assert!(matches!(got, Err(CoreError::FrameLength { .. })), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn an_abort_is_read_wherever_a_frame_is_expected_up_to_its_cap() {
+        let (mut a, mut b) = Channel::mem_pair(ChannelConfig::default());
+        a.abort(AbortCode::Limit).await;
+        assert!(matches!(b.recv_ring(1000).await, Err(CoreError::PeerAborted(AbortCode::Limit))));
+        a.abort(AbortCode::Input).await;
+        assert!(matches!(b.recv_tagged_max(Tag::Hello, 1).await, Err(CoreError::PeerAborted(AbortCode::Input))));
+        // An Abort longer than MAX_ABORT is refused before its body is read.
+        a.send_tagged(Tag::Abort, &vec![b'x'; MAX_ABORT + 1]).unwrap();
+        let (sent, got) = tokio::join!(a.flush(), b.recv_ring(1));
+        let _ = sent;
+        assert!(matches!(got, Err(CoreError::FrameLength { .. })), "{got:?}");
     }
 }

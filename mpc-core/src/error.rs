@@ -22,6 +22,10 @@ pub enum CoreError {
     Timeout { context: &'static str, after: Duration },
     #[error("frame of {len} bytes exceeds the maximum frame size of {max} bytes")]
     FrameTooLarge { len: usize, max: usize },
+    /// A frame whose announced length is not what the protocol expects at
+    /// this point (refused from its header and tag, before its body is read).
+    #[error("a {what} frame with a body of {len} bytes where {expected} bytes were expected")]
+    FrameLength { what: String, len: usize, expected: String },
     #[error("peer closed the connection while {context}")]
     PeerClosed { context: &'static str },
     #[error("unexpected message: expected {expected}, got {got}")]
@@ -56,7 +60,7 @@ impl CoreError {
     pub fn abort_code(&self) -> AbortCode {
         match self {
             CoreError::HandshakeMismatch { .. } => AbortCode::Mismatch,
-            CoreError::UnexpectedMessage { .. } | CoreError::Malformed(_) | CoreError::FrameTooLarge { .. } => AbortCode::Malformed,
+            CoreError::UnexpectedMessage { .. } | CoreError::Malformed(_) | CoreError::FrameTooLarge { .. } | CoreError::FrameLength { .. } => AbortCode::Malformed,
             CoreError::Timeout { .. } => AbortCode::Timeout,
             CoreError::RoleNotCertified { .. } => AbortCode::Identity,
             CoreError::PeerAborted(_) | CoreError::PeerClosed { .. } | CoreError::Io { .. } | CoreError::Connect { .. } | CoreError::Tls(_) => {

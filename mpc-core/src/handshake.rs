@@ -30,6 +30,11 @@ const MAGIC: &[u8; 4] = b"PANN";
 /// Meter label of handshake traffic.
 pub const HANDSHAKE_LABEL: &str = "handshake";
 
+/// Longest Hello body accepted from a peer, in bytes. Ours are a few hundred
+/// bytes (the longest field is a per-layer precision, about 3 bytes per ReLU
+/// site); a longer Hello is refused from its header, before it is read.
+pub const MAX_HELLO: usize = 64 << 10;
+
 /// Who this side of a channel is. Any two different roles are complementary
 /// (server/client, and either party with the dealer); equal roles are not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -246,10 +251,10 @@ pub async fn handshake(ch: &mut Channel, ours: &SessionParams) -> Result<Session
 
 async fn exchange(ch: &mut Channel, ours: &SessionParams) -> Result<SessionParams> {
     ch.send_tagged(Tag::Hello, &ours.encode())?;
-    let body = match ch.recv_tagged(Tag::Hello).await {
+    let body = match ch.recv_tagged_max(Tag::Hello, MAX_HELLO).await {
         Ok(b) => b,
         Err(e) => {
-            if matches!(e, CoreError::UnexpectedMessage { .. } | CoreError::Malformed(_) | CoreError::FrameTooLarge { .. }) {
+            if matches!(e, CoreError::UnexpectedMessage { .. } | CoreError::Malformed(_) | CoreError::FrameLength { .. } | CoreError::FrameTooLarge { .. }) {
                 ch.abort(e.abort_code()).await;
             }
             return Err(e);

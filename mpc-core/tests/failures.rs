@@ -36,6 +36,37 @@ async fn oversized_frame_is_rejected_before_reading_it() {
 }
 
 #[tokio::test]
+async fn a_ring_frame_of_another_length_is_refused_from_its_header() {
+    // Exactly 1 + 8n bytes: accepted.
+    let (mut ch, mut raw) = channel_and_raw(short_cfg()).await;
+    let mut frame = (1 + 8 * 4u32).to_le_bytes().to_vec();
+    frame.push(Tag::Ring as u8);
+    frame.extend((1..=4u64).flat_map(|x| x.to_le_bytes()));
+    raw.write_all(&frame).await.unwrap();
+    assert_eq!(within(5, ch.recv_ring(4)).await.unwrap(), vec![1, 2, 3, 4]);
+    // One byte more: refused from the header and the tag alone. The body is
+    // never sent and the peer stays connected, so an answer that waited for
+    // the body would time out instead.
+    let cfg = short_cfg().with_timeout(Duration::from_secs(3));
+    let (mut ch, mut raw) = channel_and_raw(cfg).await;
+    raw.write_all(&(1 + 8 * 4u32 + 1).to_le_bytes()).await.unwrap();
+    raw.write_all(&[Tag::Ring as u8]).await.unwrap();
+    let t0 = Instant::now();
+    let err = within(5, ch.recv_ring(4)).await.unwrap_err();
+    assert!(matches!(&err, CoreError::FrameLength { len: 33, expected, .. } if expected == "exactly 32"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    assert_eq!(ch.meter().total().bytes_recv, 0, "nothing of the refused frame is counted as received");
+    // A frame announcing 1 GiB where a small setup message is expected: refused
+    // at once (the default max_frame would have let it through).
+    let (mut ch, mut raw) = channel_and_raw(short_cfg()).await;
+    raw.write_all(&(1u32 << 30).to_le_bytes()).await.unwrap();
+    raw.write_all(&[Tag::Bytes as u8]).await.unwrap();
+    let err = within(5, ch.recv_tagged_max(Tag::Bytes, 1 << 20)).await.unwrap_err();
+    assert!(matches!(&err, CoreError::FrameLength { len, .. } if *len == (1 << 30) - 1), "{err}");
+    drop(raw);
+}
+
+#[tokio::test]
 async fn huge_announced_frame_then_close_does_not_allocate_it() {
     // Within the limit (1 GiB by default) but never sent: the reader must
     // fail with PeerClosed, having allocated only what arrived.
@@ -77,12 +108,14 @@ async fn garbage_where_a_ring_frame_is_expected() {
     let err = within(5, ch.recv_ring(8)).await.unwrap_err();
     assert!(matches!(&err, CoreError::UnexpectedMessage { got, .. } if got == "unknown tag 238"), "{err}");
 
-    // A Ring tag with a body that is not a whole number of elements.
+    // A Ring tag with a body that is not a whole number of elements: refused
+    // from its header (a fresh channel: the refused body is never read).
+    let (mut ch, mut raw) = channel_and_raw(short_cfg()).await;
     junk[0] = Tag::Ring as u8;
     raw.write_all(&(junk.len() as u32).to_le_bytes()).await.unwrap();
     raw.write_all(&junk).await.unwrap();
     let err = within(5, ch.recv_ring(8)).await.unwrap_err();
-    assert!(matches!(err, CoreError::Malformed(_)), "{err}");
+    assert!(matches!(err, CoreError::FrameLength { len: 63, .. }), "{err}");
 
     // Unframed random bytes: whatever the header says, an error comes quickly.
     for round in 0..20 {
@@ -100,6 +133,7 @@ async fn garbage_where_a_ring_frame_is_expected() {
             matches!(
                 err,
                 CoreError::FrameTooLarge { .. }
+                    | CoreError::FrameLength { .. }
                     | CoreError::PeerClosed { .. }
                     | CoreError::UnexpectedMessage { .. }
                     | CoreError::Malformed(_)

@@ -212,7 +212,8 @@ pub async fn send_seed(chan: &mut Channel, seed: &Seed) -> Result<()> {
 /// Receive the dealer's seed (setup phase, party side).
 pub async fn recv_seed(chan: &mut Channel) -> Result<Seed> {
     chan.set_phase(Phase::Setup);
-    let b = chan.recv_tagged(Tag::Bytes).await?;
+    // A seed frame is refused from its header if longer than a seed.
+    let b = chan.recv_tagged_max(Tag::Bytes, std::mem::size_of::<Seed>()).await?;
     b.as_slice().try_into().map_err(|_| {
         ProtocolError::Core(CoreError::Malformed(format!(
             "a seed is 16 bytes, got {}",

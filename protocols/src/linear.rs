@@ -122,12 +122,16 @@ pub async fn linear_forward(
     Ok(out)
 }
 
+/// Longest layer shape description accepted from the peer (JSON of a
+/// [`LinearSpec`], under 200 bytes in practice).
+pub const MAX_SPEC_JSON: usize = 4096;
+
 /// Both parties' agreement on a layer's shape is part of the session
 /// handshake; this helper checks a shape digest received from the peer.
 pub async fn check_peer_spec(chan: &mut Channel, spec: &LinearSpec) -> Result<()> {
     let ours = serde_json::to_vec(spec).map_err(|e| ProtocolError::Params(e.to_string()))?;
     chan.send_tagged(Tag::Bytes, &ours)?;
-    let theirs = chan.recv_tagged(Tag::Bytes).await?;
+    let theirs = chan.recv_tagged_max(Tag::Bytes, MAX_SPEC_JSON).await?;
     if theirs != ours {
         return Err(ProtocolError::Core(CoreError::HandshakeMismatch {
             field: "linear layer".into(),

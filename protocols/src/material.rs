@@ -49,6 +49,22 @@ impl Request {
         }
     }
 
+    /// Ring elements of one party's material for this request (mask shares,
+    /// truncation atoms and products, or the linear layer's `r` and `z`), in
+    /// u64 with saturating arithmetic: a saturated count exceeds any memory
+    /// cap a caller compares it with. Both parties hold this much per request
+    /// (party 1 receives `correction_len` of it); this is what memory limits
+    /// per session are computed from.
+    pub fn material_len(&self) -> u64 {
+        match self {
+            Request::Program { program, n } => {
+                let per = program.n_openings() as u64 + program.correction_len_per_element() as u64;
+                per.saturating_mul(*n as u64)
+            }
+            Request::Linear { spec, .. } => (spec.input_len() as u64).saturating_add(spec.output_len() as u64),
+        }
+    }
+
     pub(crate) fn tag(&self) -> u64 {
         match self {
             Request::Program { program, n } => program_tag(program, *n),
@@ -271,5 +287,36 @@ fn assemble(prg: &mut Prg, req: &Request, derived: &mut dyn FnMut(&mut Prg, usiz
                 z,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::ConvSpec;
+    use crate::poly::{PolyRelu, ReluConfig};
+
+    fn held(m: &Material) -> u64 {
+        let n = match m {
+            Material::Program(p) => {
+                p.opens.iter().map(|o| o.r.len() + o.low.len() + o.msb.len()).sum::<usize>()
+                    + p.products.iter().map(Vec::len).sum::<usize>()
+            }
+            Material::Linear(l) => l.r.len() + l.z.len(),
+        };
+        n as u64
+    }
+
+    #[test]
+    fn material_len_is_what_a_party_holds() {
+        let relu = PolyRelu::new(ReluConfig::new(9, 36)).unwrap();
+        let spec = LinearSpec::Conv(ConvSpec { n: 2, c: 3, h: 5, w: 5, o: 4, kh: 3, kw: 3, stride: 1, pad: 1 });
+        for req in [Request::program(&relu.program, 7), Request::Linear { layer: 0, spec }] {
+            let m = Expander::new(Party::Server, [1; 16]).expand(&req, None).unwrap();
+            assert_eq!(req.material_len(), held(&m));
+        }
+        // Saturates instead of wrapping.
+        let huge = Request::program(&relu.program, usize::MAX);
+        assert_eq!(huge.material_len(), u64::MAX);
     }
 }

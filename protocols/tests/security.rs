@@ -203,8 +203,12 @@ async fn a_peer_sending_the_wrong_length_or_aborting_is_an_error() {
             c1.flush().await.unwrap();
         }
     );
+    // Refused from the frame's header (3 elements where 8 are expected).
     assert!(
-        matches!(r, Err(ProtocolError::Core(CoreError::Malformed(_)))),
+        matches!(
+            r,
+            Err(ProtocolError::Core(CoreError::FrameLength { len: 24, .. }))
+        ),
         "{r:?}"
     );
     let (m0, _) = dealer.deal(&Request::program(&p, 4)).unwrap();

@@ -16,6 +16,7 @@ use pann_bin::input;
 use pann_bin::party::{check_cert_dir, run_client, run_dealer, run_server, Net};
 use pann_mpc_core::Role;
 use pann_bin::report::top_k;
+use pann_models::secure::{SessionLimits, DEFAULT_SESSION_MEMORY};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum RoleArg {
@@ -149,6 +150,19 @@ struct Args {
     /// online phase of a batch.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     timeout: u64,
+    /// Largest batch this role accepts (server and dealer: a client asking
+    /// for more is refused with an error naming the limit; at most 1024).
+    /// The memory budget below may lower it: the server prints the batch
+    /// it accepts for its model.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    max_batch: u64,
+    /// Memory budget of one session's material, in MiB (all roles). The
+    /// material of a batch is computed from the model's plan (ResNet-20 at
+    /// alpha 9: about 113 MB per image) plus the masked weights; the server
+    /// and the dealer refuse a larger batch, the client a model whose
+    /// material for its --batch would not fit.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_SESSION_MEMORY >> 20, value_parser = clap::value_parser!(u64).range(1..=(1 << 24)))]
+    max_session_memory: u64,
 }
 
 fn need<'a>(v: &'a Option<String>, flag: &str, role: &str) -> Result<&'a str> {
@@ -176,7 +190,8 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(a: Args) -> Result<()> {
-    let net = Net { certs: if a.insecure_tcp { None } else { a.certs.clone() }, timeout: Duration::from_secs(a.timeout) };
+    let limits = SessionLimits::new(usize::try_from(a.max_batch).unwrap_or(usize::MAX), a.max_session_memory << 20);
+    let net = Net { certs: if a.insecure_tcp { None } else { a.certs.clone() }, timeout: Duration::from_secs(a.timeout), limits };
     let me = match a.role {
         RoleArg::Server => Role::Server,
         RoleArg::Client => Role::Client,

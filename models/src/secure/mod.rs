@@ -9,6 +9,8 @@
 //!   fixed-point reference (the oracle), and each party's secure backend.
 //! * [`session`]: setup, offline and online phases of the three roles over
 //!   any channels (in-memory for tests, TLS in `pann-party`).
+//! * [`limits`]: each role's per-session limits (batch, material memory,
+//!   setup message lengths), computed from the plan's requests.
 //!
 //! ## What is public
 //! The architecture, the per-site ReLU bounds B (they fix public rescaling
@@ -17,9 +19,12 @@
 //! stay with the client.
 
 pub mod exec;
+pub mod limits;
 pub mod plan;
 pub mod session;
 
 pub use exec::{run_plan, Backend, ClearBackend, PartyBackend};
+pub use limits::{MaterialSize, SessionLimits, DEFAULT_SESSION_MEMORY};
 pub use plan::{Plan, PublicModel, SecureConfig, ServerWeights, Step};
 pub use session::{client_session, dealer_session, server_session, BatchReport, ClientOutcome, SessionError};
+pub use session::{client_session_with, dealer_session_with, server_session_with};

@@ -98,18 +98,15 @@ impl PublicModel {
         }
     }
 
-    /// Validate a description (it may come from a peer).
+    /// Validate a description (it may come from a peer): the structure, and
+    /// every size and parameter within [`crate::limits`].
     pub fn check(&self) -> Result<()> {
         self.network.validate()?;
-        let c = self.network.input_shape().c;
-        if self.input.mean.len() != c || self.input.std.len() != c || self.input.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
-            return Err(ModelError::Config(format!("input normalisation must give {c} means and {c} positive stds")));
-        }
+        crate::limits::check_input_spec(&self.input, self.network.input_shape().c)?;
         for site in self.network.relu_sites() {
             match self.bounds.get(site) {
                 None => return Err(ModelError::MissingBound { site: site.into() }),
-                Some(&b) if !(b > 0.0 && b.is_finite()) => return Err(ModelError::BadBound { site: site.into(), bound: b }),
-                _ => {}
+                Some(&b) => crate::limits::check_bound(site, b)?,
             }
         }
         let alpha_ok = |a: u32| (pann_protocols::sign_poly::MIN_ALPHA..=pann_protocols::sign_poly::MAX_ALPHA).contains(&a);
@@ -369,7 +366,8 @@ impl Plan {
                 if e.is_finite() && e.abs() < 2f64.powi(62 - 8) {
                     Ok(e.round() as i64 as u64)
                 } else {
-                    Err(ModelError::Config(format!("input value {v} cannot be encoded")))
+                    // No value in the text: the input is the client's secret.
+                    Err(ModelError::Config("an input value is outside the input encoding's range".into()))
                 }
             })
             .collect()

@@ -26,6 +26,7 @@ use pann_protocols::{Dealer, Expander, Material, ProtocolError};
 use serde::{Deserialize, Serialize};
 
 use super::exec::{run_plan, PartyBackend};
+use super::limits::{MaterialSize, SessionLimits, MAX_MODEL_DESCRIPTION, MAX_REQUEST};
 use super::plan::{Plan, PublicModel, ServerWeights};
 use crate::card::sha256_hex;
 use crate::model::Model;
@@ -75,9 +76,9 @@ fn online(peer: &'static str) -> impl Fn(SessionError) -> SessionError {
 }
 
 /// Data a peer sent that does not decode or check: the peer is told only
-/// that its message was malformed.
+/// that its message was malformed or beyond a limit.
 fn from_peer(peer: &'static str) -> impl Fn(SessionError) -> SessionError {
-    move |e| coded(AbortCode::Malformed, format!("from the {peer}: {e}"))
+    move |e| coded(e.abort_code().unwrap_or(AbortCode::Malformed), format!("from the {peer}: {e}"))
 }
 
 /// Tell both peers why this side gives up: the error's own code, or `local`
@@ -88,7 +89,8 @@ async fn abort_both(a: &mut Channel, b: &mut Channel, e: &SessionError, local: A
     b.abort(code).await;
 }
 
-/// Largest batch and number of batches a client may request.
+/// Largest batch and number of batches a client may request (the protocol's
+/// ceiling; each role's own, usually smaller, limit is [`SessionLimits`]).
 pub const MAX_BATCH: usize = 1024;
 pub const MAX_BATCHES: usize = 1 << 20;
 
@@ -130,12 +132,13 @@ async fn send_json<T: Serialize>(chan: &mut Channel, peer: &'static str, v: &T) 
     chan.flush().await.map_err(on(peer))
 }
 
-async fn recv_bytes(chan: &mut Channel, peer: &'static str) -> Result<Vec<u8>> {
-    chan.recv_tagged(Tag::Bytes).await.map_err(on(peer))
+/// A setup message of at most `max` bytes (refused from its header if longer).
+async fn recv_bytes(chan: &mut Channel, peer: &'static str, max: usize) -> Result<Vec<u8>> {
+    chan.recv_tagged_max(Tag::Bytes, max).await.map_err(on(peer))
 }
 
 async fn recv_request(chan: &mut Channel, peer: &'static str) -> Result<SessionRequest> {
-    let b = recv_bytes(chan, peer).await?;
+    let b = recv_bytes(chan, peer, MAX_REQUEST).await?;
     let r: SessionRequest = serde_json::from_slice(&b).map_err(|e| coded(AbortCode::Malformed, format!("malformed session request from the {peer}: {e}")))?;
     r.check().map_err(|e| coded(AbortCode::Limit, format!("the {peer}'s {e}")))?;
     Ok(r)
@@ -165,15 +168,27 @@ pub struct ClientOutcome {
 
 /// The server's side. `model` must be BN-folded and described by `public`.
 pub async fn server_session(client: &mut Channel, dealer: &mut Channel, model: &Model, public: &PublicModel) -> Result<Vec<BatchReport>> {
-    let res = server_inner(client, dealer, model, public).await;
+    server_session_with(client, dealer, model, public, &SessionLimits::default()).await
+}
+
+/// [`server_session`] refusing a client's batch above `limits`.
+pub async fn server_session_with(
+    client: &mut Channel,
+    dealer: &mut Channel,
+    model: &Model,
+    public: &PublicModel,
+    limits: &SessionLimits,
+) -> Result<Vec<BatchReport>> {
+    let res = server_inner(client, dealer, model, public, limits).await;
     if let Err(e) = &res {
         abort_both(client, dealer, e, AbortCode::Model).await;
     }
     res
 }
 
-async fn server_inner(client: &mut Channel, dealer: &mut Channel, model: &Model, public: &PublicModel) -> Result<Vec<BatchReport>> {
+async fn server_inner(client: &mut Channel, dealer: &mut Channel, model: &Model, public: &PublicModel, limits: &SessionLimits) -> Result<Vec<BatchReport>> {
     let desc = public.to_json();
+    let size = MaterialSize::of(&Arc::new(public.clone()))?;
     handshake(client, &session_params(Role::Server, &public.precision()).expecting(Role::Client)).await.map_err(on("client"))?;
     handshake(dealer, &dealer_params(Role::Server).expecting(Role::Dealer)).await.map_err(on("dealer"))?;
     for (ch, peer) in [(&mut *client, "client"), (&mut *dealer, "dealer")] {
@@ -183,6 +198,7 @@ async fn server_inner(client: &mut Channel, dealer: &mut Channel, model: &Model,
         ch.flush().await.map_err(on(peer))?;
     }
     let req = recv_request(client, "client").await?;
+    limits.check_batch("server", req.batch, &size)?;
     let plan = Plan::compile(Arc::new(public.clone()), req.batch)?;
     let weights = ServerWeights::encode(&plan, model)?;
     let mut expander = Expander::new(Party::Server, recv_seed(dealer).await.map_err(on("dealer"))?);
@@ -191,7 +207,7 @@ async fn server_inner(client: &mut Channel, dealer: &mut Channel, model: &Model,
         client.set_label(&plan.network().nodes[plan.linears[id].0].name);
         layers.push(setup_server(client, &mut expander, id, *spec, w.clone()).await.map_err(on("client"))?);
     }
-    let mut reports = Vec::with_capacity(req.batches);
+    let mut reports = Vec::new();
     for _ in 0..req.batches {
         let t0 = Instant::now();
         let material = plan.requests().iter().map(|r| expander.expand(r, None)).collect::<std::result::Result<_, _>>().map_err(err)?;
@@ -234,7 +250,21 @@ pub async fn client_session(
     images: &[Vec<u8>],
     batch: usize,
 ) -> Result<ClientOutcome> {
-    let res = client_inner(server, dealer, precision, expect_digest, images, batch).await;
+    client_session_with(server, dealer, precision, expect_digest, images, batch, &SessionLimits::default()).await
+}
+
+/// [`client_session`] refusing a model whose material for `batch` images
+/// exceeds `limits` (a server chooses the model's size).
+pub async fn client_session_with(
+    server: &mut Channel,
+    dealer: &mut Channel,
+    precision: &str,
+    expect_digest: Option<&str>,
+    images: &[Vec<u8>],
+    batch: usize,
+    limits: &SessionLimits,
+) -> Result<ClientOutcome> {
+    let res = client_inner(server, dealer, precision, expect_digest, images, batch, limits).await;
     if let Err(e) = &res {
         abort_both(server, dealer, e, AbortCode::Input).await;
     }
@@ -248,6 +278,7 @@ async fn client_inner(
     expect_digest: Option<&str>,
     images: &[Vec<u8>],
     batch: usize,
+    limits: &SessionLimits,
 ) -> Result<ClientOutcome> {
     let t_setup = Instant::now();
     if images.is_empty() {
@@ -255,7 +286,7 @@ async fn client_inner(
     }
     handshake(server, &session_params(Role::Client, precision).expecting(Role::Server)).await.map_err(on("server"))?;
     server.set_phase(Phase::Setup);
-    let desc = recv_bytes(server, "server").await?;
+    let desc = recv_bytes(server, "server", MAX_MODEL_DESCRIPTION).await?;
     let public = Arc::new(PublicModel::from_json(&desc).map_err(from_peer("server"))?);
     // The digest of the bytes as sent, which is what the server computes.
     let digest = sha256_hex(&desc);
@@ -272,6 +303,7 @@ async fn client_inner(
     let batch = batch.clamp(1, MAX_BATCH).min(images.len());
     let req = SessionRequest { batch, batches: images.len().div_ceil(batch) };
     req.check()?;
+    limits.check_batch("client", batch, &MaterialSize::of(&public)?)?;
     send_json(server, "server", &req).await?;
     handshake(dealer, &dealer_params(Role::Client).expecting(Role::Dealer)).await.map_err(on("dealer"))?;
     handshake(dealer, &model_params(Role::Client, &digest).expecting(Role::Dealer)).await.map_err(on("dealer"))?;
@@ -285,7 +317,7 @@ async fn client_inner(
     }
     let setup_s = t_setup.elapsed().as_secs_f64();
     let mut logits = Vec::with_capacity(images.len());
-    let mut reports = Vec::with_capacity(req.batches);
+    let mut reports = Vec::new();
     let mut prg = Prg::from_entropy();
     for chunk in images.chunks(batch) {
         let t0 = Instant::now();
@@ -321,14 +353,19 @@ async fn client_inner(
 /// The dealer's side: two accepted channels, in any order (the handshake
 /// tells which is the server and which the client).
 pub async fn dealer_session(a: &mut Channel, b: &mut Channel) -> Result<()> {
-    let res = dealer_inner(a, b).await;
+    dealer_session_with(a, b, &SessionLimits::default()).await
+}
+
+/// [`dealer_session`] refusing a client's batch above `limits`.
+pub async fn dealer_session_with(a: &mut Channel, b: &mut Channel, limits: &SessionLimits) -> Result<()> {
+    let res = dealer_inner(a, b, limits).await;
     if let Err(e) = &res {
         abort_both(a, b, e, AbortCode::Internal).await;
     }
     res
 }
 
-async fn dealer_inner(a: &mut Channel, b: &mut Channel) -> Result<()> {
+async fn dealer_inner(a: &mut Channel, b: &mut Channel, limits: &SessionLimits) -> Result<()> {
     // Both at once: each party reaches its dealer handshake at its own time.
     let ours = dealer_params(Role::Dealer);
     // The first failure ends the wait (the other party may never get here).
@@ -342,10 +379,12 @@ async fn dealer_inner(a: &mut Channel, b: &mut Channel) -> Result<()> {
         (x, y) => return Err(coded(AbortCode::Mismatch, format!("the dealer needs one server and one client, got {x} and {y}"))),
     };
     server.set_phase(Phase::Setup);
-    let desc = recv_bytes(server, "server").await?;
+    let desc = recv_bytes(server, "server", MAX_MODEL_DESCRIPTION).await?;
     let public = Arc::new(PublicModel::from_json(&desc).map_err(from_peer("server"))?);
+    let size = MaterialSize::of(&public)?;
     handshake(client, &model_params(Role::Dealer, &sha256_hex(&desc)).expecting(Role::Client)).await.map_err(on("client"))?;
     let req = recv_request(client, "client").await?;
+    limits.check_batch("dealer", req.batch, &size)?;
     let plan = Plan::compile(Arc::clone(&public), req.batch)?;
     let (s0, s1) = (Prg::random_seed(), Prg::random_seed());
     send_seed(server, &s0).await.map_err(on("server"))?;

@@ -1,0 +1,140 @@
+//! Per-session limits of the roles: how large a batch a role accepts, from
+//! the memory the batch's material takes, and how long each setup message
+//! from a peer may be.
+//!
+//! The client chooses the batch; the server expands the material of a whole
+//! batch up front (the client receives it; the dealer computes it request by
+//! request), which for ResNet-20 at alpha 9 is about 113 MB per image. So
+//! the server, the dealer and the client each compute the material of one
+//! image from the plan's requests ([`MaterialSize`]) and refuse a batch whose
+//! material would exceed their per-session memory budget, or that exceeds
+//! their `max_batch`, with a public error ([`ModelError::BatchLimit`]: sizes
+//! only) that the session sends to the peers.
+
+use std::sync::Arc;
+
+use super::plan::{Plan, PublicModel};
+use super::session::MAX_BATCH;
+use crate::error::{ModelError, Result};
+
+/// Default memory budget of one session's material, in bytes (4 GiB): about
+/// 37 ResNet-20 images per batch at alpha 9 (113 MB each).
+pub const DEFAULT_SESSION_MEMORY: u64 = 4 << 30;
+
+/// Longest public model description accepted from the server, in bytes
+/// (ResNet-20's is about 7 KB; MAX_NODES nodes with long names stay below it).
+pub const MAX_MODEL_DESCRIPTION: usize = 4 << 20;
+
+/// Longest session request accepted from the client, in bytes (it is a
+/// JSON object of two integers).
+pub const MAX_REQUEST: usize = 1024;
+
+/// What one role accepts per session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Largest batch (images per run), at most [`MAX_BATCH`].
+    pub max_batch: usize,
+    /// Largest material of one session, in bytes: the masked weights held
+    /// for the whole session plus one batch's material.
+    pub max_memory: u64,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self { max_batch: MAX_BATCH, max_memory: DEFAULT_SESSION_MEMORY }
+    }
+}
+
+/// Material one party holds, in bytes, computed from a plan's requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaterialSize {
+    /// Material of one image (masks, truncation atoms, products, linear `r`
+    /// and `z`): a batch of `n` images holds `n` times this.
+    pub per_image: u64,
+    /// Held once per session: the weight-sized share of every linear layer
+    /// (the server's weights, the client's `E = W - A`, the dealer's `A`).
+    pub setup: u64,
+}
+
+impl MaterialSize {
+    /// The material of `public`'s plan (compiled for one image: material is
+    /// linear in the batch). Arithmetic saturates, so a size too large to
+    /// count exceeds every budget.
+    pub fn of(public: &Arc<PublicModel>) -> Result<Self> {
+        let plan = Plan::compile(Arc::clone(public), 1)?;
+        let per_image = plan.requests().iter().fold(0u64, |acc, r| acc.saturating_add(r.material_len().saturating_mul(8)));
+        let setup = plan.linears.iter().fold(0u64, |acc, (_, s)| acc.saturating_add((s.weight_len() as u64).saturating_mul(8)));
+        Ok(Self { per_image, setup })
+    }
+
+    /// Material of a session with batches of `batch` images, in bytes
+    /// (`None` if it does not fit in a u64).
+    pub fn session_bytes(&self, batch: usize) -> Option<u64> {
+        self.per_image.checked_mul(batch as u64)?.checked_add(self.setup)
+    }
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+impl SessionLimits {
+    pub fn new(max_batch: usize, max_memory: u64) -> Self {
+        Self { max_batch, max_memory }
+    }
+
+    /// The largest batch accepted for a model of material `size`: at most
+    /// `max_batch` and [`MAX_BATCH`], and such that the session's material
+    /// fits `max_memory` (0 when not even one image fits).
+    pub fn batch_limit(&self, size: &MaterialSize) -> usize {
+        let room = self.max_memory.saturating_sub(size.setup);
+        let by_memory = if self.max_memory < size.setup { 0 } else { room.checked_div(size.per_image).unwrap_or(u64::MAX) };
+        let by_memory = usize::try_from(by_memory).unwrap_or(usize::MAX);
+        self.max_batch.min(MAX_BATCH).min(by_memory)
+    }
+
+    /// Refuse a batch above [`SessionLimits::batch_limit`]; `who` names this
+    /// role in the (public) error.
+    pub fn check_batch(&self, who: &'static str, batch: usize, size: &MaterialSize) -> Result<()> {
+        let limit = self.batch_limit(size);
+        if batch <= limit {
+            return Ok(());
+        }
+        let need = size.session_bytes(batch).map(mb).unwrap_or_else(|| "more than 2^64 bytes".into());
+        let detail = format!(
+            "a batch of {batch} needs {need} of material, {} per image plus {} of weights; this {who} allows {} images and {} per session",
+            mb(size.per_image),
+            mb(size.setup),
+            self.max_batch.min(MAX_BATCH),
+            mb(self.max_memory)
+        );
+        Err(ModelError::BatchLimit { who, batch, limit, detail })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_limit_from_memory_and_cap() {
+        let size = MaterialSize { per_image: 100, setup: 50 };
+        let l = SessionLimits::new(8, 50 + 3 * 100);
+        assert_eq!(l.batch_limit(&size), 3);
+        assert!(l.check_batch("server", 3, &size).is_ok());
+        let e = l.check_batch("server", 4, &size).unwrap_err();
+        assert!(matches!(e, ModelError::BatchLimit { batch: 4, limit: 3, who: "server", .. }), "{e}");
+        assert!(e.to_string().starts_with("batch 4 exceeds this server's limit of 3"), "{e}");
+        let l = SessionLimits::new(2, u64::MAX);
+        assert_eq!(l.batch_limit(&size), 2);
+        assert!(l.check_batch("dealer", 2, &size).is_ok());
+        assert!(l.check_batch("dealer", 3, &size).is_err());
+        // Not even the weights fit: nothing is accepted.
+        assert_eq!(SessionLimits::new(8, 49).batch_limit(&size), 0);
+        // Sizes that saturate are refused, never wrapped.
+        let huge = MaterialSize { per_image: u64::MAX, setup: 0 };
+        assert_eq!(SessionLimits::default().batch_limit(&huge), 0);
+        assert!(SessionLimits::default().check_batch("client", 1, &huge).is_err());
+        assert_eq!(SessionLimits::default().batch_limit(&MaterialSize { per_image: 0, setup: 0 }), MAX_BATCH);
+    }
+}
