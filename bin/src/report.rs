@@ -28,9 +28,24 @@ pub struct PartyReport {
 
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Prediction {
-    pub class: usize,
+    /// The predicted class (largest logit); `null` when the logits are
+    /// implausible for the model (see `unreliable`): then there is no prediction.
+    pub class: Option<usize>,
     pub label: Option<u8>,
     pub logits: Vec<f64>,
+    /// Why the logits are not a prediction: beyond the model's calibrated
+    /// logit range by more than `pann_models::range::LOGIT_MARGIN` (a wrapped
+    /// ring value). Absent when plausible or when the model carries no range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreliable: Option<String>,
+}
+
+impl Prediction {
+    /// Judge `logits` against the model's calibrated logit range (if any).
+    pub fn judge(logits: &[f64], label: Option<u8>, range: Option<[f64; 2]>) -> Self {
+        let unreliable = pann_models::range::check_logits(range, logits).reason();
+        Prediction { class: if unreliable.is_some() { None } else { Some(argmax(logits)) }, label, logits: logits.to_vec(), unreliable }
+    }
 }
 
 /// Index of the largest logit (ties: the first).

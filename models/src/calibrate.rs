@@ -9,11 +9,15 @@
 //!
 //! Inside MPC an out-of-range input cannot be detected, so calibration is
 //! done on training images and the exceedance on held-out images is reported
-//! (see [`crate::plain::Evaluation`]).
+//! ([`OutOfRange`], per site and overall; `pann calibrate --holdout`), and the
+//! logits the PANN produces on the calibration images are kept
+//! ([`logit_range`]) so that a client can tell a wrapped result from a real
+//! one ([`crate::range`]).
 
 use crate::error::Result;
 use crate::model::Model;
-use crate::plain::{PlainExecutor, ReluMode};
+use crate::plain::{Forward, PlainExecutor, ReluMode};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicUsize;
 
@@ -83,5 +87,95 @@ impl GlobalBoundRule {
             b += self.step;
         }
         Ok(b)
+    }
+}
+
+/// One ReLU site's inputs beyond its bound over a set of images.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SiteOutOfRange {
+    pub site: String,
+    pub bound: f64,
+    /// Images with at least one input of this site beyond its bound.
+    pub images_beyond: usize,
+    pub inputs_beyond: u64,
+    pub inputs: u64,
+    /// Largest |x| / B seen at this site.
+    pub max_ratio: f64,
+}
+
+/// How often ReLU inputs left their bounds over a set of images (images not
+/// used for calibration: the rate a deployment should expect).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OutOfRange {
+    pub images: usize,
+    /// Images with any ReLU input beyond its bound.
+    pub images_beyond: usize,
+    pub sites: Vec<SiteOutOfRange>,
+}
+
+impl OutOfRange {
+    /// From forward passes of a PANN executor (whose site order `site_names` gives).
+    pub fn from_forwards(site_names: &[String], bounds: &BTreeMap<String, f64>, outs: &[Forward]) -> Self {
+        let sites = site_names
+            .iter()
+            .enumerate()
+            .map(|(k, name)| {
+                let bound = bounds.get(name).copied().unwrap_or(f64::INFINITY);
+                let mut s = SiteOutOfRange { site: name.clone(), bound, images_beyond: 0, inputs_beyond: 0, inputs: 0, max_ratio: 0.0 };
+                for f in outs {
+                    let st = &f.sites[k];
+                    s.images_beyond += usize::from(st.exceeded > 0);
+                    s.inputs_beyond += st.exceeded;
+                    s.inputs += st.count;
+                    s.max_ratio = s.max_ratio.max(st.max_abs / bound);
+                }
+                s
+            })
+            .collect();
+        Self { images: outs.len(), images_beyond: outs.iter().filter(|f| f.any_exceeded()).count(), sites }
+    }
+
+    /// Fraction of images with any ReLU input beyond its bound.
+    pub fn rate(&self) -> f64 {
+        if self.images == 0 {
+            0.0
+        } else {
+            self.images_beyond as f64 / self.images as f64
+        }
+    }
+}
+
+/// `[min, max]` of the logits over the images whose every ReLU input stayed
+/// within its bound and whose logits are finite (the range a client may
+/// expect of a result computed in range); `None` if there is no such image.
+pub fn logit_range(outs: &[Forward]) -> Option<[f64; 2]> {
+    crate::range::range_of(outs.iter().filter(|f| !f.any_exceeded() && f.logits.iter().all(|v| v.is_finite())).map(|f| f.logits.as_slice()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plain::SiteStats;
+
+    fn fwd(logits: &[f64], sites: &[(f64, u64)]) -> Forward {
+        Forward { logits: logits.to_vec(), sites: sites.iter().map(|&(m, e)| SiteStats { max_abs: m, exceeded: e, count: 10 }).collect() }
+    }
+
+    #[test]
+    fn out_of_range_rates_per_site_and_overall() {
+        let names = vec!["a".to_string(), "b".to_string()];
+        let bounds: BTreeMap<String, f64> = [("a".to_string(), 2.0), ("b".to_string(), 4.0)].into();
+        let outs = [fwd(&[1.0, -3.0], &[(1.5, 0), (3.0, 0)]), fwd(&[900.0, 2.0], &[(3.0, 2), (5.0, 1)]), fwd(&[2.0, 5.0], &[(1.0, 0), (4.4, 3)])];
+        let r = OutOfRange::from_forwards(&names, &bounds, &outs);
+        assert_eq!((r.images, r.images_beyond), (3, 2));
+        assert_eq!((r.sites[0].images_beyond, r.sites[0].inputs_beyond, r.sites[0].inputs), (1, 2, 30));
+        assert_eq!((r.sites[1].images_beyond, r.sites[1].inputs_beyond), (2, 4));
+        assert!((r.sites[0].max_ratio - 1.5).abs() < 1e-12 && (r.sites[1].max_ratio - 1.25).abs() < 1e-12);
+        assert!((r.rate() - 2.0 / 3.0).abs() < 1e-12);
+        // The image beyond its bounds (logit 900) does not widen the logit range.
+        assert_eq!(logit_range(&outs), Some([-3.0, 1.0]));
+        // Negative control: with every image in range, no image is counted.
+        let clean = [outs[0].clone()];
+        assert_eq!(OutOfRange::from_forwards(&names, &bounds, &clean).images_beyond, 0);
     }
 }

@@ -75,7 +75,7 @@ async fn resnet20_three_parties(alpha_of: impl Fn(usize) -> u32) -> (String, u64
         x.resize(plan.len_of(0), 0.0);
         let mut clear = ClearBackend::new(&weights);
         let y = run_plan(&plan, Some(&weights), &mut clear, plan.encode_input(&x).unwrap(), None).await.unwrap();
-        assert_eq!(clear.out_of_range, 0);
+        assert!(clear.in_range(), "{} openings out of range, {} wraps", clear.out_of_range, clear.wrapped);
         reference.extend(plan.decode_output(&y).chunks(10).take(chunk.len()).map(|c| c.to_vec()));
     }
 

@@ -12,7 +12,8 @@ use pann_bin::netem::LinkSpec;
 use pann_bin::party::write_certs;
 use pann_bin::precision;
 use pann_bin::report::{argmax, layer_table, phase_summary, Prediction};
-use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
+use pann_models::calibrate::{logit_range, max_abs_per_site, per_site_bounds, OutOfRange};
+use pann_models::range::{logit_limit, LOGIT_MARGIN};
 use pann_models::card::CalibrationInfo;
 use pann_models::{ImageSet, LoadedModel, PlainExecutor, ReluMode};
 use pann_mpc_core::Meter;
@@ -132,7 +133,10 @@ enum Cmd {
         out: PathBuf,
     },
     /// Calibrate per-layer ReLU bounds: margin x the largest |input| of each
-    /// ReLU site over calibration images; write a new model card.
+    /// ReLU site over calibration images; record the logit range of the
+    /// deployed PANN on them (which clients judge results against); report
+    /// how often held-out images push a ReLU input beyond its bound, per site
+    /// and overall; write a new model card.
     Calibrate {
         /// The model card to calibrate.
         #[arg(long)]
@@ -146,9 +150,19 @@ enum Cmd {
         /// Bound = margin x max |input|.
         #[arg(long, default_value_t = 1.1)]
         margin: f64,
-        /// Held-out CIFAR-10 file on which to report how often the bounds are exceeded.
+        /// Held-out images on which to report the out-of-range rate: the N
+        /// records of --data that follow the calibration images (or the first
+        /// N of --check). 0: none.
+        #[arg(long, default_value_t = 1000)]
+        holdout: usize,
+        /// Take the held-out images from this file (CIFAR-10 binary or IDX) instead of --data.
         #[arg(long)]
         check: Option<PathBuf>,
+        /// Keep the card's bounds (and its calibration record) as they are:
+        /// only measure the logit range on the calibration images and the
+        /// held-out out-of-range rate, and add the logit range to the card.
+        #[arg(long)]
+        keep_bounds: bool,
         /// Where to write the calibrated card (may equal --model).
         #[arg(long)]
         out: PathBuf,
@@ -243,7 +257,9 @@ fn main() -> Result<()> {
             println!("wrote server, client and dealer identities to {}", out.display());
             Ok(())
         }
-        Cmd::Calibrate { model, data, images, margin, check, out } => calibrate(&model, &data, images, margin, check.as_deref(), &out),
+        Cmd::Calibrate { model, data, images, margin, holdout, check, keep_bounds, out } => {
+            calibrate(&model, &data, images, margin, holdout, check.as_deref(), keep_bounds, &out)
+        }
         Cmd::Plan { model, data, first, images, max_drop, alphas, objective, out, report, reference } => {
             let objective = match objective {
                 ObjectiveArg::Bytes => pann_models::planner::Objective::Bytes,
@@ -284,36 +300,94 @@ fn main() -> Result<()> {
     }
 }
 
-fn calibrate(card_path: &Path, data: &Path, n: usize, margin: f64, check: Option<&Path>, out: &Path) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+fn calibrate(card_path: &Path, data: &Path, n: usize, margin: f64, holdout: usize, check: Option<&Path>, keep_bounds: bool, out: &Path) -> Result<()> {
     if !(margin >= 1.0 && margin.is_finite()) {
         bail!("--margin must be at least 1 (got {margin})");
     }
+    let original = std::fs::read_to_string(card_path).with_context(|| format!("reading {}", card_path.display()))?;
     let mut loaded = LoadedModel::load(card_path).with_context(|| format!("loading {}", card_path.display()))?;
-    let set = ImageSet::read_file(data)?.truncated(n);
+    let all = ImageSet::read_file(data)?;
+    // Held-out images: the records after the calibration images, or --check.
+    let held = match check {
+        Some(c) => ImageSet::read_file(c)?.truncated(holdout),
+        None => {
+            let mut h = ImageSet::empty(all.shape);
+            for i in n..(n + holdout).min(all.len()) {
+                h.pixels.extend_from_slice(all.image(i));
+                h.labels.push(all.labels[i]);
+            }
+            h
+        }
+    };
+    let set = all.truncated(n);
     let input = |i: usize| loaded.card.input.normalise(set.image(i));
-    eprintln!("calibrating {} ReLU sites on {} images of {}", loaded.network.relu_sites().len(), set.len(), data.display());
-    let max = max_abs_per_site(&loaded.model, set.len(), input, None)?;
-    let bounds = per_site_bounds(&max, margin);
-    for (site, b) in &bounds {
-        println!("{site:<18} max |x| {:>9.4}  bound {:>9.4}", max[site], b);
+    if keep_bounds {
+        if loaded.card.relu_bounds.is_empty() {
+            bail!("--keep-bounds: {} has no bounds to keep", card_path.display());
+        }
+        eprintln!("keeping the bounds of {}; logit range on {} images of {}", card_path.display(), set.len(), data.display());
+    } else {
+        eprintln!("calibrating {} ReLU sites on {} images of {}", loaded.network.relu_sites().len(), set.len(), data.display());
+        let max = max_abs_per_site(&loaded.model, set.len(), input, None)?;
+        let bounds = per_site_bounds(&max, margin);
+        for (site, b) in &bounds {
+            println!("{site:<18} max |x| {:>9.4}  bound {:>9.4}", max[site], b);
+        }
+        loaded.card.relu_bounds = bounds;
+        loaded.card.calibration = Some(CalibrationInfo { margin, images: set.len(), data: data.display().to_string() });
     }
-    if let Some(check) = check {
-        let held = ImageSet::read_file(check)?;
-        let exec = PlainExecutor::new(&loaded.model, ReluMode::pann(loaded.card.default_alpha, bounds.clone())?)?;
-        let ev = exec.evaluate(held.len(), |i| loaded.card.input.normalise(held.image(i)), &held.labels, None)?;
+    // The PANN as the card deploys it (its alphas), with the bounds it will carry.
+    let exec = PlainExecutor::new(&loaded.model, loaded.card.deployed_mode()?)?;
+    let precision = if loaded.card.relu_alphas.is_empty() { format!("alpha {}", loaded.card.default_alpha) } else { "its per-layer alphas".to_string() };
+    let outs = exec.forward_many(set.len(), input, None)?;
+    let calib = OutOfRange::from_forwards(exec.site_names(), &loaded.card.relu_bounds, &outs);
+    let range = logit_range(&outs).context("no calibration image stayed within its bounds: no logit range")?;
+    println!(
+        "logit range of the PANN at {precision} on the {} calibration images within their bounds: [{:.3}, {:.3}]; results beyond |logit| {:.1} ({}x) will be reported as unreliable ({} of {} calibration images had a ReLU input beyond its bound)",
+        set.len() - calib.images_beyond,
+        range[0],
+        range[1],
+        logit_limit(range),
+        LOGIT_MARGIN,
+        calib.images_beyond,
+        calib.images
+    );
+    if held.is_empty() {
+        println!("no held-out images (--holdout 0, or --data has no records after the calibration images): out-of-range rate not measured");
+    } else {
+        let from = match check {
+            Some(c) => format!("the first {} records of {}", held.len(), c.display()),
+            None => format!("records {}..{} of {}", n, n + held.len(), data.display()),
+        };
+        let outs = exec.forward_many(held.len(), |i| loaded.card.input.normalise(held.image(i)), None)?;
+        let ev = pann_models::Evaluation::from_forwards(exec.site_names(), &outs, &held.labels);
+        let r = OutOfRange::from_forwards(exec.site_names(), &loaded.card.relu_bounds, &outs);
+        println!("held-out images ({from}), PANN at {precision}: ReLU inputs beyond their bound");
+        println!("{:<18} {:>9} {:>10} {:>12} {:>10}", "site", "bound", "images", "inputs", "max |x|/B");
+        for s in &r.sites {
+            println!(
+                "{:<18} {:>9.4} {:>9.2}% {:>12} {:>10.3}",
+                s.site,
+                s.bound,
+                100.0 * s.images_beyond as f64 / r.images.max(1) as f64,
+                s.inputs_beyond,
+                s.max_ratio
+            );
+        }
+        let outside = outs.iter().filter(|f| f.logits.iter().any(|v| !v.is_finite() || v.abs() > logit_limit(range))).count();
         println!(
-            "held-out {}: {} of {} images have a ReLU input beyond its bound ({} inputs in all); PANN accuracy at alpha {}: {:.2}%",
-            check.display(),
-            ev.images_out_of_range,
-            ev.images,
-            ev.inputs_out_of_range(),
-            loaded.card.default_alpha,
+            "overall: {} of {} held-out images ({:.2}%) have a ReLU input beyond its bound; {} would be reported as unreliable (|logit| > {:.1}); PANN accuracy {:.2}%",
+            r.images_beyond,
+            r.images,
+            100.0 * r.rate(),
+            outside,
+            logit_limit(range),
             100.0 * ev.accuracy()
         );
     }
-    loaded.card.relu_bounds = bounds;
-    loaded.card.calibration = Some(CalibrationInfo { margin, images: set.len(), data: data.display().to_string() });
-    std::fs::write(out, loaded.card.to_json()).with_context(|| format!("writing {}", out.display()))?;
+    loaded.card.logit_range = Some(range);
+    std::fs::write(out, loaded.card.to_json_keeping(&original) + "\n").with_context(|| format!("writing {}", out.display()))?;
     println!("wrote {}", out.display());
     Ok(())
 }
@@ -486,14 +560,14 @@ fn demo(alpha: Option<u32>, n: usize, batch: Option<usize>, keep: Option<PathBuf
         let d = f.logits.iter().zip(&p.logits).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         let name = |k: usize| CIFAR10_CLASSES.get(k).copied().unwrap_or("?");
         let fp = argmax(&f.logits);
-        agree += usize::from(fp == p.class);
+        agree += usize::from(Some(fp) == p.class);
         println!(
             "{:<6} {:<12} {:<12} {:<12} {:<12} {:>10.4}",
             i,
             name(data.labels[i] as usize),
             name(argmax(&e.logits)),
             name(fp),
-            name(p.class),
+            p.class.map_or("UNRELIABLE", name),
             d
         );
     }
