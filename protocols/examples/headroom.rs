@@ -20,60 +20,12 @@
 //! has stopped meaning anything even if the ring holds).
 
 use pann_mpc_core::ring::R;
-use pann_protocols::reference::run_program;
+use pann_protocols::reference::{headroom, run_program};
 use pann_protocols::sign_poly::{SignPoly, MAX_ALPHA, MIN_ALPHA};
 use pann_protocols::{PolyRelu, ReluConfig};
 
 fn enc(t: f64, s: u32) -> R {
     (t * (s as f64).exp2()).round() as i64 as u64
-}
-
-/// Whether every opening and output of `relu` stays in range at ring input `v`;
-/// on failure, which kind failed.
-fn check(relu: &PolyRelu, v: R) -> Result<(), &'static str> {
-    let r = run_program(&relu.program, &[&[v]]).expect("one input");
-    if r.out_of_range > 0 {
-        Err("an opening")
-    } else if r.wrapped > 0 {
-        Err("the output")
-    } else {
-        Ok(())
-    }
-}
-
-/// Largest encoded |input| (in the direction `sign`) with every input from
-/// 1 up to it in range, scanning geometrically then bisecting; and what fails
-/// just past it.
-fn headroom(relu: &PolyRelu, s: u32, sign: f64, step: f64) -> (R, &'static str) {
-    let limit = 2f64.powi(63 - s as i32);
-    let mut t = 1.0f64;
-    let mut good = enc(sign, s);
-    assert!(check(relu, good).is_ok(), "t = ±1 must be in range");
-    loop {
-        t *= 1.0 + step;
-        if t >= limit {
-            return (good, "nothing below the ring's limit");
-        }
-        let v = enc(sign * t, s);
-        if let Err(what) = check(relu, v) {
-            // Bisect on the magnitude of the encoded value between good and v.
-            let (mut lo, mut hi) = ((good as i64).unsigned_abs(), (v as i64).unsigned_abs());
-            let mut fail = what;
-            while hi - lo > 1 {
-                let mid = lo + (hi - lo) / 2;
-                let m = if sign > 0.0 { mid } else { (mid as i64).wrapping_neg() as u64 };
-                match check(relu, m) {
-                    Ok(()) => lo = mid,
-                    Err(w) => {
-                        hi = mid;
-                        fail = w;
-                    }
-                }
-            }
-            return (lo, fail);
-        }
-        good = v;
-    }
 }
 
 fn main() {
@@ -88,16 +40,12 @@ fn main() {
         let s = ReluConfig::new(alpha, 0).output_frac() + weight_bits;
         let relu = PolyRelu::new(ReluConfig::new(alpha, s)).expect("valid configuration");
         let poly = SignPoly::for_alpha(alpha).expect("embedded tables");
-        let (pos, fail_pos) = headroom(&relu, s, 1.0, step);
-        let (neg, fail_neg) = headroom(&relu, s, -1.0, step);
+        let h = headroom(&relu.program, s, step);
         // Inside the bound: a grid of 20001 points of [-1, 1] must all stay in range.
         let grid: Vec<R> = (0..=20_000).map(|i| enc(-1.0 + i as f64 / 10_000.0, s)).collect();
         let r = run_program(&relu.program, &[&grid]).expect("grid");
         let inside = if r.out_of_range + r.wrapped == 0 { "in range" } else { "OUT OF RANGE" };
-        let tp = pos as f64 / (s as f64).exp2();
-        let tn = neg as f64 / (s as f64).exp2();
-        let tmax = tp.min(tn);
-        let fail = if tp <= tn { fail_pos } else { fail_neg };
+        let (tp, tn, tmax, fail) = (h.positive, h.negative, h.t_max(), h.first_failure);
         let mut q = 1.0f64;
         while poly.eval(q).abs() <= 2.0 && q < 4.0 {
             q += 1e-5;

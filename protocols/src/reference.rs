@@ -375,6 +375,74 @@ pub fn sum_wraps(x: &[R], f: impl Fn(&[R]) -> Result<Vec<R>>) -> Result<Vec<bool
     Ok(sh.iter().zip(&sl).map(|(&h, &l)| !Exact::Small(((h as i64 as i128) << 32) + l as i128).within(63)).collect())
 }
 
+/// How far past its bound a compiled ReLU stays inside the ring.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Headroom {
+    /// Largest t > 0 such that every input in [1, t] keeps every opening in
+    /// [-2^62, 2^62) and the output in the ring's signed range.
+    pub positive: f64,
+    /// The same for inputs in [-t, -1].
+    pub negative: f64,
+    /// What fails first just past the smaller side: `"an opening"` or `"the output"`.
+    pub first_failure: &'static str,
+}
+
+impl Headroom {
+    /// The smaller side: |x / B| up to this stays inside the ring.
+    pub fn t_max(&self) -> f64 {
+        self.positive.min(self.negative)
+    }
+}
+
+fn relu_in_range(program: &Program, v: R) -> std::result::Result<(), &'static str> {
+    match run_program(program, &[&[v]]) {
+        Ok(r) if r.out_of_range > 0 => Err("an opening"),
+        Ok(r) if r.wrapped > 0 => Err("the output"),
+        Ok(_) => Ok(()),
+        Err(_) => Err("the program"),
+    }
+}
+
+/// The headroom of a one-input ReLU program whose input holds `t = x / B` at
+/// `input_frac` fractional bits: scan t = ±(1 + step)^k from 1 until the
+/// exact reference sees a value out of range, then bisect on the encoded
+/// input for the exact first failure. Inputs in [-1, 1] are the program's
+/// domain and are not scanned here.
+pub fn headroom(program: &Program, input_frac: u32, step: f64) -> Headroom {
+    let scale = (input_frac as f64).exp2();
+    let limit = 2f64.powi(63 - input_frac as i32);
+    let enc = |t: f64| (t * scale).round() as i64 as u64;
+    let side = |sign: i64| -> (f64, &'static str) {
+        let signed = |m: u64| if sign > 0 { m } else { (m as i64).wrapping_neg() as u64 };
+        let mut good = enc(1.0).min(i64::MAX as u64);
+        let mut t = 1.0f64;
+        loop {
+            t *= 1.0 + step;
+            if t >= limit {
+                return (good as f64 / scale, "nothing below the ring's limit");
+            }
+            let v = enc(t);
+            if let Err(mut fail) = relu_in_range(program, signed(v)) {
+                let (mut lo, mut hi) = (good, v);
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    match relu_in_range(program, signed(mid)) {
+                        Ok(()) => lo = mid,
+                        Err(w) => {
+                            hi = mid;
+                            fail = w;
+                        }
+                    }
+                }
+                return (lo as f64 / scale, fail);
+            }
+            good = v;
+        }
+    };
+    let ((positive, fp), (negative, fneg)) = (side(1), side(-1));
+    Headroom { positive, negative, first_failure: if positive <= negative { fp } else { fneg } }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

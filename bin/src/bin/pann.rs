@@ -12,8 +12,8 @@ use pann_bin::netem::LinkSpec;
 use pann_bin::party::write_certs;
 use pann_bin::precision;
 use pann_bin::report::{argmax, layer_table, phase_summary, Prediction};
-use pann_models::calibrate::{logit_range, max_abs_per_site, per_site_bounds, OutOfRange};
-use pann_models::range::{logit_limit, LOGIT_MARGIN};
+use pann_models::calibrate::{logit_range, max_abs_per_site, per_site_bounds, ring_headroom, within_headroom, OutOfRange};
+use pann_models::range::{check_logits, logit_limit, LOGIT_MARGIN};
 use pann_models::card::CalibrationInfo;
 use pann_models::{ImageSet, LoadedModel, PlainExecutor, ReluMode};
 use pann_mpc_core::Meter;
@@ -340,18 +340,23 @@ fn calibrate(card_path: &Path, data: &Path, n: usize, margin: f64, holdout: usiz
     // The PANN as the card deploys it (its alphas), with the bounds it will carry.
     let exec = PlainExecutor::new(&loaded.model, loaded.card.deployed_mode()?)?;
     let precision = if loaded.card.relu_alphas.is_empty() { format!("alpha {}", loaded.card.default_alpha) } else { "its per-layer alphas".to_string() };
+    let bounds = loaded.card.relu_bounds.clone();
+    let head = ring_headroom(&loaded.card.site_alphas())?;
+    let names = exec.site_names().to_vec();
     let outs = exec.forward_many(set.len(), input, None)?;
-    let calib = OutOfRange::from_forwards(exec.site_names(), &loaded.card.relu_bounds, &outs);
-    let range = logit_range(&outs).context("no calibration image stayed within its bounds: no logit range")?;
+    let calib = OutOfRange::from_forwards(&names, &bounds, &head, &outs);
+    let range = logit_range(outs.iter().filter(|f| within_headroom(f, &names, &bounds, &head))).context("no calibration image stayed within the ring: no logit range")?;
     println!(
-        "logit range of the PANN at {precision} on the {} calibration images within their bounds: [{:.3}, {:.3}]; results beyond |logit| {:.1} ({}x) will be reported as unreliable ({} of {} calibration images had a ReLU input beyond its bound)",
-        set.len() - calib.images_beyond,
+        "calibration images, PANN at {precision}: {} of {} have a ReLU input beyond its bound, {} beyond the ring headroom (|x/B| > {}); logit range of the other {}: [{:.3}, {:.3}]; a client reports results with |logit| > {:.1} ({}x) as unreliable",
+        calib.images_beyond,
+        calib.images,
+        calib.images_beyond_headroom,
+        head.values().map(|h| format!("{h:.4}")).collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(" or "),
+        calib.images - calib.images_beyond_headroom,
         range[0],
         range[1],
         logit_limit(range),
         LOGIT_MARGIN,
-        calib.images_beyond,
-        calib.images
     );
     if held.is_empty() {
         println!("no held-out images (--holdout 0, or --data has no records after the calibration images): out-of-range rate not measured");
@@ -361,27 +366,34 @@ fn calibrate(card_path: &Path, data: &Path, n: usize, margin: f64, holdout: usiz
             None => format!("records {}..{} of {}", n, n + held.len(), data.display()),
         };
         let outs = exec.forward_many(held.len(), |i| loaded.card.input.normalise(held.image(i)), None)?;
-        let ev = pann_models::Evaluation::from_forwards(exec.site_names(), &outs, &held.labels);
-        let r = OutOfRange::from_forwards(exec.site_names(), &loaded.card.relu_bounds, &outs);
-        println!("held-out images ({from}), PANN at {precision}: ReLU inputs beyond their bound");
-        println!("{:<18} {:>9} {:>10} {:>12} {:>10}", "site", "bound", "images", "inputs", "max |x|/B");
+        let ev = pann_models::Evaluation::from_forwards(&names, &outs, &held.labels);
+        let r = OutOfRange::from_forwards(&names, &bounds, &head, &outs);
+        println!("held-out images ({from}), PANN at {precision}: images with a ReLU input beyond its bound B, beyond its ring headroom");
+        println!("{:<18} {:>9} {:>9} {:>12} {:>10} {:>9} {:>12}", "site", "bound", "images", "inputs", "max |x|/B", "headroom", "images");
         for s in &r.sites {
+            let pct = |k: usize| 100.0 * k as f64 / r.images.max(1) as f64;
+            // Past the headroom the f64 PANN diverges too: its largest |x|/B is then astronomic.
+            let ratio = if s.max_ratio < 1e4 { format!("{:.3}", s.max_ratio) } else { format!("{:.1e}", s.max_ratio) };
             println!(
-                "{:<18} {:>9.4} {:>9.2}% {:>12} {:>10.3}",
+                "{:<18} {:>9.4} {:>8.2}% {:>12} {:>10} {:>9.4} {:>11.2}%",
                 s.site,
                 s.bound,
-                100.0 * s.images_beyond as f64 / r.images.max(1) as f64,
+                pct(s.images_beyond),
                 s.inputs_beyond,
-                s.max_ratio
+                ratio,
+                s.headroom,
+                pct(s.images_beyond_headroom)
             );
         }
-        let outside = outs.iter().filter(|f| f.logits.iter().any(|v| !v.is_finite() || v.abs() > logit_limit(range))).count();
+        let flagged = outs.iter().filter(|f| check_logits(Some(range), &f.logits).is_unreliable()).count();
         println!(
-            "overall: {} of {} held-out images ({:.2}%) have a ReLU input beyond its bound; {} would be reported as unreliable (|logit| > {:.1}); PANN accuracy {:.2}%",
+            "overall: {} of {} held-out images ({:.2}%) have a ReLU input beyond its bound, {} ({:.2}%) beyond its ring headroom (their secure result wraps); {} have f64 logits a client would flag (|logit| > {:.1} or not finite); PANN accuracy {:.2}%",
             r.images_beyond,
             r.images,
             100.0 * r.rate(),
-            outside,
+            r.images_beyond_headroom,
+            100.0 * r.wrap_rate(),
+            flagged,
             logit_limit(range),
             100.0 * ev.accuracy()
         );

@@ -11,8 +11,10 @@
 //! Scales (defaults): activations after a ReLU at `fp + fq = 36` bits (the
 //! ReLU program's output, see `pann_protocols::poly`), weights at
 //! `weight_bits = 18`, so linear outputs are at 54 bits; the input image is
-//! encoded at 36 bits too. The largest admissible |x / B| at a ReLU input is
-//! then 2^(62 - 54) = 256 (the opening's range), far above the bound's margin.
+//! encoded at 36 bits too. The first opening of a ReLU admits |x / B| up to
+//! 2^(62 - 54) = 256, but the polynomial's intermediates leave the ring much
+//! sooner: past |x / B| = 1.007 (alpha 14) to 2.48 (alpha 4), measured per
+//! alpha in docs/results/out-of-range.md (`pann_protocols::reference::headroom`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
