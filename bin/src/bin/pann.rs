@@ -386,6 +386,16 @@ fn calibrate(card_path: &Path, data: &Path, n: usize, margin: f64, holdout: usiz
             );
         }
         let flagged = outs.iter().filter(|f| check_logits(Some(range), &f.logits).is_unreliable()).count();
+        let inside: Vec<&pann_models::Forward> = outs.iter().filter(|f| within_headroom(f, &names, &bounds, &head)).collect();
+        let largest = inside.iter().flat_map(|f| f.logits.iter()).fold(0.0f64, |m, v| m.max(v.abs()));
+        let flagged_inside = inside.iter().filter(|f| check_logits(Some(range), &f.logits).is_unreliable()).count();
+        println!(
+            "held-out images within the ring headroom: {}; their largest |logit| {:.3} ({:.2}x the calibrated largest |logit|), {} of them flagged (false alarms)",
+            inside.len(),
+            largest,
+            largest / range[0].abs().max(range[1].abs()),
+            flagged_inside
+        );
         println!(
             "overall: {} of {} held-out images ({:.2}%) have a ReLU input beyond its bound, {} ({:.2}%) beyond its ring headroom (their secure result wraps); {} have f64 logits a client would flag (|logit| > {:.1} or not finite); PANN accuracy {:.2}%",
             r.images_beyond,
