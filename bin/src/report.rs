@@ -99,3 +99,25 @@ pub fn phase_summary(name: &str, meter: &Meter) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wrapped result (logits in the hundreds) is reported without a class
+    /// and with a reason; a normal one (negative control) keeps its class; a
+    /// model without a logit range leaves results unjudged.
+    #[test]
+    fn a_wrapped_result_is_not_a_prediction() {
+        let range = Some([-13.78, 41.21]);
+        let wrapped = Prediction::judge(&[945.0, 3.0, -120.0], Some(5), range);
+        assert_eq!(wrapped.class, None);
+        assert!(wrapped.unreliable.as_deref().is_some_and(|r| r.contains("not a prediction")), "{wrapped:?}");
+        let normal = Prediction::judge(&[1.7, 5.2, 14.2], Some(2), range);
+        assert_eq!((normal.class, normal.unreliable.as_deref()), (Some(2), None));
+        let json = serde_json::to_value(&normal).unwrap();
+        assert!(json.get("unreliable").is_none() && json["class"] == 2);
+        assert_eq!(serde_json::to_value(&wrapped).unwrap()["class"], serde_json::Value::Null);
+        assert_eq!(Prediction::judge(&[945.0, 3.0], None, None).class, Some(0), "no range: unjudged");
+    }
+}
