@@ -54,7 +54,7 @@ row() {
     # The role's own error line, or its last line of output.
     local msg
     msg=$(grep -h "error:" "$W/$name.$role.err" | head -1 || true)
-    [ -n "$msg" ] || msg=$(cat "$W/$name.$role.out" "$W/$name.$role.err" | grep -v '^\s*$' | tail -1)
+    [ -n "$msg" ] || msg=$(cat "$W/$name.$role.out" "$W/$name.$role.err" | grep -v '^\s*$' | grep -v 'warning:' | tail -1)
     msg=${msg//|/\\|}
     printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$role" "$status" "$(awk -v k="${kb:-0}" 'BEGIN { printf "%.1f", k / 1024 }')" "$secs" "${msg:0:400}"
 }

@@ -24,7 +24,7 @@ use pann_models::secure::{MaterialSize, SessionLimits};
 use pann_models::LoadedModel;
 
 use crate::input::Images;
-use crate::report::{argmax, PartyReport, Prediction};
+use crate::report::{PartyReport, Prediction};
 
 /// How a role reaches its peers.
 #[derive(Clone, Debug)]
@@ -230,6 +230,7 @@ fn load_server_model(card: &Path, alpha: Option<u32>) -> Result<ServerModel> {
     let alpha = alpha.unwrap_or(loaded.card.default_alpha);
     let public = PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, SecureConfig::new(alpha))
         .and_then(|p| p.with_alphas(per_layer))
+        .and_then(|p| p.with_logit_range(loaded.card.logit_range))
         .with_context(|| format!("preparing the model of {} at alpha {alpha}", card.display()))?;
     Ok(ServerModel { loaded, public })
 }
@@ -394,7 +395,7 @@ pub async fn run_client(
         .logits
         .iter()
         .zip(&imgs.labels)
-        .map(|(l, &label)| Prediction { class: argmax(l), label, logits: l.clone() })
+        .map(|(l, &label)| Prediction::judge(l, label, out.logit_range))
         .collect();
     let report = PartyReport {
         role: "client".into(),

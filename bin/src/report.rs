@@ -28,9 +28,24 @@ pub struct PartyReport {
 
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Prediction {
-    pub class: usize,
+    /// The predicted class (largest logit); `null` when the logits are
+    /// implausible for the model (see `unreliable`): then there is no prediction.
+    pub class: Option<usize>,
     pub label: Option<u8>,
     pub logits: Vec<f64>,
+    /// Why the logits are not a prediction: beyond the model's calibrated
+    /// logit range by more than `pann_models::range::LOGIT_MARGIN` (a wrapped
+    /// ring value). Absent when plausible or when the model carries no range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreliable: Option<String>,
+}
+
+impl Prediction {
+    /// Judge `logits` against the model's calibrated logit range (if any).
+    pub fn judge(logits: &[f64], label: Option<u8>, range: Option<[f64; 2]>) -> Self {
+        let unreliable = pann_models::range::check_logits(range, logits).reason();
+        Prediction { class: if unreliable.is_some() { None } else { Some(argmax(logits)) }, label, logits: logits.to_vec(), unreliable }
+    }
 }
 
 /// Index of the largest logit (ties: the first).
@@ -83,4 +98,26 @@ pub fn phase_summary(name: &str, meter: &Meter) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wrapped result (logits in the hundreds) is reported without a class
+    /// and with a reason; a normal one (negative control) keeps its class; a
+    /// model without a logit range leaves results unjudged.
+    #[test]
+    fn a_wrapped_result_is_not_a_prediction() {
+        let range = Some([-13.78, 41.21]);
+        let wrapped = Prediction::judge(&[945.0, 3.0, -120.0], Some(5), range);
+        assert_eq!(wrapped.class, None);
+        assert!(wrapped.unreliable.as_deref().is_some_and(|r| r.contains("not a prediction")), "{wrapped:?}");
+        let normal = Prediction::judge(&[1.7, 5.2, 14.2], Some(2), range);
+        assert_eq!((normal.class, normal.unreliable.as_deref()), (Some(2), None));
+        let json = serde_json::to_value(&normal).unwrap();
+        assert!(json.get("unreliable").is_none() && json["class"] == 2);
+        assert_eq!(serde_json::to_value(&wrapped).unwrap()["class"], serde_json::Value::Null);
+        assert_eq!(Prediction::judge(&[945.0, 3.0], None, None).class, Some(0), "no range: unjudged");
+    }
 }

@@ -83,6 +83,13 @@ pub struct ModelCard {
     pub relu_alphas: BTreeMap<String, u32>,
     #[serde(default)]
     pub calibration: Option<CalibrationInfo>,
+    /// `[min, max]` of the logits the deployed PANN produced on the
+    /// calibration images (written by `pann calibrate`). A client judges its
+    /// decoded logits against it: a wrapped ring value decodes to hundreds or
+    /// more, where real logits stay within a few times this range (see
+    /// [`crate::range::check_logits`]). Absent in older cards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logit_range: Option<[f64; 2]>,
     pub provenance: Provenance,
 }
 
@@ -97,6 +104,23 @@ impl ModelCard {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a card always serialises")
+    }
+
+    /// [`ModelCard::to_json`], keeping the keys of `original` (the JSON this
+    /// card was read from) that the card does not model, such as a trainer's
+    /// `trainer` section; such a card is written with sorted keys, as the
+    /// trainer writes it.
+    pub fn to_json_keeping(&self, original: &str) -> String {
+        const KNOWN: [&str; 11] = ["name", "architecture", "input", "weights", "weights_sha256", "default_alpha", "relu_bounds", "relu_alphas", "calibration", "logit_range", "provenance"];
+        let (Ok(serde_json::Value::Object(orig)), Ok(serde_json::Value::Object(mut mine))) = (serde_json::from_str(original), serde_json::to_value(self)) else {
+            return self.to_json();
+        };
+        let extra: Vec<_> = orig.into_iter().filter(|(k, _)| !KNOWN.contains(&k.as_str())).collect();
+        if extra.is_empty() {
+            return self.to_json();
+        }
+        mine.extend(extra);
+        serde_json::to_string_pretty(&serde_json::Value::Object(mine)).expect("a card always serialises")
     }
 
     /// Consistency of the card itself: normalisation matches the input
@@ -132,6 +156,9 @@ impl ModelCard {
             if !alpha_ok(a) {
                 return Err(bad(format!("alpha {a} of site {site:?} is outside 4..=14")));
             }
+        }
+        if let Some(r) = self.logit_range {
+            crate::range::check_range(r).map_err(bad)?;
         }
         if !self.relu_alphas.is_empty() {
             if let Some(missing) = sites.iter().find(|s| !self.relu_alphas.contains_key(**s)) {

@@ -45,6 +45,7 @@ pub mod model;
 pub mod network;
 pub mod plain;
 pub mod planner;
+pub mod range;
 pub mod secure;
 pub mod tensor;
 

@@ -75,7 +75,7 @@ async fn resnet20_three_parties(alpha_of: impl Fn(usize) -> u32) -> (String, u64
         x.resize(plan.len_of(0), 0.0);
         let mut clear = ClearBackend::new(&weights);
         let y = run_plan(&plan, Some(&weights), &mut clear, plan.encode_input(&x).unwrap(), None).await.unwrap();
-        assert_eq!(clear.out_of_range, 0);
+        assert!(clear.in_range(), "{} openings out of range, {} wraps", clear.out_of_range, clear.wrapped);
         reference.extend(plan.decode_output(&y).chunks(10).take(chunk.len()).map(|c| c.to_vec()));
     }
 
@@ -141,5 +141,34 @@ async fn small_cnn_three_parties_match_the_fixed_point_reference() {
         for (a, b) in sec.iter().zip(r) {
             assert!((a - b).abs() < 1e-3, "secure {a} vs reference {b}");
         }
+    }
+}
+
+/// The exact reference sees an input driven past its ring headroom: the
+/// shipped akamaster card at alpha 9 (headroom |x/B| <= 1.0115) on a shipped
+/// test image whose pixels are scaled by 4 after normalisation. It counts
+/// inputs beyond their bound, openings out of range and wrapped values, and
+/// the decoded logits fail the client's plausibility check; the same image
+/// unscaled (negative control) is in range and passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_past_the_ring_headroom_is_counted_and_its_logits_flagged() {
+    use pann_models::range::check_logits;
+    let (m, _, imgs) = images(1);
+    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(9)).unwrap();
+    let plan = Plan::compile(Arc::new(public), 1).unwrap();
+    let weights = ServerWeights::encode(&plan, &m.model).unwrap();
+    // A logit range as calibration would give it (tens): the limit is 4x its largest |logit|.
+    let range = Some([-12.0, 16.0]);
+    for (scale, bad) in [(1.0, false), (4.0, true)] {
+        let x: Vec<f64> = imgs[0].iter().map(|v| v * scale).collect();
+        let mut clear = ClearBackend::new(&weights);
+        let y = run_plan(&plan, Some(&weights), &mut clear, plan.encode_input(&x).unwrap(), None).await.unwrap();
+        let logits = plan.decode_output(&y);
+        assert_eq!(!clear.in_range(), bad, "scale {scale}: {} openings out of range, {} wraps", clear.out_of_range, clear.wrapped);
+        assert_eq!(clear.beyond_bound > 0, bad, "scale {scale}: {} inputs beyond their bound", clear.beyond_bound);
+        let first = &clear.steps.iter().find(|(l, _)| l == "relu").unwrap().1;
+        assert_eq!(first.elements, 16 * 32 * 32);
+        assert_eq!(first.max_abs_t > 1.0115, bad, "scale {scale}: first site max |x/B| {}", first.max_abs_t);
+        assert_eq!(check_logits(range, &logits).is_unreliable(), bad, "scale {scale}: logits {logits:?}");
     }
 }

@@ -97,6 +97,7 @@ pub fn export(t: &Trained, o: &ExportOptions) -> Result<PathBuf> {
         relu_bounds: bounds,
         relu_alphas,
         calibration: Some(calibration),
+        logit_range: None,
         provenance: Provenance {
             source: format!(
                 "pann-train, recipe {:?}, {} epochs, seed {}",

@@ -237,7 +237,10 @@ async fn run(a: Args) -> Result<()> {
             let name = |k: usize| names.get(k).map(|n| format!(" ({n})")).unwrap_or_default();
             for (i, p) in r.predictions.iter().enumerate() {
                 let truth = p.label.map(|l| format!(", true class {l}{}", name(l as usize))).unwrap_or_default();
-                println!("image {i}: predicted class {}{}{truth}", p.class, name(p.class));
+                match (p.class, &p.unreliable) {
+                    (Some(c), _) => println!("image {i}: predicted class {c}{}{truth}", name(c)),
+                    (None, why) => println!("image {i}: UNRELIABLE, no prediction{truth}: {}", why.as_deref().unwrap_or("implausible logits")),
+                }
                 let top: Vec<String> = top_k(&p.logits, 5).iter().map(|&k| format!("{k}{}: {:.3}", name(k), p.logits[k])).collect();
                 println!("  top-5 logits: {}", top.join(", "));
             }

@@ -13,7 +13,8 @@ use pann_bin::party::{peers_of, write_local_certs, write_role_identity};
 use pann_mpc_core::Role;
 use pann_bin::precision;
 use pann_bin::report::{argmax, layer_table, phase_summary, Prediction};
-use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
+use pann_models::calibrate::{logit_range, max_abs_per_site, per_site_bounds, ring_headroom, within_headroom, OutOfRange};
+use pann_models::range::{check_logits, logit_limit, LOGIT_MARGIN};
 use pann_models::card::CalibrationInfo;
 use pann_models::{ImageSet, LoadedModel, PlainExecutor, ReluMode};
 use pann_mpc_core::Meter;
@@ -157,7 +158,10 @@ enum Cmd {
         local: Option<PathBuf>,
     },
     /// Calibrate per-layer ReLU bounds: margin x the largest |input| of each
-    /// ReLU site over calibration images; write a new model card.
+    /// ReLU site over calibration images; record the logit range of the
+    /// deployed PANN on them (which clients judge results against); report
+    /// how often held-out images push a ReLU input beyond its bound, per site
+    /// and overall; write a new model card.
     Calibrate {
         /// The model card to calibrate.
         #[arg(long)]
@@ -171,9 +175,19 @@ enum Cmd {
         /// Bound = margin x max |input|.
         #[arg(long, default_value_t = 1.1)]
         margin: f64,
-        /// Held-out CIFAR-10 file on which to report how often the bounds are exceeded.
+        /// Held-out images on which to report the out-of-range rate: the N
+        /// records of --data that follow the calibration images (or the first
+        /// N of --check). 0: none.
+        #[arg(long, default_value_t = 1000)]
+        holdout: usize,
+        /// Take the held-out images from this file (CIFAR-10 binary or IDX) instead of --data.
         #[arg(long)]
         check: Option<PathBuf>,
+        /// Keep the card's bounds (and its calibration record) as they are:
+        /// only measure the logit range on the calibration images and the
+        /// held-out out-of-range rate, and add the logit range to the card.
+        #[arg(long)]
+        keep_bounds: bool,
         /// Where to write the calibrated card (may equal --model).
         #[arg(long)]
         out: PathBuf,
@@ -281,7 +295,9 @@ fn main() -> Result<()> {
             println!("give {role}.crt to the {} (never the key); copy their {}.crt and {}.crt into {}", peers.join(" and "), peers[0], peers[1], dir.display());
             Ok(())
         }
-        Cmd::Calibrate { model, data, images, margin, check, out } => calibrate(&model, &data, images, margin, check.as_deref(), &out),
+        Cmd::Calibrate { model, data, images, margin, holdout, check, keep_bounds, out } => {
+            calibrate(&model, &data, images, margin, holdout, check.as_deref(), keep_bounds, &out)
+        }
         Cmd::Plan { model, data, first, images, max_drop, alphas, objective, out, report, reference } => {
             let objective = match objective {
                 ObjectiveArg::Bytes => pann_models::planner::Objective::Bytes,
@@ -322,36 +338,116 @@ fn main() -> Result<()> {
     }
 }
 
-fn calibrate(card_path: &Path, data: &Path, n: usize, margin: f64, check: Option<&Path>, out: &Path) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+fn calibrate(card_path: &Path, data: &Path, n: usize, margin: f64, holdout: usize, check: Option<&Path>, keep_bounds: bool, out: &Path) -> Result<()> {
     if !(margin >= 1.0 && margin.is_finite()) {
         bail!("--margin must be at least 1 (got {margin})");
     }
+    let original = std::fs::read_to_string(card_path).with_context(|| format!("reading {}", card_path.display()))?;
     let mut loaded = LoadedModel::load(card_path).with_context(|| format!("loading {}", card_path.display()))?;
-    let set = ImageSet::read_file(data)?.truncated(n);
+    let all = ImageSet::read_file(data)?;
+    // Held-out images: the records after the calibration images, or --check.
+    let held = match check {
+        Some(c) => ImageSet::read_file(c)?.truncated(holdout),
+        None => {
+            let mut h = ImageSet::empty(all.shape);
+            for i in n..(n + holdout).min(all.len()) {
+                h.pixels.extend_from_slice(all.image(i));
+                h.labels.push(all.labels[i]);
+            }
+            h
+        }
+    };
+    let set = all.truncated(n);
     let input = |i: usize| loaded.card.input.normalise(set.image(i));
-    eprintln!("calibrating {} ReLU sites on {} images of {}", loaded.network.relu_sites().len(), set.len(), data.display());
-    let max = max_abs_per_site(&loaded.model, set.len(), input, None)?;
-    let bounds = per_site_bounds(&max, margin);
-    for (site, b) in &bounds {
-        println!("{site:<18} max |x| {:>9.4}  bound {:>9.4}", max[site], b);
+    if keep_bounds {
+        if loaded.card.relu_bounds.is_empty() {
+            bail!("--keep-bounds: {} has no bounds to keep", card_path.display());
+        }
+        eprintln!("keeping the bounds of {}; logit range on {} images of {}", card_path.display(), set.len(), data.display());
+    } else {
+        eprintln!("calibrating {} ReLU sites on {} images of {}", loaded.network.relu_sites().len(), set.len(), data.display());
+        let max = max_abs_per_site(&loaded.model, set.len(), input, None)?;
+        let bounds = per_site_bounds(&max, margin);
+        for (site, b) in &bounds {
+            println!("{site:<18} max |x| {:>9.4}  bound {:>9.4}", max[site], b);
+        }
+        loaded.card.relu_bounds = bounds;
+        loaded.card.calibration = Some(CalibrationInfo { margin, images: set.len(), data: data.display().to_string() });
     }
-    if let Some(check) = check {
-        let held = ImageSet::read_file(check)?;
-        let exec = PlainExecutor::new(&loaded.model, ReluMode::pann(loaded.card.default_alpha, bounds.clone())?)?;
-        let ev = exec.evaluate(held.len(), |i| loaded.card.input.normalise(held.image(i)), &held.labels, None)?;
+    // The PANN as the card deploys it (its alphas), with the bounds it will carry.
+    let exec = PlainExecutor::new(&loaded.model, loaded.card.deployed_mode()?)?;
+    let precision = if loaded.card.relu_alphas.is_empty() { format!("alpha {}", loaded.card.default_alpha) } else { "its per-layer alphas".to_string() };
+    let bounds = loaded.card.relu_bounds.clone();
+    let head = ring_headroom(&loaded.card.site_alphas())?;
+    let names = exec.site_names().to_vec();
+    let outs = exec.forward_many(set.len(), input, None)?;
+    let calib = OutOfRange::from_forwards(&names, &bounds, &head, &outs);
+    let range = logit_range(outs.iter().filter(|f| within_headroom(f, &names, &bounds, &head))).context("no calibration image stayed within the ring: no logit range")?;
+    println!(
+        "calibration images, PANN at {precision}: {} of {} have a ReLU input beyond its bound, {} beyond the ring headroom (|x/B| > {}); logit range of the other {}: [{:.3}, {:.3}]; a client reports results with |logit| > {:.1} ({}x) as unreliable",
+        calib.images_beyond,
+        calib.images,
+        calib.images_beyond_headroom,
+        head.values().map(|h| format!("{h:.4}")).collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(" or "),
+        calib.images - calib.images_beyond_headroom,
+        range[0],
+        range[1],
+        logit_limit(range),
+        LOGIT_MARGIN,
+    );
+    if held.is_empty() {
+        println!("no held-out images (--holdout 0, or --data has no records after the calibration images): out-of-range rate not measured");
+    } else {
+        let from = match check {
+            Some(c) => format!("the first {} records of {}", held.len(), c.display()),
+            None => format!("records {}..{} of {}", n, n + held.len(), data.display()),
+        };
+        let outs = exec.forward_many(held.len(), |i| loaded.card.input.normalise(held.image(i)), None)?;
+        let ev = pann_models::Evaluation::from_forwards(&names, &outs, &held.labels);
+        let r = OutOfRange::from_forwards(&names, &bounds, &head, &outs);
+        println!("held-out images ({from}), PANN at {precision}: images with a ReLU input beyond its bound B, beyond its ring headroom");
+        println!("{:<18} {:>9} {:>9} {:>12} {:>10} {:>9} {:>12}", "site", "bound", "images", "inputs", "max |x|/B", "headroom", "images");
+        for s in &r.sites {
+            let pct = |k: usize| 100.0 * k as f64 / r.images.max(1) as f64;
+            // Past the headroom the f64 PANN diverges too: its largest |x|/B is then astronomic.
+            let ratio = if s.max_ratio < 1e4 { format!("{:.3}", s.max_ratio) } else { format!("{:.1e}", s.max_ratio) };
+            println!(
+                "{:<18} {:>9.4} {:>8.2}% {:>12} {:>10} {:>9.4} {:>11.2}%",
+                s.site,
+                s.bound,
+                pct(s.images_beyond),
+                s.inputs_beyond,
+                ratio,
+                s.headroom,
+                pct(s.images_beyond_headroom)
+            );
+        }
+        let flagged = outs.iter().filter(|f| check_logits(Some(range), &f.logits).is_unreliable()).count();
+        let inside: Vec<&pann_models::Forward> = outs.iter().filter(|f| within_headroom(f, &names, &bounds, &head)).collect();
+        let largest = inside.iter().flat_map(|f| f.logits.iter()).fold(0.0f64, |m, v| m.max(v.abs()));
+        let flagged_inside = inside.iter().filter(|f| check_logits(Some(range), &f.logits).is_unreliable()).count();
         println!(
-            "held-out {}: {} of {} images have a ReLU input beyond its bound ({} inputs in all); PANN accuracy at alpha {}: {:.2}%",
-            check.display(),
-            ev.images_out_of_range,
-            ev.images,
-            ev.inputs_out_of_range(),
-            loaded.card.default_alpha,
+            "held-out images within the ring headroom: {}; their largest |logit| {:.3} ({:.2}x the calibrated largest |logit|), {} of them flagged (false alarms)",
+            inside.len(),
+            largest,
+            largest / range[0].abs().max(range[1].abs()),
+            flagged_inside
+        );
+        println!(
+            "overall: {} of {} held-out images ({:.2}%) have a ReLU input beyond its bound, {} ({:.2}%) beyond its ring headroom (their secure result wraps); {} have f64 logits a client would flag (|logit| > {:.1} or not finite); PANN accuracy {:.2}%",
+            r.images_beyond,
+            r.images,
+            100.0 * r.rate(),
+            r.images_beyond_headroom,
+            100.0 * r.wrap_rate(),
+            flagged,
+            logit_limit(range),
             100.0 * ev.accuracy()
         );
     }
-    loaded.card.relu_bounds = bounds;
-    loaded.card.calibration = Some(CalibrationInfo { margin, images: set.len(), data: data.display().to_string() });
-    std::fs::write(out, loaded.card.to_json()).with_context(|| format!("writing {}", out.display()))?;
+    loaded.card.logit_range = Some(range);
+    std::fs::write(out, loaded.card.to_json_keeping(&original) + "\n").with_context(|| format!("writing {}", out.display()))?;
     println!("wrote {}", out.display());
     Ok(())
 }
@@ -524,14 +620,14 @@ fn demo(alpha: Option<u32>, n: usize, batch: Option<usize>, keep: Option<PathBuf
         let d = f.logits.iter().zip(&p.logits).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         let name = |k: usize| CIFAR10_CLASSES.get(k).copied().unwrap_or("?");
         let fp = argmax(&f.logits);
-        agree += usize::from(fp == p.class);
+        agree += usize::from(Some(fp) == p.class);
         println!(
             "{:<6} {:<12} {:<12} {:<12} {:<12} {:>10.4}",
             i,
             name(data.labels[i] as usize),
             name(argmax(&e.logits)),
             name(fp),
-            name(p.class),
+            p.class.map_or("UNRELIABLE", name),
             d
         );
     }

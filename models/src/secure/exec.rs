@@ -10,6 +10,7 @@ use pann_mpc_core::{Channel, Party};
 use pann_protocols::kernels::{avg_pool_sum, global_pool_sum, LinearSpec};
 use pann_protocols::ops::add_channel_bias;
 use pann_protocols::{linear_forward, run_program, LinearLayer, Material, Program};
+use serde::{Deserialize, Serialize};
 
 use super::plan::{Plan, ServerWeights, Step};
 use crate::error::{ModelError, Result};
@@ -26,8 +27,15 @@ pub trait Backend {
     fn adds_public(&self) -> bool;
     /// The linear layer `layer` (without bias) applied to this side's `x`.
     fn linear(&mut self, label: &str, layer: usize, spec: &LinearSpec, x: &[R]) -> impl std::future::Future<Output = Result<Vec<R>>>;
-    /// A polynomial ReLU program applied to this side's `x`.
-    fn relu(&mut self, label: &str, program: &Program, x: &[R]) -> impl std::future::Future<Output = Result<Vec<R>>>;
+    /// A polynomial ReLU program applied to this side's `x`, which holds
+    /// `x / B` at `input_scale` fractional bits.
+    fn relu(&mut self, label: &str, program: &Program, input_scale: u32, x: &[R]) -> impl std::future::Future<Output = Result<Vec<R>>>;
+    /// Called with the operands of a local step (residual add: `[a, b]`,
+    /// pooling: `[x]`) before it runs: the reference checks there that the
+    /// step's exact result stays inside the ring. The parties do nothing.
+    fn check_local(&mut self, _label: &str, _step: &Step, _operands: &[&[R]]) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Run `plan` on this side's input (shares, or clear values for the
@@ -68,12 +76,13 @@ pub async fn run_plan<B: Backend>(
             }
             Step::Relu { input, program, .. } => {
                 let x = get(&values, *input)?;
-                backend.relu(name, program, &x).await?
+                backend.relu(name, program, plan.scale[*input], &x).await?
             }
             Step::Add { a, b, ca, cb, .. } => {
                 let mut x = get(&values, *a)?;
-                ring::scale_assign(&mut x, *ca);
                 let y = values[*b].as_ref().ok_or_else(|| ModelError::Secure(format!("missing operand of {name}")))?;
+                backend.check_local(name, step, &[&x, y])?;
+                ring::scale_assign(&mut x, *ca);
                 ring::add_scaled_assign(&mut x, *cb, y);
                 x
             }
@@ -81,10 +90,14 @@ pub async fn run_plan<B: Backend>(
                 shortcut_a(&get(&values, *input)?, n, *shape, *stride, *pad_channels)
             }
             Step::AvgPool { input, shape, kernel, stride, .. } => {
-                avg_pool_sum(&get(&values, *input)?, n, shape.c, shape.h, shape.w, *kernel, *stride).map_err(proto)?
+                let x = get(&values, *input)?;
+                backend.check_local(name, step, &[&x])?;
+                avg_pool_sum(&x, n, shape.c, shape.h, shape.w, *kernel, *stride).map_err(proto)?
             }
             Step::GlobalPool { input, shape, .. } => {
-                global_pool_sum(&get(&values, *input)?, n, shape.c, shape.h, shape.w).map_err(proto)?
+                let x = get(&values, *input)?;
+                backend.check_local(name, step, &[&x])?;
+                global_pool_sum(&x, n, shape.c, shape.h, shape.w).map_err(proto)?
             }
         };
         for &j in &plan.network().nodes[step.out()].inputs {
@@ -121,17 +134,69 @@ pub fn shortcut_a(x: &[R], n: usize, s: Shape, stride: usize, pad: usize) -> Vec
     out
 }
 
+/// What the reference saw at one step (by label: the node name; a ReLU
+/// step's label is its site).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RangeStats {
+    /// Elements the step produced (ReLU: inputs seen).
+    pub elements: u64,
+    /// ReLU sites: inputs with |x / B| > 1, beyond the calibrated bound.
+    pub beyond_bound: u64,
+    /// ReLU sites: the largest |x / B| seen (read from the ring value).
+    pub max_abs_t: f64,
+    /// Opened values whose exact value left the opening's range [-2^62, 2^62).
+    pub out_of_range: u64,
+    /// Values whose exact value left the ring's signed range [-2^63, 2^63).
+    pub wrapped: u64,
+}
+
 /// The plaintext fixed-point reference: clear ring values, the same steps,
-/// truncations as floor divisions (see `pann_protocols::reference`).
+/// truncations as floor divisions (see `pann_protocols::reference`). Next to
+/// the ring values it evaluates every step exactly over the integers and
+/// counts, per step, the inputs beyond their bound (|x / B| > 1 at a ReLU),
+/// the openings outside the secure opening's range and the values that
+/// wrapped. A secure run is meaningful where all three stay 0; the first is a
+/// warning (the approximation is off its domain), the other two mean the
+/// secure result is garbage.
 pub struct ClearBackend<'w> {
     pub weights: &'w ServerWeights,
-    /// Opened values outside the admissible range |v| < 2^62 (should stay 0).
+    /// Opened values outside the admissible range |v| < 2^62 (should stay 0), all steps.
     pub out_of_range: usize,
+    /// Values whose exact value left the ring's signed range (should stay 0), all steps.
+    pub wrapped: usize,
+    /// ReLU inputs beyond their bound, all sites.
+    pub beyond_bound: usize,
+    /// Per step label, in first-seen order.
+    pub steps: Vec<(String, RangeStats)>,
 }
 
 impl<'w> ClearBackend<'w> {
     pub fn new(weights: &'w ServerWeights) -> Self {
-        Self { weights, out_of_range: 0 }
+        Self { weights, out_of_range: 0, wrapped: 0, beyond_bound: 0, steps: Vec::new() }
+    }
+
+    /// Whether no value left its range (inputs beyond their bound aside).
+    pub fn in_range(&self) -> bool {
+        self.out_of_range == 0 && self.wrapped == 0
+    }
+
+    fn stats(&mut self, label: &str) -> &mut RangeStats {
+        let i = match self.steps.iter().position(|(l, _)| l == label) {
+            Some(i) => i,
+            None => {
+                self.steps.push((label.to_string(), RangeStats::default()));
+                self.steps.len() - 1
+            }
+        };
+        &mut self.steps[i].1
+    }
+
+    fn count_wraps(&mut self, label: &str, elements: usize, wraps: &[bool]) {
+        let w = wraps.iter().filter(|&&b| b).count();
+        self.wrapped += w;
+        let st = self.stats(label);
+        st.elements += elements as u64;
+        st.wrapped += w as u64;
     }
 }
 
@@ -139,13 +204,43 @@ impl Backend for ClearBackend<'_> {
     fn adds_public(&self) -> bool {
         true
     }
-    async fn linear(&mut self, _label: &str, layer: usize, spec: &LinearSpec, x: &[R]) -> Result<Vec<R>> {
-        spec.apply(&self.weights.weights[layer], x).map_err(proto)
+    async fn linear(&mut self, label: &str, layer: usize, spec: &LinearSpec, x: &[R]) -> Result<Vec<R>> {
+        let (y, wraps) = pann_protocols::reference::linear_checked(spec, &self.weights.weights[layer], x).map_err(proto)?;
+        self.count_wraps(label, y.len(), &wraps);
+        Ok(y)
     }
-    async fn relu(&mut self, _label: &str, program: &Program, x: &[R]) -> Result<Vec<R>> {
+    async fn relu(&mut self, label: &str, program: &Program, input_scale: u32, x: &[R]) -> Result<Vec<R>> {
         let r = pann_protocols::reference::run_program(program, &[x]).map_err(proto)?;
+        let one = 1u64.checked_shl(input_scale).unwrap_or(u64::MAX);
+        let beyond = x.iter().filter(|&&v| (v as i64).unsigned_abs() > one).count();
+        let max_abs = x.iter().map(|&v| (v as i64).unsigned_abs()).max().unwrap_or(0) as f64 / (input_scale as f64).exp2();
         self.out_of_range += r.out_of_range;
+        self.wrapped += r.wrapped;
+        self.beyond_bound += beyond;
+        let st = self.stats(label);
+        st.elements += x.len() as u64;
+        st.beyond_bound += beyond as u64;
+        st.max_abs_t = st.max_abs_t.max(max_abs);
+        st.out_of_range += r.out_of_range as u64;
+        st.wrapped += r.wrapped as u64;
         r.outputs.into_iter().next().ok_or_else(|| ModelError::Secure("ReLU program has no output".into()))
+    }
+    fn check_local(&mut self, label: &str, step: &Step, operands: &[&[R]]) -> Result<()> {
+        use pann_protocols::reference::{add_wraps, sum_wraps};
+        let wraps = match (step, operands) {
+            (Step::Add { ca, cb, .. }, [a, b]) => add_wraps(a, *ca, b, *cb),
+            (Step::AvgPool { shape, kernel, stride, .. }, [x]) => {
+                let n = x.len() / shape.len().max(1);
+                sum_wraps(x, |v| avg_pool_sum(v, n, shape.c, shape.h, shape.w, *kernel, *stride)).map_err(proto)?
+            }
+            (Step::GlobalPool { shape, .. }, [x]) => {
+                let n = x.len() / shape.len().max(1);
+                sum_wraps(x, |v| global_pool_sum(v, n, shape.c, shape.h, shape.w)).map_err(proto)?
+            }
+            _ => return Ok(()),
+        };
+        self.count_wraps(label, wraps.len(), &wraps);
+        Ok(())
     }
 }
 
@@ -174,7 +269,7 @@ impl Backend for PartyBackend<'_> {
         let l = self.layers.get(layer).ok_or_else(|| ModelError::Secure(format!("no linear layer {layer}")))?;
         linear_forward(self.chan, l, x, mat).await.map_err(proto)
     }
-    async fn relu(&mut self, label: &str, program: &Program, x: &[R]) -> Result<Vec<R>> {
+    async fn relu(&mut self, label: &str, program: &Program, _input_scale: u32, x: &[R]) -> Result<Vec<R>> {
         self.chan.set_label(label);
         let mat = self.next(label)?.into_program().map_err(proto)?;
         let mut out = run_program(self.chan, self.party, program, &[x], mat).await.map_err(proto)?;

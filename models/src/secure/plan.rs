@@ -11,8 +11,10 @@
 //! Scales (defaults): activations after a ReLU at `fp + fq = 36` bits (the
 //! ReLU program's output, see `pann_protocols::poly`), weights at
 //! `weight_bits = 18`, so linear outputs are at 54 bits; the input image is
-//! encoded at 36 bits too. The largest admissible |x / B| at a ReLU input is
-//! then 2^(62 - 54) = 256 (the opening's range), far above the bound's margin.
+//! encoded at 36 bits too. The first opening of a ReLU admits |x / B| up to
+//! 2^(62 - 54) = 256, but the polynomial's intermediates leave the ring much
+//! sooner: past |x / B| = 1.007 (alpha 14) to 2.48 (alpha 4), measured per
+//! alpha in docs/results/out-of-range.md (`pann_protocols::reference::headroom`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -61,6 +63,11 @@ pub struct PublicModel {
     /// `config.alpha`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub alphas: BTreeMap<String, u32>,
+    /// The card's calibrated logit range (`ModelCard::logit_range`), against
+    /// which the client judges its logits ([`crate::range::check_logits`]).
+    /// Absent from the JSON when unknown, so older descriptions keep their digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logit_range: Option<[f64; 2]>,
 }
 
 impl PublicModel {
@@ -69,7 +76,7 @@ impl PublicModel {
         if model.network.nodes.iter().any(|n| matches!(n.op, Op::BatchNorm { .. })) {
             return Err(ModelError::Config("secure inference needs every batch norm folded into its conv".into()));
         }
-        let pm = Self { network: model.network.clone(), input: input.clone(), bounds: bounds.clone(), config, alphas: BTreeMap::new() };
+        let pm = Self { network: model.network.clone(), input: input.clone(), bounds: bounds.clone(), config, alphas: BTreeMap::new(), logit_range: None };
         pm.check()?;
         Ok(pm)
     }
@@ -77,6 +84,13 @@ impl PublicModel {
     /// The same model with a precision per site (sites not named keep `config.alpha`).
     pub fn with_alphas(mut self, alphas: BTreeMap<String, u32>) -> Result<Self> {
         self.alphas = alphas;
+        self.check()?;
+        Ok(self)
+    }
+
+    /// The same model with the card's calibrated logit range (if any).
+    pub fn with_logit_range(mut self, range: Option<[f64; 2]>) -> Result<Self> {
+        self.logit_range = range;
         self.check()?;
         Ok(self)
     }
@@ -121,6 +135,9 @@ impl PublicModel {
             if !alpha_ok(a) {
                 return Err(ModelError::SignPoly(format!("alpha {a} of site {site:?} is outside 4..=14")));
             }
+        }
+        if let Some(r) = self.logit_range {
+            crate::range::check_range(r).map_err(ModelError::Config)?;
         }
         if !(8..=24).contains(&self.config.weight_bits) {
             return Err(ModelError::Config(format!("weight_bits {} is outside 8..=24", self.config.weight_bits)));

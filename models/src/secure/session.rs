@@ -158,6 +158,10 @@ pub struct BatchReport {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClientOutcome {
     pub logits: Vec<Vec<f64>>,
+    /// The server's calibrated logit range (from the public model), to judge
+    /// the logits with (`crate::range::check_logits`).
+    #[serde(default)]
+    pub logit_range: Option<[f64; 2]>,
     pub batches: Vec<BatchReport>,
     pub model_digest: String,
     pub setup_s: f64,
@@ -342,6 +346,7 @@ async fn client_inner(
     }
     Ok(ClientOutcome {
         logits,
+        logit_range: public.logit_range,
         batches: reports,
         model_digest: digest,
         setup_s,
