@@ -908,3 +908,13 @@ fn three_processes_fashion_mnist_idx_and_gray_png_match_the_fixed_point_referenc
     de.succeeded("dealer");
     check_predictions(&s.report("client"), &want[..1], &[None]);
 }
+
+/// The README's walk-through pins the digest the server prints for the
+/// shipped card at alpha 9: it must stay the real one.
+#[test]
+fn the_readme_pins_the_real_model_digest() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let pinned = readme.split("--expect-model ").nth(1).and_then(|s| s.split_whitespace().next()).expect("the README pins a digest");
+    let real = pann_bin::party::public_model_digest(&card(), Some(9)).unwrap();
+    assert_eq!(pinned, real, "update the README walk-through's --expect-model");
+}
