@@ -702,6 +702,7 @@ fn a_batch_above_the_servers_limit_is_refused_on_every_side() {
     se.failed_mentioning("server", &[said]);
     // The client learns the public code only; the server's log has the sizes.
     ce.failed_mentioning("client", &["server", AbortCode::Limit.text()]);
+    ce.never_mentions("client", &["exceeds this server's limit"]);
     // The dealer hears of it from the client (or fails writing to it).
     assert!(!de.stderr.contains("panicked"), "the dealer panicked:\n{}", de.stderr);
     assert!(!ce.stdout.contains("predicted"), "client stdout:\n{}", ce.stdout);
@@ -721,6 +722,7 @@ fn a_batch_above_the_dealers_memory_limit_is_refused_on_every_side() {
     let said = "batch 3 exceeds this dealer's limit of 2";
     de.failed_mentioning("dealer", &[said]);
     ce.failed_mentioning("client", &["dealer", AbortCode::Limit.text()]);
+    ce.never_mentions("client", &["exceeds this dealer's limit"]);
     se.failed_mentioning("server", &["dealer", AbortCode::Limit.text()]);
 }
 
