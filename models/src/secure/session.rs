@@ -62,6 +62,13 @@ pub struct SessionRequest {
 }
 
 impl SessionRequest {
+    /// Parse and check a request as a peer sends it (JSON).
+    pub fn decode(bytes: &[u8]) -> Result<SessionRequest> {
+        let r: SessionRequest = serde_json::from_slice(bytes).map_err(|e| err(format!("malformed session request: {e}")))?;
+        r.check()?;
+        Ok(r)
+    }
+
     fn check(&self) -> Result<()> {
         if self.batch == 0 || self.batch > MAX_BATCH || self.batches == 0 || self.batches > MAX_BATCHES {
             return Err(err(format!("session request {self:?}: batch must be 1..={MAX_BATCH}, batches 1..={MAX_BATCHES}")));
@@ -98,9 +105,7 @@ async fn recv_bytes(chan: &mut Channel, peer: &'static str) -> Result<Vec<u8>> {
 
 async fn recv_request(chan: &mut Channel, peer: &'static str) -> Result<SessionRequest> {
     let b = recv_bytes(chan, peer).await?;
-    let r: SessionRequest = serde_json::from_slice(&b).map_err(|e| err(format!("malformed session request: {e}")))?;
-    r.check()?;
-    Ok(r)
+    SessionRequest::decode(&b)
 }
 
 /// Timings of one batch at one party (seconds).
