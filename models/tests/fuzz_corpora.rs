@@ -62,6 +62,7 @@ mod seeds {
     use pann_mpc_core::channel::{Channel, ChannelConfig, Tag};
     use pann_mpc_core::handshake::{Role, SessionParams};
     use pann_protocols::Dealer;
+    use std::path::Path;
     use tokio::io::AsyncReadExt;
 
     /// The bytes a channel puts on the wire while `f` sends.
@@ -132,6 +133,7 @@ mod seeds {
         let public = PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, SecureConfig::new(loaded.card.default_alpha))
             .and_then(|p| p.with_alphas(loaded.card.relu_alphas.clone()))
             .expect("the shipped model's public description");
+        PublicModel::from_json(&public.to_json()).expect("the public model decodes");
         write("public_model", "fmnist-resnet20-alpha4.json", &public.to_json());
         write("session_request", "ok", br#"{"batch":8,"batches":2}"#);
         write("session_request", "too-large", br#"{"batch":100000,"batches":1}"#);
@@ -157,12 +159,23 @@ mod seeds {
                 out
             });
             assert!(bytes.len() > 8 * req.correction_len());
+            let ok = bodies::block_on(async {
+                let mut ch = bodies::channel(&bytes, bodies::MAX_FRAME);
+                let mut expander = pann_protocols::Expander::new(pann_mpc_core::Party::Client, bodies::SEED1);
+                pann_protocols::dealer::receive_material(&mut ch, &mut expander, &req).await
+            });
+            assert!(ok.is_ok(), "the seed for {sel:02x} does not decode: {ok:?}");
             write("dealer_material", &format!("sel-{sel:02x}"), &with_sel(sel, &bytes));
         }
         for sel in [0x00, 0x3f, 0x80, 0x9b] {
             let n = bodies::linear_spec(sel).weight_len();
             let e: Vec<u64> = (0..n as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
-            write("linear_setup", &format!("sel-{sel:02x}"), &with_sel(sel, &wire(|ch| ch.send_ring(&e).unwrap())));
+            let bytes = wire(|ch| ch.send_ring(&e).unwrap());
+            let ok = bodies::block_on(async {
+                pann_protocols::linear::setup_client(&mut bodies::channel(&bytes, bodies::MAX_FRAME), 0, bodies::linear_spec(sel)).await
+            });
+            assert!(ok.is_ok(), "the seed for {sel:02x} does not decode: {ok:?}");
+            write("linear_setup", &format!("sel-{sel:02x}"), &with_sel(sel, &bytes));
         }
 
         // Model cards, safetensors, PNGs.
@@ -198,6 +211,7 @@ mod seeds {
         let mut pair = (images.len() as u16).to_le_bytes().to_vec();
         pair.extend_from_slice(&images);
         pair.extend_from_slice(&labels);
+        pann_models::idx::images_and_labels(Path::new("i"), &images, Path::new("l"), &labels).expect("the IDX pair decodes");
         write("idx_pair", "images-labels", &pair);
         let mut bad = pair.clone();
         *bad.last_mut().unwrap() = 10;
