@@ -97,7 +97,12 @@ impl ModelCard {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        let card: ModelCard = serde_json::from_str(&text).map_err(|source| ModelError::Json { path: path.into(), source })?;
+        Self::parse(text.as_bytes(), path)
+    }
+
+    /// Parse and check a card from memory; `path` names it in errors.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
+        let card: ModelCard = serde_json::from_slice(bytes).map_err(|source| ModelError::Json { path: path.into(), source })?;
         card.check(path)?;
         Ok(card)
     }

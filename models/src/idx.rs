@@ -16,6 +16,11 @@ pub const CLASSES: u8 = 10;
 /// Read a file, gunzipping it if it starts with the gzip magic.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+    maybe_gunzip(raw, path)
+}
+
+/// As [`read_maybe_gz`], from memory; `path` only names the source in errors.
+pub fn maybe_gunzip(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return Ok(raw);
     }
@@ -33,6 +38,12 @@ pub fn is_idx(bytes: &[u8]) -> bool {
 
 /// Parse an IDX file of unsigned bytes: its dimensions and its data.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
+    let (dims, data) = split(bytes, path)?;
+    Ok((dims, data.to_vec()))
+}
+
+/// [`parse`] without copying the data.
+fn split<'a>(bytes: &'a [u8], path: &Path) -> Result<(Vec<usize>, &'a [u8])> {
     let bad = |reason: String| ModelError::Idx { path: path.into(), reason };
     if !is_idx(bytes) {
         return Err(bad("not an IDX file of unsigned bytes (magic 00 00 08 0n)".into()));
@@ -48,7 +59,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
     if data.len() != expected {
         return Err(bad(format!("dimensions {dims:?} need {expected} data bytes, the file has {}", data.len())));
     }
-    Ok((dims, data.to_vec()))
+    Ok((dims, data))
 }
 
 /// `dir/stem` or `dir/stem.gz`, whichever exists.
@@ -70,7 +81,7 @@ pub fn read_pair(dir: &Path, prefix: &str) -> Result<ImageSet> {
 /// the name with `images-idx3` replaced by `labels-idx1` (`.gz` or not).
 pub fn read_images_with_labels(images_path: &Path, bytes: &[u8]) -> Result<ImageSet> {
     let bad = |path: &Path, reason: String| ModelError::Idx { path: path.into(), reason };
-    let (idims, pixels) = parse(bytes, images_path)?;
+    split(bytes, images_path)?;
     let name = images_path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let stem = name.strip_suffix(".gz").unwrap_or(name);
     let labels_stem = stem.replace("images-idx3", "labels-idx1");
@@ -80,7 +91,15 @@ pub fn read_images_with_labels(images_path: &Path, bytes: &[u8]) -> Result<Image
     }
     let dir = images_path.parent().unwrap_or(Path::new("."));
     let labels_path = find(dir, &labels_stem).ok_or_else(|| bad(images_path, format!("its labels file {labels_stem}[.gz] is not beside it")))?;
-    let (ldims, labels) = parse(&read_maybe_gz(&labels_path)?, &labels_path)?;
+    images_and_labels(images_path, bytes, &labels_path, &read_maybe_gz(&labels_path)?)
+}
+
+/// An images file and its labels file, both already in memory (gunzipped);
+/// the paths only name them in errors.
+pub fn images_and_labels(images_path: &Path, images: &[u8], labels_path: &Path, labels: &[u8]) -> Result<ImageSet> {
+    let bad = |path: &Path, reason: String| ModelError::Idx { path: path.into(), reason };
+    let (idims, pixels) = parse(images, images_path)?;
+    let (ldims, labels) = parse(labels, labels_path)?;
     if idims.len() != 3 {
         return Err(bad(images_path, format!("images must have 3 dimensions [n, rows, cols], found {idims:?}")));
     }

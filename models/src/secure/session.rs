@@ -102,6 +102,13 @@ pub struct SessionRequest {
 }
 
 impl SessionRequest {
+    /// Parse and check a request as a peer sends it (JSON).
+    pub fn decode(bytes: &[u8]) -> Result<SessionRequest> {
+        let r: SessionRequest = serde_json::from_slice(bytes).map_err(|e| coded(AbortCode::Malformed, format!("malformed session request: {e}")))?;
+        r.check().map_err(|e| coded(AbortCode::Limit, e))?;
+        Ok(r)
+    }
+
     fn check(&self) -> Result<()> {
         if self.batch == 0 || self.batch > MAX_BATCH || self.batches == 0 || self.batches > MAX_BATCHES {
             return Err(err(format!("session request {self:?}: batch must be 1..={MAX_BATCH}, batches 1..={MAX_BATCHES}")));
@@ -139,9 +146,7 @@ async fn recv_bytes(chan: &mut Channel, peer: &'static str, max: usize) -> Resul
 
 async fn recv_request(chan: &mut Channel, peer: &'static str) -> Result<SessionRequest> {
     let b = recv_bytes(chan, peer, MAX_REQUEST).await?;
-    let r: SessionRequest = serde_json::from_slice(&b).map_err(|e| coded(AbortCode::Malformed, format!("malformed session request from the {peer}: {e}")))?;
-    r.check().map_err(|e| coded(AbortCode::Limit, format!("the {peer}'s {e}")))?;
-    Ok(r)
+    SessionRequest::decode(&b).map_err(|e| coded(e.abort_code().unwrap_or(AbortCode::Malformed), format!("from the {peer}: {e}")))
 }
 
 /// Timings of one batch at one party (seconds).
