@@ -105,6 +105,12 @@ pub fn public_model(data: &[u8]) {
     if let Ok(pm) = pann_models::secure::PublicModel::from_json(data) {
         let _ = pm.precision();
         let _ = pm.digest();
+        // What the client and the dealer do next with a peer's model.
+        let pm = Arc::new(pm);
+        if let Ok(size) = pann_models::secure::MaterialSize::of(&pm) {
+            let _ = size.session_bytes(2);
+        }
+        let _ = pann_models::secure::Plan::compile(pm, 1);
     }
 }
 
@@ -208,6 +214,9 @@ pub fn png(data: &[u8]) {
 /// CIFAR-10 binary records.
 pub fn cifar(data: &[u8]) {
     let _ = pann_models::cifar::parse(data, Path::new("fuzz.bin"));
+    // Also cut to whole records, so that the records themselves are reached.
+    let whole = data.len() - data.len() % 3073;
+    let _ = pann_models::cifar::parse(&data[..whole], Path::new("fuzz.bin"));
 }
 
 /// An IDX file, raw and through the gzip detection.
