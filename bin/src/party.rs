@@ -84,16 +84,48 @@ const MAX_CERT_FILE: u64 = 1 << 20;
 /// `<me>.key`: a directory shared between roles means that one role can
 /// impersonate another, which breaks the dealer's non-collusion assumption.
 pub fn check_cert_dir(dir: &Path, me: Role) -> Result<()> {
-    let own = format!("{me}.key");
+    let own = dir.join(format!("{me}.key"));
+    if let Some(found) = foreign_key(dir, &own, 0)? {
+        let name = found.strip_prefix(dir).unwrap_or(&found).display().to_string();
+        bail!(
+            "refusing to run as the {me}: the certificate directory {} also holds the private key {name}. \
+             A role's directory must hold only its own key ({me}.key) and its peers' certificates; \
+             whoever holds another role's key can act as that role toward its peers. \
+             Give each role its own directory (`pann certs --role {me} --out DIR`) and remove {name}",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Subdirectory levels searched for keys (a backup folder inside the role's
+/// directory counts too).
+const MAX_CERT_DEPTH: usize = 3;
+
+/// The first file under `dir` (other than `own`) that is or holds a private
+/// key: by name (`.key`, `.p12`, `.pfx`, any case) or by content (a PEM
+/// private key block anywhere in its first MiB).
+fn foreign_key(dir: &Path, own: &Path, depth: usize) -> Result<Option<PathBuf>> {
     let entries = std::fs::read_dir(dir).with_context(|| format!("reading the certificate directory {}", dir.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("reading the certificate directory {}", dir.display()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
-        if name == own || !path.is_file() {
+        if path == own {
             continue;
         }
-        let holds_key = if name.ends_with(".key") {
+        if path.is_dir() {
+            if depth < MAX_CERT_DEPTH {
+                if let Some(found) = foreign_key(&path, own, depth + 1)? {
+                    return Ok(Some(found));
+                }
+            }
+            continue;
+        }
+        if !path.is_file() {
+            continue;
+        }
+        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        let holds_key = if ["key", "p12", "pfx"].contains(&ext.as_str()) {
             true
         } else {
             let mut head = Vec::new();
@@ -102,16 +134,10 @@ pub fn check_cert_dir(dir: &Path, me: Role) -> Result<()> {
             String::from_utf8_lossy(&head).contains("PRIVATE KEY-----")
         };
         if holds_key {
-            bail!(
-                "refusing to run as the {me}: the certificate directory {} also holds the private key {name}. \
-                 A role's directory must hold only its own key ({own}) and its peers' certificates; \
-                 whoever holds another role's key can act as that role toward its peers. \
-                 Give each role its own directory (`pann certs --role {me} --out DIR`) and remove {name}",
-                dir.display()
-            );
+            return Ok(Some(path));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 async fn bind(addr: &str) -> Result<Listener> {
@@ -459,5 +485,9 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     b.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir).with_context(|| format!("creating {}", dir.display()))
+    b.create(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // An existing directory keeps its mode on create: tighten it.
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).with_context(|| format!("restricting {}", dir.display()))?;
+    Ok(())
 }

@@ -788,7 +788,10 @@ fn pann_certs_makes_one_role_identity_and_never_overwrites_a_key_silently() {
 fn a_party_refuses_a_certificate_directory_holding_another_roles_key() {
     let s = Session::new("sharedkeys");
     let server_dir = s.certs.join("server");
-    for (file, content) in [("dealer.key", s.certs.join("dealer/dealer.key")), ("backup.pem", s.certs.join("client/client.key"))] {
+    std::fs::create_dir_all(server_dir.join("old")).unwrap();
+    for (file, content) in
+        [("dealer.key", s.certs.join("dealer/dealer.key")), ("backup.pem", s.certs.join("client/client.key")), ("old/CLIENT.KEY", s.certs.join("client/client.crt"))]
+    {
         std::fs::copy(&content, server_dir.join(file)).unwrap();
         let t0 = Instant::now();
         let mut sv = s.server(&card(), ALPHA);

@@ -227,8 +227,8 @@ impl SessionParams {
         for name in names {
             let (a, b) = (ours.get(name), peer.get(name));
             if a != b {
-                let show = |v: Option<&&str>| v.map_or_else(|| "<absent>".to_string(), |s| s.to_string());
-                return mismatch(name, show(a), show(b));
+                let show = |v: Option<&&str>| v.map_or_else(|| "<absent>".to_string(), |s| shorten(s));
+                return mismatch(&shorten(name), show(a), show(b));
             }
         }
         Ok(())
@@ -291,6 +291,16 @@ async fn exchange(ch: &mut Channel, ours: &SessionParams) -> Result<SessionParam
     Ok(theirs)
 }
 
+/// At most 100 characters of a Hello string, for error messages (a peer's
+/// field may be up to the Hello's size).
+fn shorten(s: &str) -> String {
+    const MAX: usize = 100;
+    match s.char_indices().nth(MAX) {
+        None => s.to_string(),
+        Some((cut, _)) => format!("{}... ({} bytes)", &s[..cut], s.len()),
+    }
+}
+
 /// SHA-256 of `bytes` as lowercase hex (e.g. a model digest for the Hello).
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
@@ -337,6 +347,12 @@ impl<'a> Reader<'a> {
     fn string(&mut self, what: &str) -> Result<String> {
         let n = self.u32()? as usize;
         let bytes = self.take(n)?;
+        // Every field is printable ASCII (names, numbers, "per-layer:...",
+        // hex digests); anything else could put a peer's control characters
+        // into our log when a mismatch is reported.
+        if !bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
+            return Err(CoreError::Malformed(format!("{what} in the Hello is not printable ASCII")));
+        }
         String::from_utf8(bytes.to_vec()).map_err(|_| CoreError::Malformed(format!("{what} in the Hello is not UTF-8")))
     }
 }
@@ -375,6 +391,25 @@ mod tests {
             junk[..4].copy_from_slice(MAGIC);
             let _ = SessionParams::decode(&junk);
         }
+    }
+
+    #[test]
+    fn only_printable_ascii_fields_decode() {
+        // A peer's control characters would reach our log in a mismatch.
+        for bad in ["9\n\u{1b}[2Jserver: done", "caf\u{e9}"] {
+            let p = SessionParams::new(Role::Server).with("alpha", bad);
+            assert!(matches!(SessionParams::decode(&p.encode()), Err(CoreError::Malformed(m)) if m.contains("printable")), "{bad:?}");
+        }
+        let ok = SessionParams::new(Role::Server).with("alpha", "per-layer:4,5,9");
+        assert_eq!(SessionParams::decode(&ok.encode()).unwrap(), ok);
+    }
+
+    #[test]
+    fn a_long_mismatching_field_is_shortened_in_the_error() {
+        let a = params();
+        let b = SessionParams::new(Role::Client).with("ring_bits", "6".repeat(5000)).with("frac_bits", 16).with("alpha", 9);
+        let e = a.check_compatible(&b).unwrap_err().to_string();
+        assert!(e.len() < 400 && e.contains("(5000 bytes)"), "{e}");
     }
 
     #[test]

@@ -19,11 +19,10 @@
 //! opened with a shift: a truncated opening's mask depends on a public sign,
 //! which the dealer could not fold into `conv(A, r)`.
 
-use pann_mpc_core::channel::Tag;
 use pann_mpc_core::ring::{self, R};
-use pann_mpc_core::{Channel, CoreError, Party, Phase};
+use pann_mpc_core::{Channel, Party, Phase};
 
-use crate::error::{check_len, ProtocolError, Result};
+use crate::error::{check_len, Result};
 use crate::kernels::LinearSpec;
 use crate::material::{Expander, LinearMaterial};
 
@@ -122,22 +121,3 @@ pub async fn linear_forward(
     Ok(out)
 }
 
-/// Longest layer shape description accepted from the peer (JSON of a
-/// [`LinearSpec`], under 200 bytes in practice).
-pub const MAX_SPEC_JSON: usize = 4096;
-
-/// Both parties' agreement on a layer's shape is part of the session
-/// handshake; this helper checks a shape digest received from the peer.
-pub async fn check_peer_spec(chan: &mut Channel, spec: &LinearSpec) -> Result<()> {
-    let ours = serde_json::to_vec(spec).map_err(|e| ProtocolError::Params(e.to_string()))?;
-    chan.send_tagged(Tag::Bytes, &ours)?;
-    let theirs = chan.recv_tagged_max(Tag::Bytes, MAX_SPEC_JSON).await?;
-    if theirs != ours {
-        return Err(ProtocolError::Core(CoreError::HandshakeMismatch {
-            field: "linear layer".into(),
-            ours: String::from_utf8_lossy(&ours).into_owned(),
-            theirs: String::from_utf8_lossy(&theirs).into_owned(),
-        }));
-    }
-    Ok(())
-}

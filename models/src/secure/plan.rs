@@ -151,7 +151,8 @@ impl PublicModel {
 
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         let pm: PublicModel = serde_json::from_slice(bytes)
-            .map_err(|e| ModelError::Config(format!("malformed public model description: {e}")))?;
+            // serde's message may quote the peer's text unescaped: only where and what kind.
+            .map_err(|e| ModelError::Config(format!("malformed public model description ({:?} error at line {} column {})", e.classify(), e.line(), e.column())))?;
         pm.check()?;
         Ok(pm)
     }

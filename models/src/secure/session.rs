@@ -104,7 +104,9 @@ pub struct SessionRequest {
 impl SessionRequest {
     /// Parse and check a request as a peer sends it (JSON).
     pub fn decode(bytes: &[u8]) -> Result<SessionRequest> {
-        let r: SessionRequest = serde_json::from_slice(bytes).map_err(|e| coded(AbortCode::Malformed, format!("malformed session request: {e}")))?;
+        // serde's message may quote the peer's text: only where and what kind.
+        let r: SessionRequest = serde_json::from_slice(bytes)
+            .map_err(|e| coded(AbortCode::Malformed, format!("malformed session request ({:?} error at line {} column {})", e.classify(), e.line(), e.column())))?;
         r.check().map_err(|e| coded(AbortCode::Limit, e))?;
         Ok(r)
     }

@@ -156,6 +156,12 @@ fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     #[cfg(not(unix))]
     let _ = private;
     let mut f = opts.open(path).map_err(err)?;
+    // A file that existed keeps its mode on open: tighten a key's.
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    }
     std::io::Write::write_all(&mut f, bytes).map_err(err)
 }
 
