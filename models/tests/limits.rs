@@ -166,19 +166,7 @@ fn a_card_with_a_huge_architecture_is_refused() {
 
 /// A small CNN with pseudo-random weights and calibrated bounds (fast).
 fn small_cnn() -> (pann_models::Model, PublicModel, Vec<Vec<u8>>) {
-    use pann_models::{Params, SmallCnnConfig, Tensor};
-    let net = SmallCnnConfig { channels: vec![4, 6], num_classes: 5, batch_norm: false, in_channels: 3, image_size: 8, bn_eps: 1e-5 }
-        .build()
-        .unwrap();
-    let mut prg = pann_mpc_core::Prg::from_seed([5; 16]);
-    let mut uni = |n: usize, s: f64| -> Vec<f64> { prg.gen(n).iter().map(|&v| ((v >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * s).collect() };
-    let mut params = Params::new();
-    for spec in net.param_specs() {
-        let n = spec.shape.iter().product();
-        params.insert(spec.name.clone(), Tensor::new(spec.shape.clone(), uni(n, 0.8)));
-    }
-    let raw: Vec<Vec<u8>> = (0..4).map(|_| prg.gen(3 * 8 * 8).iter().map(|&v| v as u8).collect()).collect();
-    let model = pann_models::Model::new(net, params).unwrap();
+    let (model, raw) = common::small_cnn(4);
     let spec = pann_models::InputSpec { mean: vec![0.5; 3], std: vec![0.25; 3] };
     let imgs: Vec<Vec<f64>> = raw.iter().map(|r| spec.normalise(r)).collect();
     let max = max_abs_per_site(&model, imgs.len(), |i| imgs[i].clone(), None).unwrap();

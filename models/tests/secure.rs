@@ -103,26 +103,9 @@ async fn resnet20_three_parties(alpha_of: impl Fn(usize) -> u32) -> (String, u64
     (public.precision(), out.meter_server.phase_total(pann_mpc_core::Phase::Online).bytes())
 }
 
-/// A small CNN with pseudo-random weights: fast, covers conv, pooling, linear.
-fn small_cnn() -> (pann_models::Model, Vec<Vec<u8>>) {
-    use pann_models::{Params, SmallCnnConfig, Tensor};
-    let net = SmallCnnConfig { channels: vec![4, 6], num_classes: 5, batch_norm: false, in_channels: 3, image_size: 8, bn_eps: 1e-5 }
-        .build()
-        .unwrap();
-    let mut prg = pann_mpc_core::Prg::from_seed([5; 16]);
-    let mut uni = |n: usize, s: f64| -> Vec<f64> { prg.gen(n).iter().map(|&v| ((v >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * s).collect() };
-    let mut params = Params::new();
-    for spec in net.param_specs() {
-        let n = spec.shape.iter().product();
-        params.insert(spec.name.clone(), Tensor::new(spec.shape.clone(), uni(n, 0.8)));
-    }
-    let raw = (0..3).map(|_| prg.gen(3 * 8 * 8).iter().map(|&v| v as u8).collect()).collect();
-    (pann_models::Model::new(net, params).unwrap(), raw)
-}
-
 #[tokio::test]
 async fn small_cnn_three_parties_match_the_fixed_point_reference() {
-    let (model, raw) = small_cnn();
+    let (model, raw) = common::small_cnn(3);
     let spec = pann_models::InputSpec { mean: vec![0.5; 3], std: vec![0.25; 3] };
     let imgs: Vec<Vec<f64>> = raw.iter().map(|r| spec.normalise(r)).collect();
     let max = max_abs_per_site(&model, imgs.len(), |i| imgs[i].clone(), None).unwrap();

@@ -148,7 +148,7 @@ async fn recv_bytes(chan: &mut Channel, peer: &'static str, max: usize) -> Resul
 
 async fn recv_request(chan: &mut Channel, peer: &'static str) -> Result<SessionRequest> {
     let b = recv_bytes(chan, peer, MAX_REQUEST).await?;
-    SessionRequest::decode(&b).map_err(|e| coded(e.abort_code().unwrap_or(AbortCode::Malformed), format!("from the {peer}: {e}")))
+    SessionRequest::decode(&b).map_err(from_peer(peer))
 }
 
 /// Timings of one batch at one party (seconds).
@@ -199,7 +199,8 @@ pub async fn server_session_with(
 
 async fn server_inner(client: &mut Channel, dealer: &mut Channel, model: &Model, public: &PublicModel, limits: &SessionLimits) -> Result<Vec<BatchReport>> {
     let desc = public.to_json();
-    let size = MaterialSize::of(&Arc::new(public.clone()))?;
+    let shared = Arc::new(public.clone());
+    let size = MaterialSize::of(&shared)?;
     handshake(client, &session_params(Role::Server, &public.precision()).expecting(Role::Client)).await.map_err(on("client"))?;
     handshake(dealer, &dealer_params(Role::Server).expecting(Role::Dealer)).await.map_err(on("dealer"))?;
     for (ch, peer) in [(&mut *client, "client"), (&mut *dealer, "dealer")] {
@@ -210,7 +211,7 @@ async fn server_inner(client: &mut Channel, dealer: &mut Channel, model: &Model,
     }
     let req = recv_request(client, "client").await?;
     limits.check_batch("server", req.batch, &size)?;
-    let plan = Plan::compile(Arc::new(public.clone()), req.batch)?;
+    let plan = Plan::compile(shared, req.batch)?;
     let weights = ServerWeights::encode(&plan, model)?;
     let mut expander = Expander::new(Party::Server, recv_seed(dealer).await.map_err(on("dealer"))?);
     let mut layers = Vec::with_capacity(plan.linears.len());
