@@ -6,7 +6,7 @@
 # left in fuzz/artifacts/<target>/ and the script exits 1.
 # docs/results/fuzzing.md quotes its output. Needs the nightly toolchain and
 # cargo-fuzz (`cargo install cargo-fuzz`); not part of `make test` (the
-# corpora themselves are replayed there by models/tests/fuzz_corpora.rs).
+# corpora themselves are replayed there by engine/tests/fuzz_corpora.rs).
 #
 #   scripts/fuzz.sh [RUNS] [TARGET...]
 set -euo pipefail

@@ -15,8 +15,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use pann_models::secure::session::{dealer_params, session_params};
-use pann_models::secure::{PublicModel, SecureConfig};
+use pann_engine::session::{dealer_params, session_params};
+use pann_engine::{PublicModel, SecureConfig};
 use pann_models::LoadedModel;
 use pann_mpc_core::channel::Tag;
 use pann_mpc_core::handshake::{handshake, Role};

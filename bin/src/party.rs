@@ -19,8 +19,8 @@ use pann_mpc_core::transport::{load_peer_cert, tcp_connect, tls_connect, Listene
 use pann_mpc_core::channel::{abort_code_of, Tag};
 use pann_mpc_core::AbortCode;
 use pann_mpc_core::{Channel, ChannelConfig};
-use pann_models::secure::{client_session_with, dealer_session_with, server_session_with, ClientOutcome, PublicModel, SecureConfig};
-use pann_models::secure::{MaterialSize, SessionLimits};
+use pann_engine::{client_session_with, dealer_session_with, server_session_with, ClientOutcome, PublicModel, SecureConfig};
+use pann_engine::{MaterialSize, SessionLimits};
 use pann_models::LoadedModel;
 
 use crate::input::Images;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use pann_models::planner::{Explored, Objective, PlanOutcome, Planner, ReluCost};
-use pann_models::secure::{client_session, dealer_session, server_session, PublicModel, SecureConfig};
+use pann_engine::{client_session, dealer_session, server_session, PublicModel, SecureConfig};
 use pann_models::{ImageSet, LoadedModel, PlainExecutor, ReluMode};
 use pann_mpc_core::ring::R;
 use pann_mpc_core::{Channel, ChannelConfig, Phase};

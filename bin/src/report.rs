@@ -3,7 +3,7 @@
 
 use pann_mpc_core::meter::Cost;
 use pann_mpc_core::{Meter, Phase};
-use pann_models::secure::BatchReport;
+use pann_engine::BatchReport;
 use serde::Serialize;
 
 /// One party's report.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pann_mpc_core::AbortCode;
-use pann_models::secure::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
+use pann_engine::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::{ImageSet, LoadedModel, ModelCard};
 
 const PARTY: &str = env!("CARGO_BIN_EXE_pann-party");

@@ -4,7 +4,7 @@
 //
 // This file is the crate root's only module in `fuzz/` (used by the
 // cargo-fuzz targets, nightly) and is also `#[path]`-imported by the ordinary
-// test `models/tests/fuzz_corpora.rs`, which replays every committed corpus file
+// test `engine/tests/fuzz_corpora.rs`, which replays every committed corpus file
 // through the same body on the stable toolchain. It may only use crates that
 // both depend on: pann-mpc-core, pann-protocols, pann-models and tokio.
 
@@ -102,21 +102,21 @@ pub fn hello(data: &[u8]) {
 
 /// The public model description the server sends to client and dealer.
 pub fn public_model(data: &[u8]) {
-    if let Ok(pm) = pann_models::secure::PublicModel::from_json(data) {
+    if let Ok(pm) = pann_engine::PublicModel::from_json(data) {
         let _ = pm.precision();
         let _ = pm.digest();
         // What the client and the dealer do next with a peer's model.
         let pm = Arc::new(pm);
-        if let Ok(size) = pann_models::secure::MaterialSize::of(&pm) {
+        if let Ok(size) = pann_engine::MaterialSize::of(&pm) {
             let _ = size.session_bytes(2);
         }
-        let _ = pann_models::secure::Plan::compile(pm, 1);
+        let _ = pann_engine::Plan::compile(pm, 1);
     }
 }
 
 /// The client's session request (JSON) to server and dealer.
 pub fn session_request(data: &[u8]) {
-    let _ = pann_models::secure::session::SessionRequest::decode(data);
+    let _ = pann_engine::session::SessionRequest::decode(data);
 }
 
 /// The dealer's seed message (`recv_seed`), framed.

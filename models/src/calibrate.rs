@@ -15,7 +15,7 @@
 //! one ([`crate::range`]).
 
 use crate::error::{ModelError, Result};
-use crate::secure::SecureConfig;
+use crate::precision::SecureConfig;
 use pann_protocols::reference::headroom;
 use pann_protocols::{PolyRelu, ReluConfig};
 use crate::model::Model;

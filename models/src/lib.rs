@@ -20,8 +20,8 @@
 //! - [`planner`]: per-site alphas (mixed precision) that minimise online
 //!   bytes or rounds within an accuracy target (`pann plan`).
 //! - [`dataset`] ([`ImageSet`], [`DataDir`]), [`cifar`], [`idx`], [`image`]: input.
-//! - [`secure`]: the secure executor (plan, fixed-point reference, the three
-//!   roles' sessions) on `pann-protocols`.
+//! - [`precision`]: [`SecureConfig`], the precisions of a secure run. The secure
+//!   executor itself (plan, fixed-point reference, the three roles) is `pann-engine`.
 //!
 //! ```text
 //! let m = LoadedModel::load("models/assets/resnet20-akamaster.card.json")?;
@@ -44,9 +44,9 @@ pub mod linalg;
 pub mod model;
 pub mod network;
 pub mod plain;
+pub mod precision;
 pub mod planner;
 pub mod range;
-pub mod secure;
 pub mod tensor;
 
 pub use calibrate::{max_abs_per_site, per_site_bounds, GlobalBoundRule};
@@ -59,4 +59,5 @@ pub use fold::fold_batch_norm;
 pub use model::Model;
 pub use network::{Network, Node, Op, Shape, ValueId};
 pub use plain::{Evaluation, Forward, PlainExecutor, ReluMode, SiteStats};
+pub use precision::SecureConfig;
 pub use tensor::{Params, Tensor};

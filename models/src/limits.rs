@@ -8,7 +8,7 @@
 //! [`ModelError::OutOfRange`]) instead of an overflow, a panic or a huge
 //! allocation. [`Network::validate`] and [`crate::network::NetworkBuilder`]
 //! apply the structural limits (so every deserialised or built network obeys
-//! them); [`crate::secure::PublicModel::check`] and [`crate::ModelCard::check`]
+//! them); `pann_engine::PublicModel::check` and [`crate::ModelCard::check`]
 //! apply the numeric ones ([`check_input_spec`], [`check_bound`]).
 //!
 //! The caps are far above the networks this project runs (ResNet-20/32/56 on
@@ -18,7 +18,7 @@
 //! is computed in u64 with `checked_mul`.
 //!
 //! The memory a session needs (the material of a batch) is bounded separately,
-//! per session, by [`crate::secure::SessionLimits`].
+//! per session, by `pann_engine::SessionLimits`.
 
 use crate::card::InputSpec;
 use crate::error::{ModelError, Result};
@@ -70,7 +70,7 @@ pub const MAX_MEAN: f64 = 1e3;
 /// Largest |x| of a normalised pixel, `x = (p / 255 - mean) / std` for any
 /// `p` in 0..=255. The input is encoded at 35 or 36 fractional bits and
 /// linear outputs must stay below 2^62 for the opening (|x / B| <= 256 at a
-/// ReLU input, see `secure::plan`); common normalisations give |x| < 3. A
+/// ReLU input, see `pann_engine::plan`); common normalisations give |x| < 3. A
 /// server that could announce any normalisation could push a chosen pixel
 /// value out of the encodable range on purpose and learn from the failure
 /// whether the client's image holds it: with this cap every pixel of every

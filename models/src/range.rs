@@ -13,7 +13,7 @@
 //!
 //! This is a plausibility check, not a proof: a wrap that happens to decode
 //! to small logits passes it. The fixed-point reference
-//! (`secure::ClearBackend`) is what counts every wrap exactly.
+//! (`pann_engine::ClearBackend`) is what counts every wrap exactly.
 
 use serde::{Deserialize, Serialize};
 

@@ -16,7 +16,7 @@ use pann_bin::input;
 use pann_bin::party::{check_cert_dir, run_client, run_dealer, run_server, Net};
 use pann_mpc_core::Role;
 use pann_bin::report::top_k;
-use pann_models::secure::{SessionLimits, DEFAULT_SESSION_MEMORY};
+use pann_engine::{SessionLimits, DEFAULT_SESSION_MEMORY};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum RoleArg {

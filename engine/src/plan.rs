@@ -24,31 +24,11 @@ use pann_protocols::kernels::{ConvSpec, LinearSpec, MatmulSpec};
 use pann_protocols::{PolyRelu, Program, ReluConfig, Request};
 use serde::{Deserialize, Serialize};
 
-use crate::card::{sha256_hex, InputSpec};
-use crate::error::{ModelError, Result};
-use crate::model::Model;
-use crate::network::{Network, Op, Shape, ValueId};
-
-/// Precisions of a secure run (public; both parties and the dealer agree).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SecureConfig {
-    /// PANN precision 2^-alpha (4..=14) of every ReLU that
-    /// [`PublicModel::alphas`] does not name.
-    pub alpha: u32,
-    /// Fractional bits of the encoded weights.
-    pub weight_bits: u32,
-}
-
-impl SecureConfig {
-    pub fn new(alpha: u32) -> Self {
-        Self { alpha, weight_bits: 18 }
-    }
-
-    /// Scale of the encoded input (that of a ReLU output at the default alpha).
-    pub fn act_bits(&self) -> u32 {
-        ReluConfig::new(self.alpha, 0).output_frac()
-    }
-}
+use pann_models::card::{sha256_hex, InputSpec};
+use pann_models::error::{ModelError, Result};
+use pann_models::model::Model;
+use pann_models::network::{Network, Op, Shape, ValueId};
+pub use pann_models::SecureConfig;
 
 /// What the server reveals of its model: the BN-folded architecture, the
 /// per-site bounds and the precisions. Its digest is what a client may pin.
@@ -64,7 +44,7 @@ pub struct PublicModel {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub alphas: BTreeMap<String, u32>,
     /// The card's calibrated logit range (`ModelCard::logit_range`), against
-    /// which the client judges its logits ([`crate::range::check_logits`]).
+    /// which the client judges its logits ([`pann_models::range::check_logits`]).
     /// Absent from the JSON when unknown, so older descriptions keep their digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logit_range: Option<[f64; 2]>,
@@ -113,14 +93,14 @@ impl PublicModel {
     }
 
     /// Validate a description (it may come from a peer): the structure, and
-    /// every size and parameter within [`crate::limits`].
+    /// every size and parameter within [`pann_models::limits`].
     pub fn check(&self) -> Result<()> {
         self.network.validate()?;
-        crate::limits::check_input_spec(&self.input, self.network.input_shape().c)?;
+        pann_models::limits::check_input_spec(&self.input, self.network.input_shape().c)?;
         for site in self.network.relu_sites() {
             match self.bounds.get(site) {
                 None => return Err(ModelError::MissingBound { site: site.into() }),
-                Some(&b) => crate::limits::check_bound(site, b)?,
+                Some(&b) => pann_models::limits::check_bound(site, b)?,
             }
         }
         let alpha_ok = |a: u32| (pann_protocols::sign_poly::MIN_ALPHA..=pann_protocols::sign_poly::MAX_ALPHA).contains(&a);
@@ -137,7 +117,7 @@ impl PublicModel {
             }
         }
         if let Some(r) = self.logit_range {
-            crate::range::check_range(r).map_err(ModelError::Config)?;
+            pann_models::range::check_range(r).map_err(ModelError::Config)?;
         }
         if !(8..=24).contains(&self.config.weight_bits) {
             return Err(ModelError::Config(format!("weight_bits {} is outside 8..=24", self.config.weight_bits)));

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
-use pann_models::secure::{client_session, ClientOutcome, dealer_session, run_plan, server_session, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
+use pann_engine::{client_session, ClientOutcome, dealer_session, run_plan, server_session, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::{PlainExecutor, ReluMode};
 use pann_mpc_core::{Channel, ChannelConfig};
 

@@ -57,7 +57,7 @@ fn replay_every_corpus() {
 
 mod seeds {
     use super::bodies;
-    use pann_models::secure::{session, PublicModel, SecureConfig};
+    use pann_engine::{session, PublicModel, SecureConfig};
     use pann_models::{LoadedModel, Tensor};
     use pann_mpc_core::channel::{Channel, ChannelConfig, Tag};
     use pann_mpc_core::handshake::{Role, SessionParams};
@@ -92,7 +92,7 @@ mod seeds {
     }
 
     /// The corpus seeds produced by the real encoders. Run with
-    /// `cargo test -p pann-models --test fuzz_corpora -- --ignored write_seed_corpora`.
+    /// `cargo test -p pann-engine --test fuzz_corpora -- --ignored write_seed_corpora`.
     #[test]
     #[ignore]
     fn write_seed_corpora() {

@@ -13,9 +13,9 @@
 
 use std::sync::Arc;
 
-use super::plan::{Plan, PublicModel};
-use super::session::MAX_BATCH;
-use crate::error::{ModelError, Result};
+use crate::plan::{Plan, PublicModel};
+use crate::session::MAX_BATCH;
+use pann_models::error::{ModelError, Result};
 
 /// Default memory budget of one session's material, in bytes (4 GiB): about
 /// 37 ResNet-20 images per batch at alpha 9 (113 MB each).

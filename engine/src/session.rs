@@ -25,13 +25,13 @@ use pann_protocols::ops::{reveal, share_input};
 use pann_protocols::{Dealer, Expander, Material, ProtocolError};
 use serde::{Deserialize, Serialize};
 
-use super::exec::{run_plan, PartyBackend};
-use super::limits::{MaterialSize, SessionLimits, MAX_MODEL_DESCRIPTION, MAX_REQUEST};
-use super::plan::{Plan, PublicModel, ServerWeights};
-use crate::card::sha256_hex;
-use crate::model::Model;
+use crate::exec::{run_plan, PartyBackend};
+use crate::limits::{MaterialSize, SessionLimits, MAX_MODEL_DESCRIPTION, MAX_REQUEST};
+use crate::plan::{Plan, PublicModel, ServerWeights};
+use pann_models::card::sha256_hex;
+use pann_models::model::Model;
 
-pub type SessionError = crate::error::ModelError;
+pub type SessionError = pann_models::error::ModelError;
 type Result<T> = std::result::Result<T, SessionError>;
 
 fn err(e: impl std::fmt::Display) -> SessionError {
@@ -166,7 +166,7 @@ pub struct BatchReport {
 pub struct ClientOutcome {
     pub logits: Vec<Vec<f64>>,
     /// The server's calibrated logit range (from the public model), to judge
-    /// the logits with (`crate::range::check_logits`).
+    /// the logits with (`pann_models::range::check_logits`).
     #[serde(default)]
     pub logit_range: Option<[f64; 2]>,
     pub batches: Vec<BatchReport>,

@@ -12,9 +12,9 @@ use pann_protocols::ops::add_channel_bias;
 use pann_protocols::{linear_forward, run_program, LinearLayer, Material, Program};
 use serde::{Deserialize, Serialize};
 
-use super::plan::{Plan, ServerWeights, Step};
-use crate::error::{ModelError, Result};
-use crate::network::Shape;
+use crate::plan::{Plan, ServerWeights, Step};
+use pann_models::error::{ModelError, Result};
+use pann_models::network::Shape;
 
 /// A protocol error with the code the peers are told.
 fn proto(e: pann_protocols::ProtocolError) -> ModelError {

@@ -2,7 +2,7 @@
 //! secure computation, with everything that left its range, and the verdict
 //! a client would give on the logits.
 //!
-//! `cargo run --release -p pann-models --example range_check -- CARD.json IMAGES.bin FIRST [COUNT] [ALPHA]`
+//! `cargo run --release -p pann-engine --example range_check -- CARD.json IMAGES.bin FIRST [COUNT] [ALPHA]`
 //!
 //! e.g. `... -- models/assets/resnet20-alpha4.card.json ../shared/data/cifar-10-jpeg/test_batch.bin 3142`
 //! (CIFAR-10 test image 3142, whose secure result with the alpha-4 card
@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use pann_models::range::check_logits;
-use pann_models::secure::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
+use pann_engine::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::{ImageSet, LoadedModel, PlainExecutor};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
