@@ -3,16 +3,18 @@
 //! shortcut, pooling) are the same code for clear values and for shares,
 //! which is why the reference mirrors the secure computation step by step.
 
-use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
 
 use pann_mpc_core::ring::{self, R};
 use pann_mpc_core::{Channel, Party};
 use pann_protocols::kernels::{avg_pool_sum, global_pool_sum, LinearSpec};
 use pann_protocols::ops::add_channel_bias;
-use pann_protocols::{linear_forward, run_program, LinearLayer, Material, Program};
+use pann_protocols::{linear_forward, run_program, LinearLayer, Material, Program, Request};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{Plan, ServerWeights, Step};
+use crate::preprocessing::Preprocessing;
 use pann_models::error::{ModelError, Result};
 use pann_models::network::Shape;
 
@@ -29,7 +31,7 @@ pub trait Backend {
     fn linear(&mut self, label: &str, layer: usize, spec: &LinearSpec, x: &[R]) -> impl std::future::Future<Output = Result<Vec<R>>>;
     /// A polynomial ReLU program applied to this side's `x`, which holds
     /// `x / B` at `input_scale` fractional bits.
-    fn relu(&mut self, label: &str, program: &Program, input_scale: u32, x: &[R]) -> impl std::future::Future<Output = Result<Vec<R>>>;
+    fn relu(&mut self, label: &str, program: &Arc<Program>, input_scale: u32, x: &[R]) -> impl std::future::Future<Output = Result<Vec<R>>>;
     /// Called with the operands of a local step (residual add: `[a, b]`,
     /// pooling: `[x]`) before it runs: the reference checks there that the
     /// step's exact result stays inside the ring. The parties do nothing.
@@ -209,7 +211,7 @@ impl Backend for ClearBackend<'_> {
         self.count_wraps(label, y.len(), &wraps);
         Ok(y)
     }
-    async fn relu(&mut self, label: &str, program: &Program, input_scale: u32, x: &[R]) -> Result<Vec<R>> {
+    async fn relu(&mut self, label: &str, program: &Arc<Program>, input_scale: u32, x: &[R]) -> Result<Vec<R>> {
         let r = pann_protocols::reference::run_program(program, &[x]).map_err(proto)?;
         let one = 1u64.checked_shl(input_scale).unwrap_or(u64::MAX);
         let beyond = x.iter().filter(|&&v| (v as i64).unsigned_abs() > one).count();
@@ -245,33 +247,42 @@ impl Backend for ClearBackend<'_> {
 }
 
 /// A party's secure backend: the channel to the peer, its linear layers, and
-/// the material fetched in the offline phase (consumed in order).
-pub struct PartyBackend<'c> {
+/// its source of material, asked for each step's material as the step runs.
+pub struct PartyBackend<'c, P: Preprocessing> {
     pub chan: &'c mut Channel,
     pub party: Party,
     pub layers: &'c [LinearLayer],
-    pub material: VecDeque<Material>,
+    pub source: &'c mut P,
+    /// Time spent waiting for material (seconds), summed over the steps.
+    pub waited_s: f64,
 }
 
-impl PartyBackend<'_> {
-    fn next(&mut self, what: &str) -> Result<Material> {
-        self.material.pop_front().ok_or_else(|| ModelError::Secure(format!("no material left for {what}")))
+impl<'c, P: Preprocessing> PartyBackend<'c, P> {
+    pub fn new(chan: &'c mut Channel, party: Party, layers: &'c [LinearLayer], source: &'c mut P) -> Self {
+        Self { chan, party, layers, source, waited_s: 0.0 }
+    }
+
+    async fn next(&mut self, req: &Request) -> Result<Material> {
+        let t = Instant::now();
+        let m = self.source.next(req).await.map_err(|e| ModelError::Session { code: e.abort_code(), message: format!("material: {e}") });
+        self.waited_s += t.elapsed().as_secs_f64();
+        m
     }
 }
 
-impl Backend for PartyBackend<'_> {
+impl<P: Preprocessing> Backend for PartyBackend<'_, P> {
     fn adds_public(&self) -> bool {
         self.party == Party::Server
     }
-    async fn linear(&mut self, label: &str, layer: usize, _spec: &LinearSpec, x: &[R]) -> Result<Vec<R>> {
+    async fn linear(&mut self, label: &str, layer: usize, spec: &LinearSpec, x: &[R]) -> Result<Vec<R>> {
         self.chan.set_label(label);
-        let mat = self.next(label)?.into_linear().map_err(proto)?;
+        let mat = self.next(&Request::Linear { layer, spec: *spec }).await?.into_linear().map_err(proto)?;
         let l = self.layers.get(layer).ok_or_else(|| ModelError::Secure(format!("no linear layer {layer}")))?;
         linear_forward(self.chan, l, x, mat).await.map_err(proto)
     }
-    async fn relu(&mut self, label: &str, program: &Program, _input_scale: u32, x: &[R]) -> Result<Vec<R>> {
+    async fn relu(&mut self, label: &str, program: &Arc<Program>, _input_scale: u32, x: &[R]) -> Result<Vec<R>> {
         self.chan.set_label(label);
-        let mat = self.next(label)?.into_program().map_err(proto)?;
+        let mat = self.next(&Request::program(program, x.len())).await?.into_program().map_err(proto)?;
         let mut out = run_program(self.chan, self.party, program, &[x], mat).await.map_err(proto)?;
         out.pop().ok_or_else(|| ModelError::Secure("ReLU program has no output".into()))
     }

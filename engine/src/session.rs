@@ -1,35 +1,45 @@
-//! The three roles of a secure inference session over established channels.
+//! The three roles of a secure inference session over established channels,
+//! in steps that a service composes (`pann-party`), and as whole sessions
+//! (tests, `pann frontier`).
 //!
-//! Setup: handshakes (ring, precision: one alpha or per-layer alphas; the client and dealer also agree on the
-//! model digest), the server sends the public model description to the
-//! client and the dealer, the client sends its session request (batch size,
-//! number of batches), the dealer sends each party its seed, the server sends
-//! the client its masked weights `E = W - A` once.
-//! Per batch: offline (party 1 receives its corrections from the dealer; party
-//! 0 expands its material from its seed), then online (the client shares its
-//! images, the plan runs, the logits are revealed to the client only).
+//! * Server: [`server_admit`] (handshake with the client, the public model
+//!   description, the client's request), a source of preprocessing (a dealer
+//!   over the network: [`server_dealer_open`]; any [`Preprocessing`]), then
+//!   [`server_run`] (the masked weights `E = W - A` once, then per batch the
+//!   online phase).
+//! * Client: [`client_connect`] (handshake, the model description and its
+//!   digest, the request with a fresh [`SessionId`]), [`client_dealer_open`]
+//!   (the dealer's seed), then [`client_run`] while [`correction_stream`]
+//!   receives the dealer's corrections concurrently, at most a few requests
+//!   ahead.
+//! * Dealer: [`dealer_greet`] each connection (its certified role, the
+//!   session id and, from the client, the model digest), pair the two
+//!   halves of a session by id, then [`dealer_serve`] (the public model and
+//!   the request from the server, a seed to each, party 1's corrections
+//!   streamed request by request).
+//!
 //! An error on one side is sent to the peers as an Abort with a code and its
 //! fixed public text ([`AbortCode`]); the error's own message, which may name
 //! secret values or file paths, stays in the local log.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
 use pann_mpc_core::channel::Tag;
-use pann_mpc_core::handshake::{handshake, Role, SessionParams};
-use pann_mpc_core::{AbortCode, Channel, CoreError, Meter, Party, Phase, Prg};
-use pann_protocols::dealer::{receive_material, recv_seed, send_seed, serve};
-use pann_protocols::linear::{setup_client, setup_server};
+use pann_mpc_core::handshake::{handshake, handshake_responder, Role, SessionParams};
+use pann_mpc_core::{AbortCode, Channel, CoreError, Meter, Party, Phase, Prg, Seed};
+use pann_models::card::sha256_hex;
+use pann_models::model::Model;
+use pann_protocols::dealer::{recv_seed, send_seed, serve};
+use pann_protocols::linear::{setup_client, setup_server_with_mask};
 use pann_protocols::ops::{reveal, share_input};
-use pann_protocols::{Dealer, Expander, Material, ProtocolError};
+use pann_protocols::{Dealer, ProtocolError};
 use serde::{Deserialize, Serialize};
 
 use crate::exec::{run_plan, PartyBackend};
 use crate::limits::{MaterialSize, SessionLimits, MAX_MODEL_DESCRIPTION, MAX_REQUEST};
 use crate::plan::{Plan, PublicModel, ServerWeights};
-use pann_models::card::sha256_hex;
-use pann_models::model::Model;
+use crate::preprocessing::{correction_stream, MaterialQueue, Preprocessing, SeedExpansion};
 
 pub type SessionError = pann_models::error::ModelError;
 type Result<T> = std::result::Result<T, SessionError>;
@@ -94,11 +104,61 @@ async fn abort_both(a: &mut Channel, b: &mut Channel, e: &SessionError, local: A
 pub const MAX_BATCH: usize = 1024;
 pub const MAX_BATCHES: usize = 1 << 20;
 
-/// The client's request, sent to the server and the dealer after the handshake.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Requests of material party 1 receives ahead of the online phase: the
+/// queue between the dealer's stream and the online phase holds at most this
+/// many (see [`SessionLimits`] for what a party holds at once).
+pub const STREAM_DEPTH: usize = 1;
+
+/// A session's identifier: 128 random bits the client draws, sent to the
+/// server in its request and bound to both parties' handshakes with the
+/// dealer, which pairs the two halves of a session by it, never by arrival
+/// order. Not a secret: it only names the session.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId([u8; 16]);
+
+impl SessionId {
+    pub fn random() -> SessionId {
+        SessionId(Prg::random_seed())
+    }
+
+    /// Exactly 32 lowercase hex digits.
+    pub fn parse(s: &str) -> Option<SessionId> {
+        if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(SessionId(out))
+    }
+
+    /// The first 8 hex digits, for log lines.
+    pub fn short(&self) -> String {
+        self.to_string()[..8].to_string()
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl std::fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionId({self})")
+    }
+}
+
+/// The client's request, sent to the server after the handshake (and by the
+/// server to the dealer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRequest {
     pub batch: usize,
     pub batches: usize,
+    /// The [`SessionId`], as 32 hex digits.
+    pub session: String,
 }
 
 impl SessionRequest {
@@ -107,15 +167,23 @@ impl SessionRequest {
         // serde's message may quote the peer's text: only where and what kind.
         let r: SessionRequest = serde_json::from_slice(bytes)
             .map_err(|e| coded(AbortCode::Malformed, format!("malformed session request ({:?} error at line {} column {})", e.classify(), e.line(), e.column())))?;
+        if SessionId::parse(&r.session).is_none() {
+            return Err(coded(AbortCode::Malformed, "malformed session request (the session id is not 32 lowercase hex digits)"));
+        }
         r.check().map_err(|e| coded(AbortCode::Limit, e))?;
         Ok(r)
     }
 
     fn check(&self) -> Result<()> {
         if self.batch == 0 || self.batch > MAX_BATCH || self.batches == 0 || self.batches > MAX_BATCHES {
-            return Err(err(format!("session request {self:?}: batch must be 1..={MAX_BATCH}, batches 1..={MAX_BATCHES}")));
+            return Err(err(format!("session request of batch {} x {}: batch must be 1..={MAX_BATCH}, batches 1..={MAX_BATCHES}", self.batch, self.batches)));
         }
         Ok(())
+    }
+
+    /// The session id (checked by [`SessionRequest::decode`]).
+    pub fn id(&self) -> Result<SessionId> {
+        SessionId::parse(&self.session).ok_or_else(|| coded(AbortCode::Malformed, "the session id is not 32 lowercase hex digits"))
     }
 }
 
@@ -125,16 +193,27 @@ pub fn session_params(role: Role, precision: &str) -> SessionParams {
     dealer_params(role).with("alpha", precision)
 }
 
-/// Parameters a party and the dealer agree on first (the dealer learns alpha
-/// from the model description; the client checks the model digest with it).
+/// Parameters every role agrees on with every other.
 pub fn dealer_params(role: Role) -> SessionParams {
     SessionParams::new(role).with("ring", "Z_2^64")
 }
 
-/// The second handshake between client and dealer: the same public model.
-fn model_params(role: Role, digest: &str) -> SessionParams {
-    SessionParams::new(role).with("model", digest)
+/// A party's Hello to the dealer: the session id (which the dealer pairs
+/// the parties by) and, from the client, the digest of the model the server
+/// described (which the dealer checks against the description it gets).
+pub fn dealer_hello(role: Role, id: &SessionId, model: Option<&str>) -> SessionParams {
+    let p = dealer_params(role).with("session", id).expecting(Role::Dealer);
+    match model {
+        Some(d) => p.with("model", d),
+        None => p,
+    }
 }
+
+/// The server's one-byte answer to an admitted request.
+const ADMITTED: u8 = 1;
+
+/// The fields of a party's Hello that the dealer adopts (see [`dealer_hello`]).
+pub const DEALER_ADOPTS: [&str; 2] = ["session", "model"];
 
 async fn send_json<T: Serialize>(chan: &mut Channel, peer: &'static str, v: &T) -> Result<()> {
     chan.send_tagged(Tag::Bytes, &serde_json::to_vec(v).map_err(err)?).map_err(on(peer))?;
@@ -155,7 +234,10 @@ async fn recv_request(chan: &mut Channel, peer: &'static str) -> Result<SessionR
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct BatchReport {
     pub images: usize,
+    /// Time spent waiting for (client) or expanding (server) material during
+    /// the batch: material arrives while the online phase runs.
     pub offline_s: f64,
+    /// The batch's wall time less `offline_s`.
     pub online_s: f64,
     /// Online wall time per step (node name, seconds).
     pub steps: Vec<(String, f64)>,
@@ -177,7 +259,106 @@ pub struct ClientOutcome {
     pub meter_dealer: Meter,
 }
 
-/// The server's side. `model` must be BN-folded and described by `public`.
+/// A model as a server serves it: the BN-folded model, its public
+/// description (and the exact bytes sent, whose SHA-256 is the digest a
+/// client pins), and the material one image needs (for limits). Built once
+/// and shared by every session.
+pub struct ServedModel {
+    pub model: Model,
+    pub public: Arc<PublicModel>,
+    description: Vec<u8>,
+    pub size: MaterialSize,
+}
+
+impl ServedModel {
+    /// `model` must be BN-folded and described by `public`.
+    pub fn new(model: Model, public: PublicModel) -> Result<ServedModel> {
+        let public = Arc::new(public);
+        let size = MaterialSize::of(&public)?;
+        Ok(ServedModel { model, description: public.to_json(), public, size })
+    }
+
+    /// The SHA-256 of the description sent to clients (what `--expect-model` pins).
+    pub fn digest(&self) -> String {
+        sha256_hex(&self.description)
+    }
+}
+
+/// A client the server has admitted: its request and the plan for its batch.
+pub struct Admitted {
+    pub request: SessionRequest,
+    pub id: SessionId,
+    pub plan: Plan,
+}
+
+/// The server's first step: handshake with the client, the public model
+/// description, the client's request (refused above `limits`).
+pub async fn server_admit(client: &mut Channel, served: &ServedModel, limits: &SessionLimits) -> Result<Admitted> {
+    handshake(client, &session_params(Role::Server, &served.public.precision()).expecting(Role::Client)).await.map_err(on("client"))?;
+    client.set_phase(Phase::Setup);
+    client.set_label("model");
+    client.send_tagged(Tag::Bytes, &served.description).map_err(on("client"))?;
+    client.flush().await.map_err(on("client"))?;
+    let request = recv_request(client, "client").await?;
+    let id = request.id()?;
+    limits.check_batch("server", request.batch, &served.size)?;
+    let plan = Plan::compile(Arc::clone(&served.public), request.batch)?;
+    // Tell the client it is admitted before it contacts the dealer: a refusal
+    // reaches it from the server, with its code, and never leaves a half
+    // session waiting at the dealer.
+    client.send_tagged(Tag::Bytes, &[ADMITTED]).map_err(on("client"))?;
+    client.flush().await.map_err(on("client"))?;
+    Ok(Admitted { request, id, plan })
+}
+
+/// Party 0's preprocessing from a dealer over `dealer`: the handshake bound
+/// to the session id, the public model and the request to the dealer, the
+/// seed back. The dealer sends party 0 nothing else (party 0 expands all its
+/// material from the seed), so `dealer` may be closed afterwards.
+pub async fn server_dealer_open(dealer: &mut Channel, served: &ServedModel, admitted: &Admitted) -> Result<SeedExpansion> {
+    handshake(dealer, &dealer_hello(Role::Server, &admitted.id, None)).await.map_err(on("dealer"))?;
+    dealer.set_phase(Phase::Setup);
+    dealer.set_label("model");
+    dealer.send_tagged(Tag::Bytes, &served.description).map_err(on("dealer"))?;
+    send_json(dealer, "dealer", &admitted.request).await?;
+    let seed = recv_seed(dealer).await.map_err(on("dealer"))?;
+    Ok(SeedExpansion::new(seed))
+}
+
+/// The server's session after admission: the masked weights to the client,
+/// then every batch's online phase, with material from `source`.
+pub async fn server_run<P: Preprocessing>(client: &mut Channel, served: &ServedModel, admitted: &Admitted, source: &mut P) -> Result<Vec<BatchReport>> {
+    let plan = &admitted.plan;
+    let weights = ServerWeights::encode(plan, &served.model)?;
+    let mut layers = Vec::with_capacity(plan.linears.len());
+    for (id, ((node, spec), w)) in plan.linears.iter().zip(weights.weights.iter()).enumerate() {
+        client.set_label(&plan.network().nodes[*node].name);
+        let mask = source.weight_mask(spec).map_err(|e| coded(e.abort_code(), format!("material: {e}")))?;
+        layers.push(setup_server_with_mask(client, id, *spec, w.clone(), &mask).await.map_err(on("client"))?);
+    }
+    let mut reports = Vec::new();
+    for _ in 0..admitted.request.batches {
+        client.set_phase(Phase::Online);
+        client.set_label("input");
+        let mut prg = Prg::from_entropy();
+        let x = share_input(client, Party::Server, Party::Client, None, plan.len_of(0), &mut prg).await.map_err(on("client"))?;
+        // The batch starts when the client's input arrives (before, the
+        // server only waits for the client).
+        let t1 = Instant::now();
+        let mut backend = PartyBackend::new(&mut *client, Party::Server, &layers, &mut *source);
+        let mut steps = Vec::new();
+        let y = run_plan(plan, Some(&weights), &mut backend, x, Some(&mut steps)).await.map_err(online("client"))?;
+        let offline_s = backend.waited_s;
+        client.set_label("output");
+        reveal(client, Party::Server, &y, Some(Party::Client)).await.map_err(on("client"))?;
+        let online_s = (t1.elapsed().as_secs_f64() - offline_s).max(0.0);
+        reports.push(BatchReport { images: admitted.request.batch, offline_s, online_s, steps });
+    }
+    Ok(reports)
+}
+
+/// The server's side of a whole session with a dealer over `dealer`.
+/// `model` must be BN-folded and described by `public`.
 pub async fn server_session(client: &mut Channel, dealer: &mut Channel, model: &Model, public: &PublicModel) -> Result<Vec<BatchReport>> {
     server_session_with(client, dealer, model, public, &SessionLimits::default()).await
 }
@@ -190,70 +371,144 @@ pub async fn server_session_with(
     public: &PublicModel,
     limits: &SessionLimits,
 ) -> Result<Vec<BatchReport>> {
-    let res = server_inner(client, dealer, model, public, limits).await;
+    let res = async {
+        let served = ServedModel::new(model.clone(), public.clone())?;
+        let admitted = server_admit(client, &served, limits).await?;
+        let mut source = server_dealer_open(dealer, &served, &admitted).await?;
+        server_run(client, &served, &admitted, &mut source).await
+    }
+    .await;
     if let Err(e) = &res {
         abort_both(client, dealer, e, AbortCode::Model).await;
     }
     res
 }
 
-async fn server_inner(client: &mut Channel, dealer: &mut Channel, model: &Model, public: &PublicModel, limits: &SessionLimits) -> Result<Vec<BatchReport>> {
-    let desc = public.to_json();
-    let shared = Arc::new(public.clone());
-    let size = MaterialSize::of(&shared)?;
-    handshake(client, &session_params(Role::Server, &public.precision()).expecting(Role::Client)).await.map_err(on("client"))?;
-    handshake(dealer, &dealer_params(Role::Server).expecting(Role::Dealer)).await.map_err(on("dealer"))?;
-    for (ch, peer) in [(&mut *client, "client"), (&mut *dealer, "dealer")] {
-        ch.set_phase(Phase::Setup);
-        ch.set_label("model");
-        ch.send_tagged(Tag::Bytes, &desc).map_err(on(peer))?;
-        ch.flush().await.map_err(on(peer))?;
-    }
-    let req = recv_request(client, "client").await?;
-    limits.check_batch("server", req.batch, &size)?;
-    let plan = Plan::compile(shared, req.batch)?;
-    let weights = ServerWeights::encode(&plan, model)?;
-    let mut expander = Expander::new(Party::Server, recv_seed(dealer).await.map_err(on("dealer"))?);
-    let mut layers = Vec::with_capacity(plan.linears.len());
-    for (id, ((_, spec), w)) in plan.linears.iter().zip(weights.weights.iter()).enumerate() {
-        client.set_label(&plan.network().nodes[plan.linears[id].0].name);
-        layers.push(setup_server(client, &mut expander, id, *spec, w.clone()).await.map_err(on("client"))?);
-    }
-    let mut reports = Vec::new();
-    for _ in 0..req.batches {
-        let t0 = Instant::now();
-        let material = plan.requests().iter().map(|r| expander.expand(r, None)).collect::<std::result::Result<_, _>>().map_err(err)?;
-        let offline_s = t0.elapsed().as_secs_f64();
-        client.set_phase(Phase::Online);
-        client.set_label("input");
-        let mut prg = Prg::from_entropy();
-        let x = share_input(client, Party::Server, Party::Client, None, plan.len_of(0), &mut prg).await.map_err(on("client"))?;
-        // Online time starts when the client's input arrives (before, the
-        // server only waits for the client's offline phase).
-        let t1 = Instant::now();
-        let mut backend = PartyBackend { chan: &mut *client, party: Party::Server, layers: &layers, material };
-        let mut steps = Vec::new();
-        let y = run_plan(&plan, Some(&weights), &mut backend, x, Some(&mut steps)).await.map_err(online("client"))?;
-        client.set_label("output");
-        reveal(client, Party::Server, &y, Some(Party::Client)).await.map_err(on("client"))?;
-        reports.push(BatchReport { images: req.batch, offline_s, online_s: t1.elapsed().as_secs_f64(), steps });
-    }
-    Ok(reports)
+/// A client connected to a server: the public model, its digest, the
+/// request sent and the plan for it.
+pub struct Connected {
+    pub public: Arc<PublicModel>,
+    pub digest: String,
+    pub request: SessionRequest,
+    pub id: SessionId,
+    pub plan: Plan,
 }
 
-/// Party 1's offline phase: the material of every request of a run, from
-/// the dealer's corrections.
-async fn fetch_client(expander: &mut Expander, dealer: &mut Channel, plan: &Plan) -> Result<VecDeque<Material>> {
-    let mut out = VecDeque::new();
-    for r in plan.requests() {
-        out.push_back(receive_material(dealer, expander, &r).await.map_err(on("dealer"))?);
+/// The client's first step: handshake with the server, the public model
+/// description (checked against `expect_digest` when given), and the request
+/// for `images` in batches of `batch`, under a fresh session id. The images
+/// are raw `[c, h, w]` pixels (0..=255); only their number and sizes are
+/// used here.
+pub async fn client_connect(
+    server: &mut Channel,
+    precision: &str,
+    expect_digest: Option<&str>,
+    images: &[Vec<u8>],
+    batch: usize,
+    limits: &SessionLimits,
+) -> Result<Connected> {
+    if images.is_empty() {
+        return Err(err("no input images"));
     }
+    handshake(server, &session_params(Role::Client, precision).expecting(Role::Server)).await.map_err(on("server"))?;
+    server.set_phase(Phase::Setup);
+    let desc = recv_bytes(server, "server", MAX_MODEL_DESCRIPTION).await?;
+    let public = Arc::new(PublicModel::from_json(&desc).map_err(from_peer("server"))?);
+    // The digest of the bytes as sent, which is what the server computes.
+    let digest = sha256_hex(&desc);
+    if let Some(want) = expect_digest {
+        if !want.eq_ignore_ascii_case(&digest) {
+            return Err(coded(AbortCode::Mismatch, format!("the server's model has digest {digest}, expected {want}")));
+        }
+    }
+    let per_image = public.network.input_shape().len();
+    if let Some((i, img)) = images.iter().enumerate().find(|(_, im)| im.len() != per_image) {
+        let s = public.network.input_shape();
+        return Err(err(format!("image {i} has {} values, the model expects {}x{}x{} = {per_image}", img.len(), s.c, s.h, s.w)));
+    }
+    let batch = batch.clamp(1, MAX_BATCH).min(images.len());
+    let id = SessionId::random();
+    let request = SessionRequest { batch, batches: images.len().div_ceil(batch), session: id.to_string() };
+    request.check()?;
+    limits.check_batch("client", batch, &MaterialSize::of(&public)?)?;
+    send_json(server, "server", &request).await?;
+    let plan = Plan::compile(Arc::clone(&public), batch).map_err(from_peer("server"))?;
+    if recv_bytes(server, "server", 1).await? != [ADMITTED] {
+        return Err(coded(AbortCode::Malformed, "the server's answer to the request is malformed"));
+    }
+    Ok(Connected { public, digest, request, id, plan })
+}
+
+/// Party 1's handshake with the dealer (the session id and the model
+/// digest), and its seed. The corrections follow on `dealer`: receive them
+/// with [`correction_stream`].
+pub async fn client_dealer_open(dealer: &mut Channel, c: &Connected) -> Result<Seed> {
+    handshake(dealer, &dealer_hello(Role::Client, &c.id, Some(&c.digest))).await.map_err(on("dealer"))?;
+    recv_seed(dealer).await.map_err(on("dealer"))
+}
+
+/// The client's session after [`client_connect`]: the masked weights, then
+/// every batch's online phase, with material from `source`. The last batch
+/// is padded with zero images (the padding's outputs are dropped). The
+/// returned outcome's meters are empty: the caller owns the channels.
+pub async fn client_run<P: Preprocessing>(server: &mut Channel, c: &Connected, source: &mut P, images: &[Vec<u8>]) -> Result<ClientOutcome> {
+    let t_setup = Instant::now();
+    let (plan, public, batch) = (&c.plan, &c.public, c.request.batch);
+    let per_image = public.network.input_shape().len();
+    let mut layers = Vec::with_capacity(plan.linears.len());
+    for (id, (node, spec)) in plan.linears.iter().enumerate() {
+        server.set_label(&plan.network().nodes[*node].name);
+        layers.push(setup_client(server, id, *spec).await.map_err(on("server"))?);
+    }
+    let setup_s = t_setup.elapsed().as_secs_f64();
+    let mut logits = Vec::with_capacity(images.len());
+    let mut reports = Vec::new();
+    let mut prg = Prg::from_entropy();
+    for chunk in images.chunks(batch) {
+        let mut x: Vec<f64> = chunk.iter().flat_map(|im| public.input.normalise(im)).collect();
+        x.resize(per_image * batch, 0.0);
+        let enc = plan.encode_input(&x)?;
+        server.set_phase(Phase::Online);
+        let t1 = Instant::now();
+        server.set_label("input");
+        let xs = share_input(server, Party::Client, Party::Client, Some(&enc), enc.len(), &mut prg).await.map_err(on("server"))?;
+        let mut backend = PartyBackend::new(&mut *server, Party::Client, &layers, &mut *source);
+        let mut steps = Vec::new();
+        let y = run_plan(plan, None, &mut backend, xs, Some(&mut steps)).await.map_err(online("server"))?;
+        let offline_s = backend.waited_s;
+        server.set_label("output");
+        let out = reveal(server, Party::Client, &y, Some(Party::Client)).await.map_err(on("server"))?.ok_or_else(|| err("no output revealed"))?;
+        let online_s = (t1.elapsed().as_secs_f64() - offline_s).max(0.0);
+        let classes = plan.network().output_shape().len();
+        logits.extend(plan.decode_output(&out).chunks(classes).take(chunk.len()).map(|c| c.to_vec()));
+        reports.push(BatchReport { images: chunk.len(), offline_s, online_s, steps });
+    }
+    Ok(ClientOutcome {
+        logits,
+        logit_range: public.logit_range,
+        batches: reports,
+        model_digest: c.digest.clone(),
+        setup_s,
+        meter_server: Meter::default(),
+        meter_dealer: Meter::default(),
+    })
+}
+
+/// The client's whole session after [`client_connect`] with a dealer over
+/// `dealer`: the seed, then the online phase while the dealer's corrections
+/// stream in (at most [`STREAM_DEPTH`] requests ahead).
+pub async fn client_run_with_dealer(server: &mut Channel, dealer: &mut Channel, c: &Connected, images: &[Vec<u8>]) -> Result<ClientOutcome> {
+    let seed = client_dealer_open(dealer, c).await?;
+    let (mut queue, fill): (MaterialQueue, _) = correction_stream(dealer, seed, c.plan.requests(), c.request.batches, STREAM_DEPTH);
+    let fill = async { fill.await.map_err(on("dealer")) };
+    let run = client_run(server, c, &mut queue, images);
+    let ((), out) = tokio::try_join!(fill, run)?;
     Ok(out)
 }
 
-/// The client's side: `images` are raw `[c, h, w]` pixels (0..=255), which
-/// the client normalises with the public model's input spec. The last batch
-/// is padded with zero images (the padding's outputs are dropped).
+/// The client's side of a whole session: `images` are raw `[c, h, w]`
+/// pixels (0..=255), which the client normalises with the public model's
+/// input spec.
 pub async fn client_session(
     server: &mut Channel,
     dealer: &mut Channel,
@@ -276,128 +531,80 @@ pub async fn client_session_with(
     batch: usize,
     limits: &SessionLimits,
 ) -> Result<ClientOutcome> {
-    let res = client_inner(server, dealer, precision, expect_digest, images, batch, limits).await;
-    if let Err(e) = &res {
-        abort_both(server, dealer, e, AbortCode::Input).await;
+    let t0 = Instant::now();
+    let res = async {
+        let c = client_connect(server, precision, expect_digest, images, batch, limits).await?;
+        let setup = t0.elapsed().as_secs_f64();
+        let mut out = client_run_with_dealer(server, dealer, &c, images).await?;
+        out.setup_s += setup;
+        Ok(out)
     }
-    res
-}
-
-async fn client_inner(
-    server: &mut Channel,
-    dealer: &mut Channel,
-    precision: &str,
-    expect_digest: Option<&str>,
-    images: &[Vec<u8>],
-    batch: usize,
-    limits: &SessionLimits,
-) -> Result<ClientOutcome> {
-    let t_setup = Instant::now();
-    if images.is_empty() {
-        return Err(err("no input images"));
-    }
-    handshake(server, &session_params(Role::Client, precision).expecting(Role::Server)).await.map_err(on("server"))?;
-    server.set_phase(Phase::Setup);
-    let desc = recv_bytes(server, "server", MAX_MODEL_DESCRIPTION).await?;
-    let public = Arc::new(PublicModel::from_json(&desc).map_err(from_peer("server"))?);
-    // The digest of the bytes as sent, which is what the server computes.
-    let digest = sha256_hex(&desc);
-    if let Some(want) = expect_digest {
-        if !want.eq_ignore_ascii_case(&digest) {
-            return Err(coded(AbortCode::Mismatch, format!("the server's model has digest {digest}, expected {want}")));
+    .await;
+    match res {
+        Ok(mut out) => {
+            out.meter_server = server.meter().clone();
+            out.meter_dealer = dealer.meter().clone();
+            Ok(out)
+        }
+        Err(e) => {
+            abort_both(server, dealer, &e, AbortCode::Input).await;
+            Err(e)
         }
     }
-    let per_image = public.network.input_shape().len();
-    if let Some((i, img)) = images.iter().enumerate().find(|(_, im)| im.len() != per_image) {
-        let s = public.network.input_shape();
-        return Err(err(format!("image {i} has {} values, the model expects {}x{}x{} = {per_image}", img.len(), s.c, s.h, s.w)));
-    }
-    let batch = batch.clamp(1, MAX_BATCH).min(images.len());
-    let req = SessionRequest { batch, batches: images.len().div_ceil(batch) };
-    req.check()?;
-    limits.check_batch("client", batch, &MaterialSize::of(&public)?)?;
-    send_json(server, "server", &req).await?;
-    handshake(dealer, &dealer_params(Role::Client).expecting(Role::Dealer)).await.map_err(on("dealer"))?;
-    handshake(dealer, &model_params(Role::Client, &digest).expecting(Role::Dealer)).await.map_err(on("dealer"))?;
-    send_json(dealer, "dealer", &req).await?;
-    let mut expander = Expander::new(Party::Client, recv_seed(dealer).await.map_err(on("dealer"))?);
-    let plan = Plan::compile(Arc::clone(&public), batch).map_err(from_peer("server"))?;
-    let mut layers = Vec::with_capacity(plan.linears.len());
-    for (id, (node, spec)) in plan.linears.iter().enumerate() {
-        server.set_label(&plan.network().nodes[*node].name);
-        layers.push(setup_client(server, id, *spec).await.map_err(on("server"))?);
-    }
-    let setup_s = t_setup.elapsed().as_secs_f64();
-    let mut logits = Vec::with_capacity(images.len());
-    let mut reports = Vec::new();
-    let mut prg = Prg::from_entropy();
-    for chunk in images.chunks(batch) {
-        let t0 = Instant::now();
-        let material = fetch_client(&mut expander, dealer, &plan).await?;
-        let offline_s = t0.elapsed().as_secs_f64();
-        let mut x: Vec<f64> = chunk.iter().flat_map(|im| public.input.normalise(im)).collect();
-        x.resize(per_image * batch, 0.0);
-        let enc = plan.encode_input(&x)?;
-        server.set_phase(Phase::Online);
-        let t1 = Instant::now();
-        server.set_label("input");
-        let xs = share_input(server, Party::Client, Party::Client, Some(&enc), enc.len(), &mut prg).await.map_err(on("server"))?;
-        let mut backend = PartyBackend { chan: &mut *server, party: Party::Client, layers: &layers, material };
-        let mut steps = Vec::new();
-        let y = run_plan(&plan, None, &mut backend, xs, Some(&mut steps)).await.map_err(online("server"))?;
-        server.set_label("output");
-        let out = reveal(server, Party::Client, &y, Some(Party::Client)).await.map_err(on("server"))?.ok_or_else(|| err("no output revealed"))?;
-        let online_s = t1.elapsed().as_secs_f64();
-        let classes = plan.network().output_shape().len();
-        logits.extend(plan.decode_output(&out).chunks(classes).take(chunk.len()).map(|c| c.to_vec()));
-        reports.push(BatchReport { images: chunk.len(), offline_s, online_s, steps });
-    }
-    Ok(ClientOutcome {
-        logits,
-        logit_range: public.logit_range,
-        batches: reports,
-        model_digest: digest,
-        setup_s,
-        meter_server: server.meter().clone(),
-        meter_dealer: dealer.meter().clone(),
-    })
 }
 
-/// The dealer's side: two accepted channels, in any order (the handshake
-/// tells which is the server and which the client).
-pub async fn dealer_session(a: &mut Channel, b: &mut Channel) -> Result<()> {
-    dealer_session_with(a, b, &SessionLimits::default()).await
+/// What the dealer learns from a party's Hello.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Greeting {
+    pub role: Role,
+    pub id: SessionId,
+    /// The client's: the digest of the model the server described to it.
+    pub model: Option<String>,
 }
 
-/// [`dealer_session`] refusing a client's batch above `limits`.
-pub async fn dealer_session_with(a: &mut Channel, b: &mut Channel, limits: &SessionLimits) -> Result<()> {
-    let res = dealer_inner(a, b, limits).await;
+/// The dealer's first step with a connection: the handshake as responder
+/// (the role is the certified one where the channel has a certificate),
+/// adopting the session id and, from the client, the model digest.
+pub async fn dealer_greet(chan: &mut Channel) -> Result<Greeting> {
+    let theirs = handshake_responder(chan, &dealer_params(Role::Dealer), &DEALER_ADOPTS).await.map_err(on("party"))?;
+    let malformed = |what: &str| coded(AbortCode::Malformed, format!("the {}'s Hello {what}", theirs.role));
+    let id = theirs.get("session").and_then(SessionId::parse).ok_or_else(|| malformed("has no valid session id"))?;
+    let model = theirs.get("model").map(str::to_string);
+    match (theirs.role, &model) {
+        (Role::Client, Some(d)) if d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()) => {}
+        (Role::Client, _) => return Err(malformed("has no valid model digest")),
+        (Role::Server, None) => {}
+        (Role::Server, Some(_)) => return Err(malformed("names a model digest")),
+        (Role::Dealer, _) => return Err(malformed("claims the dealer role")),
+    }
+    Ok(Greeting { role: theirs.role, id, model })
+}
+
+/// The dealer's session with one paired server and client (each greeted by
+/// [`dealer_greet`] with the same id; `digest` is the client's): the public
+/// model and the request from the server, checked against the client's
+/// digest and `limits`; a seed to each; party 1's corrections streamed
+/// request by request (the dealer holds one request's at a time).
+pub async fn dealer_serve(server: &mut Channel, client: &mut Channel, id: &SessionId, digest: &str, limits: &SessionLimits) -> Result<()> {
+    let res = dealer_serve_inner(server, client, id, digest, limits).await;
     if let Err(e) = &res {
-        abort_both(a, b, e, AbortCode::Internal).await;
+        abort_both(server, client, e, AbortCode::Internal).await;
     }
     res
 }
 
-async fn dealer_inner(a: &mut Channel, b: &mut Channel, limits: &SessionLimits) -> Result<()> {
-    // Both at once: each party reaches its dealer handshake at its own time.
-    let ours = dealer_params(Role::Dealer);
-    // The first failure ends the wait (the other party may never get here).
-    let (ra, rb) = tokio::try_join!(
-        async { handshake(a, &ours).await.map_err(on("first party")) },
-        async { handshake(b, &ours).await.map_err(on("second party")) }
-    )?;
-    let (server, client) = match (ra.role, rb.role) {
-        (Role::Server, Role::Client) => (a, b),
-        (Role::Client, Role::Server) => (b, a),
-        (x, y) => return Err(coded(AbortCode::Mismatch, format!("the dealer needs one server and one client, got {x} and {y}"))),
-    };
+async fn dealer_serve_inner(server: &mut Channel, client: &mut Channel, id: &SessionId, digest: &str, limits: &SessionLimits) -> Result<()> {
     server.set_phase(Phase::Setup);
     let desc = recv_bytes(server, "server", MAX_MODEL_DESCRIPTION).await?;
+    if !sha256_hex(&desc).eq_ignore_ascii_case(digest) {
+        return Err(coded(AbortCode::Mismatch, "the server's model description is not the one the client was given (digests differ)"));
+    }
     let public = Arc::new(PublicModel::from_json(&desc).map_err(from_peer("server"))?);
-    let size = MaterialSize::of(&public)?;
-    handshake(client, &model_params(Role::Dealer, &sha256_hex(&desc)).expecting(Role::Client)).await.map_err(on("client"))?;
-    let req = recv_request(client, "client").await?;
-    limits.check_batch("dealer", req.batch, &size)?;
+    let req = recv_request(server, "server").await?;
+    if req.id()? != *id {
+        return Err(coded(AbortCode::Mismatch, "the server's request names another session"));
+    }
+    limits.check_batch("dealer", req.batch, &MaterialSize::of(&public)?)?;
     let plan = Plan::compile(Arc::clone(&public), req.batch)?;
     let (s0, s1) = (Prg::random_seed(), Prg::random_seed());
     send_seed(server, &s0).await.map_err(on("server"))?;
@@ -411,4 +618,43 @@ async fn dealer_inner(a: &mut Channel, b: &mut Channel, limits: &SessionLimits) 
         serve(&mut dealer, client, &reqs).await.map_err(on("client"))?;
     }
     Ok(())
+}
+
+/// The dealer's side of one session on two accepted channels, in any order:
+/// greets both and checks that they are one server and one client of the
+/// same session (tests; a dealer service pairs many, see `pann-party`).
+pub async fn dealer_session(a: &mut Channel, b: &mut Channel) -> Result<()> {
+    dealer_session_with(a, b, &SessionLimits::default()).await
+}
+
+/// [`dealer_session`] refusing a client's batch above `limits`.
+pub async fn dealer_session_with(a: &mut Channel, b: &mut Channel, limits: &SessionLimits) -> Result<()> {
+    // Both at once: each party reaches the dealer at its own time; the first
+    // failure ends the wait (the other party may never get here).
+    let greeted = tokio::try_join!(
+        async { dealer_greet(a).await.map_err(online("first party")) },
+        async { dealer_greet(b).await.map_err(online("second party")) }
+    );
+    let (ga, gb) = match greeted {
+        Ok(g) => g,
+        Err(e) => {
+            abort_both(a, b, &e, AbortCode::Internal).await;
+            return Err(e);
+        }
+    };
+    let (server, client, gs, gc) = match (ga.role, gb.role) {
+        (Role::Server, Role::Client) => (a, b, ga, gb),
+        (Role::Client, Role::Server) => (b, a, gb, ga),
+        (x, y) => {
+            let e = coded(AbortCode::Mismatch, format!("the dealer needs one server and one client, got {x} and {y}"));
+            abort_both(a, b, &e, AbortCode::Internal).await;
+            return Err(e);
+        }
+    };
+    if gs.id != gc.id {
+        let e = coded(AbortCode::Mismatch, "the server and the client name different sessions");
+        abort_both(server, client, &e, AbortCode::Internal).await;
+        return Err(e);
+    }
+    dealer_serve(server, client, &gc.id, gc.model.as_deref().unwrap_or_default(), limits).await
 }

@@ -33,11 +33,12 @@ pub enum AbortCode {
     Identity = 8,
     /// A local failure that is none of the above.
     Internal = 9,
+    Busy = 10,
 }
 
 impl AbortCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [AbortCode; 10] = [
+    pub const ALL: [AbortCode; 11] = [
         AbortCode::Unknown,
         AbortCode::Mismatch,
         AbortCode::Malformed,
@@ -48,6 +49,7 @@ impl AbortCode {
         AbortCode::PeerFailed,
         AbortCode::Identity,
         AbortCode::Internal,
+        AbortCode::Busy,
     ];
 
     /// The code of a byte from the wire; an unknown byte is [`AbortCode::Unknown`].
@@ -68,6 +70,7 @@ impl AbortCode {
             AbortCode::PeerFailed => "another party of the session failed or could not be reached",
             AbortCode::Identity => "a peer's role does not match the certificate it presented",
             AbortCode::Internal => "an internal error",
+            AbortCode::Busy => "the server is serving as many sessions as it allows; try again later",
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::error::{CoreError, Result};
 use crate::meter::Phase;
 
 /// Version of the wire protocol; bump on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 const MAGIC: &[u8; 4] = b"PANN";
 
@@ -251,6 +251,43 @@ pub async fn handshake(ch: &mut Channel, ours: &SessionParams) -> Result<Session
 
 async fn exchange(ch: &mut Channel, ours: &SessionParams) -> Result<SessionParams> {
     ch.send_tagged(Tag::Hello, &ours.encode())?;
+    let theirs = recv_hello(ch, ours.version).await?;
+    ours.check_compatible(&theirs)?;
+    Ok(theirs)
+}
+
+/// The responder's side of [`handshake`], for a service that learns some
+/// parameters from its peer (the dealer learns a session's id and model
+/// digest from each party): read the peer's Hello first, copy the fields
+/// named in `adopt` from it into ours, then answer and compare as usual.
+/// The peer runs the ordinary [`handshake`]. Returns the peer's parameters.
+pub async fn handshake_responder(ch: &mut Channel, ours: &SessionParams, adopt: &[&str]) -> Result<SessionParams> {
+    let (phase, label) = (ch.meter().phase(), ch.meter().label().to_string());
+    ch.set_phase(Phase::Setup);
+    ch.set_label(HANDSHAKE_LABEL);
+    let res = async {
+        let theirs = recv_hello(ch, ours.version).await?;
+        let mut mine = ours.clone();
+        for name in adopt {
+            if let Some(v) = theirs.get(name) {
+                mine.set(name, v);
+            }
+        }
+        ch.send_tagged(Tag::Hello, &mine.encode())?;
+        ch.flush().await?;
+        mine.check_compatible(&theirs)?;
+        Ok(theirs)
+    }
+    .await;
+    ch.set_phase(phase);
+    ch.set_label(&label);
+    res
+}
+
+/// Receive and decode the peer's Hello, and check that the role it claims
+/// is the one its certificate holds. A malformed Hello is answered with an
+/// Abort.
+async fn recv_hello(ch: &mut Channel, version: u32) -> Result<SessionParams> {
     let body = match ch.recv_tagged_max(Tag::Hello, MAX_HELLO).await {
         Ok(b) => b,
         Err(e) => {
@@ -261,10 +298,10 @@ async fn exchange(ch: &mut Channel, ours: &SessionParams) -> Result<SessionParam
         }
     };
     let theirs = match SessionParams::peek_version(&body) {
-        Ok(v) if v != ours.version => {
+        Ok(v) if v != version => {
             return Err(CoreError::HandshakeMismatch {
                 field: "version".into(),
-                ours: ours.version.to_string(),
+                ours: version.to_string(),
                 theirs: v.to_string(),
             })
         }
@@ -287,7 +324,6 @@ async fn exchange(ch: &mut Channel, ours: &SessionParams) -> Result<SessionParam
             return Err(e);
         }
     }
-    ours.check_compatible(&theirs)?;
     Ok(theirs)
 }
 

@@ -7,7 +7,7 @@
 //! deploys it (`ReluConfig::new(alpha, s)`, the recommended schedule, input
 //! `t = x / B` at `s` = the ReLU output scale + the weight bits: 35 + 18 = 53
 //! fractional bits for alpha 4..13, 36 + 18 = 54 at alpha 14, see
-//! `pann_models::secure::plan`). The exact fixed-point reference
+//! `pann_engine::plan`). The exact fixed-point reference
 //! (`pann_protocols::reference`) evaluates it on t = ±1 · (1 + step)^k,
 //! k = 0, 1, ..., until some opening leaves the secure opening's range
 //! [-2^62, 2^62) or the output leaves the ring's signed range; the first

@@ -63,9 +63,23 @@ pub async fn setup_server(
     weights: Vec<R>,
 ) -> Result<LinearLayer> {
     spec.validate()?;
+    let mask = expander.next_weight_mask(spec.weight_len());
+    setup_server_with_mask(chan, id, spec, weights, &mask).await
+}
+
+/// [`setup_server`] with the weight mask `A` given (from any source of
+/// preprocessing that derives the same `A` as the dealer).
+pub async fn setup_server_with_mask(
+    chan: &mut Channel,
+    id: usize,
+    spec: LinearSpec,
+    weights: Vec<R>,
+    mask: &[R],
+) -> Result<LinearLayer> {
+    spec.validate()?;
     check_len("layer weights", spec.weight_len(), weights.len())?;
-    let a = expander.next_weight_mask(spec.weight_len());
-    let e = ring::sub(&weights, &a);
+    check_len("weight mask", spec.weight_len(), mask.len())?;
+    let e = ring::sub(&weights, mask);
     let phase = chan.meter().phase();
     chan.set_phase(Phase::Setup);
     chan.send_ring(&e)?;

@@ -113,6 +113,15 @@ pub enum Material {
 }
 
 impl Material {
+    /// Whether this material was made for `req` (its fingerprint matches).
+    pub fn is_for(&self, req: &Request) -> bool {
+        let tag = match self {
+            Material::Program(p) => p.tag,
+            Material::Linear(l) => l.tag,
+        };
+        tag == req.tag()
+    }
+
     pub fn into_program(self) -> Result<ProgramMaterial> {
         match self {
             Material::Program(m) => Ok(m),
