@@ -7,24 +7,29 @@
 //! `.crt` files are copied in). A directory that holds another private key is
 //! refused: whoever holds a role's key can act as that role.
 //!
-//! When a role gives up it tells its peers an [`AbortCode`] only; its own
-//! message (file paths, values) stays on its stderr.
+//! The server and the dealer are long-running services ([`crate::service`]);
+//! the client runs one session. When a role gives up on a session it tells
+//! its peers an [`AbortCode`] only; its own message (file paths, values)
+//! stays in its log.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use pann_mpc_core::handshake::Role;
-use pann_mpc_core::transport::{load_peer_cert, tcp_connect, tls_connect, Listener, TlsIdentity, TlsPeers};
-use pann_mpc_core::channel::{abort_code_of, Tag};
+use pann_mpc_core::transport::{load_peer_cert, tcp_channel, tcp_connect, tls, tls_connect, Listener, TlsIdentity, TlsPeers};
+
+use pann_engine::{ClientOutcome, PublicModel, SecureConfig, ServedModel, SessionLimits};
 use pann_mpc_core::AbortCode;
 use pann_mpc_core::{Channel, ChannelConfig};
-use pann_engine::{client_session_with, dealer_session_with, server_session_with, ClientOutcome, PublicModel, SecureConfig};
-use pann_engine::{MaterialSize, SessionLimits};
 use pann_models::LoadedModel;
+use tracing::info;
 
 use crate::input::Images;
+use crate::metrics::Metrics;
 use crate::report::{PartyReport, Prediction};
+use crate::service::{client_session, DealerService, ServerService, ServiceOptions};
 
 /// How a role reaches its peers.
 #[derive(Clone, Debug)]
@@ -43,7 +48,7 @@ impl Net {
 
     /// Our identity and the pinned certificate of each peer role, after
     /// checking that the directory holds no other private key.
-    fn peers(&self, me: Role, peers: &[Role]) -> Result<Option<TlsPeers>> {
+    pub fn peers(&self, me: Role, peers: &[Role]) -> Result<Option<TlsPeers>> {
         let Some(dir) = &self.certs else { return Ok(None) };
         check_cert_dir(dir, me)?;
         let (crt, key) = (dir.join(format!("{me}.crt")), dir.join(format!("{me}.key")));
@@ -59,21 +64,31 @@ impl Net {
         Ok(Some(TlsPeers::new(&id, certs).with_context(|| format!("the certificates in {}", dir.display()))?))
     }
 
-    async fn connect(&self, me: Role, peer: Role, addr: &str) -> Result<Channel> {
-        let ch = match self.peers(me, &[peer])? {
-            Some(p) => tls_connect(addr.to_string(), self.cfg(), &p).await,
-            None => tcp_connect(addr.to_string(), self.cfg()).await,
+    /// Connect to the `peer` role at `addr` (retrying until the timeout).
+    pub async fn connect(&self, me: Role, peer: Role, addr: &str) -> Result<Channel> {
+        let peers = self.peers(me, &[peer])?;
+        self.connect_with(peers.as_ref(), peer, addr, self.timeout).await
+    }
+
+    /// [`Net::connect`] with the pinned certificates already loaded, giving
+    /// up after `connect_timeout`.
+    pub async fn connect_with(&self, peers: Option<&TlsPeers>, peer: Role, addr: &str, connect_timeout: Duration) -> Result<Channel> {
+        let cfg = self.cfg().with_connect_timeout(connect_timeout);
+        let ch = match peers {
+            Some(p) => tls_connect(addr.to_string(), cfg, p).await,
+            None => tcp_connect(addr.to_string(), cfg).await,
         };
         ch.with_context(|| format!("connecting to the {peer} at {addr}"))
     }
 
-    async fn accept(&self, listener: &Listener, me: Role, peers: &[Role]) -> Result<Channel> {
-        let ch = match self.peers(me, peers)? {
-            Some(p) => listener.accept_tls(self.cfg(), &p).await,
-            None => listener.accept_tcp(self.cfg()).await,
-        };
-        let names: Vec<String> = peers.iter().map(|p| p.to_string()).collect();
-        ch.with_context(|| format!("accepting the {}", names.join(" or ")))
+    /// A channel over an accepted connection: the TLS handshake (bounded by
+    /// the timeout) when `peers` is given, else plain TCP.
+    /// `expected` names the peer for messages ("client").
+    pub async fn upgrade(&self, stream: tokio::net::TcpStream, addr: std::net::SocketAddr, peers: Option<&TlsPeers>, expected: &str) -> Result<Channel> {
+        match peers {
+            Some(p) => tls::server_handshake(stream, addr, self.cfg(), p).await.with_context(|| format!("the TLS handshake with a {expected} at {addr}")),
+            None => Ok(tcp_channel(stream, self.cfg())),
+        }
     }
 }
 
@@ -146,7 +161,7 @@ async fn bind(addr: &str) -> Result<Listener> {
 
 /// Each channel's meter by peer name, in the meter's own serde form (which
 /// `Meter` deserialises again), plus a per-phase summary under `summary`.
-fn meters(pairs: &[(&str, &Channel)]) -> serde_json::Map<String, serde_json::Value> {
+pub(crate) fn meters(pairs: &[(&str, &Channel)]) -> serde_json::Map<String, serde_json::Value> {
     let mut m: serde_json::Map<String, serde_json::Value> =
         pairs.iter().map(|(k, c)| (k.to_string(), serde_json::to_value(c.meter()).expect("a meter serialises"))).collect();
     let summary: serde_json::Map<_, _> = pairs.iter().map(|(k, c)| (k.to_string(), c.meter().to_json())).collect();
@@ -160,7 +175,7 @@ fn meters(pairs: &[(&str, &Channel)]) -> serde_json::Map<String, serde_json::Val
 /// the peer has read our last message (an Abort with its code). Returns the
 /// peer's own Abort code if one arrives meanwhile (it may have failed first,
 /// for a reason we have not seen yet).
-async fn goodbye(ch: &mut Channel) -> Option<AbortCode> {
+pub(crate) async fn goodbye(ch: &mut Channel) -> Option<AbortCode> {
     let mut said = None;
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let _ = ch.close().await;
@@ -172,71 +187,6 @@ async fn goodbye(ch: &mut Channel) -> Option<AbortCode> {
     })
     .await;
     said
-}
-
-/// How a peer's Abort reads in an error (mpc-core's `PeerAborted`).
-const PEER_ABORTED: &str = "peer aborted the session";
-
-/// Close both channels after a session: politely ([`goodbye`]) after an
-/// error, whose reason the session already sent to the peers as an Abort.
-/// Returns what the peers said when they gave up, if anything (`a` first).
-async fn end_session(ok: bool, a: (&mut Channel, &str), b: (&mut Channel, &str)) -> String {
-    if ok {
-        let _ = tokio::join!(a.0.close(), b.0.close());
-        return String::new();
-    }
-    let (sa, sb) = tokio::join!(goodbye(a.0), goodbye(b.0));
-    let mut out = String::new();
-    for (said, who) in [(sa, a.1), (sb, b.1)] {
-        // A peer that gave up because another party failed only echoes.
-        if let Some(code) = said.filter(|c| *c != AbortCode::PeerFailed) {
-            out += &format!(" (the {who} aborted: {code})");
-        }
-    }
-    out
-}
-
-/// The session's result, with what the peers said when it failed: their
-/// reason may name the cause (e.g. a dealer that vanished, seen first by the
-/// client). Not added when our own error already carries a peer's reason.
-fn with_peers<T, E: std::error::Error + Send + Sync + 'static>(res: std::result::Result<T, E>, what: &str, said: String) -> Result<T> {
-    res.map_err(|e| {
-        let e = e.to_string();
-        let said = if e.contains(PEER_ABORTED) { String::new() } else { said };
-        anyhow::anyhow!("{what}: {e}{said}")
-    })
-}
-
-/// Tell a peer why this role gives up (an Abort the peer reports as the
-/// reason of its own error), then close.
-async fn tell(ch: &mut Channel, code: AbortCode) {
-    ch.abort(code).await;
-    let _ = goodbye(ch).await;
-}
-
-/// Tell the reachable peers, concurrently.
-async fn tell_both(a: Option<&mut Channel>, b: Option<&mut Channel>, code: AbortCode) {
-    tokio::join!(tell_maybe(a, code), tell_maybe(b, code));
-}
-
-async fn tell_maybe(c: Option<&mut Channel>, code: AbortCode) {
-    if let Some(c) = c {
-        tell(c, code).await;
-    }
-}
-
-/// The first failure among a role's preparation and its two connections,
-/// with the connections that did succeed (to tell them) and the code they
-/// are told: `prep_code` for a failed preparation, else `PeerFailed`.
-type Failed = Box<(anyhow::Error, Option<Channel>, Option<Channel>, AbortCode)>;
-
-fn first_failure<T>(prep: Result<T>, prep_code: AbortCode, a: Result<Channel>, b: Result<Channel>) -> std::result::Result<(T, Channel, Channel), Failed> {
-    match (prep, a, b) {
-        (Ok(t), Ok(a), Ok(b)) => Ok((t, a, b)),
-        (Err(e), a, b) => Err(Box::new((e, a.ok(), b.ok(), prep_code))),
-        (Ok(_), Err(e), b) => Err(Box::new((e, None, b.ok(), AbortCode::PeerFailed))),
-        (Ok(_), Ok(a), Err(e)) => Err(Box::new((e, Some(a), None, AbortCode::PeerFailed))),
-    }
 }
 
 /// What the server needs before it talks to anyone.
@@ -267,116 +217,38 @@ pub fn public_model_digest(card: &Path, alpha: Option<u32>) -> Result<String> {
     Ok(load_server_model(card, alpha)?.public.digest())
 }
 
-/// The server: loads the model card (with calibrated bounds), waits for the
-/// client on `listen`, connects to the dealer. If the model cannot be loaded,
-/// it still meets its peers (within the timeout) to tell them why it gives up.
-pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str, dealer: &str) -> Result<PartyReport> {
+/// The server: loads the model card (a card that does not load or check
+/// ends the process before it listens), then serves clients on `listen`
+/// until a signal, or `--sessions` (see [`crate::service`]).
+pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str, dealer: &str, opts: ServiceOptions, metrics: Arc<Metrics>) -> Result<()> {
+    let m = load_server_model(card, alpha)?;
+    let served = ServedModel::new(m.loaded.model, m.public).with_context(|| format!("preparing the model of {}", card.display()))?;
     let listener = bind(listen).await?;
-    let model = load_server_model(card, alpha);
-    match &model {
-        Ok(m) => {
-            eprintln!(
-                "server: model {} (digest {}), alpha {}, listening on {}",
-                m.loaded.card.name,
-                m.public.digest(),
-                m.public.precision(),
-                listener.local_addr()?
-            );
-            if let Ok(size) = MaterialSize::of(&std::sync::Arc::new(m.public.clone())) {
-                eprintln!(
-                    "server: accepts batches of up to {} image(s) ({:.1} MB of material per image, session memory limit {:.1} MB)",
-                    net.limits.batch_limit(&size),
-                    size.per_image as f64 / 1e6,
-                    net.limits.max_memory as f64 / 1e6
-                );
-            }
-        }
-        Err(e) => eprintln!(
-            "server: cannot serve: {e:#}\nserver: telling the dealer and the client why (waiting up to {} s for them)",
-            net.timeout.as_secs()
-        ),
-    }
-    // Both at once, and both even if one fails, to tell the other why the
-    // session will not happen.
-    let (to_dealer, to_client) =
-        tokio::join!(net.connect(Role::Server, Role::Dealer, dealer), net.accept(&listener, Role::Server, &[Role::Client]));
-    let (m, mut to_dealer, mut to_client) = match first_failure(model, AbortCode::Model, to_dealer, to_client) {
-        Ok(ok) => ok,
-        Err(failed) => {
-            let (e, mut d, mut c, code) = *failed;
-            tell_both(d.as_mut(), c.as_mut(), code).await;
-            return Err(e);
-        }
-    };
-    let t0 = std::time::Instant::now();
-    let res = server_session_with(&mut to_client, &mut to_dealer, &m.loaded.model, &m.public, &net.limits).await;
-    let total_s = t0.elapsed().as_secs_f64();
-    let said = end_session(res.is_ok(), (&mut to_client, "client"), (&mut to_dealer, "dealer")).await;
-    let batches = with_peers(res, "server session", said)?;
-    let setup_s = total_s - batches.iter().map(|b| b.offline_s + b.online_s).sum::<f64>();
-    Ok(PartyReport {
-        role: "server".into(),
-        alpha: uniform_alpha(&m.public.precision()),
-        precision: m.public.precision(),
-        model_digest: m.public.digest(),
-        setup_s,
-        batches,
-        predictions: Vec::new(),
-        meters: meters(&[("client", &to_client), ("dealer", &to_dealer)]),
-    })
+    info!(
+        "server: model {} (digest {}), alpha {}, listening on {}",
+        m.loaded.card.name,
+        served.digest(),
+        served.public.precision(),
+        listener.local_addr()?
+    );
+    info!(
+        "server: accepts batches of up to {} image(s) ({:.1} MB of material per image in all, {:.1} MB held at once; session memory limit {:.1} MB); {} session(s) at once, {} waiting",
+        net.limits.batch_limit(&served.size),
+        served.size.total_per_image as f64 / 1e6,
+        served.size.per_image as f64 / 1e6,
+        net.limits.max_memory as f64 / 1e6,
+        opts.max_sessions,
+        opts.queue
+    );
+    ServerService::new(net.clone(), served, dealer.to_string(), opts, metrics)?.run(listener).await
 }
 
-/// The dealer: accepts the server and the client on `listen`, both within
-/// one timeout.
-pub async fn run_dealer(net: &Net, listen: &str) -> Result<PartyReport> {
+/// The dealer: serves the parties of many sessions on `listen`, pairing
+/// each session's server and client by its id (see [`crate::service`]).
+pub async fn run_dealer(net: &Net, listen: &str, opts: ServiceOptions, pool: usize, metrics: Arc<Metrics>) -> Result<()> {
     let listener = bind(listen).await?;
-    eprintln!("dealer: listening on {}", listener.local_addr()?);
-    // Two accepts in flight at once, so that a connection stuck in its TLS
-    // handshake does not hold up the other; both within one timeout.
-    let both = [Role::Server, Role::Client];
-    let deadline = tokio::time::Instant::now() + net.timeout;
-    let accept = || async {
-        match tokio::time::timeout_at(deadline, net.accept(&listener, Role::Dealer, &both)).await {
-            Err(_) => Err(anyhow::anyhow!("no party connected within {} s", net.timeout.as_secs())),
-            Ok(r) => r,
-        }
-    };
-    let (a, b) = tokio::join!(accept(), accept());
-    let (mut a, mut b) = match (a, b) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), Err(f)) => {
-            let (e, f) = (format!("{e:#}"), format!("{f:#}"));
-            if e == f {
-                bail!("waiting for the server and the client: {e}");
-            }
-            bail!("waiting for the server and the client: {e}; {f}");
-        }
-        (Ok(mut ok), Err(e)) | (Err(e), Ok(mut ok)) => {
-            // The party that came may have told us why the other one did not.
-            let said = match tokio::time::timeout(Duration::from_millis(300), ok.recv_tagged(Tag::Abort)).await {
-                Ok(Ok(body)) => format!(" (the party that connected aborted: {})", abort_code_of(&body)),
-                _ => String::new(),
-            };
-            let e = e.context(format!("only one of the server and the client connected{said}"));
-            tell(&mut ok, AbortCode::PeerFailed).await;
-            return Err(e);
-        }
-    };
-    eprintln!("dealer: both parties connected");
-    let res = dealer_session_with(&mut a, &mut b, &net.limits).await;
-    let said = end_session(res.is_ok(), (&mut a, "peer"), (&mut b, "peer")).await;
-    with_peers(res, "dealer session", said)?;
-    eprintln!("dealer: done");
-    Ok(PartyReport {
-        role: "dealer".into(),
-        alpha: 0,
-        precision: String::new(),
-        model_digest: String::new(),
-        setup_s: 0.0,
-        batches: Vec::new(),
-        predictions: Vec::new(),
-        meters: meters(&[("peer-1", &a), ("peer-2", &b)]),
-    })
+    info!("dealer: listening on {}; {} session(s) at once, pool of {pool} per model and batch", listener.local_addr()?, opts.max_sessions);
+    DealerService::new(net.clone(), opts, pool, metrics)?.run(listener).await
 }
 
 /// The alpha of a uniform precision string (`"9"`), 0 for `"per-layer:..."`.
@@ -384,43 +256,22 @@ fn uniform_alpha(precision: &str) -> u32 {
     precision.parse().unwrap_or(0)
 }
 
-/// The client: connects to the server and the dealer, learns the logits.
-/// `images` is the result of loading the input: if that failed, the client
-/// still meets its peers (within the timeout) to tell them why it gives up.
+/// The client: one session with the server and the dealer; learns the
+/// logits. An input that does not load ends the client before it connects.
 pub async fn run_client(
     net: &Net,
     server: &str,
     dealer: &str,
     precision: &str,
     expect_model: Option<&str>,
-    images: Result<Images>,
+    images: Images,
     batch: usize,
 ) -> Result<(PartyReport, ClientOutcome)> {
-    if let Err(e) = &images {
-        eprintln!(
-            "client: cannot go on: {e:#}\nclient: telling the server and the dealer why (waiting up to {} s for them)",
-            net.timeout.as_secs()
-        );
-    }
-    // Both at once, and both even if one fails, to tell the other why the
-    // session will not happen.
-    let (to_server, to_dealer) =
-        tokio::join!(net.connect(Role::Client, Role::Server, server), net.connect(Role::Client, Role::Dealer, dealer));
-    let (imgs, mut to_server, mut to_dealer) = match first_failure(images, AbortCode::Input, to_server, to_dealer) {
-        Ok(ok) => ok,
-        Err(failed) => {
-            let (e, mut s, mut d, code) = *failed;
-            tell_both(s.as_mut(), d.as_mut(), code).await;
-            return Err(e);
-        }
-    };
-    let res = client_session_with(&mut to_server, &mut to_dealer, precision, expect_model, &imgs.pixels, batch, &net.limits).await;
-    let said = end_session(res.is_ok(), (&mut to_server, "server"), (&mut to_dealer, "dealer")).await;
-    let out = with_peers(res, "client session", said)?;
+    let (out, to_server, to_dealer) = client_session(net, server, dealer, precision, expect_model, &images.pixels, batch).await?;
     let predictions = out
         .logits
         .iter()
-        .zip(&imgs.labels)
+        .zip(&images.labels)
         .map(|(l, &label)| Prediction::judge(l, label, out.logit_range))
         .collect();
     let report = PartyReport {

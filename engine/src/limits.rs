@@ -2,14 +2,15 @@
 //! the memory the batch's material takes, and how long each setup message
 //! from a peer may be.
 //!
-//! The client chooses the batch; the server expands the material of a whole
-//! batch up front (the client receives it; the dealer computes it request by
-//! request), which for ResNet-20 at alpha 9 is about 113 MB per image. So
-//! the server, the dealer and the client each compute the material of one
-//! image from the plan's requests ([`MaterialSize`]) and refuse a batch whose
-//! material would exceed their per-session memory budget, or that exceeds
-//! their `max_batch`, with a public error ([`ModelError::BatchLimit`]: sizes
-//! only) that the session sends to the peers.
+//! The client chooses the batch. Material streams: each party holds the
+//! material of a few requests at once (in use, queued, arriving; see
+//! `crate::preprocessing`), never a whole batch's, and the largest request
+//! is one layer's. So the server, the dealer and the client each compute
+//! what one image holds at once from the plan's requests ([`MaterialSize`])
+//! and refuse a batch that would exceed their per-session memory budget, or
+//! that exceeds their `max_batch`, with a public error
+//! ([`ModelError::BatchLimit`]: sizes only) that the session sends to the
+//! peers.
 
 use std::sync::Arc;
 
@@ -17,9 +18,13 @@ use crate::plan::{Plan, PublicModel};
 use crate::session::MAX_BATCH;
 use pann_models::error::{ModelError, Result};
 
-/// Default memory budget of one session's material, in bytes (4 GiB): about
-/// 37 ResNet-20 images per batch at alpha 9 (113 MB each).
+/// Default memory budget of one session's material, in bytes (4 GiB): the
+/// protocol's largest batch for ResNet-20 at alpha 9.
 pub const DEFAULT_SESSION_MEMORY: u64 = 4 << 30;
+
+/// Requests whose material a party may hold at once: the one in use, the
+/// queue of [`crate::session::STREAM_DEPTH`], and the one arriving.
+pub const HELD_AT_ONCE: u64 = crate::session::STREAM_DEPTH as u64 + 2;
 
 /// Longest public model description accepted from the server, in bytes
 /// (ResNet-20's is about 7 KB; MAX_NODES nodes with long names stay below it).
@@ -35,7 +40,7 @@ pub struct SessionLimits {
     /// Largest batch (images per run), at most [`MAX_BATCH`].
     pub max_batch: usize,
     /// Largest material of one session, in bytes: the masked weights held
-    /// for the whole session plus one batch's material.
+    /// for the whole session plus the material held at once.
     pub max_memory: u64,
 }
 
@@ -48,9 +53,12 @@ impl Default for SessionLimits {
 /// Material one party holds, in bytes, computed from a plan's requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaterialSize {
-    /// Material of one image (masks, truncation atoms, products, linear `r`
-    /// and `z`): a batch of `n` images holds `n` times this.
+    /// Material held at once per image: the largest request's (masks,
+    /// truncation atoms, products, or a linear layer's `r` and `z`) times
+    /// [`HELD_AT_ONCE`]; a batch of `n` images holds `n` times this.
     pub per_image: u64,
+    /// All the material of one image, as it flows through a session.
+    pub total_per_image: u64,
     /// Held once per session: the weight-sized share of every linear layer
     /// (the server's weights, the client's `E = W - A`, the dealer's `A`).
     pub setup: u64,
@@ -62,9 +70,12 @@ impl MaterialSize {
     /// count exceeds every budget.
     pub fn of(public: &Arc<PublicModel>) -> Result<Self> {
         let plan = Plan::compile(Arc::clone(public), 1)?;
-        let per_image = plan.requests().iter().fold(0u64, |acc, r| acc.saturating_add(r.material_len().saturating_mul(8)));
+        let bytes = |r: &pann_protocols::Request| r.material_len().saturating_mul(8);
+        let requests = plan.requests();
+        let total_per_image = requests.iter().fold(0u64, |acc, r| acc.saturating_add(bytes(r)));
+        let largest = requests.iter().map(bytes).max().unwrap_or(0);
         let setup = plan.linears.iter().fold(0u64, |acc, (_, s)| acc.saturating_add((s.weight_len() as u64).saturating_mul(8)));
-        Ok(Self { per_image, setup })
+        Ok(Self { per_image: largest.saturating_mul(HELD_AT_ONCE), total_per_image, setup })
     }
 
     /// Material of a session with batches of `batch` images, in bytes
@@ -102,7 +113,7 @@ impl SessionLimits {
         }
         let need = size.session_bytes(batch).map(mb).unwrap_or_else(|| "more than 2^64 bytes".into());
         let detail = format!(
-            "a batch of {batch} needs {need} of material, {} per image plus {} of weights; this {who} allows {} images and {} per session",
+            "a batch of {batch} holds {need} of material at once, {} per image plus {} of weights; this {who} allows {} images and {} per session",
             mb(size.per_image),
             mb(size.setup),
             self.max_batch.min(MAX_BATCH),
@@ -118,7 +129,7 @@ mod tests {
 
     #[test]
     fn batch_limit_from_memory_and_cap() {
-        let size = MaterialSize { per_image: 100, setup: 50 };
+        let size = MaterialSize { per_image: 100, total_per_image: 1000, setup: 50 };
         let l = SessionLimits::new(8, 50 + 3 * 100);
         assert_eq!(l.batch_limit(&size), 3);
         assert!(l.check_batch("server", 3, &size).is_ok());
@@ -132,9 +143,9 @@ mod tests {
         // Not even the weights fit: nothing is accepted.
         assert_eq!(SessionLimits::new(8, 49).batch_limit(&size), 0);
         // Sizes that saturate are refused, never wrapped.
-        let huge = MaterialSize { per_image: u64::MAX, setup: 0 };
+        let huge = MaterialSize { per_image: u64::MAX, total_per_image: u64::MAX, setup: 0 };
         assert_eq!(SessionLimits::default().batch_limit(&huge), 0);
         assert!(SessionLimits::default().check_batch("client", 1, &huge).is_err());
-        assert_eq!(SessionLimits::default().batch_limit(&MaterialSize { per_image: 0, setup: 0 }), MAX_BATCH);
+        assert_eq!(SessionLimits::default().batch_limit(&MaterialSize { per_image: 0, total_per_image: 0, setup: 0 }), MAX_BATCH);
     }
 }

@@ -27,10 +27,11 @@ use std::time::Instant;
 
 use pann_mpc_core::channel::Tag;
 use pann_mpc_core::handshake::{handshake, handshake_responder, Role, SessionParams};
+use pann_mpc_core::ring::R;
 use pann_mpc_core::{AbortCode, Channel, CoreError, Meter, Party, Phase, Prg, Seed};
 use pann_models::card::sha256_hex;
 use pann_models::model::Model;
-use pann_protocols::dealer::{recv_seed, send_seed, serve};
+use pann_protocols::dealer::{recv_seed, send_corrections, send_seed, serve};
 use pann_protocols::linear::{setup_client, setup_server_with_mask};
 use pann_protocols::ops::{reveal, share_input};
 use pann_protocols::{Dealer, ProtocolError};
@@ -580,42 +581,118 @@ pub async fn dealer_greet(chan: &mut Channel) -> Result<Greeting> {
     Ok(Greeting { role: theirs.role, id, model })
 }
 
+/// What the dealer learns from the server for one session: the public
+/// model (checked against the client's digest), the request, and the plan.
+pub struct DealerJob {
+    pub public: Arc<PublicModel>,
+    /// The SHA-256 of the model description (the client's pinned digest).
+    pub digest: String,
+    pub request: SessionRequest,
+    pub plan: Plan,
+}
+
+impl DealerJob {
+    /// Sessions with the same key can use the same prepared material.
+    pub fn key(&self) -> (String, usize, usize) {
+        (self.digest.clone(), self.request.batch, self.request.batches)
+    }
+}
+
+/// A session's dealer material made before its parties arrive (`--pool`):
+/// both seeds and party 1's corrections for every request of every batch.
+pub struct PreparedSession {
+    seeds: (Seed, Seed),
+    corrections: Vec<Vec<R>>,
+}
+
+impl PreparedSession {
+    /// Fresh seeds and all corrections of `batches` runs of `plan`
+    /// (CPU-bound: run it off the async runtime).
+    pub fn generate(plan: &Plan, batches: usize) -> Result<PreparedSession> {
+        let seeds = (Prg::random_seed(), Prg::random_seed());
+        let mut dealer = Dealer::new(seeds.0, seeds.1);
+        for (_, spec) in &plan.linears {
+            dealer.register_linear(*spec).map_err(err)?;
+        }
+        let reqs = plan.requests();
+        let mut corrections = Vec::with_capacity(reqs.len() * batches);
+        for _ in 0..batches {
+            for r in &reqs {
+                corrections.push(dealer.corrections(r).map_err(err)?);
+            }
+        }
+        Ok(PreparedSession { seeds, corrections })
+    }
+
+    /// Bytes held (party 1's corrections).
+    pub fn bytes(&self) -> u64 {
+        self.corrections.iter().map(|c| c.len() as u64 * 8).sum()
+    }
+}
+
 /// The dealer's session with one paired server and client (each greeted by
 /// [`dealer_greet`] with the same id; `digest` is the client's): the public
 /// model and the request from the server, checked against the client's
 /// digest and `limits`; a seed to each; party 1's corrections streamed
 /// request by request (the dealer holds one request's at a time).
 pub async fn dealer_serve(server: &mut Channel, client: &mut Channel, id: &SessionId, digest: &str, limits: &SessionLimits) -> Result<()> {
-    let res = dealer_serve_inner(server, client, id, digest, limits).await;
+    let res = async {
+        let job = dealer_receive(server, id, digest, limits).await?;
+        dealer_send(server, client, &job, None).await
+    }
+    .await;
     if let Err(e) = &res {
         abort_both(server, client, e, AbortCode::Internal).await;
     }
     res
 }
 
-async fn dealer_serve_inner(server: &mut Channel, client: &mut Channel, id: &SessionId, digest: &str, limits: &SessionLimits) -> Result<()> {
+/// The first half of [`dealer_serve`]: the model and the request from the
+/// server, checked. On an error the caller tells both parties.
+pub async fn dealer_receive(server: &mut Channel, id: &SessionId, digest: &str, limits: &SessionLimits) -> Result<DealerJob> {
     server.set_phase(Phase::Setup);
     let desc = recv_bytes(server, "server", MAX_MODEL_DESCRIPTION).await?;
     if !sha256_hex(&desc).eq_ignore_ascii_case(digest) {
         return Err(coded(AbortCode::Mismatch, "the server's model description is not the one the client was given (digests differ)"));
     }
     let public = Arc::new(PublicModel::from_json(&desc).map_err(from_peer("server"))?);
-    let req = recv_request(server, "server").await?;
-    if req.id()? != *id {
+    let request = recv_request(server, "server").await?;
+    if request.id()? != *id {
         return Err(coded(AbortCode::Mismatch, "the server's request names another session"));
     }
-    limits.check_batch("dealer", req.batch, &MaterialSize::of(&public)?)?;
-    let plan = Plan::compile(Arc::clone(&public), req.batch)?;
-    let (s0, s1) = (Prg::random_seed(), Prg::random_seed());
-    send_seed(server, &s0).await.map_err(on("server"))?;
-    send_seed(client, &s1).await.map_err(on("client"))?;
-    let mut dealer = Dealer::new(s0, s1);
-    for (_, spec) in &plan.linears {
-        dealer.register_linear(*spec).map_err(err)?;
-    }
-    let reqs = plan.requests();
-    for _ in 0..req.batches {
-        serve(&mut dealer, client, &reqs).await.map_err(on("client"))?;
+    limits.check_batch("dealer", request.batch, &MaterialSize::of(&public)?)?;
+    let plan = Plan::compile(Arc::clone(&public), request.batch)?;
+    Ok(DealerJob { public, digest: digest.to_ascii_lowercase(), request, plan })
+}
+
+/// The second half of [`dealer_serve`]: a seed to each party, then party
+/// 1's corrections, from `prepared` if given (made for the same key), else
+/// generated request by request. On an error the caller tells both parties.
+pub async fn dealer_send(server: &mut Channel, client: &mut Channel, job: &DealerJob, prepared: Option<PreparedSession>) -> Result<()> {
+    let reqs = job.plan.requests();
+    match prepared {
+        Some(p) => {
+            if p.corrections.len() != reqs.len() * job.request.batches {
+                return Err(err("prepared material for another plan"));
+            }
+            send_seed(server, &p.seeds.0).await.map_err(on("server"))?;
+            send_seed(client, &p.seeds.1).await.map_err(on("client"))?;
+            for (req, corr) in reqs.iter().cycle().zip(&p.corrections) {
+                send_corrections(client, req, corr).await.map_err(on("client"))?;
+            }
+        }
+        None => {
+            let (s0, s1) = (Prg::random_seed(), Prg::random_seed());
+            send_seed(server, &s0).await.map_err(on("server"))?;
+            send_seed(client, &s1).await.map_err(on("client"))?;
+            let mut dealer = Dealer::new(s0, s1);
+            for (_, spec) in &job.plan.linears {
+                dealer.register_linear(*spec).map_err(err)?;
+            }
+            for _ in 0..job.request.batches {
+                serve(&mut dealer, client, &reqs).await.map_err(on("client"))?;
+            }
+        }
     }
     Ok(())
 }

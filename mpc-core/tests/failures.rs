@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{short_cfg, tls_pair, within};
 use pann_mpc_core::channel::{Tag, HEADER};
-use pann_mpc_core::handshake::{handshake, Role, SessionParams};
+use pann_mpc_core::handshake::{handshake, Role, SessionParams, PROTOCOL_VERSION};
 use pann_mpc_core::transport::{tcp_channel, Listener, TlsIdentity, TlsPeers};
 use pann_mpc_core::{tcp_connect, tls_connect, AbortCode, Channel, CoreError, Prg};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -156,7 +156,7 @@ async fn garbage_where_a_hello_is_expected() {
         }
         if len >= 8 {
             // Our version, so that decoding goes past the version check.
-            body[5..9].copy_from_slice(&1u32.to_le_bytes());
+            body[5..9].copy_from_slice(&PROTOCOL_VERSION.to_le_bytes());
         }
         raw.write_all(&(body.len() as u32).to_le_bytes()).await.unwrap();
         raw.write_all(&body).await.unwrap();

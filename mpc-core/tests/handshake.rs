@@ -5,7 +5,7 @@ mod common;
 
 use common::{pair, short_cfg, within, Transport, ALL};
 use pann_mpc_core::channel::{Tag, HEADER};
-use pann_mpc_core::handshake::{handshake, Role, SessionParams, HANDSHAKE_LABEL};
+use pann_mpc_core::handshake::{handshake, Role, SessionParams, HANDSHAKE_LABEL, PROTOCOL_VERSION};
 use pann_mpc_core::{sha256_hex, AbortCode, CoreError, Phase, Result};
 
 fn params(role: Role) -> SessionParams {
@@ -116,7 +116,7 @@ async fn version_mismatch_is_refused() {
     let a = params(Role::Server);
     let mut b = params(Role::Client);
     b.version = 99;
-    assert_mismatch(both(Transport::Tcp, &a, &b).await, "version", "1", "99");
+    assert_mismatch(both(Transport::Tcp, &a, &b).await, "version", &PROTOCOL_VERSION.to_string(), "99");
 }
 
 #[tokio::test]

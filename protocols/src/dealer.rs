@@ -21,7 +21,7 @@ use pann_mpc_core::channel::Tag;
 use pann_mpc_core::ring::{self, R};
 use pann_mpc_core::{Channel, CoreError, Party, Phase, Prg, Seed};
 
-use crate::error::{ProtocolError, Result};
+use crate::error::{check_len, ProtocolError, Result};
 use crate::kernels::LinearSpec;
 use crate::material::{expand_party0, expand_party1, streams, Expander, Material, Request};
 use crate::open::mask_atoms;
@@ -148,17 +148,25 @@ impl Dealer {
 /// Send party 1's corrections for each request over `to_client`, metered as
 /// offline traffic (the dealer as a service).
 pub async fn serve(dealer: &mut Dealer, to_client: &mut Channel, reqs: &[Request]) -> Result<()> {
-    to_client.set_phase(Phase::Offline);
     for req in reqs {
         let corr = dealer.corrections(req)?;
-        // The request's fingerprint first: a party that asks for something
-        // else (out of order, other shapes) gets an error, not wrong material.
-        to_client.send_ring(&[req.tag()])?;
-        for chunk in corr.chunks(CHUNK) {
-            to_client.send_ring(chunk)?;
-        }
-        to_client.flush().await?;
+        send_corrections(to_client, req, &corr).await?;
     }
+    Ok(())
+}
+
+/// Send party 1's corrections for one request (made now by [`serve`], or
+/// beforehand), metered as offline traffic.
+pub async fn send_corrections(to_client: &mut Channel, req: &Request, corr: &[R]) -> Result<()> {
+    check_len("dealer corrections", req.correction_len(), corr.len())?;
+    to_client.set_phase(Phase::Offline);
+    // The request's fingerprint first: a party that asks for something
+    // else (out of order, other shapes) gets an error, not wrong material.
+    to_client.send_ring(&[req.tag()])?;
+    for chunk in corr.chunks(CHUNK) {
+        to_client.send_ring(chunk)?;
+    }
+    to_client.flush().await?;
     Ok(())
 }
 

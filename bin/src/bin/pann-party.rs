@@ -8,12 +8,15 @@
 //! ```
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use pann_bin::input;
+use pann_bin::metrics::{serve_metrics, Metrics};
 use pann_bin::party::{check_cert_dir, run_client, run_dealer, run_server, Net};
+use pann_bin::service::{default_max_sessions, ServiceOptions};
 use pann_mpc_core::Role;
 use pann_bin::report::top_k;
 use pann_engine::{SessionLimits, DEFAULT_SESSION_MEMORY};
@@ -22,12 +25,14 @@ use pann_engine::{SessionLimits, DEFAULT_SESSION_MEMORY};
 enum RoleArg {
     /// Holds the model (party 0): needs --model, --listen and --dealer; learns
     /// only the public architecture, the client's batch size and the costs.
+    /// Serves clients until SIGINT or SIGTERM (or --sessions).
     Server,
     /// Holds the images (party 1): needs --connect, --dealer, --alpha and
     /// --input; alone learns the predictions.
     Client,
     /// Supplies correlated randomness to both parties: needs --listen; sees no
-    /// inputs, weights or outputs. Serves one session, then exits.
+    /// inputs, weights or outputs. Serves the sessions of many clients and
+    /// servers until SIGINT or SIGTERM (or --sessions).
     Dealer,
 }
 
@@ -49,12 +54,25 @@ enum RoleArg {
 /// Every connection's role is bound to the certificate its peer presented:
 /// a peer whose Hello claims another role is refused.
 ///
-/// If anything goes wrong (a bad model or image, different parameters, a
-/// peer that fails or goes silent), every role exits with status 1 and one
-/// line on stderr naming the problem. The role that failed first tells its
-/// peers only an abort code with a fixed public text (which they print);
-/// its own details, which may name secret values or file paths, stay in its
-/// own stderr.
+/// The server and the dealer are services: they run sessions concurrently
+/// (--max-sessions; a client beyond them waits in a queue or is told the
+/// server is busy), survive any client's failure, and stop on SIGINT or
+/// SIGTERM after letting the sessions in flight finish (--drain). The
+/// server connects to the dealer per session; the dealer pairs a session's
+/// server and client by the session id both bind into their handshakes, so
+/// several servers can share one dealer, and a dealer restart costs only
+/// the sessions in flight. Material streams from the dealer while the
+/// client computes: a party holds a few layers' material, not a batch's.
+/// Log lines (stderr) carry the session's id; --report appends one JSON
+/// line per session; --metrics serves Prometheus counters.
+///
+/// If a session goes wrong (a bad image, different parameters, a peer that
+/// fails or goes silent), the client exits with status 1 and one line on
+/// stderr naming the problem; the server and the dealer log it and serve
+/// the next session. A server whose model does not load exits at once. The
+/// role that failed first tells its peers only an abort code with a fixed
+/// public text (which they print); its own details, which may name secret
+/// values or file paths, stay in its own log.
 #[derive(Parser, Debug)]
 #[command(
     name = "pann-party",
@@ -140,14 +158,15 @@ struct Args {
     expect_model: Option<String>,
     /// Write a JSON report here: the model digest, timings per batch and per
     /// layer, and each channel's metered bytes and rounds per phase and layer;
-    /// the client's report also holds the predictions and logits.
+    /// the client's report also holds the predictions and logits. The server
+    /// and the dealer append one line per session (JSON Lines) with its id,
+    /// "ok" and, for a failed session, the local error.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
     /// Longest wait for a peer, in seconds: to connect (or be connected to),
     /// and for each message. It must exceed the longest time a healthy peer
-    /// stays silent, which grows with --batch: the server waits through the
-    /// client's offline phase of a batch, the dealer through the client's
-    /// online phase of a batch.
+    /// stays silent: one layer of the online phase at --batch, since
+    /// material streams while the layers run.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     timeout: u64,
     /// Largest batch this role accepts (server and dealer: a client asking
@@ -156,13 +175,57 @@ struct Args {
     /// it accepts for its model.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1024))]
     max_batch: u64,
-    /// Memory budget of one session's material, in MiB (all roles). The
-    /// material of a batch is computed from the model's plan (ResNet-20 at
-    /// alpha 9: about 113 MB per image) plus the masked weights; the server
-    /// and the dealer refuse a larger batch, the client a model whose
-    /// material for its --batch would not fit.
+    /// Memory budget of one session's material, in MiB (all roles). Material
+    /// streams, so a party holds a few requests' worth at once: the largest
+    /// request of the model's plan, three times, per image of the batch,
+    /// plus the masked weights (the server prints it). The server and the
+    /// dealer refuse a larger batch, the client a model whose material for
+    /// its --batch would not fit.
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_SESSION_MEMORY >> 20, value_parser = clap::value_parser!(u64).range(1..=(1 << 24)))]
     max_session_memory: u64,
+    /// Sessions run at once (server; dealer: paired sessions). Default: one
+    /// per core of this machine. Each holds about --batch x the material per
+    /// image the server prints, streamed a few layers at a time.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    max_sessions: Option<u64>,
+    /// Clients that may wait for a free session slot (server). A client
+    /// beyond them, or one that waits longer than --queue-wait, is told the
+    /// server is busy (abort code 10) and may try again later.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    queue: u64,
+    /// Longest wait for a session slot, in seconds (server).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    queue_wait: u64,
+    /// End after this many connections (server and dealer; the dealer
+    /// counts sessions, i.e. pairs), exiting 1 if any of them failed; also
+    /// give up when no connection comes within --timeout. Without it the
+    /// role serves until SIGINT or SIGTERM, then stops accepting, lets the
+    /// sessions in flight finish within --drain, and exits 0.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    sessions: Option<u64>,
+    /// Overall deadline of one session, in seconds, from its connection
+    /// (server and dealer): a session still running then is ended with
+    /// abort code 3 (timeout).
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    session_deadline: u64,
+    /// After SIGINT or SIGTERM: how long the sessions in flight may still
+    /// run, in seconds (server and dealer).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    drain: u64,
+    /// Sessions of material the dealer prepares ahead (dealer only): once it
+    /// has served a session of a model, batch and number of batches, it
+    /// keeps up to N sessions' material for that kind ready, so that the
+    /// next client's request costs its online phase and the handshakes.
+    /// Each holds party 1's corrections (ResNet-20 at alpha 9: about 95 MB
+    /// per image). 0: material is made during each session.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pool: u64,
+    /// Serve operational metrics in the Prometheus text format on this
+    /// address (server and dealer): sessions started, completed, failed,
+    /// turned away as busy, in flight and waiting; bytes and rounds; a
+    /// histogram of session wall times. Off by default.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics: Option<String>,
 }
 
 fn need<'a>(v: &'a Option<String>, flag: &str, role: &str) -> Result<&'a str> {
@@ -172,6 +235,8 @@ fn need<'a>(v: &'a Option<String>, flag: &str, role: &str) -> Result<&'a str> {
 fn main() -> std::process::ExitCode {
     let a = Args::parse();
     let role = format!("{:?}", a.role).to_lowercase();
+    // Log lines on stderr: time, level, the session they belong to, message.
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_target(false).init();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -201,29 +266,44 @@ async fn run(a: Args) -> Result<()> {
     if let Some(dir) = &net.certs {
         check_cert_dir(dir, me)?;
     }
+    let opts = ServiceOptions {
+        max_sessions: a.max_sessions.map_or_else(default_max_sessions, |n| n as usize),
+        queue: usize::try_from(a.queue).unwrap_or(usize::MAX),
+        queue_wait: Duration::from_secs(a.queue_wait),
+        sessions: a.sessions,
+        deadline: Duration::from_secs(a.session_deadline),
+        drain: Duration::from_secs(a.drain),
+        report: a.report.clone(),
+    };
+    let metrics = Metrics::new(match a.role {
+        RoleArg::Server => "server",
+        RoleArg::Client => "client",
+        RoleArg::Dealer => "dealer",
+    });
+    if let Some(addr) = &a.metrics {
+        let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for metrics on {addr}"))?;
+        tracing::info!("metrics on http://{}/metrics", l.local_addr()?);
+        tokio::spawn(serve_metrics(l, Arc::clone(&metrics)));
+    }
     let report = match a.role {
-        RoleArg::Dealer => run_dealer(&net, need(&a.listen, "--listen", "dealer")?).await?,
+        RoleArg::Dealer => return run_dealer(&net, need(&a.listen, "--listen", "dealer")?, opts, usize::try_from(a.pool).unwrap_or(usize::MAX), metrics).await,
         RoleArg::Server => {
             let model = a.model.as_ref().context("the server needs --model CARD.json")?;
             let alpha = match a.alpha.as_deref() {
                 None => None,
                 Some(s) => Some(s.parse::<u32>().with_context(|| format!("the server's --alpha must be a number (per-layer alphas come from the card), got {s:?}"))?),
             };
-            let r = run_server(&net, model, alpha, need(&a.listen, "--listen", "server")?, need(&a.dealer, "--dealer", "server")?).await?;
-            let on: f64 = r.batches.iter().map(|b| b.online_s).sum();
-            eprintln!("server: done, {} batch(es), online {:.3} s", r.batches.len(), on);
-            r
+            return run_server(&net, model, alpha, need(&a.listen, "--listen", "server")?, need(&a.dealer, "--dealer", "server")?, opts, metrics).await;
         }
         RoleArg::Client => {
             let alpha = a.alpha.as_deref().context("the client needs --alpha (it must equal the server's)")?;
             let alpha = alpha.parse::<u32>().map(|n| n.to_string()).unwrap_or_else(|_| alpha.to_string());
             if a.expect_model.is_none() {
-                eprintln!("client: warning: no --expect-model: any model the server announces is accepted (pin the digest the server prints)");
+                tracing::warn!("client: warning: no --expect-model: any model the server announces is accepted (pin the digest the server prints)");
             }
-            // A bad input is reported to the server and the dealer too (run_client).
             let png_shape = pann_models::Shape::new(a.channels as usize, a.image_size, a.image_size);
-            let imgs = input::load(&a.input, a.first, a.count, png_shape);
-            let names = imgs.as_ref().map(|i| i.class_names.clone()).unwrap_or_default();
+            let imgs = input::load(&a.input, a.first, a.count, png_shape)?;
+            let names = imgs.class_names.clone();
             let (r, _) = run_client(
                 &net,
                 need(&a.connect, "--connect", "client")?,

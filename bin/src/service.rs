@@ -1,0 +1,665 @@
+//! The server and the dealer as long-running services.
+//!
+//! * **Server**: accepts clients until SIGINT or SIGTERM, each connection in
+//!   its own task: TLS, admission (at most `--max-sessions` at once; beyond
+//!   that a client waits in a bounded queue for `--queue-wait`, or is told
+//!   `Busy`), then the session: the client's request, a fresh connection to
+//!   the dealer for this session's seed, the online phase. A failing, slow or
+//!   hostile client ends its own session only. On a signal the server stops
+//!   accepting, lets in-flight sessions finish within `--drain`, and exits 0.
+//! * **Dealer**: accepts both parties of many sessions at once and pairs the
+//!   two halves of a session by the id both bound into their handshakes,
+//!   never by arrival order; a half whose partner does not come within
+//!   `--timeout` is told so and dropped.
+//!
+//! Sessions keep no state outside their task: several server processes can
+//! share one dealer behind a TCP load balancer (docs/results/serving.md).
+//! With `--sessions N` a role ends after N connections (the demo, the bench
+//! and the tests run one session per process that way) and exits 1 if any of
+//! them failed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use pann_engine::{client_connect, client_run_with_dealer, dealer_greet, dealer_receive, dealer_send, server_admit, server_dealer_open, server_run};
+use pann_engine::{ClientOutcome, DealerJob, Greeting, Plan, PreparedSession, PublicModel, ServedModel, SessionError, SessionId};
+use pann_mpc_core::handshake::Role;
+use pann_mpc_core::meter::Cost;
+use pann_mpc_core::transport::{Listener, TlsPeers};
+use pann_mpc_core::{AbortCode, Channel};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::metrics::Metrics;
+use crate::party::{goodbye, meters, Net};
+use crate::report::PartyReport;
+
+/// How a long-running role serves.
+#[derive(Clone, Debug)]
+pub struct ServiceOptions {
+    /// Sessions run at once (server; dealer: paired sessions).
+    pub max_sessions: usize,
+    /// Clients that may wait for a session slot (server).
+    pub queue: usize,
+    /// Longest wait in that queue before the client is told `Busy`.
+    pub queue_wait: Duration,
+    /// End after this many connections (`None`: until a signal).
+    pub sessions: Option<u64>,
+    /// Overall deadline of one session, from its connection.
+    pub deadline: Duration,
+    /// After a signal: how long in-flight sessions may still run.
+    pub drain: Duration,
+    /// Append one JSON line per session here.
+    pub report: Option<PathBuf>,
+}
+
+/// Longest wait to connect to the dealer once a session has started (its
+/// absence is reported quickly; the next session tries again).
+const DEALER_CONNECT: Duration = Duration::from_secs(10);
+
+/// The default number of concurrent sessions: one per core (a session's
+/// online phase keeps about one core busy).
+pub fn default_max_sessions() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// How one session ended, for the tally and the report.
+struct Ended {
+    ok: bool,
+    /// The local error message (never sent to a peer).
+    error: Option<String>,
+    report: Option<serde_json::Value>,
+}
+
+/// Counts of ended sessions; in `--sessions` mode the last error is the
+/// process's error.
+#[derive(Default)]
+struct Tally {
+    ok: u64,
+    failed: u64,
+    last_error: Option<String>,
+}
+
+impl Tally {
+    fn add(&mut self, e: Ended, report: &Option<PathBuf>) {
+        if e.ok {
+            self.ok += 1;
+        } else {
+            self.failed += 1;
+            self.last_error = e.error.clone();
+        }
+        if let (Some(path), Some(mut r)) = (report, e.report) {
+            if let Some(err) = &e.error {
+                r["error"] = err.clone().into();
+            }
+            r["ok"] = e.ok.into();
+            append_line(path, &r);
+        }
+    }
+}
+
+fn append_line(path: &PathBuf, v: &serde_json::Value) {
+    use std::io::Write;
+    let res = std::fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| writeln!(f, "{v}"));
+    if let Err(e) = res {
+        warn!("writing the report {}: {e}", path.display());
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The accept loop shared by both roles: `handle` runs each connection in
+/// its own task. Returns when `--sessions` connections have ended, or after
+/// a signal and the drain.
+async fn accept_loop<F, Fut>(who: &str, net: &Net, listener: Listener, opts: &ServiceOptions, handle: F) -> Result<()>
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = Ended> + Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    let mut tally = Tally::default();
+    let mut accepted = 0u64;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    // One-shot runs give up when nobody comes; a service waits.
+    let accept_wait = if opts.sessions.is_some() { net.timeout } else { Duration::from_secs(365 * 24 * 3600) };
+    let mut signalled = false;
+    loop {
+        if opts.sessions.is_some_and(|n| accepted >= n) {
+            break;
+        }
+        tokio::select! {
+            _ = &mut shutdown => {
+                info!("{who}: stopping: no new sessions; {} in flight may finish within {} s", tasks.len(), opts.drain.as_secs());
+                signalled = true;
+                break;
+            }
+            Some(res) = tasks.join_next(), if !tasks.is_empty() => {
+                tally.add(res.unwrap_or_else(|e| Ended { ok: false, error: Some(format!("a session task failed: {e}")), report: None }), &opts.report);
+            }
+            conn = listener.accept_stream(accept_wait) => match conn {
+                Ok((stream, peer)) => {
+                    accepted += 1;
+                    tasks.spawn(handle(stream, peer));
+                }
+                Err(e) if opts.sessions.is_some() => {
+                    tally.add(Ended { ok: false, error: Some(format!("{e}")), report: None }, &None);
+                    break;
+                }
+                Err(e) => warn!("{who}: accepting a connection: {e}"),
+            }
+        }
+    }
+    drop(listener);
+    let drain = async {
+        while let Some(res) = tasks.join_next().await {
+            tally.add(res.unwrap_or_else(|e| Ended { ok: false, error: Some(format!("a session task failed: {e}")), report: None }), &opts.report);
+        }
+    };
+    if signalled {
+        if tokio::time::timeout(opts.drain, drain).await.is_err() {
+            warn!("{who}: {} session(s) still running after the drain deadline were stopped", tasks.len());
+            tasks.abort_all();
+        }
+        info!("{who}: stopped after {} session(s) ({} failed)", tally.ok + tally.failed, tally.failed);
+        return Ok(());
+    }
+    drain.await;
+    match (opts.sessions, tally.failed, tally.last_error) {
+        (Some(_), n, Some(e)) if n > 0 => Err(anyhow!("{e}")),
+        (Some(_), n, None) if n > 0 => Err(anyhow!("{n} session(s) failed")),
+        _ => Ok(()),
+    }
+}
+
+/// Tell a peer why its session ends, then close politely; returns the
+/// peer's own code if it gave up first for a reason of its own.
+async fn refuse(ch: &mut Channel, code: AbortCode) -> Option<AbortCode> {
+    ch.abort(code).await;
+    goodbye(ch).await
+}
+
+/// What a peer said when it gave up, for our log line (echoes of another
+/// party's failure add nothing).
+fn said(who: &str, code: Option<AbortCode>) -> String {
+    match code.filter(|c| *c != AbortCode::PeerFailed) {
+        Some(c) => format!(" (the {who} aborted: {c})"),
+        None => String::new(),
+    }
+}
+
+fn total(chans: &[&Channel]) -> Cost {
+    chans.iter().fold(Cost::default(), |mut acc, c| {
+        let t = c.meter().total();
+        acc.bytes_sent += t.bytes_sent;
+        acc.bytes_recv += t.bytes_recv;
+        acc.msgs_sent += t.msgs_sent;
+        acc.msgs_recv += t.msgs_recv;
+        acc.rounds += t.rounds;
+        acc
+    })
+}
+
+/// The server's shared state.
+pub struct ServerService {
+    pub net: Net,
+    pub served: Arc<ServedModel>,
+    pub dealer: String,
+    pub opts: ServiceOptions,
+    pub metrics: Arc<Metrics>,
+    peers: Option<Arc<TlsPeers>>,
+    slots: Arc<Semaphore>,
+    queue: Arc<Semaphore>,
+}
+
+impl ServerService {
+    pub fn new(net: Net, served: ServedModel, dealer: String, opts: ServiceOptions, metrics: Arc<Metrics>) -> Result<Arc<ServerService>> {
+        let peers = net.peers(Role::Server, &[Role::Client, Role::Dealer])?.map(Arc::new);
+        Ok(Arc::new(ServerService {
+            slots: Arc::new(Semaphore::new(opts.max_sessions.max(1))),
+            queue: Arc::new(Semaphore::new(opts.queue)),
+            served: Arc::new(served),
+            net,
+            dealer,
+            opts,
+            metrics,
+            peers,
+        }))
+    }
+
+    /// Serve clients on `listener` (see the module docs).
+    pub async fn run(self: &Arc<Self>, listener: Listener) -> Result<()> {
+        let me = Arc::clone(self);
+        accept_loop("server", &self.net, listener, &self.opts, move |stream, peer| {
+            let me = Arc::clone(&me);
+            async move { me.connection(stream, peer).instrument(info_span!("session", peer = %peer, id = tracing::field::Empty)).await }
+        })
+        .await
+    }
+
+    async fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> Ended {
+        let t0 = Instant::now();
+        let mut client = match self.net.upgrade(stream, peer, self.peers.as_deref(), "client").await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!("refused a connection: {e:#}");
+                return Ended { ok: false, error: Some(format!("server session: {e:#}")), report: None };
+            }
+        };
+        // A slot now, or a place in the queue and a slot within the wait.
+        let permit = match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => match Arc::clone(&self.queue).try_acquire_owned() {
+                Ok(_queued) => {
+                    self.metrics.waiting(1);
+                    let p = tokio::time::timeout(self.opts.queue_wait, Arc::clone(&self.slots).acquire_owned()).await.ok().and_then(Result::ok);
+                    self.metrics.waiting(-1);
+                    p
+                }
+                Err(_) => None,
+            },
+        };
+        let Some(_permit) = permit else {
+            self.metrics.busy();
+            info!("busy: {} session(s) running, the queue is full; told the client to try later", self.opts.max_sessions);
+            let _ = refuse(&mut client, AbortCode::Busy).await;
+            return Ended { ok: false, error: Some("server session: refused a client: every session slot was taken (Busy)".into()), report: None };
+        };
+        self.metrics.started();
+        let mut dealer: Option<Channel> = None;
+        let res = match tokio::time::timeout(self.opts.deadline, self.session(&mut client, &mut dealer)).await {
+            Ok(r) => r,
+            Err(_) => Err(SessionError::Session { code: AbortCode::Timeout, message: format!("the session passed its deadline of {} s", self.opts.deadline.as_secs()) }),
+        };
+        let secs = t0.elapsed().as_secs_f64();
+        let cost = match &dealer {
+            Some(d) => total(&[&client, d]),
+            None => total(&[&client]),
+        };
+        let mut report = PartyReport {
+            role: "server".into(),
+            alpha: self.served.public.precision().parse().unwrap_or(0),
+            precision: self.served.public.precision(),
+            model_digest: self.served.digest(),
+            setup_s: 0.0,
+            batches: Vec::new(),
+            predictions: Vec::new(),
+            meters: serde_json::Map::new(),
+        };
+        let ended = match res {
+            Ok((id, batches)) => {
+                let _ = client.close().await;
+                report.setup_s = secs - batches.iter().map(|b| b.offline_s + b.online_s).sum::<f64>();
+                report.batches = batches;
+                let online: f64 = report.batches.iter().map(|b| b.online_s).sum();
+                info!("served {} batch(es) in {secs:.3} s (online {online:.3} s)", report.batches.len());
+                let mut r = serde_json::to_value(&report).unwrap_or_default();
+                r["session"] = id.to_string().into();
+                r["meters"] = meters(&[("client", &client)]).into();
+                Ended { ok: true, error: None, report: Some(r) }
+            }
+            Err(e) => {
+                let code = e.abort_code().unwrap_or(AbortCode::Internal);
+                let (c, _) = tokio::join!(refuse(&mut client, code), async {
+                    if let Some(d) = dealer.as_mut() {
+                        refuse(d, code).await;
+                    }
+                });
+                let msg = format!("server session: {e}{}", said("client", c));
+                warn!("{msg}");
+                let mut r = serde_json::to_value(&report).unwrap_or_default();
+                r["meters"] = meters(&[("client", &client)]).into();
+                Ended { ok: false, error: Some(msg), report: Some(r) }
+            }
+        };
+        self.metrics.ended(ended.ok, secs, cost);
+        ended
+    }
+
+    async fn session(&self, client: &mut Channel, dealer: &mut Option<Channel>) -> Result<(SessionId, Vec<pann_engine::BatchReport>), SessionError> {
+        let admitted = server_admit(client, &self.served, &self.net.limits).await?;
+        let id = admitted.id;
+        tracing::Span::current().record("id", tracing::field::display(id.short()));
+        info!("admitted a batch of {} x {}", admitted.request.batch, admitted.request.batches);
+        let d = dealer.insert(self.net.connect_with(self.peers.as_deref(), Role::Dealer, &self.dealer, self.net.timeout.min(DEALER_CONNECT)).await.map_err(|e| SessionError::Session {
+            code: AbortCode::PeerFailed,
+            message: format!("the dealer at {} cannot be reached: {e:#}", self.dealer),
+        })?);
+        let mut source = server_dealer_open(d, &self.served, &admitted).await?;
+        // Party 0 needs nothing more from the dealer.
+        let _ = d.close().await;
+        let batches = server_run(client, &self.served, &admitted, &mut source).await?;
+        Ok((id, batches))
+    }
+}
+
+/// A session half waiting at the dealer for its partner.
+struct Waiting {
+    greeting: Greeting,
+    chan: Channel,
+    ticket: u64,
+    /// Wakes the half's own task when its partner takes it.
+    paired: tokio::sync::oneshot::Sender<()>,
+}
+
+/// The dealer's shared state: the halves waiting for their partner.
+pub struct DealerService {
+    pub net: Net,
+    pub opts: ServiceOptions,
+    pub metrics: Arc<Metrics>,
+    peers: Option<Arc<TlsPeers>>,
+    waiting: Mutex<HashMap<SessionId, Waiting>>,
+    tickets: std::sync::atomic::AtomicU64,
+    slots: Arc<Semaphore>,
+    /// Sessions of material prepared ahead per (model digest, batch,
+    /// batches): `--pool`.
+    pool_size: usize,
+    pools: Mutex<HashMap<(String, usize, usize), PoolEntry>>,
+}
+
+/// Prepared sessions of one key.
+struct PoolEntry {
+    ready: std::collections::VecDeque<PreparedSession>,
+    filling: bool,
+    public: Arc<PublicModel>,
+}
+
+impl DealerService {
+    /// `pool`: sessions of material to prepare ahead per (model, batch,
+    /// batches) once such a session has been seen (0: none).
+    pub fn new(net: Net, opts: ServiceOptions, pool: usize, metrics: Arc<Metrics>) -> Result<Arc<DealerService>> {
+        let peers = net.peers(Role::Dealer, &[Role::Server, Role::Client])?.map(Arc::new);
+        Ok(Arc::new(DealerService {
+            pool_size: pool,
+            pools: Mutex::new(HashMap::new()),
+            slots: Arc::new(Semaphore::new(opts.max_sessions.max(1))),
+            net,
+            opts,
+            metrics,
+            peers,
+            waiting: Mutex::new(HashMap::new()),
+            tickets: Default::default(),
+        }))
+    }
+
+    /// Serve parties on `listener`. In `--sessions N` mode a session is one
+    /// pair (or one half that found no partner), so both halves of N
+    /// sessions are accepted.
+    pub async fn run(self: &Arc<Self>, listener: Listener) -> Result<()> {
+        let me = Arc::clone(self);
+        let mut opts = self.opts.clone();
+        opts.sessions = opts.sessions.map(|n| 2 * n);
+        accept_loop("dealer", &self.net, listener, &opts, move |stream, peer| {
+            let me = Arc::clone(&me);
+            async move { me.connection(stream, peer).instrument(info_span!("session", peer = %peer, id = tracing::field::Empty)).await }
+        })
+        .await
+    }
+
+    async fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> Ended {
+        let mut chan = match self.net.upgrade(stream, peer, self.peers.as_deref(), "server or client").await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!("refused a connection: {e:#}");
+                return Ended { ok: false, error: Some(format!("dealer session: {e:#}")), report: None };
+            }
+        };
+        let greeting = match dealer_greet(&mut chan).await {
+            Ok(g) => g,
+            Err(e) => {
+                let c = refuse(&mut chan, e.abort_code().unwrap_or(AbortCode::Malformed)).await;
+                let msg = format!("dealer session: {e}{}", said("party", c));
+                warn!("{msg}");
+                return Ended { ok: false, error: Some(msg), report: None };
+            }
+        };
+        let id = greeting.id;
+        tracing::Span::current().record("id", tracing::field::display(id.short()));
+        // Pair by id: take the partner if it is here, else wait for it.
+        enum Found {
+            Partner(Waiting, Channel),
+            Duplicate(Channel),
+            Wait(u64, tokio::sync::oneshot::Receiver<()>),
+        }
+        let found = {
+            let mut map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            match map.remove(&id) {
+                Some(w) if w.greeting.role != greeting.role => Found::Partner(w, chan),
+                Some(w) => {
+                    map.insert(id, w);
+                    Found::Duplicate(chan)
+                }
+                None => {
+                    let ticket = self.tickets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let (paired, woken) = tokio::sync::oneshot::channel();
+                    map.insert(id, Waiting { greeting: greeting.clone(), chan, ticket, paired });
+                    Found::Wait(ticket, woken)
+                }
+            }
+        };
+        let (other, chan) = match found {
+            Found::Partner(w, chan) => (w, chan),
+            Found::Duplicate(mut chan) => {
+                let c = refuse(&mut chan, AbortCode::Mismatch).await;
+                let msg = format!("dealer session: a second {} for session {}{}", greeting.role, id.short(), said("party", c));
+                warn!("{msg}");
+                return Ended { ok: false, error: Some(msg), report: None };
+            }
+            Found::Wait(ticket, woken) => {
+                self.metrics.waiting(1);
+                return self.wait_for_partner(id, greeting.role, ticket, woken).await;
+            }
+        };
+        self.metrics.waiting(-1);
+        let _ = other.paired.send(());
+        let (mut server, mut client, gc) = match greeting.role {
+            Role::Server => (chan, other.chan, other.greeting),
+            _ => (other.chan, chan, greeting),
+        };
+        info!("dealer: paired the server and the client of session {}", id.short());
+        let _slot = Arc::clone(&self.slots).acquire_owned().await;
+        self.metrics.started();
+        let t0 = Instant::now();
+        let digest = gc.model.clone().unwrap_or_default();
+        let limits = self.net.limits;
+        let work = async {
+            let job = dealer_receive(&mut server, &id, &digest, &limits).await?;
+            let prepared = self.pool_take(&job);
+            if prepared.is_some() {
+                info!("dealer: material from the pool");
+            }
+            dealer_send(&mut server, &mut client, &job, prepared).await
+        };
+        let res = match tokio::time::timeout(self.opts.deadline, work).await {
+            Ok(r) => r,
+            Err(_) => Err(SessionError::Session { code: AbortCode::Timeout, message: format!("the session passed its deadline of {} s", self.opts.deadline.as_secs()) }),
+        };
+        if let Err(e) = &res {
+            let code = e.abort_code().unwrap_or(AbortCode::Internal);
+            tokio::join!(server.abort(code), client.abort(code));
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        self.metrics.ended(res.is_ok(), secs, total(&[&server, &client]));
+        let report = PartyReport {
+            role: "dealer".into(),
+            alpha: 0,
+            precision: String::new(),
+            model_digest: digest,
+            setup_s: 0.0,
+            batches: Vec::new(),
+            predictions: Vec::new(),
+            meters: meters(&[("server", &server), ("client", &client)]),
+        };
+        let mut r = serde_json::to_value(&report).unwrap_or_default();
+        r["session"] = id.to_string().into();
+        match res {
+            Ok(()) => {
+                let _ = tokio::join!(server.close(), client.close());
+                info!("served a session in {secs:.3} s");
+                Ended { ok: true, error: None, report: Some(r) }
+            }
+            Err(e) => {
+                let (s, c) = tokio::join!(goodbye(&mut server), goodbye(&mut client));
+                let msg = format!("dealer session: {e}{}{}", said("server", s), said("client", c));
+                warn!("{msg}");
+                Ended { ok: false, error: Some(msg), report: Some(r) }
+            }
+        }
+    }
+
+    /// Prepared material for `job`'s key if the pool has some; (re)starts
+    /// filling the pool for that key up to `--pool` sessions.
+    fn pool_take(self: &Arc<Self>, job: &DealerJob) -> Option<PreparedSession> {
+        if self.pool_size == 0 {
+            return None;
+        }
+        let key = job.key();
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = pools.entry(key.clone()).or_insert_with(|| PoolEntry { ready: Default::default(), filling: false, public: Arc::clone(&job.public) });
+        let taken = entry.ready.pop_front();
+        if taken.is_some() {
+            self.metrics.pool(-1);
+        }
+        if !entry.filling && entry.ready.len() < self.pool_size {
+            entry.filling = true;
+            let me = Arc::clone(self);
+            tokio::spawn(async move { me.fill(key).await });
+        }
+        taken
+    }
+
+    /// Prepare sessions for `key` until the pool holds `--pool` of them (one
+    /// at a time, off the async threads).
+    async fn fill(self: Arc<Self>, key: (String, usize, usize)) {
+        loop {
+            let public = {
+                let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+                match pools.get(&key) {
+                    Some(e) => Arc::clone(&e.public),
+                    None => return,
+                }
+            };
+            let (batch, batches) = (key.1, key.2);
+            let made = tokio::task::spawn_blocking(move || Plan::compile(public, batch).and_then(|plan| PreparedSession::generate(&plan, batches))).await;
+            let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(entry) = pools.get_mut(&key) else { return };
+            match made {
+                Ok(Ok(p)) => {
+                    entry.ready.push_back(p);
+                    self.metrics.pool(1);
+                }
+                Ok(Err(e)) => {
+                    warn!("dealer: preparing material for the pool: {e}");
+                    entry.filling = false;
+                    return;
+                }
+                Err(e) => {
+                    warn!("dealer: preparing material for the pool: {e}");
+                    entry.filling = false;
+                    return;
+                }
+            }
+            if entry.ready.len() >= self.pool_size {
+                entry.filling = false;
+                return;
+            }
+        }
+    }
+
+    /// A half that came first: if its partner has not taken it within the
+    /// timeout, tell it and end. (When the partner comes, its task runs the
+    /// session and this one ends without a tally of its own in service mode.)
+    async fn wait_for_partner(&self, id: SessionId, role: Role, ticket: u64, woken: tokio::sync::oneshot::Receiver<()>) -> Ended {
+        if tokio::time::timeout(self.net.timeout, woken).await.is_ok() {
+            return Ended { ok: true, error: None, report: None };
+        }
+        let expired = {
+            let mut map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            match map.get(&id) {
+                Some(w) if w.ticket == ticket => map.remove(&id),
+                _ => None,
+            }
+        };
+        match expired {
+            Some(mut w) => {
+                self.metrics.waiting(-1);
+                let c = refuse(&mut w.chan, AbortCode::PeerFailed).await;
+                let other = if role == Role::Server { "client" } else { "server" };
+                let msg = format!("dealer session: the {role} of session {} waited {} s, and no {other} came{}", id.short(), self.net.timeout.as_secs(), said(role.as_str(), c));
+                warn!("{msg}");
+                Ended { ok: false, error: Some(msg), report: None }
+            }
+            // Paired: the partner's task reports the session.
+            None => Ended { ok: true, error: None, report: None },
+        }
+    }
+}
+
+/// The client: connect to the server and be admitted, then reach the dealer
+/// and run. Returns the outcome and both channels (for their meters).
+pub async fn client_session(
+    net: &Net,
+    server: &str,
+    dealer: &str,
+    precision: &str,
+    expect_model: Option<&str>,
+    images: &[Vec<u8>],
+    batch: usize,
+) -> Result<(ClientOutcome, Channel, Channel)> {
+    let mut to_server = net.connect(Role::Client, Role::Server, server).await?;
+    let t0 = Instant::now();
+    let connected = match client_connect(&mut to_server, precision, expect_model, images, batch, &net.limits).await {
+        Ok(c) => c,
+        Err(e) => {
+            let c = refuse(&mut to_server, e.abort_code().unwrap_or(AbortCode::Input)).await;
+            return Err(anyhow!("client session: {e}{}", if e.to_string().contains("peer aborted") { String::new() } else { said("server", c) }));
+        }
+    };
+    // The server has admitted us and is reaching the dealer too: a dealer
+    // that is not there is reported within 10 s, not the whole timeout.
+    let peers = net.peers(Role::Client, &[Role::Dealer])?;
+    let mut to_dealer = match net.connect_with(peers.as_ref(), Role::Dealer, dealer, net.timeout.min(DEALER_CONNECT)).await {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = refuse(&mut to_server, AbortCode::PeerFailed).await;
+            return Err(e);
+        }
+    };
+    let setup = t0.elapsed().as_secs_f64();
+    match client_run_with_dealer(&mut to_server, &mut to_dealer, &connected, images).await {
+        Ok(mut out) => {
+            out.setup_s += setup;
+            let _ = tokio::join!(to_server.close(), to_dealer.close());
+            out.meter_server = to_server.meter().clone();
+            out.meter_dealer = to_dealer.meter().clone();
+            Ok((out, to_server, to_dealer))
+        }
+        Err(e) => {
+            let code = e.abort_code().unwrap_or(AbortCode::Input);
+            let (s, d) = tokio::join!(refuse(&mut to_server, code), refuse(&mut to_dealer, code));
+            let peers = if e.to_string().contains("peer aborted") { String::new() } else { format!("{}{}", said("server", s), said("dealer", d)) };
+            Err(anyhow!("client session: {e}{peers}"))
+        }
+    }
+}
