@@ -16,6 +16,10 @@ demo: deps
 test: deps torch fashion-mnist
 	$(WITH_TORCH) $(CARGO) test --workspace --all-targets --no-fail-fast
 	$(WITH_TORCH) $(CARGO) test --workspace --doc
+	@# The network crate (cards, calibration, planner) stays free of networking.
+	@if $(CARGO) tree -p pann-models -e normal | grep -E ' (tokio|rustls|tokio-rustls) v'; then \
+		echo "pann-models depends on networking crates (above)"; exit 1; fi
+	@echo "pann-models: no tokio, no TLS in its dependencies"
 
 ## Build everything in release mode.
 build: deps torch

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::abort::AbortCode;
-use crate::handshake::Role;
+use crate::role::Role;
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 

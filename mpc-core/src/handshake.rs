@@ -35,63 +35,7 @@ pub const HANDSHAKE_LABEL: &str = "handshake";
 /// site); a longer Hello is refused from its header, before it is read.
 pub const MAX_HELLO: usize = 64 << 10;
 
-/// Who this side of a channel is. Any two different roles are complementary
-/// (server/client, and either party with the dealer); equal roles are not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Role {
-    /// Party 0: holds the model.
-    Server,
-    /// Party 1: holds the input, receives the output.
-    Client,
-    /// Produces correlated randomness for the two parties.
-    Dealer,
-}
-
-impl Role {
-    fn code(self) -> u8 {
-        match self {
-            Role::Server => 1,
-            Role::Client => 2,
-            Role::Dealer => 3,
-        }
-    }
-
-    fn from_code(b: u8) -> Option<Role> {
-        Some(match b {
-            1 => Role::Server,
-            2 => Role::Client,
-            3 => Role::Dealer,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Server => "server",
-            Role::Client => "client",
-            Role::Dealer => "dealer",
-        }
-    }
-}
-
-impl Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = CoreError;
-
-    fn from_str(s: &str) -> Result<Role> {
-        match s {
-            "server" => Ok(Role::Server),
-            "client" => Ok(Role::Client),
-            "dealer" => Ok(Role::Dealer),
-            _ => Err(CoreError::Config(format!("unknown role {s:?} (expected server, client or dealer)"))),
-        }
-    }
-}
+pub use crate::role::Role;
 
 /// What one side announces in its Hello.
 #[derive(Clone, Debug, PartialEq, Eq)]

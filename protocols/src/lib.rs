@@ -23,27 +23,37 @@
 //! values (products of any degree) cost nothing online. Material is consumed by
 //! value (it is not `Clone`), so reusing it does not compile.
 
+#[cfg(feature = "net")]
 pub mod dealer;
 pub mod error;
+#[cfg(feature = "net")]
 pub mod exec;
+#[cfg(feature = "net")]
 pub mod harness;
 pub mod kernels;
+#[cfg(feature = "net")]
 pub mod linear;
 pub mod material;
 pub mod open;
+#[cfg(feature = "net")]
 pub mod ops;
 pub mod poly;
 pub mod program;
 pub mod reference;
+#[cfg(feature = "net")]
 pub mod session;
 pub mod sign_poly;
 
+#[cfg(feature = "net")]
 pub use dealer::{deal_all, Dealer, DealerLink, MaterialSource, Prepared};
 pub use error::{ProtocolError, Result};
+#[cfg(feature = "net")]
 pub use exec::run_program;
 pub use kernels::{ConvSpec, LinearSpec, MatmulSpec};
+#[cfg(feature = "net")]
 pub use linear::{linear_forward, LinearKey, LinearLayer};
 pub use material::{Expander, LinearMaterial, Material, ProgramMaterial, Request};
 pub use poly::{PolyRelu, ReluConfig, ReluInfo, Schedule};
 pub use program::{Form, Program, ProgramBuilder};
+#[cfg(feature = "net")]
 pub use session::{prefetch, Session};

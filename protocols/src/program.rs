@@ -159,7 +159,10 @@ pub struct Program {
     outputs: Vec<Form>,
     products: Vec<AtomKey>,
     rounds: Vec<Vec<usize>>,
+    // The online evaluation's compiled forms (used by `exec`, feature `net`).
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
     c_opens: Vec<CompiledForm>,
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
     c_outputs: Vec<CompiledForm>,
     digest: u64,
 }
@@ -354,9 +357,11 @@ impl Program {
     pub fn digest(&self) -> u64 {
         self.digest
     }
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
     pub(crate) fn compiled_open(&self, j: usize) -> &CompiledForm {
         &self.c_opens[j]
     }
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
     pub(crate) fn compiled_output(&self, i: usize) -> &CompiledForm {
         &self.c_outputs[i]
     }
