@@ -3,6 +3,7 @@
 //! with a typed error, quickly and without allocating; a batch above a role's
 //! limit is refused by that role, and a batch at the limit runs.
 
+#[path = "../../models/tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

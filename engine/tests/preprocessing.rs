@@ -5,6 +5,7 @@
 //! reference. Negative controls: a source whose seeds do not belong together
 //! gives wrong logits; prepared material for another plan is refused.
 
+#[path = "../../models/tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

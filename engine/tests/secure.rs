@@ -2,6 +2,7 @@
 //! channels, against the fixed-point reference (the oracle) and the f64 PANN
 //! executor.
 
+#[path = "../../models/tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

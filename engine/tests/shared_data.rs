@@ -1,5 +1,6 @@
 //! Tests that need ../shared/data (skipped, with a line on stderr, without it).
 
+#[path = "../../models/tests/common/mod.rs"]
 mod common;
 
 /// CIFAR-10 (JPEG-derived) test image 3142 with the shipped alpha-4 card: a

@@ -8,8 +8,14 @@ pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The models crate: the shipped cards and test data live there (these
+/// helpers are shared with the engine's tests).
+pub fn models_dir() -> PathBuf {
+    crate_dir().join("../models")
+}
+
 pub fn card_path() -> PathBuf {
-    crate_dir().join("assets/resnet20-akamaster.card.json")
+    models_dir().join("assets/resnet20-akamaster.card.json")
 }
 
 pub fn load_akamaster() -> LoadedModel {
@@ -17,7 +23,7 @@ pub fn load_akamaster() -> LoadedModel {
 }
 
 pub fn first64() -> ImageSet {
-    ImageSet::read_file(crate_dir().join("tests/data/test_batch_first64.bin")).expect("shipped test records")
+    ImageSet::read_file(models_dir().join("tests/data/test_batch_first64.bin")).expect("shipped test records")
 }
 
 /// ../shared/data relative to the repository root, if present.
@@ -32,7 +38,7 @@ pub fn shared_data() -> Option<PathBuf> {
 }
 
 pub fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pann-models-test-{}-{name}", std::process::id()));
+    let d = std::env::temp_dir().join(format!("pann-test-{}-{}-{name}", env!("CARGO_PKG_NAME"), std::process::id()));
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }
