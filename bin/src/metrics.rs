@@ -132,7 +132,11 @@ fn add(gauge: &AtomicU64, delta: i64) {
 /// not interpreted beyond being read.
 pub async fn serve_metrics(listener: TcpListener, m: Arc<Metrics>) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let Ok((mut stream, _)) = listener.accept().await else {
+            // Out of descriptors, say: wait instead of spinning.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
         let m = Arc::clone(&m);
         tokio::spawn(async move {
             let mut buf = [0u8; 1024];

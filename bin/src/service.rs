@@ -63,6 +63,9 @@ pub struct ServiceOptions {
 /// absence is reported quickly; the next session tries again).
 const DEALER_CONNECT: Duration = Duration::from_secs(10);
 
+/// The dealer's default number of concurrent sessions.
+pub const DEALER_MAX_SESSIONS: usize = 64;
+
 /// The default number of concurrent sessions: one per core (a session's
 /// online phase keeps about one core busy).
 pub fn default_max_sessions() -> usize {
@@ -77,6 +80,16 @@ struct Ended {
     report: Option<serde_json::Value>,
 }
 
+impl Ended {
+    /// A dealer connection whose partner's task ran (and counts) the session.
+    fn paired() -> Ended {
+        Ended { ok: true, error: Some(PAIRED.into()), report: None }
+    }
+}
+
+/// Marks [`Ended::paired`], which the tally does not count.
+const PAIRED: &str = "paired";
+
 /// Counts of ended sessions; in `--sessions` mode the last error is the
 /// process's error.
 #[derive(Default)]
@@ -88,6 +101,9 @@ struct Tally {
 
 impl Tally {
     fn add(&mut self, e: Ended, report: &Option<PathBuf>) {
+        if e.ok && e.error.as_deref() == Some(PAIRED) {
+            return;
+        }
         if e.ok {
             self.ok += 1;
         } else {
@@ -288,7 +304,8 @@ impl ServerService {
         };
         self.metrics.started();
         let mut dealer: Option<Channel> = None;
-        let res = match tokio::time::timeout(self.opts.deadline, self.session(&mut client, &mut dealer)).await {
+        let mut dealer_open = false;
+        let res = match tokio::time::timeout(self.opts.deadline, self.session(&mut client, &mut dealer, &mut dealer_open)).await {
             Ok(r) => r,
             Err(_) => Err(SessionError::Session { code: AbortCode::Timeout, message: format!("the session passed its deadline of {} s", self.opts.deadline.as_secs()) }),
         };
@@ -322,7 +339,8 @@ impl ServerService {
             Err(e) => {
                 let code = e.abort_code().unwrap_or(AbortCode::Internal);
                 let (c, _) = tokio::join!(refuse(&mut client, code), async {
-                    if let Some(d) = dealer.as_mut() {
+                    // Only a dealer still in this session's setup is told.
+                    if let (Some(d), true) = (dealer.as_mut(), dealer_open) {
                         refuse(d, code).await;
                     }
                 });
@@ -337,7 +355,7 @@ impl ServerService {
         ended
     }
 
-    async fn session(&self, client: &mut Channel, dealer: &mut Option<Channel>) -> Result<(SessionId, Vec<pann_engine::BatchReport>), SessionError> {
+    async fn session(&self, client: &mut Channel, dealer: &mut Option<Channel>, dealer_open: &mut bool) -> Result<(SessionId, Vec<pann_engine::BatchReport>), SessionError> {
         let admitted = server_admit(client, &self.served, &self.net.limits).await?;
         let id = admitted.id;
         tracing::Span::current().record("id", tracing::field::display(id.short()));
@@ -346,8 +364,10 @@ impl ServerService {
             code: AbortCode::PeerFailed,
             message: format!("the dealer at {} cannot be reached: {e:#}", self.dealer),
         })?);
+        *dealer_open = true;
         let mut source = server_dealer_open(d, &self.served, &admitted).await?;
         // Party 0 needs nothing more from the dealer.
+        *dealer_open = false;
         let _ = d.close().await;
         let batches = server_run(client, &self.served, &admitted, &mut source).await?;
         Ok((id, batches))
@@ -478,7 +498,13 @@ impl DealerService {
             _ => (other.chan, chan, greeting),
         };
         info!("dealer: paired the server and the client of session {}", id.short());
-        let _slot = Arc::clone(&self.slots).acquire_owned().await;
+        let Ok(Ok(_slot)) = tokio::time::timeout(self.opts.queue_wait, Arc::clone(&self.slots).acquire_owned()).await else {
+            self.metrics.busy();
+            let _ = tokio::join!(refuse(&mut server, AbortCode::Busy), refuse(&mut client, AbortCode::Busy));
+            let msg = format!("dealer session: refused session {}: every session slot was taken (Busy)", id.short());
+            warn!("{msg}");
+            return Ended { ok: false, error: Some(msg), report: None };
+        };
         self.metrics.started();
         let t0 = Instant::now();
         let digest = gc.model.clone().unwrap_or_default();
@@ -592,7 +618,7 @@ impl DealerService {
     /// session and this one ends without a tally of its own in service mode.)
     async fn wait_for_partner(&self, id: SessionId, role: Role, ticket: u64, woken: tokio::sync::oneshot::Receiver<()>) -> Ended {
         if tokio::time::timeout(self.net.timeout, woken).await.is_ok() {
-            return Ended { ok: true, error: None, report: None };
+            return Ended::paired();
         }
         let expired = {
             let mut map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
@@ -611,7 +637,7 @@ impl DealerService {
                 Ended { ok: false, error: Some(msg), report: None }
             }
             // Paired: the partner's task reports the session.
-            None => Ended { ok: true, error: None, report: None },
+            None => Ended::paired(),
         }
     }
 }

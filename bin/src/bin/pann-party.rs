@@ -16,7 +16,7 @@ use clap::{Parser, ValueEnum};
 use pann_bin::input;
 use pann_bin::metrics::{serve_metrics, Metrics};
 use pann_bin::party::{check_cert_dir, run_client, run_dealer, run_server, Net};
-use pann_bin::service::{default_max_sessions, ServiceOptions};
+use pann_bin::service::{default_max_sessions, ServiceOptions, DEALER_MAX_SESSIONS};
 use pann_mpc_core::Role;
 use pann_bin::report::top_k;
 use pann_engine::{SessionLimits, DEFAULT_SESSION_MEMORY};
@@ -183,9 +183,11 @@ struct Args {
     /// its --batch would not fit.
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_SESSION_MEMORY >> 20, value_parser = clap::value_parser!(u64).range(1..=(1 << 24)))]
     max_session_memory: u64,
-    /// Sessions run at once (server; dealer: paired sessions). Default: one
-    /// per core of this machine. Each holds about --batch x the material per
-    /// image the server prints, streamed a few layers at a time.
+    /// Sessions run at once. Server: default one per core of this machine;
+    /// each holds about --batch x the material per image the server prints.
+    /// Dealer: paired sessions, default 64 (a dealer session is light: it
+    /// generates and streams one request at a time); a pair beyond them
+    /// waits up to --queue-wait, then both parties are told it is busy.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096))]
     max_sessions: Option<u64>,
     /// Clients that may wait for a free session slot (server). A client
@@ -267,7 +269,11 @@ async fn run(a: Args) -> Result<()> {
         check_cert_dir(dir, me)?;
     }
     let opts = ServiceOptions {
-        max_sessions: a.max_sessions.map_or_else(default_max_sessions, |n| n as usize),
+        max_sessions: match (a.max_sessions, a.role) {
+            (Some(n), _) => n as usize,
+            (None, RoleArg::Dealer) => DEALER_MAX_SESSIONS,
+            (None, _) => default_max_sessions(),
+        },
         queue: usize::try_from(a.queue).unwrap_or(usize::MAX),
         queue_wait: Duration::from_secs(a.queue_wait),
         sessions: a.sessions,
