@@ -245,10 +245,10 @@ pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str
 
 /// The dealer: serves the parties of many sessions on `listen`, pairing
 /// each session's server and client by its id (see [`crate::service`]).
-pub async fn run_dealer(net: &Net, listen: &str, opts: ServiceOptions, pool: usize, metrics: Arc<Metrics>) -> Result<()> {
+pub async fn run_dealer(net: &Net, listen: &str, opts: ServiceOptions, pool: usize, pool_memory: u64, metrics: Arc<Metrics>) -> Result<()> {
     let listener = bind(listen).await?;
     info!("dealer: listening on {}; {} session(s) at once, pool of {pool} per model and batch", listener.local_addr()?, opts.max_sessions);
-    DealerService::new(net.clone(), opts, pool, metrics)?.run(listener).await
+    DealerService::new(net.clone(), opts, pool, pool_memory, metrics)?.run(listener).await
 }
 
 /// The alpha of a uniform precision string (`"9"`), 0 for `"per-layer:..."`.

@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
-use pann_engine::{client_connect, client_run_with_dealer, dealer_greet, dealer_receive, dealer_send, server_admit, server_dealer_open, server_run};
-use pann_engine::{ClientOutcome, DealerJob, Greeting, Plan, PreparedSession, PublicModel, ServedModel, SessionError, SessionId};
+use pann_engine::{client_connect, client_run_with_dealer, dealer_greet, dealer_receive, dealer_send, server_confirm, server_dealer_open, server_hear, server_run};
+use pann_engine::{Admitted, ClientOutcome, DealerJob, Greeting, Plan, PreparedSession, PublicModel, ServedModel, SessionError, SessionId};
 use pann_mpc_core::handshake::Role;
 use pann_mpc_core::meter::Cost;
 use pann_mpc_core::transport::{Listener, TlsPeers};
@@ -59,9 +59,17 @@ pub struct ServiceOptions {
     pub report: Option<PathBuf>,
 }
 
+/// Longest time a new connection may take to send its request (server) or
+/// its Hello (dealer), TLS included: an idle connection holds nothing longer.
+const ADMISSION: Duration = Duration::from_secs(10);
+
 /// Longest wait to connect to the dealer once a session has started (its
 /// absence is reported quickly; the next session tries again).
 const DEALER_CONNECT: Duration = Duration::from_secs(10);
+
+/// Kinds of session (model, batch, batches) the dealer's pool keeps
+/// material for at most.
+const MAX_POOL_KINDS: usize = 8;
 
 /// The dealer's default number of concurrent sessions.
 pub const DEALER_MAX_SESSIONS: usize = 64;
@@ -148,7 +156,7 @@ async fn shutdown_signal() {
 /// The accept loop shared by both roles: `handle` runs each connection in
 /// its own task. Returns when `--sessions` connections have ended, or after
 /// a signal and the drain.
-async fn accept_loop<F, Fut>(who: &str, net: &Net, listener: Listener, opts: &ServiceOptions, handle: F) -> Result<()>
+async fn accept_loop<F, Fut>(who: &str, net: &Net, listener: Listener, opts: &ServiceOptions, max_connections: usize, handle: F) -> Result<()>
 where
     F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: std::future::Future<Output = Ended> + Send + 'static,
@@ -156,10 +164,16 @@ where
     let mut tasks = JoinSet::new();
     let mut tally = Tally::default();
     let mut accepted = 0u64;
+    // Connections in any stage (TLS, admission, session): beyond them a new
+    // one is closed at once, so that a flood of idle sockets cannot exhaust
+    // descriptors or memory.
+    let connections = Arc::new(Semaphore::new(max_connections.clamp(1, Semaphore::MAX_PERMITS)));
+    let mut turned_away = 0u64;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     // One-shot runs give up when nobody comes; a service waits.
     let accept_wait = if opts.sessions.is_some() { net.timeout } else { Duration::from_secs(365 * 24 * 3600) };
+    let ended = |res: std::result::Result<Ended, tokio::task::JoinError>| res.unwrap_or_else(|e| Ended { ok: false, error: Some(format!("a session task failed: {e}")), report: None });
     let mut signalled = false;
     loop {
         if opts.sessions.is_some_and(|n| accepted >= n) {
@@ -167,41 +181,73 @@ where
         }
         tokio::select! {
             _ = &mut shutdown => {
-                info!("{who}: stopping: no new sessions; {} in flight may finish within {} s", tasks.len(), opts.drain.as_secs());
+                info!("{who}: stopping: no new sessions; {} in flight may finish within {} s (a second signal stops them)", tasks.len(), opts.drain.as_secs());
                 signalled = true;
                 break;
             }
-            Some(res) = tasks.join_next(), if !tasks.is_empty() => {
-                tally.add(res.unwrap_or_else(|e| Ended { ok: false, error: Some(format!("a session task failed: {e}")), report: None }), &opts.report);
-            }
+            Some(res) = tasks.join_next(), if !tasks.is_empty() => tally.add(ended(res), &opts.report),
             conn = listener.accept_stream(accept_wait) => match conn {
                 Ok((stream, peer)) => {
+                    let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                        turned_away += 1;
+                        if turned_away.is_power_of_two() {
+                            warn!("{who}: {max_connections} connections open: closed {turned_away} new one(s) at once so far");
+                        }
+                        continue;
+                    };
                     accepted += 1;
-                    tasks.spawn(handle(stream, peer));
+                    let fut = handle(stream, peer);
+                    tasks.spawn(async move {
+                        let _permit = permit;
+                        fut.await
+                    });
                 }
                 Err(e) if opts.sessions.is_some() => {
                     tally.add(Ended { ok: false, error: Some(format!("{e}")), report: None }, &None);
                     break;
                 }
-                Err(e) => warn!("{who}: accepting a connection: {e}"),
+                Err(e) => {
+                    warn!("{who}: accepting a connection: {e}");
+                    // Out of descriptors, say: wait instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
         }
     }
     drop(listener);
-    let drain = async {
-        while let Some(res) = tasks.join_next().await {
-            tally.add(res.unwrap_or_else(|e| Ended { ok: false, error: Some(format!("a session task failed: {e}")), report: None }), &opts.report);
-        }
-    };
     if signalled {
-        if tokio::time::timeout(opts.drain, drain).await.is_err() {
-            warn!("{who}: {} session(s) still running after the drain deadline were stopped", tasks.len());
-            tasks.abort_all();
+        let deadline = tokio::time::Instant::now() + opts.drain;
+        let again = shutdown_signal();
+        tokio::pin!(again);
+        loop {
+            tokio::select! {
+                res = tasks.join_next() => match res {
+                    Some(res) => tally.add(ended(res), &opts.report),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    warn!("{who}: {} session(s) still running after the drain deadline were stopped", tasks.len());
+                    tally.failed += tasks.len() as u64;
+                    tasks.abort_all();
+                    break;
+                }
+                _ = &mut again => {
+                    warn!("{who}: second signal: stopping {} session(s) now", tasks.len());
+                    tally.failed += tasks.len() as u64;
+                    tasks.abort_all();
+                    break;
+                }
+            }
         }
         info!("{who}: stopped after {} session(s) ({} failed)", tally.ok + tally.failed, tally.failed);
-        return Ok(());
+        if opts.sessions.is_none() {
+            return Ok(());
+        }
+    } else {
+        while let Some(res) = tasks.join_next().await {
+            tally.add(ended(res), &opts.report);
+        }
     }
-    drain.await;
     match (opts.sessions, tally.failed, tally.last_error) {
         (Some(_), n, Some(e)) if n > 0 => Err(anyhow!("{e}")),
         (Some(_), n, None) if n > 0 => Err(anyhow!("{n} session(s) failed")),
@@ -253,8 +299,8 @@ impl ServerService {
     pub fn new(net: Net, served: ServedModel, dealer: String, opts: ServiceOptions, metrics: Arc<Metrics>) -> Result<Arc<ServerService>> {
         let peers = net.peers(Role::Server, &[Role::Client, Role::Dealer])?.map(Arc::new);
         Ok(Arc::new(ServerService {
-            slots: Arc::new(Semaphore::new(opts.max_sessions.max(1))),
-            queue: Arc::new(Semaphore::new(opts.queue)),
+            slots: Arc::new(Semaphore::new(opts.max_sessions.clamp(1, Semaphore::MAX_PERMITS))),
+            queue: Arc::new(Semaphore::new(opts.queue.min(Semaphore::MAX_PERMITS))),
             served: Arc::new(served),
             net,
             dealer,
@@ -264,10 +310,17 @@ impl ServerService {
         }))
     }
 
+    /// How long a new connection may take to finish TLS and send its request.
+    fn admission(&self) -> Duration {
+        self.net.timeout.min(ADMISSION)
+    }
+
     /// Serve clients on `listener` (see the module docs).
     pub async fn run(self: &Arc<Self>, listener: Listener) -> Result<()> {
         let me = Arc::clone(self);
-        accept_loop("server", &self.net, listener, &self.opts, move |stream, peer| {
+        // Sessions, the queue, and as many again in TLS or admission.
+        let max_connections = 2 * (self.opts.max_sessions + self.opts.queue) + 16;
+        accept_loop("server", &self.net, listener, &self.opts, max_connections, move |stream, peer| {
             let me = Arc::clone(&me);
             async move { me.connection(stream, peer).instrument(info_span!("session", peer = %peer, id = tracing::field::Empty)).await }
         })
@@ -283,6 +336,22 @@ impl ServerService {
                 return Ended { ok: false, error: Some(format!("server session: {e:#}")), report: None };
             }
         };
+        // The client's request first (a connection that asks for nothing
+        // holds no slot), within a short admission time.
+        let heard = match tokio::time::timeout(self.admission(), server_hear(&mut client, &self.served, &self.net.limits)).await {
+            Ok(r) => r,
+            Err(_) => Err(SessionError::Session { code: AbortCode::Timeout, message: format!("the client sent no request within {} s", self.admission().as_secs()) }),
+        };
+        let admitted = match heard {
+            Ok(a) => a,
+            Err(e) => {
+                let c = refuse(&mut client, e.abort_code().unwrap_or(AbortCode::Internal)).await;
+                let msg = format!("server session: {e}{}", said("client", c));
+                warn!("{msg}");
+                return Ended { ok: false, error: Some(msg), report: None };
+            }
+        };
+        tracing::Span::current().record("id", tracing::field::display(admitted.id.short()));
         // A slot now, or a place in the queue and a slot within the wait.
         let permit = match Arc::clone(&self.slots).try_acquire_owned() {
             Ok(p) => Some(p),
@@ -305,7 +374,7 @@ impl ServerService {
         self.metrics.started();
         let mut dealer: Option<Channel> = None;
         let mut dealer_open = false;
-        let res = match tokio::time::timeout(self.opts.deadline, self.session(&mut client, &mut dealer, &mut dealer_open)).await {
+        let res = match tokio::time::timeout_at((t0 + self.opts.deadline).into(), self.session(&mut client, admitted, &mut dealer, &mut dealer_open)).await {
             Ok(r) => r,
             Err(_) => Err(SessionError::Session { code: AbortCode::Timeout, message: format!("the session passed its deadline of {} s", self.opts.deadline.as_secs()) }),
         };
@@ -355,10 +424,9 @@ impl ServerService {
         ended
     }
 
-    async fn session(&self, client: &mut Channel, dealer: &mut Option<Channel>, dealer_open: &mut bool) -> Result<(SessionId, Vec<pann_engine::BatchReport>), SessionError> {
-        let admitted = server_admit(client, &self.served, &self.net.limits).await?;
+    async fn session(&self, client: &mut Channel, admitted: Admitted, dealer: &mut Option<Channel>, dealer_open: &mut bool) -> Result<(SessionId, Vec<pann_engine::BatchReport>), SessionError> {
+        server_confirm(client).await?;
         let id = admitted.id;
-        tracing::Span::current().record("id", tracing::field::display(id.short()));
         info!("admitted a batch of {} x {}", admitted.request.batch, admitted.request.batches);
         let d = dealer.insert(self.net.connect_with(self.peers.as_deref(), Role::Dealer, &self.dealer, self.net.timeout.min(DEALER_CONNECT)).await.map_err(|e| SessionError::Session {
             code: AbortCode::PeerFailed,
@@ -392,9 +460,13 @@ pub struct DealerService {
     waiting: Mutex<HashMap<SessionId, Waiting>>,
     tickets: std::sync::atomic::AtomicU64,
     slots: Arc<Semaphore>,
+    /// Halves of each role that may wait for their partner at once.
+    max_waiting: usize,
     /// Sessions of material prepared ahead per (model digest, batch,
-    /// batches): `--pool`.
+    /// batches): `--pool`, within `pool_memory` bytes in all.
     pool_size: usize,
+    pool_memory: u64,
+    pool_bytes: std::sync::atomic::AtomicU64,
     pools: Mutex<HashMap<(String, usize, usize), PoolEntry>>,
 }
 
@@ -408,12 +480,16 @@ struct PoolEntry {
 impl DealerService {
     /// `pool`: sessions of material to prepare ahead per (model, batch,
     /// batches) once such a session has been seen (0: none).
-    pub fn new(net: Net, opts: ServiceOptions, pool: usize, metrics: Arc<Metrics>) -> Result<Arc<DealerService>> {
+    /// `pool_memory`: bytes all prepared sessions may hold together.
+    pub fn new(net: Net, opts: ServiceOptions, pool: usize, pool_memory: u64, metrics: Arc<Metrics>) -> Result<Arc<DealerService>> {
         let peers = net.peers(Role::Dealer, &[Role::Server, Role::Client])?.map(Arc::new);
         Ok(Arc::new(DealerService {
+            max_waiting: opts.max_sessions.max(1),
             pool_size: pool,
+            pool_memory,
+            pool_bytes: Default::default(),
             pools: Mutex::new(HashMap::new()),
-            slots: Arc::new(Semaphore::new(opts.max_sessions.max(1))),
+            slots: Arc::new(Semaphore::new(opts.max_sessions.clamp(1, Semaphore::MAX_PERMITS))),
             net,
             opts,
             metrics,
@@ -430,7 +506,9 @@ impl DealerService {
         let me = Arc::clone(self);
         let mut opts = self.opts.clone();
         opts.sessions = opts.sessions.map(|n| 2 * n);
-        accept_loop("dealer", &self.net, listener, &opts, move |stream, peer| {
+        // Both halves of every session slot, the waiting halves, and some in TLS.
+        let max_connections = 2 * self.opts.max_sessions + 2 * self.max_waiting + 16;
+        accept_loop("dealer", &self.net, listener, &opts, max_connections, move |stream, peer| {
             let me = Arc::clone(&me);
             async move { me.connection(stream, peer).instrument(info_span!("session", peer = %peer, id = tracing::field::Empty)).await }
         })
@@ -445,7 +523,11 @@ impl DealerService {
                 return Ended { ok: false, error: Some(format!("dealer session: {e:#}")), report: None };
             }
         };
-        let greeting = match dealer_greet(&mut chan).await {
+        let greeted = match tokio::time::timeout(self.net.timeout.min(ADMISSION), dealer_greet(&mut chan)).await {
+            Ok(r) => r,
+            Err(_) => Err(SessionError::Session { code: AbortCode::Timeout, message: format!("no Hello within {} s", self.net.timeout.min(ADMISSION).as_secs()) }),
+        };
+        let greeting = match greeted {
             Ok(g) => g,
             Err(e) => {
                 let c = refuse(&mut chan, e.abort_code().unwrap_or(AbortCode::Malformed)).await;
@@ -460,20 +542,28 @@ impl DealerService {
         enum Found {
             Partner(Waiting, Channel),
             Duplicate(Channel),
+            Full(Channel),
             Wait(u64, tokio::sync::oneshot::Receiver<()>),
         }
         let found = {
             let mut map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
             match map.remove(&id) {
-                Some(w) if w.greeting.role != greeting.role => Found::Partner(w, chan),
+                Some(w) if w.greeting.role != greeting.role => {
+                    self.metrics.waiting(-1);
+                    Found::Partner(w, chan)
+                }
                 Some(w) => {
                     map.insert(id, w);
                     Found::Duplicate(chan)
                 }
+                // Each role's waiting halves are bounded apart, so that one
+                // role's connections cannot crowd out the other's.
+                None if map.values().filter(|w| w.greeting.role == greeting.role).count() >= self.max_waiting => Found::Full(chan),
                 None => {
                     let ticket = self.tickets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let (paired, woken) = tokio::sync::oneshot::channel();
                     map.insert(id, Waiting { greeting: greeting.clone(), chan, ticket, paired });
+                    self.metrics.waiting(1);
                     Found::Wait(ticket, woken)
                 }
             }
@@ -486,12 +576,15 @@ impl DealerService {
                 warn!("{msg}");
                 return Ended { ok: false, error: Some(msg), report: None };
             }
-            Found::Wait(ticket, woken) => {
-                self.metrics.waiting(1);
-                return self.wait_for_partner(id, greeting.role, ticket, woken).await;
+            Found::Full(mut chan) => {
+                self.metrics.busy();
+                let _ = refuse(&mut chan, AbortCode::Busy).await;
+                let msg = format!("dealer session: {} {}s already wait for their partner: refused one (Busy)", self.max_waiting, greeting.role);
+                warn!("{msg}");
+                return Ended { ok: false, error: Some(msg), report: None };
             }
+            Found::Wait(ticket, woken) => return self.wait_for_partner(id, greeting.role, ticket, woken).await,
         };
-        self.metrics.waiting(-1);
         let _ = other.paired.send(());
         let (mut server, mut client, gc) = match greeting.role {
             Role::Server => (chan, other.chan, other.greeting),
@@ -562,10 +655,15 @@ impl DealerService {
         }
         let key = job.key();
         let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        // A bounded number of kinds: a new kind past it is not pooled.
+        if !pools.contains_key(&key) && pools.len() >= MAX_POOL_KINDS {
+            return None;
+        }
         let entry = pools.entry(key.clone()).or_insert_with(|| PoolEntry { ready: Default::default(), filling: false, public: Arc::clone(&job.public) });
         let taken = entry.ready.pop_front();
-        if taken.is_some() {
+        if let Some(t) = &taken {
             self.metrics.pool(-1);
+            self.pool_bytes.fetch_sub(t.bytes(), std::sync::atomic::Ordering::Relaxed);
         }
         if !entry.filling && entry.ready.len() < self.pool_size {
             entry.filling = true;
@@ -587,7 +685,26 @@ impl DealerService {
                 }
             };
             let (batch, batches) = (key.1, key.2);
+            // Within the pool's memory: a session's corrections are known
+            // from its plan before any is made.
+            let need = match Plan::compile(Arc::clone(&public), batch) {
+                Ok(plan) => plan.requests().iter().fold(0u64, |acc, r| acc.saturating_add((r.correction_len() as u64).saturating_mul(8))).saturating_mul(batches as u64),
+                Err(_) => u64::MAX,
+            };
+            let held = self.pool_bytes.load(std::sync::atomic::Ordering::Relaxed);
+            if held.saturating_add(need) > self.pool_memory {
+                let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(e) = pools.get_mut(&key) {
+                    e.filling = false;
+                }
+                info!("dealer: pool memory ({:.0} MB) full; not preparing a session of {:.1} MB", self.pool_memory as f64 / 1e6, need as f64 / 1e6);
+                return;
+            }
+            self.pool_bytes.fetch_add(need, std::sync::atomic::Ordering::Relaxed);
             let made = tokio::task::spawn_blocking(move || Plan::compile(public, batch).and_then(|plan| PreparedSession::generate(&plan, batches))).await;
+            if !matches!(made, Ok(Ok(_))) {
+                self.pool_bytes.fetch_sub(need, std::sync::atomic::Ordering::Relaxed);
+            }
             let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
             let Some(entry) = pools.get_mut(&key) else { return };
             match made {
@@ -623,13 +740,15 @@ impl DealerService {
         let expired = {
             let mut map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
             match map.get(&id) {
-                Some(w) if w.ticket == ticket => map.remove(&id),
+                Some(w) if w.ticket == ticket => {
+                    self.metrics.waiting(-1);
+                    map.remove(&id)
+                }
                 _ => None,
             }
         };
         match expired {
             Some(mut w) => {
-                self.metrics.waiting(-1);
                 let c = refuse(&mut w.chan, AbortCode::PeerFailed).await;
                 let other = if role == Role::Server { "client" } else { "server" };
                 let msg = format!("dealer session: the {role} of session {} waited {} s, and no {other} came{}", id.short(), self.net.timeout.as_secs(), said(role.as_str(), c));

@@ -261,3 +261,24 @@ fn a_dealer_with_a_pool_serves_later_sessions_from_material_made_ahead() {
     }
     svc.stop(Duration::from_secs(40));
 }
+
+/// A connection that completes TLS but never asks for anything holds no
+/// session slot: with one slot and no queue, a real client is still served
+/// (a client whose session does hold the slot makes the next one Busy: the
+/// test above).
+#[test]
+fn an_idle_connection_holds_no_session_slot() {
+    use pann_mpc_core::transport::{load_peer_cert, tls_connect, TlsIdentity, TlsPeers};
+    use pann_mpc_core::{ChannelConfig, Role};
+    let svc = Service::start("idle", &["--max-sessions", "1", "--queue", "0"]);
+    let dir = svc.s.certs.join("client");
+    let id = TlsIdentity::load(dir.join("client.crt"), dir.join("client.key")).unwrap();
+    let peers = TlsPeers::new(&id, vec![(Role::Server, load_peer_cert(dir.join("server.crt")).unwrap())]).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let cfg = ChannelConfig::default().with_timeout(Duration::from_secs(30)).with_connect_timeout(Duration::from_secs(30));
+    let _idle = rt.block_on(tls_connect(svc.s.server.clone(), cfg, &peers)).expect("TLS to the server");
+    let mut c = svc.client("real", 0, 1, 1);
+    c.wait(Instant::now(), DEADLINE).succeeded("a client beside an idle connection");
+    check(&svc.s, "real", 0, 1, 1);
+    svc.stop(Duration::from_secs(40));
+}

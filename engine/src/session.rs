@@ -113,7 +113,11 @@ pub const STREAM_DEPTH: usize = 1;
 /// A session's identifier: 128 random bits the client draws, sent to the
 /// server in its request and bound to both parties' handshakes with the
 /// dealer, which pairs the two halves of a session by it, never by arrival
-/// order. Not a secret: it only names the session.
+/// order. Treat it as a capability while the session runs: whoever knows it
+/// (and holds a client or server certificate) could claim a half of the
+/// session at the dealer, which would make the honest party's session fail
+/// or compute garbage (never reveal a secret). Logs show only its first 8
+/// hex digits; reports hold it whole after the session has ended.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SessionId([u8; 16]);
 
@@ -293,8 +297,19 @@ pub struct Admitted {
 }
 
 /// The server's first step: handshake with the client, the public model
-/// description, the client's request (refused above `limits`).
+/// description, the client's request (refused above `limits`), and the
+/// answer that admits it ([`server_hear`] then [`server_confirm`]).
 pub async fn server_admit(client: &mut Channel, served: &ServedModel, limits: &SessionLimits) -> Result<Admitted> {
+    let admitted = server_hear(client, served, limits).await?;
+    server_confirm(client).await?;
+    Ok(admitted)
+}
+
+/// [`server_admit`] up to the client's request, without answering it: a
+/// service takes a session slot in between (a client holds no slot until it
+/// has asked for something), and answers with [`server_confirm`] or an
+/// Abort (`Busy`).
+pub async fn server_hear(client: &mut Channel, served: &ServedModel, limits: &SessionLimits) -> Result<Admitted> {
     handshake(client, &session_params(Role::Server, &served.public.precision()).expecting(Role::Client)).await.map_err(on("client"))?;
     client.set_phase(Phase::Setup);
     client.set_label("model");
@@ -304,12 +319,15 @@ pub async fn server_admit(client: &mut Channel, served: &ServedModel, limits: &S
     let id = request.id()?;
     limits.check_batch("server", request.batch, &served.size)?;
     let plan = Plan::compile(Arc::clone(&served.public), request.batch)?;
-    // Tell the client it is admitted before it contacts the dealer: a refusal
-    // reaches it from the server, with its code, and never leaves a half
-    // session waiting at the dealer.
-    client.send_tagged(Tag::Bytes, &[ADMITTED]).map_err(on("client"))?;
-    client.flush().await.map_err(on("client"))?;
     Ok(Admitted { request, id, plan })
+}
+
+/// Tell the client it is admitted, before it contacts the dealer: a refusal
+/// reaches it from the server, with its code, and never leaves a half
+/// session waiting at the dealer.
+pub async fn server_confirm(client: &mut Channel) -> Result<()> {
+    client.send_tagged(Tag::Bytes, &[ADMITTED]).map_err(on("client"))?;
+    client.flush().await.map_err(on("client"))
 }
 
 /// Party 0's preprocessing from a dealer over `dealer`: the handshake bound

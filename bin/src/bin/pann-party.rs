@@ -218,10 +218,17 @@ struct Args {
     /// has served a session of a model, batch and number of batches, it
     /// keeps up to N sessions' material for that kind ready, so that the
     /// next client's request costs its online phase and the handshakes.
-    /// Each holds party 1's corrections (ResNet-20 at alpha 9: about 95 MB
-    /// per image). 0: material is made during each session.
+    /// Each holds party 1's corrections for the whole session (ResNet-20 at
+    /// alpha 9: about 95 MB per image of every batch), within
+    /// --pool-memory; at most 8 kinds are pooled. 0: material is made
+    /// during each session.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pool: u64,
+    /// Memory all of the dealer's prepared sessions may hold together, in
+    /// MiB (dealer only, with --pool): a session that would not fit is made
+    /// live instead.
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    pool_memory: u64,
     /// Serve operational metrics in the Prometheus text format on this
     /// address (server and dealer): sessions started, completed, failed,
     /// turned away as busy, in flight and waiting; bytes and rounds; a
@@ -246,7 +253,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(a)) {
+    let res = rt.block_on(run(a));
+    // Blocking work still running (a dealer's pool) does not hold the exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    match res {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One line with the whole chain of causes, prefixed by the role.
@@ -292,7 +302,7 @@ async fn run(a: Args) -> Result<()> {
         tokio::spawn(serve_metrics(l, Arc::clone(&metrics)));
     }
     let report = match a.role {
-        RoleArg::Dealer => return run_dealer(&net, need(&a.listen, "--listen", "dealer")?, opts, usize::try_from(a.pool).unwrap_or(usize::MAX), metrics).await,
+        RoleArg::Dealer => return run_dealer(&net, need(&a.listen, "--listen", "dealer")?, opts, usize::try_from(a.pool).unwrap_or(usize::MAX), a.pool_memory.saturating_mul(1 << 20), metrics).await,
         RoleArg::Server => {
             let model = a.model.as_ref().context("the server needs --model CARD.json")?;
             let alpha = match a.alpha.as_deref() {
