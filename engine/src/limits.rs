@@ -3,7 +3,7 @@
 //! from a peer may be.
 //!
 //! The client chooses the batch. Material streams: each party holds the
-//! material of a few requests at once (in use, queued, arriving; see
+//! material of two requests at once (in use, queued; see
 //! `crate::preprocessing`), never a whole batch's, and the largest request
 //! is one layer's. So the server, the dealer and the client each compute
 //! what one image holds at once from the plan's requests ([`MaterialSize`])
@@ -22,9 +22,10 @@ use pann_models::error::{ModelError, Result};
 /// protocol's largest batch for ResNet-20 at alpha 9.
 pub const DEFAULT_SESSION_MEMORY: u64 = 4 << 30;
 
-/// Requests whose material a party may hold at once: the one in use, the
-/// queue of [`crate::session::STREAM_DEPTH`], and the one arriving.
-pub const HELD_AT_ONCE: u64 = crate::session::STREAM_DEPTH as u64 + 2;
+/// Requests whose material a party may hold at once: the one in use and
+/// the queue of [`crate::session::STREAM_DEPTH`] (nothing is received while
+/// the queue is full).
+pub const HELD_AT_ONCE: u64 = crate::session::STREAM_DEPTH as u64 + 1;
 
 /// Longest public model description accepted from the server, in bytes
 /// (ResNet-20's is about 7 KB; MAX_NODES nodes with long names stay below it).

@@ -6,8 +6,9 @@
 //! (`pann_protocols::material`).
 //!
 //! Material is made or received one request at a time, while the online
-//! phase runs: a party holds at most a few requests' material at once, not
-//! a batch's (party 1's queue from the dealer is bounded, see
+//! phase runs: a party holds at most two requests' material at once (the
+//! one in use and the next), not a batch's (party 1's queue from the dealer
+//! is bounded, and nothing is received while it is full: see
 //! [`correction_stream`]).
 
 use std::future::Future;
@@ -87,11 +88,14 @@ pub fn correction_stream(dealer: &mut Channel, seed: Seed, requests: Vec<Request
         let mut expander = Expander::new(Party::Client, seed);
         for _ in 0..batches {
             for req in &requests {
-                let m = receive_material(dealer, &mut expander, req).await?;
-                if tx.send(m).await.is_err() {
+                // Room in the queue before anything is received: a party then
+                // holds the request in use and the queued ones, never one more
+                // arriving behind a full queue.
+                let Ok(room) = tx.reserve().await else {
                     // The online phase ended (it failed): nothing more to fetch.
                     return Ok(());
-                }
+                };
+                room.send(receive_material(dealer, &mut expander, req).await?);
             }
         }
         Ok(())

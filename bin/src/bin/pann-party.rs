@@ -176,8 +176,8 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1024))]
     max_batch: u64,
     /// Memory budget of one session's material, in MiB (all roles). Material
-    /// streams, so a party holds a few requests' worth at once: the largest
-    /// request of the model's plan, three times, per image of the batch,
+    /// streams, so a party holds two requests' worth at once: the largest
+    /// request of the model's plan, twice, per image of the batch,
     /// plus the masked weights (the server prints it). The server and the
     /// dealer refuse a larger batch, the client a model whose material for
     /// its --batch would not fit.
