@@ -39,7 +39,8 @@
 # --timeout, 120), MEM_TIMEOUT (the parties' --timeout in part memory, 600),
 # DEALER_MAX_SESSIONS (16: two servers of 8), DEALER_ARGS and SERVER_ARGS
 # (extra flags for the services of parts load, seq and haproxy, e.g.
-# DEALER_ARGS="--pool 2"), KEEP (set: keep the work
+# DEALER_ARGS="--pool 2"), LOAD_ARGS (extra flags for the load generator in
+# part load, e.g. LOAD_ARGS="--pause-ms 1500"), KEEP (set: keep the work
 # directory with every log), NO_BUILD (set: use the binaries already in
 # target/release).
 #
@@ -74,9 +75,10 @@ MEM_TIMEOUT=${MEM_TIMEOUT:-600}
 DEALER_MAX_SESSIONS=${DEALER_MAX_SESSIONS:-16}
 DEALER_ARGS=${DEALER_ARGS:-}
 SERVER_ARGS=${SERVER_ARGS:-}
+LOAD_ARGS=${LOAD_ARGS:-}
 [ "$SEQ" -gt 10 ] || { echo "serving.sh: SEQ must exceed 10 (memory is read after the first 10)" >&2; exit 2; }
 
-INVOCATION="REQUESTS=$REQUESTS LEVELS=$LEVELS IMAGES=$IMAGES SEQ=$SEQ SEQ_EVERY=$SEQ_EVERY BATCHES=\"$BATCHES\" HAPROXY_CLIENTS=$HAPROXY_CLIENTS HAPROXY_REQUESTS=$HAPROXY_REQUESTS TIMEOUT=$TIMEOUT MEM_TIMEOUT=$MEM_TIMEOUT DEALER_MAX_SESSIONS=$DEALER_MAX_SESSIONS DEALER_ARGS=\"$DEALER_ARGS\" SERVER_ARGS=\"$SERVER_ARGS\" scripts/serving.sh ${PARTS[*]}"
+INVOCATION="REQUESTS=$REQUESTS LEVELS=$LEVELS IMAGES=$IMAGES SEQ=$SEQ SEQ_EVERY=$SEQ_EVERY BATCHES=\"$BATCHES\" HAPROXY_CLIENTS=$HAPROXY_CLIENTS HAPROXY_REQUESTS=$HAPROXY_REQUESTS TIMEOUT=$TIMEOUT MEM_TIMEOUT=$MEM_TIMEOUT DEALER_MAX_SESSIONS=$DEALER_MAX_SESSIONS DEALER_ARGS=\"$DEALER_ARGS\" SERVER_ARGS=\"$SERVER_ARGS\" LOAD_ARGS=\"$LOAD_ARGS\" scripts/serving.sh ${PARTS[*]}"
 
 if [ -z "${LIBTORCH:-}" ]; then
     LIBTORCH="$(scripts/install-torch.sh --print-libtorch 2>/dev/null || true)"
@@ -263,7 +265,7 @@ part_load() {
     echo "serving.sh: load: concurrency $LEVELS, $REQUESTS request(s) of $IMAGES image(s) per level" >&2
     services load
     local cmd=("$LOAD" --server "127.0.0.1:$SP" --dealer "127.0.0.1:$DP" --certs "$W/certs/client" --alpha 9 --input "$DATA"
-        --concurrency "$LEVELS" --requests "$REQUESTS" --images-per-request "$IMAGES" --reference "$W/reference.json" --json "$OUT/serving-load.json")
+        --concurrency "$LEVELS" --requests "$REQUESTS" --images-per-request "$IMAGES" --reference "$W/reference.json" --json "$OUT/serving-load.json" $LOAD_ARGS)
     local rc=0 t0=$SECONDS
     fgwait timeout "$(bound $((REQUESTS * $(levels_count))))" "${cmd[@]}" >"$W/load.table" 2>"$W/load.log" || rc=$?
     local page

@@ -92,6 +92,10 @@ struct Args {
     /// The client's --timeout, in seconds (connect and each message).
     #[arg(long, default_value_t = 120)]
     timeout: u64,
+    /// Pause between one client's requests, in milliseconds (steady, light
+    /// traffic: a dealer's --pool refills in between).
+    #[arg(long, default_value_t = 0)]
+    pause_ms: u64,
     /// Write the figures (and every latency) here as JSON.
     #[arg(long, value_name = "OUT.json")]
     json: Option<PathBuf>,
@@ -241,7 +245,7 @@ impl Shared {
     }
 }
 
-async fn level(shared: Arc<Shared>, c: usize, n: usize) -> Level {
+async fn level(shared: Arc<Shared>, c: usize, n: usize, pause: Duration) -> Level {
     let next = Arc::new(AtomicUsize::new(0));
     let samples = Arc::new(Mutex::new(Vec::with_capacity(n)));
     let t0 = Instant::now();
@@ -253,6 +257,9 @@ async fn level(shared: Arc<Shared>, c: usize, n: usize) -> Level {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
                     break;
+                }
+                if i >= c && !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
                 }
                 let s = shared.one(i).await;
                 if let Some(e) = &s.error {
@@ -374,7 +381,7 @@ fn main() -> Result<()> {
     let mut levels = Vec::new();
     for &c in &a.concurrency {
         eprintln!("load: concurrency {c}: {} request(s) of {} image(s)", a.requests, a.images_per_request);
-        let l = rt.block_on(level(Arc::clone(&shared), c, a.requests));
+        let l = rt.block_on(level(Arc::clone(&shared), c, a.requests, Duration::from_millis(a.pause_ms)));
         eprintln!(
             "load: concurrency {c}: {} ok, {} failed, {} wrong, {:.1} s, {:.3} images/s, median {:.3} s, p95 {:.3} s",
             l.ok, l.failed, l.wrong_predictions, l.wall_s, l.throughput_images_per_s, l.latency_median_s, l.latency_p95_s
