@@ -66,12 +66,12 @@ case3() {
     dp=$(port)
     sp=$(port)
     local common=(--timeout 20)
-    timed "$name" dealer "$P" --role dealer --listen "127.0.0.1:$dp" "${common[@]}" --certs "$W/certs/dealer" $dargs
+    timed "$name" dealer "$P" --role dealer --listen "127.0.0.1:$dp" --sessions 1 "${common[@]}" --certs "$W/certs/dealer" $dargs
     sleep 0.3
     if [ -n "$hostile" ]; then
         timed "$name" server "$H" "$hostile" "$CARD" "$W/certs/server" "127.0.0.1:$sp" "127.0.0.1:$dp"
     else
-        timed "$name" server "$P" --role server --listen "127.0.0.1:$sp" --dealer "127.0.0.1:$dp" --alpha 9 "${common[@]}" --certs "$W/certs/server" $sargs
+        timed "$name" server "$P" --role server --listen "127.0.0.1:$sp" --dealer "127.0.0.1:$dp" --alpha 9 --sessions 1 "${common[@]}" --certs "$W/certs/server" $sargs
     fi
     sleep 0.3
     timed "$name" client "$P" --role client --connect "127.0.0.1:$sp" --dealer "127.0.0.1:$dp" --alpha 9 --input "$DATA" "${common[@]}" --certs "$W/certs/client" $cargs

@@ -263,7 +263,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
 fn markdown(r: &Report, sites: &[String]) -> String {
     let mut s = String::new();
-    s += "# Plaintext PANN accuracy: akamaster ResNet-20 on cifar-10-jpeg\n\n";
+    s += &format!("# Plaintext PANN accuracy: {} on cifar-10-jpeg\n\n", r.model);
     s += &format!(
         "Model `{}` (weights SHA-256 `{}`), f64 plaintext executor (`pann_models::PlainExecutor`), \
          {} test images (the first {} of `test_batch.bin`), bounds calibrated on the first {} training images \
