@@ -39,6 +39,8 @@
 # process started here runs in its own process group and is killed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/serving-common.sh
+. scripts/serving-common.sh
 
 RUNS=${RUNS:-100}
 SEED=${SEED:-$(date +%s)}
@@ -105,33 +107,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# fgwait CMD...: CMD in the foreground, waited for so that a signal to this
-# script interrupts the wait (and the cleanup ends CMD's process group).
-fgwait() {
-    "$@" &
-    FG=$!
-    local rc=0
-    wait "$FG" || rc=$?
-    FG=""
-    return "$rc"
-}
-
-# running PID: the process exists and is not a zombie.
-running() {
-    local st
-    st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-
-# start NAME CMD...: CMD in the background in its own process group, its
-# output in $W/NAME.out and $W/NAME.err.
-start() {
-    local name=$1
-    shift
-    setsid "$@" </dev/null >"$W/$name.out" 2>"$W/$name.err" &
-    PID[$name]=$!
-}
 
 # reap NAME: after the process ended (or was killed), collect its status into ST.
 reap() {
@@ -205,26 +180,8 @@ now() {
     echo $((t / 1000))
 }
 
-# ports N: N distinct free TCP ports on 127.0.0.1.
-ports() {
-    python3 -c '
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
-}
-
-mem() {
-    awk -v f="$2:" '$1 == f { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "(exited)"
-}
-
 scrape() {
     python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" + sys.argv[1] + "/metrics", timeout=5).read().decode())' "$1" 2>/dev/null || true
-}
-
-metric() {
-    awk -v n="$2" 'index($1, n "{") == 1 || $1 == n { print $2; exit }' <<<"$1"
 }
 
 # A TCP relay on 127.0.0.1:LISTEN to 127.0.0.1:TARGET, one thread pair per connection.

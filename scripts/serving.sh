@@ -48,6 +48,8 @@
 # started here runs in its own process group and is killed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/serving-common.sh
+. scripts/serving-common.sh
 
 PARTS=("$@")
 [ ${#PARTS[@]} -gt 0 ] || PARTS=(load seq memory haproxy)
@@ -116,56 +118,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# fgwait CMD...: CMD (a `timeout ...` command, which leads its own process
-# group) in the foreground, waited for so that a signal to this script
-# interrupts the wait and the cleanup ends CMD too.
+# The foreground command of fgwait (serving-common.sh), ended by cleanup.
 FG=""
-fgwait() {
-    "$@" &
-    FG=$!
-    local rc=0
-    wait "$FG" || rc=$?
-    FG=""
-    return "$rc"
-}
-
-# running PID: the process exists and is not a zombie.
-running() {
-    local st
-    st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-
-# start NAME CMD...: CMD in the background in its own process group, its
-# output in $W/NAME.out and $W/NAME.err.
-start() {
-    local name=$1
-    shift
-    setsid "$@" </dev/null >"$W/$name.out" 2>"$W/$name.err" &
-    PID[$name]=$!
-}
 
 # stop NAME [SECONDS]: SIGTERM, wait (bounded) for the exit, then SIGKILL;
 # sets ST to the exit status (or "killed"). Not in $(...): the process must
 # be this shell's child.
 stop() {
-    local name=$1 secs=${2:-60} pid=${PID[$1]:-} i
-    ST="-"
-    [ -n "$pid" ] || return 0
-    kill -TERM -- "-$pid" 2>/dev/null || true
-    for ((i = 0; i < secs * 10; i++)); do
-        running "$pid" || break
-        sleep 0.1
-    done
-    if running "$pid"; then
-        kill -KILL -- "-$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-        ST=killed
-    else
-        ST=0
-        wait "$pid" 2>/dev/null || ST=$?
-    fi
-    unset "PID[$name]"
+    [ -n "${PID[$1]:-}" ] || { ST="-"; return 0; }
+    kill -TERM -- "-${PID[$1]}" 2>/dev/null || true
+    wait_exit "$1" "${2:-60}"
+    [ "$ST" != timeout ] || ST=killed
 }
 
 # wait_exit NAME SECONDS: wait for a process to end by itself; kill it after
@@ -200,29 +163,9 @@ wait_for() {
     exit 1
 }
 
-# ports N: N distinct free TCP ports on 127.0.0.1 (held together while chosen).
-ports() {
-    python3 -c '
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
-}
-
-# mem PID FIELD: FIELD (VmRSS, VmHWM) of /proc/PID/status in MiB.
-mem() {
-    awk -v f="$2:" '$1 == f { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "(exited)"
-}
-
 # scrape ADDR: the metrics page.
 scrape() {
     python3 -c 'import sys, urllib.request; print(urllib.request.urlopen("http://" + sys.argv[1] + "/metrics", timeout=5).read().decode())' "$1"
-}
-
-# metric TEXT NAME: the value of NAME in a scraped page (first series).
-metric() {
-    awk -v n="$2" 'index($1, n "{") == 1 || $1 == n { print $2; exit }' <<<"$1"
 }
 
 machine() {
