@@ -232,10 +232,10 @@ pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str
         listener.local_addr()?
     );
     info!(
-        "server: accepts batches of up to {} image(s) ({:.1} MB of material per image in all, {:.1} MB held at once; session memory limit {:.1} MB); {} session(s) at once, {} waiting",
+        "server: accepts batches of up to {} image(s) ({:.1} MB of material per image in all, {:.1} MB held at once at batch 1; session memory limit {:.1} MB); {} session(s) at once, {} waiting",
         net.limits.batch_limit(&served.size),
         served.size.total_per_image as f64 / 1e6,
-        served.size.per_image as f64 / 1e6,
+        served.size.held_at_once(1) as f64 / 1e6,
         net.limits.max_memory as f64 / 1e6,
         opts.max_sessions,
         opts.queue

@@ -13,7 +13,7 @@ use pann_protocols::ops::add_channel_bias;
 use pann_protocols::{linear_forward, run_program, LinearLayer, Material, Program, Request};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Plan, ServerWeights, Step};
+use crate::plan::{relu_chunk, Plan, ServerWeights, Step};
 use crate::preprocessing::Preprocessing;
 use pann_models::error::{ModelError, Result};
 use pann_models::network::Shape;
@@ -282,8 +282,14 @@ impl<P: Preprocessing> Backend for PartyBackend<'_, P> {
     }
     async fn relu(&mut self, label: &str, program: &Arc<Program>, _input_scale: u32, x: &[R]) -> Result<Vec<R>> {
         self.chan.set_label(label);
-        let mat = self.next(&Request::program(program, x.len())).await?.into_program().map_err(proto)?;
-        let mut out = run_program(self.chan, self.party, program, &[x], mat).await.map_err(proto)?;
-        out.pop().ok_or_else(|| ModelError::Secure("ReLU program has no output".into()))
+        // Chunk by chunk, as the plan's requests are cut: a chunk's material
+        // is fetched only when the previous chunk is done.
+        let mut y = Vec::with_capacity(x.len());
+        for part in x.chunks(relu_chunk(program)) {
+            let mat = self.next(&Request::program(program, part.len())).await?.into_program().map_err(proto)?;
+            let out = run_program(self.chan, self.party, program, &[part], mat).await.map_err(proto)?;
+            y.extend(out.into_iter().next().ok_or_else(|| ModelError::Secure("ReLU program has no output".into()))?);
+        }
+        Ok(y)
     }
 }

@@ -26,7 +26,7 @@ pub mod session;
 
 pub use exec::{run_plan, Backend, ClearBackend, PartyBackend};
 pub use limits::{MaterialSize, SessionLimits, DEFAULT_SESSION_MEMORY};
-pub use plan::{Plan, PublicModel, SecureConfig, ServerWeights, Step};
+pub use plan::{relu_chunk, Plan, PublicModel, SecureConfig, ServerWeights, Step, RELU_CHUNK_BYTES};
 pub use preprocessing::{correction_stream, MaterialQueue, Preprocessing, SeedExpansion, TrustedDealer};
 pub use session::{client_session, dealer_session, server_session, BatchReport, ClientOutcome, SessionError};
 pub use session::{client_connect, client_dealer_open, client_run, client_run_with_dealer, Connected};

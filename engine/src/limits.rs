@@ -5,7 +5,8 @@
 //! The client chooses the batch. Material streams: each party holds the
 //! material of two requests at once (in use, queued; see
 //! `crate::preprocessing`), never a whole batch's, and the largest request
-//! is one layer's. So the server, the dealer and the client each compute
+//! is one linear layer's or one chunk of a ReLU layer's
+//! ([`crate::plan::RELU_CHUNK_BYTES`]). So the server, the dealer and the client each compute
 //! what one image holds at once from the plan's requests ([`MaterialSize`])
 //! and refuse a batch that would exceed their per-session memory budget, or
 //! that exceeds their `max_batch`, with a public error
@@ -14,12 +15,13 @@
 
 use std::sync::Arc;
 
-use crate::plan::{Plan, PublicModel};
+use crate::plan::{Plan, PublicModel, Step, RELU_CHUNK_BYTES};
 use crate::session::MAX_BATCH;
+use pann_protocols::Request;
 use pann_models::error::{ModelError, Result};
 
-/// Default memory budget of one session's material, in bytes (4 GiB): the
-/// protocol's largest batch for ResNet-20 at alpha 9.
+/// Default memory budget of one session's material, in bytes (4 GiB):
+/// ResNet-20 at alpha 9 fits the protocol's largest batch.
 pub const DEFAULT_SESSION_MEMORY: u64 = 4 << 30;
 
 /// Requests whose material a party may hold at once: the one in use and
@@ -54,10 +56,13 @@ impl Default for SessionLimits {
 /// Material one party holds, in bytes, computed from a plan's requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaterialSize {
-    /// Material held at once per image: the largest request's (masks,
-    /// truncation atoms, products, or a linear layer's `r` and `z`) times
-    /// [`HELD_AT_ONCE`]; a batch of `n` images holds `n` times this.
-    pub per_image: u64,
+    /// The largest linear layer's material per image (its `r` and `z`):
+    /// one request, which grows with the batch.
+    pub linear_per_image: u64,
+    /// The largest ReLU layer's material per image (masks, truncation atoms,
+    /// products). A batch's layer is cut into requests of at most
+    /// [`RELU_CHUNK_BYTES`], so it stops growing there.
+    pub relu_per_image: u64,
     /// All the material of one image, as it flows through a session.
     pub total_per_image: u64,
     /// Held once per session: the weight-sized share of every linear layer
@@ -66,24 +71,41 @@ pub struct MaterialSize {
 }
 
 impl MaterialSize {
-    /// The material of `public`'s plan (compiled for one image: material is
-    /// linear in the batch). Arithmetic saturates, so a size too large to
-    /// count exceeds every budget.
+    /// The material of `public`'s plan (compiled for one image). Arithmetic
+    /// saturates, so a size too large to count exceeds every budget.
     pub fn of(public: &Arc<PublicModel>) -> Result<Self> {
         let plan = Plan::compile(Arc::clone(public), 1)?;
-        let bytes = |r: &pann_protocols::Request| r.material_len().saturating_mul(8);
-        let requests = plan.requests();
-        let total_per_image = requests.iter().fold(0u64, |acc, r| acc.saturating_add(bytes(r)));
-        let largest = requests.iter().map(bytes).max().unwrap_or(0);
+        let (mut linear, mut relu) = (0u64, 0u64);
+        for step in &plan.steps {
+            match step {
+                Step::Linear { layer, spec, .. } => linear = linear.max(bytes(&Request::Linear { layer: *layer, spec: *spec })),
+                Step::Relu { input, program, .. } => relu = relu.max(bytes(&Request::program(program, plan.len_of(*input)))),
+                _ => {}
+            }
+        }
+        let total_per_image = plan.requests().iter().fold(0u64, |acc, r| acc.saturating_add(bytes(r)));
         let setup = plan.linears.iter().fold(0u64, |acc, (_, s)| acc.saturating_add((s.weight_len() as u64).saturating_mul(8)));
-        Ok(Self { per_image: largest.saturating_mul(HELD_AT_ONCE), total_per_image, setup })
+        Ok(Self { linear_per_image: linear, relu_per_image: relu, total_per_image, setup })
     }
 
-    /// Material of a session with batches of `batch` images, in bytes
-    /// (`None` if it does not fit in a u64).
-    pub fn session_bytes(&self, batch: usize) -> Option<u64> {
-        self.per_image.checked_mul(batch as u64)?.checked_add(self.setup)
+    /// Material held at once with batches of `batch` images: [`HELD_AT_ONCE`]
+    /// times the largest request (saturating).
+    pub fn held_at_once(&self, batch: usize) -> u64 {
+        let b = batch as u64;
+        let largest = self.linear_per_image.saturating_mul(b).max(self.relu_per_image.saturating_mul(b).min(RELU_CHUNK_BYTES));
+        largest.saturating_mul(HELD_AT_ONCE)
     }
+
+    /// Material of a session with batches of `batch` images, in bytes: the
+    /// weights' shares plus what is held at once (`None` if it does not fit
+    /// in a u64).
+    pub fn session_bytes(&self, batch: usize) -> Option<u64> {
+        Some(self.held_at_once(batch)).filter(|&h| h < u64::MAX)?.checked_add(self.setup)
+    }
+}
+
+fn bytes(r: &Request) -> u64 {
+    r.material_len().saturating_mul(8)
 }
 
 fn mb(bytes: u64) -> String {
@@ -99,10 +121,21 @@ impl SessionLimits {
     /// `max_batch` and [`MAX_BATCH`], and such that the session's material
     /// fits `max_memory` (0 when not even one image fits).
     pub fn batch_limit(&self, size: &MaterialSize) -> usize {
-        let room = self.max_memory.saturating_sub(size.setup);
-        let by_memory = if self.max_memory < size.setup { 0 } else { room.checked_div(size.per_image).unwrap_or(u64::MAX) };
-        let by_memory = usize::try_from(by_memory).unwrap_or(usize::MAX);
-        self.max_batch.min(MAX_BATCH).min(by_memory)
+        let fits = |b: usize| size.session_bytes(b).is_some_and(|need| need <= self.max_memory);
+        // What a batch holds never shrinks as the batch grows: bisect.
+        let (mut lo, mut hi) = (0, self.max_batch.min(MAX_BATCH));
+        if fits(hi) {
+            return hi;
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        if fits(lo) { lo } else { 0 }
     }
 
     /// Refuse a batch above [`SessionLimits::batch_limit`]; `who` names this
@@ -114,8 +147,8 @@ impl SessionLimits {
         }
         let need = size.session_bytes(batch).map(mb).unwrap_or_else(|| "more than 2^64 bytes".into());
         let detail = format!(
-            "a batch of {batch} holds {need} of material at once, {} per image plus {} of weights; this {who} allows {} images and {} per session",
-            mb(size.per_image),
+            "a batch of {batch} holds {need} of material: {} at once plus {} of weights; this {who} allows {} images and {} per session",
+            mb(size.held_at_once(batch)),
             mb(size.setup),
             self.max_batch.min(MAX_BATCH),
             mb(self.max_memory)
@@ -128,9 +161,15 @@ impl SessionLimits {
 mod tests {
     use super::*;
 
+    fn size(linear: u64, relu: u64, setup: u64) -> MaterialSize {
+        MaterialSize { linear_per_image: linear, relu_per_image: relu, total_per_image: 1000, setup }
+    }
+
     #[test]
     fn batch_limit_from_memory_and_cap() {
-        let size = MaterialSize { per_image: 100, total_per_image: 1000, setup: 50 };
+        // Held at once: twice the largest request, 50 bytes per image.
+        let size = size(50, 40, 50);
+        assert_eq!(size.session_bytes(3), Some(50 + 3 * 100));
         let l = SessionLimits::new(8, 50 + 3 * 100);
         assert_eq!(l.batch_limit(&size), 3);
         assert!(l.check_batch("server", 3, &size).is_ok());
@@ -144,9 +183,22 @@ mod tests {
         // Not even the weights fit: nothing is accepted.
         assert_eq!(SessionLimits::new(8, 49).batch_limit(&size), 0);
         // Sizes that saturate are refused, never wrapped.
-        let huge = MaterialSize { per_image: u64::MAX, total_per_image: u64::MAX, setup: 0 };
+        let huge = self::size(u64::MAX, u64::MAX, 0);
         assert_eq!(SessionLimits::default().batch_limit(&huge), 0);
         assert!(SessionLimits::default().check_batch("client", 1, &huge).is_err());
-        assert_eq!(SessionLimits::default().batch_limit(&MaterialSize { per_image: 0, total_per_image: 0, setup: 0 }), MAX_BATCH);
+        assert_eq!(SessionLimits::default().batch_limit(&self::size(0, 0, 0)), MAX_BATCH);
+    }
+
+    #[test]
+    fn relu_layers_stop_growing_at_a_chunk() {
+        // 10 MB of ReLU material per image: a batch of 64 would hold 1.28 GB
+        // without chunks; with them, two chunks.
+        let size = size(1000, 10_000_000, 0);
+        assert_eq!(size.held_at_once(1), 20_000_000);
+        assert_eq!(size.held_at_once(64), 2 * RELU_CHUNK_BYTES);
+        assert_eq!(SessionLimits::new(MAX_BATCH, 2 * RELU_CHUNK_BYTES).batch_limit(&size), MAX_BATCH);
+        // The linear layers still grow with the batch.
+        assert_eq!(size.held_at_once(1 << 20), 2 * 1000 << 20);
+        assert_eq!(SessionLimits::new(MAX_BATCH, 2 * RELU_CHUNK_BYTES - 1).batch_limit(&size), 6);
     }
 }

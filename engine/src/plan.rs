@@ -177,6 +177,20 @@ impl Step {
     }
 }
 
+/// Most material, in bytes, one party holds for one request of a ReLU
+/// layer. A layer whose material is larger is evaluated in chunks of
+/// elements (one request, one run of the program each), so that what a
+/// party holds at once stops growing with the batch: at alpha 9 a chunk
+/// holds about 115,000 ReLUs, seven images of ResNet-20's widest layers.
+pub const RELU_CHUNK_BYTES: u64 = 64 << 20;
+
+/// Elements per chunk of a ReLU layer evaluated by `program` (see
+/// [`RELU_CHUNK_BYTES`]); every party and the dealer cut the same chunks.
+pub fn relu_chunk(program: &Program) -> usize {
+    let per_element = 8 * (program.n_openings() as u64 + program.correction_len_per_element() as u64);
+    usize::try_from(RELU_CHUNK_BYTES / per_element.max(1)).unwrap_or(usize::MAX).max(1)
+}
+
 /// A compiled secure computation for a batch of `batch` images.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -338,16 +352,22 @@ impl Plan {
         self.batch * self.network().nodes[v].shape.len()
     }
 
-    /// The material requests of one run, in the order the online phase consumes them.
+    /// The material requests of one run, in the order the online phase
+    /// consumes them: one per linear layer, and one per chunk of each ReLU
+    /// layer ([`relu_chunk`]).
     pub fn requests(&self) -> Vec<Request> {
-        self.steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::Linear { layer, spec, .. } => Some(Request::Linear { layer: *layer, spec: *spec }),
-                Step::Relu { input, program, .. } => Some(Request::program(program, self.len_of(*input))),
-                _ => None,
-            })
-            .collect()
+        let mut out = Vec::new();
+        for s in &self.steps {
+            match s {
+                Step::Linear { layer, spec, .. } => out.push(Request::Linear { layer: *layer, spec: *spec }),
+                Step::Relu { input, program, .. } => {
+                    let (n, c) = (self.len_of(*input), relu_chunk(program));
+                    out.extend((0..n).step_by(c).map(|start| Request::program(program, c.min(n - start))));
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Encode the client's images (normalised, `[n, c, h, w]` as f64) at the input scale.

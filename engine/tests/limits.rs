@@ -202,7 +202,7 @@ async fn run(server: SessionLimits, dealer: SessionLimits, client: SessionLimits
 async fn a_batch_at_the_limit_runs_and_one_more_is_refused() {
     let (_, public, _) = small_cnn();
     let size = MaterialSize::of(&Arc::new(public)).unwrap();
-    assert!(size.per_image > 0 && size.setup > 0);
+    assert!(size.held_at_once(1) > 0 && size.setup > 0);
     let any = SessionLimits::default();
     // By count: a server allowing 2 images runs a batch of 2 and refuses 3.
     let cap = SessionLimits::new(2, u64::MAX);
@@ -217,7 +217,7 @@ async fn a_batch_at_the_limit_runs_and_one_more_is_refused() {
     let c = c.unwrap_err();
     assert!(c.to_string().contains(AbortCode::Limit.text()) && !c.to_string().contains("batch 3"), "client: {c}");
     // By memory: room for exactly 2 images' material.
-    let mem = SessionLimits::new(1024, size.setup + 2 * size.per_image);
+    let mem = SessionLimits::new(1024, size.session_bytes(2).unwrap());
     assert_eq!(mem.batch_limit(&size), 2);
     let (s, c, d) = run(mem, any, any, 2).await;
     s.unwrap();

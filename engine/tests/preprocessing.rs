@@ -19,14 +19,20 @@ use pann_mpc_core::handshake::Role;
 use pann_mpc_core::{Channel, ChannelConfig};
 
 async fn small() -> (ServedModel, Vec<Vec<u8>>, Vec<Vec<f64>>) {
-    let (model, raw) = common::small_cnn(4);
+    let (served, raw, imgs) = small_cnn_served(4);
+    let reference = reference(&served, &imgs, 2).await;
+    (served, raw, reference)
+}
+
+/// The small CNN at alpha 9 with `n` images, its bounds calibrated on them
+/// (so that every value stays in range); the raw and normalised images.
+fn small_cnn_served(n: usize) -> (ServedModel, Vec<Vec<u8>>, Vec<Vec<f64>>) {
+    let (model, raw) = common::small_cnn(n);
     let spec = pann_models::InputSpec { mean: vec![0.5; 3], std: vec![0.25; 3] };
     let imgs: Vec<Vec<f64>> = raw.iter().map(|r| spec.normalise(r)).collect();
     let max = max_abs_per_site(&model, imgs.len(), |i| imgs[i].clone(), None).unwrap();
     let public = PublicModel::new(&model, &spec, &per_site_bounds(&max, 1.2), SecureConfig::new(9)).unwrap();
-    let served = ServedModel::new(model, public).unwrap();
-    let reference = reference(&served, &imgs, 2).await;
-    (served, raw, reference)
+    (ServedModel::new(model, public).unwrap(), raw, imgs)
 }
 
 /// The fixed-point reference's logits for `imgs` in batches of `batch`.
@@ -84,7 +90,7 @@ async fn an_in_process_trusted_dealer_gives_the_reference_logits() {
 
 /// The dealer's two halves with material made before the session (the pool)
 /// or during it, over channels; the client streams either way.
-async fn with_dealer(served: &ServedModel, raw: &[Vec<u8>], prepare: bool, wrong_batches: bool) -> Result<Vec<Vec<f64>>, String> {
+async fn with_dealer(served: &ServedModel, raw: &[Vec<u8>], batch: usize, prepare: bool, wrong_batches: bool) -> Result<Vec<Vec<f64>>, String> {
     let cfg = ChannelConfig::default();
     let (mut sc, mut cs) = Channel::mem_pair(cfg.clone());
     let (mut sd, mut ds) = Channel::mem_pair(cfg.clone());
@@ -97,7 +103,7 @@ async fn with_dealer(served: &ServedModel, raw: &[Vec<u8>], prepare: bool, wrong
         server_run(&mut sc, served, &admitted, &mut source).await.map_err(|e| e.to_string())
     };
     let client = async {
-        let c = client_connect(&mut cs, &precision, None, raw, 2, &limits).await.map_err(|e| e.to_string())?;
+        let c = client_connect(&mut cs, &precision, None, raw, batch, &limits).await.map_err(|e| e.to_string())?;
         client_run_with_dealer(&mut cs, &mut cd, &c, raw).await.map_err(|e| e.to_string())
     };
     let dealer = async {
@@ -120,11 +126,29 @@ async fn with_dealer(served: &ServedModel, raw: &[Vec<u8>], prepare: bool, wrong
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn material_prepared_before_the_session_gives_the_reference_logits() {
     let (served, raw, want) = small().await;
-    let live = with_dealer(&served, &raw, false, false).await.unwrap();
+    let live = with_dealer(&served, &raw, 2, false, false).await.unwrap();
     assert!(close(&live, &want), "streamed: {live:?}\nvs\n{want:?}");
-    let pooled = with_dealer(&served, &raw, true, false).await.unwrap();
+    let pooled = with_dealer(&served, &raw, 2, true, false).await.unwrap();
     assert!(close(&pooled, &want), "prepared: {pooled:?}\nvs\n{want:?}");
     // Negative control: material prepared for another number of batches is refused.
-    let e = with_dealer(&served, &raw, true, true).await.unwrap_err();
+    let e = with_dealer(&served, &raw, 2, true, true).await.unwrap_err();
     assert!(e.contains("prepared material for another plan"), "{e}");
+}
+
+/// A batch large enough that the ReLU layers are cut into chunks (one
+/// request each, so a party holds at most two chunks' material): the
+/// streamed session still gives the reference logits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relu_layers_run_in_chunks_at_large_batches() {
+    let batch = 600;
+    let (served, raw, imgs) = small_cnn_served(batch);
+    let want = reference(&served, &imgs, batch).await;
+    let plan = Plan::compile(Arc::clone(&served.public), batch).unwrap();
+    let relu_steps = plan.steps.iter().filter(|s| matches!(s, pann_engine::Step::Relu { .. })).count();
+    let requests = plan.requests();
+    // The test exercises chunks: more requests than layers, none above the cap.
+    assert!(requests.len() > plan.linears.len() + relu_steps, "{} requests", requests.len());
+    assert!(requests.iter().all(|r| 8 * r.material_len() <= pann_engine::RELU_CHUNK_BYTES));
+    let got = with_dealer(&served, &raw, batch, false, false).await.unwrap();
+    assert!(close(&got, &want), "chunked session differs from the reference");
 }
