@@ -364,7 +364,7 @@ fn main() -> Result<()> {
     let images = images[..used].to_vec();
     refs.truncate(used);
     let shared = Arc::new(Shared {
-        net: Net { certs: Some(certs), timeout: Duration::from_secs(a.timeout), limits: SessionLimits::default() },
+        net: Net { certs: Some(certs), timeout: Duration::from_secs(a.timeout), keepalive: Some(Duration::from_secs(5)), limits: SessionLimits::default() },
         server: server.clone(),
         dealer: dealer.clone(),
         precision: a.alpha.to_string(),

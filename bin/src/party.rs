@@ -21,6 +21,7 @@ use pann_mpc_core::handshake::Role;
 use pann_mpc_core::transport::{load_peer_cert, tcp_channel, tcp_connect, tls, tls_connect, Listener, TlsIdentity, TlsPeers};
 
 use pann_engine::{ClientOutcome, PublicModel, SecureConfig, ServedModel, SessionLimits};
+use pann_mpc_core::meter::Meter;
 use pann_mpc_core::AbortCode;
 use pann_mpc_core::{Channel, ChannelConfig};
 use pann_models::LoadedModel;
@@ -37,13 +38,16 @@ pub struct Net {
     /// This role's directory: `<role>.key`, `<role>.crt` and the peers' `.crt`; `None` = plain TCP.
     pub certs: Option<PathBuf>,
     pub timeout: Duration,
+    /// Send an empty frame to a peer after this long without writing to it
+    /// (`None`: never), so that a peer's `timeout` counts silence, not work.
+    pub keepalive: Option<Duration>,
     /// This role's per-session limits (batch, material memory).
     pub limits: SessionLimits,
 }
 
 impl Net {
     fn cfg(&self) -> ChannelConfig {
-        ChannelConfig::default().with_timeout(self.timeout).with_connect_timeout(self.timeout)
+        ChannelConfig::default().with_timeout(self.timeout).with_connect_timeout(self.timeout).with_keepalive(self.keepalive)
     }
 
     /// Our identity and the pinned certificate of each peer role, after
@@ -161,10 +165,9 @@ async fn bind(addr: &str) -> Result<Listener> {
 
 /// Each channel's meter by peer name, in the meter's own serde form (which
 /// `Meter` deserialises again), plus a per-phase summary under `summary`.
-pub(crate) fn meters(pairs: &[(&str, &Channel)]) -> serde_json::Map<String, serde_json::Value> {
-    let mut m: serde_json::Map<String, serde_json::Value> =
-        pairs.iter().map(|(k, c)| (k.to_string(), serde_json::to_value(c.meter()).expect("a meter serialises"))).collect();
-    let summary: serde_json::Map<_, _> = pairs.iter().map(|(k, c)| (k.to_string(), c.meter().to_json())).collect();
+pub(crate) fn meters(pairs: &[(&str, &Meter)]) -> serde_json::Map<String, serde_json::Value> {
+    let mut m: serde_json::Map<String, serde_json::Value> = pairs.iter().map(|(k, c)| (k.to_string(), serde_json::to_value(c).expect("a meter serialises"))).collect();
+    let summary: serde_json::Map<_, _> = pairs.iter().map(|(k, c)| (k.to_string(), c.to_json())).collect();
     m.insert("summary".into(), summary.into());
     m
 }
@@ -282,7 +285,7 @@ pub async fn run_client(
         setup_s: out.setup_s,
         batches: out.batches.clone(),
         predictions,
-        meters: meters(&[("server", &to_server), ("dealer", &to_dealer)]),
+        meters: meters(&[("server", to_server.meter()), ("dealer", to_dealer.meter())]),
     };
     Ok((report, out))
 }

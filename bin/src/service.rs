@@ -25,10 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
-use pann_engine::{client_connect, client_run_with_dealer, dealer_greet, dealer_receive, dealer_send, server_confirm, server_dealer_open, server_hear, server_run};
+use pann_engine::{client_connect, client_run_with_dealer, dealer_greet, dealer_receive, dealer_seeds, dealer_stream, server_confirm, server_dealer_open, server_hear, server_run};
 use pann_engine::{Admitted, ClientOutcome, DealerJob, Greeting, Plan, PreparedSession, PublicModel, ServedModel, SessionError, SessionId};
 use pann_mpc_core::handshake::Role;
-use pann_mpc_core::meter::Cost;
+use pann_mpc_core::meter::{Cost, Meter};
 use pann_mpc_core::transport::{Listener, TlsPeers};
 use pann_mpc_core::{AbortCode, Channel};
 use tokio::net::TcpStream;
@@ -156,7 +156,9 @@ async fn shutdown_signal() {
 /// The accept loop shared by both roles: `handle` runs each connection in
 /// its own task. Returns when `--sessions` connections have ended, or after
 /// a signal and the drain.
-async fn accept_loop<F, Fut>(who: &str, net: &Net, listener: Listener, opts: &ServiceOptions, max_connections: usize, handle: F) -> Result<()>
+/// `stopping` turns true when a signal stops the role (idle work such as a
+/// dealer's link waiting for its next session ends then).
+async fn accept_loop<F, Fut>(who: &str, net: &Net, listener: Listener, opts: &ServiceOptions, max_connections: usize, stopping: &tokio::sync::watch::Sender<bool>, handle: F) -> Result<()>
 where
     F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: std::future::Future<Output = Ended> + Send + 'static,
@@ -183,6 +185,7 @@ where
             _ = &mut shutdown => {
                 info!("{who}: stopping: no new sessions; {} in flight may finish within {} s (a second signal stops them)", tasks.len(), opts.drain.as_secs());
                 signalled = true;
+                stopping.send_replace(true);
                 break;
             }
             Some(res) = tasks.join_next(), if !tasks.is_empty() => tally.add(ended(res), &opts.report),
@@ -271,9 +274,9 @@ fn said(who: &str, code: Option<AbortCode>) -> String {
     }
 }
 
-fn total(chans: &[&Channel]) -> Cost {
-    chans.iter().fold(Cost::default(), |mut acc, c| {
-        let t = c.meter().total();
+fn total(meters: &[&Meter]) -> Cost {
+    meters.iter().fold(Cost::default(), |mut acc, m| {
+        let t = m.total();
         acc.bytes_sent += t.bytes_sent;
         acc.bytes_recv += t.bytes_recv;
         acc.msgs_sent += t.msgs_sent;
@@ -293,6 +296,18 @@ pub struct ServerService {
     peers: Option<Arc<TlsPeers>>,
     slots: Arc<Semaphore>,
     queue: Arc<Semaphore>,
+    /// Idle links to the dealer, reused session after session (service
+    /// mode; at most one per session slot).
+    links: Mutex<Vec<Channel>>,
+}
+
+/// A session's use of the dealer: the link, whether the dealer is still in
+/// this session's setup (then it is told when the session fails), and the
+/// link's meter for this session.
+#[derive(Default)]
+struct DealerUse {
+    open: Option<Channel>,
+    meter: Option<Meter>,
 }
 
 impl ServerService {
@@ -307,6 +322,7 @@ impl ServerService {
             opts,
             metrics,
             peers,
+            links: Mutex::new(Vec::new()),
         }))
     }
 
@@ -320,7 +336,8 @@ impl ServerService {
         let me = Arc::clone(self);
         // Sessions, the queue, and as many again in TLS or admission.
         let max_connections = 2 * (self.opts.max_sessions + self.opts.queue) + 16;
-        accept_loop("server", &self.net, listener, &self.opts, max_connections, move |stream, peer| {
+        let stopping = tokio::sync::watch::Sender::new(false);
+        accept_loop("server", &self.net, listener, &self.opts, max_connections, &stopping, move |stream, peer| {
             let me = Arc::clone(&me);
             async move { me.connection(stream, peer).instrument(info_span!("session", peer = %peer, id = tracing::field::Empty)).await }
         })
@@ -372,16 +389,15 @@ impl ServerService {
             return Ended { ok: false, error: Some("server session: refused a client: every session slot was taken (Busy)".into()), report: None };
         };
         self.metrics.started();
-        let mut dealer: Option<Channel> = None;
-        let mut dealer_open = false;
-        let res = match tokio::time::timeout_at((t0 + self.opts.deadline).into(), self.session(&mut client, admitted, &mut dealer, &mut dealer_open)).await {
+        let mut dealer = DealerUse::default();
+        let res = match tokio::time::timeout_at((t0 + self.opts.deadline).into(), self.session(&mut client, admitted, &mut dealer)).await {
             Ok(r) => r,
             Err(_) => Err(SessionError::Session { code: AbortCode::Timeout, message: format!("the session passed its deadline of {} s", self.opts.deadline.as_secs()) }),
         };
         let secs = t0.elapsed().as_secs_f64();
-        let cost = match &dealer {
-            Some(d) => total(&[&client, d]),
-            None => total(&[&client]),
+        let cost = match dealer.meter.as_ref().or(dealer.open.as_ref().map(Channel::meter)) {
+            Some(d) => total(&[client.meter(), d]),
+            None => total(&[client.meter()]),
         };
         let mut report = PartyReport {
             role: "server".into(),
@@ -402,21 +418,22 @@ impl ServerService {
                 info!("served {} batch(es) in {secs:.3} s (online {online:.3} s)", report.batches.len());
                 let mut r = serde_json::to_value(&report).unwrap_or_default();
                 r["session"] = id.to_string().into();
-                r["meters"] = meters(&[("client", &client)]).into();
+                r["meters"] = meters(&[("client", client.meter())]).into();
                 Ended { ok: true, error: None, report: Some(r) }
             }
             Err(e) => {
                 let code = e.abort_code().unwrap_or(AbortCode::Internal);
                 let (c, _) = tokio::join!(refuse(&mut client, code), async {
-                    // Only a dealer still in this session's setup is told.
-                    if let (Some(d), true) = (dealer.as_mut(), dealer_open) {
+                    // Only a dealer still in this session's setup is told
+                    // (and that link ends).
+                    if let Some(d) = dealer.open.as_mut() {
                         refuse(d, code).await;
                     }
                 });
                 let msg = format!("server session: {e}{}", said("client", c));
                 warn!("{msg}");
                 let mut r = serde_json::to_value(&report).unwrap_or_default();
-                r["meters"] = meters(&[("client", &client)]).into();
+                r["meters"] = meters(&[("client", client.meter())]).into();
                 Ended { ok: false, error: Some(msg), report: Some(r) }
             }
         };
@@ -424,32 +441,100 @@ impl ServerService {
         ended
     }
 
-    async fn session(&self, client: &mut Channel, admitted: Admitted, dealer: &mut Option<Channel>, dealer_open: &mut bool) -> Result<(SessionId, Vec<pann_engine::BatchReport>), SessionError> {
+    async fn session(&self, client: &mut Channel, admitted: Admitted, dealer: &mut DealerUse) -> Result<(SessionId, Vec<pann_engine::BatchReport>), SessionError> {
         server_confirm(client).await?;
         let id = admitted.id;
         info!("admitted a batch of {} x {}", admitted.request.batch, admitted.request.batches);
-        let d = dealer.insert(self.net.connect_with(self.peers.as_deref(), Role::Dealer, &self.dealer, self.net.timeout.min(DEALER_CONNECT)).await.map_err(|e| SessionError::Session {
-            code: AbortCode::PeerFailed,
-            message: format!("the dealer at {} cannot be reached: {e:#}", self.dealer),
-        })?);
-        *dealer_open = true;
-        let mut source = server_dealer_open(d, &self.served, &admitted).await?;
-        // Party 0 needs nothing more from the dealer.
-        *dealer_open = false;
-        let _ = d.close().await;
+        let idle = self.links.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let reused = idle.is_some();
+        let d = dealer.open.insert(match idle {
+            Some(link) => link,
+            None => self.dial_dealer().await?,
+        });
+        *d.meter_mut() = Meter::new();
+        let mut source = match server_dealer_open(d, &self.served, &admitted).await {
+            // A kept link the dealer has closed meanwhile (idle, or the
+            // dealer restarted): nothing came back, so nothing of this
+            // session reached it. Once more on a fresh link.
+            Err(_) if reused && d.meter().total().bytes_recv == 0 => {
+                info!("the link to the dealer was closed; reconnecting");
+                let d = dealer.open.insert(self.dial_dealer().await?);
+                server_dealer_open(d, &self.served, &admitted).await?
+            }
+            r => r?,
+        };
+        // Party 0 needs nothing more from the dealer: the link waits for the
+        // next session (or closes, in --sessions mode).
+        if let Some(link) = dealer.open.take() {
+            dealer.meter = Some(link.meter().clone());
+            if let Some(mut link) = self.keep_link(link) {
+                let _ = link.close().await;
+            }
+        }
         let batches = server_run(client, &self.served, &admitted, &mut source).await?;
         Ok((id, batches))
     }
+
+    /// Keep `link` for the next session; returns it if it is not kept.
+    fn keep_link(&self, link: Channel) -> Option<Channel> {
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        if self.opts.sessions.is_some() || links.len() >= self.opts.max_sessions {
+            return Some(link);
+        }
+        links.push(link);
+        None
+    }
+
+    async fn dial_dealer(&self) -> Result<Channel, SessionError> {
+        self.net.connect_with(self.peers.as_deref(), Role::Dealer, &self.dealer, self.net.timeout.min(DEALER_CONNECT)).await.map_err(|e| SessionError::Session {
+            code: AbortCode::PeerFailed,
+            message: format!("the dealer at {} cannot be reached: {e:#}", self.dealer),
+        })
+    }
+}
+
+/// The server's half of a session, handed to the task of its client, which
+/// runs the session and gives the channel back (to the server's link) once
+/// the seeds are out.
+struct ServerHalf {
+    chan: Channel,
+    back: tokio::sync::oneshot::Sender<Channel>,
 }
 
 /// A session half waiting at the dealer for its partner.
-struct Waiting {
-    greeting: Greeting,
-    chan: Channel,
-    ticket: u64,
-    /// Wakes the half's own task when its partner takes it.
-    paired: tokio::sync::oneshot::Sender<()>,
+enum Waiting {
+    /// A server: its client asks for the server's half through `wake`.
+    Server { ticket: u64, wake: tokio::sync::oneshot::Sender<tokio::sync::oneshot::Sender<ServerHalf>> },
+    /// A client: its server gives its half through `give`.
+    Client { ticket: u64, give: tokio::sync::oneshot::Sender<ServerHalf> },
 }
+
+impl Waiting {
+    fn role(&self) -> Role {
+        match self {
+            Waiting::Server { .. } => Role::Server,
+            Waiting::Client { .. } => Role::Client,
+        }
+    }
+
+    fn ticket(&self) -> u64 {
+        match self {
+            Waiting::Server { ticket, .. } | Waiting::Client { ticket, .. } => *ticket,
+        }
+    }
+}
+
+/// What [`DealerService::pair`] found.
+enum Paired {
+    /// The partner waited: it is taken.
+    Partner(Waiting),
+    /// This half now waits, with this ticket.
+    Waits(u64),
+}
+
+/// How long a server's link to the dealer may stay idle between sessions
+/// before the dealer closes it.
+pub const LINK_IDLE: Duration = Duration::from_secs(60);
 
 /// The dealer's shared state: the halves waiting for their partner.
 pub struct DealerService {
@@ -468,6 +553,8 @@ pub struct DealerService {
     pool_memory: u64,
     pool_bytes: std::sync::atomic::AtomicU64,
     pools: Mutex<HashMap<(String, usize, usize), PoolEntry>>,
+    /// True once a signal stops the dealer.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Prepared sessions of one key.
@@ -496,6 +583,7 @@ impl DealerService {
             peers,
             waiting: Mutex::new(HashMap::new()),
             tickets: Default::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
         }))
     }
 
@@ -508,7 +596,7 @@ impl DealerService {
         opts.sessions = opts.sessions.map(|n| 2 * n);
         // Both halves of every session slot, the waiting halves, and some in TLS.
         let max_connections = 2 * self.opts.max_sessions + 2 * self.max_waiting + 16;
-        accept_loop("dealer", &self.net, listener, &opts, max_connections, move |stream, peer| {
+        accept_loop("dealer", &self.net, listener, &opts, max_connections, &self.stopping, move |stream, peer| {
             let me = Arc::clone(&me);
             async move { me.connection(stream, peer).instrument(info_span!("session", peer = %peer, id = tracing::field::Empty)).await }
         })
@@ -536,60 +624,190 @@ impl DealerService {
                 return Ended { ok: false, error: Some(msg), report: None };
             }
         };
-        let id = greeting.id;
-        tracing::Span::current().record("id", tracing::field::display(id.short()));
-        // Pair by id: take the partner if it is here, else wait for it.
-        enum Found {
-            Partner(Waiting, Channel),
-            Duplicate(Channel),
-            Full(Channel),
-            Wait(u64, tokio::sync::oneshot::Receiver<()>),
+        tracing::Span::current().record("id", tracing::field::display(greeting.id.short()));
+        match greeting.role {
+            Role::Server => self.server_link(chan, greeting).await,
+            _ => self.client_half(chan, greeting).await,
         }
-        let found = {
-            let mut map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-            match map.remove(&id) {
-                Some(w) if w.greeting.role != greeting.role => {
-                    self.metrics.waiting(-1);
-                    Found::Partner(w, chan)
-                }
-                Some(w) => {
-                    map.insert(id, w);
-                    Found::Duplicate(chan)
-                }
-                // Each role's waiting halves are bounded apart, so that one
-                // role's connections cannot crowd out the other's.
-                None if map.values().filter(|w| w.greeting.role == greeting.role).count() >= self.max_waiting => Found::Full(chan),
-                None => {
-                    let ticket = self.tickets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let (paired, woken) = tokio::sync::oneshot::channel();
-                    map.insert(id, Waiting { greeting: greeting.clone(), chan, ticket, paired });
-                    self.metrics.waiting(1);
-                    Found::Wait(ticket, woken)
-                }
+    }
+
+    /// A server's link: its half of one session after another, each greeted
+    /// with a new Hello on the same connection (in service mode; with
+    /// `--sessions` the link ends after one session). The client's task runs
+    /// each session and hands the channel back once the seeds are out. A
+    /// link idle for [`LINK_IDLE`] is closed (the server reconnects when it
+    /// next needs one).
+    async fn server_link(&self, chan: Channel, mut greeting: Greeting) -> Ended {
+        let mut chan = chan;
+        for session in 1u64.. {
+            chan = match self.server_half(chan, &greeting).await {
+                Ok(back) => back,
+                Err(ended) => return ended,
+            };
+            if self.opts.sessions.is_some() {
+                let _ = chan.close().await;
+                return Ended::paired();
             }
-        };
-        let (other, chan) = match found {
-            Found::Partner(w, chan) => (w, chan),
-            Found::Duplicate(mut chan) => {
-                let c = refuse(&mut chan, AbortCode::Mismatch).await;
-                let msg = format!("dealer session: a second {} for session {}{}", greeting.role, id.short(), said("party", c));
-                warn!("{msg}");
-                return Ended { ok: false, error: Some(msg), report: None };
+            *chan.meter_mut() = Meter::new();
+            let mut stopping = self.stopping.subscribe();
+            let next = tokio::select! {
+                g = tokio::time::timeout(LINK_IDLE, dealer_greet(&mut chan)) => g,
+                () = async { drop(stopping.wait_for(|s| *s).await) } => {
+                    let _ = chan.close().await;
+                    return Ended::paired();
+                }
+            };
+            greeting = match next {
+                Err(_) => {
+                    info!("dealer: closing the server's link after {} s idle ({session} session(s) on it)", LINK_IDLE.as_secs());
+                    let _ = chan.close().await;
+                    return Ended::paired();
+                }
+                // The server closed its link (nothing arrived): not a failure.
+                Ok(Err(_)) if chan.meter().total().bytes_recv == 0 => return Ended::paired(),
+                Ok(Err(e)) => {
+                    let c = refuse(&mut chan, e.abort_code().unwrap_or(AbortCode::Malformed)).await;
+                    let msg = format!("dealer session: on the server's link: {e}{}", said("server", c));
+                    warn!("{msg}");
+                    return Ended { ok: false, error: Some(msg), report: None };
+                }
+                Ok(Ok(g)) if g.role == Role::Server => g,
+                Ok(Ok(g)) => {
+                    let _ = refuse(&mut chan, AbortCode::Mismatch).await;
+                    let msg = format!("dealer session: a {} Hello on the server's link", g.role);
+                    warn!("{msg}");
+                    return Ended { ok: false, error: Some(msg), report: None };
+                }
+            };
+            tracing::Span::current().record("id", tracing::field::display(greeting.id.short()));
+            info!("dealer: session {} on the server's link (its session {})", greeting.id.short(), session + 1);
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Pair a session's half by id: take the waiting partner, or wait for
+    /// it. `Err` ends the half (told to its party, logged, counted).
+    fn pair(&self, greeting: &Greeting, waiting: impl FnOnce(u64) -> Waiting) -> std::result::Result<Paired, (AbortCode, String)> {
+        let mut map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let id = greeting.id;
+        match map.remove(&id) {
+            Some(w) if w.role() != greeting.role => {
+                self.metrics.waiting(-1);
+                Ok(Paired::Partner(w))
             }
-            Found::Full(mut chan) => {
+            Some(w) => {
+                map.insert(id, w);
+                Err((AbortCode::Mismatch, format!("dealer session: a second {} for session {}", greeting.role, id.short())))
+            }
+            // Each role's waiting halves are bounded apart, so that one
+            // role's connections cannot crowd out the other's.
+            None if map.values().filter(|w| w.role() == greeting.role).count() >= self.max_waiting => {
                 self.metrics.busy();
-                let _ = refuse(&mut chan, AbortCode::Busy).await;
-                let msg = format!("dealer session: {} {}s already wait for their partner: refused one (Busy)", self.max_waiting, greeting.role);
-                warn!("{msg}");
-                return Ended { ok: false, error: Some(msg), report: None };
+                Err((AbortCode::Busy, format!("dealer session: {} {}s already wait for their partner: refused one (Busy)", self.max_waiting, greeting.role)))
             }
-            Found::Wait(ticket, woken) => return self.wait_for_partner(id, greeting.role, ticket, woken).await,
+            None => {
+                let ticket = self.tickets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                map.insert(id, waiting(ticket));
+                self.metrics.waiting(1);
+                Ok(Paired::Waits(ticket))
+            }
+        }
+    }
+
+    /// Whether the half `ticket` of session `id` still waits; if so it is
+    /// removed (it gave up).
+    fn give_up(&self, id: &SessionId, ticket: u64) -> bool {
+        let mut map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(id).is_some_and(|w| w.ticket() == ticket) {
+            map.remove(id);
+            self.metrics.waiting(-1);
+            return true;
+        }
+        false
+    }
+
+    /// The server's half of one session: hand the channel to the client's
+    /// task (at once if the client waits, else when it comes) and get it
+    /// back once the seeds are out. `Err`: the half, and the link, end.
+    async fn server_half(&self, mut chan: Channel, greeting: &Greeting) -> std::result::Result<Channel, Ended> {
+        let id = greeting.id;
+        let (wake, woken) = tokio::sync::oneshot::channel();
+        let give = match self.pair(greeting, |ticket| Waiting::Server { ticket, wake }) {
+            Ok(Paired::Partner(Waiting::Client { give, .. })) => give,
+            Ok(Paired::Partner(Waiting::Server { .. })) => unreachable!("pair returns the other role"),
+            Ok(Paired::Waits(ticket)) => match self.wait(&id, ticket, woken, &mut chan, Role::Server).await {
+                Ok(give) => give,
+                Err(ended) => return Err(ended),
+            },
+            Err((code, msg)) => return Err(self.refused(&mut chan, code, msg).await),
         };
-        let _ = other.paired.send(());
-        let (mut server, mut client, gc) = match greeting.role {
-            Role::Server => (chan, other.chan, other.greeting),
-            _ => (other.chan, chan, greeting),
+        let (back, returned) = tokio::sync::oneshot::channel();
+        if let Err(ServerHalf { mut chan, .. }) = give.send(ServerHalf { chan, back }) {
+            // The client's task is gone (its party failed): it reported that.
+            let _ = refuse(&mut chan, AbortCode::PeerFailed).await;
+            return Err(Ended::paired());
+        }
+        // The session failed before the seeds were out: the client's task
+        // told the server and reports it; the link ends.
+        returned.await.map_err(|_| Ended::paired())
+    }
+
+    /// A half that came first waits up to `--timeout` for its partner's
+    /// signal; if none comes, its party is told and the half ends.
+    async fn wait<T>(&self, id: &SessionId, ticket: u64, mut woken: tokio::sync::oneshot::Receiver<T>, chan: &mut Channel, role: Role) -> std::result::Result<T, Ended> {
+        if let Ok(Ok(t)) = tokio::time::timeout(self.net.timeout, &mut woken).await {
+            return Ok(t);
+        }
+        if !self.give_up(id, ticket) {
+            // The partner took this half just now: its signal is on its way.
+            if let Ok(t) = woken.await {
+                return Ok(t);
+            }
+            return Err(Ended::paired());
+        }
+        let other = if role == Role::Server { "client" } else { "server" };
+        let c = refuse(chan, AbortCode::PeerFailed).await;
+        let msg = format!("dealer session: the {role} of session {} waited {} s, and no {other} came{}", id.short(), self.net.timeout.as_secs(), said(role.as_str(), c));
+        warn!("{msg}");
+        Err(Ended { ok: false, error: Some(msg), report: None })
+    }
+
+    async fn refused(&self, chan: &mut Channel, code: AbortCode, msg: String) -> Ended {
+        let c = refuse(chan, code).await;
+        let msg = format!("{msg}{}", said("party", c));
+        warn!("{msg}");
+        Ended { ok: false, error: Some(msg), report: None }
+    }
+
+    /// The client's half: get the server's half (at once if the server
+    /// waits, else when it comes), then run the session.
+    async fn client_half(self: Arc<Self>, mut client: Channel, greeting: Greeting) -> Ended {
+        let id = greeting.id;
+        let (give, given) = tokio::sync::oneshot::channel();
+        let half = match self.pair(&greeting, |ticket| Waiting::Client { ticket, give }) {
+            Ok(Paired::Partner(Waiting::Server { wake, .. })) => {
+                let (give, given) = tokio::sync::oneshot::channel();
+                let asked = wake.send(give).is_ok();
+                match tokio::time::timeout(self.net.timeout, given).await {
+                    Ok(Ok(half)) if asked => half,
+                    _ => return self.refused(&mut client, AbortCode::PeerFailed, format!("dealer session: the server of session {} left", id.short())).await,
+                }
+            }
+            Ok(Paired::Partner(Waiting::Client { .. })) => unreachable!("pair returns the other role"),
+            Ok(Paired::Waits(ticket)) => match self.wait(&id, ticket, given, &mut client, Role::Client).await {
+                Ok(half) => half,
+                Err(ended) => return ended,
+            },
+            Err((code, msg)) => return self.refused(&mut client, code, msg).await,
         };
+        self.session(id, half, client, greeting).await
+    }
+
+    /// One paired session: the job from the server, seeds to both (the
+    /// server's channel then goes back to its link), corrections streamed
+    /// to the client.
+    async fn session(self: Arc<Self>, id: SessionId, half: ServerHalf, mut client: Channel, gc: Greeting) -> Ended {
+        let ServerHalf { chan: mut server, back } = half;
         info!("dealer: paired the server and the client of session {}", id.short());
         let Ok(Ok(_slot)) = tokio::time::timeout(self.opts.queue_wait, Arc::clone(&self.slots).acquire_owned()).await else {
             self.metrics.busy();
@@ -600,26 +818,48 @@ impl DealerService {
         };
         self.metrics.started();
         let t0 = Instant::now();
+        let deadline = tokio::time::Instant::from_std(t0 + self.opts.deadline);
         let digest = gc.model.clone().unwrap_or_default();
         let limits = self.net.limits;
-        let work = async {
+        let setup = async {
             let job = dealer_receive(&mut server, &id, &digest, &limits).await?;
             let prepared = self.pool_take(&job);
             if prepared.is_some() {
                 info!("dealer: material from the pool");
             }
-            dealer_send(&mut server, &mut client, &job, prepared).await
+            let source = dealer_seeds(&mut server, &mut client, &job, prepared).await?;
+            Ok((job, source))
         };
-        let res = match tokio::time::timeout(self.opts.deadline, work).await {
-            Ok(r) => r,
-            Err(_) => Err(SessionError::Session { code: AbortCode::Timeout, message: format!("the session passed its deadline of {} s", self.opts.deadline.as_secs()) }),
+        let past_deadline = || SessionError::Session { code: AbortCode::Timeout, message: format!("the session passed its deadline of {} s", self.opts.deadline.as_secs()) };
+        let server_meter;
+        let outcome = match tokio::time::timeout_at(deadline, setup).await.unwrap_or_else(|_| Err(past_deadline())) {
+            Err(e) => {
+                let code = e.abort_code().unwrap_or(AbortCode::Internal);
+                let (s, c) = tokio::join!(refuse(&mut server, code), refuse(&mut client, code));
+                server_meter = server.meter().clone();
+                Err(format!("dealer session: {e}{}{}", said("server", s), said("client", c)))
+            }
+            Ok((job, source)) => {
+                server_meter = server.meter().clone();
+                // The server needs nothing more in this session: its link may
+                // carry the next one while the corrections stream.
+                if let Err(mut link) = back.send(server) {
+                    let _ = link.close().await;
+                }
+                match tokio::time::timeout_at(deadline, dealer_stream(&mut client, &job, source)).await.unwrap_or_else(|_| Err(past_deadline())) {
+                    Ok(()) => {
+                        let _ = client.close().await;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let c = refuse(&mut client, e.abort_code().unwrap_or(AbortCode::Internal)).await;
+                        Err(format!("dealer session: {e}{}", said("client", c)))
+                    }
+                }
+            }
         };
-        if let Err(e) = &res {
-            let code = e.abort_code().unwrap_or(AbortCode::Internal);
-            tokio::join!(server.abort(code), client.abort(code));
-        }
         let secs = t0.elapsed().as_secs_f64();
-        self.metrics.ended(res.is_ok(), secs, total(&[&server, &client]));
+        self.metrics.ended(outcome.is_ok(), secs, total(&[&server_meter, client.meter()]));
         let report = PartyReport {
             role: "dealer".into(),
             alpha: 0,
@@ -628,19 +868,16 @@ impl DealerService {
             setup_s: 0.0,
             batches: Vec::new(),
             predictions: Vec::new(),
-            meters: meters(&[("server", &server), ("client", &client)]),
+            meters: meters(&[("server", &server_meter), ("client", client.meter())]),
         };
         let mut r = serde_json::to_value(&report).unwrap_or_default();
         r["session"] = id.to_string().into();
-        match res {
+        match outcome {
             Ok(()) => {
-                let _ = tokio::join!(server.close(), client.close());
                 info!("served a session in {secs:.3} s");
                 Ended { ok: true, error: None, report: Some(r) }
             }
-            Err(e) => {
-                let (s, c) = tokio::join!(goodbye(&mut server), goodbye(&mut client));
-                let msg = format!("dealer session: {e}{}{}", said("server", s), said("client", c));
+            Err(msg) => {
                 warn!("{msg}");
                 Ended { ok: false, error: Some(msg), report: Some(r) }
             }
@@ -727,36 +964,6 @@ impl DealerService {
                 entry.filling = false;
                 return;
             }
-        }
-    }
-
-    /// A half that came first: if its partner has not taken it within the
-    /// timeout, tell it and end. (When the partner comes, its task runs the
-    /// session and this one ends without a tally of its own in service mode.)
-    async fn wait_for_partner(&self, id: SessionId, role: Role, ticket: u64, woken: tokio::sync::oneshot::Receiver<()>) -> Ended {
-        if tokio::time::timeout(self.net.timeout, woken).await.is_ok() {
-            return Ended::paired();
-        }
-        let expired = {
-            let mut map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-            match map.get(&id) {
-                Some(w) if w.ticket == ticket => {
-                    self.metrics.waiting(-1);
-                    map.remove(&id)
-                }
-                _ => None,
-            }
-        };
-        match expired {
-            Some(mut w) => {
-                let c = refuse(&mut w.chan, AbortCode::PeerFailed).await;
-                let other = if role == Role::Server { "client" } else { "server" };
-                let msg = format!("dealer session: the {role} of session {} waited {} s, and no {other} came{}", id.short(), self.net.timeout.as_secs(), said(role.as_str(), c));
-                warn!("{msg}");
-                Ended { ok: false, error: Some(msg), report: None }
-            }
-            // Paired: the partner's task reports the session.
-            None => Ended::paired(),
         }
     }
 }

@@ -157,6 +157,10 @@ fn one_server_and_one_dealer_serve_concurrent_and_sequential_clients_with_flat_m
         }
     }
     check(&svc.s, "seq11", 19, 1, 1);
+    // The server kept its link to the dealer: the sequential sessions came
+    // over links that had served a session before, not over new connections.
+    let reused = svc.dealer.stderr_now().matches("on the server's link").count();
+    assert!(reused >= sequential, "{reused} session(s) reused a link:\n{}", svc.dealer.stderr_now());
     let last_rss = rss(&svc.server);
     eprintln!("server RSS after session 2: {:.1} MB, after session {sequential}: {:.1} MB", first_rss as f64 / 1e6, last_rss as f64 / 1e6);
     assert!(last_rss as f64 <= first_rss as f64 * 1.25, "server memory grew from {first_rss} to {last_rss} bytes over {sequential} sessions");
@@ -216,6 +220,8 @@ fn after_a_dealer_restart_the_server_serves_again() {
     let ce = c.wait(Instant::now(), DEADLINE);
     ce.failed_mentioning_one_of("client", &["dealer", AbortCode::PeerFailed.text()]);
     svc.server.wait_for_stderr("cannot be reached", DEADLINE);
+    // Its kept link died with the dealer: it tried a fresh one.
+    assert!(svc.server.stderr_now().contains("reconnecting"), "{}", svc.server.stderr_now());
     assert!(alive(&mut svc.server), "the server died with the dealer:\n{}", svc.server.stderr_now());
     svc.dealer = spawn_dealer(&svc.s, &[]);
     let mut c = svc.client("after", 2, 2, 2);

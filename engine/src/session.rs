@@ -333,7 +333,8 @@ pub async fn server_confirm(client: &mut Channel) -> Result<()> {
 /// Party 0's preprocessing from a dealer over `dealer`: the handshake bound
 /// to the session id, the public model and the request to the dealer, the
 /// seed back. The dealer sends party 0 nothing else (party 0 expands all its
-/// material from the seed), so `dealer` may be closed afterwards.
+/// material from the seed), so `dealer` may be closed afterwards, or used
+/// for the next session (a server's persistent link to its dealer).
 pub async fn server_dealer_open(dealer: &mut Channel, served: &ServedModel, admitted: &Admitted) -> Result<SeedExpansion> {
     handshake(dealer, &dealer_hello(Role::Server, &admitted.id, None)).await.map_err(on("dealer"))?;
     dealer.set_phase(Phase::Setup);
@@ -687,26 +688,54 @@ pub async fn dealer_receive(server: &mut Channel, id: &SessionId, digest: &str, 
 /// 1's corrections, from `prepared` if given (made for the same key), else
 /// generated request by request. On an error the caller tells both parties.
 pub async fn dealer_send(server: &mut Channel, client: &mut Channel, job: &DealerJob, prepared: Option<PreparedSession>) -> Result<()> {
-    let reqs = job.plan.requests();
-    match prepared {
+    let stream = dealer_seeds(server, client, job, prepared).await?;
+    dealer_stream(client, job, stream).await
+}
+
+/// What the dealer still owes party 1 once both seeds are sent.
+pub struct CorrectionSource(Source);
+
+enum Source {
+    Prepared(Vec<Vec<R>>),
+    Live(Box<Dealer>),
+}
+
+/// [`dealer_send`] up to the seeds: after it the dealer needs nothing more
+/// of the server's channel (a service hands it back to its link at once).
+pub async fn dealer_seeds(server: &mut Channel, client: &mut Channel, job: &DealerJob, prepared: Option<PreparedSession>) -> Result<CorrectionSource> {
+    let reqs = job.plan.requests().len();
+    let (seeds, source) = match prepared {
         Some(p) => {
-            if p.corrections.len() != reqs.len() * job.request.batches {
+            if p.corrections.len() != reqs * job.request.batches {
                 return Err(err("prepared material for another plan"));
             }
-            send_seed(server, &p.seeds.0).await.map_err(on("server"))?;
-            send_seed(client, &p.seeds.1).await.map_err(on("client"))?;
-            for (req, corr) in reqs.iter().cycle().zip(&p.corrections) {
-                send_corrections(client, req, corr).await.map_err(on("client"))?;
-            }
+            (p.seeds, Source::Prepared(p.corrections))
         }
         None => {
             let (s0, s1) = (Prg::random_seed(), Prg::random_seed());
-            send_seed(server, &s0).await.map_err(on("server"))?;
-            send_seed(client, &s1).await.map_err(on("client"))?;
             let mut dealer = Dealer::new(s0, s1);
             for (_, spec) in &job.plan.linears {
                 dealer.register_linear(*spec).map_err(err)?;
             }
+            ((s0, s1), Source::Live(Box::new(dealer)))
+        }
+    };
+    send_seed(server, &seeds.0).await.map_err(on("server"))?;
+    send_seed(client, &seeds.1).await.map_err(on("client"))?;
+    Ok(CorrectionSource(source))
+}
+
+/// [`dealer_send`] after the seeds: party 1's corrections for every request
+/// of every batch, prepared or generated one request at a time.
+pub async fn dealer_stream(client: &mut Channel, job: &DealerJob, source: CorrectionSource) -> Result<()> {
+    let reqs = job.plan.requests();
+    match source.0 {
+        Source::Prepared(corrections) => {
+            for (req, corr) in reqs.iter().cycle().zip(&corrections) {
+                send_corrections(client, req, corr).await.map_err(on("client"))?;
+            }
+        }
+        Source::Live(mut dealer) => {
             for _ in 0..job.request.batches {
                 serve(&mut dealer, client, &reqs).await.map_err(on("client"))?;
             }

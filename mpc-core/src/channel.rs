@@ -18,8 +18,21 @@
 //! of the body is read or allocated, so a peer cannot make us read (or wait
 //! for) a frame the protocol does not call for at that point; `max_frame`
 //! stays the overall ceiling.
+//!
+//! Keepalive: with [`ChannelConfig::keepalive`], a task writes an empty frame
+//! (a zero length header, never metered) whenever the writer is idle for that
+//! long, whatever this side is doing (computing, waiting for its own peer or
+//! for a session slot). A receive skips empty frames, and its timeout counts
+//! from the last bytes the peer sent: `timeout` is the longest silence, so no
+//! healthy phase trips it however long it runs (an overall deadline per
+//! session bounds that), while a frozen or vanished peer still does.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -72,11 +85,14 @@ pub struct ChannelConfig {
     /// waits for the peer to connect, and how long a connecting side keeps
     /// retrying (so a client started before its server still connects).
     pub connect_timeout: Duration,
+    /// Send an empty frame after this long without writing (see the module
+    /// docs); `None`: never. Needs a tokio runtime when the channel is made.
+    pub keepalive: Option<Duration>,
 }
 
 impl Default for ChannelConfig {
     fn default() -> Self {
-        Self { max_frame: 1 << 30, timeout: Duration::from_secs(120), connect_timeout: Duration::from_secs(60) }
+        Self { max_frame: 1 << 30, timeout: Duration::from_secs(120), connect_timeout: Duration::from_secs(60), keepalive: None }
     }
 }
 
@@ -93,6 +109,13 @@ impl ChannelConfig {
         self
     }
 
+    /// The same configuration with keepalive frames after `idle` without
+    /// writing (`None` or zero: none).
+    pub fn with_keepalive(mut self, idle: Option<Duration>) -> Self {
+        self.keepalive = idle.filter(|d| !d.is_zero());
+        self
+    }
+
     /// The same configuration with a different frame-size limit.
     pub fn with_max_frame(mut self, max_frame: usize) -> Self {
         self.max_frame = max_frame;
@@ -104,6 +127,9 @@ impl ChannelConfig {
 /// the buffer as bytes actually arrive, so a header that announces a huge (but
 /// allowed) frame cannot make us allocate memory the peer never sends.
 const EAGER_ALLOC: usize = 16 << 20;
+
+/// Longest wait in [`Channel::close`] for the peer to close its side.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 /// Frame header size on the wire.
 pub const HEADER: usize = 4;
@@ -137,14 +163,74 @@ impl Expect {
     }
 }
 
+type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// The writing half, shared with the keepalive task.
+struct SharedWriter {
+    writer: Mutex<Writer>,
+    /// Milliseconds since `epoch` of the last write.
+    last_write: AtomicU64,
+    epoch: Instant,
+    /// Set once the sending direction is shut: no keepalive after it.
+    closed: AtomicBool,
+}
+
+impl SharedWriter {
+    fn touch(&self) {
+        self.last_write.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Write `bytes` and flush, holding the writer for the whole of it, so
+    /// that a keepalive never lands inside a frame.
+    async fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut w = self.writer.lock().await;
+        w.write_all(bytes).await?;
+        w.flush().await?;
+        self.touch();
+        Ok(())
+    }
+}
+
+/// Write an empty frame whenever the writer has been idle for `idle`, until
+/// the channel is dropped or closed, or a write fails.
+async fn keepalive(shared: Weak<SharedWriter>, idle: Duration) {
+    let mut tick = tokio::time::interval(idle / 2);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(s) = shared.upgrade() else { return };
+        if s.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let quiet = (s.epoch.elapsed().as_millis() as u64).saturating_sub(s.last_write.load(Ordering::Relaxed));
+        if quiet < idle.as_millis() as u64 {
+            continue;
+        }
+        // Busy writer: it is writing, which keeps the peer waiting anyway.
+        let Ok(mut w) = s.writer.try_lock() else { continue };
+        let sent = tokio::time::timeout(idle, async {
+            w.write_all(&[0u8; HEADER]).await?;
+            w.flush().await
+        })
+        .await;
+        drop(w);
+        match sent {
+            Ok(Ok(())) => s.touch(),
+            _ => return,
+        }
+    }
+}
+
 pub struct Channel {
     reader: Box<dyn AsyncRead + Unpin + Send>,
-    writer: Box<dyn AsyncWrite + Unpin + Send>,
+    writer: Arc<SharedWriter>,
     out: Vec<u8>,
     cfg: ChannelConfig,
     meter: Meter,
     sent_since_recv: bool,
     certified_peer: Option<Role>,
+    /// An Abort the peer sent while [`Channel::close`] waited for its end.
+    abort_at_close: Option<AbortCode>,
 }
 
 impl std::fmt::Debug for Channel {
@@ -172,7 +258,11 @@ impl Channel {
         writer: Box<dyn AsyncWrite + Unpin + Send>,
         cfg: ChannelConfig,
     ) -> Self {
-        Self { reader, writer, out: Vec::new(), cfg, meter: Meter::new(), sent_since_recv: false, certified_peer: None }
+        let writer = Arc::new(SharedWriter { writer: Mutex::new(writer), last_write: AtomicU64::new(0), epoch: Instant::now(), closed: AtomicBool::new(false) });
+        if let (Some(idle), Ok(rt)) = (cfg.keepalive, tokio::runtime::Handle::try_current()) {
+            rt.spawn(keepalive(Arc::downgrade(&writer), idle));
+        }
+        Self { reader, writer, out: Vec::new(), cfg, meter: Meter::new(), sent_since_recv: false, certified_peer: None, abort_at_close: None }
     }
 
     /// The channel with its peer's role as proven by the certificate the
@@ -258,11 +348,7 @@ impl Channel {
     pub async fn flush(&mut self) -> Result<()> {
         let after = self.cfg.timeout;
         let out = std::mem::take(&mut self.out);
-        let res = tokio::time::timeout(after, async {
-            self.writer.write_all(&out).await?;
-            self.writer.flush().await
-        })
-        .await;
+        let res = tokio::time::timeout(after, self.writer.write(&out)).await;
         self.out = out;
         self.out.clear();
         match res {
@@ -293,26 +379,31 @@ impl Channel {
         let after = self.cfg.timeout;
         let max = self.cfg.max_frame;
         let out = std::mem::take(&mut self.out);
-        let (reader, writer) = (&mut self.reader, &mut self.writer);
+        let (reader, writer) = (&mut self.reader, &self.writer);
+        // When the peer last sent anything (ms since `t0`): the timeout counts from there.
+        let (t0, heard) = (Instant::now(), AtomicU64::new(0));
+        let heard_now = || heard.store(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
         let write = async {
             if !out.is_empty() {
-                writer.write_all(&out).await.map_err(CoreError::io("writing to the peer"))?;
-                writer.flush().await.map_err(CoreError::io("writing to the peer"))?;
+                writer.write(&out).await.map_err(CoreError::io("writing to the peer"))?;
             }
             Ok::<_, CoreError>(())
         };
         let read = async {
             let mut header = [0u8; HEADER];
-            reader.read_exact(&mut header).await.map_err(CoreError::io("waiting for a frame header"))?;
-            let len = u32::from_le_bytes(header) as usize;
+            let len = loop {
+                reader.read_exact(&mut header).await.map_err(CoreError::io("waiting for a frame header"))?;
+                heard_now();
+                match u32::from_le_bytes(header) as usize {
+                    0 => continue, // keepalive
+                    len => break len,
+                }
+            };
             if len > max {
                 return Err(CoreError::FrameTooLarge { len, max });
             }
             let mut payload = Vec::new();
             if let Some((tag, body)) = expect {
-                if len == 0 {
-                    return Err(CoreError::Malformed(format!("empty frame where a {tag:?} message was expected")));
-                }
                 let mut first = [0u8; 1];
                 reader.read_exact(&mut first).await.map_err(CoreError::io("reading a frame body"))?;
                 let got = first[0];
@@ -336,10 +427,24 @@ impl Channel {
                 let step = (len - filled).min(EAGER_ALLOC.max(filled));
                 payload.resize(filled + step, 0);
                 reader.read_exact(&mut payload[filled..]).await.map_err(CoreError::io("reading a frame body"))?;
+                heard_now();
             }
             Ok(payload)
         };
-        let res = tokio::time::timeout(after, async { tokio::try_join!(write, read) }).await;
+        let silence = async {
+            loop {
+                let since = Duration::from_millis(heard.load(Ordering::Relaxed));
+                let quiet = t0.elapsed().saturating_sub(since);
+                if quiet >= after {
+                    return;
+                }
+                tokio::time::sleep(after - quiet).await;
+            }
+        };
+        let res = tokio::select! {
+            r = async { tokio::try_join!(write, read) } => Ok(r),
+            () = silence => Err(()),
+        };
         self.out = out;
         self.out.clear();
         let payload = match res {
@@ -369,6 +474,9 @@ impl Channel {
     /// read and discarded in small pieces, never buffered whole. Ends with
     /// the first error (end of stream, timeout, an oversized Abort).
     pub async fn drain_until_abort(&mut self) -> Result<AbortCode> {
+        if let Some(code) = self.abort_at_close.take() {
+            return Ok(code);
+        }
         let after = self.cfg.timeout;
         let reader = &mut self.reader;
         let read = async {
@@ -429,14 +537,24 @@ impl Channel {
     }
 
     /// Write everything queued and close our sending direction (for TLS this
-    /// sends close_notify, so the peer sees a clean end of stream).
+    /// sends close_notify, so the peer sees a clean end of stream), then read
+    /// and discard what the peer still sends until it closes too, for at
+    /// most [`CLOSE_LINGER`] (or the timeout if shorter): a socket closed
+    /// with unread bytes (a keepalive, say) resets the connection, and the
+    /// peer would lose what it has not read yet. An Abort seen meanwhile is
+    /// kept for [`Channel::drain_until_abort`].
     pub async fn close(&mut self) -> Result<()> {
         self.flush().await?;
         let after = self.cfg.timeout;
-        match tokio::time::timeout(after, self.writer.shutdown()).await {
-            Err(_) => Err(CoreError::Timeout { context: "closing the connection", after }),
-            Ok(r) => r.map_err(CoreError::io("closing the connection")),
+        self.writer.closed.store(true, Ordering::Relaxed);
+        match tokio::time::timeout(after, async { self.writer.writer.lock().await.shutdown().await }).await {
+            Err(_) => return Err(CoreError::Timeout { context: "closing the connection", after }),
+            Ok(r) => r.map_err(CoreError::io("closing the connection"))?,
         }
+        if let Ok(Ok(code)) = tokio::time::timeout(after.min(CLOSE_LINGER), self.drain_until_abort()).await {
+            self.abort_at_close = Some(code);
+        }
+        Ok(())
     }
 
     /// Tell the peer why we give up, best effort (errors are ignored: the
@@ -488,6 +606,42 @@ fn decode_ring(frame: &[u8], n: usize) -> Result<Vec<R>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A side that computes for longer than the peer's timeout: with
+    /// keepalive frames the peer keeps waiting and then gets the message
+    /// intact (frames and keepalives never mix); without them it times out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keepalive_frames_keep_a_slow_healthy_peer_within_the_timeout() {
+        async fn slow_sender(keepalive: Option<Duration>) -> Result<Vec<R>> {
+            let cfg = ChannelConfig::default().with_timeout(Duration::from_millis(300));
+            let (mut a, mut b) = Channel::mem_pair(cfg.clone().with_keepalive(keepalive));
+            let sender = async move {
+                for i in 0..3u64 {
+                    tokio::time::sleep(Duration::from_millis(400)).await; // "computing"
+                    a.send_ring(&[i; 1000]).unwrap();
+                    a.flush().await.unwrap();
+                }
+                a
+            };
+            let receiver = async {
+                let mut got = Vec::new();
+                for _ in 0..3 {
+                    got.extend(b.recv_ring(1000).await?);
+                }
+                Ok(got)
+            };
+            let (_a, got) = tokio::join!(sender, receiver);
+            // Keepalives are not metered: only the three frames count.
+            if got.is_ok() {
+                assert_eq!(b.meter().total().bytes_recv, 3 * (HEADER + 1 + 8000) as u64);
+            }
+            got
+        }
+        let got = slow_sender(Some(Duration::from_millis(50))).await.unwrap();
+        assert_eq!(got, [0u64, 1, 2].iter().flat_map(|&i| [i; 1000]).collect::<Vec<_>>());
+        // Negative control: the same peer without keepalives trips the timeout.
+        assert!(matches!(slow_sender(None).await, Err(CoreError::Timeout { .. })));
+    }
 
     #[tokio::test]
     async fn exchange_and_meter_over_memory() {

@@ -163,12 +163,20 @@ struct Args {
     /// "ok" and, for a failed session, the local error.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
-    /// Longest wait for a peer, in seconds: to connect (or be connected to),
-    /// and for each message. It must exceed the longest time a healthy peer
-    /// stays silent: one layer of the online phase at --batch, since
-    /// material streams while the layers run.
+    /// Longest silence from a peer, in seconds: to connect (or be connected
+    /// to), and while waiting for each message. A healthy peer is never
+    /// silent that long: it sends keepalive frames (see --keepalive) while it
+    /// computes or waits, so only a frozen, vanished or stalled peer trips
+    /// it. --session-deadline bounds a session as a whole.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     timeout: u64,
+    /// Send a keepalive frame (4 bytes, not metered) to a peer after this
+    /// many seconds without writing to it: while this role computes a large
+    /// layer, waits in the server's queue, or waits at the dealer for the
+    /// other half of its session. 0: never (then --timeout must exceed the
+    /// longest healthy pause: one layer of the online phase at --batch).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    keepalive: u64,
     /// Largest batch this role accepts (server and dealer: a client asking
     /// for more is refused with an error naming the limit; at most 1024).
     /// The memory budget below may lower it: the server prints the batch
@@ -205,9 +213,9 @@ struct Args {
     /// sessions in flight finish within --drain, and exits 0.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     sessions: Option<u64>,
-    /// Overall deadline of one session, in seconds, from its connection
-    /// (server and dealer): a session still running then is ended with
-    /// abort code 3 (timeout).
+    /// Overall deadline of one session, in seconds, from its connection (all
+    /// roles): a session still running then is ended with abort code 3
+    /// (timeout), however lively its peers.
     #[arg(long, value_name = "SECONDS", default_value_t = 900)]
     session_deadline: u64,
     /// After SIGINT or SIGTERM: how long the sessions in flight may still
@@ -268,7 +276,8 @@ fn main() -> std::process::ExitCode {
 
 async fn run(a: Args) -> Result<()> {
     let limits = SessionLimits::new(usize::try_from(a.max_batch).unwrap_or(usize::MAX), a.max_session_memory << 20);
-    let net = Net { certs: if a.insecure_tcp { None } else { a.certs.clone() }, timeout: Duration::from_secs(a.timeout), limits };
+    let keepalive = Some(Duration::from_secs(a.keepalive)).filter(|d| !d.is_zero());
+    let net = Net { certs: if a.insecure_tcp { None } else { a.certs.clone() }, timeout: Duration::from_secs(a.timeout), keepalive, limits };
     let me = match a.role {
         RoleArg::Server => Role::Server,
         RoleArg::Client => Role::Client,
@@ -320,7 +329,7 @@ async fn run(a: Args) -> Result<()> {
             let png_shape = pann_models::Shape::new(a.channels as usize, a.image_size, a.image_size);
             let imgs = input::load(&a.input, a.first, a.count, png_shape)?;
             let names = imgs.class_names.clone();
-            let (r, _) = run_client(
+            let session = run_client(
                 &net,
                 need(&a.connect, "--connect", "client")?,
                 need(&a.dealer, "--dealer", "client")?,
@@ -328,8 +337,10 @@ async fn run(a: Args) -> Result<()> {
                 a.expect_model.as_deref(),
                 imgs,
                 usize::try_from(a.batch).unwrap_or(usize::MAX),
-            )
-            .await?;
+            );
+            let (r, _) = tokio::time::timeout(Duration::from_secs(a.session_deadline), session)
+                .await
+                .map_err(|_| anyhow::anyhow!("client session: passed its deadline of {} s (--session-deadline)", a.session_deadline))??;
             let name = |k: usize| names.get(k).map(|n| format!(" ({n})")).unwrap_or_default();
             for (i, p) in r.predictions.iter().enumerate() {
                 let truth = p.label.map(|l| format!(", true class {l}{}", name(l as usize))).unwrap_or_default();
