@@ -94,7 +94,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--card" => card = Some(val()?.into()),
             "--data" => data = val()?.into(),
             "--test" => n = val()?.parse()?,
-            "--alphas" => alphas = val()?.split(',').map(|s| s.parse()).collect::<Result<_, _>>()?,
+            "--alphas" => alphas = val()?.split(',').filter(|s| !s.is_empty() && *s != "none").map(|s| s.parse()).collect::<Result<_, _>>()?,
             "--md" => md = Some(val()?.into()),
             "--json" => json = Some(val()?.into()),
             other => return Err(format!("unknown argument {other} (see the doc comment of models/examples/card_accuracy.rs)").into()),

@@ -39,6 +39,7 @@ Subcommands:
   run     fine-tune (or, with --act exact and --init none, train a backbone)
   bench   time training steps of a configuration (for choosing epochs)
   verify  compare this PANN ReLU with the Rust SignPoly on a grid (CPU)
+  ranges  per test image, max |x| / B of a finished run at an alpha; images beyond a ring headroom
 """
 import argparse
 import gzip
@@ -555,6 +556,38 @@ def bench(args):
     print(f"[bench {args.name}] {1000 * per:.2f} ms/step", flush=True)
 
 
+@torch.no_grad()
+def ranges(args):
+    """Per test image: max over ReLU sites of |x| / B of a finished run's model at --alpha (no clamp),
+    with the run's bounds; counts beyond the ring headroom t_max of docs/results/out-of-range.md (--tmax)
+    and the indices of those images (for engine/examples/range_check.rs)."""
+    torch.set_num_threads(args.threads)
+    j = json.load(open(args.run_json))
+    dev = torch.device(args.device)
+    _, _, xte, yte, _ = load_data(j["dataset"], args.data, 1, args.test_limit)
+    norm = normaliser(j["norm"], dev, False)
+    model = make_model(xte.shape[1], dev, False)
+    load_weights(model, args.run_json[:-len(".json")] + ".safetensors")
+    model.eval()
+    bounds = [j["bounds"][s] for s in SITE_NAMES]
+    act = PolyAct(bounds, args.alpha, clamp=False, track=True)
+    rs, correct = [], 0
+    for i in range(0, len(xte), 500):
+        act.oor, act.ratio = None, None
+        lg = model(norm(xte[i:i + 500].to(dev)), act)
+        correct += int(((lg.argmax(-1) == yte[i:i + 500].to(dev)) & torch.isfinite(lg).all(1)).sum())
+        rs.append(act.ratio.double().cpu())
+    r = torch.cat(rs)
+    r = torch.where(torch.isfinite(r), r, torch.full_like(r, float("inf")))
+    beyond = [int(i) for i in torch.nonzero(r > args.tmax).flatten()]
+    out = dict(run=j["name"], alpha=args.alpha, images=len(r), accuracy=correct / len(r), tmax=args.tmax,
+               out_of_range=int((r > 1).sum()), beyond_tmax=len(beyond), beyond_tmax_images=beyond,
+               max_ratio=float(r.max()), quantiles={q: float(torch.quantile(r, q)) for q in (0.5, 0.9, 0.99, 0.999)})
+    print(json.dumps({k: v for k, v in out.items() if k != "beyond_tmax_images"}), "first images beyond:", beyond[:20])
+    if args.out_json:
+        json.dump(out, open(args.out_json, "w"), indent=1)
+
+
 def verify(args):
     """Compare PannReluFn (f64 and f32, forward and exact gradient) with the Rust SignPoly dump."""
     d = json.load(open(args.rust_dump))
@@ -594,7 +627,7 @@ def verify(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("cmd", choices=["run", "bench", "verify"])
+    ap.add_argument("cmd", choices=["run", "bench", "verify", "ranges"])
     ap.add_argument("--dataset", choices=["cifar", "fmnist"], default="cifar")
     ap.add_argument("--data")
     ap.add_argument("--norm", choices=sorted(NORMS), default="imagenet")
@@ -629,8 +662,10 @@ def main():
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--rust-dump", default=None)
     ap.add_argument("--out-json", default=None)
+    ap.add_argument("--run-json", default=None, help="ranges: a run's JSON (weights beside it)")
+    ap.add_argument("--tmax", type=float, default=1.0, help="ranges: ring headroom t_max of the alpha")
     args = ap.parse_args()
-    {"run": run, "bench": bench, "verify": verify}[args.cmd](args)
+    {"run": run, "bench": bench, "verify": verify, "ranges": ranges}[args.cmd](args)
 
 
 if __name__ == "__main__":
