@@ -77,7 +77,12 @@ impl Net {
     /// [`Net::connect`] with the pinned certificates already loaded, giving
     /// up after `connect_timeout`.
     pub async fn connect_with(&self, peers: Option<&TlsPeers>, peer: Role, addr: &str, connect_timeout: Duration) -> Result<Channel> {
-        let cfg = self.cfg().with_connect_timeout(connect_timeout);
+        let mut cfg = self.cfg().with_connect_timeout(connect_timeout);
+        if peer == Role::Dealer {
+            // The dealer never waits for the parties after their Hello (it
+            // only sends), so keepalives to it would only pile up unread.
+            cfg = cfg.with_keepalive(None);
+        }
         let ch = match peers {
             Some(p) => tls_connect(addr.to_string(), cfg, p).await,
             None => tcp_connect(addr.to_string(), cfg).await,

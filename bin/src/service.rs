@@ -3,8 +3,9 @@
 //! * **Server**: accepts clients until SIGINT or SIGTERM, each connection in
 //!   its own task: TLS, admission (at most `--max-sessions` at once; beyond
 //!   that a client waits in a bounded queue for `--queue-wait`, or is told
-//!   `Busy`), then the session: the client's request, a fresh connection to
-//!   the dealer for this session's seed, the online phase. A failing, slow or
+//!   `Busy`), then the session: the client's request, this session's seed
+//!   over a link to the dealer kept from session to session, the online
+//!   phase. A failing, slow or
 //!   hostile client ends its own session only. On a signal the server stops
 //!   accepting, lets in-flight sessions finish within `--drain`, and exits 0.
 //! * **Dealer**: accepts both parties of many sessions at once and pairs the
@@ -12,7 +13,8 @@
 //!   never by arrival order; a half whose partner does not come within
 //!   `--timeout` is told so and dropped.
 //!
-//! Sessions keep no state outside their task: several server processes can
+//! Sessions keep no state outside their task (a kept link carries none from
+//! one session to the next): several server processes can
 //! share one dealer behind a TCP load balancer (docs/results/serving.md).
 //! With `--sessions N` a role ends after N connections (the demo, the bench
 //! and the tests run one session per process that way) and exits 1 if any of
@@ -301,6 +303,10 @@ pub struct ServerService {
     links: Mutex<Vec<Channel>>,
 }
 
+/// Idle links to the dealer a server keeps at most (each holds one of the
+/// dealer's connections; more sessions at once open more, closed after use).
+pub const MAX_IDLE_LINKS: usize = 4;
+
 /// A session's use of the dealer: the link, whether the dealer is still in
 /// this session's setup (then it is told when the session fails), and the
 /// link's meter for this session.
@@ -346,7 +352,8 @@ impl ServerService {
 
     async fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> Ended {
         let t0 = Instant::now();
-        let mut client = match self.net.upgrade(stream, peer, self.peers.as_deref(), "client").await {
+        let upgraded = tokio::time::timeout(self.admission(), self.net.upgrade(stream, peer, self.peers.as_deref(), "client")).await;
+        let mut client = match upgraded.unwrap_or_else(|_| Err(anyhow!("no TLS handshake within {} s", self.admission().as_secs()))) {
             Ok(c) => c,
             Err(e) => {
                 warn!("refused a connection: {e:#}");
@@ -478,7 +485,7 @@ impl ServerService {
     /// Keep `link` for the next session; returns it if it is not kept.
     fn keep_link(&self, link: Channel) -> Option<Channel> {
         let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
-        if self.opts.sessions.is_some() || links.len() >= self.opts.max_sessions {
+        if self.opts.sessions.is_some() || links.len() >= self.opts.max_sessions.min(MAX_IDLE_LINKS) {
             return Some(link);
         }
         links.push(link);
@@ -604,7 +611,9 @@ impl DealerService {
     }
 
     async fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> Ended {
-        let mut chan = match self.net.upgrade(stream, peer, self.peers.as_deref(), "server or client").await {
+        let admission = self.net.timeout.min(ADMISSION);
+        let upgraded = tokio::time::timeout(admission, self.net.upgrade(stream, peer, self.peers.as_deref(), "server or client")).await;
+        let mut chan = match upgraded.unwrap_or_else(|_| Err(anyhow!("no TLS handshake within {} s", admission.as_secs()))) {
             Ok(c) => c,
             Err(e) => {
                 warn!("refused a connection: {e:#}");
@@ -809,7 +818,7 @@ impl DealerService {
     async fn session(self: Arc<Self>, id: SessionId, half: ServerHalf, mut client: Channel, gc: Greeting) -> Ended {
         let ServerHalf { chan: mut server, back } = half;
         info!("dealer: paired the server and the client of session {}", id.short());
-        let Ok(Ok(_slot)) = tokio::time::timeout(self.opts.queue_wait, Arc::clone(&self.slots).acquire_owned()).await else {
+        let Ok(Ok(slot)) = tokio::time::timeout(self.opts.queue_wait, Arc::clone(&self.slots).acquire_owned()).await else {
             self.metrics.busy();
             let _ = tokio::join!(refuse(&mut server, AbortCode::Busy), refuse(&mut client, AbortCode::Busy));
             let msg = format!("dealer session: refused session {}: every session slot was taken (Busy)", id.short());
@@ -848,6 +857,8 @@ impl DealerService {
                 }
                 match tokio::time::timeout_at(deadline, dealer_stream(&mut client, &job, source)).await.unwrap_or_else(|_| Err(past_deadline())) {
                     Ok(()) => {
+                        // Waiting for the client's end holds no slot.
+                        drop(slot);
                         let _ = client.close().await;
                         Ok(())
                     }

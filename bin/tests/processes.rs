@@ -405,12 +405,13 @@ fn a_batch_above_the_servers_limit_is_refused_on_every_side() {
 
 #[test]
 fn a_batch_above_the_dealers_memory_limit_is_refused_on_every_side() {
-    // 40 MiB holds the weights (2.1 MB) and what 2 ResNet-20 images at alpha
-    // 9 hold at once while material streams (19.1 MB each), not 3.
+    // 44 MiB holds the weights (2.1 MB) and what 2 ResNet-20 images at alpha
+    // 9 need while material streams (19.1 MB each held at once, about 1 MB
+    // of working memory each), not 3.
     let s = Session::new("max-memory");
     let cifar = cifar();
     let t0 = Instant::now();
-    let mut d = s.dealer_with(&["--max-session-memory", "40"]);
+    let mut d = s.dealer_with(&["--max-session-memory", "44"]);
     let mut sv = s.server(&card(), ALPHA);
     let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "3", "--batch", "3"], &[&cifar]);
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);

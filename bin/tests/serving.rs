@@ -190,13 +190,16 @@ fn the_server_survives_faulty_clients_and_serves_the_next_one() {
         .arg(cifar());
     let be = Proc::spawn(svc.s.dir.path(), "alpha10", &mut bad).wait(Instant::now(), DEADLINE);
     be.failed_mentioning("client", &["alpha"]);
-    // A client killed in the middle of its session.
+    // A client killed in the middle of its session (once admitted: a slow
+    // start must not turn it into a client that never came).
     let mut victim = client(&svc.s, "victim", 0, 16, 1);
-    std::thread::sleep(Duration::from_millis(2500));
+    svc.server.wait_for_stderr_times("admitted a batch", 1, DEADLINE);
+    std::thread::sleep(Duration::from_millis(1000));
     victim.kill();
     // A frozen client: its session ends at the server's timeout, not later.
     let mut frozen = client(&svc.s, "frozen", 0, 16, 1);
-    std::thread::sleep(Duration::from_millis(2500));
+    svc.server.wait_for_stderr_times("admitted a batch", 2, DEADLINE);
+    std::thread::sleep(Duration::from_millis(1000));
     signal(&frozen, "-STOP");
     // Meanwhile, and after, good clients are served.
     let mut good = client(&svc.s, "good", 3, 2, 2);

@@ -63,6 +63,9 @@ pub struct MaterialSize {
     /// products). A batch's layer is cut into requests of at most
     /// [`RELU_CHUNK_BYTES`], so it stops growing there.
     pub relu_per_image: u64,
+    /// Working memory per image besides the material: the activations alive
+    /// at once and a step's temporaries (see [`MaterialSize::of`]).
+    pub working_per_image: u64,
     /// All the material of one image, as it flows through a session.
     pub total_per_image: u64,
     /// Held once per session: the weight-sized share of every linear layer
@@ -85,7 +88,13 @@ impl MaterialSize {
         }
         let total_per_image = plan.requests().iter().fold(0u64, |acc, r| acc.saturating_add(bytes(r)));
         let setup = plan.linears.iter().fold(0u64, |acc, (_, s)| acc.saturating_add((s.weight_len() as u64).saturating_mul(8)));
-        Ok(Self { linear_per_image: linear, relu_per_image: relu, total_per_image, setup })
+        Ok(Self { linear_per_image: linear, relu_per_image: relu, working_per_image: working_set(&plan), total_per_image, setup })
+    }
+
+    /// Memory of a session with batches of `batch` images besides the
+    /// weights: the material held at once and the working memory.
+    pub fn batch_bytes(&self, batch: usize) -> u64 {
+        self.held_at_once(batch).saturating_add(self.working_per_image.saturating_mul(batch as u64))
     }
 
     /// Material held at once with batches of `batch` images: [`HELD_AT_ONCE`]
@@ -96,12 +105,44 @@ impl MaterialSize {
         largest.saturating_mul(HELD_AT_ONCE)
     }
 
-    /// Material of a session with batches of `batch` images, in bytes: the
-    /// weights' shares plus what is held at once (`None` if it does not fit
-    /// in a u64).
+    /// Memory of a session with batches of `batch` images, in bytes: the
+    /// weights' shares plus [`MaterialSize::batch_bytes`] (`None` if it does
+    /// not fit in a u64).
     pub fn session_bytes(&self, batch: usize) -> Option<u64> {
-        Some(self.held_at_once(batch)).filter(|&h| h < u64::MAX)?.checked_add(self.setup)
+        Some(self.batch_bytes(batch)).filter(|&h| h < u64::MAX)?.checked_add(self.setup)
     }
+}
+
+/// Bytes of working memory per image of `plan` (compiled for one image):
+/// the largest, over the steps, of the values still to be read (a value
+/// lives until its last reader) plus the step's own temporaries, counted as
+/// three copies of its input (a copy, the masked and the opened input) and
+/// two of its output (the output and a product share). An estimate of the
+/// executor's peak, not a bound on the allocator's.
+fn working_set(plan: &Plan) -> u64 {
+    let net = plan.network();
+    let len = |v: usize| (plan.len_of(v) as u64).saturating_mul(8);
+    let mut reads = vec![0usize; net.nodes.len()];
+    for node in &net.nodes {
+        for &j in &node.inputs {
+            reads[j] += 1;
+        }
+    }
+    let (mut live, mut peak) = (0u64, 0u64);
+    for step in &plan.steps {
+        let out = step.out();
+        let inputs = &net.nodes[out].inputs;
+        let input = inputs.iter().map(|&j| len(j)).max().unwrap_or(0);
+        peak = peak.max(live.saturating_add(input.saturating_mul(3)).saturating_add(len(out).saturating_mul(2)));
+        for &j in inputs {
+            reads[j] -= 1;
+            if reads[j] == 0 {
+                live = live.saturating_sub(len(j));
+            }
+        }
+        live = live.saturating_add(len(out));
+    }
+    peak
 }
 
 fn bytes(r: &Request) -> u64 {
@@ -147,8 +188,9 @@ impl SessionLimits {
         }
         let need = size.session_bytes(batch).map(mb).unwrap_or_else(|| "more than 2^64 bytes".into());
         let detail = format!(
-            "a batch of {batch} holds {need} of material: {} at once plus {} of weights; this {who} allows {} images and {} per session",
+            "a batch of {batch} needs {need}: {} of material at once, {} of working memory and {} of weights; this {who} allows {} images and {} per session",
             mb(size.held_at_once(batch)),
+            mb(size.working_per_image.saturating_mul(batch as u64)),
             mb(size.setup),
             self.max_batch.min(MAX_BATCH),
             mb(self.max_memory)
@@ -162,7 +204,7 @@ mod tests {
     use super::*;
 
     fn size(linear: u64, relu: u64, setup: u64) -> MaterialSize {
-        MaterialSize { linear_per_image: linear, relu_per_image: relu, total_per_image: 1000, setup }
+        MaterialSize { linear_per_image: linear, relu_per_image: relu, working_per_image: 0, total_per_image: 1000, setup }
     }
 
     #[test]
@@ -200,5 +242,9 @@ mod tests {
         // The linear layers still grow with the batch.
         assert_eq!(size.held_at_once(1 << 20), 2 * 1000 << 20);
         assert_eq!(SessionLimits::new(MAX_BATCH, 2 * RELU_CHUNK_BYTES - 1).batch_limit(&size), 6);
+        // Working memory grows with the batch too.
+        let size = MaterialSize { working_per_image: 1 << 20, ..size };
+        assert_eq!(size.session_bytes(64), Some(2 * RELU_CHUNK_BYTES + (64 << 20)));
+        assert_eq!(SessionLimits::new(MAX_BATCH, 2 * RELU_CHUNK_BYTES + (64 << 20)).batch_limit(&size), 64);
     }
 }

@@ -720,8 +720,11 @@ pub async fn dealer_seeds(server: &mut Channel, client: &mut Channel, job: &Deal
             ((s0, s1), Source::Live(Box::new(dealer)))
         }
     };
-    send_seed(server, &seeds.0).await.map_err(on("server"))?;
+    // The client's first: once the server has its seed, nothing more is
+    // written to its channel (a service hands it back to the server's link
+    // for the next session, which must not find an Abort of this one).
     send_seed(client, &seeds.1).await.map_err(on("client"))?;
+    send_seed(server, &seeds.0).await.map_err(on("server"))?;
     Ok(CorrectionSource(source))
 }
 

@@ -22,13 +22,16 @@
 //! Keepalive: with [`ChannelConfig::keepalive`], a task writes an empty frame
 //! (a zero length header, never metered) whenever the writer is idle for that
 //! long, whatever this side is doing (computing, waiting for its own peer or
-//! for a session slot). A receive skips empty frames, and its timeout counts
-//! from the last bytes the peer sent: `timeout` is the longest silence, so no
-//! healthy phase trips it however long it runs (an overall deadline per
-//! session bounds that), while a frozen or vanished peer still does.
+//! for a session slot). The task runs on a thread of its own, so it keeps
+//! going while every worker of the caller's runtime computes. A receive skips
+//! empty frames, and its timeout counts from the last bytes the peer sent:
+//! `timeout` is the longest silence, so no healthy phase trips it however
+//! long it runs (an overall deadline per session bounds that), while a frozen
+//! or vanished peer still does. A write still waits at most `timeout` for the
+//! peer to take our bytes.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -86,7 +89,7 @@ pub struct ChannelConfig {
     /// retrying (so a client started before its server still connects).
     pub connect_timeout: Duration,
     /// Send an empty frame after this long without writing (see the module
-    /// docs); `None`: never. Needs a tokio runtime when the channel is made.
+    /// docs); `None`: never.
     pub keepalive: Option<Duration>,
 }
 
@@ -112,7 +115,7 @@ impl ChannelConfig {
     /// The same configuration with keepalive frames after `idle` without
     /// writing (`None` or zero: none).
     pub fn with_keepalive(mut self, idle: Option<Duration>) -> Self {
-        self.keepalive = idle.filter(|d| !d.is_zero());
+        self.keepalive = idle.filter(|d| !d.is_zero()).map(|d| d.max(Duration::from_millis(10)));
         self
     }
 
@@ -191,6 +194,19 @@ impl SharedWriter {
     }
 }
 
+/// The runtime of the keepalive tasks: one thread for the process, apart
+/// from the runtimes that compute (`None` if it cannot be started).
+fn keepalive_runtime() -> Option<&'static tokio::runtime::Handle> {
+    static RT: OnceLock<Option<tokio::runtime::Handle>> = OnceLock::new();
+    RT.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().ok()?;
+        let handle = rt.handle().clone();
+        std::thread::Builder::new().name("pann-keepalive".into()).spawn(move || rt.block_on(std::future::pending::<()>())).ok()?;
+        Some(handle)
+    })
+    .as_ref()
+}
+
 /// Write an empty frame whenever the writer has been idle for `idle`, until
 /// the channel is dropped or closed, or a write fails.
 async fn keepalive(shared: Weak<SharedWriter>, idle: Duration) {
@@ -208,14 +224,24 @@ async fn keepalive(shared: Weak<SharedWriter>, idle: Duration) {
         }
         // Busy writer: it is writing, which keeps the peer waiting anyway.
         let Ok(mut w) = s.writer.try_lock() else { continue };
+        let mut written = 0;
         let sent = tokio::time::timeout(idle, async {
-            w.write_all(&[0u8; HEADER]).await?;
+            while written < HEADER {
+                match w.write(&[0u8; HEADER][written..]).await? {
+                    0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                    n => written += n,
+                }
+            }
             w.flush().await
         })
         .await;
         drop(w);
         match sent {
             Ok(Ok(())) => s.touch(),
+            // The peer takes nothing now (it is busy, not waiting for us):
+            // try again later. Once part of a header is out, though, the
+            // stream is broken for good.
+            Err(_) if written == 0 || written == HEADER => continue,
             _ => return,
         }
     }
@@ -259,7 +285,7 @@ impl Channel {
         cfg: ChannelConfig,
     ) -> Self {
         let writer = Arc::new(SharedWriter { writer: Mutex::new(writer), last_write: AtomicU64::new(0), epoch: Instant::now(), closed: AtomicBool::new(false) });
-        if let (Some(idle), Ok(rt)) = (cfg.keepalive, tokio::runtime::Handle::try_current()) {
+        if let (Some(idle), Some(rt)) = (cfg.keepalive, keepalive_runtime()) {
             rt.spawn(keepalive(Arc::downgrade(&writer), idle));
         }
         Self { reader, writer, out: Vec::new(), cfg, meter: Meter::new(), sent_since_recv: false, certified_peer: None, abort_at_close: None }
@@ -319,8 +345,12 @@ impl Channel {
         Ok(())
     }
 
-    /// Queue a raw frame (not written until the next wait or `flush`).
+    /// Queue a raw frame (not written until the next wait or `flush`). An
+    /// empty payload is refused: on the wire it is a keepalive.
     pub fn send_frame(&mut self, payload: &[u8]) -> Result<()> {
+        if payload.is_empty() {
+            return Err(CoreError::Malformed("an empty frame is a keepalive, not a message".into()));
+        }
         self.begin_frame(payload.len())?;
         self.out.extend_from_slice(payload);
         Ok(())
@@ -441,7 +471,10 @@ impl Channel {
                 tokio::time::sleep(after - quiet).await;
             }
         };
+        // The read first: bytes that arrived while this process was busy
+        // count before the silence is judged.
         let res = tokio::select! {
+            biased;
             r = async { tokio::try_join!(write, read) } => Ok(r),
             () = silence => Err(()),
         };
@@ -607,30 +640,46 @@ fn decode_ring(frame: &[u8], n: usize) -> Result<Vec<R>> {
 mod tests {
     use super::*;
 
-    /// A side that computes for longer than the peer's timeout: with
-    /// keepalive frames the peer keeps waiting and then gets the message
-    /// intact (frames and keepalives never mix); without them it times out.
+    /// A side that computes for longer than the peer's timeout, blocking the
+    /// only thread of its runtime: with keepalive frames the peer keeps
+    /// waiting and then gets the messages intact (frames and keepalives
+    /// never mix); without them it times out.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn keepalive_frames_keep_a_slow_healthy_peer_within_the_timeout() {
         async fn slow_sender(keepalive: Option<Duration>) -> Result<Vec<R>> {
-            let cfg = ChannelConfig::default().with_timeout(Duration::from_millis(300));
-            let (mut a, mut b) = Channel::mem_pair(cfg.clone().with_keepalive(keepalive));
-            let sender = async move {
-                for i in 0..3u64 {
-                    tokio::time::sleep(Duration::from_millis(400)).await; // "computing"
-                    a.send_ring(&[i; 1000]).unwrap();
-                    a.flush().await.unwrap();
+            let cfg = ChannelConfig::default().with_timeout(Duration::from_millis(300)).with_keepalive(keepalive);
+            // The sender: its own single-threaded runtime (where its channel
+            // is made), blocked while it "computes".
+            let (tx, rx) = std::sync::mpsc::channel();
+            let sender = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async move {
+                    let (mut a, b) = Channel::mem_pair(cfg);
+                    tx.send(b).unwrap();
+                    for i in 0..3u64 {
+                        std::thread::sleep(Duration::from_millis(400));
+                        a.send_ring(&[i; 1000]).unwrap();
+                        if a.flush().await.is_err() {
+                            break;
+                        }
+                    }
+                    a
+                })
+            });
+            let mut b = rx.recv().unwrap();
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                match b.recv_ring(1000).await {
+                    Ok(v) => got.extend(v),
+                    Err(e) => {
+                        drop(b);
+                        let _ = sender.join();
+                        return Err(e);
+                    }
                 }
-                a
-            };
-            let receiver = async {
-                let mut got = Vec::new();
-                for _ in 0..3 {
-                    got.extend(b.recv_ring(1000).await?);
-                }
-                Ok(got)
-            };
-            let (_a, got) = tokio::join!(sender, receiver);
+            }
+            let _a = sender.join().unwrap();
+            let got: Result<Vec<R>> = Ok(got);
             // Keepalives are not metered: only the three frames count.
             if got.is_ok() {
                 assert_eq!(b.meter().total().bytes_recv, 3 * (HEADER + 1 + 8000) as u64);

@@ -58,11 +58,13 @@ enum RoleArg {
 /// (--max-sessions; a client beyond them waits in a queue or is told the
 /// server is busy), survive any client's failure, and stop on SIGINT or
 /// SIGTERM after letting the sessions in flight finish (--drain). The
-/// server connects to the dealer per session; the dealer pairs a session's
-/// server and client by the session id both bind into their handshakes, so
-/// several servers can share one dealer, and a dealer restart costs only
-/// the sessions in flight. Material streams from the dealer while the
-/// client computes: a party holds a few layers' material, not a batch's.
+/// server keeps its links to the dealer from one session to the next (and
+/// opens a fresh one when the dealer closed it, e.g. after a restart); the
+/// dealer pairs a session's server and client by the session id both bind
+/// into their handshakes, so several servers can share one dealer, and a
+/// dealer restart costs only the sessions in flight. Material streams from
+/// the dealer while the client computes, a layer or a chunk of one at a
+/// time: what a party holds does not grow with the batch past a few images.
 /// Log lines (stderr) carry the session's id; --report appends one JSON
 /// line per session; --metrics serves Prometheus counters.
 ///
@@ -183,12 +185,13 @@ struct Args {
     /// it accepts for its model.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1024))]
     max_batch: u64,
-    /// Memory budget of one session's material, in MiB (all roles). Material
-    /// streams, so a party holds two requests' worth at once: the largest
-    /// request of the model's plan, twice, per image of the batch,
-    /// plus the masked weights (the server prints it). The server and the
-    /// dealer refuse a larger batch, the client a model whose material for
-    /// its --batch would not fit.
+    /// Memory budget of one session, in MiB (all roles): the material held
+    /// at once (material streams, so a party holds two requests' worth: the
+    /// largest linear layer's, or a chunk of a ReLU layer's, at most 64 MiB),
+    /// an estimate of the working memory per image, and the masked weights
+    /// (the server prints the figures). The server and the dealer refuse a
+    /// larger batch, the client a model whose session at its --batch would
+    /// not fit.
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_SESSION_MEMORY >> 20, value_parser = clap::value_parser!(u64).range(1..=(1 << 24)))]
     max_session_memory: u64,
     /// Sessions run at once. Server: default one per core of this machine;

@@ -165,9 +165,14 @@ impl Proc {
 
     /// Wait (at most `deadline`) for `text` to appear on the process's stderr.
     pub fn wait_for_stderr(&self, text: &str, deadline: Duration) {
+        self.wait_for_stderr_times(text, 1, deadline);
+    }
+
+    /// Wait until stderr holds `text` at least `times` times.
+    pub fn wait_for_stderr_times(&self, text: &str, times: usize, deadline: Duration) {
         let t0 = Instant::now();
-        while !self.stderr_now().contains(text) {
-            assert!(t0.elapsed() < deadline, "the {} never printed {text:?}; stderr:\n{}", self.name, self.stderr_now());
+        while self.stderr_now().matches(text).count() < times {
+            assert!(t0.elapsed() < deadline, "the {} never printed {text:?} {times} time(s); stderr:\n{}", self.name, self.stderr_now());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
