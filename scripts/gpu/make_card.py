@@ -44,7 +44,7 @@ card = {
         "source": a.source or (f"scripts/gpu/finetune_poly.py (a PyTorch replica of pann-train's finetune recipe, not pann-train) on one NVIDIA H200: "
                                f"{j['command']}"),
         "license": a.license or ("BSD-2-Clause (fine-tuned from the akamaster/pytorch_resnet_cifar10 ResNet-20 weights; see models/assets/LICENSE-akamaster)"
-                                 if "akamaster" in (j.get("init") or "") else "same as this repository"),
+                                 if "aka" in os.path.basename(j.get("init") or "") else "same as this repository"),
         "notes": a.notes,
     },
 }
