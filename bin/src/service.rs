@@ -648,7 +648,9 @@ impl DealerService {
     /// next needs one).
     async fn server_link(&self, chan: Channel, mut greeting: Greeting) -> Ended {
         let mut chan = chan;
-        for session in 1u64.. {
+        let mut session = 0u64;
+        loop {
+            session += 1;
             chan = match self.server_half(chan, &greeting).await {
                 Ok(back) => back,
                 Err(ended) => return ended,
@@ -659,17 +661,19 @@ impl DealerService {
             }
             *chan.meter_mut() = Meter::new();
             let mut stopping = self.stopping.subscribe();
+            // An idle link: the server sends nothing on it (no keepalives go
+            // to a dealer), so it is closed without waiting for its end.
             let next = tokio::select! {
                 g = tokio::time::timeout(LINK_IDLE, dealer_greet(&mut chan)) => g,
                 () = async { drop(stopping.wait_for(|s| *s).await) } => {
-                    let _ = chan.close().await;
+                    let _ = chan.close_now().await;
                     return Ended::paired();
                 }
             };
             greeting = match next {
                 Err(_) => {
                     info!("dealer: closing the server's link after {} s idle ({session} session(s) on it)", LINK_IDLE.as_secs());
-                    let _ = chan.close().await;
+                    let _ = chan.close_now().await;
                     return Ended::paired();
                 }
                 // The server closed its link (nothing arrived): not a failure.
@@ -691,7 +695,6 @@ impl DealerService {
             tracing::Span::current().record("id", tracing::field::display(greeting.id.short()));
             info!("dealer: session {} on the server's link (its session {})", greeting.id.short(), session + 1);
         }
-        unreachable!("the loop returns")
     }
 
     /// Pair a session's half by id: take the waiting partner, or wait for

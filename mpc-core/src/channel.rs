@@ -577,17 +577,24 @@ impl Channel {
     /// peer would lose what it has not read yet. An Abort seen meanwhile is
     /// kept for [`Channel::drain_until_abort`].
     pub async fn close(&mut self) -> Result<()> {
+        self.close_now().await?;
+        if let Ok(Ok(code)) = tokio::time::timeout(self.cfg.timeout.min(CLOSE_LINGER), self.drain_until_abort()).await {
+            self.abort_at_close = Some(code);
+        }
+        Ok(())
+    }
+
+    /// [`Channel::close`] without waiting for the peer's end: for a channel
+    /// the peer sends nothing on (an idle link), where no byte of the peer's
+    /// can be left unread.
+    pub async fn close_now(&mut self) -> Result<()> {
         self.flush().await?;
         let after = self.cfg.timeout;
         self.writer.closed.store(true, Ordering::Relaxed);
         match tokio::time::timeout(after, async { self.writer.writer.lock().await.shutdown().await }).await {
-            Err(_) => return Err(CoreError::Timeout { context: "closing the connection", after }),
-            Ok(r) => r.map_err(CoreError::io("closing the connection"))?,
+            Err(_) => Err(CoreError::Timeout { context: "closing the connection", after }),
+            Ok(r) => r.map_err(CoreError::io("closing the connection")),
         }
-        if let Ok(Ok(code)) = tokio::time::timeout(after.min(CLOSE_LINGER), self.drain_until_abort()).await {
-            self.abort_at_close = Some(code);
-        }
-        Ok(())
     }
 
     /// Tell the peer why we give up, best effort (errors are ignored: the
