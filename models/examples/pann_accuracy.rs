@@ -24,9 +24,12 @@ use pann_protocols::sign_poly::SignPoly;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{utc_now, with_progress};
 
 struct Args {
     card: PathBuf,
@@ -91,28 +94,6 @@ fn parse_args() -> Result<Args, String> {
 }
 
 /// Prints `label done/total` on stderr once a second while `f` runs.
-fn with_progress<T>(label: &str, total: usize, f: impl FnOnce(&AtomicUsize) -> T) -> T {
-    let counter = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let printer = {
-        let (counter, stop, label) = (counter.clone(), stop.clone(), label.to_string());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(500));
-                let d = counter.load(Ordering::Relaxed);
-                let rate = d as f64 / start.elapsed().as_secs_f64().max(1e-9);
-                eprint!("\r  {label}: {d}/{total} images ({rate:.0}/s)   ");
-            }
-        })
-    };
-    let out = f(&counter);
-    stop.store(true, Ordering::Relaxed);
-    let _ = printer.join();
-    eprintln!("\r  {label}: {total}/{total} images in {:.1} s          ", start.elapsed().as_secs_f64());
-    out
-}
-
 #[derive(Serialize)]
 struct MarginEval {
     margin: f64,
@@ -147,16 +128,6 @@ struct Report {
     exact: Evaluation,
     rows: Vec<Row>,
     seconds: f64,
-}
-
-fn utc_now() -> String {
-    std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 fn pct(e: &Evaluation) -> String {
