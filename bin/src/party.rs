@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use pann_mpc_core::handshake::Role;
 use pann_mpc_core::transport::{load_peer_cert, tcp_channel, tcp_connect, tls, tls_connect, Listener, TlsIdentity, TlsPeers};
 
@@ -31,6 +31,11 @@ use crate::input::Images;
 use crate::metrics::Metrics;
 use crate::report::{PartyReport, Prediction};
 use crate::service::{client_session, DealerService, ServerService, ServiceOptions};
+
+/// Longest time each step of a new connection's admission may take (its TLS
+/// handshake, then its request (server) or Hello (dealer)): an idle
+/// connection holds nothing longer.
+const ADMISSION: Duration = Duration::from_secs(10);
 
 /// How a role reaches its peers.
 #[derive(Clone, Debug)]
@@ -90,13 +95,20 @@ impl Net {
         ch.with_context(|| format!("connecting to the {peer} at {addr}"))
     }
 
-    /// A channel over an accepted connection: the TLS handshake (bounded by
-    /// the timeout) when `peers` is given, else plain TCP.
+    /// How long each step of a new connection's admission may take (the TLS
+    /// handshake, then its first message): the timeout, at most 10 s.
+    pub fn admission(&self) -> Duration {
+        self.timeout.min(ADMISSION)
+    }
+
+    /// A channel over an accepted connection: the TLS handshake (within
+    /// [`Net::admission`]) when `peers` is given, else plain TCP.
     /// `expected` names the peer for messages ("client").
     pub async fn upgrade(&self, stream: tokio::net::TcpStream, addr: std::net::SocketAddr, peers: Option<&TlsPeers>, expected: &str) -> Result<Channel> {
-        match peers {
-            Some(p) => tls::server_handshake(stream, addr, self.cfg(), p).await.with_context(|| format!("the TLS handshake with a {expected} at {addr}")),
-            None => Ok(tcp_channel(stream, self.cfg())),
+        let Some(p) = peers else { return Ok(tcp_channel(stream, self.cfg())) };
+        match tokio::time::timeout(self.admission(), tls::server_handshake(stream, addr, self.cfg(), p)).await {
+            Ok(r) => r.with_context(|| format!("the TLS handshake with a {expected} at {addr}")),
+            Err(_) => Err(anyhow!("no TLS handshake within {} s", self.admission().as_secs())),
         }
     }
 }

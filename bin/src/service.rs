@@ -61,10 +61,6 @@ pub struct ServiceOptions {
     pub report: Option<PathBuf>,
 }
 
-/// Longest time a new connection may take to send its request (server) or
-/// its Hello (dealer), TLS included: an idle connection holds nothing longer.
-const ADMISSION: Duration = Duration::from_secs(10);
-
 /// Longest wait to connect to the dealer once a session has started (its
 /// absence is reported quickly; the next session tries again).
 const DEALER_CONNECT: Duration = Duration::from_secs(10);
@@ -332,11 +328,6 @@ impl ServerService {
         }))
     }
 
-    /// How long a new connection may take to finish TLS and send its request.
-    fn admission(&self) -> Duration {
-        self.net.timeout.min(ADMISSION)
-    }
-
     /// Serve clients on `listener` (see the module docs).
     pub async fn run(self: &Arc<Self>, listener: Listener) -> Result<()> {
         let me = Arc::clone(self);
@@ -352,8 +343,7 @@ impl ServerService {
 
     async fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> Ended {
         let t0 = Instant::now();
-        let upgraded = tokio::time::timeout(self.admission(), self.net.upgrade(stream, peer, self.peers.as_deref(), "client")).await;
-        let mut client = match upgraded.unwrap_or_else(|_| Err(anyhow!("no TLS handshake within {} s", self.admission().as_secs()))) {
+        let mut client = match self.net.upgrade(stream, peer, self.peers.as_deref(), "client").await {
             Ok(c) => c,
             Err(e) => {
                 warn!("refused a connection: {e:#}");
@@ -362,9 +352,9 @@ impl ServerService {
         };
         // The client's request first (a connection that asks for nothing
         // holds no slot), within a short admission time.
-        let heard = match tokio::time::timeout(self.admission(), server_hear(&mut client, &self.served, &self.net.limits)).await {
+        let heard = match tokio::time::timeout(self.net.admission(), server_hear(&mut client, &self.served, &self.net.limits)).await {
             Ok(r) => r,
-            Err(_) => Err(SessionError::Session { code: AbortCode::Timeout, message: format!("the client sent no request within {} s", self.admission().as_secs()) }),
+            Err(_) => Err(SessionError::Session { code: AbortCode::Timeout, message: format!("the client sent no request within {} s", self.net.admission().as_secs()) }),
         };
         let admitted = match heard {
             Ok(a) => a,
@@ -611,18 +601,16 @@ impl DealerService {
     }
 
     async fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> Ended {
-        let admission = self.net.timeout.min(ADMISSION);
-        let upgraded = tokio::time::timeout(admission, self.net.upgrade(stream, peer, self.peers.as_deref(), "server or client")).await;
-        let mut chan = match upgraded.unwrap_or_else(|_| Err(anyhow!("no TLS handshake within {} s", admission.as_secs()))) {
+        let mut chan = match self.net.upgrade(stream, peer, self.peers.as_deref(), "server or client").await {
             Ok(c) => c,
             Err(e) => {
                 warn!("refused a connection: {e:#}");
                 return Ended { ok: false, error: Some(format!("dealer session: {e:#}")), report: None };
             }
         };
-        let greeted = match tokio::time::timeout(self.net.timeout.min(ADMISSION), dealer_greet(&mut chan)).await {
+        let greeted = match tokio::time::timeout(self.net.admission(), dealer_greet(&mut chan)).await {
             Ok(r) => r,
-            Err(_) => Err(SessionError::Session { code: AbortCode::Timeout, message: format!("no Hello within {} s", self.net.timeout.min(ADMISSION).as_secs()) }),
+            Err(_) => Err(SessionError::Session { code: AbortCode::Timeout, message: format!("no Hello within {} s", self.net.admission().as_secs()) }),
         };
         let greeting = match greeted {
             Ok(g) => g,
