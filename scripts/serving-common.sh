@@ -49,3 +49,23 @@ mem() {
 metric() {
     awk -v n="$2" 'index($1, n "{") == 1 || $1 == n { print $2; exit }' <<<"$1"
 }
+
+# The release binaries (built unless NO_BUILD is set; LIBTORCH found if
+# unset) and the inputs both scripts use: P, LOAD, CARD, DATA; OUT made;
+# W a fresh work directory /tmp/PREFIX.XXXXXX. Usage: prepare SCRIPT PREFIX.
+prepare() {
+    if [ -z "${LIBTORCH:-}" ]; then
+        LIBTORCH="$(scripts/install-torch.sh --print-libtorch 2>/dev/null || true)"
+        [ -z "$LIBTORCH" ] || export LIBTORCH
+    fi
+    if [ -z "${NO_BUILD:-}" ]; then
+        echo "$1: building (release)" >&2
+        nice -n 5 cargo build --release -q -p pann-bin --examples --bins
+    fi
+    P=target/release/pann-party
+    LOAD=target/release/examples/load
+    CARD=models/assets/resnet20-akamaster.card.json
+    DATA=models/tests/data/test_batch_first64.bin
+    mkdir -p "$OUT"
+    W=$(mktemp -d "/tmp/$2.XXXXXX")
+}

@@ -70,21 +70,7 @@ INVOCATION="RUNS=$RUNS SEED=$SEED TIMEOUT=$TIMEOUT SESSION_DEADLINE=$SESSION_DEA
 echo "serving-faults.sh: seed $SEED ($INVOCATION)" >&2
 RANDOM=$SEED
 
-if [ -z "${LIBTORCH:-}" ]; then
-    LIBTORCH="$(scripts/install-torch.sh --print-libtorch 2>/dev/null || true)"
-    [ -z "$LIBTORCH" ] || export LIBTORCH
-fi
-if [ -z "${NO_BUILD:-}" ]; then
-    echo "serving-faults.sh: building (release)" >&2
-    nice -n 5 cargo build --release -q -p pann-bin --examples --bins
-fi
-
-P=target/release/pann-party
-LOAD=target/release/examples/load
-CARD=models/assets/resnet20-akamaster.card.json
-DATA=models/tests/data/test_batch_first64.bin
-mkdir -p "$OUT"
-W=$(mktemp -d /tmp/pann-faults.XXXXXX)
+prepare serving-faults.sh pann-faults
 
 # Background processes: name -> pid (each the leader of its own process group).
 declare -A PID=()

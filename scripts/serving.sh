@@ -82,21 +82,7 @@ LOAD_ARGS=${LOAD_ARGS:-}
 
 INVOCATION="REQUESTS=$REQUESTS LEVELS=$LEVELS IMAGES=$IMAGES SEQ=$SEQ SEQ_EVERY=$SEQ_EVERY BATCHES=\"$BATCHES\" HAPROXY_CLIENTS=$HAPROXY_CLIENTS HAPROXY_REQUESTS=$HAPROXY_REQUESTS TIMEOUT=$TIMEOUT MEM_TIMEOUT=$MEM_TIMEOUT DEALER_MAX_SESSIONS=$DEALER_MAX_SESSIONS DEALER_ARGS=\"$DEALER_ARGS\" SERVER_ARGS=\"$SERVER_ARGS\" LOAD_ARGS=\"$LOAD_ARGS\" scripts/serving.sh ${PARTS[*]}"
 
-if [ -z "${LIBTORCH:-}" ]; then
-    LIBTORCH="$(scripts/install-torch.sh --print-libtorch 2>/dev/null || true)"
-    [ -z "$LIBTORCH" ] || export LIBTORCH
-fi
-if [ -z "${NO_BUILD:-}" ]; then
-    echo "serving.sh: building (release)" >&2
-    nice -n 5 cargo build --release -q -p pann-bin --examples --bins
-fi
-
-P=target/release/pann-party
-LOAD=target/release/examples/load
-CARD=models/assets/resnet20-akamaster.card.json
-DATA=models/tests/data/test_batch_first64.bin
-mkdir -p "$OUT"
-W=$(mktemp -d /tmp/pann-serving.XXXXXX)
+prepare serving.sh pann-serving
 
 # Background processes: name -> pid (each the leader of its own process group).
 declare -A PID=()
