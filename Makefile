@@ -13,9 +13,11 @@ demo: deps
 
 ## Run the whole test suite (what CI runs). The trainer links libtorch: `torch`
 ## installs it first (idempotent) and LIBTORCH points the tch build at it.
+# CARGO_INCREMENTAL=0: a one-off build gains nothing from incremental state,
+# which would double the disk a clean clone needs.
 test: deps torch fashion-mnist
-	$(WITH_TORCH) $(CARGO) test --workspace --all-targets --no-fail-fast
-	$(WITH_TORCH) $(CARGO) test --workspace --doc
+	CARGO_INCREMENTAL=0 $(WITH_TORCH) $(CARGO) test --workspace --all-targets --no-fail-fast
+	CARGO_INCREMENTAL=0 $(WITH_TORCH) $(CARGO) test --workspace --doc
 	@# The network crate (cards, calibration, planner) stays free of networking.
 	@if $(CARGO) tree -p pann-models -e normal | grep -E ' (tokio|rustls|tokio-rustls) v'; then \
 		echo "pann-models depends on networking crates (above)"; exit 1; fi
