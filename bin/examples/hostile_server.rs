@@ -55,7 +55,8 @@ async fn main() -> Result<()> {
     let certs = Path::new(certs);
     let listener = Listener::bind(listen.clone()).await?;
     let (dealer_peers, client_peers) = (peers(certs, Role::Dealer)?, peers(certs, Role::Client)?);
-    let (to_dealer, to_client) = tokio::join!(tls_connect(dealer.clone(), cfg.clone(), &dealer_peers), listener.accept_tls(cfg, &client_peers));
+    let (to_dealer, to_client) =
+        tokio::join!(tls_connect(dealer.clone(), cfg.clone(), &dealer_peers), listener.accept_tls(cfg, &client_peers));
     let (mut to_dealer, mut to_client) = (to_dealer?, to_client?);
     handshake(&mut to_client, &session_params(Role::Server, &precision).expecting(Role::Client)).await?;
     // The dealer takes the description only once a client of the same

@@ -182,7 +182,8 @@ fn median(sorted: &[f64]) -> f64 {
 /// alpha). Returns the reference's model digest and the logits.
 fn reference(card: &Path, alpha: u32, raw: &[Vec<u8>]) -> Result<(String, Vec<Vec<f64>>)> {
     let m = LoadedModel::load(card).with_context(|| format!("loading {}", card.display()))?;
-    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(alpha))?.with_logit_range(m.card.logit_range)?;
+    let public =
+        PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(alpha))?.with_logit_range(m.card.logit_range)?;
     let plan = Plan::compile(Arc::new(public.clone()), 1)?;
     let weights = ServerWeights::encode(&plan, &m.model)?;
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
@@ -227,7 +228,14 @@ impl Shared {
                 let mut wrong = 0;
                 let mut diff = 0f64;
                 if out.logits.len() != recs.len() {
-                    return Sample { request, latency_s, ok: false, wrong: 0, max_logit_diff: f64::NAN, error: Some(format!("{} logits for {} images", out.logits.len(), recs.len())) };
+                    return Sample {
+                        request,
+                        latency_s,
+                        ok: false,
+                        wrong: 0,
+                        max_logit_diff: f64::NAN,
+                        error: Some(format!("{} logits for {} images", out.logits.len(), recs.len())),
+                    };
                 }
                 for (l, &r) in out.logits.iter().zip(&recs) {
                     let want = &self.refs[r];
@@ -323,7 +331,15 @@ fn main() -> Result<()> {
         if digest != ref_digest {
             bail!("the reference's model digest {ref_digest} differs from the served model's {digest}");
         }
-        let r = RefFile { card: a.card, alpha: a.alpha, input: a.input, input_sha256, model_digest: digest, classes: logits.iter().map(|l| argmax(l)).collect(), logits };
+        let r = RefFile {
+            card: a.card,
+            alpha: a.alpha,
+            input: a.input,
+            input_sha256,
+            model_digest: digest,
+            classes: logits.iter().map(|l| argmax(l)).collect(),
+            logits,
+        };
         println!("{}", serde_json::to_string(&r)?);
         return Ok(());
     }
@@ -334,7 +350,8 @@ fn main() -> Result<()> {
     let used = (a.requests * a.images_per_request).min(images.len());
     let mut refs = match &a.reference {
         Some(path) => {
-            let r: RefFile = serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?).with_context(|| format!("parsing {}", path.display()))?;
+            let r: RefFile = serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+                .with_context(|| format!("parsing {}", path.display()))?;
             if r.model_digest != digest || r.alpha != a.alpha || r.input_sha256 != input_sha256 || r.logits.len() < used {
                 bail!(
                     "{} is the reference of {} record(s) of input {} (SHA-256 {}) and model {} at alpha {}; this run needs {used} of input {} (SHA-256 {input_sha256}) and model {digest} at alpha {}",
@@ -364,7 +381,12 @@ fn main() -> Result<()> {
     let images = images[..used].to_vec();
     refs.truncate(used);
     let shared = Arc::new(Shared {
-        net: Net { certs: Some(certs), timeout: Duration::from_secs(a.timeout), keepalive: Some(Duration::from_secs(5)), limits: SessionLimits::default() },
+        net: Net {
+            certs: Some(certs),
+            timeout: Duration::from_secs(a.timeout),
+            keepalive: Some(Duration::from_secs(5)),
+            limits: SessionLimits::default(),
+        },
         server: server.clone(),
         dealer: dealer.clone(),
         precision: a.alpha.to_string(),
@@ -393,7 +415,18 @@ fn main() -> Result<()> {
     for l in &levels {
         println!(
             "| {} | {} | {} | {} | {} | {} | {:.2e} | {:.2} | {:.3} | {:.3} | {:.3} | {:.3} |",
-            l.concurrency, l.requests, l.images_per_request, l.ok, l.failed, l.wrong_predictions, l.max_logit_diff, l.wall_s, l.throughput_images_per_s, l.latency_median_s, l.latency_p95_s, l.latency_max_s
+            l.concurrency,
+            l.requests,
+            l.images_per_request,
+            l.ok,
+            l.failed,
+            l.wrong_predictions,
+            l.max_logit_diff,
+            l.wall_s,
+            l.throughput_images_per_s,
+            l.latency_median_s,
+            l.latency_p95_s,
+            l.latency_max_s
         );
     }
     if let Some(path) = &a.json {

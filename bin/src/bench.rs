@@ -176,7 +176,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// The public model at uniform `alpha`, or (alpha 0) at the card's per-layer alphas.
 pub fn public_model(loaded: &LoadedModel, alpha: u32) -> Result<PublicModel> {
     let c = &loaded.card;
-    let public = PublicModel::new(&loaded.model, &c.input, &c.relu_bounds, SecureConfig::new(if alpha == 0 { c.default_alpha } else { alpha }))?;
+    let public =
+        PublicModel::new(&loaded.model, &c.input, &c.relu_bounds, SecureConfig::new(if alpha == 0 { c.default_alpha } else { alpha }))?;
     let public = public.with_logit_range(c.logit_range)?;
     Ok(if alpha == 0 { public.with_alphas(c.relu_alphas.clone())? } else { public })
 }
@@ -193,7 +194,12 @@ pub fn reference_logits(loaded: &LoadedModel, alpha: u32, data: &ImageSet, first
             let x = plan.encode_input(&loaded.card.input.normalise(data.image(i)))?;
             let mut clear = ClearBackend::new(&weights);
             let y = rt.block_on(run_plan(&plan, Some(&weights), &mut clear, x, None))?;
-            anyhow::ensure!(clear.in_range(), "image {i}: {} opened values left the admissible range, {} values wrapped", clear.out_of_range, clear.wrapped);
+            anyhow::ensure!(
+                clear.in_range(),
+                "image {i}: {} opened values left the admissible range, {} values wrapped",
+                clear.out_of_range,
+                clear.wrapped
+            );
             Ok(plan.decode_output(&y)[..classes].to_vec())
         })
         .collect()
@@ -237,7 +243,8 @@ pub fn measure(
     let offline = dealer.phase_total(Phase::Offline);
     let n = count as f64;
     let per_run = online.rounds as f64 / runs as f64;
-    let steps: Vec<(String, f64)> = serde_json::from_value(batches.first().map(|b| b["steps"].clone()).unwrap_or_default()).unwrap_or_default();
+    let steps: Vec<(String, f64)> =
+        serde_json::from_value(batches.first().map(|b| b["steps"].clone()).unwrap_or_default()).unwrap_or_default();
     let labels: std::collections::BTreeMap<String, pann_mpc_core::meter::Cost> = server.labels(Phase::Online).into_iter().collect();
     let layers = steps
         .iter()
@@ -249,7 +256,13 @@ pub fn measure(
         let data = ImageSet::read_file(data_path)?;
         let reference = reference_logits(&loaded, alpha, &data, first, count)?;
         let preds: Vec<Prediction> = serde_json::from_value(report["predictions"].clone())?;
-        let mut v = Verification { same_prediction: 0, images: preds.len(), max_abs_logit_diff: 0.0, secure_accuracy: 0.0, reference_accuracy: 0.0 };
+        let mut v = Verification {
+            same_prediction: 0,
+            images: preds.len(),
+            max_abs_logit_diff: 0.0,
+            secure_accuracy: 0.0,
+            reference_accuracy: 0.0,
+        };
         let (mut sc, mut rc) = (0usize, 0usize);
         for (i, (p, r)) in preds.iter().zip(&reference).enumerate() {
             let label = data.labels[first + i] as usize;
@@ -309,7 +322,10 @@ pub fn provenance() -> serde_json::Value {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let loadavg = std::fs::read_to_string("/proc/loadavg").ok().map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+    let loadavg = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
     serde_json::json!({
         "loadavg_at_start": loadavg,
         "cpu": cpu,

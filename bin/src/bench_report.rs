@@ -141,7 +141,12 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
         head += &format!("| {what} | {} | {} | {r} |\n", x.map_or("-".into(), fmt), y.map_or("-".into(), fmt));
     };
     let g = |r: Option<&Value>, k: &str| r.map(|r| f(r, k));
-    line("online bytes per image (MB, both directions, client-server)", g(l9, "online_bytes_per_image"), g(l12, "online_bytes_per_image"), &|x| mb(x));
+    line(
+        "online bytes per image (MB, both directions, client-server)",
+        g(l9, "online_bytes_per_image"),
+        g(l12, "online_bytes_per_image"),
+        &|x| mb(x),
+    );
     line("online rounds per run", g(l9, "online_rounds_per_run"), g(l12, "online_rounds_per_run"), &|x| format!("{x:.0}"));
     line("offline bytes per image (MB, dealer to client)", g(l9, "offline_bytes_per_image"), g(l12, "offline_bytes_per_image"), &|x| mb(x));
     line("online latency, loopback (s)", g(l9, "online_s_per_run"), g(l12, "online_s_per_run"), &|x| format!("{x:.3}"));
@@ -180,7 +185,11 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
             }
         }
         let n = x9.len();
-        t += &format!("| **all {n} ReLU layers** | {sb9:.0} | {sb12:.0} | **{:.3}** | {sr9:.0} | {sr12:.0} | **{:.3}** |\n", sb12 / sb9, sr12 / sr9);
+        t += &format!(
+            "| **all {n} ReLU layers** | {sb9:.0} | {sb12:.0} | **{:.3}** | {sr9:.0} | {sr12:.0} | **{:.3}** |\n",
+            sb12 / sb9,
+            sr12 / sr9
+        );
         writeln!(s, "Across the {n} ReLU layers of ResNet-20 the precision 2^-12 costs **{:.2}x the bytes** and **{:.2}x the rounds** of 2^-9 (smallest per-layer ratios: {:.3} in bytes, {:.3} in rounds). {}\n",
             sb12 / sb9, sr12 / sr9, minb, minr,
             if minb >= 1.4 && minr >= 1.4 { "Both are at least 1.4 in every ReLU layer." } else { "At least one per-layer ratio is below 1.4 (see the table)." })?;
@@ -190,11 +199,18 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
     // ---------------------------------------------------------------- bounds
     writeln!(s, "## Emulated LAN and WAN against the physical lower bound\n")?;
     writeln!(s, "The kernel of the benchmark machine has no `sch_netem` (`tc qdisc ... netem` fails with \"Specified qdisc kind is unknown\"), so latency cannot be emulated with `tc`. `pann bench --net lan|wan` instead places a **userspace link emulator** (bin/src/netem.rs) between each pair of roles: a TCP relay on loopback that forwards bytes in both directions, cutting them into pieces of at most 16 KiB, serialising each piece at the link rate (each direction has its own rate: full duplex) and delivering it RTT/2 after its last bit left. TLS stays end to end (the relay only forwards bytes); no root is needed. Settings: **LAN = 1 Gbit/s each direction, 0.5 ms RTT; WAN = 100 Mbit/s each direction, 40 ms RTT**. The queue is unbounded (no loss, no TCP window limits), so the emulated link is an optimistic one. The relay's own cost (two OS threads and a copy per direction) is measured as the network `relay0`: the relay with no delay and no rate limit, against direct loopback.\n")?;
-    let beaten = lan.iter().chain(wan.iter()).filter(|r| r["net"] == "wan" || r["net"] == "lan").map(|r| f(&r["bound"], "online_ratio_rtt")).fold(f64::INFINITY, f64::min);
+    let beaten = lan
+        .iter()
+        .chain(wan.iter())
+        .filter(|r| r["net"] == "wan" || r["net"] == "lan")
+        .map(|r| f(&r["bound"], "online_ratio_rtt"))
+        .fold(f64::INFINITY, f64::min);
     writeln!(s, "Bound per run = local compute (the same configuration on direct loopback, same invocation) + bytes of the busier direction of the client-server link / rate + rounds x RTT/2. A round is counted by each party as \"a receive after a send\"; in this protocol the two parties mostly send at the same time and then wait for each other, so a round costs one one-way delay on the critical path. The issue's form (rounds x full RTT) is shown too{}.\n",
         if beaten < 1.0 { format!(": some measured runs are faster than it (smallest measured / (rounds x RTT form): {beaten:.2}), so it is not a lower bound for this protocol") } else { String::new() })?;
     let mut t = String::from("| net | alpha | batch | measured online s/run | compute s | transfer s | rounds x RTT/2 s | bound s | measured / bound | measured / (rounds x RTT form) | relay overhead s (relay0 - loopback) | measured / (bound + relay overhead) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for r in lan.iter().chain(wan.iter()).filter(|r| r["bound"].is_object()).filter(|r| r["net"] != "relay0" || r["batch"].as_u64() == Some(1)) {
+    for r in
+        lan.iter().chain(wan.iter()).filter(|r| r["bound"].is_object()).filter(|r| r["net"] != "relay0" || r["batch"].as_u64() == Some(1))
+    {
         let bd = &r["bound"];
         t += &format!(
             "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | **{:.2}** | {:.2} | {} | {} |\n",
@@ -229,11 +245,15 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
             )
         })
         .collect();
-    writeln!(s, "\nLargest measured / bound on LAN and WAN: **{worst:.2}**. {}", if over.is_empty() {
-        "Every emulated row is within 1.5x of its lower bound.".to_string()
-    } else {
-        format!("Rows above 1.5x: {}. The rest goes to the emulator itself (relay0 column: two threads and a copy per direction, competing with the three parties for 2 shared cores) and to load noise on the shared machine.", over.join("; "))
-    })?;
+    writeln!(
+        s,
+        "\nLargest measured / bound on LAN and WAN: **{worst:.2}**. {}",
+        if over.is_empty() {
+            "Every emulated row is within 1.5x of its lower bound.".to_string()
+        } else {
+            format!("Rows above 1.5x: {}. The rest goes to the emulator itself (relay0 column: two threads and a copy per direction, competing with the three parties for 2 shared cores) and to load noise on the shared machine.", over.join("; "))
+        }
+    )?;
     let under: Vec<f64> = emulated.iter().map(|r| f(&r["bound"], "online_ratio")).filter(|x| *x < 1.0).collect();
     if !under.is_empty() {
         writeln!(s, "\n{} of {} emulated rows come in *under* their bound (smallest ratio {:.2}). A run cannot beat physics, so this is the size of the measurement noise on this machine: the compute term is a different session's median, and the load of the other jobs changes between sessions.", under.len(), emulated.len(), under.iter().copied().fold(f64::INFINITY, f64::min))?;
@@ -244,7 +264,13 @@ pub fn render(results: &Path, out: &Path) -> Result<()> {
         .filter(|r| r["net"] == "relay0" && r["batch"].as_u64() == Some(1))
         .filter_map(|r| {
             let lo = find(&lan, "loopback", r["alpha"].as_u64()? as u32, 1)?;
-            Some(format!("alpha {}: {:.3} s vs {:.3} s ({:.2}x)", r["alpha"], f(r, "online_s_per_run"), f(lo, "online_s_per_run"), f(r, "online_s_per_run") / f(lo, "online_s_per_run")))
+            Some(format!(
+                "alpha {}: {:.3} s vs {:.3} s ({:.2}x)",
+                r["alpha"],
+                f(r, "online_s_per_run"),
+                f(lo, "online_s_per_run"),
+                f(r, "online_s_per_run") / f(lo, "online_s_per_run")
+            ))
         })
         .collect();
     if !relay_rows.is_empty() {
@@ -391,7 +417,11 @@ fn plots(results: &Path, lo: &[Value], lan: &[Value], wan: &[Value], acc: Option
     // Batch `batch` when measured, else the smallest batch of that network.
     let series = |rows: &[Value], net: &str, batch: u64, k: &str, scale: f64| -> Vec<(f64, f64)> {
         let of_net = || rows.iter().filter(|r| r["net"] == net);
-        let batch = if of_net().any(|r| r["batch"].as_u64() == Some(batch)) { batch } else { of_net().filter_map(|r| r["batch"].as_u64()).min().unwrap_or(batch) };
+        let batch = if of_net().any(|r| r["batch"].as_u64() == Some(batch)) {
+            batch
+        } else {
+            of_net().filter_map(|r| r["batch"].as_u64()).min().unwrap_or(batch)
+        };
         let mut v: Vec<(f64, f64)> = rows
             .iter()
             .filter(|r| r["net"] == net && r["batch"].as_u64() == Some(batch))
@@ -415,7 +445,14 @@ fn plots(results: &Path, lo: &[Value], lan: &[Value], wan: &[Value], acc: Option
     )?;
     out.push((f1.to_string(), "bytes per image against alpha".to_string()));
     let f2 = "bench-rounds-vs-alpha.svg";
-    line_plot(&results.join(f2), "ResNet-20: online rounds per run vs alpha", ALPHA_AXIS, "rounds", &[("online rounds".into(), series(lo, "loopback", 1, "online_rounds_per_run", 1.0), BLUE)], SeriesLabelPosition::UpperLeft)?;
+    line_plot(
+        &results.join(f2),
+        "ResNet-20: online rounds per run vs alpha",
+        ALPHA_AXIS,
+        "rounds",
+        &[("online rounds".into(), series(lo, "loopback", 1, "online_rounds_per_run", 1.0), BLUE)],
+        SeriesLabelPosition::UpperLeft,
+    )?;
     out.push((f2.to_string(), "online rounds against alpha".to_string()));
     let f3 = "bench-latency-vs-alpha.svg";
     line_plot(
@@ -441,7 +478,11 @@ fn plots(results: &Path, lo: &[Value], lan: &[Value], wan: &[Value], acc: Option
             "ResNet-20 (akamaster) plaintext PANN accuracy vs alpha",
             ALPHA_AXIS,
             "top-1 accuracy (%)",
-            &[("exact ReLU".into(), ex, BLACK), ("PANN, global bound".into(), gl, RED), ("PANN, per-layer bounds (shipped card)".into(), pl, BLUE)],
+            &[
+                ("exact ReLU".into(), ex, BLACK),
+                ("PANN, global bound".into(), gl, RED),
+                ("PANN, per-layer bounds (shipped card)".into(), pl, BLUE),
+            ],
             SeriesLabelPosition::LowerRight,
         )?;
         out.push((f4.to_string(), "accuracy against alpha".to_string()));

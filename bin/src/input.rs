@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use pann_models::{ImageSet, Shape};
 use pann_models::image::read_png;
+use pann_models::{ImageSet, Shape};
 
 /// Raw CHW images with their true labels when the source has them.
 #[derive(Clone, Debug, Default)]

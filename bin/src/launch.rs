@@ -122,7 +122,14 @@ impl Session<'_> {
         // One session each: the server and the dealer exit when it ends.
         let mut dealer = Guard(Some(common("dealer").args(["--listen", &dealer_addr, "--sessions", "1"]).spawn()?), "dealer");
         let mut server = Guard(
-            Some(common("server").args(["--listen", &server_addr, "--dealer", &server_to_dealer, "--sessions", "1"]).args(&server_alpha).arg("--model").arg(self.card).spawn()?),
+            Some(
+                common("server")
+                    .args(["--listen", &server_addr, "--dealer", &server_to_dealer, "--sessions", "1"])
+                    .args(&server_alpha)
+                    .arg("--model")
+                    .arg(self.card)
+                    .spawn()?,
+            ),
             "server",
         );
         let mut client = Guard(

@@ -97,12 +97,22 @@ impl Metrics {
         let mut counter = |name: &str, help: &str, v: u64, kind: &str| {
             let _ = writeln!(s, "# HELP pann_{name} {help}\n# TYPE pann_{name} {kind}\npann_{name}{{role=\"{role}\"}} {v}");
         };
-        counter("sessions_started_total", "Sessions started (connections accepted into a session slot).", self.started.load(Relaxed), "counter");
+        counter(
+            "sessions_started_total",
+            "Sessions started (connections accepted into a session slot).",
+            self.started.load(Relaxed),
+            "counter",
+        );
         counter("sessions_completed_total", "Sessions that ended successfully.", self.completed.load(Relaxed), "counter");
         counter("sessions_failed_total", "Sessions that ended with an error.", self.failed.load(Relaxed), "counter");
         counter("sessions_busy_total", "Clients turned away because every session slot was taken.", self.busy.load(Relaxed), "counter");
         counter("sessions_in_flight", "Sessions running now.", self.in_flight.load(Relaxed), "gauge");
-        counter("sessions_waiting", "Server: clients queued for a slot; dealer: session halves waiting for their partner.", self.waiting.load(Relaxed), "gauge");
+        counter(
+            "sessions_waiting",
+            "Server: clients queued for a slot; dealer: session halves waiting for their partner.",
+            self.waiting.load(Relaxed),
+            "gauge",
+        );
         counter("pool_sessions", "Dealer: sessions of material prepared ahead (--pool).", self.pool.load(Relaxed), "gauge");
         counter("bytes_sent_total", "Framed bytes sent by ended sessions.", self.bytes_sent.load(Relaxed), "counter");
         counter("bytes_received_total", "Framed bytes received by ended sessions.", self.bytes_recv.load(Relaxed), "counter");
@@ -142,7 +152,10 @@ pub async fn serve_metrics(listener: TcpListener, m: Arc<Metrics>) {
             let mut buf = [0u8; 1024];
             let _ = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await;
             let body = m.render();
-            let head = format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let head = format!(
+                "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
             let _ = tokio::time::timeout(Duration::from_secs(2), async {
                 stream.write_all(head.as_bytes()).await?;
                 stream.write_all(body.as_bytes()).await?;

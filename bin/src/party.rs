@@ -21,10 +21,10 @@ use pann_mpc_core::handshake::Role;
 use pann_mpc_core::transport::{load_peer_cert, tcp_channel, tcp_connect, tls, tls_connect, Listener, TlsIdentity, TlsPeers};
 
 use pann_engine::{ClientOutcome, PublicModel, SecureConfig, ServedModel, SessionLimits};
+use pann_models::LoadedModel;
 use pann_mpc_core::meter::Meter;
 use pann_mpc_core::AbortCode;
 use pann_mpc_core::{Channel, ChannelConfig};
-use pann_models::LoadedModel;
 use tracing::info;
 
 use crate::input::Images;
@@ -66,7 +66,9 @@ impl Net {
             .iter()
             .map(|p| {
                 let path = dir.join(format!("{p}.crt"));
-                let cert = load_peer_cert(&path).with_context(|| format!("loading the {p} certificate {} (copy it from the {p}'s `pann certs --role {p}` directory)", path.display()))?;
+                let cert = load_peer_cert(&path).with_context(|| {
+                    format!("loading the {p} certificate {} (copy it from the {p}'s `pann certs --role {p}` directory)", path.display())
+                })?;
                 Ok((*p, cert))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -104,7 +106,13 @@ impl Net {
     /// A channel over an accepted connection: the TLS handshake (within
     /// [`Net::admission`]) when `peers` is given, else plain TCP.
     /// `expected` names the peer for messages ("client").
-    pub async fn upgrade(&self, stream: tokio::net::TcpStream, addr: std::net::SocketAddr, peers: Option<&TlsPeers>, expected: &str) -> Result<Channel> {
+    pub async fn upgrade(
+        &self,
+        stream: tokio::net::TcpStream,
+        addr: std::net::SocketAddr,
+        peers: Option<&TlsPeers>,
+        expected: &str,
+    ) -> Result<Channel> {
         let Some(p) = peers else { return Ok(tcp_channel(stream, self.cfg())) };
         match tokio::time::timeout(self.admission(), tls::server_handshake(stream, addr, self.cfg(), p)).await {
             Ok(r) => r.with_context(|| format!("the TLS handshake with a {expected} at {addr}")),
@@ -166,7 +174,8 @@ fn foreign_key(dir: &Path, own: &Path, depth: usize) -> Result<Option<PathBuf>> 
         } else {
             let mut head = Vec::new();
             let f = std::fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
-            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_CERT_FILE), &mut head).with_context(|| format!("reading {}", path.display()))?;
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_CERT_FILE), &mut head)
+                .with_context(|| format!("reading {}", path.display()))?;
             String::from_utf8_lossy(&head).contains("PRIVATE KEY-----")
         };
         if holds_key {
@@ -183,7 +192,8 @@ async fn bind(addr: &str) -> Result<Listener> {
 /// Each channel's meter by peer name, in the meter's own serde form (which
 /// `Meter` deserialises again), plus a per-phase summary under `summary`.
 pub(crate) fn meters(pairs: &[(&str, &Meter)]) -> serde_json::Map<String, serde_json::Value> {
-    let mut m: serde_json::Map<String, serde_json::Value> = pairs.iter().map(|(k, c)| (k.to_string(), serde_json::to_value(c).expect("a meter serialises"))).collect();
+    let mut m: serde_json::Map<String, serde_json::Value> =
+        pairs.iter().map(|(k, c)| (k.to_string(), serde_json::to_value(c).expect("a meter serialises"))).collect();
     let summary: serde_json::Map<_, _> = pairs.iter().map(|(k, c)| (k.to_string(), c.to_json())).collect();
     m.insert("summary".into(), summary.into());
     m
@@ -240,7 +250,15 @@ pub fn public_model_digest(card: &Path, alpha: Option<u32>) -> Result<String> {
 /// The server: loads the model card (a card that does not load or check
 /// ends the process before it listens), then serves clients on `listen`
 /// until a signal, or `--sessions` (see [`crate::service`]).
-pub async fn run_server(net: &Net, card: &Path, alpha: Option<u32>, listen: &str, dealer: &str, opts: ServiceOptions, metrics: Arc<Metrics>) -> Result<()> {
+pub async fn run_server(
+    net: &Net,
+    card: &Path,
+    alpha: Option<u32>,
+    listen: &str,
+    dealer: &str,
+    opts: ServiceOptions,
+    metrics: Arc<Metrics>,
+) -> Result<()> {
     let m = load_server_model(card, alpha)?;
     let served = ServedModel::new(m.loaded.model, m.public).with_context(|| format!("preparing the model of {}", card.display()))?;
     let listener = bind(listen).await?;
@@ -288,12 +306,7 @@ pub async fn run_client(
     batch: usize,
 ) -> Result<(PartyReport, ClientOutcome)> {
     let (out, to_server, to_dealer) = client_session(net, server, dealer, precision, expect_model, &images.pixels, batch).await?;
-    let predictions = out
-        .logits
-        .iter()
-        .zip(&images.labels)
-        .map(|(l, &label)| Prediction::judge(l, label, out.logit_range))
-        .collect();
+    let predictions = out.logits.iter().zip(&images.labels).map(|(l, &label)| Prediction::judge(l, label, out.logit_range)).collect();
     let report = PartyReport {
         role: "client".into(),
         alpha: uniform_alpha(precision),
@@ -359,6 +372,7 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     b.create(dir).with_context(|| format!("creating {}", dir.display()))?;
     // An existing directory keeps its mode on create: tighten it.
     #[cfg(unix)]
-    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).with_context(|| format!("restricting {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .with_context(|| format!("restricting {}", dir.display()))?;
     Ok(())
 }

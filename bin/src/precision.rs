@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use pann_models::planner::{Explored, Objective, PlanOutcome, Planner, ReluCost};
 use pann_engine::{client_session, dealer_session, server_session, PublicModel, SecureConfig};
+use pann_models::planner::{Explored, Objective, PlanOutcome, Planner, ReluCost};
 use pann_models::{ImageSet, LoadedModel, PlainExecutor, ReluMode};
 use pann_mpc_core::ring::R;
 use pann_mpc_core::{Channel, ChannelConfig, Phase};
@@ -172,7 +172,14 @@ pub fn plan(o: &PlanOptions) -> Result<PlanReport> {
         start,
         reference_accuracy,
     };
-    eprintln!("plan: {} calibration images ({} records {}..{}), target: at most {} points below exact ReLU", images.len(), o.calib.display(), o.first, o.first + images.len(), o.max_drop_points);
+    eprintln!(
+        "plan: {} calibration images ({} records {}..{}), target: at most {} points below exact ReLU",
+        images.len(),
+        o.calib.display(),
+        o.first,
+        o.first + images.len(),
+        o.max_drop_points
+    );
     let t0 = std::time::Instant::now();
     let outcome = planner.plan(o.max_drop_points / 100.0, |e: &Explored| {
         eprintln!(
@@ -192,12 +199,15 @@ pub fn plan(o: &PlanOptions) -> Result<PlanReport> {
     card.name = format!("{}-plan", card.name);
     let src_dir = o.card.parent().unwrap_or(Path::new("."));
     let out_dir = o.out.parent().unwrap_or(Path::new("."));
-    if std::fs::canonicalize(src_dir).ok() != std::fs::canonicalize(if out_dir.as_os_str().is_empty() { Path::new(".") } else { out_dir }).ok() {
+    if std::fs::canonicalize(src_dir).ok()
+        != std::fs::canonicalize(if out_dir.as_os_str().is_empty() { Path::new(".") } else { out_dir }).ok()
+    {
         let to = out_dir.join(&card.weights);
         std::fs::copy(src_dir.join(&card.weights), &to).with_context(|| format!("copying the weights to {}", to.display()))?;
     }
     std::fs::write(&o.out, card.to_json()).with_context(|| format!("writing {}", o.out.display()))?;
-    let public = PublicModel::new(&loaded.model, &card.input, &card.relu_bounds, SecureConfig::new(card.default_alpha))?.with_alphas(card.relu_alphas.clone())?;
+    let public = PublicModel::new(&loaded.model, &card.input, &card.relu_bounds, SecureConfig::new(card.default_alpha))?
+        .with_alphas(card.relu_alphas.clone())?;
     let report = PlanReport {
         card: o.out.display().to_string(),
         calibration: format!("{} records {}..{}", o.calib.display(), o.first, o.first + images.len()),
@@ -250,7 +260,10 @@ pub fn frontier(o: &FrontierOptions) -> Result<Vec<FrontierPoint>> {
     let mut exact_rows = Vec::new();
     for m in &o.merge {
         let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(m).with_context(|| format!("reading {}", m.display()))?)?;
-        if doc["data"] != serde_json::json!(o.data.display().to_string()) || doc["first"] != serde_json::json!(o.first) || doc["count"] != serde_json::json!(o.count) {
+        if doc["data"] != serde_json::json!(o.data.display().to_string())
+            || doc["first"] != serde_json::json!(o.first)
+            || doc["count"] != serde_json::json!(o.count)
+        {
             bail!("{} was measured on other images ({} first {} count {})", m.display(), doc["data"], doc["first"], doc["count"]);
         }
         points.extend(serde_json::from_value::<Vec<FrontierPoint>>(doc["points"].clone())?);
@@ -260,7 +273,14 @@ pub fn frontier(o: &FrontierOptions) -> Result<Vec<FrontierPoint>> {
     }
     // The test images are read and normalised once per model (`data`).
     type Labelled = (Vec<Vec<f64>>, Vec<u8>);
-    let mut measure = |loaded: &LoadedModel, (images, labels): &Labelled, family: &str, label: String, mode: ReluMode, public: PublicModel, points: &mut Vec<FrontierPoint>| -> Result<()> {
+    let mut measure = |loaded: &LoadedModel,
+                       (images, labels): &Labelled,
+                       family: &str,
+                       label: String,
+                       mode: ReluMode,
+                       public: PublicModel,
+                       points: &mut Vec<FrontierPoint>|
+     -> Result<()> {
         let exec = PlainExecutor::new(&loaded.model, mode)?;
         let ev = exec.evaluate(images.len(), |i| images[i].clone(), labels, None)?;
         let precision = public.precision();
@@ -274,7 +294,14 @@ pub fn frontier(o: &FrontierOptions) -> Result<Vec<FrontierPoint>> {
                 c
             }
         };
-        eprintln!("  {:<28} {:<28} acc {:6.2}%  online {:7.2} MB {:4} rounds", loaded.card.name, label, 100.0 * ev.accuracy(), cost.online_bytes as f64 / 1e6, cost.online_rounds);
+        eprintln!(
+            "  {:<28} {:<28} acc {:6.2}%  online {:7.2} MB {:4} rounds",
+            loaded.card.name,
+            label,
+            100.0 * ev.accuracy(),
+            cost.online_bytes as f64 / 1e6,
+            cost.online_rounds
+        );
         points.push(FrontierPoint {
             model: loaded.card.name.clone(),
             family: family.into(),
@@ -299,15 +326,24 @@ pub fn frontier(o: &FrontierOptions) -> Result<Vec<FrontierPoint>> {
         for &a in &o.alphas {
             let cfg = SecureConfig::new(a);
             let public = PublicModel::new(&loaded.model, &loaded.card.input, &global_bounds, cfg)?;
-            measure(&loaded, &data, "uniform, global bound", format!("alpha {a}, B = {global:.2}"), ReluMode::pann(a, global_bounds.clone())?, public, &mut points)?;
+            measure(
+                &loaded,
+                &data,
+                "uniform, global bound",
+                format!("alpha {a}, B = {global:.2}"),
+                ReluMode::pann(a, global_bounds.clone())?,
+                public,
+                &mut points,
+            )?;
             let public = PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, cfg)?;
             measure(&loaded, &data, "uniform, per-layer bounds", format!("alpha {a}"), loaded.card.pann_mode(a)?, public, &mut points)?;
         }
     }
     for card in &o.plans {
         let loaded = LoadedModel::load(card).with_context(|| format!("loading {}", card.display()))?;
-        let public = PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, SecureConfig::new(loaded.card.default_alpha))?
-            .with_alphas(loaded.card.relu_alphas.clone())?;
+        let public =
+            PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, SecureConfig::new(loaded.card.default_alpha))?
+                .with_alphas(loaded.card.relu_alphas.clone())?;
         let label = card.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         let data = labelled_images(&loaded, &o.data, o.first, o.count)?;
         measure(&loaded, &data, "planned", label, loaded.card.deployed_mode()?, public, &mut points)?;
@@ -364,6 +400,13 @@ fn write_frontier(o: &FrontierOptions, points: &[FrontierPoint], exact: &[(Strin
             series.push((format!("{m}: {fam}"), pts, RGBColor(shade(r), shade(g), shade(b))));
         }
     }
-    line_plot(&o.out.join("frontier.svg"), "ResNet-20: accuracy vs online bytes per image", "online MB per image", "accuracy (%)", &series, SeriesLabelPosition::LowerRight)?;
+    line_plot(
+        &o.out.join("frontier.svg"),
+        "ResNet-20: accuracy vs online bytes per image",
+        "online MB per image",
+        "accuracy (%)",
+        &series,
+        SeriesLabelPosition::LowerRight,
+    )?;
     Ok(())
 }

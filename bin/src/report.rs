@@ -1,9 +1,9 @@
 //! Reports: what each role writes with `--report FILE`, and the tables
 //! printed on the terminal. Every cost comes from a channel meter.
 
+use pann_engine::BatchReport;
 use pann_mpc_core::meter::Cost;
 use pann_mpc_core::{Meter, Phase};
-use pann_engine::BatchReport;
 use serde::Serialize;
 
 /// One party's report.

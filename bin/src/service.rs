@@ -27,7 +27,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
-use pann_engine::{client_connect, client_run_with_dealer, dealer_greet, dealer_receive, dealer_seeds, dealer_stream, server_confirm, server_dealer_open, server_hear, server_run};
+use pann_engine::{
+    client_connect, client_run_with_dealer, dealer_greet, dealer_receive, dealer_seeds, dealer_stream, server_confirm, server_dealer_open,
+    server_hear, server_run,
+};
 use pann_engine::{Admitted, ClientOutcome, DealerJob, Greeting, Plan, PreparedSession, PublicModel, ServedModel, SessionError, SessionId};
 use pann_mpc_core::handshake::Role;
 use pann_mpc_core::meter::{Cost, Meter};
@@ -156,7 +159,15 @@ async fn shutdown_signal() {
 /// a signal and the drain.
 /// `stopping` turns true when a signal stops the role (idle work such as a
 /// dealer's link waiting for its next session ends then).
-async fn accept_loop<F, Fut>(who: &str, net: &Net, listener: Listener, opts: &ServiceOptions, max_connections: usize, stopping: &tokio::sync::watch::Sender<bool>, handle: F) -> Result<()>
+async fn accept_loop<F, Fut>(
+    who: &str,
+    net: &Net,
+    listener: Listener,
+    opts: &ServiceOptions,
+    max_connections: usize,
+    stopping: &tokio::sync::watch::Sender<bool>,
+    handle: F,
+) -> Result<()>
 where
     F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: std::future::Future<Output = Ended> + Send + 'static,
@@ -173,7 +184,9 @@ where
     tokio::pin!(shutdown);
     // One-shot runs give up when nobody comes; a service waits.
     let accept_wait = if opts.sessions.is_some() { net.timeout } else { Duration::from_secs(365 * 24 * 3600) };
-    let ended = |res: std::result::Result<Ended, tokio::task::JoinError>| res.unwrap_or_else(|e| Ended { ok: false, error: Some(format!("a session task failed: {e}")), report: None });
+    let ended = |res: std::result::Result<Ended, tokio::task::JoinError>| {
+        res.unwrap_or_else(|e| Ended { ok: false, error: Some(format!("a session task failed: {e}")), report: None })
+    };
     let mut signalled = false;
     loop {
         if opts.sessions.is_some_and(|n| accepted >= n) {
@@ -354,7 +367,10 @@ impl ServerService {
         // holds no slot), within a short admission time.
         let heard = match tokio::time::timeout(self.net.admission(), server_hear(&mut client, &self.served, &self.net.limits)).await {
             Ok(r) => r,
-            Err(_) => Err(SessionError::Session { code: AbortCode::Timeout, message: format!("the client sent no request within {} s", self.net.admission().as_secs()) }),
+            Err(_) => Err(SessionError::Session {
+                code: AbortCode::Timeout,
+                message: format!("the client sent no request within {} s", self.net.admission().as_secs()),
+            }),
         };
         let admitted = match heard {
             Ok(a) => a,
@@ -372,7 +388,8 @@ impl ServerService {
             Err(_) => match Arc::clone(&self.queue).try_acquire_owned() {
                 Ok(_queued) => {
                     self.metrics.waiting(1);
-                    let p = tokio::time::timeout(self.opts.queue_wait, Arc::clone(&self.slots).acquire_owned()).await.ok().and_then(Result::ok);
+                    let p =
+                        tokio::time::timeout(self.opts.queue_wait, Arc::clone(&self.slots).acquire_owned()).await.ok().and_then(Result::ok);
                     self.metrics.waiting(-1);
                     p
                 }
@@ -383,13 +400,20 @@ impl ServerService {
             self.metrics.busy();
             info!("busy: {} session(s) running, the queue is full; told the client to try later", self.opts.max_sessions);
             let _ = refuse(&mut client, AbortCode::Busy).await;
-            return Ended { ok: false, error: Some("server session: refused a client: every session slot was taken (Busy)".into()), report: None };
+            return Ended {
+                ok: false,
+                error: Some("server session: refused a client: every session slot was taken (Busy)".into()),
+                report: None,
+            };
         };
         self.metrics.started();
         let mut dealer = DealerUse::default();
         let res = match tokio::time::timeout_at((t0 + self.opts.deadline).into(), self.session(&mut client, admitted, &mut dealer)).await {
             Ok(r) => r,
-            Err(_) => Err(SessionError::Session { code: AbortCode::Timeout, message: format!("the session passed its deadline of {} s", self.opts.deadline.as_secs()) }),
+            Err(_) => Err(SessionError::Session {
+                code: AbortCode::Timeout,
+                message: format!("the session passed its deadline of {} s", self.opts.deadline.as_secs()),
+            }),
         };
         let secs = t0.elapsed().as_secs_f64();
         let cost = match dealer.meter.as_ref().or(dealer.open.as_ref().map(Channel::meter)) {
@@ -438,7 +462,12 @@ impl ServerService {
         ended
     }
 
-    async fn session(&self, client: &mut Channel, admitted: Admitted, dealer: &mut DealerUse) -> Result<(SessionId, Vec<pann_engine::BatchReport>), SessionError> {
+    async fn session(
+        &self,
+        client: &mut Channel,
+        admitted: Admitted,
+        dealer: &mut DealerUse,
+    ) -> Result<(SessionId, Vec<pann_engine::BatchReport>), SessionError> {
         server_confirm(client).await?;
         let id = admitted.id;
         info!("admitted a batch of {} x {}", admitted.request.batch, admitted.request.batches);
@@ -483,9 +512,11 @@ impl ServerService {
     }
 
     async fn dial_dealer(&self) -> Result<Channel, SessionError> {
-        self.net.connect_with(self.peers.as_deref(), Role::Dealer, &self.dealer, self.net.timeout.min(DEALER_CONNECT)).await.map_err(|e| SessionError::Session {
-            code: AbortCode::PeerFailed,
-            message: format!("the dealer at {} cannot be reached: {e:#}", self.dealer),
+        self.net.connect_with(self.peers.as_deref(), Role::Dealer, &self.dealer, self.net.timeout.min(DEALER_CONNECT)).await.map_err(|e| {
+            SessionError::Session {
+                code: AbortCode::PeerFailed,
+                message: format!("the dealer at {} cannot be reached: {e:#}", self.dealer),
+            }
         })
     }
 }
@@ -610,7 +641,10 @@ impl DealerService {
         };
         let greeted = match tokio::time::timeout(self.net.admission(), dealer_greet(&mut chan)).await {
             Ok(r) => r,
-            Err(_) => Err(SessionError::Session { code: AbortCode::Timeout, message: format!("no Hello within {} s", self.net.admission().as_secs()) }),
+            Err(_) => Err(SessionError::Session {
+                code: AbortCode::Timeout,
+                message: format!("no Hello within {} s", self.net.admission().as_secs()),
+            }),
         };
         let greeting = match greeted {
             Ok(g) => g,
@@ -703,7 +737,10 @@ impl DealerService {
             // role's connections cannot crowd out the other's.
             None if map.values().filter(|w| w.role() == greeting.role).count() >= self.max_waiting => {
                 self.metrics.busy();
-                Err((AbortCode::Busy, format!("dealer session: {} {}s already wait for their partner: refused one (Busy)", self.max_waiting, greeting.role)))
+                Err((
+                    AbortCode::Busy,
+                    format!("dealer session: {} {}s already wait for their partner: refused one (Busy)", self.max_waiting, greeting.role),
+                ))
             }
             None => {
                 let ticket = self.tickets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -754,7 +791,14 @@ impl DealerService {
 
     /// A half that came first waits up to `--timeout` for its partner's
     /// signal; if none comes, its party is told and the half ends.
-    async fn wait<T>(&self, id: &SessionId, ticket: u64, mut woken: tokio::sync::oneshot::Receiver<T>, chan: &mut Channel, role: Role) -> std::result::Result<T, Ended> {
+    async fn wait<T>(
+        &self,
+        id: &SessionId,
+        ticket: u64,
+        mut woken: tokio::sync::oneshot::Receiver<T>,
+        chan: &mut Channel,
+        role: Role,
+    ) -> std::result::Result<T, Ended> {
         if let Ok(Ok(t)) = tokio::time::timeout(self.net.timeout, &mut woken).await {
             return Ok(t);
         }
@@ -767,7 +811,12 @@ impl DealerService {
         }
         let other = if role == Role::Server { "client" } else { "server" };
         let c = refuse(chan, AbortCode::PeerFailed).await;
-        let msg = format!("dealer session: the {role} of session {} waited {} s, and no {other} came{}", id.short(), self.net.timeout.as_secs(), said(role.as_str(), c));
+        let msg = format!(
+            "dealer session: the {role} of session {} waited {} s, and no {other} came{}",
+            id.short(),
+            self.net.timeout.as_secs(),
+            said(role.as_str(), c)
+        );
         warn!("{msg}");
         Err(Ended { ok: false, error: Some(msg), report: None })
     }
@@ -790,7 +839,15 @@ impl DealerService {
                 let asked = wake.send(give).is_ok();
                 match tokio::time::timeout(self.net.timeout, given).await {
                     Ok(Ok(half)) if asked => half,
-                    _ => return self.refused(&mut client, AbortCode::PeerFailed, format!("dealer session: the server of session {} left", id.short())).await,
+                    _ => {
+                        return self
+                            .refused(
+                                &mut client,
+                                AbortCode::PeerFailed,
+                                format!("dealer session: the server of session {} left", id.short()),
+                            )
+                            .await
+                    }
                 }
             }
             Ok(Paired::Partner(Waiting::Client { .. })) => unreachable!("pair returns the other role"),
@@ -830,7 +887,10 @@ impl DealerService {
             let source = dealer_seeds(&mut server, &mut client, &job, prepared).await?;
             Ok((job, source))
         };
-        let past_deadline = || SessionError::Session { code: AbortCode::Timeout, message: format!("the session passed its deadline of {} s", self.opts.deadline.as_secs()) };
+        let past_deadline = || SessionError::Session {
+            code: AbortCode::Timeout,
+            message: format!("the session passed its deadline of {} s", self.opts.deadline.as_secs()),
+        };
         let server_meter;
         let outcome = match tokio::time::timeout_at(deadline, setup).await.unwrap_or_else(|_| Err(past_deadline())) {
             Err(e) => {
@@ -846,7 +906,10 @@ impl DealerService {
                 if let Err(mut link) = back.send(server) {
                     let _ = link.close().await;
                 }
-                match tokio::time::timeout_at(deadline, dealer_stream(&mut client, &job, source)).await.unwrap_or_else(|_| Err(past_deadline())) {
+                match tokio::time::timeout_at(deadline, dealer_stream(&mut client, &job, source))
+                    .await
+                    .unwrap_or_else(|_| Err(past_deadline()))
+                {
                     Ok(()) => {
                         // Waiting for the client's end holds no slot.
                         drop(slot);
@@ -898,7 +961,11 @@ impl DealerService {
         if !pools.contains_key(&key) && pools.len() >= MAX_POOL_KINDS {
             return None;
         }
-        let entry = pools.entry(key.clone()).or_insert_with(|| PoolEntry { ready: Default::default(), filling: false, public: Arc::clone(&job.public) });
+        let entry = pools.entry(key.clone()).or_insert_with(|| PoolEntry {
+            ready: Default::default(),
+            filling: false,
+            public: Arc::clone(&job.public),
+        });
         let taken = entry.ready.pop_front();
         if let Some(t) = &taken {
             self.metrics.pool(-1);
@@ -927,7 +994,11 @@ impl DealerService {
             // Within the pool's memory: a session's corrections are known
             // from its plan before any is made.
             let need = match Plan::compile(Arc::clone(&public), batch) {
-                Ok(plan) => plan.requests().iter().fold(0u64, |acc, r| acc.saturating_add((r.correction_len() as u64).saturating_mul(8))).saturating_mul(batches as u64),
+                Ok(plan) => plan
+                    .requests()
+                    .iter()
+                    .fold(0u64, |acc, r| acc.saturating_add((r.correction_len() as u64).saturating_mul(8)))
+                    .saturating_mul(batches as u64),
                 Err(_) => u64::MAX,
             };
             let held = self.pool_bytes.load(std::sync::atomic::Ordering::Relaxed);
@@ -936,11 +1007,18 @@ impl DealerService {
                 if let Some(e) = pools.get_mut(&key) {
                     e.filling = false;
                 }
-                info!("dealer: pool memory ({:.0} MB) full; not preparing a session of {:.1} MB", self.pool_memory as f64 / 1e6, need as f64 / 1e6);
+                info!(
+                    "dealer: pool memory ({:.0} MB) full; not preparing a session of {:.1} MB",
+                    self.pool_memory as f64 / 1e6,
+                    need as f64 / 1e6
+                );
                 return;
             }
             self.pool_bytes.fetch_add(need, std::sync::atomic::Ordering::Relaxed);
-            let made = tokio::task::spawn_blocking(move || Plan::compile(public, batch).and_then(|plan| PreparedSession::generate(&plan, batches))).await;
+            let made = tokio::task::spawn_blocking(move || {
+                Plan::compile(public, batch).and_then(|plan| PreparedSession::generate(&plan, batches))
+            })
+            .await;
             if !matches!(made, Ok(Ok(_))) {
                 self.pool_bytes.fetch_sub(need, std::sync::atomic::Ordering::Relaxed);
             }
@@ -987,7 +1065,10 @@ pub async fn client_session(
         Ok(c) => c,
         Err(e) => {
             let c = refuse(&mut to_server, e.abort_code().unwrap_or(AbortCode::Input)).await;
-            return Err(anyhow!("client session: {e}{}", if e.to_string().contains("peer aborted") { String::new() } else { said("server", c) }));
+            return Err(anyhow!(
+                "client session: {e}{}",
+                if e.to_string().contains("peer aborted") { String::new() } else { said("server", c) }
+            ));
         }
     };
     // The server has admitted us and is reaching the dealer too: a dealer
@@ -1012,7 +1093,8 @@ pub async fn client_session(
         Err(e) => {
             let code = e.abort_code().unwrap_or(AbortCode::Input);
             let (s, d) = tokio::join!(refuse(&mut to_server, code), refuse(&mut to_dealer, code));
-            let peers = if e.to_string().contains("peer aborted") { String::new() } else { format!("{}{}", said("server", s), said("dealer", d)) };
+            let peers =
+                if e.to_string().contains("peer aborted") { String::new() } else { format!("{}{}", said("server", s), said("dealer", d)) };
             Err(anyhow!("client session: {e}{peers}"))
         }
     }

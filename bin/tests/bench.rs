@@ -46,7 +46,13 @@ fn quick_bench_over_emulated_lan_writes_complete_json_and_a_report() {
     assert_eq!(nets, ["loopback", "relay0", "lan"]);
     for r in rows {
         assert_eq!(r["alpha"], 9);
-        for k in ["online_bytes_per_image", "offline_bytes_per_image", "online_rounds_per_run", "online_s_per_run", "online_max_direction_bytes_per_run"] {
+        for k in [
+            "online_bytes_per_image",
+            "offline_bytes_per_image",
+            "online_rounds_per_run",
+            "online_s_per_run",
+            "online_max_direction_bytes_per_run",
+        ] {
             assert!(r[k].as_f64().unwrap() > 0.0, "{k} in {r}");
         }
         // Metered, so identical whatever the network.
@@ -56,7 +62,15 @@ fn quick_bench_over_emulated_lan_writes_complete_json_and_a_report() {
         assert!(layers.iter().any(|l| l[0].as_str().unwrap().contains("relu")), "no ReLU layer labels");
     }
     let lan = &rows[2]["bound"];
-    for k in ["online_compute_s", "online_transfer_s", "online_rounds_s", "online_bound_s", "online_ratio", "online_ratio_rtt", "relay_overhead_s"] {
+    for k in [
+        "online_compute_s",
+        "online_transfer_s",
+        "online_rounds_s",
+        "online_bound_s",
+        "online_ratio",
+        "online_ratio_rtt",
+        "relay_overhead_s",
+    ] {
         assert!(lan[k].as_f64().is_some(), "bound field {k} missing: {lan}");
     }
     assert_eq!(lan["rtt_ms"], 0.5);

@@ -10,8 +10,8 @@
 mod common;
 
 use common::*;
-use pann_mpc_core::AbortCode;
 use pann_models::{ImageSet, LoadedModel, ModelCard};
+use pann_mpc_core::AbortCode;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -186,10 +186,8 @@ fn a_per_layer_card_runs_over_tls_and_the_client_must_name_its_precision() {
     let (digest, want) = reference_of(&card, None, &raw, 2);
     let m = LoadedModel::load(&card).unwrap();
     let net = &m.model.network;
-    let precision = format!(
-        "per-layer:{}",
-        net.relu_sites().iter().map(|site| m.card.relu_alphas[*site].to_string()).collect::<Vec<_>>().join(",")
-    );
+    let precision =
+        format!("per-layer:{}", net.relu_sites().iter().map(|site| m.card.relu_alphas[*site].to_string()).collect::<Vec<_>>().join(","));
 
     let t0 = Instant::now();
     let mut d = s.dealer();
@@ -253,7 +251,10 @@ fn pann_plan_writes_a_card_that_meets_its_target() {
     assert!(f(&r["costs"]["6"]["bytes"]) < f(&r["costs"]["9"]["bytes"]));
     let explored = oc["explored"].as_array().unwrap();
     let chosen = explored.iter().rev().find(|e| e["alphas"] == oc["alphas"]).expect("the choice was evaluated");
-    let start = explored.iter().rfind(|e| e["kind"] == "uniform" && f(&e["score"]["accuracy"]) >= f(&oc["target_accuracy"])).expect("a uniform start");
+    let start = explored
+        .iter()
+        .rfind(|e| e["kind"] == "uniform" && f(&e["score"]["accuracy"]) >= f(&oc["target_accuracy"]))
+        .expect("a uniform start");
     assert!(f(&chosen["relu_bytes"]) <= f(&start["relu_bytes"]));
     assert!(stdout.contains("pann-party --role client --alpha "), "{stdout}");
 }
@@ -442,7 +443,9 @@ fn a_dealer_alone_gives_up_after_its_timeout() {
     let mut d = Proc::spawn(
         s.dir.path(),
         "dealer",
-        Command::new(PARTY).args(["--role", "dealer", "--listen", &s.dealer, "--timeout", "2", "--sessions", "1", "--certs"]).arg(s.certs.join("dealer")),
+        Command::new(PARTY)
+            .args(["--role", "dealer", "--listen", &s.dealer, "--timeout", "2", "--sessions", "1", "--certs"])
+            .arg(s.certs.join("dealer")),
     );
     let de = d.wait(t0, Duration::from_secs(30));
     de.failed_mentioning("dealer", &["timed out", "connect"]);
@@ -453,7 +456,9 @@ fn a_dealer_alone_gives_up_after_its_timeout() {
 fn pann_certs_makes_one_role_identity_and_never_overwrites_a_key_silently() {
     let tmp = Tmp::new("certsrole");
     let dir = tmp.path().join("server-certs");
-    let run = |extra: &[&str]| Command::new(PANN).args(["certs", "--role", "server", "--out"]).arg(&dir).args(extra).output().expect("pann certs");
+    let run = |extra: &[&str]| {
+        Command::new(PANN).args(["certs", "--role", "server", "--out"]).arg(&dir).args(extra).output().expect("pann certs")
+    };
     let first = run(&[]);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let mut files: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -484,9 +489,11 @@ fn a_party_refuses_a_certificate_directory_holding_another_roles_key() {
     let s = Session::new("sharedkeys");
     let server_dir = s.certs.join("server");
     std::fs::create_dir_all(server_dir.join("old")).unwrap();
-    for (file, content) in
-        [("dealer.key", s.certs.join("dealer/dealer.key")), ("backup.pem", s.certs.join("client/client.key")), ("old/CLIENT.KEY", s.certs.join("client/client.crt"))]
-    {
+    for (file, content) in [
+        ("dealer.key", s.certs.join("dealer/dealer.key")),
+        ("backup.pem", s.certs.join("client/client.key")),
+        ("old/CLIENT.KEY", s.certs.join("client/client.crt")),
+    ] {
         std::fs::copy(&content, server_dir.join(file)).unwrap();
         let t0 = Instant::now();
         let mut sv = s.server(&card(), ALPHA);
@@ -530,7 +537,20 @@ fn a_client_identity_claiming_the_server_role_is_refused_by_the_dealer() {
 #[test]
 fn an_unpinned_client_warns() {
     let out = Command::new(PARTY)
-        .args(["--role", "client", "--insecure-tcp", "--timeout", "1", "--alpha", "9", "--connect", "127.0.0.1:9", "--dealer", "127.0.0.1:9", "--input"])
+        .args([
+            "--role",
+            "client",
+            "--insecure-tcp",
+            "--timeout",
+            "1",
+            "--alpha",
+            "9",
+            "--connect",
+            "127.0.0.1:9",
+            "--dealer",
+            "127.0.0.1:9",
+            "--input",
+        ])
         .arg(png_image())
         .output()
         .expect("pann-party");
@@ -543,8 +563,24 @@ fn help_explains_every_option() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for opt in [
-        "--role", "--listen", "--connect", "--dealer", "--certs", "--insecure-tcp", "--model", "--alpha", "--input", "--first", "--count",
-        "--image-size", "--batch", "--expect-model", "--report", "--timeout", "--max-batch", "--max-session-memory",
+        "--role",
+        "--listen",
+        "--connect",
+        "--dealer",
+        "--certs",
+        "--insecure-tcp",
+        "--model",
+        "--alpha",
+        "--input",
+        "--first",
+        "--count",
+        "--image-size",
+        "--batch",
+        "--expect-model",
+        "--report",
+        "--timeout",
+        "--max-batch",
+        "--max-session-memory",
     ] {
         assert!(text.contains(opt), "pann-party --help does not mention {opt}:\n{text}");
     }

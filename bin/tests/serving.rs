@@ -35,7 +35,9 @@ impl Service {
         let dealer = spawn_dealer(&s, dealer_args);
         let metrics = free_addr();
         let mut c = role(&s, "server");
-        c.args(["--listen", &s.server, "--dealer", &s.dealer, "--alpha", "9", "--metrics", &metrics, "--model"]).arg(card()).args(server_args);
+        c.args(["--listen", &s.server, "--dealer", &s.dealer, "--alpha", "9", "--metrics", &metrics, "--model"])
+            .arg(card())
+            .args(server_args);
         let server = Proc::spawn(s.dir.path(), "server", &mut c);
         server.wait_for_stderr("listening on", DEADLINE);
         Service { s, dealer, server, metrics }
@@ -50,7 +52,10 @@ impl Service {
     fn metric(&self, line: &str) -> u64 {
         let text = scrape(&self.metrics);
         let prefix = format!("{line}{{role=\"server\"}} ");
-        text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("no {line} in\n{text}"))
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {line} in\n{text}"))
     }
 
     /// SIGTERM both; each must exit 0 within `within`.
@@ -69,7 +74,10 @@ impl Service {
 
 fn role(s: &Session, role: &str) -> Command {
     let mut c = Command::new(PARTY);
-    c.args(["--role", role, "--timeout", &s.timeout.to_string(), "--certs"]).arg(s.certs.join(role)).arg("--report").arg(s.dir.path().join(format!("{role}.jsonl")));
+    c.args(["--role", role, "--timeout", &s.timeout.to_string(), "--certs"])
+        .arg(s.certs.join(role))
+        .arg("--report")
+        .arg(s.dir.path().join(format!("{role}.jsonl")));
     c
 }
 
@@ -115,7 +123,11 @@ fn scrape(addr: &str) -> String {
 fn rss(p: &Proc) -> u64 {
     let pid = p.child.as_ref().expect("running").id();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).expect("VmRSS");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
     kb * 1024
 }
 
@@ -163,14 +175,20 @@ fn one_server_and_one_dealer_serve_concurrent_and_sequential_clients_with_flat_m
     assert!(reused >= sequential, "{reused} session(s) reused a link:\n{}", svc.dealer.stderr_now());
     let last_rss = rss(&svc.server);
     eprintln!("server RSS after session 2: {:.1} MB, after session {sequential}: {:.1} MB", first_rss as f64 / 1e6, last_rss as f64 / 1e6);
-    assert!(last_rss as f64 <= first_rss as f64 * 1.25, "server memory grew from {first_rss} to {last_rss} bytes over {sequential} sessions");
+    assert!(
+        last_rss as f64 <= first_rss as f64 * 1.25,
+        "server memory grew from {first_rss} to {last_rss} bytes over {sequential} sessions"
+    );
     assert!(alive(&mut svc.server) && alive(&mut svc.dealer));
     assert_eq!(svc.metric("pann_sessions_completed_total"), 3 + sequential as u64);
     assert_eq!(svc.metric("pann_sessions_failed_total"), 0);
     assert_eq!(svc.metric("pann_sessions_in_flight"), 0);
     // One JSON line per session, each with its id.
     let lines = std::fs::read_to_string(svc.s.dir.path().join("server.jsonl")).expect("server report");
-    let ids: std::collections::BTreeSet<String> = lines.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line")["session"].as_str().expect("id").to_string()).collect();
+    let ids: std::collections::BTreeSet<String> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line")["session"].as_str().expect("id").to_string())
+        .collect();
     assert_eq!(ids.len(), 3 + sequential);
     svc.stop(Duration::from_secs(40));
 }

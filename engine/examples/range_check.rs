@@ -10,8 +10,8 @@
 
 use std::sync::Arc;
 
-use pann_models::range::check_logits;
 use pann_engine::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
+use pann_models::range::check_logits;
 use pann_models::{ImageSet, LoadedModel, PlainExecutor};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -31,7 +31,8 @@ pub trait Backend {
     fn linear(&mut self, label: &str, layer: usize, spec: &LinearSpec, x: &[R]) -> impl std::future::Future<Output = Result<Vec<R>>>;
     /// A polynomial ReLU program applied to this side's `x`, which holds
     /// `x / B` at `input_scale` fractional bits.
-    fn relu(&mut self, label: &str, program: &Arc<Program>, input_scale: u32, x: &[R]) -> impl std::future::Future<Output = Result<Vec<R>>>;
+    fn relu(&mut self, label: &str, program: &Arc<Program>, input_scale: u32, x: &[R])
+        -> impl std::future::Future<Output = Result<Vec<R>>>;
     /// Called with the operands of a local step (residual add: `[a, b]`,
     /// pooling: `[x]`) before it runs: the reference checks there that the
     /// step's exact result stays inside the ring. The parties do nothing.

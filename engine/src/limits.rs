@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use crate::plan::{Plan, PublicModel, Step, RELU_CHUNK_BYTES};
 use crate::session::MAX_BATCH;
-use pann_protocols::Request;
 use pann_models::error::{ModelError, Result};
+use pann_protocols::Request;
 
 /// Default memory budget of one session's material, in bytes (4 GiB):
 /// ResNet-20 at alpha 9 fits the protocol's largest batch.
@@ -176,7 +176,11 @@ impl SessionLimits {
                 hi = mid;
             }
         }
-        if fits(lo) { lo } else { 0 }
+        if fits(lo) {
+            lo
+        } else {
+            0
+        }
     }
 
     /// Refuse a batch above [`SessionLimits::batch_limit`]; `who` names this

@@ -56,7 +56,14 @@ impl PublicModel {
         if model.network.nodes.iter().any(|n| matches!(n.op, Op::BatchNorm { .. })) {
             return Err(ModelError::Config("secure inference needs every batch norm folded into its conv".into()));
         }
-        let pm = Self { network: model.network.clone(), input: input.clone(), bounds: bounds.clone(), config, alphas: BTreeMap::new(), logit_range: None };
+        let pm = Self {
+            network: model.network.clone(),
+            input: input.clone(),
+            bounds: bounds.clone(),
+            config,
+            alphas: BTreeMap::new(),
+            logit_range: None,
+        };
         pm.check()?;
         Ok(pm)
     }
@@ -132,7 +139,14 @@ impl PublicModel {
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         let pm: PublicModel = serde_json::from_slice(bytes)
             // serde's message may quote the peer's text unescaped: only where and what kind.
-            .map_err(|e| ModelError::Config(format!("malformed public model description ({:?} error at line {} column {})", e.classify(), e.line(), e.column())))?;
+            .map_err(|e| {
+                ModelError::Config(format!(
+                    "malformed public model description ({:?} error at line {} column {})",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ))
+            })?;
         pm.check()?;
         Ok(pm)
     }
@@ -281,7 +295,10 @@ impl Plan {
                     let b = model.bounds[&node.name];
                     let j = ins[0];
                     if (factor[j] * b - 1.0).abs() > 1e-9 {
-                        return Err(bad(&node.name, "the ReLU input is not produced by a linear layer or residual add that can fold its bound".into()));
+                        return Err(bad(
+                            &node.name,
+                            "the ReLU input is not produced by a linear layer or residual add that can fold its bound".into(),
+                        ));
                     }
                     let alpha = model.alpha_of(&node.name);
                     let r = match relus.iter().find(|r| r.config.alpha == alpha && r.config.input_frac == scale[j]) {
@@ -424,12 +441,18 @@ impl ServerWeights {
             if let Step::Linear { out, input, .. } = step {
                 let name = &plan.network().nodes[*out].name;
                 let ratio = plan.factor[*out] / plan.factor[*input];
-                let w = &model.params.get(&format!("{name}.weight")).ok_or_else(|| ModelError::MissingTensor { name: format!("{name}.weight") })?;
+                let w = &model
+                    .params
+                    .get(&format!("{name}.weight"))
+                    .ok_or_else(|| ModelError::MissingTensor { name: format!("{name}.weight") })?;
                 let wb = plan.model.config.weight_bits;
                 weights.push(w.data.iter().map(|&x| encode_checked(x * ratio, wb, name)).collect::<Result<Vec<_>>>()?);
                 biases.push(match model.params.get(&format!("{name}.bias")) {
                     Some(b) => Some(
-                        b.data.iter().map(|&x| encode_checked(x * plan.factor[*out], plan.scale[*out], name)).collect::<Result<Vec<_>>>()?,
+                        b.data
+                            .iter()
+                            .map(|&x| encode_checked(x * plan.factor[*out], plan.scale[*out], name))
+                            .collect::<Result<Vec<_>>>()?,
                     ),
                     None => None,
                 });

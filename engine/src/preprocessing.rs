@@ -68,7 +68,8 @@ impl Preprocessing for MaterialQueue {
     }
 
     async fn next(&mut self, req: &Request) -> Result<Material> {
-        let m = self.rx.recv().await.ok_or_else(|| ProtocolError::MaterialMismatch("the dealer's stream ended before this request".into()))?;
+        let m =
+            self.rx.recv().await.ok_or_else(|| ProtocolError::MaterialMismatch("the dealer's stream ended before this request".into()))?;
         if !m.is_for(req) {
             return Err(ProtocolError::MaterialMismatch("the dealer's material is for another request".into()));
         }
@@ -82,7 +83,13 @@ impl Preprocessing for MaterialQueue {
 /// expanding them from `seed`. Poll the future alongside the online phase
 /// (`tokio::try_join!`): it ends when everything is received, or with the
 /// first error (the dealer failed or sent something else).
-pub fn correction_stream(dealer: &mut Channel, seed: Seed, requests: Vec<Request>, batches: usize, depth: usize) -> (MaterialQueue, impl Future<Output = Result<()>> + Send + '_) {
+pub fn correction_stream(
+    dealer: &mut Channel,
+    seed: Seed,
+    requests: Vec<Request>,
+    batches: usize,
+    depth: usize,
+) -> (MaterialQueue, impl Future<Output = Result<()>> + Send + '_) {
     let (tx, rx) = mpsc::channel(depth.max(1));
     let fill = async move {
         let mut expander = Expander::new(Party::Client, seed);

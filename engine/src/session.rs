@@ -25,12 +25,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use pann_models::card::sha256_hex;
+use pann_models::model::Model;
 use pann_mpc_core::channel::Tag;
 use pann_mpc_core::handshake::{handshake, handshake_responder, Role, SessionParams};
 use pann_mpc_core::ring::R;
 use pann_mpc_core::{AbortCode, Channel, CoreError, Meter, Party, Phase, Prg, Seed};
-use pann_models::card::sha256_hex;
-use pann_models::model::Model;
 use pann_protocols::dealer::{recv_seed, send_corrections, send_seed, serve};
 use pann_protocols::linear::{setup_client, setup_server_with_mask};
 use pann_protocols::ops::{reveal, share_input};
@@ -170,8 +170,12 @@ impl SessionRequest {
     /// Parse and check a request as a peer sends it (JSON).
     pub fn decode(bytes: &[u8]) -> Result<SessionRequest> {
         // serde's message may quote the peer's text: only where and what kind.
-        let r: SessionRequest = serde_json::from_slice(bytes)
-            .map_err(|e| coded(AbortCode::Malformed, format!("malformed session request ({:?} error at line {} column {})", e.classify(), e.line(), e.column())))?;
+        let r: SessionRequest = serde_json::from_slice(bytes).map_err(|e| {
+            coded(
+                AbortCode::Malformed,
+                format!("malformed session request ({:?} error at line {} column {})", e.classify(), e.line(), e.column()),
+            )
+        })?;
         if SessionId::parse(&r.session).is_none() {
             return Err(coded(AbortCode::Malformed, "malformed session request (the session id is not 32 lowercase hex digits)"));
         }
@@ -181,7 +185,10 @@ impl SessionRequest {
 
     fn check(&self) -> Result<()> {
         if self.batch == 0 || self.batch > MAX_BATCH || self.batches == 0 || self.batches > MAX_BATCHES {
-            return Err(err(format!("session request of batch {} x {}: batch must be 1..={MAX_BATCH}, batches 1..={MAX_BATCHES}", self.batch, self.batches)));
+            return Err(err(format!(
+                "session request of batch {} x {}: batch must be 1..={MAX_BATCH}, batches 1..={MAX_BATCHES}",
+                self.batch, self.batches
+            )));
         }
         Ok(())
     }
@@ -347,7 +354,12 @@ pub async fn server_dealer_open(dealer: &mut Channel, served: &ServedModel, admi
 
 /// The server's session after admission: the masked weights to the client,
 /// then every batch's online phase, with material from `source`.
-pub async fn server_run<P: Preprocessing>(client: &mut Channel, served: &ServedModel, admitted: &Admitted, source: &mut P) -> Result<Vec<BatchReport>> {
+pub async fn server_run<P: Preprocessing>(
+    client: &mut Channel,
+    served: &ServedModel,
+    admitted: &Admitted,
+    source: &mut P,
+) -> Result<Vec<BatchReport>> {
     let plan = &admitted.plan;
     let weights = ServerWeights::encode(plan, &served.model)?;
     let mut layers = Vec::with_capacity(plan.linears.len());
@@ -471,7 +483,12 @@ pub async fn client_dealer_open(dealer: &mut Channel, c: &Connected) -> Result<S
 /// every batch's online phase, with material from `source`. The last batch
 /// is padded with zero images (the padding's outputs are dropped). The
 /// returned outcome's meters are empty: the caller owns the channels.
-pub async fn client_run<P: Preprocessing>(server: &mut Channel, c: &Connected, source: &mut P, images: &[Vec<u8>]) -> Result<ClientOutcome> {
+pub async fn client_run<P: Preprocessing>(
+    server: &mut Channel,
+    c: &Connected,
+    source: &mut P,
+    images: &[Vec<u8>],
+) -> Result<ClientOutcome> {
     let t_setup = Instant::now();
     let (plan, public, batch) = (&c.plan, &c.public, c.request.batch);
     let per_image = public.network.input_shape().len();
@@ -497,7 +514,8 @@ pub async fn client_run<P: Preprocessing>(server: &mut Channel, c: &Connected, s
         let y = run_plan(plan, None, &mut backend, xs, Some(&mut steps)).await.map_err(online("server"))?;
         let offline_s = backend.waited_s;
         server.set_label("output");
-        let out = reveal(server, Party::Client, &y, Some(Party::Client)).await.map_err(on("server"))?.ok_or_else(|| err("no output revealed"))?;
+        let out =
+            reveal(server, Party::Client, &y, Some(Party::Client)).await.map_err(on("server"))?.ok_or_else(|| err("no output revealed"))?;
         let online_s = (t1.elapsed().as_secs_f64() - offline_s).max(0.0);
         let classes = plan.network().output_shape().len();
         logits.extend(plan.decode_output(&out).chunks(classes).take(chunk.len()).map(|c| c.to_vec()));
@@ -517,7 +535,12 @@ pub async fn client_run<P: Preprocessing>(server: &mut Channel, c: &Connected, s
 /// The client's whole session after [`client_connect`] with a dealer over
 /// `dealer`: the seed, then the online phase while the dealer's corrections
 /// stream in (at most [`STREAM_DEPTH`] requests ahead).
-pub async fn client_run_with_dealer(server: &mut Channel, dealer: &mut Channel, c: &Connected, images: &[Vec<u8>]) -> Result<ClientOutcome> {
+pub async fn client_run_with_dealer(
+    server: &mut Channel,
+    dealer: &mut Channel,
+    c: &Connected,
+    images: &[Vec<u8>],
+) -> Result<ClientOutcome> {
     let seed = client_dealer_open(dealer, c).await?;
     let (mut queue, fill): (MaterialQueue, _) = correction_stream(dealer, seed, c.plan.requests(), c.request.batches, STREAM_DEPTH);
     let fill = async { fill.await.map_err(on("dealer")) };
@@ -702,7 +725,12 @@ enum Source {
 
 /// [`dealer_send`] up to the seeds: after it the dealer needs nothing more
 /// of the server's channel (a service hands it back to its link at once).
-pub async fn dealer_seeds(server: &mut Channel, client: &mut Channel, job: &DealerJob, prepared: Option<PreparedSession>) -> Result<CorrectionSource> {
+pub async fn dealer_seeds(
+    server: &mut Channel,
+    client: &mut Channel,
+    job: &DealerJob,
+    prepared: Option<PreparedSession>,
+) -> Result<CorrectionSource> {
     let reqs = job.plan.requests().len();
     let (seeds, source) = match prepared {
         Some(p) => {
@@ -758,10 +786,9 @@ pub async fn dealer_session(a: &mut Channel, b: &mut Channel) -> Result<()> {
 pub async fn dealer_session_with(a: &mut Channel, b: &mut Channel, limits: &SessionLimits) -> Result<()> {
     // Both at once: each party reaches the dealer at its own time; the first
     // failure ends the wait (the other party may never get here).
-    let greeted = tokio::try_join!(
-        async { dealer_greet(a).await.map_err(online("first party")) },
-        async { dealer_greet(b).await.map_err(online("second party")) }
-    );
+    let greeted = tokio::try_join!(async { dealer_greet(a).await.map_err(online("first party")) }, async {
+        dealer_greet(b).await.map_err(online("second party"))
+    });
     let (ga, gb) = match greeted {
         Ok(g) => g,
         Err(e) => {

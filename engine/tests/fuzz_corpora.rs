@@ -29,10 +29,8 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn every_target_has_a_body_and_a_corpus() {
-    let targets: BTreeSet<String> = files(&fuzz_dir().join("fuzz_targets"))
-        .iter()
-        .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(String::from))
-        .collect();
+    let targets: BTreeSet<String> =
+        files(&fuzz_dir().join("fuzz_targets")).iter().filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(String::from)).collect();
     let bodies: BTreeSet<String> = bodies::TARGETS.iter().map(|(n, _)| n.to_string()).collect();
     assert_eq!(targets, bodies, "fuzz/fuzz_targets/*.rs and bodies::TARGETS must name the same targets");
 }
@@ -130,9 +128,10 @@ mod seeds {
 
         // The public model of a shipped card, and session requests.
         let loaded = LoadedModel::load(assets.join("fmnist-resnet20-alpha4.card.json")).expect("the shipped model loads");
-        let public = PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, SecureConfig::new(loaded.card.default_alpha))
-            .and_then(|p| p.with_alphas(loaded.card.relu_alphas.clone()))
-            .expect("the shipped model's public description");
+        let public =
+            PublicModel::new(&loaded.model, &loaded.card.input, &loaded.card.relu_bounds, SecureConfig::new(loaded.card.default_alpha))
+                .and_then(|p| p.with_alphas(loaded.card.relu_alphas.clone()))
+                .expect("the shipped model's public description");
         PublicModel::from_json(&public.to_json()).expect("the public model decodes");
         write("public_model", "fmnist-resnet20-alpha4.json", &public.to_json());
         write("session_request", "ok", br#"{"batch":8,"batches":2}"#);

@@ -9,11 +9,11 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
-use pann_models::limits::{MAX_BOUND, MAX_NODES, MAX_NORMALISED_INPUT};
 use pann_engine::limits::MAX_MODEL_DESCRIPTION;
 use pann_engine::session::session_params;
 use pann_engine::{client_session_with, dealer_session_with, server_session_with, MaterialSize, PublicModel, SecureConfig, SessionLimits};
+use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
+use pann_models::limits::{MAX_BOUND, MAX_NODES, MAX_NORMALISED_INPUT};
 use pann_models::{ModelCard, ModelError};
 use pann_mpc_core::channel::Tag;
 use pann_mpc_core::handshake::{handshake, Role};

@@ -11,8 +11,9 @@ mod common;
 use std::sync::Arc;
 
 use pann_engine::{
-    client_connect, client_run, client_run_with_dealer, dealer_greet, dealer_receive, dealer_send, run_plan, server_admit, server_dealer_open, server_run,
-    ClearBackend, Plan, PreparedSession, PublicModel, SecureConfig, SeedExpansion, ServedModel, ServerWeights, SessionLimits, TrustedDealer,
+    client_connect, client_run, client_run_with_dealer, dealer_greet, dealer_receive, dealer_send, run_plan, server_admit,
+    server_dealer_open, server_run, ClearBackend, Plan, PreparedSession, PublicModel, SecureConfig, SeedExpansion, ServedModel,
+    ServerWeights, SessionLimits, TrustedDealer,
 };
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
 use pann_mpc_core::handshake::Role;
@@ -63,7 +64,8 @@ where
     let (mut sc, mut cs) = Channel::mem_pair(ChannelConfig::default());
     let limits = SessionLimits::default();
     let (precision, digest) = (served.public.precision(), served.digest());
-    let (admitted, connected) = tokio::join!(server_admit(&mut sc, served, &limits), client_connect(&mut cs, &precision, Some(&digest), raw, 2, &limits));
+    let (admitted, connected) =
+        tokio::join!(server_admit(&mut sc, served, &limits), client_connect(&mut cs, &precision, Some(&digest), raw, 2, &limits));
     let (admitted, connected) = (admitted.unwrap(), connected.unwrap());
     let (mut s0, mut s1) = make(&admitted.plan);
     let (s, c) = tokio::join!(server_run(&mut sc, served, &admitted, &mut s0), client_run(&mut cs, &connected, &mut s1, raw));
@@ -90,7 +92,13 @@ async fn an_in_process_trusted_dealer_gives_the_reference_logits() {
 
 /// The dealer's two halves with material made before the session (the pool)
 /// or during it, over channels; the client streams either way.
-async fn with_dealer(served: &ServedModel, raw: &[Vec<u8>], batch: usize, prepare: bool, wrong_batches: bool) -> Result<Vec<Vec<f64>>, String> {
+async fn with_dealer(
+    served: &ServedModel,
+    raw: &[Vec<u8>],
+    batch: usize,
+    prepare: bool,
+    wrong_batches: bool,
+) -> Result<Vec<Vec<f64>>, String> {
     let cfg = ChannelConfig::default();
     let (mut sc, mut cs) = Channel::mem_pair(cfg.clone());
     let (mut sd, mut ds) = Channel::mem_pair(cfg.clone());

@@ -7,8 +7,10 @@ mod common;
 
 use std::sync::Arc;
 
+use pann_engine::{
+    client_session, dealer_session, run_plan, server_session, ClearBackend, ClientOutcome, Plan, PublicModel, SecureConfig, ServerWeights,
+};
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
-use pann_engine::{client_session, ClientOutcome, dealer_session, run_plan, server_session, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::{PlainExecutor, ReluMode};
 use pann_mpc_core::{Channel, ChannelConfig};
 
@@ -65,7 +67,8 @@ async fn resnet20_three_parties(alpha_of: impl Fn(usize) -> u32) -> (String, u64
     let bounds = per_site_bounds(&max, 1.5);
     let alphas: std::collections::BTreeMap<String, u32> =
         m.model.network.relu_sites().iter().enumerate().map(|(i, s)| (s.to_string(), alpha_of(i))).collect();
-    let public = PublicModel::new(&m.model, &m.card.input, &bounds, SecureConfig::new(alpha_of(0))).unwrap().with_alphas(alphas.clone()).unwrap();
+    let public =
+        PublicModel::new(&m.model, &m.card.input, &bounds, SecureConfig::new(alpha_of(0))).unwrap().with_alphas(alphas.clone()).unwrap();
 
     // Reference: the plan on clear ring values, batch of 2 (the last batch is padded).
     let plan = Plan::compile(Arc::new(public.clone()), 2).unwrap();

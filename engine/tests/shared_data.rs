@@ -11,15 +11,16 @@ mod common;
 /// control) stays in range and passes.
 #[test]
 fn a_wrapped_result_is_flagged_and_a_normal_one_is_not() {
-    use pann_models::range::check_logits;
     use pann_engine::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
+    use pann_models::range::check_logits;
     use std::sync::Arc;
     let Some(data) = common::shared_data() else { return };
     let m = pann_models::LoadedModel::load(common::models_dir().join("assets/resnet20-alpha4.card.json")).unwrap();
     let range = m.card.logit_range;
     assert!(range.is_some(), "the shipped alpha-4 card carries its logit range");
     let test = pann_models::ImageSet::read_file(data.join("cifar-10-jpeg/test_batch.bin")).unwrap();
-    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(4)).unwrap().with_logit_range(range).unwrap();
+    let public =
+        PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(4)).unwrap().with_logit_range(range).unwrap();
     let plan = Plan::compile(Arc::new(public), 1).unwrap();
     let weights = ServerWeights::encode(&plan, &m.model).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();

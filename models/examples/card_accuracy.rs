@@ -52,8 +52,14 @@ fn main() {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let (mut card, mut data, mut n, mut alphas, mut md, mut json): (Option<PathBuf>, PathBuf, usize, Vec<u32>, Option<PathBuf>, Option<PathBuf>) =
-        (None, "../shared/data/cifar-10-jpeg".into(), 10_000, vec![4, 5, 6, 9], None, None);
+    let (mut card, mut data, mut n, mut alphas, mut md, mut json): (
+        Option<PathBuf>,
+        PathBuf,
+        usize,
+        Vec<u32>,
+        Option<PathBuf>,
+        Option<PathBuf>,
+    ) = (None, "../shared/data/cifar-10-jpeg".into(), 10_000, vec![4, 5, 6, 9], None, None);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -61,7 +67,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--card" => card = Some(val()?.into()),
             "--data" => data = val()?.into(),
             "--test" => n = val()?.parse()?,
-            "--alphas" => alphas = val()?.split(',').filter(|s| !s.is_empty() && *s != "none").map(|s| s.parse()).collect::<Result<_, _>>()?,
+            "--alphas" => {
+                alphas = val()?.split(',').filter(|s| !s.is_empty() && *s != "none").map(|s| s.parse()).collect::<Result<_, _>>()?
+            }
             "--md" => md = Some(val()?.into()),
             "--json" => json = Some(val()?.into()),
             other => return Err(format!("unknown argument {other} (see the doc comment of models/examples/card_accuracy.rs)").into()),
@@ -85,12 +93,16 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         };
         let t = Instant::now();
         let exec = PlainExecutor::new(&loaded.model, mode)?;
-        let ev = with_progress(&label, test.len(), |p| exec.evaluate(test.len(), |i| input.normalise(test.image(i)), &test.labels, Some(p)))?;
+        let ev =
+            with_progress(&label, test.len(), |p| exec.evaluate(test.len(), |i| input.normalise(test.image(i)), &test.labels, Some(p)))?;
         eprintln!("  -> {label}: {:.2}% ({} out of range, {} diverged)", 100.0 * ev.accuracy(), ev.images_out_of_range, ev.images_diverged);
         rows.push(Row { alpha, degrees, eval: ev, seconds: t.elapsed().as_secs_f64() });
     }
     let report = Report {
-        command: format!("cargo run --release -p pann-models --example card_accuracy -- {}", std::env::args().skip(1).collect::<Vec<_>>().join(" ")),
+        command: format!(
+            "cargo run --release -p pann-models --example card_accuracy -- {}",
+            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        ),
         date: utc_now(),
         model: loaded.card.name.clone(),
         weights_sha256: loaded.card.weights_sha256.clone(),

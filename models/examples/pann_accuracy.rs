@@ -19,7 +19,7 @@
 
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds, GlobalBoundRule};
 use pann_models::card::CalibrationInfo;
-use pann_models::{DataDir, ImageSet, Evaluation, LoadedModel, PlainExecutor, ReluMode};
+use pann_models::{DataDir, Evaluation, ImageSet, LoadedModel, PlainExecutor, ReluMode};
 use pann_protocols::sign_poly::SignPoly;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -164,7 +164,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let site_refs: Vec<&str> = sites.iter().map(String::as_str).collect();
     let eval = |label: &str, mode: ReluMode| -> Result<Evaluation, Box<dyn std::error::Error>> {
         let exec = PlainExecutor::new(model, mode)?;
-        let ev = with_progress(label, test.len(), |p| exec.evaluate(test.len(), |i| input.normalise(test.image(i)), &test.labels, Some(p)))?;
+        let ev =
+            with_progress(label, test.len(), |p| exec.evaluate(test.len(), |i| input.normalise(test.image(i)), &test.labels, Some(p)))?;
         eprintln!("  -> {} ({} images out of range)", pct(&ev), ev.images_out_of_range);
         Ok(ev)
     };
@@ -177,7 +178,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let mut per_layer_other_margins = Vec::new();
         for &margin in &args.margins[1..] {
             let b = per_site_bounds(&max_abs, margin);
-            per_layer_other_margins.push(MarginEval { margin, eval: eval(&format!("alpha {alpha} per-layer x{margin}"), ReluMode::pann(alpha, b)?)? });
+            per_layer_other_margins
+                .push(MarginEval { margin, eval: eval(&format!("alpha {alpha} per-layer x{margin}"), ReluMode::pann(alpha, b)?)? });
         }
         let (global_bound, global) = if args.skip_global {
             (None, None)
@@ -191,10 +193,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         rows.push(Row { alpha, degrees, per_layer, per_layer_other_margins, global_bound, global });
     }
 
-    let command = format!(
-        "cargo run --release -p pann-models --example pann_accuracy -- {}",
-        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
-    );
+    let command =
+        format!("cargo run --release -p pann-models --example pann_accuracy -- {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "));
     let report = Report {
         command,
         date: utc_now(),
@@ -281,7 +281,10 @@ fn markdown(r: &Report, sites: &[String]) -> String {
         }
         s += " |\n";
     }
-    s += &format!("\nPer-layer bounds at margin {} (site: max |input| on calibration -> B; max |input| on the test set, exact ReLU):\n\n", r.margin);
+    s += &format!(
+        "\nPer-layer bounds at margin {} (site: max |input| on calibration -> B; max |input| on the test set, exact ReLU):\n\n",
+        r.margin
+    );
     s += "| site | calib max | B | test max |\n|---|---|---|---|\n";
     for (i, site) in sites.iter().enumerate() {
         let test_max = r.exact.sites.get(i).map(|x| x.1.max_abs).unwrap_or(f64::NAN);

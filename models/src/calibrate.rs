@@ -15,11 +15,11 @@
 //! one ([`crate::range`]).
 
 use crate::error::{ModelError, Result};
+use crate::model::Model;
+use crate::plain::{Forward, PlainExecutor, ReluMode};
 use crate::precision::SecureConfig;
 use pann_protocols::reference::headroom;
 use pann_protocols::{PolyRelu, ReluConfig};
-use crate::model::Model;
-use crate::plain::{Forward, PlainExecutor, ReluMode};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicUsize;
@@ -153,14 +153,28 @@ pub fn within_headroom(f: &Forward, site_names: &[String], bounds: &BTreeMap<Str
 
 impl OutOfRange {
     /// From forward passes of a PANN executor (whose site order `site_names` gives).
-    pub fn from_forwards(site_names: &[String], bounds: &BTreeMap<String, f64>, headroom: &BTreeMap<String, f64>, outs: &[Forward]) -> Self {
+    pub fn from_forwards(
+        site_names: &[String],
+        bounds: &BTreeMap<String, f64>,
+        headroom: &BTreeMap<String, f64>,
+        outs: &[Forward],
+    ) -> Self {
         let sites = site_names
             .iter()
             .enumerate()
             .map(|(k, name)| {
                 let bound = bounds.get(name).copied().unwrap_or(f64::INFINITY);
                 let h = headroom.get(name).copied().unwrap_or(f64::INFINITY);
-                let mut s = SiteOutOfRange { site: name.clone(), bound, images_beyond: 0, inputs_beyond: 0, inputs: 0, max_ratio: 0.0, headroom: h, images_beyond_headroom: 0 };
+                let mut s = SiteOutOfRange {
+                    site: name.clone(),
+                    bound,
+                    images_beyond: 0,
+                    inputs_beyond: 0,
+                    inputs: 0,
+                    max_ratio: 0.0,
+                    headroom: h,
+                    images_beyond_headroom: 0,
+                };
                 for f in outs {
                     let st = &f.sites[k];
                     s.images_beyond += usize::from(st.exceeded > 0);
@@ -216,7 +230,8 @@ mod tests {
     fn out_of_range_rates_per_site_and_overall() {
         let names = vec!["a".to_string(), "b".to_string()];
         let bounds: BTreeMap<String, f64> = [("a".to_string(), 2.0), ("b".to_string(), 4.0)].into();
-        let outs = [fwd(&[1.0, -3.0], &[(1.5, 0), (3.0, 0)]), fwd(&[900.0, 2.0], &[(3.0, 2), (5.0, 1)]), fwd(&[2.0, 5.0], &[(1.0, 0), (4.4, 3)])];
+        let outs =
+            [fwd(&[1.0, -3.0], &[(1.5, 0), (3.0, 0)]), fwd(&[900.0, 2.0], &[(3.0, 2), (5.0, 1)]), fwd(&[2.0, 5.0], &[(1.0, 0), (4.4, 3)])];
         let head: BTreeMap<String, f64> = [("a".to_string(), 1.4), ("b".to_string(), 2.0)].into();
         let r = OutOfRange::from_forwards(&names, &bounds, &head, &outs);
         assert_eq!((r.images, r.images_beyond, r.images_beyond_headroom), (3, 2, 1), "only image 1 passes a headroom (3 > 1.4 x 2)");

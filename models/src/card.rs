@@ -116,8 +116,22 @@ impl ModelCard {
     /// `trainer` section; such a card is written with sorted keys, as the
     /// trainer writes it.
     pub fn to_json_keeping(&self, original: &str) -> String {
-        const KNOWN: [&str; 11] = ["name", "architecture", "input", "weights", "weights_sha256", "default_alpha", "relu_bounds", "relu_alphas", "calibration", "logit_range", "provenance"];
-        let (Ok(serde_json::Value::Object(orig)), Ok(serde_json::Value::Object(mut mine))) = (serde_json::from_str(original), serde_json::to_value(self)) else {
+        const KNOWN: [&str; 11] = [
+            "name",
+            "architecture",
+            "input",
+            "weights",
+            "weights_sha256",
+            "default_alpha",
+            "relu_bounds",
+            "relu_alphas",
+            "calibration",
+            "logit_range",
+            "provenance",
+        ];
+        let (Ok(serde_json::Value::Object(orig)), Ok(serde_json::Value::Object(mut mine))) =
+            (serde_json::from_str(original), serde_json::to_value(self))
+        else {
             return self.to_json();
         };
         let extra: Vec<_> = orig.into_iter().filter(|(k, _)| !KNOWN.contains(&k.as_str())).collect();
@@ -136,7 +150,11 @@ impl ModelCard {
         let net = self.architecture.build()?;
         let c = net.input_shape().c;
         if self.input.mean.len() != c || self.input.std.len() != c {
-            return Err(bad(format!("input normalisation has {} means and {} stds for {c} channels", self.input.mean.len(), self.input.std.len())));
+            return Err(bad(format!(
+                "input normalisation has {} means and {} stds for {c} channels",
+                self.input.mean.len(),
+                self.input.std.len()
+            )));
         }
         crate::limits::check_input_spec(&self.input, c)?;
         let sites = net.relu_sites();

@@ -90,7 +90,8 @@ pub fn read_images_with_labels(images_path: &Path, bytes: &[u8]) -> Result<Image
         return Err(bad(images_path, why.into()));
     }
     let dir = images_path.parent().unwrap_or(Path::new("."));
-    let labels_path = find(dir, &labels_stem).ok_or_else(|| bad(images_path, format!("its labels file {labels_stem}[.gz] is not beside it")))?;
+    let labels_path =
+        find(dir, &labels_stem).ok_or_else(|| bad(images_path, format!("its labels file {labels_stem}[.gz] is not beside it")))?;
     images_and_labels(images_path, bytes, &labels_path, &read_maybe_gz(&labels_path)?)
 }
 

@@ -74,7 +74,10 @@ pub fn encode_png(chw: &[u8], width: usize, height: usize) -> Result<Vec<u8>> {
     } else if chw.len() == plane {
         (png::ColorType::Grayscale, chw.to_vec())
     } else {
-        return Err(ModelError::Image { path: "<memory>".into(), reason: format!("{} bytes for a {width}x{height} image of 1 or 3 channels", chw.len()) });
+        return Err(ModelError::Image {
+            path: "<memory>".into(),
+            reason: format!("{} bytes for a {width}x{height} image of 1 or 3 channels", chw.len()),
+        });
     };
     let mut out = Vec::new();
     {

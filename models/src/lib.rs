@@ -44,8 +44,8 @@ pub mod linalg;
 pub mod model;
 pub mod network;
 pub mod plain;
-pub mod precision;
 pub mod planner;
+pub mod precision;
 pub mod range;
 pub mod tensor;
 

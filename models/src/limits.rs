@@ -190,7 +190,12 @@ pub fn check_input_spec(spec: &InputSpec, channels: usize) -> Result<()> {
         in_range(|| format!("input std of channel {c}"), s, MIN_STD, MAX_STD)?;
         // |(p/255 - m) / s| is largest at p = 0 or p = 255.
         let worst = (m.abs()).max((1.0 - m).abs()) / s;
-        in_range(|| format!("largest normalised pixel of channel {c} (|(p/255 - mean) / std|, p in 0..=255)"), worst, 0.0, MAX_NORMALISED_INPUT)?;
+        in_range(
+            || format!("largest normalised pixel of channel {c} (|(p/255 - mean) / std|, p in 0..=255)"),
+            worst,
+            0.0,
+            MAX_NORMALISED_INPUT,
+        )?;
     }
     Ok(())
 }

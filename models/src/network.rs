@@ -281,7 +281,11 @@ impl NetworkBuilder {
             return Err(ModelError::Config(format!("node {name:?} reads unknown value {bad}")));
         }
         if self.nodes.len() >= crate::limits::MAX_NODES {
-            return Err(ModelError::TooLarge { what: "number of nodes".into(), value: self.nodes.len() as u64 + 1, max: crate::limits::MAX_NODES as u64 });
+            return Err(ModelError::TooLarge {
+                what: "number of nodes".into(),
+                value: self.nodes.len() as u64 + 1,
+                max: crate::limits::MAX_NODES as u64,
+            });
         }
         crate::limits::check_op(&name, &op)?;
         let ins: Vec<Shape> = inputs.iter().map(|&j| self.nodes[j].shape).collect();
@@ -296,7 +300,16 @@ impl NetworkBuilder {
 
     /// Convenience: a convolution with square kernel.
     #[allow(clippy::too_many_arguments)]
-    pub fn conv(&mut self, name: &str, x: ValueId, out: usize, kernel: usize, stride: usize, padding: usize, bias: bool) -> Result<ValueId> {
+    pub fn conv(
+        &mut self,
+        name: &str,
+        x: ValueId,
+        out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        bias: bool,
+    ) -> Result<ValueId> {
         let in_channels = self.shape(x).c;
         self.push(name, Op::Conv2d { in_channels, out_channels: out, kernel, stride, padding, bias }, &[x])
     }

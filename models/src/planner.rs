@@ -195,7 +195,8 @@ impl Planner<'_> {
             let alphas = alphas_of(cand);
             let s = self.score_alphas(&sites, &alphas)?;
             record(&alphas, s, if i < levels.len() { "uniform" } else { "start" }, &mut explored);
-            let cheaper = start.as_ref().is_none_or(|(l, _)| self.objective_of(&elements, &alphas) < self.objective_of(&elements, &alphas_of(l)));
+            let cheaper =
+                start.as_ref().is_none_or(|(l, _)| self.objective_of(&elements, &alphas) < self.objective_of(&elements, &alphas_of(l)));
             if s.accuracy >= target && cheaper {
                 start = Some((cand.clone(), s));
             }

@@ -24,4 +24,3 @@ impl SecureConfig {
         ReluConfig::new(self.alpha, 0).output_frac()
     }
 }
-

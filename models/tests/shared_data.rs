@@ -37,4 +37,3 @@ fn first_thousand_accuracy() {
     eprintln!("accuracy on the first 1000: {:.4}", ev.accuracy());
     assert!(ev.accuracy() > 0.75 && ev.accuracy() < 0.87, "accuracy {}", ev.accuracy());
 }
-

@@ -13,9 +13,7 @@ fn random_params(net: &pann_models::Network, seed: u64) -> Params {
         .into_iter()
         .map(|spec| {
             let n: usize = spec.shape.iter().product();
-            let data = (0..n)
-                .map(|_| if spec.name.ends_with("running_var") { 0.5 + rnd().abs() } else { rnd() })
-                .collect();
+            let data = (0..n).map(|_| if spec.name.ends_with("running_var") { 0.5 + rnd().abs() } else { rnd() }).collect();
             (spec.name.clone(), Tensor::new(spec.shape, data))
         })
         .collect()
@@ -50,8 +48,12 @@ fn small_cnn_folds_and_runs() {
 
 #[test]
 fn bad_configs_are_errors() {
-    assert!(SmallCnnConfig { channels: vec![], num_classes: 2, batch_norm: false, in_channels: 3, image_size: 8, bn_eps: 1e-5 }.build().is_err());
-    let net = SmallCnnConfig { channels: vec![2], num_classes: 2, batch_norm: false, in_channels: 1, image_size: 4, bn_eps: 1e-5 }.build().unwrap();
+    assert!(SmallCnnConfig { channels: vec![], num_classes: 2, batch_norm: false, in_channels: 3, image_size: 8, bn_eps: 1e-5 }
+        .build()
+        .is_err());
+    let net = SmallCnnConfig { channels: vec![2], num_classes: 2, batch_norm: false, in_channels: 1, image_size: 4, bn_eps: 1e-5 }
+        .build()
+        .unwrap();
     let mut broken = net.clone();
     broken.nodes[1].inputs = vec![3];
     assert!(broken.validate().is_err());

@@ -26,10 +26,7 @@ async fn tls_pair() -> (Channel, Channel) {
     let cp = TlsPeers::new(&c, vec![(pann_mpc_core::Role::Server, s.cert().clone())]).unwrap();
     let l = Listener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    let (a, b) = tokio::join!(
-        l.accept_tls(ChannelConfig::default(), &sp),
-        tls_connect(addr, ChannelConfig::default(), &cp)
-    );
+    let (a, b) = tokio::join!(l.accept_tls(ChannelConfig::default(), &sp), tls_connect(addr, ChannelConfig::default(), &cp));
     (a.unwrap(), b.unwrap())
 }
 

@@ -279,16 +279,26 @@ impl Channel {
         Self::from_halves(Box::new(r), Box::new(w), cfg)
     }
 
-    pub fn from_halves(
-        reader: Box<dyn AsyncRead + Unpin + Send>,
-        writer: Box<dyn AsyncWrite + Unpin + Send>,
-        cfg: ChannelConfig,
-    ) -> Self {
-        let writer = Arc::new(SharedWriter { writer: Mutex::new(writer), last_write: AtomicU64::new(0), epoch: Instant::now(), closed: AtomicBool::new(false) });
+    pub fn from_halves(reader: Box<dyn AsyncRead + Unpin + Send>, writer: Box<dyn AsyncWrite + Unpin + Send>, cfg: ChannelConfig) -> Self {
+        let writer = Arc::new(SharedWriter {
+            writer: Mutex::new(writer),
+            last_write: AtomicU64::new(0),
+            epoch: Instant::now(),
+            closed: AtomicBool::new(false),
+        });
         if let (Some(idle), Some(rt)) = (cfg.keepalive, keepalive_runtime()) {
             rt.spawn(keepalive(Arc::downgrade(&writer), idle));
         }
-        Self { reader, writer, out: Vec::new(), cfg, meter: Meter::new(), sent_since_recv: false, certified_peer: None, abort_at_close: None }
+        Self {
+            reader,
+            writer,
+            out: Vec::new(),
+            cfg,
+            meter: Meter::new(),
+            sent_since_recv: false,
+            certified_peer: None,
+            abort_at_close: None,
+        }
     }
 
     /// The channel with its peer's role as proven by the certificate the
@@ -555,10 +565,10 @@ impl Channel {
     /// announces anything but `1 + 8n` bytes is refused before its body is
     /// read (an `Abort` of at most [`MAX_ABORT`] bytes becomes `PeerAborted`).
     pub async fn recv_ring(&mut self, n: usize) -> Result<Vec<R>> {
-        let body = n.checked_mul(8).filter(|b| *b < self.cfg.max_frame).ok_or(CoreError::FrameTooLarge {
-            len: n.saturating_mul(8).saturating_add(1),
-            max: self.cfg.max_frame,
-        })?;
+        let body = n
+            .checked_mul(8)
+            .filter(|b| *b < self.cfg.max_frame)
+            .ok_or(CoreError::FrameTooLarge { len: n.saturating_mul(8).saturating_add(1), max: self.cfg.max_frame })?;
         let frame = self.recv_checked(Some((Tag::Ring, Expect::Exactly(body)))).await?;
         decode_ring(&frame, n)
     }
@@ -627,11 +637,7 @@ fn decode_ring(frame: &[u8], n: usize) -> Result<Vec<R>> {
     }
     let body = &frame[1..];
     if body.len() != 8 * n {
-        return Err(CoreError::Malformed(format!(
-            "expected {n} ring elements ({} bytes), got {} bytes",
-            8 * n,
-            body.len()
-        )));
+        return Err(CoreError::Malformed(format!("expected {n} ring elements ({} bytes), got {} bytes", 8 * n, body.len())));
     }
     Ok(body
         .chunks_exact(8)

@@ -60,12 +60,17 @@ impl CoreError {
     pub fn abort_code(&self) -> AbortCode {
         match self {
             CoreError::HandshakeMismatch { .. } => AbortCode::Mismatch,
-            CoreError::UnexpectedMessage { .. } | CoreError::Malformed(_) | CoreError::FrameTooLarge { .. } | CoreError::FrameLength { .. } => AbortCode::Malformed,
+            CoreError::UnexpectedMessage { .. }
+            | CoreError::Malformed(_)
+            | CoreError::FrameTooLarge { .. }
+            | CoreError::FrameLength { .. } => AbortCode::Malformed,
             CoreError::Timeout { .. } => AbortCode::Timeout,
             CoreError::RoleNotCertified { .. } => AbortCode::Identity,
-            CoreError::PeerAborted(_) | CoreError::PeerClosed { .. } | CoreError::Io { .. } | CoreError::Connect { .. } | CoreError::Tls(_) => {
-                AbortCode::PeerFailed
-            }
+            CoreError::PeerAborted(_)
+            | CoreError::PeerClosed { .. }
+            | CoreError::Io { .. }
+            | CoreError::Connect { .. }
+            | CoreError::Tls(_) => AbortCode::PeerFailed,
             CoreError::FixedPointOverflow { .. }
             | CoreError::FixedPointParams(_)
             | CoreError::ShareMismatch(_)

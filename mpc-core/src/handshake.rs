@@ -116,8 +116,7 @@ impl SessionParams {
         let version = Self::peek_version(bytes)?;
         let mut r = Reader::new(&bytes[8..]);
         let role_code = r.u8()?;
-        let role = Role::from_code(role_code)
-            .ok_or_else(|| CoreError::Malformed(format!("Hello names unknown role code {role_code}")))?;
+        let role = Role::from_code(role_code).ok_or_else(|| CoreError::Malformed(format!("Hello names unknown role code {role_code}")))?;
         let expect_peer = match r.u8()? {
             0 => None,
             c => Some(Role::from_code(c).ok_or_else(|| CoreError::Malformed(format!("Hello expects unknown role code {c}")))?),
@@ -153,9 +152,8 @@ impl SessionParams {
     /// Compare with the peer's Hello: version, then roles, then every
     /// parameter in name order. Symmetric: the peer finds the same field.
     pub fn check_compatible(&self, theirs: &SessionParams) -> Result<()> {
-        let mismatch = |field: &str, ours: String, theirs: String| {
-            Err(CoreError::HandshakeMismatch { field: field.to_string(), ours, theirs })
-        };
+        let mismatch =
+            |field: &str, ours: String, theirs: String| Err(CoreError::HandshakeMismatch { field: field.to_string(), ours, theirs });
         if self.version != theirs.version {
             return mismatch("version", self.version.to_string(), theirs.version.to_string());
         }
@@ -235,7 +233,13 @@ async fn recv_hello(ch: &mut Channel, version: u32) -> Result<SessionParams> {
     let body = match ch.recv_tagged_max(Tag::Hello, MAX_HELLO).await {
         Ok(b) => b,
         Err(e) => {
-            if matches!(e, CoreError::UnexpectedMessage { .. } | CoreError::Malformed(_) | CoreError::FrameLength { .. } | CoreError::FrameTooLarge { .. }) {
+            if matches!(
+                e,
+                CoreError::UnexpectedMessage { .. }
+                    | CoreError::Malformed(_)
+                    | CoreError::FrameLength { .. }
+                    | CoreError::FrameTooLarge { .. }
+            ) {
                 ch.abort(e.abort_code()).await;
             }
             return Err(e);
@@ -243,11 +247,7 @@ async fn recv_hello(ch: &mut Channel, version: u32) -> Result<SessionParams> {
     };
     let theirs = match SessionParams::peek_version(&body) {
         Ok(v) if v != version => {
-            return Err(CoreError::HandshakeMismatch {
-                field: "version".into(),
-                ours: version.to_string(),
-                theirs: v.to_string(),
-            })
+            return Err(CoreError::HandshakeMismatch { field: "version".into(), ours: version.to_string(), theirs: v.to_string() })
         }
         Ok(_) => SessionParams::decode(&body),
         Err(e) => Err(e),

@@ -167,22 +167,15 @@ impl Meter {
     pub fn to_json(&self) -> serde_json::Value {
         let mut phases = serde_json::Map::new();
         for p in [Phase::Setup, Phase::Offline, Phase::Online] {
-            let labels: serde_json::Map<_, _> =
-                self.labels(p).into_iter().map(|(k, v)| (k, serde_json::to_value(v).unwrap())).collect();
-            phases.insert(
-                p.to_string(),
-                serde_json::json!({ "total": self.phase_total(p), "by_label": labels }),
-            );
+            let labels: serde_json::Map<_, _> = self.labels(p).into_iter().map(|(k, v)| (k, serde_json::to_value(v).unwrap())).collect();
+            phases.insert(p.to_string(), serde_json::json!({ "total": self.phase_total(p), "by_label": labels }));
         }
         serde_json::Value::Object(phases)
     }
 
     /// A human-readable table: one row per (phase, label), then totals.
     pub fn table(&self) -> String {
-        let mut s = format!(
-            "{:<8} {:<24} {:>14} {:>14} {:>8} {:>8}\n",
-            "phase", "label", "bytes sent", "bytes recv", "msgs", "rounds"
-        );
+        let mut s = format!("{:<8} {:<24} {:>14} {:>14} {:>8} {:>8}\n", "phase", "label", "bytes sent", "bytes recv", "msgs", "rounds");
         for p in [Phase::Setup, Phase::Offline, Phase::Online] {
             for (label, c) in self.labels(p) {
                 let label = if label.is_empty() { "-".to_string() } else { label };
@@ -200,7 +193,12 @@ impl Meter {
         let t = self.total();
         s += &format!(
             "{:<8} {:<24} {:>14} {:>14} {:>8} {:>8}\n",
-            "total", "", t.bytes_sent, t.bytes_recv, t.msgs_sent + t.msgs_recv, t.rounds
+            "total",
+            "",
+            t.bytes_sent,
+            t.bytes_recv,
+            t.msgs_sent + t.msgs_recv,
+            t.rounds
         );
         s
     }

@@ -210,10 +210,7 @@ async fn silent_tls_server_times_out_in_the_client_handshake() {
 }
 
 /// Runs a TLS session between a server and a client configuration; returns both results.
-async fn tls_session(
-    server: &TlsPeers,
-    client: &TlsPeers,
-) -> (pann_mpc_core::Result<Channel>, pann_mpc_core::Result<Channel>) {
+async fn tls_session(server: &TlsPeers, client: &TlsPeers) -> (pann_mpc_core::Result<Channel>, pann_mpc_core::Result<Channel>) {
     let l = Listener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     within(10, async { tokio::join!(l.accept_tls(short_cfg(), server), tls_connect(addr, short_cfg(), client)) }).await

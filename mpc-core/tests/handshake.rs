@@ -9,11 +9,7 @@ use pann_mpc_core::handshake::{handshake, Role, SessionParams, HANDSHAKE_LABEL, 
 use pann_mpc_core::{sha256_hex, AbortCode, CoreError, Phase, Result};
 
 fn params(role: Role) -> SessionParams {
-    SessionParams::new(role)
-        .with("ring_bits", 64)
-        .with("frac_bits", 16)
-        .with("alpha", 9)
-        .with("model", sha256_hex(b"resnet20 weights"))
+    SessionParams::new(role).with("ring_bits", 64).with("frac_bits", 16).with("alpha", 9).with("model", sha256_hex(b"resnet20 weights"))
 }
 
 /// Run the handshake on both ends of a fresh pair.

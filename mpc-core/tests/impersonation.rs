@@ -53,7 +53,14 @@ fn hello(claims: Role, expects: Option<Role>) -> SessionParams {
 /// connection from a peer presenting `presents`'s certificate and claiming
 /// `claims`, or an honest `connector` reaches a listener that presents
 /// `presents` and claims `claims`. Returns each side's outcome.
-async fn attempt(ids: &Ids, honest_listens: bool, honest: Role, other_expected: Role, presents: Role, claims: Role) -> (Result<Role, String>, Result<Role, String>) {
+async fn attempt(
+    ids: &Ids,
+    honest_listens: bool,
+    honest: Role,
+    other_expected: Role,
+    presents: Role,
+    claims: Role,
+) -> (Result<Role, String>, Result<Role, String>) {
     let cfg = short_cfg();
     let l = Listener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -74,10 +81,12 @@ async fn attempt(ids: &Ids, honest_listens: bool, honest: Role, other_expected: 
         Ok(peer)
     };
     if honest_listens {
-        let (a, b) = within(20, async { tokio::join!(l.accept_tls(cfg.clone(), &honest_tls), tls_connect(addr, cfg.clone(), &other_tls)) }).await;
+        let (a, b) =
+            within(20, async { tokio::join!(l.accept_tls(cfg.clone(), &honest_tls), tls_connect(addr, cfg.clone(), &other_tls)) }).await;
         within(20, async { tokio::join!(run(a, honest_hello), run(b, other_hello)) }).await
     } else {
-        let (a, b) = within(20, async { tokio::join!(l.accept_tls(cfg.clone(), &other_tls), tls_connect(addr, cfg.clone(), &honest_tls)) }).await;
+        let (a, b) =
+            within(20, async { tokio::join!(l.accept_tls(cfg.clone(), &other_tls), tls_connect(addr, cfg.clone(), &honest_tls)) }).await;
         let (other, honest) = within(20, async { tokio::join!(run(a, other_hello), run(b, honest_hello)) }).await;
         (honest, other)
     }

@@ -36,13 +36,7 @@ async fn ten_megabytes_both_ways(t: Transport) {
     let bulk = (HEADER + 1 + 8 * N) as u64;
     let bytes = (HEADER + 1 + EXTRA.len()) as u64;
     let small = (HEADER + 1 + 8) as u64;
-    let expected = Cost {
-        bytes_sent: bulk + bytes + small,
-        bytes_recv: bulk + bytes + small,
-        msgs_sent: 3,
-        msgs_recv: 3,
-        rounds: 2,
-    };
+    let expected = Cost { bytes_sent: bulk + bytes + small, bytes_recv: bulk + bytes + small, msgs_sent: 3, msgs_recv: 3, rounds: 2 };
     for ch in [&a, &b] {
         let m = ch.meter();
         assert_eq!(m.total(), expected, "{t:?}");

@@ -14,16 +14,10 @@ use pann_protocols::harness::share_clear;
 use pann_protocols::kernels::conv2d;
 use pann_protocols::linear::{linear_forward, LinearKey, LinearLayer};
 use pann_protocols::program::ops;
-use pann_protocols::{
-    run_program, ConvSpec, Dealer, LinearSpec, Material, PolyRelu, Program, ReluConfig, Request,
-};
+use pann_protocols::{run_program, ConvSpec, Dealer, LinearSpec, Material, PolyRelu, Program, ReluConfig, Request};
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
 /// Online two-party run of `prog` on `inputs` with fresh material.
@@ -31,8 +25,7 @@ fn bench_program(c: &mut Criterion, name: &str, prog: Arc<Program>, inputs: Vec<
     let rt = rt();
     let n = inputs[0].len();
     let mut prg = Prg::from_seed([1; 16]);
-    let (in0, in1): (Vec<Vec<R>>, Vec<Vec<R>>) =
-        inputs.iter().map(|x| share_clear(x, &mut prg)).unzip();
+    let (in0, in1): (Vec<Vec<R>>, Vec<Vec<R>>) = inputs.iter().map(|x| share_clear(x, &mut prg)).unzip();
     let mut dealer = Dealer::new([2; 16], [3; 16]);
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(n as u64));
@@ -45,20 +38,8 @@ fn bench_program(c: &mut Criterion, name: &str, prog: Arc<Program>, inputs: Vec<
                     let r0: Vec<&[R]> = in0.iter().map(|v| v.as_slice()).collect();
                     let r1: Vec<&[R]> = in1.iter().map(|v| v.as_slice()).collect();
                     let (a, b) = tokio::join!(
-                        run_program(
-                            &mut c0,
-                            Party::Server,
-                            &prog,
-                            &r0,
-                            m0.into_program().unwrap()
-                        ),
-                        run_program(
-                            &mut c1,
-                            Party::Client,
-                            &prog,
-                            &r1,
-                            m1.into_program().unwrap()
-                        )
+                        run_program(&mut c0, Party::Server, &prog, &r0, m0.into_program().unwrap()),
+                        run_program(&mut c1, Party::Client, &prog, &r1, m1.into_program().unwrap())
                     );
                     (a.unwrap(), b.unwrap())
                 })
@@ -74,40 +55,18 @@ fn product(c: &mut Criterion) {
     let mut prg = Prg::from_seed([4; 16]);
     let x: Vec<R> = prg.gen(n).iter().map(|v| v >> 20).collect();
     let y: Vec<R> = prg.gen(n).iter().map(|v| v >> 20).collect();
-    bench_program(
-        c,
-        "product_trunc16",
-        Arc::new(ops::product(16, 16)),
-        vec![x.clone(), y.clone()],
-    );
-    bench_program(
-        c,
-        "product_beaver",
-        Arc::new(ops::product(0, 0)),
-        vec![x, y],
-    );
+    bench_program(c, "product_trunc16", Arc::new(ops::product(16, 16)), vec![x.clone(), y.clone()]);
+    bench_program(c, "product_beaver", Arc::new(ops::product(0, 0)), vec![x, y]);
 }
 
 fn relu(c: &mut Criterion) {
     let n = 1 << 14;
     let mut prg = Prg::from_seed([5; 16]);
-    let x: Vec<R> = prg
-        .gen(n)
-        .iter()
-        .map(|v| ((*v as i64) >> 44) as u64)
-        .collect(); // |x| < 2^19 at scale 20
+    let x: Vec<R> = prg.gen(n).iter().map(|v| ((*v as i64) >> 44) as u64).collect(); // |x| < 2^19 at scale 20
     for alpha in [9, 12] {
-        for (name, cfg) in [
-            ("", ReluConfig::new(alpha, 20)),
-            ("_quadratic", ReluConfig::quadratic(alpha, 20)),
-        ] {
+        for (name, cfg) in [("", ReluConfig::new(alpha, 20)), ("_quadratic", ReluConfig::quadratic(alpha, 20))] {
             let relu = PolyRelu::new(cfg).unwrap();
-            bench_program(
-                c,
-                &format!("relu_alpha{alpha}{name}"),
-                Arc::clone(&relu.program),
-                vec![x.clone()],
-            );
+            bench_program(c, &format!("relu_alpha{alpha}{name}"), Arc::clone(&relu.program), vec![x.clone()]);
         }
     }
 }
@@ -116,34 +75,8 @@ fn conv(c: &mut Criterion) {
     let rt = rt();
     let mut prg = Prg::from_seed([6; 16]);
     let layers = [
-        (
-            "16x32x32_k3_o16",
-            ConvSpec {
-                n: 1,
-                c: 16,
-                h: 32,
-                w: 32,
-                o: 16,
-                kh: 3,
-                kw: 3,
-                stride: 1,
-                pad: 1,
-            },
-        ),
-        (
-            "64x8x8_k3_o64",
-            ConvSpec {
-                n: 1,
-                c: 64,
-                h: 8,
-                w: 8,
-                o: 64,
-                kh: 3,
-                kw: 3,
-                stride: 1,
-                pad: 1,
-            },
-        ),
+        ("16x32x32_k3_o16", ConvSpec { n: 1, c: 16, h: 32, w: 32, o: 16, kh: 3, kw: 3, stride: 1, pad: 1 }),
+        ("64x8x8_k3_o64", ConvSpec { n: 1, c: 64, h: 8, w: 8, o: 64, kh: 3, kw: 3, stride: 1, pad: 1 }),
     ];
     for (name, spec) in layers {
         let w = prg.gen(spec.weight_len());
@@ -156,27 +89,12 @@ fn conv(c: &mut Criterion) {
         let lspec = LinearSpec::Conv(spec);
         let mut dealer = Dealer::new([7; 16], [8; 16]);
         let id = dealer.register_linear(lspec).unwrap();
-        let l0 = LinearLayer {
-            id,
-            spec: lspec,
-            key: LinearKey::Server(w.clone()),
-        };
-        let l1 = LinearLayer {
-            id,
-            spec: lspec,
-            key: LinearKey::Client(prg.gen(spec.weight_len())),
-        };
+        let l0 = LinearLayer { id, spec: lspec, key: LinearKey::Server(w.clone()) };
+        let l1 = LinearLayer { id, spec: lspec, key: LinearKey::Client(prg.gen(spec.weight_len())) };
         let (x0, x1) = share_clear(&x, &mut prg);
         g.bench_function("secure_online", |b| {
             b.iter_batched(
-                || {
-                    dealer
-                        .deal(&Request::Linear {
-                            layer: id,
-                            spec: lspec,
-                        })
-                        .unwrap()
-                },
+                || dealer.deal(&Request::Linear { layer: id, spec: lspec }).unwrap(),
                 |(m0, m1): (Material, Material)| {
                     rt.block_on(async {
                         let (mut c0, mut c1) = Channel::mem_pair(ChannelConfig::default());

@@ -24,15 +24,8 @@ const CHUNK: usize = 1 << 16;
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let n: usize = args
-        .get(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
-    let json_path = args
-        .iter()
-        .position(|a| a == "--json")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
+    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let json_path = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
     let cubic = args.iter().any(|a| a == "--cubic");
     let quadratic = args.iter().any(|a| a == "--quadratic");
     let fp = FixedPoint::new(F)?;
@@ -47,10 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             ReluConfig::new(alpha, F)
         };
-        let cfg = ReluConfig {
-            inv_bound: Some(1.0 / B),
-            ..base
-        };
+        let cfg = ReluConfig { inv_bound: Some(1.0 / B), ..base };
         let relu = PolyRelu::new(cfg)?;
         let info = relu.info();
         let prog = Arc::clone(&relu.program);
@@ -60,19 +50,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut worst_x = 0.0;
         while done < n {
             let m = CHUNK.min(n - done);
-            let xs: Vec<f64> = prg
-                .gen(m)
-                .iter()
-                .map(|&r| (r >> 11) as f64 / (1u64 << 53) as f64 * 2.0 * B - B)
-                .collect();
+            let xs: Vec<f64> = prg.gen(m).iter().map(|&r| (r >> 11) as f64 / (1u64 << 53) as f64 * 2.0 * B - B).collect();
             let enc = fp.encode_slice(&xs)?;
-            let run = run_program_pair(
-                &prog,
-                &[enc],
-                done as u64 + alpha as u64 * 1_000_003,
-                DealerMode::Channel,
-            )
-            .await?;
+            let run = run_program_pair(&prog, &[enc], done as u64 + alpha as u64 * 1_000_003, DealerMode::Channel).await?;
             online += run.meter0.phase_total(Phase::Online).bytes();
             offline += run.dealer_meter1.phase_total(Phase::Offline).bytes();
             for (x, &o) in xs.iter().zip(&run.outputs[0]) {

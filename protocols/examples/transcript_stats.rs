@@ -21,7 +21,8 @@ use pann_mpc_core::Party;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let calibrate: u64 = args.iter().position(|a| a == "--calibrate").and_then(|i| args.get(i + 1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let calibrate: u64 =
+        args.iter().position(|a| a == "--calibrate").and_then(|i| args.get(i + 1)).and_then(|s| s.parse().ok()).unwrap_or(0);
     print!("{}", transcript::HEADER);
     let mut ok = true;
     for case in transcript::CASES {

@@ -42,12 +42,7 @@ impl Dealer {
     pub fn new(seed0: Seed, seed1: Seed) -> Self {
         let (req0, masks0) = streams(seed0);
         let (req1, _) = streams(seed1);
-        Self {
-            req0,
-            req1,
-            masks0,
-            layers: Vec::new(),
-        }
+        Self { req0, req1, masks0, layers: Vec::new() }
     }
 
     /// Register the next linear layer of the model: derive its weight mask `A`
@@ -71,11 +66,7 @@ impl Dealer {
         Ok((m0, m1.expect("requested")))
     }
 
-    fn deal_inner(
-        &mut self,
-        req: &Request,
-        want_p1: bool,
-    ) -> Result<(Material, Option<Material>, Vec<R>)> {
+    fn deal_inner(&mut self, req: &Request, want_p1: bool) -> Result<(Material, Option<Material>, Vec<R>)> {
         let mut prg0 = self.req0.fork();
         let mut prg1 = self.req1.fork();
         let prg1_start = prg1.clone();
@@ -85,16 +76,11 @@ impl Dealer {
             (Request::Program { program, n }, Material::Program(p0)) => {
                 let n = *n;
                 // Full masks r = r0 + r1 (party 1's shares drawn in its order).
-                let rs: Vec<Vec<R>> = p0
-                    .opens
-                    .iter()
-                    .map(|o| ring::add(&o.r, &prg1.gen(n)))
-                    .collect();
+                let rs: Vec<Vec<R>> = p0.opens.iter().map(|o| ring::add(&o.r, &prg1.gen(n))).collect();
                 let mut atoms: Vec<(Vec<R>, Vec<R>)> = Vec::with_capacity(rs.len());
                 for ((r, step), o0) in rs.iter().zip(program.opens()).zip(&p0.opens) {
                     if step.shift > 0 {
-                        let (low, msb): (Vec<R>, Vec<R>) =
-                            r.iter().map(|&x| mask_atoms(x, step.shift)).unzip();
+                        let (low, msb): (Vec<R>, Vec<R>) = r.iter().map(|&x| mask_atoms(x, step.shift)).unzip();
                         corr.extend(low.iter().zip(&o0.low).map(|(v, s)| v.wrapping_sub(*s)));
                         corr.extend(msb.iter().zip(&o0.msb).map(|(v, s)| v.wrapping_sub(*s)));
                         atoms.push((low, msb));
@@ -119,15 +105,12 @@ impl Dealer {
                 }
             }
             (Request::Linear { layer, spec }, Material::Linear(l0)) => {
-                let (lspec, a) = self.layers.get(*layer).ok_or_else(|| {
-                    ProtocolError::MaterialMismatch(format!(
-                        "linear layer {layer} is not registered"
-                    ))
-                })?;
+                let (lspec, a) = self
+                    .layers
+                    .get(*layer)
+                    .ok_or_else(|| ProtocolError::MaterialMismatch(format!("linear layer {layer} is not registered")))?;
                 if lspec != spec {
-                    return Err(ProtocolError::MaterialMismatch(format!(
-                        "layer {layer} registered as {lspec:?}, requested as {spec:?}"
-                    )));
+                    return Err(ProtocolError::MaterialMismatch(format!("layer {layer} registered as {lspec:?}, requested as {spec:?}")));
                 }
                 let r1 = prg1.gen(spec.input_len());
                 let mut z = spec.apply(a, &r1)?;
@@ -136,11 +119,7 @@ impl Dealer {
             }
             _ => unreachable!("expand_party0 returns the request's kind"),
         }
-        let m1 = if want_p1 {
-            Some(expand_party1(&mut prg1_start.clone(), req, corr.clone())?)
-        } else {
-            None
-        };
+        let m1 = if want_p1 { Some(expand_party1(&mut prg1_start.clone(), req, corr.clone())?) } else { None };
         Ok((m0, m1, corr))
     }
 }
@@ -173,12 +152,7 @@ pub async fn send_corrections(to_client: &mut Channel, req: &Request, corr: &[R]
 /// Like [`serve`], and also send each request's fingerprint to party 0, so
 /// that a server whose request sequence diverges from the dealer's gets an
 /// error instead of silently wrong material (8 bytes per request).
-pub async fn serve_both(
-    dealer: &mut Dealer,
-    to_server: &mut Channel,
-    to_client: &mut Channel,
-    reqs: &[Request],
-) -> Result<()> {
+pub async fn serve_both(dealer: &mut Dealer, to_server: &mut Channel, to_client: &mut Channel, reqs: &[Request]) -> Result<()> {
     to_server.set_phase(Phase::Offline);
     for req in reqs {
         to_server.send_ring(&[req.tag()])?;
@@ -222,12 +196,7 @@ pub async fn recv_seed(chan: &mut Channel) -> Result<Seed> {
     chan.set_phase(Phase::Setup);
     // A seed frame is refused from its header if longer than a seed.
     let b = chan.recv_tagged_max(Tag::Bytes, std::mem::size_of::<Seed>()).await?;
-    b.as_slice().try_into().map_err(|_| {
-        ProtocolError::Core(CoreError::Malformed(format!(
-            "a seed is 16 bytes, got {}",
-            b.len()
-        )))
-    })
+    b.as_slice().try_into().map_err(|_| ProtocolError::Core(CoreError::Malformed(format!("a seed is 16 bytes, got {}", b.len()))))
 }
 
 /// Where online code gets its material from.
@@ -247,14 +216,9 @@ impl DealerLink {
     /// the dealer must use [`serve_both`], and request sequences are checked).
     pub fn new(party: Party, seed: Seed, chan: Option<Channel>) -> Result<Self> {
         if party == Party::Client && chan.is_none() {
-            return Err(ProtocolError::Params(
-                "party 1 needs a channel to the dealer".into(),
-            ));
+            return Err(ProtocolError::Params("party 1 needs a channel to the dealer".into()));
         }
-        Ok(Self {
-            expander: Expander::new(party, seed),
-            chan,
-        })
+        Ok(Self { expander: Expander::new(party, seed), chan })
     }
     pub fn expander_mut(&mut self) -> &mut Expander {
         &mut self.expander
@@ -275,10 +239,7 @@ impl MaterialSource for DealerLink {
                 self.expander.expand(req, None)
             }
             Party::Client => {
-                let chan = self
-                    .chan
-                    .as_mut()
-                    .ok_or_else(|| ProtocolError::Params("no dealer channel".into()))?;
+                let chan = self.chan.as_mut().ok_or_else(|| ProtocolError::Params("no dealer channel".into()))?;
                 receive_material(chan, &mut self.expander, req).await
             }
         }
@@ -288,11 +249,7 @@ impl MaterialSource for DealerLink {
 /// Party 1: receive the dealer's corrections for `req` on `chan` (offline
 /// phase) and expand the material. The dealer sends the request's
 /// fingerprint first, so material for another request is an error.
-pub async fn receive_material(
-    chan: &mut Channel,
-    expander: &mut Expander,
-    req: &Request,
-) -> Result<Material> {
+pub async fn receive_material(chan: &mut Channel, expander: &mut Expander, req: &Request) -> Result<Material> {
     check_tag(chan, req).await?;
     let corr = recv_chunked(chan, req.correction_len()).await?;
     expander.expand(req, Some(corr))
@@ -322,18 +279,13 @@ impl Prepared {
 
 impl MaterialSource for Prepared {
     async fn fetch(&mut self, req: &Request) -> Result<Material> {
-        let m = self
-            .items
-            .pop_front()
-            .ok_or_else(|| ProtocolError::MaterialMismatch("no prepared material left".into()))?;
+        let m = self.items.pop_front().ok_or_else(|| ProtocolError::MaterialMismatch("no prepared material left".into()))?;
         let tag = match &m {
             Material::Program(p) => p.tag,
             Material::Linear(l) => l.tag,
         };
         if tag != req.tag() {
-            return Err(ProtocolError::MaterialMismatch(
-                "prepared material is for another request".into(),
-            ));
+            return Err(ProtocolError::MaterialMismatch("prepared material is for another request".into()));
         }
         Ok(m)
     }

@@ -15,11 +15,7 @@ pub enum ProtocolError {
     #[error(transparent)]
     SignPoly(#[from] SignPolyError),
     #[error("length mismatch in {context}: expected {expected}, got {got}")]
-    Length {
-        context: &'static str,
-        expected: usize,
-        got: usize,
-    },
+    Length { context: &'static str, expected: usize, got: usize },
     #[error("material does not match the operation: {0}")]
     MaterialMismatch(String),
     #[error("invalid program: {0}")]
@@ -43,11 +39,7 @@ impl ProtocolError {
 /// Check a length, naming the context on failure.
 pub(crate) fn check_len(context: &'static str, expected: usize, got: usize) -> Result<()> {
     if expected != got {
-        return Err(ProtocolError::Length {
-            context,
-            expected,
-            got,
-        });
+        return Err(ProtocolError::Length { context, expected, got });
     }
     Ok(())
 }

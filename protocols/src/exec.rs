@@ -52,11 +52,7 @@ pub async fn run_program(
             let shift = program.opens()[j].shift;
             let range = i * n..(i + 1) * n;
             let mut pubv = Vec::with_capacity(n);
-            let mut sigk = if shift > 0 {
-                Vec::with_capacity(n)
-            } else {
-                Vec::new()
-            };
+            let mut sigk = if shift > 0 { Vec::with_capacity(n) } else { Vec::new() };
             for (a, b) in masked[range.clone()].iter().zip(&theirs[range]) {
                 let (p, sk) = public_part(a.wrapping_add(*b), shift);
                 pubv.push(p);
@@ -67,19 +63,13 @@ pub async fn run_program(
             opened[j] = Some(Opened { pubv, sigk });
         }
     }
-    (0..program.n_outputs())
-        .map(|i| eval_form(program.compiled_output(i), party, n, inputs, &opened, &mat))
-        .collect()
+    (0..program.n_outputs()).map(|i| eval_form(program.compiled_output(i), party, n, inputs, &opened, &mat)).collect()
 }
 
 fn check_material_shape(program: &Program, mat: &ProgramMaterial) -> Result<()> {
     let n = mat.n;
     check_len("material openings", program.n_openings(), mat.opens.len())?;
-    check_len(
-        "material products",
-        program.products().len(),
-        mat.products.len(),
-    )?;
+    check_len("material products", program.products().len(), mat.products.len())?;
     for (o, step) in mat.opens.iter().zip(program.opens()) {
         check_len("material mask", n, o.r.len())?;
         let want = if step.shift > 0 { n } else { 0 };
@@ -107,9 +97,7 @@ pub(crate) fn eval_form(
 ) -> Result<Vec<R>> {
     // Resolve every slice once (errors here, not inside the parallel loop).
     let get = |j: usize| -> Result<&Opened> {
-        opened.get(j).and_then(|o| o.as_ref()).ok_or_else(|| {
-            ProtocolError::InvalidProgram(format!("opening {j} used before it is open"))
-        })
+        opened.get(j).and_then(|o| o.as_ref()).ok_or_else(|| ProtocolError::InvalidProgram(format!("opening {j} used before it is open")))
     };
     struct Plan<'a> {
         coef: R,
@@ -127,60 +115,43 @@ pub(crate) fn eval_form(
             Src::Atom(j, Atom::Msb) => Some(&mat.opens[j].msb),
             Src::Product(k) => Some(&mat.products[k]),
         };
-        let pubs = con
-            .pubs
-            .iter()
-            .map(|&p| get(p).map(|o| o.pubv.as_slice()))
-            .collect::<Result<Vec<_>>>()?;
-        let sigk = con
-            .sigk
-            .iter()
-            .map(|&q| get(q).map(|o| o.sigk.as_slice()))
-            .collect::<Result<Vec<_>>>()?;
+        let pubs = con.pubs.iter().map(|&p| get(p).map(|o| o.pubv.as_slice())).collect::<Result<Vec<_>>>()?;
+        let sigk = con.sigk.iter().map(|&q| get(q).map(|o| o.sigk.as_slice())).collect::<Result<Vec<_>>>()?;
         for v in pubs.iter().chain(&sigk).chain(src.iter()) {
             check_len("opened value or material", n, v.len())?;
         }
-        plans.push(Plan {
-            coef: con.coef,
-            pubs,
-            sigk,
-            src,
-        });
+        plans.push(Plan { coef: con.coef, pubs, sigk, src });
     }
     let mut out = vec![0u64; n];
-    out.par_chunks_mut(PAR_CHUNK)
-        .enumerate()
-        .for_each(|(ci, oc)| {
-            let lo = ci * PAR_CHUNK;
-            let hi = lo + oc.len();
-            if party == Party::Server && cf.constant != 0 {
-                oc.iter_mut().for_each(|x| *x = cf.constant);
-            }
-            for &(i, c) in &cf.inputs {
-                ring::add_scaled_assign(oc, c, &inputs[i][lo..hi]);
-            }
-            let mut tmp = vec![0u64; oc.len()];
-            for p in &plans {
-                // tmp = coef * prod(pub) * prod(sigmaK) * src, then out += tmp.
-                match p.pubs.first() {
-                    Some(p0) => {
-                        tmp.iter_mut()
-                            .zip(&p0[lo..hi])
-                            .for_each(|(t, v)| *t = p.coef.wrapping_mul(*v));
-                        for v in &p.pubs[1..] {
-                            ring::mul_assign(&mut tmp, &v[lo..hi]);
-                        }
+    out.par_chunks_mut(PAR_CHUNK).enumerate().for_each(|(ci, oc)| {
+        let lo = ci * PAR_CHUNK;
+        let hi = lo + oc.len();
+        if party == Party::Server && cf.constant != 0 {
+            oc.iter_mut().for_each(|x| *x = cf.constant);
+        }
+        for &(i, c) in &cf.inputs {
+            ring::add_scaled_assign(oc, c, &inputs[i][lo..hi]);
+        }
+        let mut tmp = vec![0u64; oc.len()];
+        for p in &plans {
+            // tmp = coef * prod(pub) * prod(sigmaK) * src, then out += tmp.
+            match p.pubs.first() {
+                Some(p0) => {
+                    tmp.iter_mut().zip(&p0[lo..hi]).for_each(|(t, v)| *t = p.coef.wrapping_mul(*v));
+                    for v in &p.pubs[1..] {
+                        ring::mul_assign(&mut tmp, &v[lo..hi]);
                     }
-                    None => tmp.iter_mut().for_each(|t| *t = p.coef),
                 }
-                for v in &p.sigk {
-                    ring::mul_assign(&mut tmp, &v[lo..hi]);
-                }
-                if let Some(v) = p.src {
-                    ring::mul_assign(&mut tmp, &v[lo..hi]);
-                }
-                ring::add_assign(oc, &tmp);
+                None => tmp.iter_mut().for_each(|t| *t = p.coef),
             }
-        });
+            for v in &p.sigk {
+                ring::mul_assign(&mut tmp, &v[lo..hi]);
+            }
+            if let Some(v) = p.src {
+                ring::mul_assign(&mut tmp, &v[lo..hi]);
+            }
+            ring::add_assign(oc, &tmp);
+        }
+    });
     Ok(out)
 }

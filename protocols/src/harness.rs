@@ -51,17 +51,11 @@ pub fn seeds_from(seed: u64) -> (Seed, Seed) {
 }
 
 /// Run `program` on clear `inputs` between two in-process parties.
-pub async fn run_program_pair(
-    program: &Arc<Program>,
-    inputs: &[Vec<R>],
-    seed: u64,
-    mode: DealerMode,
-) -> Result<PairRun> {
+pub async fn run_program_pair(program: &Arc<Program>, inputs: &[Vec<R>], seed: u64, mode: DealerMode) -> Result<PairRun> {
     let n = inputs.first().map_or(0, |x| x.len());
     let (seed0, seed1) = seeds_from(seed);
     let mut prg = Prg::from_seed(seeds_from(seed ^ 0x5eed).0);
-    let (in0, in1): (Vec<Vec<R>>, Vec<Vec<R>>) =
-        inputs.iter().map(|x| share_clear(x, &mut prg)).unzip();
+    let (in0, in1): (Vec<Vec<R>>, Vec<Vec<R>>) = inputs.iter().map(|x| share_clear(x, &mut prg)).unzip();
     let req = Request::program(program, n);
     let (mut c0, mut c1) = Channel::mem_pair(ChannelConfig::default());
     c0.set_phase(Phase::Online);
@@ -78,16 +72,9 @@ pub async fn run_program_pair(
             let mut link1 = DealerLink::new(Party::Client, seed1, Some(p1))?;
             let mut dealer = Dealer::new(seed0, seed1);
             let reqs = [req.clone()];
-            let (d, m0, m1) = tokio::join!(
-                serve(&mut dealer, &mut d1, &reqs),
-                link0.fetch(&req),
-                link1.fetch(&req)
-            );
+            let (d, m0, m1) = tokio::join!(serve(&mut dealer, &mut d1, &reqs), link0.fetch(&req), link1.fetch(&req));
             d?;
-            let meter = link1
-                .channel()
-                .map(|c| c.meter().clone())
-                .unwrap_or_default();
+            let meter = link1.channel().map(|c| c.meter().clone()).unwrap_or_default();
             (m0?, m1?, meter)
         }
     };
@@ -99,10 +86,5 @@ pub async fn run_program_pair(
     );
     let (o0, o1) = (o0?, o1?);
     let outputs = o0.iter().zip(&o1).map(|(a, b)| ring::add(a, b)).collect();
-    Ok(PairRun {
-        outputs,
-        meter0: c0.meter().clone(),
-        meter1: c1.meter().clone(),
-        dealer_meter1,
-    })
+    Ok(PairRun { outputs, meter0: c0.meter().clone(), meter1: c1.meter().clone(), dealer_meter1 })
 }

@@ -26,10 +26,7 @@ pub struct ConvSpec {
 
 impl ConvSpec {
     pub fn out_hw(&self) -> (usize, usize) {
-        (
-            (self.h + 2 * self.pad - self.kh) / self.stride + 1,
-            (self.w + 2 * self.pad - self.kw) / self.stride + 1,
-        )
+        ((self.h + 2 * self.pad - self.kh) / self.stride + 1, (self.w + 2 * self.pad - self.kw) / self.stride + 1)
     }
     pub fn input_len(&self) -> usize {
         self.n * self.c * self.h * self.w
@@ -42,15 +39,8 @@ impl ConvSpec {
         self.n * self.o * ho * wo
     }
     pub fn validate(&self) -> Result<()> {
-        if self.stride == 0
-            || self.kh == 0
-            || self.kw == 0
-            || self.h + 2 * self.pad < self.kh
-            || self.w + 2 * self.pad < self.kw
-        {
-            return Err(ProtocolError::Params(format!(
-                "invalid convolution {self:?}"
-            )));
+        if self.stride == 0 || self.kh == 0 || self.kw == 0 || self.h + 2 * self.pad < self.kh || self.w + 2 * self.pad < self.kw {
+            return Err(ProtocolError::Params(format!("invalid convolution {self:?}")));
         }
         Ok(())
     }
@@ -94,9 +84,7 @@ impl LinearSpec {
     pub fn validate(&self) -> Result<()> {
         match self {
             LinearSpec::Conv(c) => c.validate(),
-            LinearSpec::Matmul(m) if m.m == 0 || m.k == 0 || m.n == 0 => {
-                Err(ProtocolError::Params(format!("empty matrix product {m:?}")))
-            }
+            LinearSpec::Matmul(m) if m.m == 0 || m.k == 0 || m.n == 0 => Err(ProtocolError::Params(format!("empty matrix product {m:?}"))),
             _ => Ok(()),
         }
     }
@@ -119,61 +107,52 @@ pub fn conv2d(s: &ConvSpec, weights: &[R], input: &[R]) -> Result<Vec<R>> {
     let plane_in = s.h * s.w;
     let plane_out = ho * wo;
     let ksz = s.c * s.kh * s.kw;
-    out.par_chunks_mut(plane_out)
-        .enumerate()
-        .for_each(|(idx, op)| {
-            let (img, oc) = (idx / s.o, idx % s.o);
-            let wrow = &weights[oc * ksz..(oc + 1) * ksz];
-            let xin = &input[img * s.c * plane_in..(img + 1) * s.c * plane_in];
-            for ci in 0..s.c {
-                let xp = &xin[ci * plane_in..(ci + 1) * plane_in];
-                for ky in 0..s.kh {
-                    for kx in 0..s.kw {
-                        let wv = wrow[(ci * s.kh + ky) * s.kw + kx];
-                        if wv == 0 {
+    out.par_chunks_mut(plane_out).enumerate().for_each(|(idx, op)| {
+        let (img, oc) = (idx / s.o, idx % s.o);
+        let wrow = &weights[oc * ksz..(oc + 1) * ksz];
+        let xin = &input[img * s.c * plane_in..(img + 1) * s.c * plane_in];
+        for ci in 0..s.c {
+            let xp = &xin[ci * plane_in..(ci + 1) * plane_in];
+            for ky in 0..s.kh {
+                for kx in 0..s.kw {
+                    let wv = wrow[(ci * s.kh + ky) * s.kw + kx];
+                    if wv == 0 {
+                        continue;
+                    }
+                    for oy in 0..ho {
+                        let iy = (oy * s.stride + ky) as isize - s.pad as isize;
+                        if iy < 0 || iy >= s.h as isize {
                             continue;
                         }
-                        for oy in 0..ho {
-                            let iy = (oy * s.stride + ky) as isize - s.pad as isize;
-                            if iy < 0 || iy >= s.h as isize {
-                                continue;
-                            }
-                            let row = &xp[iy as usize * s.w..(iy as usize + 1) * s.w];
-                            let orow = &mut op[oy * wo..(oy + 1) * wo];
-                            // valid ox: 0 <= ox*stride + kx - pad < w
-                            let lo = if kx >= s.pad {
+                        let row = &xp[iy as usize * s.w..(iy as usize + 1) * s.w];
+                        let orow = &mut op[oy * wo..(oy + 1) * wo];
+                        // valid ox: 0 <= ox*stride + kx - pad < w
+                        let lo = if kx >= s.pad { 0 } else { (s.pad - kx).div_ceil(s.stride) };
+                        let hi_excl = {
+                            // ox*stride + kx - pad <= w - 1  => ox <= (w - 1 + pad - kx) / stride
+                            let num = s.w as isize - 1 + s.pad as isize - kx as isize;
+                            if num < 0 {
                                 0
                             } else {
-                                (s.pad - kx).div_ceil(s.stride)
-                            };
-                            let hi_excl = {
-                                // ox*stride + kx - pad <= w - 1  => ox <= (w - 1 + pad - kx) / stride
-                                let num = s.w as isize - 1 + s.pad as isize - kx as isize;
-                                if num < 0 {
-                                    0
-                                } else {
-                                    (num as usize / s.stride + 1).min(wo)
-                                }
-                            };
-                            if s.stride == 1 {
-                                let off = lo + kx - s.pad;
-                                for (o, &x) in orow[lo..hi_excl]
-                                    .iter_mut()
-                                    .zip(&row[off..off + (hi_excl.saturating_sub(lo))])
-                                {
-                                    *o = o.wrapping_add(wv.wrapping_mul(x));
-                                }
-                            } else {
-                                for (ox, o) in orow.iter_mut().enumerate().take(hi_excl).skip(lo) {
-                                    let ix = ox * s.stride + kx - s.pad;
-                                    *o = o.wrapping_add(wv.wrapping_mul(row[ix]));
-                                }
+                                (num as usize / s.stride + 1).min(wo)
+                            }
+                        };
+                        if s.stride == 1 {
+                            let off = lo + kx - s.pad;
+                            for (o, &x) in orow[lo..hi_excl].iter_mut().zip(&row[off..off + (hi_excl.saturating_sub(lo))]) {
+                                *o = o.wrapping_add(wv.wrapping_mul(x));
+                            }
+                        } else {
+                            for (ox, o) in orow.iter_mut().enumerate().take(hi_excl).skip(lo) {
+                                let ix = ox * s.stride + kx - s.pad;
+                                *o = o.wrapping_add(wv.wrapping_mul(row[ix]));
                             }
                         }
                     }
                 }
             }
-        });
+        }
+    });
     Ok(out)
 }
 
@@ -213,8 +192,7 @@ pub fn conv2d_naive(s: &ConvSpec, weights: &[R], input: &[R]) -> Vec<R> {
                                 if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize {
                                     continue;
                                 }
-                                let x = input
-                                    [((img * s.c + ci) * s.h + iy as usize) * s.w + ix as usize];
+                                let x = input[((img * s.c + ci) * s.h + iy as usize) * s.w + ix as usize];
                                 let w = weights[((oc * s.c + ci) * s.kh + ky) * s.kw + kx];
                                 acc = acc.wrapping_add(w.wrapping_mul(x));
                             }
@@ -232,20 +210,10 @@ pub fn conv2d_naive(s: &ConvSpec, weights: &[R], input: &[R]) -> Vec<R> {
 /// `stride` of an `[n, c, h, w]` tensor (no padding). The division by `k^2` is
 /// public and folded by the caller into a later scale (or a public scalar
 /// multiplication), so pooling itself is exact and free.
-pub fn avg_pool_sum(
-    x: &[R],
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-    stride: usize,
-) -> Result<Vec<R>> {
+pub fn avg_pool_sum(x: &[R], n: usize, c: usize, h: usize, w: usize, k: usize, stride: usize) -> Result<Vec<R>> {
     check_len("pooling input", n * c * h * w, x.len())?;
     if k == 0 || stride == 0 || k > h || k > w {
-        return Err(ProtocolError::Params(format!(
-            "invalid pooling window {k} stride {stride} on {h}x{w}"
-        )));
+        return Err(ProtocolError::Params(format!("invalid pooling window {k} stride {stride} on {h}x{w}")));
     }
     let (ho, wo) = ((h - k) / stride + 1, (w - k) / stride + 1);
     let mut out = vec![0u64; n * c * ho * wo];
@@ -270,9 +238,7 @@ pub fn avg_pool_sum(
 /// `h x w` plane; divide by `h w` publicly (folded into the next layer).
 pub fn global_pool_sum(x: &[R], n: usize, c: usize, h: usize, w: usize) -> Result<Vec<R>> {
     check_len("global pooling input", n * c * h * w, x.len())?;
-    Ok(x.chunks_exact(h * w)
-        .map(|p| p.iter().fold(0u64, |a, &b| a.wrapping_add(b)))
-        .collect())
+    Ok(x.chunks_exact(h * w).map(|p| p.iter().fold(0u64, |a, &b| a.wrapping_add(b))).collect())
 }
 
 #[cfg(test)]
@@ -283,31 +249,13 @@ mod tests {
     #[test]
     fn fast_conv_matches_naive() {
         let mut prg = Prg::from_seed([9; 16]);
-        for &(c, h, w, o, k, stride, pad) in &[
-            (3, 8, 8, 4, 3, 1, 1),
-            (2, 7, 9, 3, 3, 2, 1),
-            (4, 6, 6, 2, 1, 2, 0),
-            (1, 5, 5, 2, 5, 1, 2),
-            (2, 9, 7, 3, 3, 3, 0),
-        ] {
-            let s = ConvSpec {
-                n: 2,
-                c,
-                h,
-                w,
-                o,
-                kh: k,
-                kw: k,
-                stride,
-                pad,
-            };
+        for &(c, h, w, o, k, stride, pad) in
+            &[(3, 8, 8, 4, 3, 1, 1), (2, 7, 9, 3, 3, 2, 1), (4, 6, 6, 2, 1, 2, 0), (1, 5, 5, 2, 5, 1, 2), (2, 9, 7, 3, 3, 3, 0)]
+        {
+            let s = ConvSpec { n: 2, c, h, w, o, kh: k, kw: k, stride, pad };
             let wts = prg.gen(s.weight_len());
             let x = prg.gen(s.input_len());
-            assert_eq!(
-                conv2d(&s, &wts, &x).unwrap(),
-                conv2d_naive(&s, &wts, &x),
-                "{s:?}"
-            );
+            assert_eq!(conv2d(&s, &wts, &x).unwrap(), conv2d_naive(&s, &wts, &x), "{s:?}");
         }
     }
 
@@ -318,10 +266,7 @@ mod tests {
         let w = [1, 0, 1, 0, 1, 0];
         assert_eq!(matmul_nt(&s, &x, &w).unwrap(), vec![4, 2, 10, 5]);
         let x: Vec<u64> = (0..16).collect();
-        assert_eq!(
-            avg_pool_sum(&x, 1, 1, 4, 4, 2, 2).unwrap(),
-            vec![10, 18, 42, 50]
-        );
+        assert_eq!(avg_pool_sum(&x, 1, 1, 4, 4, 2, 2).unwrap(), vec![10, 18, 42, 50]);
         assert_eq!(global_pool_sum(&x, 1, 1, 4, 4).unwrap(), vec![120]);
         assert!(avg_pool_sum(&x, 1, 1, 4, 4, 5, 1).is_err());
         assert!(matmul_nt(&s, &x[..5], &w).is_err());

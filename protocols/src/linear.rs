@@ -69,13 +69,7 @@ pub async fn setup_server(
 
 /// [`setup_server`] with the weight mask `A` given (from any source of
 /// preprocessing that derives the same `A` as the dealer).
-pub async fn setup_server_with_mask(
-    chan: &mut Channel,
-    id: usize,
-    spec: LinearSpec,
-    weights: Vec<R>,
-    mask: &[R],
-) -> Result<LinearLayer> {
+pub async fn setup_server_with_mask(chan: &mut Channel, id: usize, spec: LinearSpec, weights: Vec<R>, mask: &[R]) -> Result<LinearLayer> {
     spec.validate()?;
     check_len("layer weights", spec.weight_len(), weights.len())?;
     check_len("weight mask", spec.weight_len(), mask.len())?;
@@ -85,11 +79,7 @@ pub async fn setup_server_with_mask(
     chan.send_ring(&e)?;
     chan.flush().await?;
     chan.set_phase(phase);
-    Ok(LinearLayer {
-        id,
-        spec,
-        key: LinearKey::Server(weights),
-    })
+    Ok(LinearLayer { id, spec, key: LinearKey::Server(weights) })
 }
 
 /// Client side of the per-model setup: receive `E`.
@@ -99,20 +89,11 @@ pub async fn setup_client(chan: &mut Channel, id: usize, spec: LinearSpec) -> Re
     chan.set_phase(Phase::Setup);
     let e = chan.recv_ring(spec.weight_len()).await?;
     chan.set_phase(phase);
-    Ok(LinearLayer {
-        id,
-        spec,
-        key: LinearKey::Client(e),
-    })
+    Ok(LinearLayer { id, spec, key: LinearKey::Client(e) })
 }
 
 /// Apply the layer to this party's share of the input, consuming `mat`.
-pub async fn linear_forward(
-    chan: &mut Channel,
-    layer: &LinearLayer,
-    x: &[R],
-    mat: LinearMaterial,
-) -> Result<Vec<R>> {
+pub async fn linear_forward(chan: &mut Channel, layer: &LinearLayer, x: &[R], mat: LinearMaterial) -> Result<Vec<R>> {
     let spec = &layer.spec;
     check_len("linear input", spec.input_len(), x.len())?;
     mat.check(layer.id, spec)?;
@@ -134,4 +115,3 @@ pub async fn linear_forward(
     ring::sub_assign(&mut out, &mat.z);
     Ok(out)
 }
-

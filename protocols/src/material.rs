@@ -35,10 +35,7 @@ pub enum Request {
 
 impl Request {
     pub fn program(program: &Arc<Program>, n: usize) -> Self {
-        Request::Program {
-            program: Arc::clone(program),
-            n,
-        }
+        Request::Program { program: Arc::clone(program), n }
     }
 
     /// Ring elements that party 1 receives from the dealer for this request.
@@ -125,17 +122,13 @@ impl Material {
     pub fn into_program(self) -> Result<ProgramMaterial> {
         match self {
             Material::Program(m) => Ok(m),
-            Material::Linear(_) => Err(ProtocolError::MaterialMismatch(
-                "expected program material, got linear".into(),
-            )),
+            Material::Linear(_) => Err(ProtocolError::MaterialMismatch("expected program material, got linear".into())),
         }
     }
     pub fn into_linear(self) -> Result<LinearMaterial> {
         match self {
             Material::Linear(m) => Ok(m),
-            Material::Program(_) => Err(ProtocolError::MaterialMismatch(
-                "expected linear material, got program".into(),
-            )),
+            Material::Program(_) => Err(ProtocolError::MaterialMismatch("expected linear material, got program".into())),
         }
     }
 }
@@ -159,19 +152,13 @@ pub(crate) fn program_tag(p: &Program, n: usize) -> u64 {
 }
 
 pub(crate) fn linear_tag(layer: usize, spec: &LinearSpec) -> u64 {
-    0x4c49_4e00
-        ^ (layer as u64)
-        ^ ((spec.input_len() as u64) << 20)
-        ^ ((spec.output_len() as u64) << 40)
+    0x4c49_4e00 ^ (layer as u64) ^ ((spec.input_len() as u64) << 20) ^ ((spec.output_len() as u64) << 40)
 }
 
 impl LinearMaterial {
     /// Check that this material was made for `layer` with `spec`.
     pub fn check(&self, layer: usize, spec: &LinearSpec) -> Result<()> {
-        if self.tag != linear_tag(layer, spec)
-            || self.r.len() != spec.input_len()
-            || self.z.len() != spec.output_len()
-        {
+        if self.tag != linear_tag(layer, spec) || self.r.len() != spec.input_len() || self.z.len() != spec.output_len() {
             return Err(ProtocolError::MaterialMismatch(format!(
                 "linear material for layer {} used for layer {layer} ({spec:?})",
                 self.layer
@@ -200,11 +187,7 @@ pub struct Expander {
 impl Expander {
     pub fn new(party: Party, seed: Seed) -> Self {
         let (requests, masks) = streams(seed);
-        Self {
-            party,
-            requests,
-            masks,
-        }
+        Self { party, requests, masks }
     }
 
     pub fn party(&self) -> Party {
@@ -224,12 +207,8 @@ impl Expander {
         match (self.party, corrections) {
             (Party::Server, None) => Ok(expand_party0(&mut prg, req)),
             (Party::Client, Some(corr)) => expand_party1(&mut prg, req, corr),
-            (Party::Server, Some(_)) => Err(ProtocolError::MaterialMismatch(
-                "party 0 receives no corrections".into(),
-            )),
-            (Party::Client, None) => Err(ProtocolError::MaterialMismatch(
-                "party 1 needs the dealer's corrections".into(),
-            )),
+            (Party::Server, Some(_)) => Err(ProtocolError::MaterialMismatch("party 0 receives no corrections".into())),
+            (Party::Client, None) => Err(ProtocolError::MaterialMismatch("party 1 needs the dealer's corrections".into())),
         }
     }
 }
@@ -245,11 +224,7 @@ pub(crate) fn expand_party0(prg: &mut Prg, req: &Request) -> Material {
 /// (in the same order as party 0 draws them).
 pub(crate) fn expand_party1(prg: &mut Prg, req: &Request, corr: Vec<R>) -> Result<Material> {
     if corr.len() != req.correction_len() {
-        return Err(ProtocolError::Length {
-            context: "dealer corrections",
-            expected: req.correction_len(),
-            got: corr.len(),
-        });
+        return Err(ProtocolError::Length { context: "dealer corrections", expected: req.correction_len(), got: corr.len() });
     }
     let mut rest = corr.into_iter();
     Ok(assemble(prg, req, &mut |_, k| rest.by_ref().take(k).collect()))
@@ -263,15 +238,8 @@ fn assemble(prg: &mut Prg, req: &Request, derived: &mut dyn FnMut(&mut Prg, usiz
     match req {
         Request::Program { program, n } => {
             let n = *n;
-            let mut opens: Vec<OpenShares> = program
-                .opens()
-                .iter()
-                .map(|_| OpenShares {
-                    r: prg.gen(n),
-                    low: Vec::new(),
-                    msb: Vec::new(),
-                })
-                .collect();
+            let mut opens: Vec<OpenShares> =
+                program.opens().iter().map(|_| OpenShares { r: prg.gen(n), low: Vec::new(), msb: Vec::new() }).collect();
             for (o, step) in opens.iter_mut().zip(program.opens()) {
                 if step.shift > 0 {
                     o.low = derived(prg, n);
@@ -279,22 +247,12 @@ fn assemble(prg: &mut Prg, req: &Request, derived: &mut dyn FnMut(&mut Prg, usiz
                 }
             }
             let products = program.products().iter().map(|_| derived(prg, n)).collect();
-            Material::Program(ProgramMaterial {
-                tag,
-                n,
-                opens,
-                products,
-            })
+            Material::Program(ProgramMaterial { tag, n, opens, products })
         }
         Request::Linear { layer, spec } => {
             let r = prg.gen(spec.input_len());
             let z = derived(prg, spec.output_len());
-            Material::Linear(LinearMaterial {
-                tag,
-                layer: *layer,
-                r,
-                z,
-            })
+            Material::Linear(LinearMaterial { tag, layer: *layer, r, z })
         }
     }
 }

@@ -63,9 +63,7 @@ pub fn public_part(c: R, s: u32) -> (R, R) {
     let cp = c & (u64::MAX >> 1);
     let cm = c >> 63;
     let k = k_of(s);
-    let p = (cp >> s)
-        .wrapping_add(cm.wrapping_mul(k))
-        .wrapping_sub(1u64 << (62 - s));
+    let p = (cp >> s).wrapping_add(cm.wrapping_mul(k)).wrapping_sub(1u64 << (62 - s));
     let sigk = if cm == 0 { k } else { k.wrapping_neg() };
     (p, sigk)
 }
@@ -98,11 +96,7 @@ mod tests {
                 let m = sigk.wrapping_mul(bm).wrapping_sub(rr);
                 let xt = p.wrapping_add(m) as i64;
                 let e = xt.wrapping_sub(x >> s);
-                assert!(
-                    e == 0 || e == 1,
-                    "s {s} x {x} r {r}: x_t {xt} vs floor {}",
-                    x >> s
-                );
+                assert!(e == 0 || e == 1, "s {s} x {x} r {r}: x_t {xt} vs floor {}", x >> s);
                 if s > 0 {
                     hits[e as usize] += 1;
                 }

@@ -29,21 +29,13 @@ pub fn scale(x: &[R], c: R) -> Vec<R> {
 /// `x + p` for a public vector `p`: party 0 adds it, party 1 keeps its share.
 pub fn add_public(party: Party, x: &[R], p: &[R]) -> Result<Vec<R>> {
     check_len("add public", x.len(), p.len())?;
-    Ok(if party == Party::Server {
-        ring::add(x, p)
-    } else {
-        x.to_vec()
-    })
+    Ok(if party == Party::Server { ring::add(x, p) } else { x.to_vec() })
 }
 
 /// `x + b[channel]` for a per-channel public bias on an `[n, c, plane]` tensor.
 pub fn add_channel_bias(party: Party, x: &[R], bias: &[R], plane: usize) -> Result<Vec<R>> {
     if plane == 0 || bias.is_empty() || !x.len().is_multiple_of(plane * bias.len()) {
-        return Err(ProtocolError::Params(format!(
-            "bias of {} channels on {} elements, plane {plane}",
-            bias.len(),
-            x.len()
-        )));
+        return Err(ProtocolError::Params(format!("bias of {} channels on {} elements, plane {plane}", bias.len(), x.len())));
     }
     let mut v = x.to_vec();
     if party == Party::Server {
@@ -58,17 +50,9 @@ pub fn add_channel_bias(party: Party, x: &[R], bias: &[R], plane: usize) -> Resu
 /// Share a secret held by `owner`: the owner sends the other party a
 /// pseudo-random share and keeps `value - share`. `values` is `Some` exactly
 /// at the owner. One message from the owner.
-pub async fn share_input(
-    chan: &mut Channel,
-    party: Party,
-    owner: Party,
-    values: Option<&[R]>,
-    n: usize,
-    prg: &mut Prg,
-) -> Result<Vec<R>> {
+pub async fn share_input(chan: &mut Channel, party: Party, owner: Party, values: Option<&[R]>, n: usize, prg: &mut Prg) -> Result<Vec<R>> {
     if party == owner {
-        let v = values
-            .ok_or_else(|| ProtocolError::Params("the owner must supply the values".into()))?;
+        let v = values.ok_or_else(|| ProtocolError::Params("the owner must supply the values".into()))?;
         check_len("shared input", n, v.len())?;
         let other = prg.gen(n);
         chan.send_ring(&other)?;
@@ -81,12 +65,7 @@ pub async fn share_input(
 
 /// Reveal shares: to both parties (`to = None`, one round) or to one party
 /// (the other sends its share). Returns the value at the receivers.
-pub async fn reveal(
-    chan: &mut Channel,
-    party: Party,
-    share: &[R],
-    to: Option<Party>,
-) -> Result<Option<Vec<R>>> {
+pub async fn reveal(chan: &mut Channel, party: Party, share: &[R], to: Option<Party>) -> Result<Option<Vec<R>>> {
     match to {
         None => {
             let other = chan.exchange_ring(share).await?;

@@ -100,23 +100,11 @@ impl ReluConfig {
     }
     /// Quadratic schedule: fp = 20, fc = 16, fq = 16.
     pub fn quadratic(alpha: u32, input_frac: u32) -> Self {
-        Self {
-            alpha,
-            value_bits: 20,
-            coef_bits: 16,
-            q_bits: 16,
-            input_frac,
-            inv_bound: None,
-            schedule: Schedule::Quadratic,
-        }
+        Self { alpha, value_bits: 20, coef_bits: 16, q_bits: 16, input_frac, inv_bound: None, schedule: Schedule::Quadratic }
     }
     /// The cubic-powers schedule (fewer openings and rounds), fp = 19.
     pub fn cubic(alpha: u32, input_frac: u32) -> Self {
-        Self {
-            value_bits: 19,
-            schedule: Schedule::CubicPowers,
-            ..Self::quadratic(alpha, input_frac)
-        }
+        Self { value_bits: 19, schedule: Schedule::CubicPowers, ..Self::quadratic(alpha, input_frac) }
     }
     /// Scale of the output `t (1 + p(t))`.
     pub fn output_frac(&self) -> u32 {
@@ -150,11 +138,7 @@ impl PolyRelu {
     pub fn new(config: ReluConfig) -> Result<Self> {
         let poly = SignPoly::for_alpha(config.alpha)?;
         let program = Arc::new(relu_program(&poly, &config)?);
-        Ok(Self {
-            config,
-            poly,
-            program,
-        })
+        Ok(Self { config, poly, program })
     }
 
     pub fn info(&self) -> ReluInfo {
@@ -189,33 +173,23 @@ pub fn relu_program(poly: &SignPoly, cfg: &ReluConfig) -> Result<Program> {
     let t = match cfg.inv_bound {
         Some(ib) => {
             if !(ib.is_finite() && ib > 0.0) {
-                return Err(ProtocolError::Params(format!(
-                    "1/B = {ib} must be positive"
-                )));
+                return Err(ProtocolError::Params(format!("1/B = {ib} must be positive")));
             }
-            let s = (cfg.input_frac + fc).checked_sub(fp).ok_or_else(|| {
-                ProtocolError::Params(format!(
-                    "input scale {} + {fc} below the opened scale {fp}",
-                    cfg.input_frac
-                ))
-            })?;
+            let s = (cfg.input_frac + fc)
+                .checked_sub(fp)
+                .ok_or_else(|| ProtocolError::Params(format!("input scale {} + {fc} below the opened scale {fp}", cfg.input_frac)))?;
             b.open(Form::input(0, enc(ib, fc)), s)?
         }
         None => {
-            let s = cfg.input_frac.checked_sub(fp).ok_or_else(|| {
-                ProtocolError::Params(format!(
-                    "input scale {} below the opened scale {fp}",
-                    cfg.input_frac
-                ))
-            })?;
+            let s = cfg
+                .input_frac
+                .checked_sub(fp)
+                .ok_or_else(|| ProtocolError::Params(format!("input scale {} below the opened scale {fp}", cfg.input_frac)))?;
             b.open(Form::input(0, 1), s)?
         }
     };
     if cfg.schedule == Schedule::CubicPowers && 3 * fp > 57 {
-        return Err(ProtocolError::Params(format!(
-            "cubic schedule: 3 fp = {} > 57",
-            3 * fp
-        )));
+        return Err(ProtocolError::Params(format!("cubic schedule: 3 fp = {} > 57", 3 * fp)));
     }
     let mut u = t;
     let mut p = Form::new();
@@ -231,9 +205,7 @@ pub fn relu_program(poly: &SignPoly, cfg: &ReluConfig) -> Result<Program> {
         };
     }
     if fq > p_bits {
-        return Err(ProtocolError::Params(format!(
-            "fq {fq} above the form scale {p_bits}"
-        )));
+        return Err(ProtocolError::Params(format!("fq {fq} above the form scale {p_bits}")));
     }
     let q = b.open(p, p_bits - fq)?;
     let mut out = Form::mono(1u64 << fq, &[t]);
@@ -244,9 +216,7 @@ pub fn relu_program(poly: &SignPoly, cfg: &ReluConfig) -> Result<Program> {
 
 /// Max |f(t)| over a grid of [-1, 1].
 fn max_abs_fn(f: impl Fn(f64) -> f64) -> f64 {
-    (0..=4000)
-        .map(|i| f(-1.0 + i as f64 / 2000.0).abs())
-        .fold(0.0, f64::max)
+    (0..=4000).map(|i| f(-1.0 + i as f64 / 2000.0).abs()).fold(0.0, f64::max)
 }
 
 /// A degree-9..15 odd component with integer-coefficient cubic powers; forms
@@ -260,10 +230,7 @@ fn max_abs_fn(f: impl Fn(f64) -> f64) -> f64 {
 fn component_form_cubic15(b: &mut ProgramBuilder, t: usize, cheb: &[f64], fp: u32) -> Result<Form> {
     let a = |k: usize| cheb.get(k).copied().unwrap_or(0.0);
     if cheb.len() > 16 {
-        return Err(ProtocolError::Params(format!(
-            "cubic schedule handles degree <= 15, got {}",
-            cheb.len() - 1
-        )));
+        return Err(ProtocolError::Params(format!("cubic schedule handles degree <= 15, got {}", cheb.len() - 1)));
     }
     let (c2, c1, c0) = (2 * fp, fp, 0); // coefficient scales of linear, quadratic, cubic terms
     let _ = c0;
@@ -280,19 +247,12 @@ fn component_form_cubic15(b: &mut ProgramBuilder, t: usize, cheb: &[f64], fp: u3
     let (a1, a3, a5, a7) = (a(1), a(3) - a(15), a(5) - a(13), a(7) - a(11));
     let bt = |x: f64| -> f64 {
         let t3 = 4.0 * x * x * x - 3.0 * x;
-        b0 + b2 * (2.0 * x * x - 1.0)
-            + b4 * (2.0 * x * t3 - 2.0 * x * x + 1.0)
-            + b6 * (2.0 * t3 * t3 - 1.0)
+        b0 + b2 * (2.0 * x * x - 1.0) + b4 * (2.0 * x * t3 - 2.0 * x * x + 1.0) + b6 * (2.0 * t3 * t3 - 1.0)
     };
-    let vt = |x: f64| -> f64 {
-        (4.0 * a5 - 4.0 * a7) * x * x + 4.0 * a7 * x * (4.0 * x * x * x - 3.0 * x)
-    };
+    let vt = |x: f64| -> f64 { (4.0 * a5 - 4.0 * a7) * x * x + 4.0 * a7 * x * (4.0 * x * x * x - 3.0 * x) };
     for (name, m) in [("B", max_abs_fn(bt)), ("V", max_abs_fn(vt))] {
         if (3 * fp) as f64 + m.log2() >= 61.0 {
-            return Err(ProtocolError::Params(format!(
-                "cubic schedule: |{name}| reaches {m:.1}, too large at scale {}",
-                3 * fp
-            )));
+            return Err(ProtocolError::Params(format!("cubic schedule: |{name}| reaches {m:.1}, too large at scale {}", 3 * fp)));
         }
     }
     // T9 = 4 T3^3 - 3 T3
@@ -336,11 +296,7 @@ fn max_abs(q: &[f64]) -> f64 {
         .map(|i| {
             let y = i as f64 / 2000.0;
             let th = y.acos();
-            q.iter()
-                .enumerate()
-                .map(|(k, &a)| a * (k as f64 * th).cos())
-                .sum::<f64>()
-                .abs()
+            q.iter().enumerate().map(|(k, &a)| a * (k as f64 * th).cos()).sum::<f64>().abs()
         })
         .fold(0.0, f64::max)
 }
@@ -397,33 +353,18 @@ pub fn normalized_components(poly: &SignPoly) -> Vec<NormalizedComponent> {
         .map(|(i, c)| {
             let (m_in, m_out) = (ranges[i], if i + 1 == k { 1.0 } else { ranges[i + 1] });
             let n = c.degree + 1;
-            let nodes: Vec<f64> = (0..n)
-                .map(|j| (std::f64::consts::PI * (j as f64 + 0.5) / n as f64).cos())
-                .collect();
-            let g: Vec<f64> = nodes
-                .iter()
-                .map(|&y| c.eval_monomial(m_in * y) / m_out)
-                .collect();
+            let nodes: Vec<f64> = (0..n).map(|j| (std::f64::consts::PI * (j as f64 + 0.5) / n as f64).cos()).collect();
+            let g: Vec<f64> = nodes.iter().map(|&y| c.eval_monomial(m_in * y) / m_out).collect();
             let chebyshev: Vec<f64> = (0..n)
                 .map(|kk| {
                     if kk % 2 == 0 {
                         return 0.0;
                     }
-                    let s: f64 = (0..n)
-                        .map(|j| {
-                            g[j] * (kk as f64 * std::f64::consts::PI * (j as f64 + 0.5) / n as f64)
-                                .cos()
-                        })
-                        .sum();
+                    let s: f64 = (0..n).map(|j| g[j] * (kk as f64 * std::f64::consts::PI * (j as f64 + 0.5) / n as f64).cos()).sum();
                     2.0 * s / n as f64
                 })
                 .collect();
-            NormalizedComponent {
-                degree: c.degree,
-                m_in,
-                m_out,
-                chebyshev,
-            }
+            NormalizedComponent { degree: c.degree, m_in, m_out, chebyshev }
         })
         .collect()
 }
@@ -471,11 +412,7 @@ fn component_form(b: &mut ProgramBuilder, t: usize, cheb: &[f64], sc: Scales) ->
     let Scales { fp, fc } = sc;
     let form_bits = 2 * fp + fc;
     let d = cheb.len().saturating_sub(1);
-    if cheb
-        .iter()
-        .enumerate()
-        .any(|(k, &c)| k % 2 == 0 && c != 0.0)
-    {
+    if cheb.iter().enumerate().any(|(k, &c)| k % 2 == 0 && c != 0.0) {
         return Err(ProtocolError::Params("sign components must be odd".into()));
     }
     let l = depth(d).max(1);
@@ -489,10 +426,7 @@ fn component_form(b: &mut ProgramBuilder, t: usize, cheb: &[f64], sc: Scales) ->
     for j in (2..=l).rev() {
         let h = 1usize << (j - 1);
         let splits: Vec<(Vec<f64>, Vec<f64>)> = need[j].iter().map(|q| split(q, h)).collect();
-        let nontrivial = splits
-            .iter()
-            .filter(|(_, bb)| bb.iter().skip(2).any(|c| c.abs() > TINY))
-            .count();
+        let nontrivial = splits.iter().filter(|(_, bb)| bb.iter().skip(2).any(|c| c.abs() > TINY)).count();
         let n_tk = h / 2 - 1;
         let use_tk = nontrivial > n_tk;
         let mut next: Vec<Vec<f64>> = Vec::new();
@@ -509,13 +443,7 @@ fn component_form(b: &mut ProgramBuilder, t: usize, cheb: &[f64], sc: Scales) ->
             let ai = next.len();
             next.push(a);
             let rep = if use_tk || !bb.iter().skip(2).any(|c| c.abs() > TINY) {
-                BRep::Combo(
-                    bb.iter()
-                        .enumerate()
-                        .filter(|(_, c)| c.abs() > TINY)
-                        .map(|(k, &c)| (k, c))
-                        .collect(),
-                )
+                BRep::Combo(bb.iter().enumerate().filter(|(_, c)| c.abs() > TINY).map(|(k, &c)| (k, c)).collect())
             } else {
                 let bi = next.len();
                 next.push(bb);
@@ -528,10 +456,7 @@ fn component_form(b: &mut ProgramBuilder, t: usize, cheb: &[f64], sc: Scales) ->
     }
     // Bottom-up emission.
     let mut forms: Vec<Vec<Form>> = vec![Vec::new(); l + 1];
-    forms[1] = need[1]
-        .iter()
-        .map(|q| Form::mono(enc(q.get(1).copied().unwrap_or(0.0), fp + fc), &[t]))
-        .collect();
+    forms[1] = need[1].iter().map(|q| Form::mono(enc(q.get(1).copied().unwrap_or(0.0), fp + fc), &[t])).collect();
     let mut pow = t; // T_{2^(j-2)} opened, starting from T_1 = t
     for j in 2..=l {
         let ph = {
@@ -539,10 +464,8 @@ fn component_form(b: &mut ProgramBuilder, t: usize, cheb: &[f64], sc: Scales) ->
             fm.add_constant(enc(-1.0, form_bits));
             b.open(fm, fp + fc)?
         };
-        let tks: Vec<(usize, usize)> = tk_idx[j]
-            .iter()
-            .map(|&(k, idx)| Ok((k, b.open(forms[j - 1][idx].clone(), fp + fc)?)))
-            .collect::<Result<_>>()?;
+        let tks: Vec<(usize, usize)> =
+            tk_idx[j].iter().map(|&(k, idx)| Ok((k, b.open(forms[j - 1][idx].clone(), fp + fc)?))).collect::<Result<_>>()?;
         let mut level_forms = Vec::new();
         for node in &nodes[j] {
             let mut fm = forms[j - 1][node.a].clone();
@@ -555,11 +478,7 @@ fn component_form(b: &mut ProgramBuilder, t: usize, cheb: &[f64], sc: Scales) ->
                             tks.iter()
                                 .find(|(kk, _)| *kk == k)
                                 .map(|(_, id)| *id)
-                                .ok_or_else(|| {
-                                    ProtocolError::InvalidProgram(format!(
-                                        "T_{k} not opened at level {j}"
-                                    ))
-                                })?
+                                .ok_or_else(|| ProtocolError::InvalidProgram(format!("T_{k} not opened at level {j}")))?
                         };
                         fm.add_term(enc(c, fc), &[ph, other]);
                     }
@@ -596,17 +515,11 @@ mod tests {
                 let x = -1.0 + i as f64 / 10_000.0;
                 let mut y = x;
                 for c in &comps {
-                    assert!(
-                        y.abs() <= 1.0,
-                        "alpha {alpha}: intermediate {y} outside [-1, 1]"
-                    );
+                    assert!(y.abs() <= 1.0, "alpha {alpha}: intermediate {y} outside [-1, 1]");
                     y = c.eval(y);
                 }
                 let want = p.eval_monomial(x);
-                assert!(
-                    (y - want).abs() < 1e-7,
-                    "alpha {alpha} x {x}: {y} vs {want}"
-                );
+                assert!((y - want).abs() < 1e-7, "alpha {alpha} x {x}: {y} vs {want}");
             }
             for c in &comps {
                 let s: f64 = c.chebyshev.iter().map(|a| a.abs()).sum();
@@ -620,11 +533,7 @@ mod tests {
         let r = PolyRelu::new(ReluConfig::cubic(9, 19)).unwrap();
         let i = r.info();
         assert_eq!((i.openings, i.rounds), (11, 7), "{i:?}");
-        assert!(PolyRelu::new(ReluConfig {
-            value_bits: 20,
-            ..ReluConfig::cubic(9, 20)
-        })
-        .is_err());
+        assert!(PolyRelu::new(ReluConfig { value_bits: 20, ..ReluConfig::cubic(9, 20) }).is_err());
     }
 
     #[test]
@@ -639,22 +548,12 @@ mod tests {
 
     #[test]
     fn opening_counts_and_rounds() {
-        let expect: [(u32, usize, usize); 5] = [
-            (7, 9, 7),
-            (9, 13, 9),
-            (10, 15, 11),
-            (12, 20, 13),
-            (14, 25, 15),
-        ];
+        let expect: [(u32, usize, usize); 5] = [(7, 9, 7), (9, 13, 9), (10, 15, 11), (12, 20, 13), (14, 25, 15)];
         for (alpha, openings, rounds) in expect {
             let r = PolyRelu::new(ReluConfig::quadratic(alpha, 20)).unwrap();
             let i = r.info();
             assert_eq!(i.rounds, i.composite_depth + 1, "alpha {alpha}: {i:?}");
-            assert_eq!(
-                (i.openings, i.rounds),
-                (openings, rounds),
-                "alpha {alpha}: {i:?}"
-            );
+            assert_eq!((i.openings, i.rounds), (openings, rounds), "alpha {alpha}: {i:?}");
         }
     }
 }

@@ -61,30 +61,18 @@ impl Form {
     }
     /// `coef * input_i`
     pub fn input(i: usize, coef: R) -> Self {
-        Form {
-            inputs: vec![(i, coef)],
-            ..Default::default()
-        }
+        Form { inputs: vec![(i, coef)], ..Default::default() }
     }
     /// `coef * prod(opened[factors])`
     pub fn mono(coef: R, factors: &[usize]) -> Self {
-        Form {
-            terms: vec![Term {
-                coef,
-                factors: factors.to_vec(),
-            }],
-            ..Default::default()
-        }
+        Form { terms: vec![Term { coef, factors: factors.to_vec() }], ..Default::default() }
     }
     pub fn add_input(&mut self, i: usize, coef: R) -> &mut Self {
         self.inputs.push((i, coef));
         self
     }
     pub fn add_term(&mut self, coef: R, factors: &[usize]) -> &mut Self {
-        self.terms.push(Term {
-            coef,
-            factors: factors.to_vec(),
-        });
+        self.terms.push(Term { coef, factors: factors.to_vec() });
         self
     }
     pub fn add_constant(&mut self, c: R) -> &mut Self {
@@ -98,20 +86,13 @@ impl Form {
             self.inputs.push((i, c.wrapping_mul(k)));
         }
         for t in &other.terms {
-            self.terms.push(Term {
-                coef: c.wrapping_mul(t.coef),
-                factors: t.factors.clone(),
-            });
+            self.terms.push(Term { coef: c.wrapping_mul(t.coef), factors: t.factors.clone() });
         }
         self
     }
     /// Largest number of factors in a term.
     pub fn degree(&self) -> usize {
-        self.terms
-            .iter()
-            .map(|t| t.factors.len())
-            .max()
-            .unwrap_or(0)
+        self.terms.iter().map(|t| t.factors.len()).max().unwrap_or(0)
     }
 }
 
@@ -177,19 +158,14 @@ pub struct ProgramBuilder {
 
 impl ProgramBuilder {
     pub fn new(n_inputs: usize) -> Self {
-        Self {
-            n_inputs,
-            ..Default::default()
-        }
+        Self { n_inputs, ..Default::default() }
     }
 
     /// Open `form` with truncation by `shift`; returns the opened value's id.
     /// Its round is one more than the latest opened value it uses.
     pub fn open(&mut self, form: Form, shift: u32) -> Result<usize> {
         if shift > MAX_SHIFT {
-            return Err(ProtocolError::InvalidProgram(format!(
-                "shift {shift} > {MAX_SHIFT}"
-            )));
+            return Err(ProtocolError::InvalidProgram(format!("shift {shift} > {MAX_SHIFT}")));
         }
         let round = self.round_of(&form)?;
         self.opens.push(OpenStep { form, shift, round });
@@ -199,13 +175,7 @@ impl ProgramBuilder {
     /// Round in which a form's value becomes available (0 = from inputs only).
     pub fn round_of(&self, form: &Form) -> Result<usize> {
         self.check_form(form)?;
-        Ok(form
-            .terms
-            .iter()
-            .flat_map(|t| t.factors.iter())
-            .map(|&f| self.opens[f].round + 1)
-            .max()
-            .unwrap_or(0))
+        Ok(form.terms.iter().flat_map(|t| t.factors.iter()).map(|&f| self.opens[f].round + 1).max().unwrap_or(0))
     }
 
     pub fn output(&mut self, form: Form) -> Result<usize> {
@@ -221,18 +191,13 @@ impl ProgramBuilder {
     fn check_form(&self, form: &Form) -> Result<()> {
         for &(i, _) in &form.inputs {
             if i >= self.n_inputs {
-                return Err(ProtocolError::InvalidProgram(format!(
-                    "input {i} of {}",
-                    self.n_inputs
-                )));
+                return Err(ProtocolError::InvalidProgram(format!("input {i} of {}", self.n_inputs)));
             }
         }
         for t in &form.terms {
             for &f in &t.factors {
                 if f >= self.opens.len() {
-                    return Err(ProtocolError::InvalidProgram(format!(
-                        "opening {f} used before it exists"
-                    )));
+                    return Err(ProtocolError::InvalidProgram(format!("opening {f} used before it exists")));
                 }
             }
         }
@@ -253,21 +218,11 @@ impl Program {
         }
         let mut keys: BTreeMap<AtomKey, usize> = BTreeMap::new();
         let shifts: Vec<u32> = opens.iter().map(|o| o.shift).collect();
-        let c_opens: Vec<CompiledForm> = opens
-            .iter()
-            .map(|o| compile_form(&o.form, &shifts, &mut keys))
-            .collect();
-        let c_outputs: Vec<CompiledForm> = outputs
-            .iter()
-            .map(|f| compile_form(f, &shifts, &mut keys))
-            .collect();
+        let c_opens: Vec<CompiledForm> = opens.iter().map(|o| compile_form(&o.form, &shifts, &mut keys)).collect();
+        let c_outputs: Vec<CompiledForm> = outputs.iter().map(|f| compile_form(f, &shifts, &mut keys)).collect();
         // Products in key order, indices remapped.
         let products: Vec<AtomKey> = keys.keys().cloned().collect();
-        let remap: BTreeMap<usize, usize> = keys
-            .values()
-            .enumerate()
-            .map(|(new, &old)| (old, new))
-            .collect();
+        let remap: BTreeMap<usize, usize> = keys.values().enumerate().map(|(new, &old)| (old, new)).collect();
         let fix = |cf: CompiledForm| CompiledForm {
             contribs: cf
                 .contribs
@@ -284,16 +239,7 @@ impl Program {
         let c_opens: Vec<CompiledForm> = c_opens.into_iter().map(fix).collect();
         let c_outputs: Vec<CompiledForm> = c_outputs.into_iter().map(fix).collect();
         let digest = fingerprint(n_inputs, &opens, &outputs);
-        Ok(Program {
-            n_inputs,
-            opens,
-            outputs,
-            products,
-            rounds,
-            c_opens,
-            c_outputs,
-            digest,
-        })
+        Ok(Program { n_inputs, opens, outputs, products, rounds, c_opens, c_outputs, digest })
     }
 
     pub fn n_inputs(&self) -> usize {
@@ -328,12 +274,7 @@ impl Program {
     /// factor multisets).
     pub fn n_nonscalar_products(&self) -> usize {
         let mut set = std::collections::BTreeSet::new();
-        for f in self
-            .opens
-            .iter()
-            .map(|o| &o.form)
-            .chain(self.outputs.iter())
-        {
+        for f in self.opens.iter().map(|o| &o.form).chain(self.outputs.iter()) {
             for t in &f.terms {
                 if t.factors.len() >= 2 {
                     let mut k = t.factors.clone();
@@ -383,14 +324,8 @@ fn compile_form(form: &Form, shifts: &[u32], keys: &mut BTreeMap<AtomKey, usize>
     for t in &form.terms {
         let k = t.factors.len();
         for subset in 0u32..(1 << k) {
-            let pubs: Vec<usize> = (0..k)
-                .filter(|i| subset & (1 << i) == 0)
-                .map(|i| t.factors[i])
-                .collect();
-            let secret: Vec<usize> = (0..k)
-                .filter(|i| subset & (1 << i) != 0)
-                .map(|i| t.factors[i])
-                .collect();
+            let pubs: Vec<usize> = (0..k).filter(|i| subset & (1 << i) == 0).map(|i| t.factors[i]).collect();
+            let secret: Vec<usize> = (0..k).filter(|i| subset & (1 << i) != 0).map(|i| t.factors[i]).collect();
             // Enumerate atom choices for the secret factors.
             let mut choices: Vec<Vec<(usize, Atom)>> = vec![Vec::new()];
             for &f in &secret {
@@ -440,21 +375,9 @@ fn compile_form(form: &Form, shifts: &[u32], keys: &mut BTreeMap<AtomKey, usize>
             }
         }
     }
-    let contribs = merged
-        .into_iter()
-        .filter(|(_, c)| *c != 0)
-        .map(|((pubs, sigk, src), coef)| Contribution {
-            coef,
-            pubs,
-            sigk,
-            src,
-        })
-        .collect();
-    CompiledForm {
-        constant: form.constant,
-        inputs: form.inputs.clone(),
-        contribs,
-    }
+    let contribs =
+        merged.into_iter().filter(|(_, c)| *c != 0).map(|((pubs, sigk, src), coef)| Contribution { coef, pubs, sigk, src }).collect();
+    CompiledForm { constant: form.constant, inputs: form.inputs.clone(), contribs }
 }
 
 /// FNV-1a over a canonical description of the program.
@@ -530,9 +453,7 @@ pub mod ops {
     pub fn product_many(k: usize, sx: u32, sy: u32) -> Program {
         let mut b = ProgramBuilder::new(k + 1);
         let x = b.open(Form::input(0, 1), sx).expect("valid");
-        let ys: Vec<usize> = (0..k)
-            .map(|i| b.open(Form::input(i + 1, 1), sy).expect("valid"))
-            .collect();
+        let ys: Vec<usize> = (0..k).map(|i| b.open(Form::input(i + 1, 1), sy).expect("valid")).collect();
         for y in ys {
             b.output(Form::mono(1, &[x, y])).expect("valid");
         }

@@ -283,13 +283,7 @@ pub fn run_program(program: &Program, inputs: &[&[R]]) -> Result<RefResult> {
                 .collect()
         })
         .collect();
-    Ok(RefResult {
-        outputs,
-        opened,
-        out_of_range,
-        wrapped,
-        flagged,
-    })
+    Ok(RefResult { outputs, opened, out_of_range, wrapped, flagged })
 }
 
 /// A linear layer in the ring together with its exact (integer) value: the

@@ -36,11 +36,7 @@ pub struct Session<S: MaterialSource> {
 
 impl<S: MaterialSource> Session<S> {
     pub fn new(party: Party, chan: Channel, source: S) -> Self {
-        Self {
-            party,
-            chan,
-            source,
-        }
+        Self { party, chan, source }
     }
 
     /// Label the following online traffic (e.g. a layer name) in the meter.
@@ -50,31 +46,16 @@ impl<S: MaterialSource> Session<S> {
     }
 
     /// Run a program on shares of its inputs (each of length `n`).
-    pub async fn program(
-        &mut self,
-        program: &Arc<Program>,
-        inputs: &[&[R]],
-    ) -> Result<Vec<Vec<R>>> {
+    pub async fn program(&mut self, program: &Arc<Program>, inputs: &[&[R]]) -> Result<Vec<Vec<R>>> {
         let n = inputs.first().map_or(0, |x| x.len());
-        let m = self
-            .source
-            .fetch(&Request::program(program, n))
-            .await?
-            .into_program()?;
+        let m = self.source.fetch(&Request::program(program, n)).await?.into_program()?;
         run_program(&mut self.chan, self.party, program, inputs, m).await
     }
 
     /// A linear layer (conv or matmul): one opening of `x`, output at scale
     /// scale(x) + scale(weights).
     pub async fn linear(&mut self, layer: &LinearLayer, x: &[R]) -> Result<Vec<R>> {
-        let m = self
-            .source
-            .fetch(&Request::Linear {
-                layer: layer.id,
-                spec: layer.spec,
-            })
-            .await?
-            .into_linear()?;
+        let m = self.source.fetch(&Request::Linear { layer: layer.id, spec: layer.spec }).await?.into_linear()?;
         linear_forward(&mut self.chan, layer, x, m).await
     }
 

@@ -13,50 +13,17 @@ pub const MIN_ALPHA: u32 = 4;
 pub const MAX_ALPHA: u32 = 14;
 
 const TABLES: [(&str, &str); 11] = [
-    (
-        include_str!("../data/sign-minimax/deg_4.txt"),
-        include_str!("../data/sign-minimax/coeff_4.txt"),
-    ),
-    (
-        include_str!("../data/sign-minimax/deg_5.txt"),
-        include_str!("../data/sign-minimax/coeff_5.txt"),
-    ),
-    (
-        include_str!("../data/sign-minimax/deg_6.txt"),
-        include_str!("../data/sign-minimax/coeff_6.txt"),
-    ),
-    (
-        include_str!("../data/sign-minimax/deg_7.txt"),
-        include_str!("../data/sign-minimax/coeff_7.txt"),
-    ),
-    (
-        include_str!("../data/sign-minimax/deg_8.txt"),
-        include_str!("../data/sign-minimax/coeff_8.txt"),
-    ),
-    (
-        include_str!("../data/sign-minimax/deg_9.txt"),
-        include_str!("../data/sign-minimax/coeff_9.txt"),
-    ),
-    (
-        include_str!("../data/sign-minimax/deg_10.txt"),
-        include_str!("../data/sign-minimax/coeff_10.txt"),
-    ),
-    (
-        include_str!("../data/sign-minimax/deg_11.txt"),
-        include_str!("../data/sign-minimax/coeff_11.txt"),
-    ),
-    (
-        include_str!("../data/sign-minimax/deg_12.txt"),
-        include_str!("../data/sign-minimax/coeff_12.txt"),
-    ),
-    (
-        include_str!("../data/sign-minimax/deg_13.txt"),
-        include_str!("../data/sign-minimax/coeff_13.txt"),
-    ),
-    (
-        include_str!("../data/sign-minimax/deg_14.txt"),
-        include_str!("../data/sign-minimax/coeff_14.txt"),
-    ),
+    (include_str!("../data/sign-minimax/deg_4.txt"), include_str!("../data/sign-minimax/coeff_4.txt")),
+    (include_str!("../data/sign-minimax/deg_5.txt"), include_str!("../data/sign-minimax/coeff_5.txt")),
+    (include_str!("../data/sign-minimax/deg_6.txt"), include_str!("../data/sign-minimax/coeff_6.txt")),
+    (include_str!("../data/sign-minimax/deg_7.txt"), include_str!("../data/sign-minimax/coeff_7.txt")),
+    (include_str!("../data/sign-minimax/deg_8.txt"), include_str!("../data/sign-minimax/coeff_8.txt")),
+    (include_str!("../data/sign-minimax/deg_9.txt"), include_str!("../data/sign-minimax/coeff_9.txt")),
+    (include_str!("../data/sign-minimax/deg_10.txt"), include_str!("../data/sign-minimax/coeff_10.txt")),
+    (include_str!("../data/sign-minimax/deg_11.txt"), include_str!("../data/sign-minimax/coeff_11.txt")),
+    (include_str!("../data/sign-minimax/deg_12.txt"), include_str!("../data/sign-minimax/coeff_12.txt")),
+    (include_str!("../data/sign-minimax/deg_13.txt"), include_str!("../data/sign-minimax/coeff_13.txt")),
+    (include_str!("../data/sign-minimax/deg_14.txt"), include_str!("../data/sign-minimax/coeff_14.txt")),
 ];
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -99,11 +66,7 @@ pub struct SignPoly {
 
 impl fmt::Display for SignPoly {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let degs: Vec<String> = self
-            .components
-            .iter()
-            .map(|c| c.degree.to_string())
-            .collect();
+        let degs: Vec<String> = self.components.iter().map(|c| c.degree.to_string()).collect();
         write!(f, "alpha {} {{{}}}", self.alpha, degs.join(","))
     }
 }
@@ -122,24 +85,15 @@ impl SignPoly {
     pub fn parse(alpha: u32, deg_txt: &str, coeff_txt: &str) -> Result<Self, SignPolyError> {
         let degrees: Vec<usize> = deg_txt
             .split_whitespace()
-            .map(|t| {
-                t.parse()
-                    .map_err(|_| SignPolyError::Malformed(format!("bad degree {t:?}")))
-            })
+            .map(|t| t.parse().map_err(|_| SignPolyError::Malformed(format!("bad degree {t:?}"))))
             .collect::<Result<_, _>>()?;
         let coeffs: Vec<f64> = coeff_txt
             .split_whitespace()
-            .map(|t| {
-                t.parse()
-                    .map_err(|_| SignPolyError::Malformed(format!("bad coefficient {t:?}")))
-            })
+            .map(|t| t.parse().map_err(|_| SignPolyError::Malformed(format!("bad coefficient {t:?}"))))
             .collect::<Result<_, _>>()?;
         let needed: usize = degrees.iter().map(|d| d + 1).sum();
         if degrees.is_empty() || needed != coeffs.len() {
-            return Err(SignPolyError::Malformed(format!(
-                "degrees {degrees:?} need {needed} coefficients, found {}",
-                coeffs.len()
-            )));
+            return Err(SignPolyError::Malformed(format!("degrees {degrees:?} need {needed} coefficients, found {}", coeffs.len())));
         }
         let mut components = Vec::new();
         let mut rest = &coeffs[..];
@@ -147,16 +101,8 @@ impl SignPoly {
             let (mono, tail) = rest.split_at(d + 1);
             rest = tail;
             // The even coefficients are ~1e-40 in the table: the polynomials are odd.
-            let mono: Vec<f64> = mono
-                .iter()
-                .enumerate()
-                .map(|(k, &c)| if k % 2 == 0 { 0.0 } else { c })
-                .collect();
-            components.push(Component {
-                degree: d,
-                chebyshev: monomial_to_chebyshev(&mono),
-                monomial: mono,
-            });
+            let mono: Vec<f64> = mono.iter().enumerate().map(|(k, &c)| if k % 2 == 0 { 0.0 } else { c }).collect();
+            components.push(Component { degree: d, chebyshev: monomial_to_chebyshev(&mono), monomial: mono });
         }
         Ok(Self { alpha, components })
     }
@@ -230,11 +176,7 @@ mod tests {
             (14, &[15, 27, 29]),
         ];
         for (alpha, degs) in expect {
-            assert_eq!(
-                SignPoly::for_alpha(alpha).unwrap().degrees(),
-                degs,
-                "alpha {alpha}"
-            );
+            assert_eq!(SignPoly::for_alpha(alpha).unwrap().degrees(), degs, "alpha {alpha}");
         }
         assert!(SignPoly::for_alpha(3).is_err());
         assert!(SignPoly::for_alpha(15).is_err());
@@ -249,10 +191,7 @@ mod tests {
                 for i in 0..=2000 {
                     let x = -1.0 + i as f64 / 1000.0;
                     let (a, b) = (c.eval(x), c.eval_monomial(x));
-                    assert!(
-                        (a - b).abs() <= 1e-12 * scale.max(1.0),
-                        "alpha {alpha} x {x}: {a} vs {b}"
-                    );
+                    assert!((a - b).abs() <= 1e-12 * scale.max(1.0), "alpha {alpha} x {x}: {a} vs {b}");
                 }
                 for (k, a) in c.chebyshev.iter().enumerate() {
                     if k % 2 == 0 {
@@ -273,11 +212,7 @@ mod tests {
                 let x = -1.0 + i as f64 / 100_000.0;
                 worst = worst.max((p.relu(x, 1.0) - x.max(0.0)).abs());
             }
-            assert!(
-                worst <= (-(alpha as f64)).exp2(),
-                "alpha {alpha}: max error 2^{:.2}",
-                worst.log2()
-            );
+            assert!(worst <= (-(alpha as f64)).exp2(), "alpha {alpha}: max error 2^{:.2}", worst.log2());
         }
     }
 

@@ -7,10 +7,7 @@ pub const B: f64 = 8.0;
 
 /// `n` reals uniform in [-b, b] from a seeded PRG.
 pub fn uniform(prg: &mut Prg, n: usize, b: f64) -> Vec<f64> {
-    prg.gen(n)
-        .iter()
-        .map(|&r| (r >> 11) as f64 / (1u64 << 53) as f64 * 2.0 * b - b)
-        .collect()
+    prg.gen(n).iter().map(|&r| (r >> 11) as f64 / (1u64 << 53) as f64 * 2.0 * b - b).collect()
 }
 
 pub fn encode(xs: &[f64], f: u32) -> Vec<u64> {

@@ -11,10 +11,7 @@ use pann_protocols::program::ops;
 use pann_protocols::reference;
 
 fn signed_vals(prg: &mut Prg, n: usize, bits: u32) -> Vec<u64> {
-    prg.gen(n)
-        .iter()
-        .map(|&r| ((r as i64) >> (64 - bits)) as u64)
-        .collect()
+    prg.gen(n).iter().map(|&r| ((r as i64) >> (64 - bits)) as u64).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,9 +21,7 @@ async fn truncation_is_floor_plus_zero_or_one() {
         let x = signed_vals(&mut prg, 4096, bits);
         let p = Arc::new(ops::truncate(s));
         for mode in [DealerMode::InProcess, DealerMode::Channel] {
-            let run = run_program_pair(&p, std::slice::from_ref(&x), s as u64, mode)
-                .await
-                .unwrap();
+            let run = run_program_pair(&p, std::slice::from_ref(&x), s as u64, mode).await.unwrap();
             let want = reference::run_program(&p, &[&x]).unwrap();
             assert_eq!(want.out_of_range, 0);
             for (a, b) in run.outputs[0].iter().zip(&want.outputs[0]) {
@@ -51,15 +46,10 @@ async fn products_squares_and_reuse_match_the_reference() {
         let progs = [
             (Arc::new(ops::product(sx, sy)), vec![x.clone(), y.clone()]),
             (Arc::new(ops::square(sx)), vec![x.clone()]),
-            (
-                Arc::new(ops::product_many(3, sx, sy)),
-                vec![x.clone(), y.clone(), x.clone(), y.clone()],
-            ),
+            (Arc::new(ops::product_many(3, sx, sy)), vec![x.clone(), y.clone(), x.clone(), y.clone()]),
         ];
         for (p, inputs) in progs {
-            let run = run_program_pair(&p, &inputs, 7, DealerMode::InProcess)
-                .await
-                .unwrap();
+            let run = run_program_pair(&p, &inputs, 7, DealerMode::InProcess).await.unwrap();
             let refs: Vec<&[u64]> = inputs.iter().map(|v| v.as_slice()).collect();
             let want = reference::run_program(&p, &refs).unwrap();
             for (o, (got, exp)) in run.outputs.iter().zip(&want.outputs).enumerate() {
@@ -69,10 +59,7 @@ async fn products_squares_and_reuse_match_the_reference() {
                     let yo = (want.opened[o + 1.min(p.n_openings() - 1)][e] as i64).unsigned_abs();
                     let d = (got[e].wrapping_sub(exp[e]) as i64).unsigned_abs();
                     let tol = if sx == 0 && sy == 0 { 0 } else { xo + yo + 1 };
-                    assert!(
-                        d <= tol,
-                        "shifts ({sx},{sy}) output {o} element {e}: diff {d} > {tol}"
-                    );
+                    assert!(d <= tol, "shifts ({sx},{sy}) output {o} element {e}: diff {d} > {tol}");
                 }
             }
             // Online cost: one round, one ring element per opening per party and direction.

@@ -16,8 +16,7 @@ use pann_protocols::kernels::{avg_pool_sum, conv2d, global_pool_sum, matmul_nt};
 use pann_protocols::linear::{linear_forward, setup_client, setup_server};
 use pann_protocols::ops::{reveal, share_input};
 use pann_protocols::{
-    reference, run_program, ConvSpec, Dealer, DealerLink, Expander, LinearSpec, MaterialSource,
-    MatmulSpec, PolyRelu, ReluConfig, Request,
+    reference, run_program, ConvSpec, Dealer, DealerLink, Expander, LinearSpec, MaterialSource, MatmulSpec, PolyRelu, ReluConfig, Request,
 };
 
 const F: u32 = 16;
@@ -27,28 +26,8 @@ async fn linear_layers_are_exact() {
     let mut prg = Prg::from_seed([4; 16]);
     let (seed0, seed1) = ([10u8; 16], [11u8; 16]);
     let specs = [
-        LinearSpec::Conv(ConvSpec {
-            n: 2,
-            c: 3,
-            h: 9,
-            w: 9,
-            o: 4,
-            kh: 3,
-            kw: 3,
-            stride: 2,
-            pad: 1,
-        }),
-        LinearSpec::Conv(ConvSpec {
-            n: 1,
-            c: 16,
-            h: 8,
-            w: 8,
-            o: 16,
-            kh: 3,
-            kw: 3,
-            stride: 1,
-            pad: 1,
-        }),
+        LinearSpec::Conv(ConvSpec { n: 2, c: 3, h: 9, w: 9, o: 4, kh: 3, kw: 3, stride: 2, pad: 1 }),
+        LinearSpec::Conv(ConvSpec { n: 1, c: 16, h: 8, w: 8, o: 16, kh: 3, kw: 3, stride: 1, pad: 1 }),
         LinearSpec::Matmul(MatmulSpec { m: 3, k: 64, n: 10 }),
     ];
     let mut dealer = Dealer::new(seed0, seed1);
@@ -59,10 +38,7 @@ async fn linear_layers_are_exact() {
         let x = prg.gen(spec.input_len());
         let (x0, x1) = share_clear(&x, &mut prg);
         let (mut c0, mut c1) = Channel::mem_pair(ChannelConfig::default());
-        let (l0, l1) = tokio::join!(
-            setup_server(&mut c0, &mut exp0, id, spec, w.clone()),
-            setup_client(&mut c1, id, spec)
-        );
+        let (l0, l1) = tokio::join!(setup_server(&mut c0, &mut exp0, id, spec, w.clone()), setup_client(&mut c1, id, spec));
         let (l0, l1) = (l0.unwrap(), l1.unwrap());
         let (m0, m1) = dealer.deal(&Request::Linear { layer: id, spec }).unwrap();
         c0.set_phase(Phase::Online);
@@ -74,14 +50,8 @@ async fn linear_layers_are_exact() {
         let y = ring::add(&y0.unwrap(), &y1.unwrap());
         assert_eq!(y, spec.apply(&w, &x).unwrap(), "{spec:?}");
         let c = c0.meter().phase_total(Phase::Online);
-        assert_eq!(
-            (c.rounds, c.bytes_sent),
-            (1, 5 + 8 * spec.input_len() as u64)
-        );
-        assert_eq!(
-            c0.meter().phase_total(Phase::Setup).bytes_sent,
-            5 + 8 * spec.weight_len() as u64
-        );
+        assert_eq!((c.rounds, c.bytes_sent), (1, 5 + 8 * spec.input_len() as u64));
+        assert_eq!(c0.meter().phase_total(Phase::Setup).bytes_sent, 5 + 8 * spec.weight_len() as u64);
     }
 }
 
@@ -108,8 +78,7 @@ async fn party_pipeline(
     relu: Arc<PolyRelu>,
 ) -> (Option<Vec<R>>, Channel) {
     let seed = recv_seed(&mut dealer_chan).await.unwrap();
-    let mut link =
-        DealerLink::new(party, seed, Some(dealer_chan)).unwrap();
+    let mut link = DealerLink::new(party, seed, Some(dealer_chan)).unwrap();
     // Setup: weights masked once per model.
     let (conv, fc) = match weights {
         Some((w1, w2)) => {
@@ -118,96 +87,37 @@ async fn party_pipeline(
             let b = setup_server(&mut chan, e, 1, specs.1, w2).await.unwrap();
             (a, b)
         }
-        None => (
-            setup_client(&mut chan, 0, specs.0).await.unwrap(),
-            setup_client(&mut chan, 1, specs.1).await.unwrap(),
-        ),
+        None => (setup_client(&mut chan, 0, specs.0).await.unwrap(), setup_client(&mut chan, 1, specs.1).await.unwrap()),
     };
     // Offline: all material for one inference.
     let n_act = specs.0.output_len();
-    let m_conv = link
-        .fetch(&Request::Linear {
-            layer: 0,
-            spec: specs.0,
-        })
-        .await
-        .unwrap()
-        .into_linear()
-        .unwrap();
-    let m_relu = link
-        .fetch(&Request::program(&relu.program, n_act))
-        .await
-        .unwrap()
-        .into_program()
-        .unwrap();
-    let m_fc = link
-        .fetch(&Request::Linear {
-            layer: 1,
-            spec: specs.1,
-        })
-        .await
-        .unwrap()
-        .into_linear()
-        .unwrap();
+    let m_conv = link.fetch(&Request::Linear { layer: 0, spec: specs.0 }).await.unwrap().into_linear().unwrap();
+    let m_relu = link.fetch(&Request::program(&relu.program, n_act)).await.unwrap().into_program().unwrap();
+    let m_fc = link.fetch(&Request::Linear { layer: 1, spec: specs.1 }).await.unwrap().into_linear().unwrap();
     // Online.
     chan.set_phase(Phase::Online);
     let mut prg = Prg::from_seed([77; 16]);
-    let x = share_input(
-        &mut chan,
-        party,
-        Party::Client,
-        image.as_deref(),
-        specs.0.input_len(),
-        &mut prg,
-    )
-    .await
-    .unwrap();
+    let x = share_input(&mut chan, party, Party::Client, image.as_deref(), specs.0.input_len(), &mut prg).await.unwrap();
     let y = linear_forward(&mut chan, &conv, &x, m_conv).await.unwrap();
-    let r = run_program(&mut chan, party, &relu.program, &[&y], m_relu)
-        .await
-        .unwrap()
-        .remove(0);
-    let LinearSpec::Conv(cs) = specs.0 else {
-        unreachable!()
-    };
+    let r = run_program(&mut chan, party, &relu.program, &[&y], m_relu).await.unwrap().remove(0);
+    let LinearSpec::Conv(cs) = specs.0 else { unreachable!() };
     let (ho, wo) = cs.out_hw();
     let pooled = global_pool_sum(&r, cs.n, cs.o, ho, wo).unwrap();
     let logits = linear_forward(&mut chan, &fc, &pooled, m_fc).await.unwrap();
-    let out = reveal(&mut chan, party, &logits, Some(Party::Client))
-        .await
-        .unwrap();
+    let out = reveal(&mut chan, party, &logits, Some(Party::Client)).await.unwrap();
     (out, chan)
 }
 
 async fn pipeline_over(c0: Channel, c1: Channel) {
     let mut prg = Prg::from_seed([6; 16]);
-    let conv = ConvSpec {
-        n: 1,
-        c: 3,
-        h: 8,
-        w: 8,
-        o: 4,
-        kh: 3,
-        kw: 3,
-        stride: 1,
-        pad: 1,
-    };
+    let conv = ConvSpec { n: 1, c: 3, h: 8, w: 8, o: 4, kh: 3, kw: 3, stride: 1, pad: 1 };
     let fc = MatmulSpec { m: 1, k: 4, n: 10 };
     let specs = (LinearSpec::Conv(conv), LinearSpec::Matmul(fc));
     // Input at scale 2f (as a ReLU output would be), weights at f: conv output at 3f.
     let img: Vec<f64> = uniform(&mut prg, conv.input_len(), 1.0);
-    let img_enc: Vec<R> = img
-        .iter()
-        .map(|v| (v * (2.0 * F as f64).exp2()).round() as i64 as u64)
-        .collect();
-    let w1: Vec<R> = uniform(&mut prg, conv.weight_len(), 0.035)
-        .iter()
-        .map(|v| (v * (F as f64).exp2()).round() as i64 as u64)
-        .collect();
-    let w2: Vec<R> = uniform(&mut prg, fc.n * fc.k, 0.5)
-        .iter()
-        .map(|v| (v * (F as f64).exp2()).round() as i64 as u64)
-        .collect();
+    let img_enc: Vec<R> = img.iter().map(|v| (v * (2.0 * F as f64).exp2()).round() as i64 as u64).collect();
+    let w1: Vec<R> = uniform(&mut prg, conv.weight_len(), 0.035).iter().map(|v| (v * (F as f64).exp2()).round() as i64 as u64).collect();
+    let w2: Vec<R> = uniform(&mut prg, fc.n * fc.k, 0.5).iter().map(|v| (v * (F as f64).exp2()).round() as i64 as u64).collect();
     // ReLU on the 3f conv output, with 1/B folded in the weights (B = 1 here: |conv| < 1 by construction).
     let relu = Arc::new(PolyRelu::new(ReluConfig::new(9, 3 * F)).unwrap());
     let (seed0, seed1) = ([20u8; 16], [21u8; 16]);
@@ -223,40 +133,16 @@ async fn pipeline_over(c0: Channel, c1: Channel) {
             dealer.register_linear(specs.0).unwrap();
             dealer.register_linear(specs.1).unwrap();
             let reqs = [
-                Request::Linear {
-                    layer: 0,
-                    spec: specs.0,
-                },
+                Request::Linear { layer: 0, spec: specs.0 },
                 Request::program(&relu.program, n_act),
-                Request::Linear {
-                    layer: 1,
-                    spec: specs.1,
-                },
+                Request::Linear { layer: 1, spec: specs.1 },
             ];
-            serve_both(&mut dealer, &mut d0, &mut d1, &reqs)
-                .await
-                .unwrap();
+            serve_both(&mut dealer, &mut d0, &mut d1, &reqs).await.unwrap();
             d1.meter().clone()
         })
     };
-    let t0 = tokio::spawn(party_pipeline(
-        Party::Server,
-        c0,
-        p0d,
-        Some((w1.clone(), w2.clone())),
-        None,
-        specs,
-        Arc::clone(&relu),
-    ));
-    let t1 = tokio::spawn(party_pipeline(
-        Party::Client,
-        c1,
-        p1d,
-        None,
-        Some(img_enc.clone()),
-        specs,
-        Arc::clone(&relu),
-    ));
+    let t0 = tokio::spawn(party_pipeline(Party::Server, c0, p0d, Some((w1.clone(), w2.clone())), None, specs, Arc::clone(&relu)));
+    let t1 = tokio::spawn(party_pipeline(Party::Client, c1, p1d, None, Some(img_enc.clone()), specs, Arc::clone(&relu)));
     let (r0, r1, dm) = tokio::join!(t0, t1, dealer_task);
     let (r0, r1, dealer_meter) = (r0.unwrap(), r1.unwrap(), dm.unwrap());
     assert!(r0.0.is_none(), "only the client learns the output");
@@ -282,18 +168,11 @@ async fn pipeline_over(c0: Channel, c1: Channel) {
             let s: f64 = rf[c * 64..(c + 1) * 64].iter().sum();
             acc += s * decode(w2[o * 4 + c], F);
         }
-        assert!(
-            (acc - decode(logits[o], out_frac)).abs() < 2e-2,
-            "logit {o}: f64 {acc}"
-        );
+        assert!((acc - decode(logits[o], out_frac)).abs() < 2e-2, "logit {o}: f64 {acc}");
     }
     let offline = dealer_meter.phase_total(Phase::Offline);
     assert!(offline.bytes_sent > 0);
-    assert_eq!(
-        r1.1.meter().phase_total(Phase::Offline).bytes(),
-        0,
-        "no offline traffic between the parties"
-    );
+    assert_eq!(r1.1.meter().phase_total(Phase::Offline).bytes(), 0, "no offline traffic between the parties");
     assert!(r1.1.meter().phase_total(Phase::Online).rounds > 0);
 }
 
@@ -308,28 +187,19 @@ async fn pipeline_over_tcp_loopback() {
     let cfg = ChannelConfig::default();
     let listener = Listener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (a, b) = tokio::join!(
-        listener.accept_tcp(cfg.clone()),
-        tcp_connect(addr, cfg.clone())
-    );
+    let (a, b) = tokio::join!(listener.accept_tcp(cfg.clone()), tcp_connect(addr, cfg.clone()));
     pipeline_over(a.unwrap(), b.unwrap()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_over_tls_loopback() {
     let cfg = ChannelConfig::default();
-    let (server_id, client_id) = (
-        TlsIdentity::generate().unwrap(),
-        TlsIdentity::generate().unwrap(),
-    );
+    let (server_id, client_id) = (TlsIdentity::generate().unwrap(), TlsIdentity::generate().unwrap());
     let sp = TlsPeers::new(&server_id, vec![(Role::Client, client_id.cert().clone())]).unwrap();
     let cp = TlsPeers::new(&client_id, vec![(Role::Server, server_id.cert().clone())]).unwrap();
     let listener = Listener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (a, b) = tokio::join!(
-        listener.accept_tls(cfg.clone(), &sp),
-        tls_connect(addr, cfg.clone(), &cp)
-    );
+    let (a, b) = tokio::join!(listener.accept_tls(cfg.clone(), &sp), tls_connect(addr, cfg.clone(), &cp));
     pipeline_over(a.unwrap(), b.unwrap()).await;
 }
 
@@ -342,14 +212,8 @@ async fn session_api_with_prefetch() {
     let relu = Arc::new(PolyRelu::new(ReluConfig::new(12, 3 * F)).unwrap());
     let trunc = truncation(F);
     let mut prg = Prg::from_seed([8; 16]);
-    let w: Vec<R> = uniform(&mut prg, spec.weight_len(), 0.1)
-        .iter()
-        .map(|v| (v * (F as f64).exp2()).round() as i64 as u64)
-        .collect();
-    let x: Vec<R> = uniform(&mut prg, spec.input_len(), 1.0)
-        .iter()
-        .map(|v| (v * (2.0 * F as f64).exp2()).round() as i64 as u64)
-        .collect();
+    let w: Vec<R> = uniform(&mut prg, spec.weight_len(), 0.1).iter().map(|v| (v * (F as f64).exp2()).round() as i64 as u64).collect();
+    let x: Vec<R> = uniform(&mut prg, spec.input_len(), 1.0).iter().map(|v| (v * (2.0 * F as f64).exp2()).round() as i64 as u64).collect();
     let (x0, x1) = share_clear(&x, &mut prg);
     let (seed0, seed1) = ([30u8; 16], [31u8; 16]);
     let reqs = vec![
@@ -367,19 +231,12 @@ async fn session_api_with_prefetch() {
             serve(&mut dealer, &mut d1, &reqs).await.unwrap();
         })
     };
-    let run = |party: Party,
-               mut chan: Channel,
-               link_chan: Option<Channel>,
-               seed,
-               xs: Vec<R>,
-               w: Option<Vec<R>>| {
+    let run = |party: Party, mut chan: Channel, link_chan: Option<Channel>, seed, xs: Vec<R>, w: Option<Vec<R>>| {
         let (reqs, relu, trunc) = (reqs.clone(), Arc::clone(&relu), Arc::clone(&trunc));
         async move {
             let mut link = DealerLink::new(party, seed, link_chan).unwrap();
             let layer = match w {
-                Some(w) => setup_server(&mut chan, link.expander_mut(), 0, spec, w)
-                    .await
-                    .unwrap(),
+                Some(w) => setup_server(&mut chan, link.expander_mut(), 0, spec, w).await.unwrap(),
                 None => setup_client(&mut chan, 0, spec).await.unwrap(),
             };
             let prepared = prefetch(&mut link, &reqs).await.unwrap();
@@ -393,20 +250,14 @@ async fn session_api_with_prefetch() {
             s.reveal(&t, None).await.unwrap().unwrap()
         }
     };
-    let (a, b, _) = tokio::join!(
-        run(Party::Server, c0, None, seed0, x0, Some(w.clone())),
-        run(Party::Client, c1, Some(p1d), seed1, x1, None),
-        dealer
-    );
+    let (a, b, _) =
+        tokio::join!(run(Party::Server, c0, None, seed0, x0, Some(w.clone())), run(Party::Client, c1, Some(p1d), seed1, x1, None), dealer);
     assert_eq!(a, b);
     let y = matmul_nt(&MatmulSpec { m: 4, k: 8, n: 16 }, &x, &w).unwrap();
     for (i, &v) in a.iter().enumerate() {
         let yf = decode(y[i], 3 * F);
         let want = 2.0 * relu.poly.relu(yf, 1.0);
         let got = decode(v, relu.config.output_frac() - F);
-        assert!(
-            (got - want).abs() < 1e-3,
-            "element {i}: {got} vs {want} (input {yf})"
-        );
+        assert!((got - want).abs() < 1e-3, "element {i}: {got} vs {want} (input {yf})");
     }
 }

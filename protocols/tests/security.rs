@@ -147,38 +147,14 @@ async fn mismatched_material_and_lengths_are_errors() {
     let (m0, _) = dealer.deal(&Request::program(&q, 4)).unwrap();
     let (mut c0, _c1) = Channel::mem_pair(ChannelConfig::default());
     let x = vec![0u64; 4];
-    let err = run_program(
-        &mut c0,
-        Party::Server,
-        &p,
-        &[&x, &x],
-        m0.into_program().unwrap(),
-    )
-    .await
-    .unwrap_err();
+    let err = run_program(&mut c0, Party::Server, &p, &[&x, &x], m0.into_program().unwrap()).await.unwrap_err();
     assert!(matches!(err, ProtocolError::MaterialMismatch(_)), "{err}");
     let (m0, _) = dealer.deal(&Request::program(&p, 4)).unwrap();
     let short = vec![0u64; 3];
-    let err = run_program(
-        &mut c0,
-        Party::Server,
-        &p,
-        &[&x, &short],
-        m0.into_program().unwrap(),
-    )
-    .await
-    .unwrap_err();
+    let err = run_program(&mut c0, Party::Server, &p, &[&x, &short], m0.into_program().unwrap()).await.unwrap_err();
     assert!(matches!(err, ProtocolError::Length { .. }), "{err}");
     let (m0, _) = dealer.deal(&Request::program(&p, 4)).unwrap();
-    let err = run_program(
-        &mut c0,
-        Party::Server,
-        &p,
-        &[&x],
-        m0.into_program().unwrap(),
-    )
-    .await
-    .unwrap_err();
+    let err = run_program(&mut c0, Party::Server, &p, &[&x], m0.into_program().unwrap()).await.unwrap_err();
     assert!(matches!(err, ProtocolError::Length { .. }), "{err}");
     // Linear material where program material is expected.
     let spec = pann_protocols::LinearSpec::Matmul(pann_protocols::MatmulSpec { m: 1, k: 2, n: 1 });
@@ -196,34 +172,19 @@ async fn a_peer_sending_the_wrong_length_or_aborting_is_an_error() {
     let (mut c0, mut c1) = Channel::mem_pair(ChannelConfig::default());
     let x = vec![0u64; 4];
     let ins = [x.as_slice(), x.as_slice()];
-    let (r, _) = tokio::join!(
-        run_program(&mut c0, Party::Server, &p, &ins, m0.into_program().unwrap()),
-        async {
-            c1.send_ring(&[1, 2, 3]).unwrap();
-            c1.flush().await.unwrap();
-        }
-    );
+    let (r, _) = tokio::join!(run_program(&mut c0, Party::Server, &p, &ins, m0.into_program().unwrap()), async {
+        c1.send_ring(&[1, 2, 3]).unwrap();
+        c1.flush().await.unwrap();
+    });
     // Refused from the frame's header (3 elements where 8 are expected).
-    assert!(
-        matches!(
-            r,
-            Err(ProtocolError::Core(CoreError::FrameLength { len: 24, .. }))
-        ),
-        "{r:?}"
-    );
+    assert!(matches!(r, Err(ProtocolError::Core(CoreError::FrameLength { len: 24, .. }))), "{r:?}");
     let (m0, _) = dealer.deal(&Request::program(&p, 4)).unwrap();
     let (mut c0, mut c1) = Channel::mem_pair(ChannelConfig::default());
-    let (r, _) = tokio::join!(
-        run_program(&mut c0, Party::Server, &p, &ins, m0.into_program().unwrap()),
-        async {
-            c1.send_tagged(Tag::Abort, &[7]).unwrap();
-            c1.flush().await.unwrap();
-        }
-    );
-    assert!(
-        matches!(r, Err(ProtocolError::Core(CoreError::PeerAborted(_)))),
-        "{r:?}"
-    );
+    let (r, _) = tokio::join!(run_program(&mut c0, Party::Server, &p, &ins, m0.into_program().unwrap()), async {
+        c1.send_tagged(Tag::Abort, &[7]).unwrap();
+        c1.flush().await.unwrap();
+    });
+    assert!(matches!(r, Err(ProtocolError::Core(CoreError::PeerAborted(_)))), "{r:?}");
 }
 
 #[tokio::test]
@@ -239,8 +200,5 @@ async fn a_party_asking_the_dealer_for_other_material_gets_an_error() {
     let other = Request::program(&q, 8);
     let (s, m) = tokio::join!(serve(&mut dealer, &mut d1, &reqs), link.fetch(&other));
     s.unwrap();
-    assert!(
-        matches!(m, Err(ProtocolError::MaterialMismatch(_))),
-        "{m:?}"
-    );
+    assert!(matches!(m, Err(ProtocolError::MaterialMismatch(_))), "{m:?}");
 }

@@ -109,7 +109,10 @@ pub fn read(dir: &Path) -> Result<(CheckpointMeta, HashMap<String, Tensor>)> {
     let bytes = std::fs::read(&tpath).map_err(|e| TrainerError::io(&tpath, e))?;
     let found = sha256_hex(&bytes);
     if found != meta.tensors_sha256 {
-        return Err(ck_err(&tpath, format!("SHA-256 {found} differs from {} recorded in {META_FILE} (truncated or corrupt)", meta.tensors_sha256)));
+        return Err(ck_err(
+            &tpath,
+            format!("SHA-256 {found} differs from {} recorded in {META_FILE} (truncated or corrupt)", meta.tensors_sha256),
+        ));
     }
     let tensors = Tensor::read_safetensors(&tpath).map_err(|e| ck_err(&tpath, e.to_string()))?;
     Ok((meta, tensors.into_iter().collect()))

@@ -116,13 +116,7 @@ pub fn normalise_into(pixels: &[u8], spec: &InputSpec, out: &mut Vec<f32>) {
 }
 
 /// A batch of images `[n, c, h, w]` (f32, normalised) and labels `[n]` (i64).
-pub fn make_batch(
-    set: &ImageSet,
-    idx: &[usize],
-    spec: &InputSpec,
-    augment: Option<&mut SplitMix64>,
-    device: Device,
-) -> (Tensor, Tensor) {
+pub fn make_batch(set: &ImageSet, idx: &[usize], spec: &InputSpec, augment: Option<&mut SplitMix64>, device: Device) -> (Tensor, Tensor) {
     let shape = set.shape;
     let mut buf = Vec::with_capacity(idx.len() * shape.len());
     let mut scratch = vec![0u8; shape.len()];

@@ -27,7 +27,14 @@ pub struct EvalRow {
 /// Evaluate `card` on the first `n` images of `test` with exact ReLU and at
 /// every alpha, with the card's per-layer bounds or (`global`) one bound for
 /// every site, the largest of them (Lee et al.'s setting).
-pub fn evaluate_card(card: &Path, test: &ImageSet, n: usize, alphas: &[u32], global: bool, mut on_row: impl FnMut(&EvalRow)) -> Result<Vec<EvalRow>> {
+pub fn evaluate_card(
+    card: &Path,
+    test: &ImageSet,
+    n: usize,
+    alphas: &[u32],
+    global: bool,
+    mut on_row: impl FnMut(&EvalRow),
+) -> Result<Vec<EvalRow>> {
     let mut m = LoadedModel::load(card)?;
     if global {
         let b = m.card.relu_bounds.values().cloned().fold(0.0, f64::max);
@@ -134,7 +141,12 @@ pub fn probe_sides(card: &Path, test: &ImageSet, n: usize, alphas: &[u32], mut o
 
 /// Accuracy and mean cross-entropy with f64 inputs (for a var store converted
 /// to f64); a non-finite loss (a diverged PANN) stays non-finite.
-fn accuracy_f64(net: &crate::net::ResNet, set: &ImageSet, spec: &pann_models::InputSpec, act: &mut dyn crate::net::Activation) -> (f64, f64) {
+fn accuracy_f64(
+    net: &crate::net::ResNet,
+    set: &ImageSet,
+    spec: &pann_models::InputSpec,
+    act: &mut dyn crate::net::Activation,
+) -> (f64, f64) {
     use tch::Kind;
     let mut correct = 0i64;
     let mut loss = 0.0f64;

@@ -11,12 +11,12 @@
 
 use crate::error::{Result, TrainerError};
 use crate::train::Trained;
+use pann_models::card::CalibrationInfo;
 use pann_models::model::write_safetensors;
 use pann_models::{
     calibrate::{max_abs_per_site, per_site_bounds},
     fold_batch_norm, sha256_hex, Architecture, LoadedModel, Model, ModelCard, Params, Provenance, Tensor as PTensor,
 };
-use pann_models::card::CalibrationInfo;
 use std::path::{Path, PathBuf};
 
 /// How to export.
@@ -99,10 +99,7 @@ pub fn export(t: &Trained, o: &ExportOptions) -> Result<PathBuf> {
         calibration: Some(calibration),
         logit_range: None,
         provenance: Provenance {
-            source: format!(
-                "pann-train, recipe {:?}, {} epochs, seed {}",
-                t.meta.recipe.preset, t.meta.epochs_done, t.meta.seed
-            ),
+            source: format!("pann-train, recipe {:?}, {} epochs, seed {}", t.meta.recipe.preset, t.meta.epochs_done, t.meta.seed),
             license: "MIT OR Apache-2.0".into(),
             notes: format!(
                 "Trained on {} ({} training images); exact-ReLU test accuracy {} on {} test images.",

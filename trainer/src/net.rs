@@ -149,6 +149,10 @@ impl ResNet {
             };
             x = act.apply(2 + 2 * i, &(y + short), train);
         }
-        { let k = x.kind(); x.mean_dim(&[2i64, 3][..], false, k) }.apply_t(&self.linear, train)
+        {
+            let k = x.kind();
+            x.mean_dim(&[2i64, 3][..], false, k)
+        }
+        .apply_t(&self.linear, train)
     }
 }

@@ -118,7 +118,8 @@ impl Recipe {
             }
         }
         if let Some(f) = &self.finetune {
-            if !(4..=14).contains(&f.alpha) || f.site_alphas.iter().any(|a| !(4..=14).contains(a)) || f.margin <= 0.0 || f.calib_images == 0 {
+            if !(4..=14).contains(&f.alpha) || f.site_alphas.iter().any(|a| !(4..=14).contains(a)) || f.margin <= 0.0 || f.calib_images == 0
+            {
                 return bad("finetune: alpha in 4..14, margin > 0, calib_images > 0");
             }
         }

@@ -86,7 +86,10 @@ pub fn calibrate_max(net: &ResNet, set: &ImageSet, n: usize, spec: &InputSpec, d
 fn fresh_meta(o: &TrainOptions, data: &TrainData) -> Result<CheckpointMeta> {
     let shape = data.shape();
     if shape.h != shape.w {
-        return Err(TrainerError::Data { dir: data.dir.clone(), reason: format!("images are {}x{}; the ResNets need square images", shape.h, shape.w) });
+        return Err(TrainerError::Data {
+            dir: data.dir.clone(),
+            reason: format!("images are {}x{}; the ResNets need square images", shape.h, shape.w),
+        });
     }
     let normalisation = o.normalisation.resolve(data.kind);
     let channels = normalisation.spec().mean.len();
@@ -121,7 +124,10 @@ fn check_shape(meta: &CheckpointMeta, data: &TrainData) -> Result<()> {
     if (a.in_channels, a.image_size, a.image_size) != (s.c, s.h, s.w) {
         return Err(TrainerError::Data {
             dir: data.dir.clone(),
-            reason: format!("images are {}x{}x{}, the run was trained on {}x{}x{}", s.c, s.h, s.w, a.in_channels, a.image_size, a.image_size),
+            reason: format!(
+                "images are {}x{}x{}, the run was trained on {}x{}x{}",
+                s.c, s.h, s.w, a.in_channels, a.image_size, a.image_size
+            ),
         });
     }
     Ok(())
@@ -181,7 +187,11 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
         let poly_for = |a: u32| SignPoly::for_alpha(a).map_err(|e| TrainerError::Config(e.to_string()));
         let poly = poly_for(ft.alpha)?;
         if !ft.site_alphas.is_empty() && ft.site_alphas.len() != t.net.sites().len() {
-            return Err(TrainerError::Config(format!("--ft-alphas gives {} alphas for {} ReLU sites", ft.site_alphas.len(), t.net.sites().len())));
+            return Err(TrainerError::Config(format!(
+                "--ft-alphas gives {} alphas for {} ReLU sites",
+                ft.site_alphas.len(),
+                t.net.sites().len()
+            )));
         }
         let site_polys = ft.site_alphas.iter().map(|&a| poly_for(a)).collect::<Result<Vec<_>>>()?;
         Box::new(PannRelu { poly, site_polys, bounds, grad: ft.grad })
@@ -225,8 +235,8 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
                 let perm = Tensor::from_slice(&p).to_device(o.device);
                 let xm = &x * lam + x.index_select(0, &perm) * (1.0 - lam);
                 let logits = t.net.forward(&xm, true, act.as_mut());
-                let loss = logits.cross_entropy_for_logits(&y) * lam
-                    + logits.cross_entropy_for_logits(&y.index_select(0, &perm)) * (1.0 - lam);
+                let loss =
+                    logits.cross_entropy_for_logits(&y) * lam + logits.cross_entropy_for_logits(&y.index_select(0, &perm)) * (1.0 - lam);
                 (logits, loss)
             } else {
                 let logits = t.net.forward(&x, true, act.as_mut());
@@ -244,7 +254,13 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
             correct += tch::no_grad(|| logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]));
             seen += chunk.len();
             let ips = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            let msg = format!("loss {:.4} acc {:.2}% {:.0} img/s lr {:.4}", loss_sum / seen as f64, 100.0 * correct as f64 / seen as f64, ips, lr);
+            let msg = format!(
+                "loss {:.4} acc {:.2}% {:.0} img/s lr {:.4}",
+                loss_sum / seen as f64,
+                100.0 * correct as f64 / seen as f64,
+                ips,
+                lr
+            );
             // indicatif draws nothing when stderr is not a terminal (nohup, CI): log lines instead.
             if o.progress && !tty && (s + 1) % 20 == 0 {
                 eprintln!("epoch {} step {}/{steps}: {msg}", epoch + 1, s + 1);

@@ -2,13 +2,13 @@
 //! images shipped in models/tests/data), with tiny networks and few steps.
 
 use pann_models::{LoadedModel, PlainExecutor, ReluMode, ResNetConfig};
+use pann_protocols::sign_poly::SignPoly;
 use pann_trainer::act::{PannRelu, PolyGrad};
 use pann_trainer::data::{make_batch, Normalisation};
 use pann_trainer::export::{export, ExportOptions};
 use pann_trainer::net::{ExactRelu, ResNet};
 use pann_trainer::recipe::{Preset, Recipe};
 use pann_trainer::train::{train, TrainOptions, Trained};
-use pann_protocols::sign_poly::SignPoly;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 

@@ -16,10 +16,10 @@ use clap::{Parser, ValueEnum};
 use pann_bin::input;
 use pann_bin::metrics::{serve_metrics, Metrics};
 use pann_bin::party::{check_cert_dir, run_client, run_dealer, run_server, Net};
-use pann_bin::service::{default_max_sessions, ServiceOptions, DEALER_MAX_SESSIONS};
-use pann_mpc_core::Role;
 use pann_bin::report::top_k;
+use pann_bin::service::{default_max_sessions, ServiceOptions, DEALER_MAX_SESSIONS};
 use pann_engine::{SessionLimits, DEFAULT_SESSION_MEMORY};
+use pann_mpc_core::Role;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum RoleArg {
@@ -280,7 +280,8 @@ fn main() -> std::process::ExitCode {
 async fn run(a: Args) -> Result<()> {
     let limits = SessionLimits::new(usize::try_from(a.max_batch).unwrap_or(usize::MAX), a.max_session_memory << 20);
     let keepalive = Some(Duration::from_secs(a.keepalive)).filter(|d| !d.is_zero());
-    let net = Net { certs: if a.insecure_tcp { None } else { a.certs.clone() }, timeout: Duration::from_secs(a.timeout), keepalive, limits };
+    let net =
+        Net { certs: if a.insecure_tcp { None } else { a.certs.clone() }, timeout: Duration::from_secs(a.timeout), keepalive, limits };
     let me = match a.role {
         RoleArg::Server => Role::Server,
         RoleArg::Client => Role::Client,
@@ -314,20 +315,44 @@ async fn run(a: Args) -> Result<()> {
         tokio::spawn(serve_metrics(l, Arc::clone(&metrics)));
     }
     let report = match a.role {
-        RoleArg::Dealer => return run_dealer(&net, need(&a.listen, "--listen", "dealer")?, opts, usize::try_from(a.pool).unwrap_or(usize::MAX), a.pool_memory.saturating_mul(1 << 20), metrics).await,
+        RoleArg::Dealer => {
+            return run_dealer(
+                &net,
+                need(&a.listen, "--listen", "dealer")?,
+                opts,
+                usize::try_from(a.pool).unwrap_or(usize::MAX),
+                a.pool_memory.saturating_mul(1 << 20),
+                metrics,
+            )
+            .await
+        }
         RoleArg::Server => {
             let model = a.model.as_ref().context("the server needs --model CARD.json")?;
-            let alpha = match a.alpha.as_deref() {
-                None => None,
-                Some(s) => Some(s.parse::<u32>().with_context(|| format!("the server's --alpha must be a number (per-layer alphas come from the card), got {s:?}"))?),
-            };
-            return run_server(&net, model, alpha, need(&a.listen, "--listen", "server")?, need(&a.dealer, "--dealer", "server")?, opts, metrics).await;
+            let alpha =
+                match a.alpha.as_deref() {
+                    None => None,
+                    Some(s) => Some(s.parse::<u32>().with_context(|| {
+                        format!("the server's --alpha must be a number (per-layer alphas come from the card), got {s:?}")
+                    })?),
+                };
+            return run_server(
+                &net,
+                model,
+                alpha,
+                need(&a.listen, "--listen", "server")?,
+                need(&a.dealer, "--dealer", "server")?,
+                opts,
+                metrics,
+            )
+            .await;
         }
         RoleArg::Client => {
             let alpha = a.alpha.as_deref().context("the client needs --alpha (it must equal the server's)")?;
             let alpha = alpha.parse::<u32>().map(|n| n.to_string()).unwrap_or_else(|_| alpha.to_string());
             if a.expect_model.is_none() {
-                tracing::warn!("client: warning: no --expect-model: any model the server announces is accepted (pin the digest the server prints)");
+                tracing::warn!(
+                    "client: warning: no --expect-model: any model the server announces is accepted (pin the digest the server prints)"
+                );
             }
             let png_shape = pann_models::Shape::new(a.channels as usize, a.image_size, a.image_size);
             let imgs = input::load(&a.input, a.first, a.count, png_shape)?;
@@ -349,7 +374,9 @@ async fn run(a: Args) -> Result<()> {
                 let truth = p.label.map(|l| format!(", true class {l}{}", name(l as usize))).unwrap_or_default();
                 match (p.class, &p.unreliable) {
                     (Some(c), _) => println!("image {i}: predicted class {c}{}{truth}", name(c)),
-                    (None, why) => println!("image {i}: UNRELIABLE, no prediction{truth}: {}", why.as_deref().unwrap_or("implausible logits")),
+                    (None, why) => {
+                        println!("image {i}: UNRELIABLE, no prediction{truth}: {}", why.as_deref().unwrap_or("implausible logits"))
+                    }
                 }
                 let top: Vec<String> = top_k(&p.logits, 5).iter().map(|&k| format!("{k}{}: {:.3}", name(k), p.logits[k])).collect();
                 println!("  top-5 logits: {}", top.join(", "));

@@ -10,14 +10,14 @@ use clap::{Parser, Subcommand};
 use pann_bin::launch::Session;
 use pann_bin::netem::LinkSpec;
 use pann_bin::party::{peers_of, write_local_certs, write_role_identity};
-use pann_mpc_core::Role;
 use pann_bin::precision;
 use pann_bin::report::{argmax, layer_table, phase_summary, Prediction};
 use pann_models::calibrate::{logit_range, max_abs_per_site, per_site_bounds, ring_headroom, within_headroom, OutOfRange};
-use pann_models::range::{check_logits, logit_limit, LOGIT_MARGIN};
 use pann_models::card::CalibrationInfo;
+use pann_models::range::{check_logits, logit_limit, LOGIT_MARGIN};
 use pann_models::{ImageSet, LoadedModel, PlainExecutor, ReluMode};
 use pann_mpc_core::Meter;
+use pann_mpc_core::Role;
 
 /// The embedded default: the akamaster ResNet-20 with calibrated bounds, and
 /// the first 64 records of the CIFAR-10 (JPEG-derived) test set.
@@ -284,7 +284,10 @@ fn main() -> Result<()> {
         Cmd::Certs { role, out, force, local } => {
             if let Some(dir) = local {
                 write_local_certs(&dir)?;
-                println!("wrote {0}/server, {0}/client and {0}/dealer: one directory per role (its own key, its peers' certificates)", dir.display());
+                println!(
+                    "wrote {0}/server, {0}/client and {0}/dealer: one directory per role (its own key, its peers' certificates)",
+                    dir.display()
+                );
                 return Ok(());
             }
             let (Some(role), Some(dir)) = (role, out) else { bail!("pann certs needs --role and --out, or --local") };
@@ -292,7 +295,13 @@ fn main() -> Result<()> {
             let peers: Vec<&str> = peers_of(role).iter().map(|p| p.as_str()).collect();
             println!("wrote the {role}'s identity: {0}/{role}.key (keep it here) and {0}/{role}.crt", dir.display());
             println!("certificate SHA-256: {fingerprint}");
-            println!("give {role}.crt to the {} (never the key); copy their {}.crt and {}.crt into {}", peers.join(" and "), peers[0], peers[1], dir.display());
+            println!(
+                "give {role}.crt to the {} (never the key); copy their {}.crt and {}.crt into {}",
+                peers.join(" and "),
+                peers[0],
+                peers[1],
+                dir.display()
+            );
             Ok(())
         }
         Cmd::Calibrate { model, data, images, margin, holdout, check, keep_bounds, out } => {
@@ -303,7 +312,18 @@ fn main() -> Result<()> {
                 ObjectiveArg::Bytes => pann_models::planner::Objective::Bytes,
                 ObjectiveArg::Rounds => pann_models::planner::Objective::Rounds,
             };
-            let o = precision::PlanOptions { card: model, calib: data, first, count: images, max_drop_points: max_drop, alphas: precision::parse_alphas(&alphas)?, objective, out, report, reference };
+            let o = precision::PlanOptions {
+                card: model,
+                calib: data,
+                first,
+                count: images,
+                max_drop_points: max_drop,
+                alphas: precision::parse_alphas(&alphas)?,
+                objective,
+                out,
+                report,
+                reference,
+            };
             let r = precision::plan(&o)?;
             let oc = &r.outcome;
             let chosen = oc.explored.iter().rev().find(|e| e.alphas == oc.alphas);
@@ -323,7 +343,16 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Frontier { model, plans, data, first, images, alphas, out, merge } => {
-            let o = precision::FrontierOptions { models: model, plans, data, first, count: images, alphas: precision::parse_alphas(&alphas)?, out, merge };
+            let o = precision::FrontierOptions {
+                models: model,
+                plans,
+                data,
+                first,
+                count: images,
+                alphas: precision::parse_alphas(&alphas)?,
+                out,
+                merge,
+            };
             precision::frontier(&o)?;
             println!("wrote frontier.json, frontier-table.md and frontier.svg into {}", o.out.display());
             Ok(())
@@ -339,7 +368,16 @@ fn main() -> Result<()> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn calibrate(card_path: &Path, data: &Path, n: usize, margin: f64, holdout: usize, check: Option<&Path>, keep_bounds: bool, out: &Path) -> Result<()> {
+fn calibrate(
+    card_path: &Path,
+    data: &Path,
+    n: usize,
+    margin: f64,
+    holdout: usize,
+    check: Option<&Path>,
+    keep_bounds: bool,
+    out: &Path,
+) -> Result<()> {
     if !(margin >= 1.0 && margin.is_finite()) {
         bail!("--margin must be at least 1 (got {margin})");
     }
@@ -377,13 +415,18 @@ fn calibrate(card_path: &Path, data: &Path, n: usize, margin: f64, holdout: usiz
     }
     // The PANN as the card deploys it (its alphas), with the bounds it will carry.
     let exec = PlainExecutor::new(&loaded.model, loaded.card.deployed_mode()?)?;
-    let precision = if loaded.card.relu_alphas.is_empty() { format!("alpha {}", loaded.card.default_alpha) } else { "its per-layer alphas".to_string() };
+    let precision = if loaded.card.relu_alphas.is_empty() {
+        format!("alpha {}", loaded.card.default_alpha)
+    } else {
+        "its per-layer alphas".to_string()
+    };
     let bounds = loaded.card.relu_bounds.clone();
     let head = ring_headroom(&loaded.card.site_alphas())?;
     let names = exec.site_names().to_vec();
     let outs = exec.forward_many(set.len(), input, None)?;
     let calib = OutOfRange::from_forwards(&names, &bounds, &head, &outs);
-    let range = logit_range(outs.iter().filter(|f| within_headroom(f, &names, &bounds, &head))).context("no calibration image stayed within the ring: no logit range")?;
+    let range = logit_range(outs.iter().filter(|f| within_headroom(f, &names, &bounds, &head)))
+        .context("no calibration image stayed within the ring: no logit range")?;
     println!(
         "calibration images, PANN at {precision}: {} of {} have a ReLU input beyond its bound, {} beyond the ring headroom (|x/B| > {}); logit range of the other {}: [{:.3}, {:.3}]; a client reports results with |logit| > {:.1} ({}x) as unreliable",
         calib.images_beyond,
@@ -583,7 +626,11 @@ fn demo(alpha: Option<u32>, n: usize, batch: Option<usize>, keep: Option<PathBuf
         "PANN demo: {} ({}), precision {}, {n} CIFAR-10 test image(s)",
         loaded.card.name,
         loaded.card.provenance.source,
-        if alpha.is_some() || loaded.card.relu_alphas.is_empty() { format!("2^-{}", public.config.alpha) } else { format!("per layer, alphas {}", precision.trim_start_matches("per-layer:")) }
+        if alpha.is_some() || loaded.card.relu_alphas.is_empty() {
+            format!("2^-{}", public.config.alpha)
+        } else {
+            format!("per layer, alphas {}", precision.trim_start_matches("per-layer:"))
+        }
     );
     println!("three processes over mutually authenticated TLS on loopback; working directory {}\n", dir.display());
     let t0 = Instant::now();

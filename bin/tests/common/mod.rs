@@ -9,7 +9,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 use pann_engine::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::LoadedModel;
 
@@ -72,7 +71,8 @@ pub fn make_certs(dir: &Path) -> PathBuf {
         let mut want: Vec<String> = vec![format!("{role}.crt"), format!("{role}.key")];
         want.extend(peers.iter().map(|p| format!("{p}.crt")));
         want.sort();
-        let mut found: Vec<String> = std::fs::read_dir(dir.join(role)).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut found: Vec<String> =
+            std::fs::read_dir(dir.join(role)).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         found.sort();
         assert_eq!(found, want, "the {role}'s directory");
     }
@@ -108,7 +108,11 @@ impl Ended {
     pub fn failed_mentioning_one_of(&self, who: &str, alternatives: &[&str]) {
         assert!(!self.status.success(), "the {who} should have failed; stderr:\n{}", self.stderr);
         let low = self.stderr.to_lowercase();
-        assert!(alternatives.iter().any(|w| low.contains(&w.to_lowercase())), "the {who}'s stderr should mention one of {alternatives:?}:\n{}", self.stderr);
+        assert!(
+            alternatives.iter().any(|w| low.contains(&w.to_lowercase())),
+            "the {who}'s stderr should mention one of {alternatives:?}:\n{}",
+            self.stderr
+        );
         assert!(!low.contains("panicked"), "the {who} panicked:\n{}", self.stderr);
     }
     /// Neither output names any of `words` (secrets of another role).
@@ -288,7 +292,8 @@ pub fn reference(raw: &[Vec<u8>], batch: usize) -> (String, Vec<Vec<f64>>) {
 /// As [`reference`] for any card, at uniform `alpha` or (None) at the card's per-layer alphas.
 pub fn reference_of(card: &Path, alpha: Option<u32>, raw: &[Vec<u8>], batch: usize) -> (String, Vec<Vec<f64>>) {
     let m = LoadedModel::load(card).expect("the model loads");
-    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(alpha.unwrap_or(m.card.default_alpha))).expect("public model");
+    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(alpha.unwrap_or(m.card.default_alpha)))
+        .expect("public model");
     let public = if alpha.is_none() { public.with_alphas(m.card.relu_alphas.clone()).expect("alphas") } else { public };
     let public = public.with_logit_range(m.card.logit_range).expect("logit range");
     let plan = Plan::compile(Arc::new(public.clone()), batch).expect("plan");
@@ -332,4 +337,3 @@ pub fn check_no_outputs(report: &serde_json::Value, who: &str) {
     let text = report.to_string();
     assert!(report.get("predictions").is_none() && !text.contains("logits"), "the {who}'s report holds outputs: {text:.400}");
 }
-

@@ -55,7 +55,8 @@ pub fn small_cnn(images: usize) -> (pann_models::Model, Vec<Vec<u8>>) {
         .build()
         .unwrap();
     let mut prg = pann_mpc_core::Prg::from_seed([5; 16]);
-    let mut uni = |n: usize, s: f64| -> Vec<f64> { prg.gen(n).iter().map(|&v| ((v >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * s).collect() };
+    let mut uni =
+        |n: usize, s: f64| -> Vec<f64> { prg.gen(n).iter().map(|&v| ((v >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * s).collect() };
     let mut params = Params::new();
     for spec in net.param_specs() {
         let n = spec.shape.iter().product();

@@ -62,10 +62,8 @@ impl TlsIdentity {
         let cert = load_peer_cert(cert_path)?;
         let key_path = key_path.as_ref();
         let bytes = read_file(key_path)?;
-        let key = PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| CoreError::IdentityFile {
-            path: key_path.to_path_buf(),
-            reason: format!("no usable PEM private key ({e})"),
-        })?;
+        let key = PrivateKeyDer::from_pem_slice(&bytes)
+            .map_err(|e| CoreError::IdentityFile { path: key_path.to_path_buf(), reason: format!("no usable PEM private key ({e})") })?;
         let id = TlsIdentity { cert, key };
         id.check().map_err(|e| CoreError::IdentityFile {
             path: key_path.to_path_buf(),
@@ -134,10 +132,8 @@ pub fn sha256_fingerprint(cert: &CertificateDer<'_>) -> String {
 pub fn load_peer_cert(path: impl AsRef<Path>) -> Result<CertificateDer<'static>> {
     let path = path.as_ref();
     let bytes = read_file(path)?;
-    CertificateDer::from_pem_slice(&bytes).map_err(|e| CoreError::IdentityFile {
-        path: path.to_path_buf(),
-        reason: format!("no usable PEM certificate ({e})"),
-    })
+    CertificateDer::from_pem_slice(&bytes)
+        .map_err(|e| CoreError::IdentityFile { path: path.to_path_buf(), reason: format!("no usable PEM certificate ({e})") })
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {

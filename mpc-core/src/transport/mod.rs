@@ -37,9 +37,7 @@ pub struct Listener {
 impl Listener {
     pub async fn bind<A: ToSocketAddrs + Display>(addr: A) -> Result<Listener> {
         let shown = addr.to_string();
-        let inner = TcpListener::bind(addr)
-            .await
-            .map_err(|e| CoreError::Config(format!("cannot listen on {shown}: {e}")))?;
+        let inner = TcpListener::bind(addr).await.map_err(|e| CoreError::Config(format!("cannot listen on {shown}: {e}")))?;
         Ok(Listener { inner })
     }
 
@@ -91,10 +89,7 @@ pub async fn tcp_connect<A: ToSocketAddrs + Display + Clone>(addr: A, cfg: Chann
 
 /// Open a TCP connection, retrying with a short backoff until `connect_timeout`
 /// has passed: the peer's listener may not be up yet. Sets TCP_NODELAY.
-pub async fn connect_stream<A: ToSocketAddrs + Display + Clone>(
-    addr: A,
-    connect_timeout: Duration,
-) -> Result<TcpStream> {
+pub async fn connect_stream<A: ToSocketAddrs + Display + Clone>(addr: A, connect_timeout: Duration) -> Result<TcpStream> {
     let deadline = tokio::time::Instant::now() + connect_timeout;
     let mut backoff = Duration::from_millis(20);
     let fail = |last: String| CoreError::Connect { addr: addr.to_string(), after: connect_timeout, last };

@@ -31,11 +31,7 @@ struct NotPinned {
 
 impl std::fmt::Display for NotPinned {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "peer certificate (sha256 {}) is not a pinned peer certificate (sha256 {})",
-            self.presented, self.expected
-        )
+        write!(f, "peer certificate (sha256 {}) is not a pinned peer certificate (sha256 {})", self.presented, self.expected)
     }
 }
 

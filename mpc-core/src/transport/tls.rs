@@ -72,7 +72,9 @@ impl TlsPeers {
                     return Err(CoreError::Config(format!("two certificates pinned for the {role}")));
                 }
                 if c2.as_ref() == cert.as_ref() {
-                    return Err(CoreError::Config(format!("the {other} and the {role} have the same certificate: every role needs its own identity")));
+                    return Err(CoreError::Config(format!(
+                        "the {other} and the {role} have the same certificate: every role needs its own identity"
+                    )));
                 }
             }
         }
@@ -126,21 +128,13 @@ impl TlsPeers {
 }
 
 /// Listen on `addr` and accept exactly one peer over mutually authenticated TLS.
-pub async fn tls_listen_accept<A: ToSocketAddrs + Display>(
-    addr: A,
-    cfg: ChannelConfig,
-    peers: &TlsPeers,
-) -> Result<Channel> {
+pub async fn tls_listen_accept<A: ToSocketAddrs + Display>(addr: A, cfg: ChannelConfig, peers: &TlsPeers) -> Result<Channel> {
     Listener::bind(addr).await?.accept_tls(cfg, peers).await
 }
 
 /// Connect to `addr` (retrying until `cfg.connect_timeout`) and run the TLS
 /// handshake as the TLS client. Fails if either side rejects the other's certificate.
-pub async fn tls_connect<A: ToSocketAddrs + Display + Clone>(
-    addr: A,
-    cfg: ChannelConfig,
-    peers: &TlsPeers,
-) -> Result<Channel> {
+pub async fn tls_connect<A: ToSocketAddrs + Display + Clone>(addr: A, cfg: ChannelConfig, peers: &TlsPeers) -> Result<Channel> {
     let stream = connect_stream(addr, cfg.connect_timeout).await?;
     client_handshake(stream, cfg, peers).await
 }
@@ -168,12 +162,7 @@ pub async fn client_handshake(stream: TcpStream, cfg: ChannelConfig, peers: &Tls
 }
 
 /// Run the server side of the handshake on an accepted TCP stream.
-pub async fn server_handshake(
-    stream: TcpStream,
-    peer: SocketAddr,
-    cfg: ChannelConfig,
-    peers: &TlsPeers,
-) -> Result<Channel> {
+pub async fn server_handshake(stream: TcpStream, peer: SocketAddr, cfg: ChannelConfig, peers: &TlsPeers) -> Result<Channel> {
     let after = cfg.timeout;
     let acceptor = TlsAcceptor::from(peers.server.clone());
     let mut tls = tokio::time::timeout(after, acceptor.accept(stream))
@@ -199,13 +188,11 @@ fn tls_error(stage: &str, e: std::io::Error) -> CoreError {
         Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o))) => {
             format!("we rejected the peer: {o}")
         }
-        Some(rustls::Error::AlertReceived(alert)) => format!(
-            "the peer rejected the handshake (alert {alert:?}); it probably does not have our certificate pinned"
-        ),
-        Some(r) => r.to_string(),
-        None if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            "the peer closed the connection during the handshake".to_string()
+        Some(rustls::Error::AlertReceived(alert)) => {
+            format!("the peer rejected the handshake (alert {alert:?}); it probably does not have our certificate pinned")
         }
+        Some(r) => r.to_string(),
+        None if e.kind() == std::io::ErrorKind::UnexpectedEof => "the peer closed the connection during the handshake".to_string(),
         None => e.to_string(),
     };
     CoreError::Tls(format!("{stage}: {detail}"))

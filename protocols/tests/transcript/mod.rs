@@ -292,7 +292,17 @@ fn secret_values(centre: f64, slot: usize, len: usize, frac: u32) -> Vec<R> {
 /// Run `program` on clear inputs around `secret` (one centre per input,
 /// encoded at `frac` bits), the viewer holding fixed pseudo-random shares.
 #[allow(clippy::too_many_arguments)]
-async fn program_run(case: Case, program: &Arc<Program>, frac: u32, secret: &[f64], which: usize, viewer: Party, variant: Variant, tol: u64, salt: u64) -> Run {
+async fn program_run(
+    case: Case,
+    program: &Arc<Program>,
+    frac: u32,
+    secret: &[f64],
+    which: usize,
+    viewer: Party,
+    variant: Variant,
+    tol: u64,
+    salt: u64,
+) -> Run {
     let sd = seeds(case, viewer, which, variant, salt);
     let clear: Vec<Vec<R>> = secret.iter().enumerate().map(|(i, &v)| secret_values(v, i, N, frac)).collect();
     let mut prg = Prg::from_seed(sd.own_shares);
@@ -312,7 +322,8 @@ async fn program_run(case: Case, program: &Arc<Program>, frac: u32, secret: &[f6
     c1.set_phase(Phase::Online);
     let r0: Vec<&[R]> = in0.iter().map(|v| v.as_slice()).collect();
     let r1: Vec<&[R]> = in1.iter().map(|v| v.as_slice()).collect();
-    let (o0, o1) = tokio::join!(run_program(&mut c0, Party::Server, program, &r0, m0), run_program(&mut c1, Party::Client, program, &r1, m1));
+    let (o0, o1) =
+        tokio::join!(run_program(&mut c0, Party::Server, program, &r0, m0), run_program(&mut c1, Party::Client, program, &r1, m1));
     let (o0, o1) = (o0.unwrap(), o1.unwrap());
     let refs: Vec<&[R]> = clear.iter().map(|v| v.as_slice()).collect();
     let want = reference::run_program(program, &refs).unwrap();
@@ -476,7 +487,10 @@ pub async fn runs(case: Case, viewer: Party, variant: Variant, salt: u64) -> [Ru
     match case {
         Case::Truncation => {
             let p = Arc::new(truncation_program());
-            [program_run(case, &p, 36, &s[0], 0, viewer, variant, 1, salt).await, program_run(case, &p, 36, &s[1], 1, viewer, variant, 1, salt).await]
+            [
+                program_run(case, &p, 36, &s[0], 0, viewer, variant, 1, salt).await,
+                program_run(case, &p, 36, &s[1], 1, viewer, variant, 1, salt).await,
+            ]
         }
         Case::Linear => {
             let mut sb = s[1].clone();
@@ -489,7 +503,10 @@ pub async fn runs(case: Case, viewer: Party, variant: Variant, salt: u64) -> [Ru
             let relu = PolyRelu::new(ReluConfig::new(alpha, 54)).unwrap();
             let tol = 1u64 << (relu.config.output_frac() - 12);
             let p = relu.program;
-            [program_run(case, &p, 54, &s[0], 0, viewer, variant, tol, salt).await, program_run(case, &p, 54, &s[1], 1, viewer, variant, tol, salt).await]
+            [
+                program_run(case, &p, 54, &s[0], 0, viewer, variant, tol, salt).await,
+                program_run(case, &p, 54, &s[1], 1, viewer, variant, tol, salt).await,
+            ]
         }
     }
 }

@@ -15,7 +15,11 @@ use std::path::PathBuf;
 use tch::Device;
 
 #[derive(Parser)]
-#[command(name = "pann-train", version, about = "Train, export and evaluate PANN-friendly CIFAR ResNets on CIFAR-10 or Fashion-MNIST (tch/libtorch)")]
+#[command(
+    name = "pann-train",
+    version,
+    about = "Train, export and evaluate PANN-friendly CIFAR ResNets on CIFAR-10 or Fashion-MNIST (tch/libtorch)"
+)]
 struct Cli {
     /// CPU threads for libtorch and for the f64 evaluation (0 = libtorch's default).
     #[arg(long, global = true, default_value_t = 0)]
@@ -197,24 +201,46 @@ impl TrainArgs {
             }
         }
         if let Some(n) = &mut r.ngnv {
-            if let Some(v) = self.ngnv_scale { n.scale = v; }
-            if let Some(v) = self.ngnv_margin { n.margin = v; }
-            if let Some(v) = self.ngnv_momentum { n.momentum = v; }
+            if let Some(v) = self.ngnv_scale {
+                n.scale = v;
+            }
+            if let Some(v) = self.ngnv_margin {
+                n.margin = v;
+            }
+            if let Some(v) = self.ngnv_momentum {
+                n.momentum = v;
+            }
         } else if self.ngnv_scale.is_some() || self.ngnv_margin.is_some() || self.ngnv_momentum.is_some() {
             bail!("--ngnv-* options need NGNV (preset paper or --ngnv-alpha)");
         }
         if let Some(f) = &mut r.finetune {
-            if let Some(v) = self.ft_alpha { f.alpha = v; }
+            if let Some(v) = self.ft_alpha {
+                f.alpha = v;
+            }
             if let Some(v) = &self.ft_alphas {
                 let list = v.trim_start_matches("per-layer:");
-                f.site_alphas = list.split(',').map(|a| a.trim().parse::<u32>()).collect::<std::result::Result<_, _>>()
+                f.site_alphas = list
+                    .split(',')
+                    .map(|a| a.trim().parse::<u32>())
+                    .collect::<std::result::Result<_, _>>()
                     .with_context(|| format!("--ft-alphas: a comma-separated list of alphas, got {v:?}"))?;
                 f.alpha = f.site_alphas.iter().copied().max().unwrap_or(f.alpha);
             }
-            if let Some(v) = self.ft_margin { f.margin = v; }
-            if let Some(v) = self.ft_calib_images { f.calib_images = v; }
-            if let Some(v) = self.ft_grad { f.grad = v; }
-        } else if self.ft_alpha.is_some() || self.ft_alphas.is_some() || self.ft_margin.is_some() || self.ft_calib_images.is_some() || self.ft_grad.is_some() {
+            if let Some(v) = self.ft_margin {
+                f.margin = v;
+            }
+            if let Some(v) = self.ft_calib_images {
+                f.calib_images = v;
+            }
+            if let Some(v) = self.ft_grad {
+                f.grad = v;
+            }
+        } else if self.ft_alpha.is_some()
+            || self.ft_alphas.is_some()
+            || self.ft_margin.is_some()
+            || self.ft_calib_images.is_some()
+            || self.ft_grad.is_some()
+        {
             bail!("--ft-* options need --preset finetune");
         }
         r.validate()?;
