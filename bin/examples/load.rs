@@ -14,7 +14,7 @@
 //! predictions: every image's predicted class is compared with the
 //! in-process fixed-point reference (the oracle of the secure computation,
 //! computed once per distinct image as `reference_of` in
-//! bin/tests/common/mod.rs does: the card's PublicModel at ALPHA, its Plan,
+//! tests/common/mod.rs does: the card's PublicModel at ALPHA, its Plan,
 //! ServerWeights, ClearBackend, run_plan). The client pins the digest of the
 //! model the server deploys from the same card (`--expect-model`).
 //!
@@ -178,7 +178,7 @@ fn median(sorted: &[f64]) -> f64 {
 }
 
 /// The in-process fixed-point reference of each image in `raw`, one image
-/// at a time, exactly as `reference_of` in bin/tests/common/mod.rs (uniform
+/// at a time, exactly as `reference_of` in tests/common/mod.rs (uniform
 /// alpha). Returns the reference's model digest and the logits.
 fn reference(card: &Path, alpha: u32, raw: &[Vec<u8>]) -> Result<(String, Vec<Vec<f64>>)> {
     let m = LoadedModel::load(card).with_context(|| format!("loading {}", card.display()))?;

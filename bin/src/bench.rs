@@ -26,8 +26,11 @@ pub struct BenchRow {
     /// As agreed in the handshake: `"9"` or `"per-layer:4,5,..."`.
     #[serde(default)]
     pub precision: String,
+    /// Images per protocol run (the client's `--batch`).
     pub batch: usize,
+    /// Images classified per session.
     pub images: usize,
+    /// Protocol runs (batches) measured, summed over the merged sessions.
     pub runs: usize,
     /// Per image, both directions, from the client's meter of its channel to the server.
     pub online_bytes_per_image: f64,
@@ -37,21 +40,29 @@ pub struct BenchRow {
     pub online_rounds_per_run: f64,
     /// Per run, the larger of the two directions of the client-server link (bytes).
     pub online_max_direction_bytes_per_run: f64,
-    /// Per run, dealer to client, and the offline rounds at the client's dealer channel.
+    /// Per run, the larger of the two directions of the client-dealer link
+    /// in the offline phase (bytes; the dealer-to-client one in practice).
     pub offline_max_direction_bytes_per_run: f64,
+    /// Offline rounds per run at the client's channel to the dealer.
     pub offline_rounds_per_run: f64,
-    /// Median over runs of the online wall time of a run, and per image.
+    /// Median over runs of the online wall time of a run (s).
     pub online_s_per_run: f64,
-    /// Every run's online and offline wall time (s), over all repetitions.
+    /// Every run's online wall time (s), over all repetitions.
     #[serde(default)]
     pub online_s_runs: Vec<f64>,
+    /// Every run's offline wall time (s): the client's wait for material
+    /// during the run, over all repetitions.
     #[serde(default)]
     pub offline_s_runs: Vec<f64>,
     /// Sessions (process launches) merged into this row.
     #[serde(default = "one")]
     pub sessions: usize,
+    /// `online_s_per_run` per image of the batch, in milliseconds.
     pub online_ms_per_image: f64,
+    /// Median over runs of the offline wall time of a run (s).
     pub offline_s_per_run: f64,
+    /// Setup-phase bytes of one session, metered at the client: its channels
+    /// to the server and to the dealer, both directions.
     pub setup_bytes: u64,
     /// Per layer (first run): online bytes per image (both directions) and rounds.
     pub layers: Vec<(String, f64, u64)>,
@@ -79,17 +90,23 @@ pub struct BenchRow {
 /// the transfer time of its bytes is recorded.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Bound {
+    /// Round-trip time of the emulated link (ms).
     pub rtt_ms: f64,
+    /// Rate of each direction of the link (Mbit/s; `None`: unlimited).
     pub rate_mbit: Option<f64>,
+    /// Local compute: online s/run of the same configuration on direct loopback.
     pub online_compute_s: f64,
+    /// The busier direction's online bytes per run / rate (s).
     pub online_transfer_s: f64,
     /// rounds x RTT / 2.
     pub online_rounds_s: f64,
+    /// compute + transfer + rounds x RTT / 2 (s).
     pub online_bound_s: f64,
     /// Measured online s/run over the bound.
     pub online_ratio: f64,
     /// compute + transfer + rounds x RTT (the form).
     pub online_bound_rtt_s: f64,
+    /// Measured online s/run over `online_bound_rtt_s`.
     pub online_ratio_rtt: f64,
     /// The emulator's own overhead on this configuration: the `relay0` run
     /// (relay, no delay, no limit) minus direct loopback, when measured.
@@ -128,12 +145,19 @@ impl Bound {
     }
 }
 
+/// Secure predictions against the fixed-point reference (`--verify`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Verification {
+    /// Images whose secure prediction is the reference's.
     pub same_prediction: usize,
+    /// Images compared.
     pub images: usize,
+    /// Largest |secure logit - reference logit| over all images and classes.
     pub max_abs_logit_diff: f64,
+    /// Fraction of the images the secure run classifies correctly (first
+    /// session only when rows are merged).
     pub secure_accuracy: f64,
+    /// Fraction the reference classifies correctly (first session only when merged).
     pub reference_accuracy: f64,
 }
 

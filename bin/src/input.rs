@@ -10,7 +10,9 @@ use pann_models::{ImageSet, Shape};
 /// Raw CHW images with their true labels when the source has them.
 #[derive(Clone, Debug, Default)]
 pub struct Images {
+    /// One CHW byte image per entry (0..=255, not normalised).
     pub pixels: Vec<Vec<u8>>,
+    /// The true label of each image (`None` for a PNG).
     pub labels: Vec<Option<u8>>,
     /// Class names, when a CIFAR `batches.meta.txt` lies beside the input.
     pub class_names: Vec<String>,

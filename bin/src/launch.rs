@@ -40,6 +40,7 @@ impl Guard {
     }
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound, then released).
 pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -58,20 +59,25 @@ pub struct Session<'a> {
     /// Working directory: `certs/<role>/` must exist there (`pann certs
     /// --local`); reports are written there.
     pub dir: &'a Path,
+    /// The model card the server deploys.
     pub card: &'a Path,
     /// The precision: an alpha (`"9"`, given to the server and the client),
     /// or a per-layer string (`"per-layer:4,5,..."`: the server runs the
     /// card's `relu_alphas`, the client expects this string).
     pub precision: String,
-    /// CIFAR-10 binary file and the records to classify.
+    /// The client's input: a CIFAR-10 binary or IDX images file.
     pub input: &'a Path,
+    /// First record of `input` to classify.
     pub first: usize,
+    /// Records to classify.
     pub count: usize,
+    /// Images per protocol run.
     pub batch: usize,
     /// Plain TCP instead of TLS.
     pub insecure_tcp: bool,
     /// Silence the parties' own output.
     pub quiet: bool,
+    /// Each role's `--timeout`; the whole session may take four times as long.
     pub timeout: Duration,
     /// Route every connection through a userspace link emulator (None or a
     /// spec without relay: direct loopback).

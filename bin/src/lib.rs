@@ -1,6 +1,8 @@
 //! Shared pieces of the `pann` and `pann-party` binaries: the roles wired to
 //! TLS (or TCP) channels, input loading, and reports.
 
+#![deny(missing_docs)]
+
 pub mod bench;
 pub mod bench_report;
 pub mod input;
@@ -11,3 +13,4 @@ pub mod party;
 pub mod precision;
 pub mod report;
 pub mod service;
+mod template;

@@ -36,6 +36,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// All counters at zero; `role` labels every series (`role="server"`).
     pub fn new(role: &'static str) -> Arc<Metrics> {
         Arc::new(Metrics {
             role,
@@ -54,6 +55,7 @@ impl Metrics {
         })
     }
 
+    /// A session took a slot (counted as started and in flight).
     pub fn started(&self) {
         self.started.fetch_add(1, Relaxed);
         self.in_flight.fetch_add(1, Relaxed);
@@ -82,10 +84,13 @@ impl Metrics {
         self.busy.fetch_add(1, Relaxed);
     }
 
+    /// Change the number waiting (server: clients queued for a slot;
+    /// dealer: halves waiting for their partner) by `delta`.
     pub fn waiting(&self, delta: i64) {
         add(&self.waiting, delta);
     }
 
+    /// Change the number of sessions of material in the dealer's pool by `delta`.
     pub fn pool(&self, delta: i64) {
         add(&self.pool, delta);
     }

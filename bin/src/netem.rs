@@ -33,6 +33,7 @@ pub const PIECE: usize = 16 * 1024;
 /// One emulated network.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct LinkSpec {
+    /// The name rows and reports carry (`lan`, `rtt10ms-200mbit`, ...).
     pub name: String,
     /// Round-trip time (twice the one-way delay the relay adds), ms.
     pub rtt_ms: f64,
@@ -43,6 +44,7 @@ pub struct LinkSpec {
 }
 
 impl LinkSpec {
+    /// Direct loopback: no relay.
     pub fn loopback() -> Self {
         LinkSpec { name: "loopback".into(), rtt_ms: 0.0, rate_mbit: None, relay: false }
     }
@@ -69,6 +71,7 @@ impl LinkSpec {
         })
     }
 
+    /// The delay the relay adds to each direction: RTT / 2.
     pub fn one_way(&self) -> Duration {
         Duration::from_secs_f64(self.rtt_ms / 2e3)
     }
@@ -78,6 +81,7 @@ impl LinkSpec {
         self.rate_mbit.map_or(0.0, |r| bytes * 8.0 / (r * 1e6))
     }
 
+    /// One line for logs and JSON ("userspace relay: 100 Mbit/s each direction, RTT 40 ms ...").
     pub fn describe(&self) -> String {
         if !self.relay {
             return "direct loopback (no relay)".into();
@@ -90,6 +94,7 @@ impl LinkSpec {
 /// A relay listening on loopback and forwarding every accepted connection to
 /// `target`. Stops accepting when dropped (open connections run to their end).
 pub struct Relay {
+    /// Where the relay listens (127.0.0.1, a free port): connect here instead of the target.
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
 }
@@ -103,6 +108,9 @@ impl Drop for Relay {
 }
 
 impl Relay {
+    /// Listen on a free loopback port and forward each connection to
+    /// `target` through the link `spec` (a reader and a timed writer thread
+    /// per direction; the target may start listening up to 60 s later).
     pub fn start(target: SocketAddr, spec: &LinkSpec) -> Result<Relay> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;

@@ -42,6 +42,7 @@ const ADMISSION: Duration = Duration::from_secs(10);
 pub struct Net {
     /// This role's directory: `<role>.key`, `<role>.crt` and the peers' `.crt`; `None` = plain TCP.
     pub certs: Option<PathBuf>,
+    /// Longest wait for a peer's next message, and for a connection (`--timeout`).
     pub timeout: Duration,
     /// Send an empty frame to a peer after this long without writing to it
     /// (`None`: never), so that a peer's `timeout` counts silence, not work.

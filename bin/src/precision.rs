@@ -42,11 +42,14 @@ pub fn metered_relu_costs(alphas: &[u32]) -> Result<BTreeMap<u32, ReluCost>> {
     Ok(out)
 }
 
-/// The metered online cost of one private inference (batch 1).
+/// The metered cost of one private inference (batch 1), at the client.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct InferenceCost {
+    /// Online bytes between client and server, both directions.
     pub online_bytes: u64,
+    /// Online rounds at the client's channel to the server.
     pub online_rounds: u64,
+    /// Offline bytes between client and dealer, both directions.
     pub offline_bytes: u64,
 }
 
@@ -108,14 +111,23 @@ pub fn parse_alphas(s: &str) -> Result<Vec<u32>> {
 
 /// Options of `pann plan`.
 pub struct PlanOptions {
+    /// The model card to plan (with calibrated ReLU bounds).
     pub card: PathBuf,
+    /// The calibration images: a CIFAR-10 binary or IDX images file.
     pub calib: PathBuf,
+    /// First record of `calib` used.
     pub first: usize,
+    /// Calibration images used (fewer when `calib` ends first).
     pub count: usize,
+    /// Largest accuracy drop allowed below the reference, in percentage points.
     pub max_drop_points: f64,
+    /// Candidate alphas (each in 4..=14).
     pub alphas: Vec<u32>,
+    /// Online ReLU bytes or rounds: what the planner minimises.
     pub objective: Objective,
+    /// The card to write.
     pub out: PathBuf,
+    /// Where to write the [`PlanReport`] as JSON, if anywhere.
     pub report: Option<PathBuf>,
     /// A card whose exact-ReLU accuracy on the calibration images is the
     /// reference (e.g. the backbone a fine-tuned model came from).
@@ -125,12 +137,31 @@ pub struct PlanOptions {
 /// What `pann plan` writes next to the card (`--report`).
 #[derive(Serialize, Deserialize)]
 pub struct PlanReport {
+    /// The card written.
     pub card: String,
+    /// The calibration images (`FILE records A..B`).
     pub calibration: String,
+    /// Metered online cost of one ReLU element per alpha.
     pub costs: BTreeMap<u32, ReluCost>,
+    /// The target, as in [`PlanOptions::max_drop_points`].
     pub max_drop_points: f64,
+    /// The written card's precision string, what a client passes as `--alpha`.
     pub precision: String,
+    /// The chosen alphas and every configuration explored.
     pub outcome: PlanOutcome,
+}
+
+/// A card written to `out_card` names its weights file `weights` relative to
+/// its own directory: copy the file there from beside `src_card` when the
+/// two directories differ, so that the new card loads as it is.
+pub fn copy_weights_beside(src_card: &Path, out_card: &Path, weights: &str) -> Result<()> {
+    let dir = |p: &Path| p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let (src_dir, out_dir) = (dir(src_card), dir(out_card));
+    if std::fs::canonicalize(&src_dir).ok() != std::fs::canonicalize(&out_dir).ok() {
+        let to = out_dir.join(weights);
+        std::fs::copy(src_dir.join(weights), &to).with_context(|| format!("copying the weights to {}", to.display()))?;
+    }
+    Ok(())
 }
 
 /// `pann plan`: per-site alphas into a new card (weights copied beside it
@@ -197,14 +228,7 @@ pub fn plan(o: &PlanOptions) -> Result<PlanReport> {
     card.relu_alphas = outcome.alpha_map();
     card.default_alpha = *outcome.alphas.iter().max().expect("a network has ReLUs");
     card.name = format!("{}-plan", card.name);
-    let src_dir = o.card.parent().unwrap_or(Path::new("."));
-    let out_dir = o.out.parent().unwrap_or(Path::new("."));
-    if std::fs::canonicalize(src_dir).ok()
-        != std::fs::canonicalize(if out_dir.as_os_str().is_empty() { Path::new(".") } else { out_dir }).ok()
-    {
-        let to = out_dir.join(&card.weights);
-        std::fs::copy(src_dir.join(&card.weights), &to).with_context(|| format!("copying the weights to {}", to.display()))?;
-    }
+    copy_weights_beside(&o.card, &o.out, &card.weights)?;
     std::fs::write(&o.out, card.to_json()).with_context(|| format!("writing {}", o.out.display()))?;
     let public = PublicModel::new(&loaded.model, &card.input, &card.relu_bounds, SecureConfig::new(card.default_alpha))?
         .with_alphas(card.relu_alphas.clone())?;
@@ -225,25 +249,41 @@ pub fn plan(o: &PlanOptions) -> Result<PlanReport> {
 /// One point of the frontier.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FrontierPoint {
+    /// The card's model name.
     pub model: String,
     /// "uniform, global bound", "uniform, per-layer bounds" or "planned".
     pub family: String,
+    /// The configuration: `alpha 9, B = 12.34` (global bound), `alpha 9`, or
+    /// the planned card's file name.
     pub label: String,
+    /// The public model's precision string (`"9"` or `"per-layer:..."`).
     pub precision: String,
+    /// Fraction of the test images the f64 executor classifies correctly.
     pub accuracy: f64,
+    /// Test images with at least one ReLU input beyond its bound.
     pub images_out_of_range: usize,
+    /// Online bytes of one inference, as in [`InferenceCost`].
     pub online_bytes: u64,
+    /// Online rounds of one inference, as in [`InferenceCost`].
     pub online_rounds: u64,
 }
 
 /// Options of `pann frontier`.
 pub struct FrontierOptions {
+    /// Calibrated model cards, each measured at every alpha with a global
+    /// bound and with its per-layer bounds.
     pub models: Vec<PathBuf>,
+    /// Planned cards (`pann plan`), each measured as it is.
     pub plans: Vec<PathBuf>,
+    /// The test images: a CIFAR-10 binary or IDX images file.
     pub data: PathBuf,
+    /// First record of `data` used.
     pub first: usize,
+    /// Test images used (fewer when `data` ends first).
     pub count: usize,
+    /// Uniform alphas to measure.
     pub alphas: Vec<u32>,
+    /// Directory for frontier.json, frontier-table.md and frontier.svg.
     pub out: PathBuf,
     /// Earlier frontier.json files whose points are kept in the outputs (a
     /// frontier measured in several invocations).

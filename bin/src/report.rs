@@ -9,14 +9,19 @@ use serde::Serialize;
 /// One party's report.
 #[derive(Clone, Debug, Serialize)]
 pub struct PartyReport {
+    /// `server`, `client` or `dealer`.
     pub role: String,
     /// The uniform alpha (0 under per-layer precision or for the dealer).
     pub alpha: u32,
     /// As agreed in the handshake: `"9"` or `"per-layer:4,5,..."` (empty for the dealer).
     #[serde(default)]
     pub precision: String,
+    /// The SHA-256 (hex) of the public model description of the session.
     pub model_digest: String,
+    /// Seconds of the session outside its batches (connections, handshakes,
+    /// setup); 0 for the dealer.
     pub setup_s: f64,
+    /// Timings of each batch (empty for the dealer).
     pub batches: Vec<BatchReport>,
     /// Client only: logits and predicted classes per image.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -26,12 +31,15 @@ pub struct PartyReport {
     pub meters: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The client's result for one image.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Prediction {
     /// The predicted class (largest logit); `null` when the logits are
     /// implausible for the model (see `unreliable`): then there is no prediction.
     pub class: Option<usize>,
+    /// The true label, when the input has one.
     pub label: Option<u8>,
+    /// The decoded logits, one per class.
     pub logits: Vec<f64>,
     /// Why the logits are not a prediction: beyond the model's calibrated
     /// logit range by more than `pann_models::range::LOGIT_MARGIN` (a wrapped

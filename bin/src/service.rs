@@ -299,10 +299,15 @@ fn total(meters: &[&Meter]) -> Cost {
 
 /// The server's shared state.
 pub struct ServerService {
+    /// Certificates, timeouts and per-session limits.
     pub net: Net,
+    /// The model every session serves, with its public description.
     pub served: Arc<ServedModel>,
+    /// The dealer's address (`host:port`).
     pub dealer: String,
+    /// Session slots, queue, deadlines, report.
     pub opts: ServiceOptions,
+    /// This role's counters (`--metrics`).
     pub metrics: Arc<Metrics>,
     peers: Option<Arc<TlsPeers>>,
     slots: Arc<Semaphore>,
@@ -326,6 +331,8 @@ struct DealerUse {
 }
 
 impl ServerService {
+    /// The service, with its certificates loaded from `net` (fails on a
+    /// certificate directory holding another role's key).
     pub fn new(net: Net, served: ServedModel, dealer: String, opts: ServiceOptions, metrics: Arc<Metrics>) -> Result<Arc<ServerService>> {
         let peers = net.peers(Role::Server, &[Role::Client, Role::Dealer])?.map(Arc::new);
         Ok(Arc::new(ServerService {
@@ -566,8 +573,12 @@ pub const LINK_IDLE: Duration = Duration::from_secs(60);
 
 /// The dealer's shared state: the halves waiting for their partner.
 pub struct DealerService {
+    /// Certificates, timeouts and per-session limits.
     pub net: Net,
+    /// Session slots, deadlines, report (`queue_wait`: the longest wait of a
+    /// paired session for a slot).
     pub opts: ServiceOptions,
+    /// This role's counters (`--metrics`).
     pub metrics: Arc<Metrics>,
     peers: Option<Arc<TlsPeers>>,
     waiting: Mutex<HashMap<SessionId, Waiting>>,

@@ -162,6 +162,7 @@ pub struct RangeStats {
 /// warning (the approximation is off its domain), the other two mean the
 /// secure result is garbage.
 pub struct ClearBackend<'w> {
+    /// The server's encoded weights (the reference sees everything in the clear).
     pub weights: &'w ServerWeights,
     /// Opened values outside the admissible range |v| < 2^62 (should stay 0), all steps.
     pub out_of_range: usize,
@@ -174,6 +175,7 @@ pub struct ClearBackend<'w> {
 }
 
 impl<'w> ClearBackend<'w> {
+    /// A reference over `weights` with every count at 0.
     pub fn new(weights: &'w ServerWeights) -> Self {
         Self { weights, out_of_range: 0, wrapped: 0, beyond_bound: 0, steps: Vec::new() }
     }
@@ -250,15 +252,20 @@ impl Backend for ClearBackend<'_> {
 /// A party's secure backend: the channel to the peer, its linear layers, and
 /// its source of material, asked for each step's material as the step runs.
 pub struct PartyBackend<'c, P: Preprocessing> {
+    /// The channel to the other party.
     pub chan: &'c mut Channel,
+    /// This side: [`Party::Server`] (party 0, adds the public constants) or [`Party::Client`].
     pub party: Party,
+    /// This party's linear layers after setup, in [`Plan::linears`] order.
     pub layers: &'c [LinearLayer],
+    /// Where each step's material comes from.
     pub source: &'c mut P,
     /// Time spent waiting for material (seconds), summed over the steps.
     pub waited_s: f64,
 }
 
 impl<'c, P: Preprocessing> PartyBackend<'c, P> {
+    /// A backend for `party` with no time waited yet.
     pub fn new(chan: &'c mut Channel, party: Party, layers: &'c [LinearLayer], source: &'c mut P) -> Self {
         Self { chan, party, layers, source, waited_s: 0.0 }
     }

@@ -18,6 +18,8 @@
 //! the batch size. The weights stay with the server; the input and the logits
 //! stay with the client.
 
+#![deny(missing_docs)]
+
 pub mod exec;
 pub mod limits;
 pub mod plan;

@@ -154,6 +154,7 @@ fn mb(bytes: u64) -> String {
 }
 
 impl SessionLimits {
+    /// At most `max_batch` images per run and `max_memory` bytes per session.
     pub fn new(max_batch: usize, max_memory: u64) -> Self {
         Self { max_batch, max_memory }
     }
@@ -244,7 +245,7 @@ mod tests {
         assert_eq!(size.held_at_once(64), 2 * RELU_CHUNK_BYTES);
         assert_eq!(SessionLimits::new(MAX_BATCH, 2 * RELU_CHUNK_BYTES).batch_limit(&size), MAX_BATCH);
         // The linear layers still grow with the batch.
-        assert_eq!(size.held_at_once(1 << 20), 2 * 1000 << 20);
+        assert_eq!(size.held_at_once(1 << 20), (2 * 1000) << 20);
         assert_eq!(SessionLimits::new(MAX_BATCH, 2 * RELU_CHUNK_BYTES - 1).batch_limit(&size), 6);
         // Working memory grows with the batch too.
         let size = MaterialSize { working_per_image: 1 << 20, ..size };

@@ -34,10 +34,14 @@ pub use pann_models::SecureConfig;
 /// per-site bounds and the precisions. Its digest is what a client may pin.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PublicModel {
+    /// The BN-folded architecture (no [`Op::BatchNorm`] node).
     pub network: Network,
     /// Input normalisation: the client normalises its own pixels.
     pub input: InputSpec,
+    /// Bound B of every ReLU site (within [`pann_models::limits::MIN_BOUND`]
+    /// and [`pann_models::limits::MAX_BOUND`]).
     pub bounds: BTreeMap<String, f64>,
+    /// The default alpha and the weights' fractional bits.
     pub config: SecureConfig,
     /// Per-site precision (mixed precision); a site it does not name runs at
     /// `config.alpha`.
@@ -51,7 +55,8 @@ pub struct PublicModel {
 }
 
 impl PublicModel {
-    /// Describe `model` (BN already folded) for secure inference.
+    /// Describe `model` (BN already folded) for secure inference, checked
+    /// ([`PublicModel::check`]); an error if a batch norm is left.
     pub fn new(model: &Model, input: &InputSpec, bounds: &BTreeMap<String, f64>, config: SecureConfig) -> Result<Self> {
         if model.network.nodes.iter().any(|n| matches!(n.op, Op::BatchNorm { .. })) {
             return Err(ModelError::Config("secure inference needs every batch norm folded into its conv".into()));
@@ -132,10 +137,14 @@ impl PublicModel {
         Ok(())
     }
 
+    /// The description as the server sends it (compact JSON); its SHA-256 is
+    /// [`PublicModel::digest`].
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a public model always serialises")
     }
 
+    /// Parse and check a description received from a peer. A parse error
+    /// names only the line, column and kind, never the peer's text.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         let pm: PublicModel = serde_json::from_slice(bytes)
             // serde's message may quote the peer's text unescaped: only where and what kind.
@@ -161,23 +170,87 @@ impl PublicModel {
 /// One step of the secure computation. `out` is always the step's node id.
 #[derive(Clone, Debug)]
 pub enum Step {
-    /// The client's input, `n` images encoded at `scale`.
-    Input { out: ValueId },
+    /// The client's input, the batch's images encoded at the input scale.
+    Input {
+        /// The input node (0).
+        out: ValueId,
+    },
     /// A conv or fully connected layer (server-held weights) plus bias.
-    Linear { out: ValueId, input: ValueId, layer: usize, spec: LinearSpec, bias_plane: usize },
-    /// A polynomial ReLU on `n` elements.
-    Relu { out: ValueId, input: ValueId, program: Arc<Program> },
+    Linear {
+        /// The layer's node.
+        out: ValueId,
+        /// The value it reads.
+        input: ValueId,
+        /// Its index in [`Plan::linears`] and [`ServerWeights`] (registration order).
+        layer: usize,
+        /// Its dimensions for the whole batch.
+        spec: LinearSpec,
+        /// Output elements per channel and image that share one bias value
+        /// (`h * w` of the output for a conv, 1 for a fully connected layer).
+        bias_plane: usize,
+    },
+    /// A polynomial ReLU on every element of `input`.
+    Relu {
+        /// The ReLU node (its name is the site).
+        out: ValueId,
+        /// The value it reads, holding `x / B`.
+        input: ValueId,
+        /// The ReLU program for the site's alpha and the input's scale
+        /// (shared by every site with the same pair).
+        program: Arc<Program>,
+    },
     /// `ca * a + cb * b` with public multipliers.
-    Add { out: ValueId, a: ValueId, b: ValueId, ca: R, cb: R },
+    Add {
+        /// The add node.
+        out: ValueId,
+        /// First operand.
+        a: ValueId,
+        /// Second operand.
+        b: ValueId,
+        /// Public multiplier of `a`: `2^(s_out - s_a) g_out / g_a`, rounded.
+        ca: R,
+        /// Public multiplier of `b`, likewise.
+        cb: R,
+    },
     /// Option-A shortcut on `[n, c, h, w]`.
-    Shortcut { out: ValueId, input: ValueId, shape: Shape, stride: usize, pad_channels: usize },
+    Shortcut {
+        /// The shortcut node.
+        out: ValueId,
+        /// The value it reads.
+        input: ValueId,
+        /// Per-image shape of the input.
+        shape: Shape,
+        /// Subsampling step.
+        stride: usize,
+        /// Zero channel planes added on each side.
+        pad_channels: usize,
+    },
     /// Sum over each `k x k` window (the division is folded into the factor).
-    AvgPool { out: ValueId, input: ValueId, shape: Shape, kernel: usize, stride: usize },
+    AvgPool {
+        /// The pooling node.
+        out: ValueId,
+        /// The value it reads.
+        input: ValueId,
+        /// Per-image shape of the input.
+        shape: Shape,
+        /// Window side k.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+    },
     /// Sum over each channel plane (the division is folded into the factor).
-    GlobalPool { out: ValueId, input: ValueId, shape: Shape },
+    GlobalPool {
+        /// The pooling node.
+        out: ValueId,
+        /// The value it reads.
+        input: ValueId,
+        /// Per-image shape of the input.
+        shape: Shape,
+    },
 }
 
 impl Step {
+    /// The node whose value the step produces.
     pub fn out(&self) -> ValueId {
         match *self {
             Step::Input { out }
@@ -208,11 +281,15 @@ pub fn relu_chunk(program: &Program) -> usize {
 /// A compiled secure computation for a batch of `batch` images.
 #[derive(Clone, Debug)]
 pub struct Plan {
+    /// The public model compiled.
     pub model: Arc<PublicModel>,
+    /// Images per run (at least 1).
     pub batch: usize,
+    /// One step per node, in node order.
     pub steps: Vec<Step>,
-    /// Scale and factor of every value (by node id).
+    /// Scale of every value (by node id), in fractional bits (at most 58).
     pub scale: Vec<u32>,
+    /// Factor g of every value (by node id): its ring value encodes `real * g * 2^scale`.
     pub factor: Vec<f64>,
     /// The linear layers in registration order.
     pub linears: Vec<(ValueId, LinearSpec)>,
@@ -244,6 +321,12 @@ fn target_factors(net: &Network, bounds: &BTreeMap<String, f64>) -> Vec<f64> {
 }
 
 impl Plan {
+    /// Compile `model` for runs of `batch` images: every value's scale and
+    /// factor, the steps, the linear layers and one ReLU program per (alpha,
+    /// input scale). Errors: a batch of 0; a batch norm left; a ReLU whose
+    /// input cannot carry its bound (not produced by a linear layer or a
+    /// residual add read by that ReLU alone); a residual rescaling constant
+    /// out of range; a scale above 58 bits.
     pub fn compile(model: Arc<PublicModel>, batch: usize) -> Result<Plan> {
         if batch == 0 {
             return Err(ModelError::Config("batch size must be at least 1".into()));
@@ -360,6 +443,7 @@ impl Plan {
         Ok(Plan { model, batch, steps, scale, factor, linears, relus })
     }
 
+    /// The public network (BN folded).
     pub fn network(&self) -> &Network {
         &self.model.network
     }
@@ -387,7 +471,8 @@ impl Plan {
         out
     }
 
-    /// Encode the client's images (normalised, `[n, c, h, w]` as f64) at the input scale.
+    /// Encode the client's images (normalised, `[batch, c, h, w]` as f64) at
+    /// the input scale. Secret: the error texts name no value.
     pub fn encode_input(&self, x: &[f64]) -> Result<Vec<R>> {
         let want = self.len_of(0);
         if x.len() != want {
@@ -408,7 +493,8 @@ impl Plan {
             .collect()
     }
 
-    /// Decode the output value (the logits) to reals.
+    /// Decode the output value (the logits, `[batch, classes]`) to reals:
+    /// divide by `2^scale * factor` of the output.
     pub fn decode_output(&self, y: &[R]) -> Vec<f64> {
         let out = self.network().output;
         let d = (self.scale[out] as f64).exp2() * self.factor[out];
@@ -416,10 +502,17 @@ impl Plan {
     }
 }
 
-/// The server's encoded weights and biases, per linear layer.
+/// The server's encoded weights and biases, per linear layer. Secret: only
+/// the server holds them (the client receives `E = W - A`, masked by the
+/// dealer's `A`).
 #[derive(Clone, Debug)]
 pub struct ServerWeights {
+    /// Per linear layer ([`Plan::linears`] order), its weights times
+    /// `g_out / g_in` at `weight_bits`, in the model's layout (`[out, in, k, k]`
+    /// or `[out, in]`, row-major).
     pub weights: Vec<Vec<R>>,
+    /// Per linear layer, its bias times `g_out` at the layer's output scale;
+    /// `None` for a layer without bias.
     pub biases: Vec<Option<Vec<R>>>,
 }
 

@@ -41,6 +41,7 @@ pub struct SeedExpansion {
 }
 
 impl SeedExpansion {
+    /// Party 0's material from the seed the dealer sent it.
     pub fn new(seed: Seed) -> Self {
         Self { expander: Expander::new(Party::Server, seed) }
     }

@@ -42,6 +42,9 @@ use crate::limits::{MaterialSize, SessionLimits, MAX_MODEL_DESCRIPTION, MAX_REQU
 use crate::plan::{Plan, PublicModel, ServerWeights};
 use crate::preprocessing::{correction_stream, MaterialQueue, Preprocessing, SeedExpansion};
 
+/// A session's errors: [`ModelError`](pann_models::error::ModelError), whose
+/// [`abort_code`](pann_models::error::ModelError::abort_code) is what the
+/// peers are told.
 pub type SessionError = pann_models::error::ModelError;
 type Result<T> = std::result::Result<T, SessionError>;
 
@@ -103,6 +106,7 @@ async fn abort_both(a: &mut Channel, b: &mut Channel, e: &SessionError, local: A
 /// Largest batch and number of batches a client may request (the protocol's
 /// ceiling; each role's own, usually smaller, limit is [`SessionLimits`]).
 pub const MAX_BATCH: usize = 1024;
+/// Largest number of batches one session may request.
 pub const MAX_BATCHES: usize = 1 << 20;
 
 /// Requests of material party 1 receives ahead of the online phase: the
@@ -122,6 +126,7 @@ pub const STREAM_DEPTH: usize = 1;
 pub struct SessionId([u8; 16]);
 
 impl SessionId {
+    /// 128 fresh random bits (from the operating system's entropy).
     pub fn random() -> SessionId {
         SessionId(Prg::random_seed())
     }
@@ -160,7 +165,9 @@ impl std::fmt::Debug for SessionId {
 /// server to the dealer).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRequest {
+    /// Images per run, 1..=[`MAX_BATCH`] (the last batch is padded).
     pub batch: usize,
+    /// Runs in the session, 1..=[`MAX_BATCHES`].
     pub batches: usize,
     /// The [`SessionId`], as 32 hex digits.
     pub session: String,
@@ -245,6 +252,8 @@ async fn recv_request(chan: &mut Channel, peer: &'static str) -> Result<SessionR
 /// Timings of one batch at one party (seconds).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct BatchReport {
+    /// Real images in the batch (the client does not count padding; the
+    /// server, which cannot tell, counts the whole batch).
     pub images: usize,
     /// Time spent waiting for (client) or expanding (server) material during
     /// the batch: material arrives while the online phase runs.
@@ -258,16 +267,22 @@ pub struct BatchReport {
 /// What the client learns.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClientOutcome {
+    /// One vector of decoded logits per input image, in order.
     pub logits: Vec<Vec<f64>>,
     /// The server's calibrated logit range (from the public model), to judge
     /// the logits with (`pann_models::range::check_logits`).
     #[serde(default)]
     pub logit_range: Option<[f64; 2]>,
+    /// Timings per batch.
     pub batches: Vec<BatchReport>,
+    /// The SHA-256 of the model description the server sent.
     pub model_digest: String,
+    /// Setup wall time in seconds: the masked weights, and in a whole session
+    /// ([`client_session`]) the connection before them.
     pub setup_s: f64,
-    /// Traffic with the server (setup, online) and with the dealer (setup, offline).
+    /// Traffic with the server (setup, online); empty from [`client_run`].
     pub meter_server: Meter,
+    /// Traffic with the dealer (setup, offline); empty from [`client_run`].
     pub meter_dealer: Meter,
 }
 
@@ -276,9 +291,12 @@ pub struct ClientOutcome {
 /// client pins), and the material one image needs (for limits). Built once
 /// and shared by every session.
 pub struct ServedModel {
+    /// The BN-folded model with its weights (secret).
     pub model: Model,
+    /// Its public description.
     pub public: Arc<PublicModel>,
     description: Vec<u8>,
+    /// The material one image needs, for [`SessionLimits::check_batch`].
     pub size: MaterialSize,
 }
 
@@ -298,8 +316,11 @@ impl ServedModel {
 
 /// A client the server has admitted: its request and the plan for its batch.
 pub struct Admitted {
+    /// The client's request (checked against the server's limits).
     pub request: SessionRequest,
+    /// Its session id.
     pub id: SessionId,
+    /// The plan for the requested batch.
     pub plan: Plan,
 }
 
@@ -419,10 +440,15 @@ pub async fn server_session_with(
 /// A client connected to a server: the public model, its digest, the
 /// request sent and the plan for it.
 pub struct Connected {
+    /// The server's public model, checked.
     pub public: Arc<PublicModel>,
+    /// The SHA-256 of its description as received.
     pub digest: String,
+    /// The request sent.
     pub request: SessionRequest,
+    /// The session id drawn for it.
     pub id: SessionId,
+    /// The plan for the requested batch.
     pub plan: Plan,
 }
 
@@ -599,7 +625,9 @@ pub async fn client_session_with(
 /// What the dealer learns from a party's Hello.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Greeting {
+    /// The peer's role (the certified one where the channel has a certificate).
     pub role: Role,
+    /// The session it names.
     pub id: SessionId,
     /// The client's: the digest of the model the server described to it.
     pub model: Option<String>,
@@ -626,10 +654,13 @@ pub async fn dealer_greet(chan: &mut Channel) -> Result<Greeting> {
 /// What the dealer learns from the server for one session: the public
 /// model (checked against the client's digest), the request, and the plan.
 pub struct DealerJob {
+    /// The public model, checked.
     pub public: Arc<PublicModel>,
     /// The SHA-256 of the model description (the client's pinned digest).
     pub digest: String,
+    /// The client's request, as the server forwarded it.
     pub request: SessionRequest,
+    /// The plan for the requested batch.
     pub plan: Plan,
 }
 

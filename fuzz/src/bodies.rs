@@ -18,9 +18,12 @@ use pann_mpc_core::handshake::SessionParams;
 use pann_mpc_core::Party;
 use pann_protocols::{ConvSpec, Expander, LinearSpec, MatmulSpec, PolyRelu, ReluConfig, Request};
 
-/// Every target: its name (the file `fuzz/fuzz_targets/<name>.rs` and the
+/// A fuzz target: its name (the file `fuzz/fuzz_targets/<name>.rs` and the
 /// corpus `fuzz/corpus/<name>/`) and its body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target.
+pub const TARGETS: &[Target] = &[
     ("frame", frame),
     ("hello", hello),
     ("public_model", public_model),

@@ -50,7 +50,9 @@ pub fn per_site_bounds(max_abs: &BTreeMap<String, f64>, margin: f64) -> BTreeMap
 /// The Lee et al. rule for one global bound.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GlobalBoundRule {
+    /// The first candidate bound (50 by default).
     pub start: f64,
+    /// The growth per step (5 by default).
     pub step: f64,
 }
 
@@ -115,11 +117,15 @@ pub fn ring_headroom(alphas: &BTreeMap<String, u32>) -> Result<BTreeMap<String, 
 /// One ReLU site's inputs beyond its bound over a set of images.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SiteOutOfRange {
+    /// The ReLU site (node name).
     pub site: String,
+    /// Its bound B (infinite when the site has none).
     pub bound: f64,
     /// Images with at least one input of this site beyond its bound (|x| > B).
     pub images_beyond: usize,
+    /// Inputs of this site beyond its bound, over all images.
     pub inputs_beyond: u64,
+    /// Inputs of this site, over all images.
     pub inputs: u64,
     /// Largest |x| / B seen at this site.
     pub max_ratio: f64,
@@ -133,11 +139,13 @@ pub struct SiteOutOfRange {
 /// used for calibration: the rate a deployment should expect).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct OutOfRange {
+    /// Images evaluated.
     pub images: usize,
     /// Images with any ReLU input beyond its bound.
     pub images_beyond: usize,
     /// Images with any ReLU input beyond its ring headroom: their secure result wraps.
     pub images_beyond_headroom: usize,
+    /// Per ReLU site, in execution order.
     pub sites: Vec<SiteOutOfRange>,
 }
 

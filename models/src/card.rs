@@ -17,10 +17,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Per-channel input normalisation applied to [0, 1] pixels:
-/// x = (pixel / 255 - mean[c]) / std[c].
+/// `x = (pixel / 255 - mean[c]) / std[c]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
+    /// Per-channel mean, on the [0, 1] scale.
     pub mean: Vec<f64>,
+    /// Per-channel standard deviation, on the [0, 1] scale.
     pub std: Vec<f64>,
 }
 
@@ -30,7 +32,9 @@ impl InputSpec {
         Self { mean: vec![0.485, 0.456, 0.406], std: vec![0.229, 0.224, 0.225] }
     }
 
-    /// Normalise a CHW image of bytes (channel planes in order).
+    /// Normalise a CHW image of bytes (channel planes in order). The number
+    /// of planes is `mean.len()`; the spec must be checked (as a card's or a
+    /// public model's is: one mean and std per channel).
     pub fn normalise(&self, pixels: &[u8]) -> Vec<f64> {
         let c = self.mean.len().max(1);
         let plane = pixels.len() / c;
@@ -48,8 +52,11 @@ impl InputSpec {
 /// Where the weights came from.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
+    /// Where the weights were obtained (a repository file, a training recipe).
     pub source: String,
+    /// Their licence.
     pub license: String,
+    /// Anything else worth knowing (training data, accuracy, caveats).
     #[serde(default)]
     pub notes: String,
 }
@@ -57,8 +64,11 @@ pub struct Provenance {
 /// How the bounds were obtained, kept so results can be reproduced.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationInfo {
+    /// The factor applied to each site's largest |input| (see [`crate::calibrate::per_site_bounds`]).
     pub margin: f64,
+    /// Number of calibration images.
     pub images: usize,
+    /// Which images, in words.
     #[serde(default)]
     pub data: String,
 }
@@ -66,13 +76,17 @@ pub struct CalibrationInfo {
 /// The model card (JSON).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelCard {
+    /// The model's name.
     pub name: String,
+    /// The architecture the weights are for.
     pub architecture: Architecture,
+    /// Input normalisation (one mean and std per input channel).
     pub input: InputSpec,
     /// Weights file, relative to the card's directory.
     pub weights: String,
     /// Lower-case hex SHA-256 of the weights file.
     pub weights_sha256: String,
+    /// PANN precision 2^-alpha (4..=14) deployed where `relu_alphas` is empty.
     pub default_alpha: u32,
     /// Per-site ReLU bounds B (by ReLU site name); empty if not calibrated.
     #[serde(default)]
@@ -81,6 +95,7 @@ pub struct ModelCard {
     /// empty means `default_alpha` everywhere. When present it names every site.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub relu_alphas: BTreeMap<String, u32>,
+    /// How `relu_bounds` were obtained, if recorded.
     #[serde(default)]
     pub calibration: Option<CalibrationInfo>,
     /// `[min, max]` of the logits the deployed PANN produced on the
@@ -90,10 +105,12 @@ pub struct ModelCard {
     /// [`crate::range::check_logits`]). Absent in older cards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logit_range: Option<[f64; 2]>,
+    /// Where the weights came from.
     pub provenance: Provenance,
 }
 
 impl ModelCard {
+    /// Read and check a card file ([`ModelCard::parse`]); the weights are not read.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
@@ -107,6 +124,7 @@ impl ModelCard {
         Ok(card)
     }
 
+    /// The card as pretty-printed JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a card always serialises")
     }
@@ -144,7 +162,10 @@ impl ModelCard {
 
     /// Consistency of the card itself: normalisation matches the input
     /// channels, every size, the normalisation and the bounds are within
-    /// [`crate::limits`], and every bound names a ReLU site.
+    /// [`crate::limits`], every bound and alpha names a ReLU site, bounds and
+    /// alphas are given for every site or none, every alpha is in 4..=14, and
+    /// the logit range is ordered. Returns the network the architecture
+    /// builds (with its batch norms); `path` names the card in errors.
     pub fn check(&self, path: &Path) -> Result<Network> {
         let bad = |reason: String| ModelError::Card { path: path.into(), reason };
         let net = self.architecture.build()?;
@@ -191,7 +212,9 @@ impl ModelCard {
         Ok(net)
     }
 
-    /// The PANN ReLU mode at `alpha` everywhere with this card's per-site bounds.
+    /// The PANN ReLU mode at `alpha` everywhere with this card's per-site
+    /// bounds (an error if `alpha` has no sign polynomial; a card without
+    /// bounds gives a mode that [`crate::PlainExecutor::new`] refuses).
     pub fn pann_mode(&self, alpha: u32) -> Result<ReluMode> {
         ReluMode::pann(alpha, self.relu_bounds.clone())
     }
@@ -220,7 +243,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// A model loaded through its card: BN already folded for inference.
 #[derive(Clone, Debug)]
 pub struct LoadedModel {
+    /// The card, checked.
     pub card: ModelCard,
+    /// Where the card was read from.
     pub card_path: PathBuf,
     /// The network as described (with BN), for inspection.
     pub network: Network,

@@ -7,7 +7,9 @@ use crate::error::{ModelError, Result};
 use crate::network::Shape;
 use std::path::{Path, PathBuf};
 
+/// Bytes of one image, 3 x 32 x 32 (CHW).
 pub const IMAGE_BYTES: usize = 3 * 32 * 32;
+/// Bytes of one record: the label byte and the image.
 pub const RECORD_BYTES: usize = IMAGE_BYTES + 1;
 
 /// The shape of a CIFAR-10 image.
@@ -15,7 +17,8 @@ pub fn shape() -> Shape {
     Shape::new(3, 32, 32)
 }
 
-/// Parse records from memory; `path` only names the source in errors.
+/// Parse records from memory; `path` only names the source in errors. An
+/// error unless the data is a positive number of whole records with labels 0..=9.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<ImageSet> {
     if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD_BYTES) {
         return Err(ModelError::Cifar {
@@ -45,10 +48,12 @@ pub fn read_file(path: impl AsRef<Path>) -> Result<ImageSet> {
 /// The directory layout of the binary distribution.
 #[derive(Clone, Debug)]
 pub struct CifarDir {
+    /// The directory holding the `*.bin` files.
     pub dir: PathBuf,
 }
 
 impl CifarDir {
+    /// The layout at `dir` (nothing is read until asked for).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
     }

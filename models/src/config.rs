@@ -25,14 +25,22 @@ fn default_eps() -> f64 {
 /// 2 and 3 with stride 2), "option A" shortcuts, global average pool, linear.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResNetConfig {
+    /// Total depth, 6n + 2 with n >= 1.
     pub depth: usize,
+    /// Logits per image.
     pub num_classes: usize,
+    /// Input channels (default 3).
     #[serde(default = "default_in_channels")]
     pub in_channels: usize,
+    /// Input height and width, in pixels (default 32).
     #[serde(default = "default_image_size")]
     pub image_size: usize,
+    /// Channels of the three stages (default 16, 32, 64). The option-A
+    /// shortcut needs each later stage's width `w` to equal the previous
+    /// width plus `2 * (w / 4)`.
     #[serde(default = "default_widths")]
     pub widths: [usize; 3],
+    /// Batch norm epsilon (default 1e-5).
     #[serde(default = "default_eps")]
     pub bn_eps: f64,
 }
@@ -101,19 +109,27 @@ impl ResNetConfig {
 /// Node names: `conv{i}`, `bn{i}`, `relu{i}`, `pool{i}` (i from 1), `linear`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SmallCnnConfig {
+    /// Output channels of each stage (at least one stage).
     pub channels: Vec<usize>,
+    /// Logits per image.
     pub num_classes: usize,
+    /// With a batch norm after each conv (the convs then have no bias).
     #[serde(default)]
     pub batch_norm: bool,
+    /// Input channels (default 3).
     #[serde(default = "default_in_channels")]
     pub in_channels: usize,
+    /// Input height and width, in pixels (default 32; each stage halves it).
     #[serde(default = "default_image_size")]
     pub image_size: usize,
+    /// Batch norm epsilon (default 1e-5).
     #[serde(default = "default_eps")]
     pub bn_eps: f64,
 }
 
 impl SmallCnnConfig {
+    /// Build the network (names as above); an error if it has no stage or
+    /// no class, or a size does not fit.
     pub fn build(&self) -> Result<Network> {
         if self.channels.is_empty() || self.num_classes == 0 {
             return Err(ModelError::Config("small CNN needs at least one stage and one class".into()));
@@ -138,11 +154,14 @@ impl SmallCnnConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Architecture {
+    /// A CIFAR ResNet (`"kind": "resnet"`).
     Resnet(ResNetConfig),
+    /// A small CNN (`"kind": "small_cnn"`).
     SmallCnn(SmallCnnConfig),
 }
 
 impl Architecture {
+    /// Build the network this architecture describes (with its batch norms).
     pub fn build(&self) -> Result<Network> {
         match self {
             Architecture::Resnet(c) => c.build(),

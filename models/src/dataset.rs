@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 pub struct ImageSet {
     /// Channels, height, width of every image.
     pub shape: Shape,
+    /// Every image's CHW bytes (0..=255), back to back: `len() * shape.len()` bytes.
     pub pixels: Vec<u8>,
+    /// One class label per image (0..=9 for the formats read here).
     pub labels: Vec<u8>,
 }
 
@@ -27,21 +29,23 @@ impl ImageSet {
         self.shape.len()
     }
 
+    /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// Whether the set holds no image.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
 
-    /// CHW bytes of image `i`.
+    /// CHW bytes of image `i` (panics if `i >= len()`).
     pub fn image(&self, i: usize) -> &[u8] {
         let n = self.image_bytes();
         &self.pixels[i * n..(i + 1) * n]
     }
 
-    /// Append another set of the same shape.
+    /// Append another set of the same shape (panics on another shape).
     pub fn extend(&mut self, other: ImageSet) {
         assert_eq!(self.shape, other.shape, "extending an image set with images of another shape");
         self.pixels.extend(other.pixels);
@@ -87,7 +91,9 @@ pub const EXPECTED_LAYOUT: &str = "expected the CIFAR-10 binary distribution (da
 /// A directory of training and test images, its format found from its files.
 #[derive(Clone, Debug)]
 pub struct DataDir {
+    /// The directory.
     pub dir: PathBuf,
+    /// The layout found in it.
     pub kind: DatasetKind,
 }
 

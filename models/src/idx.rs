@@ -106,10 +106,10 @@ pub fn images_and_labels(images_path: &Path, images: &[u8], labels_path: &Path, 
     }
     if ldims.len() != 1 || ldims[0] != idims[0] {
         let why = format!("labels have dimensions {ldims:?}; the images file {} holds {} images", images_path.display(), idims[0]);
-        return Err(bad(&labels_path, why));
+        return Err(bad(labels_path, why));
     }
     if let Some(i) = labels.iter().position(|&l| l >= CLASSES) {
-        return Err(bad(&labels_path, format!("label {i} is {} (expected 0..9)", labels[i])));
+        return Err(bad(labels_path, format!("label {i} is {} (expected 0..9)", labels[i])));
     }
     Ok(ImageSet { shape: Shape::new(1, idims[1], idims[2]), pixels, labels })
 }

@@ -23,12 +23,24 @@
 //! - [`precision`]: [`SecureConfig`], the precisions of a secure run. The secure
 //!   executor itself (plan, fixed-point reference, the three roles) is `pann-engine`.
 //!
-//! ```text
-//! let m = LoadedModel::load("models/assets/resnet20-akamaster.card.json")?;
+//! One image through the shipped ResNet-20 card with the PANN ReLU at alpha 9:
+//!
+//! ```
+//! use pann_models::{image::read_png, LoadedModel, PlainExecutor};
+//!
+//! let assets = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
+//! // Reads the card, checks the weights' SHA-256, imports them and folds BN.
+//! let m = LoadedModel::load(format!("{assets}/resnet20-akamaster.card.json"))?;
+//! // CHW bytes of a CIFAR-10 test image (label 3 in its name).
+//! let chw_bytes = read_png(format!("{assets}/images/00000-3.png"), m.network.input_shape())?;
 //! let exec = PlainExecutor::new(&m.model, m.card.pann_mode(9)?)?;
 //! let out = exec.forward(&m.card.input.normalise(&chw_bytes))?;
 //! println!("class {:?}, out of range: {}", out.predicted(), out.any_exceeded());
+//! assert_eq!(out.predicted(), Some(3)); // CIFAR-10 class 3, "cat"
+//! # Ok::<(), pann_models::ModelError>(())
 //! ```
+
+#![deny(missing_docs)]
 
 pub mod calibrate;
 pub mod card;

@@ -32,7 +32,7 @@ pub fn im2col(x: &[f64], c: usize, h: usize, w: usize, k: usize, stride: usize, 
     }
 }
 
-/// out[m][p] += sum_k a[m][k] * b[k][p], with a `m x kk`, b `kk x n`, out `m x n`
+/// `out[m][p] += sum_k a[m][k] * b[k][p]`, with a `m x kk`, b `kk x n`, out `m x n`
 /// (row-major). Four output rows share each pass over a row of `b`, so `b` is
 /// streamed m/4 times and the inner loop is a vectorisable 4-way axpy.
 pub fn gemm_acc(a: &[f64], b: &[f64], out: &mut [f64], m: usize, kk: usize, n: usize) {

@@ -17,7 +17,9 @@ use std::path::Path;
 /// A network and exactly the parameters it needs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
+    /// The architecture (public).
     pub network: Network,
+    /// Its parameters, exactly [`Network::param_specs`] (secret: the server's).
     pub params: Params,
 }
 

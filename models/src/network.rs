@@ -19,21 +19,29 @@ pub type ValueId = usize;
 /// vectors use `h = w = 1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shape {
+    /// Channels.
     pub c: usize,
+    /// Height, in pixels.
     pub h: usize,
+    /// Width, in pixels.
     pub w: usize,
 }
 
 impl Shape {
+    /// `c x h x w`.
     pub fn new(c: usize, h: usize, w: usize) -> Self {
         Self { c, h, w }
     }
+    /// Elements per image, `c * h * w` (unchecked: shapes within
+    /// [`crate::limits`] cannot overflow).
     pub fn len(&self) -> usize {
         self.c * self.h * self.w
     }
+    /// Whether some dimension is 0.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// `[c, h, w]`.
     pub fn dims(&self) -> Vec<usize> {
         vec![self.c, self.h, self.w]
     }
@@ -48,32 +56,72 @@ pub enum Op {
     Input,
     /// 2-D convolution, square kernel, zero padding. Params: `weight`
     /// `[out, in, k, k]`, and `bias` `[out]` when `bias` is set.
-    Conv2d { in_channels: usize, out_channels: usize, kernel: usize, stride: usize, padding: usize, bias: bool },
+    Conv2d {
+        /// Input channels.
+        in_channels: usize,
+        /// Output channels.
+        out_channels: usize,
+        /// Kernel side k (the kernel is k x k).
+        kernel: usize,
+        /// Stride, both directions.
+        stride: usize,
+        /// Zero padding on each side.
+        padding: usize,
+        /// Whether the layer has a `bias` parameter.
+        bias: bool,
+    },
     /// Inference batch norm. Params: `weight`, `bias`, `running_mean`,
     /// `running_var`, each `[channels]`. Folded into the preceding conv by
     /// [`crate::fold::fold_batch_norm`] before execution.
-    BatchNorm { channels: usize, eps: f64 },
+    BatchNorm {
+        /// Channels of the input (and of each parameter).
+        channels: usize,
+        /// Added to the variance before the square root.
+        eps: f64,
+    },
     /// ReLU; the node name is the ReLU *site* that per-layer bounds refer to.
     Relu,
     /// Element-wise sum of two values of the same shape (residual add).
     Add,
     /// The "option A" shortcut of the CIFAR ResNets: `x[:, :, ::stride, ::stride]`
     /// followed by `pad_channels` zero planes before and after the channels.
-    ShortcutA { stride: usize, pad_channels: usize },
+    ShortcutA {
+        /// Subsampling step, both directions.
+        stride: usize,
+        /// Zero channel planes added on each side.
+        pad_channels: usize,
+    },
     /// Average pooling without padding.
-    AvgPool { kernel: usize, stride: usize },
+    AvgPool {
+        /// Window side (the window is k x k).
+        kernel: usize,
+        /// Stride, both directions.
+        stride: usize,
+    },
     /// Mean over each channel plane; output `c x 1 x 1`.
     GlobalAvgPool,
     /// Fully connected layer over the flattened input. Params: `weight`
     /// `[out, in]`, and `bias` `[out]` when `bias` is set.
-    Linear { in_features: usize, out_features: usize, bias: bool },
+    Linear {
+        /// Input features (`c * h * w` of the input, flattened CHW).
+        in_features: usize,
+        /// Output features (logits, for the last layer).
+        out_features: usize,
+        /// Whether the layer has a `bias` parameter.
+        bias: bool,
+    },
 }
 
 /// A named node: an op applied to earlier values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Node {
+    /// Unique name: the PyTorch module name (parameter prefix), and for a
+    /// ReLU its site name.
     pub name: String,
+    /// What the node computes.
     pub op: Op,
+    /// The values it reads, all of earlier nodes (two for [`Op::Add`], none
+    /// for [`Op::Input`], one otherwise).
     pub inputs: Vec<ValueId>,
     /// Output shape (per image).
     pub shape: Shape,
@@ -82,22 +130,28 @@ pub struct Node {
 /// A network: nodes in topological order; node 0 is the input, `output` the logits.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Network {
+    /// The nodes, in topological (execution) order.
     pub nodes: Vec<Node>,
+    /// The node whose value is the logits.
     pub output: ValueId,
 }
 
 /// Shape and name of one parameter tensor expected by a network.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParamSpec {
+    /// PyTorch name, `<node name>.<param>`.
     pub name: String,
+    /// Expected shape.
     pub shape: Vec<usize>,
 }
 
 impl Network {
+    /// Shape of one input image (node 0).
     pub fn input_shape(&self) -> Shape {
         self.nodes[0].shape
     }
 
+    /// Shape of one image's output value (the logits).
     pub fn output_shape(&self) -> Shape {
         self.nodes[self.output].shape
     }
@@ -270,6 +324,7 @@ impl NetworkBuilder {
         0
     }
 
+    /// Per-image shape of value `v` (panics if `v` is not a node yet).
     pub fn shape(&self, v: ValueId) -> Shape {
         self.nodes[v].shape
     }
@@ -314,15 +369,18 @@ impl NetworkBuilder {
         self.push(name, Op::Conv2d { in_channels, out_channels: out, kernel, stride, padding, bias }, &[x])
     }
 
+    /// Append a batch norm over the channels of `x`.
     pub fn batch_norm(&mut self, name: &str, x: ValueId, eps: f64) -> Result<ValueId> {
         let channels = self.shape(x).c;
         self.push(name, Op::BatchNorm { channels, eps }, &[x])
     }
 
+    /// Append a ReLU; `name` is its site name.
     pub fn relu(&mut self, name: &str, x: ValueId) -> Result<ValueId> {
         self.push(name, Op::Relu, &[x])
     }
 
+    /// Append a fully connected layer of `out` features over the flattened `x`.
     pub fn linear(&mut self, name: &str, x: ValueId, out: usize, bias: bool) -> Result<ValueId> {
         let in_features = self.shape(x).len();
         self.push(name, Op::Linear { in_features, out_features: out, bias }, &[x])

@@ -26,17 +26,27 @@ pub enum ReluMode {
     /// x (1 + p(x / B)) / 2 with, per ReLU site (by name), its precision
     /// 2^-alpha and its bound B; `polys` holds the composite sign polynomial
     /// of every alpha used.
-    Pann { alphas: BTreeMap<String, u32>, bounds: BTreeMap<String, f64>, polys: BTreeMap<u32, SignPoly> },
+    Pann {
+        /// Precision alpha per site (4..=14).
+        alphas: BTreeMap<String, u32>,
+        /// Bound B per site (positive, finite).
+        bounds: BTreeMap<String, f64>,
+        /// The sign polynomial of every alpha in `alphas`.
+        polys: BTreeMap<u32, SignPoly>,
+    },
 }
 
 impl ReluMode {
-    /// PANN at precision 2^-alpha at every site, with the given per-site bounds.
+    /// PANN at precision 2^-alpha at every site named in `bounds`, with those
+    /// bounds; an error if alpha has no sign polynomial (outside 4..=14).
     pub fn pann(alpha: u32, bounds: BTreeMap<String, f64>) -> Result<Self> {
         let alphas = bounds.keys().map(|s| (s.clone(), alpha)).collect();
         Self::pann_mixed(alphas, bounds)
     }
 
-    /// PANN with a precision and a bound per site (mixed precision).
+    /// PANN with a precision and a bound per site (mixed precision); an
+    /// error if an alpha has no sign polynomial. Sites missing from either map
+    /// are refused later, by [`PlainExecutor::new`].
     pub fn pann_mixed(alphas: BTreeMap<String, u32>, bounds: BTreeMap<String, f64>) -> Result<Self> {
         let mut polys = BTreeMap::new();
         for &a in alphas.values() {
@@ -65,6 +75,7 @@ pub struct SiteStats {
 }
 
 impl SiteStats {
+    /// Add `o`'s counts to this one's and keep the larger maximum.
     pub fn merge(&mut self, o: &SiteStats) {
         self.max_abs = self.max_abs.max(o.max_abs);
         self.exceeded += o.exceeded;
@@ -75,6 +86,7 @@ impl SiteStats {
 /// The result of one forward pass.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Forward {
+    /// The output value of the image (the logits), in the network's units.
     pub logits: Vec<f64>,
     /// One entry per ReLU site, in [`crate::network::Network::relu_sites`] order.
     pub sites: Vec<SiteStats>,
@@ -176,15 +188,18 @@ impl<'m> PlainExecutor<'m> {
         Ok(Self { model, mode, relu_slots, site_names })
     }
 
+    /// ReLU site names in execution order (the order of [`Forward::sites`]).
     pub fn site_names(&self) -> &[String] {
         &self.site_names
     }
 
+    /// The model this executor runs.
     pub fn model(&self) -> &Model {
         self.model
     }
 
-    /// One image (CHW, already normalised) through the network.
+    /// One image (CHW, already normalised, e.g. by [`crate::InputSpec::normalise`])
+    /// through the network; an error if its length is not the input shape's.
     pub fn forward(&self, input: &[f64]) -> Result<Forward> {
         let net = &self.model.network;
         let in_shape = net.input_shape();
@@ -308,7 +323,9 @@ impl<'m> PlainExecutor<'m> {
 /// Accuracy and out-of-range statistics of a batch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
+    /// Images evaluated.
     pub images: usize,
+    /// Images whose prediction ([`Forward::predicted`]) is their label.
     pub correct: usize,
     /// Images with at least one ReLU input outside its bound.
     pub images_out_of_range: usize,
@@ -319,6 +336,9 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// Summarise forward passes with their labels, one per pass in the same
+    /// order (a pass without a label counts in `images` only); `site_names`
+    /// in the executor's order.
     pub fn from_forwards(site_names: &[String], outs: &[Forward], labels: &[u8]) -> Self {
         let mut sites: Vec<(String, SiteStats)> = site_names.iter().map(|s| (s.clone(), SiteStats::default())).collect();
         let mut correct = 0;
@@ -341,6 +361,7 @@ impl Evaluation {
         Self { images: outs.len(), correct, images_out_of_range: oor, images_diverged: diverged, sites }
     }
 
+    /// Fraction of images predicted correctly (0 for no images).
     pub fn accuracy(&self) -> f64 {
         if self.images == 0 {
             0.0

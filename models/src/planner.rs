@@ -50,7 +50,10 @@ pub enum Objective {
 /// Accuracy and mean cross-entropy of one configuration on the calibration images.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Score {
+    /// Fraction of images predicted correctly.
     pub accuracy: f64,
+    /// Mean cross-entropy in nats, each image's capped at 20 (what a
+    /// diverged image counts).
     pub loss: f64,
 }
 
@@ -59,29 +62,37 @@ pub struct Score {
 pub struct Explored {
     /// Alpha per site, in execution order.
     pub alphas: Vec<u32>,
-    /// ReLU bytes per image and ReLU rounds (from the cost table).
+    /// ReLU bytes per image (from the cost table).
     pub relu_bytes: f64,
+    /// ReLU rounds per inference (from the cost table).
     pub relu_rounds: u32,
+    /// Its score on the calibration images.
     pub score: Score,
-    /// What produced it: "uniform", "sensitivity", "accepted" or "rejected".
+    /// What produced it: "uniform", "start" (the given starting point),
+    /// "sensitivity", "accepted" or "rejected".
     pub kind: String,
 }
 
 /// The planner's result.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlanOutcome {
+    /// ReLU site names, in execution order.
     pub sites: Vec<String>,
     /// ReLU elements per image at each site.
     pub elements: Vec<usize>,
+    /// The model's score with exact ReLU.
     pub exact: Score,
     /// The accuracy the target is relative to (`exact.accuracy` unless another was given).
     pub reference_accuracy: f64,
     /// Lowest accuracy the plan may have.
     pub target_accuracy: f64,
+    /// What was minimised.
     pub objective: Objective,
-    /// The chosen alpha per site (execution order) and its score.
+    /// The chosen alpha per site (execution order).
     pub alphas: Vec<u32>,
+    /// The chosen configuration's score.
     pub score: Score,
+    /// Every configuration evaluated, in order (the explored frontier).
     pub explored: Vec<Explored>,
 }
 
@@ -96,11 +107,17 @@ impl PlanOutcome {
 /// calibration images with labels, and the metered cost of a ReLU per alpha
 /// (its keys are the candidate alphas).
 pub struct Planner<'a> {
+    /// The model (BN folded).
     pub model: &'a Model,
+    /// Bound B per ReLU site.
     pub bounds: &'a BTreeMap<String, f64>,
+    /// Calibration images, each normalised CHW.
     pub images: &'a [Vec<f64>],
+    /// Their labels (images beyond the last label are not used).
     pub labels: &'a [u8],
+    /// Metered cost of one ReLU per candidate alpha.
     pub costs: &'a BTreeMap<u32, ReluCost>,
+    /// What to minimise.
     pub objective: Objective,
     /// Another starting point besides the uniform ones: alphas per site in
     /// execution order (each must be a candidate alpha).

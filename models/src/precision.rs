@@ -8,13 +8,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SecureConfig {
     /// PANN precision 2^-alpha (4..=14) of every ReLU that
-    /// [`PublicModel::alphas`] does not name.
+    /// `pann_engine::PublicModel::alphas` does not name.
     pub alpha: u32,
     /// Fractional bits of the encoded weights.
     pub weight_bits: u32,
 }
 
 impl SecureConfig {
+    /// Precision 2^-`alpha` with the default weight encoding (18 fractional bits).
     pub fn new(alpha: u32) -> Self {
         Self { alpha, weight_bits: 18 }
     }

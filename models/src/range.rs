@@ -43,15 +43,21 @@ pub enum LogitCheck {
     /// Every logit within the limit.
     Plausible,
     /// A logit beyond the limit (or not finite): the result is not a prediction.
-    Unreliable { max_abs: f64, limit: f64 },
+    Unreliable {
+        /// The largest |logit| (infinite if a logit is NaN).
+        max_abs: f64,
+        /// The limit it exceeds ([`logit_limit`]).
+        limit: f64,
+    },
 }
 
 impl LogitCheck {
+    /// Whether the verdict is [`LogitCheck::Unreliable`].
     pub fn is_unreliable(&self) -> bool {
         matches!(self, LogitCheck::Unreliable { .. })
     }
 
-    /// A sentence for the user (empty when plausible or unchecked).
+    /// A sentence for the user (`None` when plausible or unchecked).
     pub fn reason(&self) -> Option<String> {
         match self {
             LogitCheck::Unreliable { max_abs, limit } => Some(format!(

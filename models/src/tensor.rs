@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 /// Dense row-major tensor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tensor {
+    /// Dimensions, outermost first (PyTorch order, e.g. `[out, in, k, k]`).
     pub shape: Vec<usize>,
+    /// The values, row-major; as many as the product of `shape`.
     pub data: Vec<f64>,
 }
 
@@ -20,15 +22,18 @@ impl Tensor {
         Self { shape, data }
     }
 
+    /// A tensor of the given shape filled with zeros.
     pub fn zeros(shape: Vec<usize>) -> Self {
         let n = shape.iter().product();
         Self { shape, data: vec![0.0; n] }
     }
 
+    /// Number of values.
     pub fn len(&self) -> usize {
         self.data.len()
     }
 
+    /// Whether the tensor holds no values.
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }

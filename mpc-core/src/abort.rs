@@ -33,6 +33,8 @@ pub enum AbortCode {
     Identity = 8,
     /// A local failure that is none of the above.
     Internal = 9,
+    /// The server or the dealer has no free session slot (or too many
+    /// connections waiting for their partner); the peer may retry later.
     Busy = 10,
 }
 

@@ -78,6 +78,8 @@ fn tag_name(b: u8) -> String {
     }
 }
 
+/// Limits of a channel: frame size, timeouts, keepalive. The default: 1 GiB
+/// frames, 120 s per wait, 60 s to connect, no keepalive.
 #[derive(Clone, Debug)]
 pub struct ChannelConfig {
     /// Largest payload accepted or sent, in bytes.
@@ -247,6 +249,10 @@ async fn keepalive(shared: Weak<SharedWriter>, idle: Duration) {
     }
 }
 
+/// One side of a framed, metered connection to one peer (see the module
+/// docs). Sends are queued and written at the next wait or [`Channel::flush`];
+/// every receive is bounded in length and in time; all traffic is counted in
+/// [`Channel::meter`] under the current phase and label.
 pub struct Channel {
     reader: Box<dyn AsyncRead + Unpin + Send>,
     writer: Arc<SharedWriter>,
@@ -279,6 +285,9 @@ impl Channel {
         Self::from_halves(Box::new(r), Box::new(w), cfg)
     }
 
+    /// Wrap the two halves of a byte stream (e.g. a TCP stream's owned
+    /// halves, so that a round's read and write need no shared lock). Starts
+    /// the keepalive task if `cfg.keepalive` asks for one.
     pub fn from_halves(reader: Box<dyn AsyncRead + Unpin + Send>, writer: Box<dyn AsyncWrite + Unpin + Send>, cfg: ChannelConfig) -> Self {
         let writer = Arc::new(SharedWriter {
             writer: Mutex::new(writer),
@@ -321,22 +330,27 @@ impl Channel {
         (Channel::from_stream(a, cfg.clone()), Channel::from_stream(b, cfg))
     }
 
+    /// The limits this channel was made with.
     pub fn config(&self) -> &ChannelConfig {
         &self.cfg
     }
 
+    /// The traffic counted so far on this channel.
     pub fn meter(&self) -> &Meter {
         &self.meter
     }
 
+    /// The meter, to change attribution or take it over.
     pub fn meter_mut(&mut self) -> &mut Meter {
         &mut self.meter
     }
 
+    /// Attribute the following traffic to `phase` ([`Meter::set_phase`]).
     pub fn set_phase(&mut self, phase: Phase) {
         self.meter.set_phase(phase);
     }
 
+    /// Attribute the following traffic to `label`, e.g. a layer name ([`Meter::set_label`]).
     pub fn set_label(&mut self, label: &str) {
         self.meter.set_label(label);
     }
@@ -754,7 +768,7 @@ mod tests {
         a.send_tagged(Tag::Bytes, b"x").unwrap();
         a.abort(AbortCode::Model).await;
         assert_eq!(b.drain_until_abort().await.unwrap(), AbortCode::Model);
-        a.send_tagged(Tag::Abort, &vec![b'x'; MAX_ABORT + 1]).unwrap();
+        a.send_tagged(Tag::Abort, &[b'x'; MAX_ABORT + 1]).unwrap();
         let (_, got) = tokio::join!(a.flush(), b.drain_until_abort());
         assert!(matches!(got, Err(CoreError::FrameLength { .. })), "{got:?}");
     }
@@ -767,7 +781,7 @@ mod tests {
         a.abort(AbortCode::Input).await;
         assert!(matches!(b.recv_tagged_max(Tag::Hello, 1).await, Err(CoreError::PeerAborted(AbortCode::Input))));
         // An Abort longer than MAX_ABORT is refused before its body is read.
-        a.send_tagged(Tag::Abort, &vec![b'x'; MAX_ABORT + 1]).unwrap();
+        a.send_tagged(Tag::Abort, &[b'x'; MAX_ABORT + 1]).unwrap();
         let (sent, got) = tokio::join!(a.flush(), b.recv_ring(1));
         let _ = sent;
         assert!(matches!(got, Err(CoreError::FrameLength { .. })), "{got:?}");

@@ -11,7 +11,9 @@ use crate::ring::R;
 /// `|x| < 2^int_bits` (so `frac_bits + int_bits <= 63`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FixedPoint {
+    /// Fractional bits `f`: a real `x` is the ring element `round(x * 2^f)`.
     pub frac_bits: u32,
+    /// Integer bits: [`FixedPoint::encode`] accepts only `|x| < 2^int_bits`.
     pub int_bits: u32,
 }
 
@@ -54,10 +56,12 @@ impl FixedPoint {
         (x as i64) as f64 / self.scale()
     }
 
+    /// Encode every real; the first that is not finite or does not fit is the error.
     pub fn encode_slice(&self, xs: &[f64]) -> Result<Vec<R>> {
         xs.iter().map(|&x| self.encode(x)).collect()
     }
 
+    /// Decode every ring element (two's complement) to a real.
     pub fn decode_slice(&self, xs: &[R]) -> Vec<f64> {
         xs.iter().map(|&x| self.decode(x)).collect()
     }

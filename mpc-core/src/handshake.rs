@@ -42,6 +42,7 @@ pub use crate::role::Role;
 pub struct SessionParams {
     /// Wire protocol version; [`PROTOCOL_VERSION`] unless testing.
     pub version: u32,
+    /// The role of the side that sends this Hello.
     pub role: Role,
     /// The role we require of the peer, if any (a server talking to its
     /// dealer and to its client on two channels knows which is which).
@@ -50,6 +51,8 @@ pub struct SessionParams {
 }
 
 impl SessionParams {
+    /// The Hello of `role` at [`PROTOCOL_VERSION`], with no parameters and no
+    /// requirement on the peer's role.
     pub fn new(role: Role) -> SessionParams {
         SessionParams { version: PROTOCOL_VERSION, role, expect_peer: None, fields: Vec::new() }
     }
@@ -75,6 +78,7 @@ impl SessionParams {
         }
     }
 
+    /// The value of parameter `name`, if set.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }

@@ -6,11 +6,12 @@
 //!
 //! Everything here except `channel`, `transport` and `handshake` is plain synchronous
 //! code over slices, testable without a network.
-
 //!
 //! The networking half (`channel`, `transport`, `handshake`: tokio, rustls)
 //! is the default feature `net`; without it the crate is plain arithmetic
 //! (what `pann-models` needs).
+
+#![deny(missing_docs)]
 
 pub mod abort;
 #[cfg(feature = "net")]

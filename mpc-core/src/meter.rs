@@ -10,11 +10,16 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// The part of a session that traffic is attributed to (serialised in lowercase).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
+    /// Handshakes, the public model description, the dealer's seeds and the
+    /// masked weights `E = W - A`: paid once per session, not per image.
     Setup,
+    /// The dealer's corrections and request fingerprints; independent of the input.
     Offline,
+    /// Input sharing, openings and the output reveal: the cost that depends on the input.
     Online,
 }
 
@@ -31,14 +36,20 @@ impl std::fmt::Display for Phase {
 /// Counters of one (phase, label) cell.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cost {
+    /// Framed bytes written (4-byte header included; TLS overhead and keepalives not counted).
     pub bytes_sent: u64,
+    /// Framed bytes read (header included; keepalives not counted).
     pub bytes_recv: u64,
+    /// Frames queued for sending.
     pub msgs_sent: u64,
+    /// Frames received.
     pub msgs_recv: u64,
+    /// Rounds: receives that followed at least one send.
     pub rounds: u64,
 }
 
 impl Cost {
+    /// Bytes in both directions.
     pub fn bytes(&self) -> u64 {
         self.bytes_sent + self.bytes_recv
     }
@@ -77,14 +88,17 @@ impl Default for Meter {
 }
 
 impl Meter {
+    /// An empty meter, attributing to [`Phase::Setup`] and the empty label.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Attribute the following traffic to `phase` (the label is kept).
     pub fn set_phase(&mut self, phase: Phase) {
         self.phase = phase;
     }
 
+    /// The phase the next traffic is attributed to.
     pub fn phase(&self) -> Phase {
         self.phase
     }
@@ -96,6 +110,7 @@ impl Meter {
         }
     }
 
+    /// The label the next traffic is attributed to (empty: none).
     pub fn label(&self) -> &str {
         &self.label
     }
@@ -104,18 +119,21 @@ impl Meter {
         self.cells.entry(self.phase).or_default().entry(self.label.clone()).or_default()
     }
 
+    /// Count one frame of `bytes` framed bytes sent, in the current cell.
     pub fn record_send(&mut self, bytes: usize) {
         let c = self.cell();
         c.bytes_sent += bytes as u64;
         c.msgs_sent += 1;
     }
 
+    /// Count one frame of `bytes` framed bytes received, in the current cell.
     pub fn record_recv(&mut self, bytes: usize) {
         let c = self.cell();
         c.bytes_recv += bytes as u64;
         c.msgs_recv += 1;
     }
 
+    /// Count one round (a wait for the peer after sending), in the current cell.
     pub fn record_round(&mut self) {
         self.cell().rounds += 1;
     }

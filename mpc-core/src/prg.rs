@@ -24,6 +24,7 @@ pub struct Prg {
 }
 
 impl Prg {
+    /// The PRG keyed by `seed`, counter at 0: equal seeds give equal streams.
     pub fn from_seed(seed: Seed) -> Self {
         Self { cipher: Aes128::new(GenericArray::from_slice(&seed)), counter: 0 }
     }

@@ -36,6 +36,8 @@ impl Role {
         })
     }
 
+    /// The role's lowercase name ("server", "client", "dealer"), as parsed by
+    /// `FromStr` and used in messages and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Server => "server",

@@ -12,14 +12,19 @@ use crate::ring::{self, R};
 /// (party 1) holds the input and learns the output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Party {
+    /// Party 0: holds the model (the weights are its private input).
     Server = 0,
+    /// Party 1: holds the input image and learns the logits.
     Client = 1,
 }
 
 impl Party {
+    /// The party's number, 0 (server) or 1 (client): an index into per-party arrays.
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// The other computing party.
     pub fn other(self) -> Party {
         match self {
             Party::Server => Party::Client,
@@ -40,18 +45,26 @@ impl std::fmt::Display for Party {
 /// One party's additive shares of a vector of ring elements at a fixed-point scale.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShareVec {
+    /// The party holding these shares.
     pub party: Party,
+    /// Fractional bits of the shared values' encoding (both shares must agree).
     pub frac_bits: u32,
+    /// The shares, one ring element (mod 2^64) per shared value.
     pub data: Vec<R>,
 }
 
 impl ShareVec {
+    /// Tag `data` as `party`'s shares at `frac_bits` fractional bits (nothing is checked).
     pub fn new(party: Party, frac_bits: u32, data: Vec<R>) -> Self {
         Self { party, frac_bits, data }
     }
+
+    /// Number of shared values.
     pub fn len(&self) -> usize {
         self.data.len()
     }
+
+    /// Whether no value is shared.
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
@@ -65,7 +78,9 @@ pub fn share(secret: &[R], frac_bits: u32, prg: &mut Prg) -> (ShareVec, ShareVec
     (ShareVec::new(Party::Server, frac_bits, server), ShareVec::new(Party::Client, frac_bits, client))
 }
 
-/// Add the two parties' shares back together.
+/// Add the two parties' shares back together (mod 2^64). An error
+/// ([`CoreError::ShareMismatch`]) unless the shares belong to different
+/// parties and agree on scale and length.
 pub fn reconstruct(a: &ShareVec, b: &ShareVec) -> Result<Vec<R>> {
     if a.party == b.party {
         return Err(CoreError::ShareMismatch(format!("both shares belong to the {}", a.party)));

@@ -39,6 +39,8 @@ pub struct Dealer {
 }
 
 impl Dealer {
+    /// The dealer for a session whose parties hold `seed0` (the server) and
+    /// `seed1` (the client); no linear layer registered yet.
     pub fn new(seed0: Seed, seed1: Seed) -> Self {
         let (req0, masks0) = streams(seed0);
         let (req1, _) = streams(seed1);
@@ -201,6 +203,10 @@ pub async fn recv_seed(chan: &mut Channel) -> Result<Seed> {
 
 /// Where online code gets its material from.
 pub trait MaterialSource: Send {
+    /// This party's material for `req`. Requests must come in the order the
+    /// material was produced in (the dealer's request sequence); where the
+    /// source can check it (a fingerprint from the dealer, prepared material),
+    /// material for another request is [`ProtocolError::MaterialMismatch`].
     fn fetch(&mut self, req: &Request) -> impl Future<Output = Result<Material>> + Send;
 }
 
@@ -220,9 +226,14 @@ impl DealerLink {
         }
         Ok(Self { expander: Expander::new(party, seed), chan })
     }
+
+    /// The expander behind the link, e.g. for party 0 to draw weight masks
+    /// ([`Expander::next_weight_mask`]) from the same seed.
     pub fn expander_mut(&mut self) -> &mut Expander {
         &mut self.expander
     }
+
+    /// The channel to the dealer, if any (to read its meter).
     pub fn channel(&self) -> Option<&Channel> {
         self.chan.as_ref()
     }
@@ -263,15 +274,22 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// An empty queue.
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Queue `m` after the material already held.
     pub fn push(&mut self, m: Material) {
         self.items.push_back(m);
     }
+
+    /// Pieces of material not yet fetched.
     pub fn len(&self) -> usize {
         self.items.len()
     }
+
+    /// Whether every piece has been fetched.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }

@@ -6,20 +6,40 @@ use pann_mpc_core::{AbortCode, CoreError};
 
 use crate::sign_poly::SignPolyError;
 
+/// The protocols' result type; the error defaults to [`ProtocolError`].
 pub type Result<T, E = ProtocolError> = std::result::Result<T, E>;
 
+/// Every failure of the protocols. Messages name lengths, shapes and request
+/// fingerprints (public), never share or mask values.
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
+    /// A failure of the channel, the handshake or the numerics, unchanged.
     #[error(transparent)]
     Core(#[from] CoreError),
+    /// No sign-polynomial table for the requested alpha, or a malformed one.
     #[error(transparent)]
     SignPoly(#[from] SignPolyError),
+    /// A vector's length is not what the operation's public shape calls for
+    /// (inputs, weights, material, the dealer's corrections).
     #[error("length mismatch in {context}: expected {expected}, got {got}")]
-    Length { context: &'static str, expected: usize, got: usize },
+    Length {
+        /// What was being checked, e.g. "convolution weights".
+        context: &'static str,
+        /// The length the shape calls for.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
+    /// Material made for another request (its fingerprint or kind differs),
+    /// none left, or a party given corrections it should not have.
     #[error("material does not match the operation: {0}")]
     MaterialMismatch(String),
+    /// A program refers to an input or an opening that does not exist, or
+    /// asks for a shift above [`crate::open::MAX_SHIFT`].
     #[error("invalid program: {0}")]
     InvalidProgram(String),
+    /// Parameters no protocol can run with: empty or inconsistent shapes,
+    /// scales that would leave the ring's range, a missing dealer channel.
     #[error("invalid parameters: {0}")]
     Params(String),
 }

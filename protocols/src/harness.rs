@@ -25,6 +25,7 @@ pub enum DealerMode {
 
 /// Result of a two-party run: reconstructed outputs and each party's meters.
 pub struct PairRun {
+    /// The program's outputs, reconstructed (sum of both parties' shares, mod 2^64).
     pub outputs: Vec<Vec<R>>,
     /// Party 0's meter of the channel to party 1.
     pub meter0: Meter,

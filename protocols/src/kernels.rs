@@ -13,31 +13,55 @@ use crate::error::{check_len, ProtocolError, Result};
 /// output `[n, o, ho, wo]`, zero padding `pad` on each side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ConvSpec {
+    /// Batch size (images).
     pub n: usize,
+    /// Input channels.
     pub c: usize,
+    /// Input height, in pixels.
     pub h: usize,
+    /// Input width, in pixels.
     pub w: usize,
+    /// Output channels.
     pub o: usize,
+    /// Kernel height.
     pub kh: usize,
+    /// Kernel width.
     pub kw: usize,
+    /// Stride, the same in both directions (at least 1).
     pub stride: usize,
+    /// Zero padding on each of the four sides.
     pub pad: usize,
 }
 
 impl ConvSpec {
+    /// Output height and width, `(h + 2 pad - kh) / stride + 1` and likewise
+    /// for the width. Only for a spec that passes [`ConvSpec::validate`]
+    /// (otherwise it underflows or divides by zero).
     pub fn out_hw(&self) -> (usize, usize) {
         ((self.h + 2 * self.pad - self.kh) / self.stride + 1, (self.w + 2 * self.pad - self.kw) / self.stride + 1)
     }
+
+    /// Elements of the input, `n c h w` (unchecked product: callers bound
+    /// the dimensions first).
     pub fn input_len(&self) -> usize {
         self.n * self.c * self.h * self.w
     }
+
+    /// Elements of the weights, `o c kh kw` (unchecked product).
     pub fn weight_len(&self) -> usize {
         self.o * self.c * self.kh * self.kw
     }
+
+    /// Elements of the output, `n o ho wo` (unchecked product; only for a
+    /// valid spec, see [`ConvSpec::out_hw`]).
     pub fn output_len(&self) -> usize {
         let (ho, wo) = self.out_hw();
         self.n * self.o * ho * wo
     }
+
+    /// Check that stride and kernel are non-zero and that the kernel fits in
+    /// the padded input ([`ProtocolError::Params`] otherwise). Sizes are not
+    /// bounded here: that is the caller's (the model limits').
     pub fn validate(&self) -> Result<()> {
         if self.stride == 0 || self.kh == 0 || self.kw == 0 || self.h + 2 * self.pad < self.kh || self.w + 2 * self.pad < self.kw {
             return Err(ProtocolError::Params(format!("invalid convolution {self:?}")));
@@ -50,37 +74,50 @@ impl ConvSpec {
 /// on a batch of `m` rows): output `[m, n]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MatmulSpec {
+    /// Rows of `x` (the batch).
     pub m: usize,
+    /// Inner dimension: input features.
     pub k: usize,
+    /// Rows of `W`: output features.
     pub n: usize,
 }
 
 /// A linear layer whose weights the server holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LinearSpec {
+    /// A 2-D convolution (NCHW).
     Conv(ConvSpec),
+    /// A fully connected layer, `x W^T`.
     Matmul(MatmulSpec),
 }
 
 impl LinearSpec {
+    /// Elements of the input (unchecked product).
     pub fn input_len(&self) -> usize {
         match self {
             LinearSpec::Conv(c) => c.input_len(),
             LinearSpec::Matmul(m) => m.m * m.k,
         }
     }
+
+    /// Elements of the weights (unchecked product).
     pub fn weight_len(&self) -> usize {
         match self {
             LinearSpec::Conv(c) => c.weight_len(),
             LinearSpec::Matmul(m) => m.n * m.k,
         }
     }
+
+    /// Elements of the output (unchecked product; a convolution must be valid).
     pub fn output_len(&self) -> usize {
         match self {
             LinearSpec::Conv(c) => c.output_len(),
             LinearSpec::Matmul(m) => m.m * m.n,
         }
     }
+
+    /// Check the shape: a valid convolution, or a matrix product with no
+    /// empty dimension ([`ProtocolError::Params`] otherwise).
     pub fn validate(&self) -> Result<()> {
         match self {
             LinearSpec::Conv(c) => c.validate(),
@@ -88,6 +125,7 @@ impl LinearSpec {
             _ => Ok(()),
         }
     }
+
     /// `weights (*) input` in the ring.
     pub fn apply(&self, weights: &[R], input: &[R]) -> Result<Vec<R>> {
         match self {

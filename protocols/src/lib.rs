@@ -23,6 +23,8 @@
 //! values (products of any degree) cost nothing online. Material is consumed by
 //! value (it is not `Clone`), so reusing it does not compile.
 
+#![deny(missing_docs)]
+
 #[cfg(feature = "net")]
 pub mod dealer;
 pub mod error;

@@ -15,7 +15,7 @@
 //! One opening of the input (one round), one ring convolution per party; the
 //! result is exact in the ring (no truncation): a scale-`f_x` input and
 //! scale-`f` weights give a scale `f_x + f` output, truncated later at the
-//! next opening (see the crate docs for the scale plan). The input must not be
+//! next opening (the scale plan is the engine's). The input must not be
 //! opened with a shift: a truncated opening's mask depends on a public sign,
 //! which the dealer could not fold into `conv(A, r)`.
 
@@ -40,11 +40,14 @@ pub enum LinearKey {
 pub struct LinearLayer {
     /// Registration index (the dealer registers layers in the same order).
     pub id: usize,
+    /// The layer's public shape.
     pub spec: LinearSpec,
+    /// This party's part of the weights.
     pub key: LinearKey,
 }
 
 impl LinearLayer {
+    /// The party this layer belongs to, from its key: the server holds `W`, the client `E`.
     pub fn party(&self) -> Party {
         match self.key {
             LinearKey::Server(_) => Party::Server,

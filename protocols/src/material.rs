@@ -28,12 +28,23 @@ use crate::program::Program;
 #[derive(Clone, Debug)]
 pub enum Request {
     /// A program evaluated element-wise on vectors of `n` elements.
-    Program { program: Arc<Program>, n: usize },
+    Program {
+        /// The (public) program.
+        program: Arc<Program>,
+        /// Elements per input vector.
+        n: usize,
+    },
     /// One inference through linear layer `layer` (registered at model setup).
-    Linear { layer: usize, spec: LinearSpec },
+    Linear {
+        /// Registration index of the layer (`Dealer::register_linear`, in model order).
+        layer: usize,
+        /// The layer's shape, batch included (must match its registration).
+        spec: LinearSpec,
+    },
 }
 
 impl Request {
+    /// The request for `program` on vectors of `n` elements (shares the `Arc`).
     pub fn program(program: &Arc<Program>, n: usize) -> Self {
         Request::Program { program: Arc::clone(program), n }
     }
@@ -85,7 +96,9 @@ pub struct OpenShares {
 #[derive(Debug, PartialEq, Eq)]
 pub struct ProgramMaterial {
     pub(crate) tag: u64,
+    /// Elements per vector: every share vector below has this length.
     pub n: usize,
+    /// Per opening, in the program's order.
     pub opens: Vec<OpenShares>,
     /// Shares of the atom products, in `Program::products()` order.
     pub products: Vec<Vec<R>>,
@@ -95,6 +108,7 @@ pub struct ProgramMaterial {
 #[derive(Debug, PartialEq, Eq)]
 pub struct LinearMaterial {
     pub(crate) tag: u64,
+    /// Registration index of the layer this material is for.
     pub layer: usize,
     /// Share of the input mask `r`.
     pub r: Vec<R>,
@@ -105,7 +119,9 @@ pub struct LinearMaterial {
 /// Material of either kind, as produced by a source.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Material {
+    /// For a [`Request::Program`].
     Program(ProgramMaterial),
+    /// For a [`Request::Linear`].
     Linear(LinearMaterial),
 }
 
@@ -119,12 +135,15 @@ impl Material {
         tag == req.tag()
     }
 
+    /// The program material inside; linear material is [`ProtocolError::MaterialMismatch`].
     pub fn into_program(self) -> Result<ProgramMaterial> {
         match self {
             Material::Program(m) => Ok(m),
             Material::Linear(_) => Err(ProtocolError::MaterialMismatch("expected program material, got linear".into())),
         }
     }
+
+    /// The linear material inside; program material is [`ProtocolError::MaterialMismatch`].
     pub fn into_linear(self) -> Result<LinearMaterial> {
         match self {
             Material::Linear(m) => Ok(m),
@@ -185,11 +204,14 @@ pub struct Expander {
 }
 
 impl Expander {
+    /// `party`'s expander from the seed the dealer sent it; it must see the
+    /// same sequence of requests (and of weight masks) as the dealer.
     pub fn new(party: Party, seed: Seed) -> Self {
         let (requests, masks) = streams(seed);
         Self { party, requests, masks }
     }
 
+    /// The party whose material this expands.
     pub fn party(&self) -> Party {
         self.party
     }

@@ -47,6 +47,8 @@ pub fn enc(x: f64, bits: u32) -> R {
 /// How the ReLU's input arrives and at which precisions it is evaluated.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ReluConfig {
+    /// Precision of the sign polynomial: a table in
+    /// [`MIN_ALPHA`](crate::sign_poly::MIN_ALPHA)`..=`[`MAX_ALPHA`](crate::sign_poly::MAX_ALPHA).
     pub alpha: u32,
     /// Fractional bits `fp` of every opened value inside the polynomial
     /// (intermediates lie in [-1, 1]). Input errors are amplified by the
@@ -98,14 +100,17 @@ impl ReluConfig {
             Self::cubic(alpha, input_frac)
         }
     }
+
     /// Quadratic schedule: fp = 20, fc = 16, fq = 16.
     pub fn quadratic(alpha: u32, input_frac: u32) -> Self {
         Self { alpha, value_bits: 20, coef_bits: 16, q_bits: 16, input_frac, inv_bound: None, schedule: Schedule::Quadratic }
     }
+
     /// The cubic-powers schedule (fewer openings and rounds), fp = 19.
     pub fn cubic(alpha: u32, input_frac: u32) -> Self {
         Self { value_bits: 19, schedule: Schedule::CubicPowers, ..Self::quadratic(alpha, input_frac) }
     }
+
     /// Scale of the output `t (1 + p(t))`.
     pub fn output_frac(&self) -> u32 {
         self.value_bits + self.q_bits
@@ -115,12 +120,18 @@ impl ReluConfig {
 /// Summary of a compiled ReLU.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ReluInfo {
+    /// Precision of the sign polynomial.
     pub alpha: u32,
+    /// Degrees of the sign polynomial's components, innermost first.
     pub degrees: Vec<usize>,
     /// Sum over components of ceil(log2(d + 1)).
     pub composite_depth: usize,
+    /// Openings per element: ring elements each party sends per ReLU.
     pub openings: usize,
+    /// Communication rounds of one ReLU (a batch of ReLUs shares them).
     pub rounds: usize,
+    /// Distinct products of two or more opened values in the program's forms
+    /// (free online; see [`Program::n_nonscalar_products`]).
     pub nonscalar_products: usize,
     /// Dealer values per element that party 1 receives (offline).
     pub corrections_per_element: usize,
@@ -129,18 +140,26 @@ pub struct ReluInfo {
 /// A compiled polynomial ReLU.
 #[derive(Clone, Debug)]
 pub struct PolyRelu {
+    /// The configuration it was compiled for.
     pub config: ReluConfig,
+    /// The sign polynomial at `config.alpha`.
     pub poly: SignPoly,
+    /// The compiled program: one input (the shares of `x` or `x / B` at
+    /// `config.input_frac`), one output `t (1 + p(t))` at `config.output_frac()`.
     pub program: Arc<Program>,
 }
 
 impl PolyRelu {
+    /// Load the table for `config.alpha` and compile the program. Errors: an
+    /// alpha without a table, or precisions that would leave the ring's
+    /// range ([`ProtocolError::Params`], see [`relu_program`]).
     pub fn new(config: ReluConfig) -> Result<Self> {
         let poly = SignPoly::for_alpha(config.alpha)?;
         let program = Arc::new(relu_program(&poly, &config)?);
         Ok(Self { config, poly, program })
     }
 
+    /// The compiled program's costs and shape, for reports.
     pub fn info(&self) -> ReluInfo {
         ReluInfo {
             alpha: self.config.alpha,
@@ -160,7 +179,11 @@ pub fn depth(d: usize) -> usize {
 }
 
 /// Build the ReLU program: one input (the shares of x or x/B), one output
-/// `t (1 + p(t))` at scale `2f`.
+/// `t (1 + p(t))` at scale `fp + fq` ([`ReluConfig::output_frac`]). Refused
+/// ([`ProtocolError::Params`]): a zero `fp` or `fc`, precisions whose forms
+/// could leave `2^62` (needs `2 fp + fc <= 57`, `fp + fq <= 60`, and
+/// `3 fp <= 57` for the cubic schedule), an input scale below the opened
+/// scale, a `1/B` that is not positive.
 pub fn relu_program(poly: &SignPoly, cfg: &ReluConfig) -> Result<Program> {
     let (fp, fc, fq) = (cfg.value_bits, cfg.coef_bits, cfg.q_bits);
     if fp == 0 || fc == 0 || 2 * fp + fc > 57 || fq > 2 * fp + fc || fp + fq > 60 {
@@ -308,6 +331,7 @@ pub const DOMAIN_MARGIN: f64 = 1.0 + 1.0 / 1024.0;
 /// A component re-expressed on a normalized domain.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NormalizedComponent {
+    /// Degree of the published component (odd).
     pub degree: usize,
     /// Input domain [-m_in, m_in] of the published component.
     pub m_in: f64,
@@ -407,7 +431,7 @@ fn split(q: &[f64], h: usize) -> (Vec<f64>, Vec<f64>) {
 }
 
 /// Emit the openings of one component on opened input `t`; return the form
-/// (scale 3f) of `sum a_k T_k(t)`.
+/// (scale `2 fp + fc`) of `sum a_k T_k(t)`.
 fn component_form(b: &mut ProgramBuilder, t: usize, cheb: &[f64], sc: Scales) -> Result<Form> {
     let Scales { fp, fc } = sc;
     let form_bits = 2 * fp + fc;

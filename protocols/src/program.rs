@@ -31,8 +31,11 @@ use crate::open::{k_of, MAX_SHIFT};
 /// and `Msb = r >> 63`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Atom {
+    /// The whole mask `r` (openings with shift 0).
     Full,
+    /// `(r mod 2^63) >> s`, the mask's low bits after the shift.
     Low,
+    /// `r >> 63`, the mask's top bit (0 or 1).
     Msb,
 }
 
@@ -43,42 +46,57 @@ pub type AtomKey = Vec<(usize, Atom)>;
 /// `coef * prod(opened[factors])`; factors may repeat (a square).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Term {
+    /// Public coefficient, mod 2^64 (a fixed-point constant at the scale the form needs).
     pub coef: R,
+    /// Ids of opened values (as returned by [`ProgramBuilder::open`]).
     pub factors: Vec<usize>,
 }
 
 /// `constant + sum coef_i * input_i + sum terms`, all in Z_2^64.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Form {
+    /// Public constant (party 0 adds it to its share).
     pub constant: R,
+    /// `(i, coef)`: public coefficient times the program's secret-shared input `i`.
     pub inputs: Vec<(usize, R)>,
+    /// Monomials in opened values.
     pub terms: Vec<Term>,
 }
 
 impl Form {
+    /// The zero form.
     pub fn new() -> Self {
         Self::default()
     }
+
     /// `coef * input_i`
     pub fn input(i: usize, coef: R) -> Self {
         Form { inputs: vec![(i, coef)], ..Default::default() }
     }
+
     /// `coef * prod(opened[factors])`
     pub fn mono(coef: R, factors: &[usize]) -> Self {
         Form { terms: vec![Term { coef, factors: factors.to_vec() }], ..Default::default() }
     }
+
+    /// `self += coef * input_i`
     pub fn add_input(&mut self, i: usize, coef: R) -> &mut Self {
         self.inputs.push((i, coef));
         self
     }
+
+    /// `self += coef * prod(opened[factors])`
     pub fn add_term(&mut self, coef: R, factors: &[usize]) -> &mut Self {
         self.terms.push(Term { coef, factors: factors.to_vec() });
         self
     }
+
+    /// `self += c` (wrapping)
     pub fn add_constant(&mut self, c: R) -> &mut Self {
         self.constant = self.constant.wrapping_add(c);
         self
     }
+
     /// `self += c * other`
     pub fn add_scaled(&mut self, c: R, other: &Form) -> &mut Self {
         self.constant = self.constant.wrapping_add(c.wrapping_mul(other.constant));
@@ -90,6 +108,7 @@ impl Form {
         }
         self
     }
+
     /// Largest number of factors in a term.
     pub fn degree(&self) -> usize {
         self.terms.iter().map(|t| t.factors.len()).max().unwrap_or(0)
@@ -99,7 +118,10 @@ impl Form {
 /// An opening: the value of `form`, opened with truncation by `shift`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenStep {
+    /// The value opened: a form of the inputs and earlier openings.
     pub form: Form,
+    /// Truncation in bits (at most [`MAX_SHIFT`]): the opened value is
+    /// `floor(form / 2^shift) + e`, `e` in {0, 1}.
     pub shift: u32,
     /// Round (0-based) in which it is opened.
     pub round: usize,
@@ -157,6 +179,7 @@ pub struct ProgramBuilder {
 }
 
 impl ProgramBuilder {
+    /// An empty program over `n_inputs` secret-shared input vectors.
     pub fn new(n_inputs: usize) -> Self {
         Self { n_inputs, ..Default::default() }
     }
@@ -178,12 +201,15 @@ impl ProgramBuilder {
         Ok(form.terms.iter().flat_map(|t| t.factors.iter()).map(|&f| self.opens[f].round + 1).max().unwrap_or(0))
     }
 
+    /// Add an output form; returns its index among the outputs. A form that
+    /// uses a missing input or opening is [`ProtocolError::InvalidProgram`].
     pub fn output(&mut self, form: Form) -> Result<usize> {
         self.check_form(&form)?;
         self.outputs.push(form);
         Ok(self.outputs.len() - 1)
     }
 
+    /// The shift of opening `id` (panics if there is no such opening).
     pub fn shift_of(&self, id: usize) -> u32 {
         self.opens[id].shift
     }
@@ -204,6 +230,8 @@ impl ProgramBuilder {
         Ok(())
     }
 
+    /// Compile: schedule the openings by round, derive the atom products the
+    /// dealer must supply, and fingerprint the program.
     pub fn build(self) -> Result<Program> {
         Program::compile(self.n_inputs, self.opens, self.outputs)
     }
@@ -242,34 +270,46 @@ impl Program {
         Ok(Program { n_inputs, opens, outputs, products, rounds, c_opens, c_outputs, digest })
     }
 
+    /// Number of secret-shared input vectors (all of one length `n`).
     pub fn n_inputs(&self) -> usize {
         self.n_inputs
     }
+
+    /// Number of output vectors.
     pub fn n_outputs(&self) -> usize {
         self.outputs.len()
     }
+
+    /// The openings, indexed by opened-value id.
     pub fn opens(&self) -> &[OpenStep] {
         &self.opens
     }
+
+    /// The output forms, in output order.
     pub fn outputs(&self) -> &[Form] {
         &self.outputs
     }
+
     /// The atom products the dealer must supply, per element.
     pub fn products(&self) -> &[AtomKey] {
         &self.products
     }
+
     /// Number of openings (ring elements each party sends per element).
     pub fn n_openings(&self) -> usize {
         self.opens.len()
     }
+
     /// Number of communication rounds.
     pub fn n_rounds(&self) -> usize {
         self.rounds.len()
     }
+
     /// Opening ids per round.
     pub fn rounds(&self) -> &[Vec<usize>] {
         &self.rounds
     }
+
     /// Non-scalar products: terms of degree >= 2 across all forms (distinct
     /// factor multisets).
     pub fn n_nonscalar_products(&self) -> usize {
@@ -285,15 +325,18 @@ impl Program {
         }
         set.len()
     }
+
     /// Number of openings with a non-zero shift (their material carries two
     /// extra derived values).
     pub fn n_truncating(&self) -> usize {
         self.opens.iter().filter(|o| o.shift > 0).count()
     }
+
     /// Ring elements per element that party 1 receives from the dealer.
     pub fn correction_len_per_element(&self) -> usize {
         2 * self.n_truncating() + self.products.len()
     }
+
     /// A fingerprint of the program's structure (material is tagged with it).
     pub fn digest(&self) -> u64 {
         self.digest

@@ -38,6 +38,8 @@ pub const OPEN_LIMIT_BITS: u32 = 62;
 /// The reference's result: outputs plus how many values left their range.
 #[derive(Clone, Debug)]
 pub struct RefResult {
+    /// The ring values of the outputs, per output (what the two parties'
+    /// shares would reconstruct to, up to the truncation noise).
     pub outputs: Vec<Vec<R>>,
     /// The opened values (after truncation), per opening.
     pub opened: Vec<Vec<R>>,
@@ -56,11 +58,20 @@ pub struct RefResult {
 /// signed 64-bit values.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Exact {
+    /// A value that fits an i128.
     Small(i128),
-    Big { neg: bool, mag: Vec<u64> },
+    /// A value past i128, as sign and magnitude (results of arithmetic are
+    /// normalised back to `Small` when they fit).
+    Big {
+        /// Whether the value is negative.
+        neg: bool,
+        /// The magnitude, little-endian u64 limbs.
+        mag: Vec<u64>,
+    },
 }
 
 impl Exact {
+    /// A ring value read as signed (two's complement), as fixed point means it.
     pub fn from_ring(v: R) -> Self {
         Exact::Small(v as i64 as i128)
     }

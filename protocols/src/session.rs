@@ -29,12 +29,16 @@ pub async fn prefetch<S: MaterialSource>(source: &mut S, reqs: &[Request]) -> Re
 
 /// One party's session.
 pub struct Session<S: MaterialSource> {
+    /// Which party this side is.
     pub party: Party,
+    /// The channel to the other party (online traffic).
     pub chan: Channel,
+    /// Where this party's material comes from, in request order.
     pub source: S,
 }
 
 impl<S: MaterialSource> Session<S> {
+    /// A session of `party` over `chan`, taking material from `source`.
     pub fn new(party: Party, chan: Channel, source: S) -> Self {
         Self { party, chan, source }
     }

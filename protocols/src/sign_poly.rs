@@ -8,8 +8,9 @@
 
 use std::fmt;
 
-/// Smallest and largest precision with a shipped table.
+/// Smallest precision alpha with a shipped table.
 pub const MIN_ALPHA: u32 = 4;
+/// Largest precision alpha with a shipped table.
 pub const MAX_ALPHA: u32 = 14;
 
 const TABLES: [(&str, &str); 11] = [
@@ -26,10 +27,13 @@ const TABLES: [(&str, &str); 11] = [
     (include_str!("../data/sign-minimax/deg_14.txt"), include_str!("../data/sign-minimax/coeff_14.txt")),
 ];
 
+/// Why a sign-polynomial table could not be had.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SignPolyError {
+    /// The alpha is outside [`MIN_ALPHA`]`..=`[`MAX_ALPHA`].
     #[error("no sign-polynomial table for alpha {0} (available: {MIN_ALPHA}..={MAX_ALPHA})")]
     UnknownAlpha(u32),
+    /// A token is not a number, or the degrees do not account for the coefficients.
     #[error("malformed sign-polynomial table: {0}")]
     Malformed(String),
 }
@@ -37,6 +41,7 @@ pub enum SignPolyError {
 /// One odd polynomial component, in both bases.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Component {
+    /// Degree `d` (odd); both coefficient vectors have `d + 1` entries.
     pub degree: usize,
     /// Monomial coefficients c_0..c_d as published.
     pub monomial: Vec<f64>,
@@ -59,6 +64,8 @@ impl Component {
 /// The composite approximation p = p_k ∘ … ∘ p_1 of sign at precision 2^-alpha.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SignPoly {
+    /// Precision: the ReLU built from the composite, `x (1 + p(x / B)) / 2`,
+    /// is within `B 2^-alpha` of ReLU for `|x| <= B`.
     pub alpha: u32,
     /// Components in application order (innermost first).
     pub components: Vec<Component>,
@@ -107,6 +114,7 @@ impl SignPoly {
         Ok(Self { alpha, components })
     }
 
+    /// The components' degrees, innermost first (e.g. `[15, 15]` at alpha 9).
     pub fn degrees(&self) -> Vec<usize> {
         self.components.iter().map(|c| c.degree).collect()
     }

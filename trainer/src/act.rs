@@ -53,12 +53,15 @@ pub struct NgnvParams {
 
 /// Training-time negative-input leakage.
 pub struct NgnvLeak {
+    /// The recipe's parameters.
     pub params: NgnvParams,
     /// Running max |input| per site (0 = not yet seen). Saved in checkpoints.
     pub running_max: Vec<f64>,
 }
 
 impl NgnvLeak {
+    /// Leakage at `sites` ReLU sites, continuing from `running_max` (a
+    /// resumed run's) when it has one entry per site, else from zeros.
     pub fn new(params: NgnvParams, sites: usize, running_max: Option<Vec<f64>>) -> Self {
         let running_max = running_max.filter(|r| r.len() == sites).unwrap_or_else(|| vec![0.0; sites]);
         Self { params, running_max }
@@ -107,10 +110,13 @@ pub enum PolyGrad {
 
 /// The PANN ReLU with fixed per-site bounds, for training and tch evaluation.
 pub struct PannRelu {
+    /// The sign polynomial p at the recipe's alpha.
     pub poly: SignPoly,
     /// Per-site polynomials (mixed precision); empty: `poly` at every site.
     pub site_polys: Vec<SignPoly>,
+    /// The bound B of each site, in site order (> 0).
     pub bounds: Vec<f64>,
+    /// The gradient the backward pass takes.
     pub grad: PolyGrad,
 }
 
@@ -159,6 +165,7 @@ impl Activation for PannRelu {
 /// Records max |input| per site while applying exact ReLU (bound calibration
 /// on the tch side, e.g. before polynomial fine-tuning).
 pub struct MaxRecorder {
+    /// Largest |input| seen per site; start from one 0 per site.
     pub max_abs: Vec<f64>,
 }
 
@@ -174,6 +181,7 @@ impl Activation for MaxRecorder {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
+    /// The polynomial on both sides: the plain PANN ReLU.
     Both,
     /// Polynomial where x < 0, exact ReLU (0) elsewhere...
     Negative,
@@ -185,7 +193,9 @@ pub enum Side {
 /// measures the paper's insight (1), that the approximation error on
 /// negative inputs costs more accuracy than the same error on positive ones.
 pub struct SidedPann {
+    /// The PANN ReLU (polynomial and bounds) on the chosen side.
     pub pann: PannRelu,
+    /// Where the polynomial applies.
     pub side: Side,
 }
 

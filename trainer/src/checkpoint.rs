@@ -20,15 +20,21 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tch::{nn::VarStore, Tensor};
 
+/// The `format` of the checkpoints this trainer writes and reads.
 pub const FORMAT: &str = "pann-trainer-checkpoint/1";
+/// The metadata file of a run directory ([`CheckpointMeta`] as JSON).
 pub const META_FILE: &str = "checkpoint.json";
+/// The tensors file of a run directory.
 pub const TENSORS_FILE: &str = "checkpoint.safetensors";
 
 /// One epoch's log line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochLog {
+    /// The epoch (1-based).
     pub epoch: usize,
+    /// Learning rate of the epoch's last step.
     pub lr_end: f64,
+    /// Mean training loss per image over the epoch (under Mixup, the mixed loss).
     pub train_loss: f64,
     /// Against the un-mixed labels (under Mixup this underestimates).
     pub train_accuracy: f64,
@@ -37,32 +43,47 @@ pub struct EpochLog {
     /// With the PANN ReLU in the tch forward (finetune only).
     #[serde(default)]
     pub test_accuracy_pann: Option<f64>,
+    /// Wall time of the epoch's training steps (the test evaluation excluded).
     pub seconds: f64,
+    /// Training images per second over those steps.
     pub images_per_second: f64,
 }
 
 /// Everything about a run except tensors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointMeta {
+    /// [`FORMAT`].
     pub format: String,
+    /// Epochs completed.
     pub epochs_done: usize,
+    /// The run's seed: the initial weights and each epoch's shuffle and
+    /// augmentation derive from it.
     pub seed: u64,
+    /// The network, with the data's channels and image size.
     pub architecture: ResNetConfig,
+    /// The input normalisation (resolved: never `Auto`).
     pub normalisation: Normalisation,
+    /// The resolved recipe; a resumed run keeps it.
     pub recipe: Recipe,
+    /// The data directory the run started with.
     pub data_dir: PathBuf,
+    /// Training images used (a resumed run reads as many).
     pub train_images: usize,
+    /// Test images of the per-epoch accuracy.
     pub test_images: usize,
     /// Where the initial weights came from (finetune), if not random.
     #[serde(default)]
     pub init: Option<String>,
+    /// One entry per epoch done.
     #[serde(default)]
     pub history: Vec<EpochLog>,
+    /// NGNV's running max |input| per site (`paper` recipe), restored on resume.
     #[serde(default)]
     pub ngnv_running_max: Option<Vec<f64>>,
     /// Per-site bounds of the polynomial in the loop (finetune), site order.
     #[serde(default)]
     pub pann_bounds: Option<Vec<f64>>,
+    /// SHA-256 (hex) of [`TENSORS_FILE`], checked when the checkpoint is read.
     pub tensors_sha256: String,
 }
 

@@ -56,9 +56,13 @@ impl Normalisation {
 /// Training and test images of a data directory.
 #[derive(Clone, Debug)]
 pub struct TrainData {
+    /// The data directory.
     pub dir: PathBuf,
+    /// The dataset found there.
     pub kind: DatasetKind,
+    /// Training images, at most the limit asked for.
     pub train: ImageSet,
+    /// Test images, at most the limit asked for.
     pub test: ImageSet,
 }
 

@@ -15,12 +15,19 @@ use std::time::Instant;
 pub struct EvalRow {
     /// `None` for exact ReLU.
     pub alpha: Option<u32>,
+    /// Images evaluated.
     pub images: usize,
+    /// Images classified correctly.
     pub correct: usize,
+    /// `correct / images`.
     pub accuracy: f64,
+    /// Images with at least one ReLU input beyond its bound.
     pub images_out_of_range: usize,
+    /// Images whose logits are not all finite (a diverged PANN).
     pub images_diverged: usize,
+    /// ReLU inputs beyond their bound, over all images.
     pub inputs_out_of_range: u64,
+    /// Wall time of this row's evaluation.
     pub seconds: f64,
 }
 
@@ -74,18 +81,28 @@ pub fn evaluate_card(
 /// ReLU~(-x) - ReLU(-x) = ReLU~(x) - ReLU(x)): both sides get the same error.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SidesRow {
+    /// Precision of the polynomial.
     pub alpha: u32,
+    /// Images evaluated.
     pub images: usize,
+    /// Accuracy with exact ReLU.
     pub exact: f64,
+    /// Accuracy with the PANN ReLU everywhere.
     pub both: f64,
+    /// Accuracy with the polynomial on negative inputs only (exact ReLU on positive ones).
     pub negative_only: f64,
+    /// Accuracy with the polynomial on positive inputs only (exact ReLU on negative ones).
     pub positive_only: f64,
+    /// Mean cross-entropy (nats) with exact ReLU.
     #[serde(default)]
     pub exact_loss: f64,
+    /// Mean cross-entropy (nats) with the PANN ReLU everywhere.
     #[serde(default)]
     pub both_loss: f64,
+    /// Mean cross-entropy (nats), polynomial on negative inputs only.
     #[serde(default)]
     pub negative_only_loss: f64,
+    /// Mean cross-entropy (nats), polynomial on positive inputs only.
     #[serde(default)]
     pub positive_only_loss: f64,
 }

@@ -24,10 +24,13 @@ use std::path::{Path, PathBuf};
 pub struct ExportOptions {
     /// File stem: `<name>.safetensors`, `<name>.card.json`.
     pub name: String,
+    /// Directory for both files (created if missing).
     pub out_dir: PathBuf,
     /// Training images used to calibrate the bounds.
     pub calib_images: usize,
+    /// Bound margin: B = margin x the calibrated max |input| of each site.
     pub margin: f64,
+    /// The card's default alpha.
     pub default_alpha: u32,
 }
 

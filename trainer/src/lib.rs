@@ -13,6 +13,8 @@
 //!
 //! See docs/TRAINER.md for the install, the formulas and the commands.
 
+#![deny(missing_docs)]
+
 pub mod act;
 pub mod checkpoint;
 pub mod data;

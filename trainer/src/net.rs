@@ -44,6 +44,7 @@ struct Block {
 
 /// The network; its parameters live in the [`nn::VarStore`] it was built on.
 pub struct ResNet {
+    /// The architecture it was built from.
     pub config: ResNetConfig,
     conv1: nn::Conv2D,
     bn1: nn::BatchNorm,

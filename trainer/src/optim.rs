@@ -9,11 +9,15 @@
 
 use tch::Tensor;
 
+/// SGD over a var store's trainable variables (the update is in the module docs).
 pub struct Sgd {
     /// (name, parameter, momentum buffer), sorted by name.
     pub params: Vec<(String, Tensor, Tensor)>,
+    /// Momentum `m` (0: plain SGD).
     pub momentum: f64,
+    /// L2 coefficient `wd` added to each gradient (0: none).
     pub weight_decay: f64,
+    /// Nesterov momentum.
     pub nesterov: bool,
 }
 
@@ -33,6 +37,7 @@ impl Sgd {
         Self { params, momentum, weight_decay, nesterov }
     }
 
+    /// Zero every parameter's gradient (before the next backward pass).
     pub fn zero_grad(&mut self) {
         for (_, p, _) in &mut self.params {
             let mut g = p.grad();
@@ -42,6 +47,8 @@ impl Sgd {
         }
     }
 
+    /// One update at learning rate `lr` from the current gradients; a
+    /// parameter without a gradient is left alone.
     pub fn step(&mut self, lr: f64) {
         let (m, wd, nesterov) = (self.momentum, self.weight_decay, self.nesterov);
         tch::no_grad(|| {

@@ -26,12 +26,18 @@ pub enum Schedule {
     /// Cosine from `lr` to 0 over all steps (after warm-up).
     Cosine,
     /// Multiply by `gamma` at each milestone epoch.
-    Step { milestones: Vec<usize>, gamma: f64 },
+    Step {
+        /// Epochs (0-based) from which one more factor of `gamma` applies.
+        milestones: Vec<usize>,
+        /// The factor.
+        gamma: f64,
+    },
 }
 
 /// Polynomial-in-the-loop settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FinetuneParams {
+    /// Precision of the polynomial (4..=14), also the exported card's default alpha.
     pub alpha: u32,
     /// Per-site alphas (execution order), e.g. from a `pann plan` card; empty:
     /// `alpha` at every site.
@@ -41,19 +47,28 @@ pub struct FinetuneParams {
     pub margin: f64,
     /// Training images used to calibrate the bounds before fine-tuning.
     pub calib_images: usize,
+    /// The gradient of the polynomial ReLU.
     pub grad: PolyGrad,
 }
 
 /// A fully resolved recipe.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Recipe {
+    /// The preset it started from.
     pub preset: Preset,
+    /// Epochs of the whole run.
     pub epochs: usize,
+    /// Images per step (at most the training set).
     pub batch_size: usize,
+    /// Peak learning rate (reached at the end of the warm-up).
     pub lr: f64,
+    /// SGD momentum, in [0, 1).
     pub momentum: f64,
+    /// Nesterov momentum.
     pub nesterov: bool,
+    /// L2 weight decay (>= 0).
     pub weight_decay: f64,
+    /// Learning-rate schedule after the warm-up.
     pub schedule: Schedule,
     /// Linear warm-up epochs (0 = none).
     pub warmup_epochs: usize,
@@ -61,11 +76,16 @@ pub struct Recipe {
     pub augment: bool,
     /// Mixup Beta(a, a) parameter; 0 disables Mixup.
     pub mixup_alpha: f64,
+    /// NGNV leakage in training (`paper`); ignored when `finetune` is set.
     pub ngnv: Option<NgnvParams>,
+    /// The polynomial in the loop (`finetune`); needs initial weights.
     pub finetune: Option<FinetuneParams>,
 }
 
 impl Recipe {
+    /// The recipe of a preset: 200 epochs, batch 128, lr 0.1, momentum 0.9,
+    /// weight decay 1e-4, cosine schedule, augmentation, then the preset's
+    /// changes (see [`Preset`]).
     pub fn preset(p: Preset) -> Self {
         let base = Recipe {
             preset: p,
@@ -100,6 +120,7 @@ impl Recipe {
         }
     }
 
+    /// Check every parameter's range; a [`TrainerError::Config`] says which is out.
     pub fn validate(&self) -> Result<()> {
         let bad = |s: &str| Err(TrainerError::Config(s.into()));
         if self.epochs == 0 || self.batch_size == 0 {
@@ -126,7 +147,9 @@ impl Recipe {
         Ok(())
     }
 
-    /// Learning rate at `step` (0-based) of `steps_per_epoch * epochs`.
+    /// Learning rate at step `step_in_epoch` (0-based) of epoch `epoch`
+    /// (0-based), `steps_per_epoch` steps per epoch: a linear warm-up over
+    /// `warmup_epochs`, then the schedule.
     pub fn lr_at(&self, epoch: usize, step_in_epoch: usize, steps_per_epoch: usize) -> f64 {
         let spe = steps_per_epoch.max(1) as f64;
         let t = epoch as f64 + step_in_epoch as f64 / spe;

@@ -5,10 +5,13 @@
 //! uninterrupted one without serialising generator state; SplitMix64 makes
 //! that a one-liner and has no version churn.
 
+/// SplitMix64: a 64-bit state advanced by a constant and mixed on output
+/// (fast and reproducible, not cryptographic).
 #[derive(Clone, Debug)]
 pub struct SplitMix64(u64);
 
 impl SplitMix64 {
+    /// A generator whose state is `seed`.
     pub fn new(seed: u64) -> Self {
         Self(seed)
     }
@@ -21,6 +24,7 @@ impl SplitMix64 {
         g
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

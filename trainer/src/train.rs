@@ -19,15 +19,25 @@ use tch::{nn::VarStore, Device, Kind, Tensor};
 /// What to train and where.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
+    /// The network of a new run (input channels and size come from the data).
     pub architecture: ResNetConfig,
+    /// The recipe of a new run.
     pub recipe: Recipe,
+    /// The input normalisation of a new run (`Auto`: the dataset's own).
     pub normalisation: Normalisation,
+    /// The data directory (CIFAR-10 binary or IDX files).
     pub data_dir: PathBuf,
+    /// At most this many training images (a resumed run reads as many as it used).
     pub train_limit: usize,
+    /// At most this many test images for the per-epoch accuracy.
     pub test_limit: usize,
     /// Checkpoint directory of the run.
     pub run_dir: PathBuf,
+    /// The seed of a new run. A resumed run keeps the seed its checkpoint
+    /// records, for shuffling, augmentation and libtorch's generator (NGNV's
+    /// noise, reseeded every epoch), so resuming reproduces the run.
     pub seed: u64,
+    /// Where the tensors live.
     pub device: Device,
     /// Continue from `run_dir`'s checkpoint (its recipe wins over `recipe`).
     pub resume: bool,
@@ -35,18 +45,24 @@ pub struct TrainOptions {
     pub init: Option<PathBuf>,
     /// Stop after this many epochs in this invocation (time slicing).
     pub max_epochs_now: Option<usize>,
+    /// Show progress (a bar on a terminal, a line every 20 steps otherwise).
     pub progress: bool,
 }
 
 /// A trained (or partially trained) run.
 pub struct Trained {
+    /// The variables: weights and BatchNorm statistics.
     pub vs: VarStore,
+    /// The network built on `vs`.
     pub net: ResNet,
+    /// What the checkpoint records (recipe, history, bounds, ...).
     pub meta: CheckpointMeta,
+    /// The images of the run.
     pub data: TrainData,
 }
 
 impl Trained {
+    /// The run's input normalisation (what the exported card records).
     pub fn input_spec(&self) -> InputSpec {
         self.meta.normalisation.spec()
     }
@@ -211,7 +227,7 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
     };
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     for epoch in start..end {
-        tch::manual_seed(o.seed.wrapping_add(epoch as u64) as i64);
+        tch::manual_seed(t.meta.seed.wrapping_add(epoch as u64) as i64);
         let mut rng = SplitMix64::for_epoch(t.meta.seed, epoch, 0);
         let mut aug = SplitMix64::for_epoch(t.meta.seed, epoch, 1);
         let mut order: Vec<usize> = (0..n).collect();

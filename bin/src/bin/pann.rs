@@ -145,7 +145,7 @@ enum Cmd {
         #[arg(long, value_parser = parse_role, required_unless_present = "local", conflicts_with = "local")]
         role: Option<Role>,
         /// The role's certificate directory (created owner-only if missing):
-        /// receives <role>.key and <role>.crt.
+        /// receives `<role>.key` and `<role>.crt`.
         #[arg(long, value_name = "DIR", required_unless_present = "local", conflicts_with = "local")]
         out: Option<PathBuf>,
         /// Replace an existing key (its peers must then pin the new certificate).
@@ -188,7 +188,7 @@ enum Cmd {
         /// held-out out-of-range rate, and add the logit range to the card.
         #[arg(long)]
         keep_bounds: bool,
-        /// Where to write the calibrated card (may equal --model).
+        /// Where to write the calibrated card (may equal --model); its weights file is copied beside it when the directory differs.
         #[arg(long)]
         out: PathBuf,
     },
@@ -490,6 +490,7 @@ fn calibrate(
         );
     }
     loaded.card.logit_range = Some(range);
+    precision::copy_weights_beside(card_path, out, &loaded.card.weights)?;
     std::fs::write(out, loaded.card.to_json_keeping(&original) + "\n").with_context(|| format!("writing {}", out.display()))?;
     println!("wrote {}", out.display());
     Ok(())

@@ -18,7 +18,7 @@ pub fn with_progress<T>(label: &str, total: usize, f: impl FnOnce(&AtomicUsize) 
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(500));
                 k += 1;
-                if k % 60 == 0 {
+                if k.is_multiple_of(60) {
                     let d = counter.load(Ordering::Relaxed);
                     eprintln!("  {label}: {d}/{total} images ({:.0}/s)", d as f64 / start.elapsed().as_secs_f64().max(1e-9));
                 }

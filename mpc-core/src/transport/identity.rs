@@ -79,10 +79,12 @@ impl TlsIdentity {
         write_file(key_path.as_ref(), self.key_pem().as_bytes(), true)
     }
 
+    /// Our certificate, as peers pin it (public).
     pub fn cert(&self) -> &CertificateDer<'static> {
         &self.cert
     }
 
+    /// Our certificate's DER bytes (public).
     pub fn cert_der(&self) -> &[u8] {
         self.cert.as_ref()
     }
@@ -91,6 +93,7 @@ impl TlsIdentity {
         self.key.clone_key()
     }
 
+    /// Our certificate as a PEM `CERTIFICATE` block: the file a peer pins (public).
     pub fn cert_pem(&self) -> String {
         pem_encode("CERTIFICATE", self.cert.as_ref())
     }

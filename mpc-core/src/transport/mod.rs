@@ -35,12 +35,15 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// Bind a TCP listener on `addr` (port 0: any free port). Failure is
+    /// [`CoreError::Config`] naming the address.
     pub async fn bind<A: ToSocketAddrs + Display>(addr: A) -> Result<Listener> {
         let shown = addr.to_string();
         let inner = TcpListener::bind(addr).await.map_err(|e| CoreError::Config(format!("cannot listen on {shown}: {e}")))?;
         Ok(Listener { inner })
     }
 
+    /// The address actually bound (the port chosen when binding port 0).
     pub fn local_addr(&self) -> Result<SocketAddr> {
         self.inner.local_addr().map_err(CoreError::io("reading the listening address"))
     }
