@@ -15,9 +15,15 @@ demo: deps
 ## installs it first (idempotent) and LIBTORCH points the tch build at it.
 # CARGO_INCREMENTAL=0: a one-off build gains nothing from incremental state,
 # which would double the disk a clean clone needs.
+# Style and documentation are checks too: formatting, clippy with warnings as
+# errors, and rustdoc without warnings (every library crate denies missing docs).
 test: deps torch fashion-mnist
+	$(CARGO) fmt --all --check
+	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
+	CARGO_INCREMENTAL=0 $(WITH_TORCH) $(CARGO) clippy --workspace --all-targets -- -D warnings
 	CARGO_INCREMENTAL=0 $(WITH_TORCH) $(CARGO) test --workspace --all-targets --no-fail-fast
 	CARGO_INCREMENTAL=0 $(WITH_TORCH) $(CARGO) test --workspace --doc
+	CARGO_INCREMENTAL=0 RUSTDOCFLAGS="-D warnings" $(WITH_TORCH) $(CARGO) doc --workspace --no-deps
 	@# The network crate (cards, calibration, planner) stays free of networking.
 	@if $(CARGO) tree -p pann-models -e normal | grep -E ' (tokio|rustls|tokio-rustls) v'; then \
 		echo "pann-models depends on networking crates (above)"; exit 1; fi

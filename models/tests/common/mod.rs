@@ -26,17 +26,6 @@ pub fn first64() -> ImageSet {
     ImageSet::read_file(models_dir().join("tests/data/test_batch_first64.bin")).expect("shipped test records")
 }
 
-/// ../shared/data relative to the repository root, if present.
-pub fn shared_data() -> Option<PathBuf> {
-    let p = crate_dir().join("../../shared/data");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: ../shared/data not found (looked at {})", p.display());
-        None
-    }
-}
-
 pub fn tmp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("pann-test-{}-{}-{name}", env!("CARGO_PKG_NAME"), std::process::id()));
     std::fs::create_dir_all(&d).expect("temp dir");

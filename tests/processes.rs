@@ -224,7 +224,7 @@ fn pann_plan_writes_a_card_that_meets_its_target() {
     let out = tmp.path().join("planned.card.json");
     let report = tmp.path().join("plan.json");
     let cifar = cifar();
-    let o = Command::new(PANN)
+    let o = Command::new(pann())
         .args(["plan", "--model"])
         .arg(card())
         .arg("--data")
@@ -374,7 +374,7 @@ fn a_client_without_tls_is_refused() {
     let mut c = Proc::spawn(
         s.dir.path(),
         "client",
-        Command::new(PARTY)
+        Command::new(party())
             .args(["--role", "client", "--insecure-tcp", "--timeout", &TIMEOUT.to_string(), "--alpha", "9"])
             .args(["--connect", &s.server, "--dealer", &s.dealer, "--input"])
             .arg(png_image()),
@@ -443,7 +443,7 @@ fn a_dealer_alone_gives_up_after_its_timeout() {
     let mut d = Proc::spawn(
         s.dir.path(),
         "dealer",
-        Command::new(PARTY)
+        Command::new(party())
             .args(["--role", "dealer", "--listen", &s.dealer, "--timeout", "2", "--sessions", "1", "--certs"])
             .arg(s.certs.join("dealer")),
     );
@@ -457,7 +457,7 @@ fn pann_certs_makes_one_role_identity_and_never_overwrites_a_key_silently() {
     let tmp = Tmp::new("certsrole");
     let dir = tmp.path().join("server-certs");
     let run = |extra: &[&str]| {
-        Command::new(PANN).args(["certs", "--role", "server", "--out"]).arg(&dir).args(extra).output().expect("pann certs")
+        Command::new(pann()).args(["certs", "--role", "server", "--out"]).arg(&dir).args(extra).output().expect("pann certs")
     };
     let first = run(&[]);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
@@ -536,7 +536,7 @@ fn a_client_identity_claiming_the_server_role_is_refused_by_the_dealer() {
 
 #[test]
 fn an_unpinned_client_warns() {
-    let out = Command::new(PARTY)
+    let out = Command::new(party())
         .args([
             "--role",
             "client",
@@ -559,7 +559,7 @@ fn an_unpinned_client_warns() {
 
 #[test]
 fn help_explains_every_option() {
-    let out = Command::new(PARTY).arg("--help").output().expect("pann-party --help");
+    let out = Command::new(party()).arg("--help").output().expect("pann-party --help");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for opt in [
@@ -584,7 +584,7 @@ fn help_explains_every_option() {
     ] {
         assert!(text.contains(opt), "pann-party --help does not mention {opt}:\n{text}");
     }
-    let out = Command::new(PANN).arg("--help").output().expect("pann --help");
+    let out = Command::new(pann()).arg("--help").output().expect("pann --help");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for cmd in ["demo", "certs", "calibrate"] {
@@ -596,7 +596,8 @@ fn help_explains_every_option() {
 fn demo_with_two_images_agrees_with_the_plaintext_pann() {
     let tmp = Tmp::new("demo");
     let t0 = Instant::now();
-    let mut p = Proc::spawn(tmp.path(), "demo", Command::new(PANN).args(["demo", "--images", "2", "--keep"]).arg(tmp.path().join("work")));
+    let mut p =
+        Proc::spawn(tmp.path(), "demo", Command::new(pann()).args(["demo", "--images", "2", "--keep"]).arg(tmp.path().join("work")));
     let e = p.wait(t0, Duration::from_secs(240));
     eprintln!("pann demo --images 2: {:.1} s", e.secs);
     e.succeeded("demo");

@@ -6,22 +6,82 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use pann_engine::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::LoadedModel;
 
-pub const PARTY: &str = env!("CARGO_BIN_EXE_pann-party");
-pub const PANN: &str = env!("CARGO_BIN_EXE_pann");
+/// The `pann-party` binary of this build (see [`binary`]).
+pub fn party() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| binary("pann-party"))
+}
+
+/// The `pann` binary of this build (see [`binary`]).
+pub fn pann() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| binary("pann"))
+}
+
+/// A binary of the `pann-bin` package beside this test executable
+/// (`target/<profile>/`). `cargo test --workspace` (what `make test` runs)
+/// builds it before any test runs, since pann-bin's own tests need it; a
+/// test run of this package alone may find none, or one older than the
+/// sources: both are refused with the command that fixes them, rather than
+/// testing a stale binary. (Cargo gives `CARGO_BIN_EXE_*` only for a
+/// package's own binaries, and a nested `cargo build` would wait forever on
+/// the lock the running `cargo test` holds.)
+pub fn binary(name: &str) -> PathBuf {
+    let path = target_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    built(&path, &["bin/src", "engine/src", "models/src", "protocols/src", "mpc-core/src"], "`cargo build -p pann-bin`")
+}
+
+/// `target/<profile>/`, where this test executable's `deps/` lives.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent().and_then(Path::parent).expect("target/<profile>/deps").to_path_buf()
+}
+
+/// `path`, if it exists and is newer than every Rust source under `sources`
+/// (files or directories, relative to the repository), which it is built from.
+fn built(path: &Path, sources: &[&str], build: &str) -> PathBuf {
+    let fix = format!("run `cargo test --workspace --all-targets` or {build} first");
+    let built = std::fs::metadata(path).and_then(|m| m.modified()).unwrap_or_else(|_| panic!("{} not found: {fix}", path.display()));
+    if let Some(newer) = sources.iter().find_map(|d| newer_source(&repo().join(d), built)) {
+        panic!("{} is older than {}: {fix}", path.display(), newer.display());
+    }
+    path.to_path_buf()
+}
+
+/// A `.rs` file at or under `path` modified after `than`, if any.
+fn newer_source(path: &Path, than: std::time::SystemTime) -> Option<PathBuf> {
+    if path.is_file() {
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+        return (modified > than).then(|| path.to_path_buf());
+    }
+    for entry in std::fs::read_dir(path).ok()?.flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            if let Some(n) = newer_source(&p, than) {
+                return Some(n);
+            }
+        } else if p.extension().is_some_and(|e| e == "rs") && entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t > than) {
+            return Some(p);
+        }
+    }
+    None
+}
+
 pub const ALPHA: u32 = 9;
 /// `--timeout` given to every party where a failure is expected (seconds).
 pub const TIMEOUT: u64 = 10;
 /// How long the test waits for any process before killing it and failing.
 pub const DEADLINE: Duration = Duration::from_secs(90);
 
+/// The repository root (this package is the workspace's root package).
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 pub fn card() -> PathBuf {
@@ -65,7 +125,7 @@ pub fn free_addr() -> String {
 /// `pann certs --local dir`: one directory per role, each with its own key
 /// and its peers' certificates only.
 pub fn make_certs(dir: &Path) -> PathBuf {
-    let st = Command::new(PANN).args(["certs", "--local"]).arg(dir).stdout(Stdio::null()).status().expect("run pann certs");
+    let st = Command::new(pann()).args(["certs", "--local"]).arg(dir).stdout(Stdio::null()).status().expect("run pann certs");
     assert!(st.success(), "pann certs failed: {st}");
     for (role, peers) in [("server", ["client", "dealer"]), ("client", ["server", "dealer"]), ("dealer", ["server", "client"])] {
         let mut want: Vec<String> = vec![format!("{role}.crt"), format!("{role}.key")];
@@ -222,7 +282,7 @@ impl Session {
 
     /// `pann-party --role ROLE` with ROLE's directory under `certs`.
     pub fn party(&self, role: &str, certs: &Path) -> Command {
-        let mut c = Command::new(PARTY);
+        let mut c = Command::new(party());
         c.args(["--role", role, "--timeout", &self.timeout.to_string(), "--certs"])
             .arg(certs.join(role))
             .arg("--report")

@@ -73,7 +73,7 @@ impl Service {
 }
 
 fn role(s: &Session, role: &str) -> Command {
-    let mut c = Command::new(PARTY);
+    let mut c = Command::new(party());
     c.args(["--role", role, "--timeout", &s.timeout.to_string(), "--certs"])
         .arg(s.certs.join(role))
         .arg("--report")
@@ -88,7 +88,7 @@ fn spawn_dealer(s: &Session, args: &[&str]) -> Proc {
 }
 
 fn client(s: &Session, name: &str, first: usize, count: usize, batch: usize) -> Proc {
-    let mut c = Command::new(PARTY);
+    let mut c = Command::new(party());
     c.args(["--role", "client", "--timeout", &s.timeout.to_string(), "--certs"])
         .arg(s.certs.join("client"))
         .arg("--report")
@@ -201,7 +201,7 @@ fn the_server_survives_faulty_clients_and_serves_the_next_one() {
     junk.write_all(&[0x16, 3, 1, 0xff, 0xff, 1, 2, 3]).unwrap();
     drop(junk);
     // A client that disagrees on the precision.
-    let mut bad = Command::new(PARTY);
+    let mut bad = Command::new(party());
     bad.args(["--role", "client", "--timeout", "10", "--certs"])
         .arg(svc.s.certs.join("client"))
         .args(["--connect", &svc.s.server, "--dealer", &svc.s.dealer, "--alpha", "10", "--input"])

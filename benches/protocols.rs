@@ -1,8 +1,10 @@
 //! Criterion benchmarks of the online phase (material dealt outside the timed
 //! region): element-wise product, ring convolution (plain kernel and secure
-//! layer) on ResNet-20-sized layers, polynomial ReLU at alpha 9 and 12.
+//! layer) on ResNet-20-sized layers, and the polynomial ReLU per alpha (its
+//! openings, rounds and bytes per element are printed beside the times).
 //!
-//! `cargo bench -p pann-protocols --bench protocols`
+//! `cargo bench -p pann --bench protocols` (under `cargo test` each benchmark
+//! runs once, as a check that it still works).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,12 +65,20 @@ fn relu(c: &mut Criterion) {
     let n = 1 << 14;
     let mut prg = Prg::from_seed([5; 16]);
     let x: Vec<R> = prg.gen(n).iter().map(|v| ((*v as i64) >> 44) as u64).collect(); // |x| < 2^19 at scale 20
-    for alpha in [9, 12] {
-        for (name, cfg) in [("", ReluConfig::new(alpha, 20)), ("_quadratic", ReluConfig::quadratic(alpha, 20))] {
-            let relu = PolyRelu::new(cfg).unwrap();
-            bench_program(c, &format!("relu_alpha{alpha}{name}"), Arc::clone(&relu.program), vec![x.clone()]);
-        }
+    for alpha in [4, 5, 7, 9, 12, 14] {
+        let relu = PolyRelu::new(ReluConfig::new(alpha, 20)).unwrap();
+        let info = relu.info();
+        eprintln!(
+            "relu alpha {alpha}: {} openings, {} rounds, online {} B and offline {} B per element",
+            info.openings,
+            info.rounds,
+            2 * 8 * info.openings,
+            8 * info.corrections_per_element
+        );
+        bench_program(c, &format!("relu_alpha{alpha}"), Arc::clone(&relu.program), vec![x.clone()]);
     }
+    let quadratic = PolyRelu::new(ReluConfig::quadratic(9, 20)).unwrap();
+    bench_program(c, "relu_alpha9_quadratic", Arc::clone(&quadratic.program), vec![x]);
 }
 
 fn conv(c: &mut Criterion) {
