@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod bench_report;
+pub mod import;
 pub mod input;
 pub mod launch;
 pub mod metrics;

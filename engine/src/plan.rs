@@ -349,6 +349,9 @@ impl Plan {
                     scale[i] = act;
                     Step::Input { out: i }
                 }
+                Op::Conv2d { dilation, groups, .. } if dilation != 1 || groups != 1 => {
+                    return Err(bad(&node.name, "dilated and grouped convolutions are not supported by the secure executor yet".into()));
+                }
                 Op::Conv2d { in_channels, out_channels, kernel, stride, padding, .. } => {
                     let s = in_shape.expect("validated");
                     let spec = LinearSpec::Conv(ConvSpec {
@@ -434,6 +437,12 @@ impl Plan {
                     Step::GlobalPool { out: i, input: ins[0], shape: s }
                 }
                 Op::BatchNorm { .. } => return Err(bad(&node.name, "batch norm must be folded before secure inference".into())),
+                Op::MaxPool { .. } | Op::Concat | Op::Pad { .. } | Op::Subsample { .. } | Op::Affine { .. } => {
+                    return Err(bad(
+                        &node.name,
+                        format!("{} is not supported by the secure executor yet (the f64 executor runs it)", node.op.kind()),
+                    ));
+                }
             };
             if scale[i] > 58 {
                 return Err(bad(&node.name, format!("scale {} bits leaves no room below 2^62", scale[i])));

@@ -37,6 +37,7 @@ pub const TARGETS: &[Target] = &[
     ("cifar", cifar),
     ("idx", idx),
     ("idx_pair", idx_pair),
+    ("onnx_model", onnx_model),
 ];
 
 /// Largest frame payload the channel targets accept (small, so that the
@@ -241,4 +242,30 @@ pub fn idx_pair(data: &[u8]) {
     let n = u16::from_le_bytes([data[0], data[1]]) as usize % (rest.len() + 1);
     let (images, labels) = rest.split_at(n);
     let _ = pann_models::idx::images_and_labels(Path::new("x-images-idx3-ubyte"), images, Path::new("x-labels-idx1-ubyte"), labels);
+}
+
+/// An ONNX model (protobuf), decoded, then what an importer reads of it:
+/// every initializer's and tensor attribute's values, every attribute by
+/// type; then the import itself (`pann import`), for 1 and 3 input channels.
+pub fn onnx_model(data: &[u8]) {
+    use pann_models::onnx::proto::{decode_model, AttrValue, TensorProto};
+    let values = |t: &TensorProto| {
+        let _ = (t.shape(), t.to_f64(), t.to_i64());
+    };
+    if let Ok(m) = decode_model(data) {
+        let _ = m.opset_version("");
+        m.graph.initializers.iter().for_each(values);
+        for n in &m.graph.nodes {
+            for a in &n.attributes {
+                let _ = (n.attr_int(&a.name), n.attr_ints(&a.name), n.attr_float(&a.name), n.attr_floats(&a.name), n.attr_string(&a.name));
+                if let AttrValue::Tensor(t) = &a.value {
+                    values(t);
+                }
+            }
+        }
+        for c in [1, 3] {
+            let spec = pann_models::InputSpec { mean: vec![0.0; c], std: vec![1.0; c] };
+            let _ = pann_models::onnx::import::import(&m, &spec);
+        }
+    }
 }

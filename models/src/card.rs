@@ -59,6 +59,10 @@ pub struct Provenance {
     /// Anything else worth knowing (training data, accuracy, caveats).
     #[serde(default)]
     pub notes: String,
+    /// Lower-case hex SHA-256 of the ONNX file the network and weights were
+    /// imported from (`pann import`), if they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onnx_sha256: Option<String>,
 }
 
 /// How the bounds were obtained, kept so results can be reproduced.

@@ -158,6 +158,9 @@ pub enum Architecture {
     Resnet(ResNetConfig),
     /// A small CNN (`"kind": "small_cnn"`).
     SmallCnn(SmallCnnConfig),
+    /// Any network, node by node (`"kind": "graph"`), e.g. imported from
+    /// ONNX by `pann import`; checked with [`Network::validate`] when built.
+    Graph(Network),
 }
 
 impl Architecture {
@@ -166,6 +169,10 @@ impl Architecture {
         match self {
             Architecture::Resnet(c) => c.build(),
             Architecture::SmallCnn(c) => c.build(),
+            Architecture::Graph(net) => {
+                net.validate()?;
+                Ok(net.clone())
+            }
         }
     }
 }

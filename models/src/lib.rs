@@ -55,6 +55,7 @@ pub mod limits;
 pub mod linalg;
 pub mod model;
 pub mod network;
+pub mod onnx;
 pub mod plain;
 pub mod planner;
 pub mod precision;

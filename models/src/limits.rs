@@ -113,16 +113,31 @@ pub fn check_op(name: &str, op: &Op) -> Result<()> {
     at_most(|| "node name length (bytes)".into(), name.len(), MAX_NAME_LEN)?;
     let what = |field: &'static str| move || format!("node {name:?}: {field}");
     match *op {
-        Op::Input | Op::Relu | Op::Add | Op::GlobalAvgPool => {}
-        Op::Conv2d { in_channels, out_channels, kernel, stride, padding, .. } => {
+        Op::Input | Op::Relu | Op::Add | Op::GlobalAvgPool | Op::Concat => {}
+        Op::Conv2d { in_channels, out_channels, kernel, stride, padding, dilation, groups, .. } => {
             at_most(what("in_channels"), in_channels, MAX_CHANNELS)?;
             at_most(what("out_channels"), out_channels, MAX_CHANNELS)?;
             at_most(what("kernel"), kernel, MAX_KERNEL)?;
             at_most(what("stride"), stride, MAX_STRIDE)?;
             at_most(what("padding"), padding, MAX_PADDING)?;
-            product_at_most(what("weights"), &[out_channels, in_channels, kernel, kernel], MAX_LAYER_WEIGHTS)?;
+            at_most(what("dilation"), dilation, MAX_STRIDE)?;
+            at_most(what("groups"), groups, MAX_CHANNELS)?;
+            product_at_most(what("weights"), &[out_channels, in_channels / groups.max(1), kernel, kernel], MAX_LAYER_WEIGHTS)?;
         }
-        Op::BatchNorm { channels, .. } => at_most(what("channels"), channels, MAX_CHANNELS)?,
+        Op::BatchNorm { channels, .. } | Op::Affine { channels } => at_most(what("channels"), channels, MAX_CHANNELS)?,
+        Op::MaxPool { kernel, stride, padding } => {
+            at_most(what("kernel"), kernel, MAX_KERNEL)?;
+            at_most(what("stride"), stride, MAX_STRIDE)?;
+            at_most(what("padding"), padding, MAX_PADDING)?;
+        }
+        Op::Pad { channels_before, channels_after, top, bottom, left, right } => {
+            at_most(what("channels_before"), channels_before, MAX_CHANNELS)?;
+            at_most(what("channels_after"), channels_after, MAX_CHANNELS)?;
+            for (field, v) in [("top", top), ("bottom", bottom), ("left", left), ("right", right)] {
+                at_most(what(field), v, MAX_PADDING)?;
+            }
+        }
+        Op::Subsample { stride } => at_most(what("stride"), stride, MAX_STRIDE)?,
         Op::ShortcutA { stride, pad_channels } => {
             at_most(what("stride"), stride, MAX_STRIDE)?;
             at_most(what("pad_channels"), pad_channels, MAX_CHANNELS)?;
@@ -214,7 +229,16 @@ mod tests {
 
     #[test]
     fn products_are_checked_not_wrapped() {
-        let op = Op::Conv2d { in_channels: MAX_CHANNELS, out_channels: MAX_CHANNELS, kernel: 3, stride: 1, padding: 1, bias: false };
+        let op = Op::Conv2d {
+            in_channels: MAX_CHANNELS,
+            out_channels: MAX_CHANNELS,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            bias: false,
+            dilation: 1,
+            groups: 1,
+        };
         assert!(matches!(check_op("c", &op), Err(ModelError::TooLarge { .. })));
         let s = Shape::new(usize::MAX, usize::MAX, usize::MAX);
         assert!(matches!(check_shape("x", s), Err(ModelError::TooLarge { .. })));

@@ -4,9 +4,11 @@
 //! synchronisation and uses all cores on a batch.
 
 /// Unfold a `c x h x w` input into columns `[c*k*k][oh*ow]` for a k x k
-/// convolution with the given stride and zero padding.
+/// convolution with the given stride, zero padding and dilation (spacing of
+/// the kernel taps).
 #[allow(clippy::too_many_arguments)]
-pub fn im2col(x: &[f64], c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize, oh: usize, ow: usize, col: &mut [f64]) {
+pub fn im2col(x: &[f64], c: usize, h: usize, w: usize, g: &ConvGeom, oh: usize, ow: usize, col: &mut [f64]) {
+    let (k, stride, pad, dil) = (g.kernel, g.stride, g.padding, g.dilation);
     let p = oh * ow;
     debug_assert_eq!(col.len(), c * k * k * p);
     for ci in 0..c {
@@ -15,7 +17,7 @@ pub fn im2col(x: &[f64], c: usize, h: usize, w: usize, k: usize, stride: usize, 
             for kx in 0..k {
                 let row = &mut col[((ci * k + ky) * k + kx) * p..][..p];
                 for oy in 0..oh {
-                    let iy = (oy * stride + ky) as isize - pad as isize;
+                    let iy = (oy * stride + ky * dil) as isize - pad as isize;
                     let dst = &mut row[oy * ow..(oy + 1) * ow];
                     if iy < 0 || iy >= h as isize {
                         dst.fill(0.0);
@@ -23,7 +25,7 @@ pub fn im2col(x: &[f64], c: usize, h: usize, w: usize, k: usize, stride: usize, 
                     }
                     let src = &plane[iy as usize * w..(iy as usize + 1) * w];
                     for (ox, d) in dst.iter_mut().enumerate() {
-                        let ix = (ox * stride + kx) as isize - pad as isize;
+                        let ix = (ox * stride + kx * dil) as isize - pad as isize;
                         *d = if ix < 0 || ix >= w as isize { 0.0 } else { src[ix as usize] };
                     }
                 }
@@ -75,35 +77,64 @@ pub fn gemm_acc(a: &[f64], b: &[f64], out: &mut [f64], m: usize, kk: usize, n: u
     }
 }
 
-/// 2-D convolution of one `c x h x w` image: weight `[out][c*k*k]`, optional
-/// bias `[out]`; returns `out x oh x ow`. `scratch` is reused for the columns.
-#[allow(clippy::too_many_arguments)]
+/// The geometry of a convolution: output channels, square kernel side,
+/// stride, zero padding per side, dilation, and channel groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel side k.
+    pub kernel: usize,
+    /// Stride, both directions.
+    pub stride: usize,
+    /// Zero padding on each side.
+    pub padding: usize,
+    /// Spacing between kernel taps (1: dense).
+    pub dilation: usize,
+    /// Channel groups (weights `[out][c / groups * k * k]`).
+    pub groups: usize,
+}
+
+impl ConvGeom {
+    /// Output height and width for an `h x w` input.
+    pub fn output_hw(&self, h: usize, w: usize) -> (usize, usize) {
+        let span = self.dilation * (self.kernel - 1) + 1;
+        ((h + 2 * self.padding - span) / self.stride + 1, (w + 2 * self.padding - span) / self.stride + 1)
+    }
+}
+
+/// 2-D convolution of one `c x h x w` image: weight `[out][c/groups*k*k]`,
+/// optional bias `[out]`; returns `out x oh x ow`. Each group of `c/groups`
+/// input channels makes its `out/groups` output channels. `scratch` is reused
+/// for the columns.
 pub fn conv2d(
     x: &[f64],
     (c, h, w): (usize, usize, usize),
     weight: &[f64],
     bias: Option<&[f64]>,
-    out_c: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
+    g: &ConvGeom,
     scratch: &mut Vec<f64>,
 ) -> Vec<f64> {
-    let oh = (h + 2 * pad - k) / stride + 1;
-    let ow = (w + 2 * pad - k) / stride + 1;
+    let (oh, ow) = g.output_hw(h, w);
     let p = oh * ow;
-    let mut out = vec![0.0; out_c * p];
+    let (cg, og, k) = (c / g.groups, g.out_channels / g.groups, g.kernel);
+    let mut out = vec![0.0; g.out_channels * p];
     if let Some(b) = bias {
         for (row, &bv) in out.chunks_exact_mut(p).zip(b) {
             row.fill(bv);
         }
     }
-    if k == 1 && stride == 1 && pad == 0 {
-        gemm_acc(weight, x, &mut out, out_c, c, p);
-    } else {
-        scratch.resize(c * k * k * p, 0.0);
-        im2col(x, c, h, w, k, stride, pad, oh, ow, scratch);
-        gemm_acc(weight, scratch, &mut out, out_c, c * k * k, p);
+    for gi in 0..g.groups {
+        let xg = &x[gi * cg * h * w..(gi + 1) * cg * h * w];
+        let wg = &weight[gi * og * cg * k * k..(gi + 1) * og * cg * k * k];
+        let outg = &mut out[gi * og * p..(gi + 1) * og * p];
+        if k == 1 && g.stride == 1 && g.padding == 0 {
+            gemm_acc(wg, xg, outg, og, cg, p);
+        } else {
+            scratch.resize(cg * k * k * p, 0.0);
+            im2col(xg, cg, h, w, g, oh, ow, scratch);
+            gemm_acc(wg, scratch, outg, og, cg * k * k, p);
+        }
     }
     out
 }
@@ -147,6 +178,81 @@ pub fn shortcut_a(x: &[f64], (c, h, w): (usize, usize, usize), stride: usize, pa
     out
 }
 
+/// Max pooling with `k x k` windows, stride and padding (padded positions
+/// are not in any window). `max2` combines two values: exact `f64::max`, or
+/// a PANN's `b + relu(a - b)`; each window is reduced as a balanced tree over
+/// its elements in row-major order (pairs of neighbours, the odd one carried
+/// to the next level), the order a secure evaluation would use.
+pub fn max_pool(
+    x: &[f64],
+    (c, h, w): (usize, usize, usize),
+    k: usize,
+    stride: usize,
+    pad: usize,
+    mut max2: impl FnMut(f64, f64) -> f64,
+) -> Vec<f64> {
+    let oh = (h + 2 * pad - k) / stride + 1;
+    let ow = (w + 2 * pad - k) / stride + 1;
+    let mut out = Vec::with_capacity(c * oh * ow);
+    let mut window = Vec::with_capacity(k * k);
+    for ci in 0..c {
+        let plane = &x[ci * h * w..(ci + 1) * h * w];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                window.clear();
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let (iy, ix) = ((oy * stride + ky) as isize - pad as isize, (ox * stride + kx) as isize - pad as isize);
+                        if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                            window.push(plane[iy as usize * w + ix as usize]);
+                        }
+                    }
+                }
+                while window.len() > 1 {
+                    let next: Vec<f64> = window.chunks(2).map(|p| if p.len() == 2 { max2(p[0], p[1]) } else { p[0] }).collect();
+                    window = next;
+                }
+                out.push(window[0]);
+            }
+        }
+    }
+    out
+}
+
+/// Zero padding of a `c x h x w` image: channel planes before and after, rows
+/// above and below, columns left and right.
+pub fn pad(
+    x: &[f64],
+    (c, h, w): (usize, usize, usize),
+    (cb, ca): (usize, usize),
+    (top, bottom): (usize, usize),
+    (left, right): (usize, usize),
+) -> Vec<f64> {
+    let (oh, ow) = (h + top + bottom, w + left + right);
+    let mut out = vec![0.0; (cb + c + ca) * oh * ow];
+    for ci in 0..c {
+        for y in 0..h {
+            let dst = ((cb + ci) * oh + top + y) * ow + left;
+            out[dst..dst + w].copy_from_slice(&x[(ci * h + y) * w..][..w]);
+        }
+    }
+    out
+}
+
+/// `x[:, ::stride, ::stride]` of a `c x h x w` image.
+pub fn subsample(x: &[f64], (c, h, w): (usize, usize, usize), stride: usize) -> Vec<f64> {
+    let (oh, ow) = (h.div_ceil(stride), w.div_ceil(stride));
+    let mut out = Vec::with_capacity(c * oh * ow);
+    for ci in 0..c {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                out.push(x[(ci * h + oy * stride) * w + ox * stride]);
+            }
+        }
+    }
+    out
+}
+
 /// y = W x + b with W `[out][in]`.
 pub fn linear(x: &[f64], weight: &[f64], bias: Option<&[f64]>, out_f: usize) -> Vec<f64> {
     let in_f = x.len();
@@ -163,22 +269,24 @@ mod tests {
     use super::*;
 
     /// Direct convolution, the obvious way, as the oracle for im2col + GEMM.
-    #[allow(clippy::too_many_arguments)]
-    fn conv_naive(x: &[f64], c: usize, h: usize, w: usize, wt: &[f64], oc: usize, k: usize, s: usize, p: usize) -> Vec<f64> {
-        let oh = (h + 2 * p - k) / s + 1;
-        let ow = (w + 2 * p - k) / s + 1;
+    fn conv_naive(x: &[f64], c: usize, h: usize, w: usize, wt: &[f64], g: &ConvGeom) -> Vec<f64> {
+        let (oc, k, s, p, d) = (g.out_channels, g.kernel, g.stride, g.padding, g.dilation);
+        let (cg, og) = (c / g.groups, oc / g.groups);
+        let (oh, ow) = g.output_hw(h, w);
         let mut out = vec![0.0; oc * oh * ow];
         for o in 0..oc {
+            let group = o / og;
             for oy in 0..oh {
                 for ox in 0..ow {
                     let mut acc = 0.0;
-                    for ci in 0..c {
+                    for cj in 0..cg {
+                        let ci = group * cg + cj;
                         for ky in 0..k {
                             for kx in 0..k {
-                                let iy = (oy * s + ky) as isize - p as isize;
-                                let ix = (ox * s + kx) as isize - p as isize;
+                                let iy = (oy * s + ky * d) as isize - p as isize;
+                                let ix = (ox * s + kx * d) as isize - p as isize;
                                 if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                                    acc += x[(ci * h + iy as usize) * w + ix as usize] * wt[((o * c + ci) * k + ky) * k + kx];
+                                    acc += x[(ci * h + iy as usize) * w + ix as usize] * wt[((o * cg + cj) * k + ky) * k + kx];
                                 }
                             }
                         }
@@ -197,16 +305,51 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((seed >> 11) as f64 / (1u64 << 53) as f64) - 0.5
         };
-        for &(c, h, w, oc, k, s, p) in &[(3, 8, 8, 5, 3, 1, 1), (4, 9, 7, 6, 3, 2, 1), (2, 6, 6, 3, 1, 1, 0), (3, 5, 5, 9, 1, 2, 0)] {
+        let cases = [
+            (3, 8, 8, 5, 3, 1, 1, 1, 1),
+            (4, 9, 7, 6, 3, 2, 1, 1, 1),
+            (2, 6, 6, 3, 1, 1, 0, 1, 1),
+            (3, 5, 5, 9, 1, 2, 0, 1, 1),
+            (4, 9, 9, 4, 3, 1, 1, 1, 4),
+            (6, 10, 8, 4, 3, 1, 2, 2, 2),
+            (4, 7, 7, 8, 1, 1, 0, 1, 2),
+        ];
+        for &(c, h, w, oc, k, s, p, d, groups) in &cases {
+            let g = ConvGeom { out_channels: oc, kernel: k, stride: s, padding: p, dilation: d, groups };
             let x: Vec<f64> = (0..c * h * w).map(|_| rnd()).collect();
-            let wt: Vec<f64> = (0..oc * c * k * k).map(|_| rnd()).collect();
-            let got = conv2d(&x, (c, h, w), &wt, None, oc, k, s, p, &mut Vec::new());
-            let want = conv_naive(&x, c, h, w, &wt, oc, k, s, p);
+            let wt: Vec<f64> = (0..oc * c / groups * k * k).map(|_| rnd()).collect();
+            let got = conv2d(&x, (c, h, w), &wt, None, &g, &mut Vec::new());
+            let want = conv_naive(&x, c, h, w, &wt, &g);
             assert_eq!(got.len(), want.len());
             for (a, b) in got.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-12, "{a} vs {b}");
             }
         }
+    }
+
+    #[test]
+    fn max_pool_windows_exclude_padding_and_reduce_as_a_tree() {
+        let x: Vec<f64> = vec![1.0, -2.0, 3.0, -4.0, 5.0, -6.0, 7.0, -8.0, 9.0];
+        // 3x3, kernel 2, stride 2, padding 1: windows {1}, {-2, 3}, {-4, 7}, {5, -6, -8, 9}.
+        assert_eq!(max_pool(&x, (1, 3, 3), 2, 2, 1, f64::max), vec![1.0, 3.0, 7.0, 9.0]);
+        // The tree order: ((a, b), (c, d)) over {5, -6, -8, 9}, seen through the combiner's calls.
+        let mut calls = Vec::new();
+        max_pool(&[5.0, -6.0, -8.0, 9.0], (1, 2, 2), 2, 2, 0, |a, b| {
+            calls.push((a, b));
+            a.max(b)
+        });
+        assert_eq!(calls, vec![(5.0, -6.0), (-8.0, 9.0), (5.0, 9.0)]);
+    }
+
+    #[test]
+    fn pad_and_subsample_move_values_where_they_belong() {
+        let x: Vec<f64> = (1..=4).map(|v| v as f64).collect(); // 1 x 2 x 2
+        let y = pad(&x, (1, 2, 2), (1, 0), (1, 0), (0, 1));
+        assert_eq!(y.len(), 2 * 3 * 3);
+        assert_eq!(&y[..9], &[0.0; 9]);
+        assert_eq!(&y[9..], &[0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 3.0, 4.0, 0.0]);
+        let z: Vec<f64> = (0..15).map(|v| v as f64).collect(); // 1 x 3 x 5
+        assert_eq!(subsample(&z, (1, 3, 5), 2), vec![0.0, 2.0, 4.0, 10.0, 12.0, 14.0]);
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub enum Op {
     /// The network input (always node 0).
     Input,
     /// 2-D convolution, square kernel, zero padding. Params: `weight`
-    /// `[out, in, k, k]`, and `bias` `[out]` when `bias` is set.
+    /// `[out, in / groups, k, k]`, and `bias` `[out]` when `bias` is set.
     Conv2d {
         /// Input channels.
         in_channels: usize,
@@ -69,6 +69,16 @@ pub enum Op {
         padding: usize,
         /// Whether the layer has a `bias` parameter.
         bias: bool,
+        /// Spacing between kernel taps (1: dense); the kernel spans
+        /// `dilation (k - 1) + 1` pixels. Not serialised when 1, so that
+        /// descriptions (and their digests) of networks without it are unchanged.
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        dilation: usize,
+        /// Channel groups: input and output channels are split into `groups`
+        /// equal parts, each convolved on its own (`groups == in_channels`:
+        /// depthwise). Not serialised when 1.
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        groups: usize,
     },
     /// Inference batch norm. Params: `weight`, `bias`, `running_mean`,
     /// `running_var`, each `[channels]`. Folded into the preceding conv by
@@ -100,6 +110,48 @@ pub enum Op {
     },
     /// Mean over each channel plane; output `c x 1 x 1`.
     GlobalAvgPool,
+    /// Max pooling over `k x k` windows; positions in the padding are not
+    /// part of a window (as if padded with -infinity). An *activation site*
+    /// like a ReLU: a PANN evaluates `max(a, b) = b + relu(a - b)` with the
+    /// sign polynomial, pairwise over each window (a balanced tree in
+    /// row-major window order), with the site's bound on the differences.
+    MaxPool {
+        /// Window side (the window is k x k).
+        kernel: usize,
+        /// Stride, both directions.
+        stride: usize,
+        /// Padding on each side (excluded from the windows).
+        padding: usize,
+    },
+    /// Concatenation of all inputs along channels (same height and width).
+    Concat,
+    /// Zero padding of channels, rows and columns.
+    Pad {
+        /// Zero channel planes before the channels.
+        channels_before: usize,
+        /// Zero channel planes after the channels.
+        channels_after: usize,
+        /// Zero rows above.
+        top: usize,
+        /// Zero rows below.
+        bottom: usize,
+        /// Zero columns on the left.
+        left: usize,
+        /// Zero columns on the right.
+        right: usize,
+    },
+    /// `x[:, :, ::stride, ::stride]`: every `stride`-th row and column from the first.
+    Subsample {
+        /// Step, both directions.
+        stride: usize,
+    },
+    /// Per-channel `x * weight[c] + bias[c]` (constants of an imported graph
+    /// that could not be folded into a neighbour). Params: `weight`, `bias`,
+    /// each `[channels]`.
+    Affine {
+        /// Channels of the input (and of each parameter).
+        channels: usize,
+    },
     /// Fully connected layer over the flattened input. Params: `weight`
     /// `[out, in]`, and `bias` `[out]` when `bias` is set.
     Linear {
@@ -110,6 +162,42 @@ pub enum Op {
         /// Whether the layer has a `bias` parameter.
         bias: bool,
     },
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
+}
+
+impl Op {
+    /// The op's name as in a serialised network (`"conv2d"`, `"max_pool"`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Conv2d { .. } => "conv2d",
+            Op::BatchNorm { .. } => "batch_norm",
+            Op::Relu => "relu",
+            Op::Add => "add",
+            Op::ShortcutA { .. } => "shortcut_a",
+            Op::AvgPool { .. } => "avg_pool",
+            Op::GlobalAvgPool => "global_avg_pool",
+            Op::MaxPool { .. } => "max_pool",
+            Op::Concat => "concat",
+            Op::Pad { .. } => "pad",
+            Op::Subsample { .. } => "subsample",
+            Op::Affine { .. } => "affine",
+            Op::Linear { .. } => "linear",
+        }
+    }
+
+    /// Whether the op is an activation site (ReLU, max pooling): evaluated
+    /// with the sign polynomial in a PANN, with its own bound and alpha.
+    pub fn is_activation(&self) -> bool {
+        matches!(self, Op::Relu | Op::MaxPool { .. })
+    }
 }
 
 /// A named node: an op applied to earlier values.
@@ -156,9 +244,11 @@ impl Network {
         self.nodes[self.output].shape
     }
 
-    /// ReLU site names in execution order.
+    /// Activation site names in execution order: the ReLUs and the max
+    /// poolings, each with its own bound and alpha (cards, calibration and the
+    /// planner key on them).
     pub fn relu_sites(&self) -> Vec<&str> {
-        self.nodes.iter().filter(|n| matches!(n.op, Op::Relu)).map(|n| n.name.as_str()).collect()
+        self.nodes.iter().filter(|n| n.op.is_activation()).map(|n| n.name.as_str()).collect()
     }
 
     /// Every parameter the network needs, with its shape, in node order.
@@ -167,14 +257,19 @@ impl Network {
         let mut push = |node: &str, p: &str, shape: Vec<usize>| out.push(ParamSpec { name: format!("{node}.{p}"), shape });
         for n in &self.nodes {
             match &n.op {
-                Op::Conv2d { in_channels, out_channels, kernel, bias, .. } => {
-                    push(&n.name, "weight", vec![*out_channels, *in_channels, *kernel, *kernel]);
+                Op::Conv2d { in_channels, out_channels, kernel, bias, groups, .. } => {
+                    push(&n.name, "weight", vec![*out_channels, in_channels / groups.max(&1), *kernel, *kernel]);
                     if *bias {
                         push(&n.name, "bias", vec![*out_channels]);
                     }
                 }
                 Op::BatchNorm { channels, .. } => {
                     for p in ["weight", "bias", "running_mean", "running_var"] {
+                        push(&n.name, p, vec![*channels]);
+                    }
+                }
+                Op::Affine { channels } => {
+                    for p in ["weight", "bias"] {
                         push(&n.name, p, vec![*channels]);
                     }
                 }
@@ -241,19 +336,23 @@ pub fn infer_shape(name: &str, op: &Op, ins: &[Shape]) -> Result<Shape> {
     };
     match *op {
         Op::Input => Err(bad("only node 0 may be an input".into())),
-        Op::Conv2d { in_channels, out_channels, kernel, stride, padding, .. } => {
+        Op::Conv2d { in_channels, out_channels, kernel, stride, padding, dilation, groups, .. } => {
             want(1)?;
             let s = ins[0];
             if s.c != in_channels {
                 return Err(bad(format!("expects {in_channels} channels, input has {}", s.c)));
             }
-            if kernel == 0 || stride == 0 || out_channels == 0 {
-                return Err(bad("kernel, stride and out_channels must be positive".into()));
+            if kernel == 0 || stride == 0 || out_channels == 0 || dilation == 0 || groups == 0 {
+                return Err(bad("kernel, stride, dilation, groups and out_channels must be positive".into()));
             }
-            if s.h + 2 * padding < kernel || s.w + 2 * padding < kernel {
+            if in_channels % groups != 0 || out_channels % groups != 0 {
+                return Err(bad(format!("{groups} groups do not divide {in_channels} input and {out_channels} output channels")));
+            }
+            let span = dilation * (kernel - 1) + 1;
+            if s.h + 2 * padding < span || s.w + 2 * padding < span {
                 return Err(bad("kernel larger than padded input".into()));
             }
-            Ok(Shape::new(out_channels, (s.h + 2 * padding - kernel) / stride + 1, (s.w + 2 * padding - kernel) / stride + 1))
+            Ok(Shape::new(out_channels, (s.h + 2 * padding - span) / stride + 1, (s.w + 2 * padding - span) / stride + 1))
         }
         Op::BatchNorm { channels, eps } => {
             want(1)?;
@@ -295,6 +394,45 @@ pub fn infer_shape(name: &str, op: &Op, ins: &[Shape]) -> Result<Shape> {
         Op::GlobalAvgPool => {
             want(1)?;
             Ok(Shape::new(ins[0].c, 1, 1))
+        }
+        Op::MaxPool { kernel, stride, padding } => {
+            want(1)?;
+            let s = ins[0];
+            if kernel == 0 || stride == 0 || s.h + 2 * padding < kernel || s.w + 2 * padding < kernel {
+                return Err(bad("bad pooling window".into()));
+            }
+            if padding >= kernel {
+                return Err(bad(format!("padding {padding} leaves windows with no input (kernel {kernel})")));
+            }
+            Ok(Shape::new(s.c, (s.h + 2 * padding - kernel) / stride + 1, (s.w + 2 * padding - kernel) / stride + 1))
+        }
+        Op::Concat => {
+            if ins.is_empty() {
+                return Err(bad("concatenates no inputs".into()));
+            }
+            if let Some(o) = ins.iter().find(|o| (o.h, o.w) != (ins[0].h, ins[0].w)) {
+                return Err(bad(format!("concatenates planes of {}x{} and {}x{}", ins[0].h, ins[0].w, o.h, o.w)));
+            }
+            Ok(Shape::new(ins.iter().map(|s| s.c).sum(), ins[0].h, ins[0].w))
+        }
+        Op::Pad { channels_before, channels_after, top, bottom, left, right } => {
+            want(1)?;
+            let s = ins[0];
+            Ok(Shape::new(s.c + channels_before + channels_after, s.h + top + bottom, s.w + left + right))
+        }
+        Op::Subsample { stride } => {
+            want(1)?;
+            if stride == 0 {
+                return Err(bad("stride must be positive".into()));
+            }
+            Ok(Shape::new(ins[0].c, ins[0].h.div_ceil(stride), ins[0].w.div_ceil(stride)))
+        }
+        Op::Affine { channels } => {
+            want(1)?;
+            if ins[0].c != channels {
+                return Err(bad(format!("expects {channels} channels, input has {}", ins[0].c)));
+            }
+            Ok(ins[0])
         }
         Op::Linear { in_features, out_features, .. } => {
             want(1)?;
@@ -366,7 +504,7 @@ impl NetworkBuilder {
         bias: bool,
     ) -> Result<ValueId> {
         let in_channels = self.shape(x).c;
-        self.push(name, Op::Conv2d { in_channels, out_channels: out, kernel, stride, padding, bias }, &[x])
+        self.push(name, Op::Conv2d { in_channels, out_channels: out, kernel, stride, padding, bias, dilation: 1, groups: 1 }, &[x])
     }
 
     /// Append a batch norm over the channels of `x`.
@@ -384,6 +522,19 @@ impl NetworkBuilder {
     pub fn linear(&mut self, name: &str, x: ValueId, out: usize, bias: bool) -> Result<ValueId> {
         let in_features = self.shape(x).len();
         self.push(name, Op::Linear { in_features, out_features: out, bias }, &[x])
+    }
+
+    /// Node `v` (panics if `v` is not a node yet).
+    pub fn node(&self, v: ValueId) -> &Node {
+        &self.nodes[v]
+    }
+
+    /// Give the convolution or linear layer `v` a bias parameter (an importer
+    /// folding a following constant add into it); other ops are left as they are.
+    pub fn set_bias(&mut self, v: ValueId) {
+        if let Op::Conv2d { bias, .. } | Op::Linear { bias, .. } = &mut self.nodes[v].op {
+            *bias = true;
+        }
     }
 
     /// Finish with `output` as the logits.

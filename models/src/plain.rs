@@ -75,6 +75,19 @@ pub struct SiteStats {
 }
 
 impl SiteStats {
+    /// Count one input `v` of a site with bound `bound` (for max pooling,
+    /// the difference of the two values compared).
+    pub fn record(&mut self, v: f64, bound: f64) {
+        self.count += 1;
+        let a = v.abs();
+        if a > self.max_abs {
+            self.max_abs = a;
+        }
+        if a > bound || a.is_nan() {
+            self.exceeded += 1;
+        }
+    }
+
     /// Add `o`'s counts to this one's and keep the larger maximum.
     pub fn merge(&mut self, o: &SiteStats) {
         self.max_abs = self.max_abs.max(o.max_abs);
@@ -169,7 +182,7 @@ impl<'m> PlainExecutor<'m> {
         let mut relu_slots = vec![None; model.network.nodes.len()];
         let mut site_names = Vec::new();
         for (i, n) in model.network.nodes.iter().enumerate() {
-            if n.op == Op::Relu {
+            if n.op.is_activation() {
                 let (bound, alpha) = match &mode {
                     ReluMode::Exact => (f64::INFINITY, 0),
                     ReluMode::Pann { bounds, alphas, .. } => {
@@ -225,10 +238,18 @@ impl<'m> PlainExecutor<'m> {
             let dims = (s.c, s.h, s.w);
             let out = match &n.op {
                 Op::Input => unreachable!("validated: only node 0 is an input"),
-                Op::Conv2d { out_channels, kernel, stride, padding, bias, .. } => {
+                Op::Conv2d { out_channels, kernel, stride, padding, bias, dilation, groups, .. } => {
                     let w = &p[&format!("{}.weight", n.name)].data;
                     let b = if *bias { Some(p[&format!("{}.bias", n.name)].data.as_slice()) } else { None };
-                    linalg::conv2d(x, dims, w, b, *out_channels, *kernel, *stride, *padding, &mut scratch)
+                    let g = linalg::ConvGeom {
+                        out_channels: *out_channels,
+                        kernel: *kernel,
+                        stride: *stride,
+                        padding: *padding,
+                        dilation: *dilation,
+                        groups: *groups,
+                    };
+                    linalg::conv2d(x, dims, w, b, &g, &mut scratch)
                 }
                 Op::BatchNorm { channels, eps } => {
                     let g = |q: &str| &p[&format!("{}.{q}", n.name)].data;
@@ -250,6 +271,31 @@ impl<'m> PlainExecutor<'m> {
                 Op::Add => {
                     let y = values[n.inputs[1]].as_deref().expect("inputs computed earlier (validated)");
                     x.iter().zip(y).map(|(a, b)| a + b).collect()
+                }
+                Op::MaxPool { kernel, stride, padding } => {
+                    let (site, bound, alpha) = self.relu_slots[i].expect("every activation node has a slot");
+                    let st = &mut sites[site];
+                    match self.mode {
+                        ReluMode::Exact => linalg::max_pool(x, dims, *kernel, *stride, *padding, |a, b| {
+                            st.record(a - b, bound);
+                            a.max(b)
+                        }),
+                        ReluMode::Pann { .. } => {
+                            linalg::max_pool(x, dims, *kernel, *stride, *padding, |a, b| b + self.relu(&[a - b], bound, alpha, st)[0])
+                        }
+                    }
+                }
+                Op::Concat => {
+                    n.inputs.iter().flat_map(|&j| values[j].as_deref().expect("inputs computed earlier (validated)")).copied().collect()
+                }
+                Op::Pad { channels_before, channels_after, top, bottom, left, right } => {
+                    linalg::pad(x, dims, (*channels_before, *channels_after), (*top, *bottom), (*left, *right))
+                }
+                Op::Subsample { stride } => linalg::subsample(x, dims, *stride),
+                Op::Affine { .. } => {
+                    let (scale, shift) = (&p[&format!("{}.weight", n.name)].data, &p[&format!("{}.bias", n.name)].data);
+                    let plane = s.h * s.w;
+                    x.chunks_exact(plane).zip(scale.iter().zip(shift)).flat_map(|(c, (&a, &b))| c.iter().map(move |v| v * a + b)).collect()
                 }
                 Op::ShortcutA { stride, pad_channels } => linalg::shortcut_a(x, dims, *stride, *pad_channels),
                 Op::AvgPool { kernel, stride } => linalg::avg_pool(x, dims, *kernel, *stride),
@@ -275,15 +321,8 @@ impl<'m> PlainExecutor<'m> {
     }
 
     fn relu(&self, x: &[f64], bound: f64, alpha: u32, st: &mut SiteStats) -> Vec<f64> {
-        st.count += x.len() as u64;
         for &v in x {
-            let a = v.abs();
-            if a > st.max_abs {
-                st.max_abs = a;
-            }
-            if a > bound || a.is_nan() {
-                st.exceeded += 1;
-            }
+            st.record(v, bound);
         }
         match &self.mode {
             ReluMode::Exact => x.iter().map(|&v| v.max(0.0)).collect(),

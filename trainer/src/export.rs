@@ -111,6 +111,7 @@ pub fn export(t: &Trained, o: &ExportOptions) -> Result<PathBuf> {
                 last.map(|l| format!("{:.4}", l.test_accuracy)).unwrap_or_else(|| "n/a".into()),
                 t.meta.test_images
             ),
+            onnx_sha256: None,
         },
     };
     let mut json = serde_json::to_value(&card).map_err(|e| TrainerError::Config(e.to_string()))?;

@@ -157,6 +157,55 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         local: Option<PathBuf>,
     },
+    /// Import a network from ONNX (as `torch.onnx.export` writes it, either
+    /// exporter, opset 13 to 20): write a model card (the architecture node by
+    /// node, the input normalisation, the ONNX file's SHA-256) and its weights
+    /// (safetensors, beside the card). Operators: Conv (stride, padding,
+    /// dilation, groups), BatchNormalization, Relu, MaxPool, AveragePool,
+    /// GlobalAveragePool, Add, Concat, Flatten, Reshape, Gemm, MatMul,
+    /// Identity, Dropout, Pad, and Sub/Mul/Div/Add by constants (folded into
+    /// the input normalisation or a neighbouring layer where possible), plus
+    /// the exporters' shape arithmetic on constants. Anything else fails with
+    /// the node's name and operator, and nothing is written. Next: `pann
+    /// calibrate` (bounds per activation site), `pann eval`, `pann plan`.
+    Import {
+        /// The ONNX file.
+        onnx: PathBuf,
+        /// The card to write (e.g. mymodel.card.json); the weights go beside it
+        /// as mymodel.safetensors. Existing files are never replaced.
+        #[arg(long)]
+        out: PathBuf,
+        /// Per-channel mean of the normalisation that turns a client's pixels
+        /// into the graph's input, (p / 255 - mean) / std; one value for all
+        /// channels or one per channel, comma-separated. The default (0, std 1)
+        /// gives pixel / 255, as torchvision's ToTensor.
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        mean: Vec<f64>,
+        /// Per-channel std of that normalisation (see --mean).
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        std: Vec<f64>,
+        /// The model's name in the card (default: the ONNX file's stem).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Plaintext accuracy of a calibrated card before running it securely:
+    /// exact ReLU, and PANN at each alpha (uniform, the card's bounds), with
+    /// how many images push an activation input beyond its bound and beyond
+    /// the ring headroom of the alpha (their secure results would wrap).
+    Eval {
+        /// The model card (with bounds: `pann calibrate` writes them).
+        #[arg(long)]
+        model: PathBuf,
+        /// Labelled images: a CIFAR-10 binary or IDX images file (the labels file beside it).
+        #[arg(long)]
+        data: PathBuf,
+        /// How many images, from the start of --data.
+        #[arg(long, default_value_t = 1000)]
+        images: usize,
+        /// Alphas to evaluate: a range (4-14) or a list (6,9,12).
+        #[arg(long, default_value = "4-14")]
+        alphas: String,
+    },
     /// Calibrate per-layer ReLU bounds: margin x the largest |input| of each
     /// ReLU site over calibration images; record the logit range of the
     /// deployed PANN on them (which clients judge results against); report
@@ -304,6 +353,10 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
+        Cmd::Import { onnx, out, mean, std, name } => {
+            pann_bin::import::run_import(&pann_bin::import::ImportOptions { onnx, out, mean, std, name })
+        }
+        Cmd::Eval { model, data, images, alphas } => pann_bin::import::run_eval(&model, &data, images, &precision::parse_alphas(&alphas)?),
         Cmd::Calibrate { model, data, images, margin, holdout, check, keep_bounds, out } => {
             calibrate(&model, &data, images, margin, holdout, check.as_deref(), keep_bounds, &out)
         }

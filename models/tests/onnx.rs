@@ -1,0 +1,105 @@
+//! ONNX import against an independent runtime: every committed model
+//! (models/tests/data/onnx, made from PyTorch by scripts/onnx/make-models.sh,
+//! with both exporters) imports, and the f64 executor's logits on the
+//! recorded images equal onnxruntime's recorded logits. The akamaster
+//! ResNet-20 from ONNX equals the same model loaded from safetensors.
+//! Unsupported operators fail with the node's name and operator.
+
+mod common;
+
+use std::path::PathBuf;
+
+use pann_models::onnx::{import::import, proto::decode_model};
+use pann_models::{InputSpec, Model, PlainExecutor, ReluMode};
+
+fn data() -> PathBuf {
+    common::models_dir().join("tests/data/onnx")
+}
+
+struct Case {
+    file: String,
+    input: InputSpec,
+    pixels: Vec<Vec<u8>>,
+    onnxruntime: Vec<Vec<f64>>,
+}
+
+fn cases() -> Vec<Case> {
+    let mut out = Vec::new();
+    let mut jsons: Vec<PathBuf> =
+        std::fs::read_dir(data()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    jsons.sort();
+    for j in jsons {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&j).unwrap()).unwrap();
+        let input: InputSpec = serde_json::from_value(v["input"].clone()).unwrap();
+        let pixels: Vec<Vec<u8>> = serde_json::from_value(v["pixels"].clone()).unwrap();
+        for (file, f) in v["files"].as_object().unwrap() {
+            let onnxruntime = serde_json::from_value(f["onnxruntime_logits"].clone()).unwrap();
+            out.push(Case { file: file.clone(), input: input.clone(), pixels: pixels.clone(), onnxruntime });
+        }
+    }
+    assert!(out.len() >= 12, "the committed ONNX models are there");
+    out
+}
+
+#[test]
+fn every_committed_model_imports_and_matches_onnxruntime() {
+    let mut report = Vec::new();
+    for c in cases() {
+        let bytes = std::fs::read(data().join(&c.file)).unwrap();
+        let proto = decode_model(&bytes).unwrap_or_else(|e| panic!("{}: {e}", c.file));
+        let im = import(&proto, &c.input).unwrap_or_else(|e| panic!("{}: {e}", c.file));
+        let model = Model::new(im.network, im.params).unwrap();
+        let exec = PlainExecutor::new(&model, ReluMode::Exact).unwrap();
+        let mut worst = 0f64;
+        for (px, want) in c.pixels.iter().zip(&c.onnxruntime) {
+            let got = exec.forward(&im.input.normalise(px)).unwrap().logits;
+            assert_eq!(got.len(), want.len(), "{}", c.file);
+            for (g, w) in got.iter().zip(want) {
+                let d = (g - w).abs() / w.abs().max(1.0);
+                worst = worst.max(d);
+            }
+        }
+        // onnxruntime computes in float32: relative differences of about 1e-6.
+        assert!(worst < 1e-4, "{}: f64 executor vs onnxruntime differ by {worst:e} (relative)", c.file);
+        report.push(format!("{}: {} nodes, max relative difference {worst:.1e}", c.file, model.network.nodes.len()));
+    }
+    eprintln!("{}", report.join("\n"));
+}
+
+/// The same weights through safetensors (the shipped card) and through ONNX
+/// (exported by PyTorch from them): the same network and the same logits;
+/// the option-A shortcut comes back as one op, so the secure executor runs it.
+#[test]
+fn akamaster_resnet20_from_onnx_equals_the_safetensors_model() {
+    let m = common::load_akamaster();
+    let bytes = std::fs::read(data().join("resnet20_akamaster.opset13.onnx")).unwrap();
+    let im = import(&decode_model(&bytes).unwrap(), &m.card.input).unwrap();
+    let onnx = pann_models::fold_batch_norm(&Model::new(im.network, im.params).unwrap()).unwrap();
+    assert_eq!(onnx.network.relu_sites().len(), m.model.network.relu_sites().len());
+    assert!(onnx.network.nodes.iter().any(|n| matches!(n.op, pann_models::Op::ShortcutA { .. })), "option-A shortcuts fused");
+    let (a, b) = (PlainExecutor::new(&m.model, ReluMode::Exact).unwrap(), PlainExecutor::new(&onnx, ReluMode::Exact).unwrap());
+    let images = common::first64();
+    for i in 0..8 {
+        let x = m.card.input.normalise(images.image(i));
+        let (la, lb) = (a.forward(&x).unwrap().logits, b.forward(&x).unwrap().logits);
+        for (p, q) in la.iter().zip(&lb) {
+            assert!((p - q).abs() < 1e-9, "image {i}: safetensors {p} vs onnx {q}");
+        }
+    }
+}
+
+/// A graph with an operator outside the supported set fails naming the node
+/// and the operator (negative control: the same graph with the operator
+/// replaced by a supported one imports).
+#[test]
+fn an_unsupported_operator_is_named() {
+    let bytes = std::fs::read(data().join("mlp_fmnist.opset13.onnx")).unwrap();
+    let mut proto = decode_model(&bytes).unwrap();
+    let spec = InputSpec { mean: vec![0.0], std: vec![1.0] };
+    let relu = proto.graph.nodes.iter().position(|n| n.op_type == "Relu").unwrap();
+    let name = proto.graph.nodes[relu].name.clone();
+    assert!(import(&proto, &spec).is_ok());
+    proto.graph.nodes[relu].op_type = "Sigmoid".into();
+    let e = import(&proto, &spec).unwrap_err().to_string();
+    assert!(e.contains(&name) && e.contains("Sigmoid") && e.contains("unsupported"), "{e}");
+}
