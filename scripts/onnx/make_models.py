@@ -167,63 +167,14 @@ class DepthwiseBlock(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
-class LambdaLayer(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
-
-
-class AkaBlock(nn.Module):
-    """akamaster/pytorch_resnet_cifar10 resnet.py BasicBlock, option A shortcut."""
-
-    def __init__(self, in_planes, planes, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_planes != planes:
-            self.shortcut = LambdaLayer(
-                lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4), "constant", 0))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out = out + self.shortcut(x)
-        return F.relu(out)
-
-
-class AkaResNet20(nn.Module):
+def AkaResNet20():
     """6. akamaster's CIFAR ResNet-20, forward exactly as in resnet.py (avg_pool2d by the feature
-    size, view(N, -1)), as a user exporting that model gets it."""
+    size, view(N, -1)), as a user exporting that model gets it: the definition the PyTorch
+    reference of the shipped card uses (scripts/pytorch_reference.py)."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    from pytorch_reference import ResNet
 
-    def __init__(self):
-        super().__init__()
-        self.in_planes = 16
-        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.layer1 = self._make_layer(16, 3, 1)
-        self.layer2 = self._make_layer(32, 3, 2)
-        self.layer3 = self._make_layer(64, 3, 2)
-        self.linear = nn.Linear(64, 10)
-
-    def _make_layer(self, planes, n, stride):
-        layers = []
-        for s in [stride] + [1] * (n - 1):
-            layers.append(AkaBlock(self.in_planes, planes, s))
-            self.in_planes = planes
-        return nn.Sequential(*layers)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layer3(self.layer2(self.layer1(out)))
-        out = F.avg_pool2d(out, out.size()[3])
-        out = out.view(out.size(0), -1)
-        return self.linear(out)
+    return ResNet([3, 3, 3])
 
 
 def randomise(model, gen, gain):
