@@ -587,8 +587,20 @@ fn help_explains_every_option() {
     let out = Command::new(pann()).arg("--help").output().expect("pann --help");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["demo", "certs", "calibrate"] {
+    for cmd in ["demo", "certs", "calibrate", "plan", "import", "eval"] {
         assert!(text.contains(cmd), "pann --help does not mention {cmd}:\n{text}");
+    }
+    // Every option of the ONNX path is explained.
+    for (cmd, opts) in
+        [("import", &["--out", "--mean", "--std", "--name"][..]), ("eval", &["--model", "--data", "--images", "--alphas"][..])]
+    {
+        let out = Command::new(pann()).args([cmd, "--help"]).output().expect("pann CMD --help");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for opt in opts {
+            let line =
+                text.lines().find(|l| l.trim_start().starts_with(opt)).unwrap_or_else(|| panic!("pann {cmd} --help lacks {opt}:\n{text}"));
+            assert!(line.trim().len() > opt.len() + 10, "pann {cmd} --help: {opt} has no explanation:\n{text}");
+        }
     }
 }
 
