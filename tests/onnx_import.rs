@@ -1,7 +1,8 @@
 //! A user's own network from ONNX, through the binaries: `pann import`
 //! (LeNet-5 trained on Fashion-MNIST and exported by PyTorch), `pann
 //! calibrate`, `pann eval`, then three `pann-party` processes over pinned TLS
-//! whose predictions equal the in-process fixed-point reference. A file that
+//! whose predictions equal the in-process fixed-point reference; the same for
+//! a network with max pooling. A file that
 //! does not decode, or an existing --out, leaves nothing written.
 
 mod common;
@@ -82,5 +83,40 @@ fn serve(s: &Session, card: &Path, idx: &Path) {
     ce.succeeded("client");
     se.succeeded("server");
     de.succeeded("dealer");
+    check_predictions(&s.report("client"), &want, &labels);
+}
+
+/// A VGG-style network with max pooling (random weights, exported by
+/// PyTorch with its input normalisation as Sub/Div in the graph), imported,
+/// calibrated on CIFAR-10 records and served by three processes: max pooling
+/// runs securely as pairwise polynomial maxima.
+#[test]
+fn an_imported_network_with_max_pooling_is_served() {
+    let s = Session::patient("onnx-vgg");
+    let dir = s.dir.path();
+    let onnx = repo().join("models/tests/data/onnx/vgg_maxpool.opset13.onnx");
+    let (card, calibrated, cifar) = (dir.join("vgg.card.json"), dir.join("vgg-cal.card.json"), cifar());
+    let (ok, out) = pann_run(&[os("import"), os(&onnx), os("--out"), os(&card)]);
+    assert!(ok && out.contains("6 activation sites (4 ReLU, 2 max pooling)"), "pann import:\n{out}");
+    let (ok, out) = pann_run(
+        &[os("calibrate"), os("--model"), os(&card), os("--data"), os(&cifar)]
+            .into_iter()
+            .chain([os("--images"), os("48"), os("--holdout"), os("16"), os("--out"), os(&calibrated)])
+            .collect::<Vec<_>>(),
+    );
+    assert!(ok, "pann calibrate:\n{out}");
+    let data = ImageSet::read_file(&cifar).expect("test records");
+    let raw: Vec<Vec<u8>> = (0..2).map(|i| data.image(i).to_vec()).collect();
+    let (digest, want) = reference_of(&calibrated, Some(9), &raw, 2);
+    let t0 = Instant::now();
+    let mut d = s.dealer();
+    let mut sv = s.server(&calibrated, 9);
+    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "2", "--batch", "2", "--expect-model", &digest], &[&cifar]);
+    let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
+    ce.succeeded("client");
+    se.succeeded("server");
+    de.succeeded("dealer");
+    // Random weights: the classes are compared with the reference's (the labels are only passed through).
+    let labels: Vec<Option<u8>> = (0..2).map(|i| Some(data.labels[i])).collect();
     check_predictions(&s.report("client"), &want, &labels);
 }

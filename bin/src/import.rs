@@ -114,12 +114,17 @@ pub fn run_import(o: &ImportOptions) -> Result<()> {
     Ok(())
 }
 
-/// Create `path` with `bytes`; an error if it exists.
+/// Create `path` with `bytes`; an error if it exists. A write that fails
+/// (a full disk) removes what it created, so no truncated file is left.
 fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut f =
         std::fs::OpenOptions::new().write(true).create_new(true).open(path).with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    if let Err(e) = f.write_all(bytes).and_then(|()| f.sync_all()) {
+        drop(f);
+        let _ = std::fs::remove_file(path);
+        return Err(e).with_context(|| format!("writing {}", path.display()));
+    }
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use pann_protocols::ops::add_channel_bias;
 use pann_protocols::{linear_forward, run_program, LinearLayer, Material, Program, Request};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{relu_chunk, Plan, ServerWeights, Step};
+use crate::plan::{max_pool_next_level, max_pool_windows, relu_chunk, Plan, ServerWeights, Step};
 use crate::preprocessing::Preprocessing;
 use pann_models::error::{ModelError, Result};
 use pann_models::network::Shape;
@@ -33,6 +33,17 @@ pub trait Backend {
     /// `x / B` at `input_scale` fractional bits.
     fn relu(&mut self, label: &str, program: &Arc<Program>, input_scale: u32, x: &[R])
         -> impl std::future::Future<Output = Result<Vec<R>>>;
+    /// A max program (`2 max(a, b) / B`, see `pann_protocols::poly::max_program`)
+    /// on this side's pairs `a`, `b`; `bound_ring` is the |a - b| (ring
+    /// units) beyond which a pair exceeds the site's bound.
+    fn max2(
+        &mut self,
+        label: &str,
+        program: &Arc<Program>,
+        bound_ring: f64,
+        a: &[R],
+        b: &[R],
+    ) -> impl std::future::Future<Output = Result<Vec<R>>>;
     /// Called with the operands of a local step (residual add: `[a, b]`,
     /// pooling: `[x]`) before it runs: the reference checks there that the
     /// step's exact result stays inside the ring. The parties do nothing.
@@ -102,6 +113,10 @@ pub async fn run_plan<B: Backend>(
                 backend.check_local(name, step, &[&x])?;
                 global_pool_sum(&x, n, shape.c, shape.h, shape.w).map_err(proto)?
             }
+            Step::MaxPool { input, shape, window, first, rest, bound_ring, .. } => {
+                let x = get(&values, *input)?;
+                max_pool(backend, name, &x, n * shape.c, *shape, *window, (first, rest), *bound_ring).await?
+            }
         };
         for &j in &plan.network().nodes[step.out()].inputs {
             remaining_reads[j] -= 1;
@@ -115,6 +130,72 @@ pub async fn run_plan<B: Backend>(
         }
     }
     values[plan.network().output].take().ok_or_else(|| ModelError::Secure("the output was never computed".into()))
+}
+
+/// Max pooling of `planes` planes of `shape.h x shape.w` (`[n, c, h, w]`):
+/// each window's values are gathered, then reduced pairwise level by level
+/// ([`max_pool_next_level`]): the pairs of a level, across every plane and
+/// window, go through one call of the backend's max program (an odd value is
+/// paired with itself; a window with one value left carries it after the
+/// first level). The output is `[n, c, oh, ow]`.
+#[allow(clippy::too_many_arguments)]
+async fn max_pool<B: Backend>(
+    backend: &mut B,
+    label: &str,
+    x: &[R],
+    planes: usize,
+    shape: Shape,
+    window: (usize, usize, usize),
+    (first, rest): (&Arc<Program>, &Arc<Program>),
+    bound_ring: (f64, f64),
+) -> Result<Vec<R>> {
+    let windows = max_pool_windows(shape.h, shape.w, window);
+    let plane = shape.h * shape.w;
+    let mut counts: Vec<usize> = windows.iter().map(Vec::len).collect();
+    // The current values, plane by plane, window by window.
+    let mut cur: Vec<R> = Vec::with_capacity(planes * counts.iter().sum::<usize>());
+    for p in 0..planes {
+        for win in &windows {
+            cur.extend(win.iter().map(|&i| x[p * plane + i]));
+        }
+    }
+    let mut level = 0;
+    while let Some(pairs) = max_pool_next_level(&counts, level == 0) {
+        let l = level;
+        level += 1;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut at = 0;
+        for _ in 0..planes {
+            for (&c, &np) in counts.iter().zip(&pairs) {
+                for k in 0..np {
+                    a.push(cur[at + 2 * k]);
+                    b.push(cur[at + (2 * k + 1).min(c - 1)]);
+                }
+                at += c;
+            }
+        }
+        let (program, bound) = if l == 0 { (first, bound_ring.0) } else { (rest, bound_ring.1) };
+        let maxed = backend.max2(label, program, bound, &a, &b).await?;
+        let (mut next, mut at, mut m) = (Vec::with_capacity(cur.len().div_ceil(2)), 0, 0);
+        for _ in 0..planes {
+            for (&c, &np) in counts.iter().zip(&pairs) {
+                if np == 0 {
+                    next.push(cur[at]);
+                } else {
+                    next.extend_from_slice(&maxed[m..m + np]);
+                    m += np;
+                }
+                at += c;
+            }
+        }
+        for (c, &np) in counts.iter_mut().zip(&pairs) {
+            if np > 0 {
+                *c = np;
+            }
+        }
+        cur = next;
+    }
+    Ok(cur)
 }
 
 /// Option-A shortcut on `[n, c, h, w]`: subsample by `stride`, pad
@@ -230,6 +311,22 @@ impl Backend for ClearBackend<'_> {
         st.wrapped += r.wrapped as u64;
         r.outputs.into_iter().next().ok_or_else(|| ModelError::Secure("ReLU program has no output".into()))
     }
+    async fn max2(&mut self, label: &str, program: &Arc<Program>, bound_ring: f64, a: &[R], b: &[R]) -> Result<Vec<R>> {
+        let r = pann_protocols::reference::run_program(program, &[a, b]).map_err(proto)?;
+        let diff = |(&x, &y): (&R, &R)| ((x as i64) as f64 - (y as i64) as f64).abs();
+        let beyond = a.iter().zip(b).filter(|p| diff(*p) > bound_ring).count();
+        let max_abs = a.iter().zip(b).map(diff).fold(0.0, f64::max) / bound_ring;
+        self.out_of_range += r.out_of_range;
+        self.wrapped += r.wrapped;
+        self.beyond_bound += beyond;
+        let st = self.stats(label);
+        st.elements += a.len() as u64;
+        st.beyond_bound += beyond as u64;
+        st.max_abs_t = st.max_abs_t.max(max_abs);
+        st.out_of_range += r.out_of_range as u64;
+        st.wrapped += r.wrapped as u64;
+        r.outputs.into_iter().next().ok_or_else(|| ModelError::Secure("max program has no output".into()))
+    }
     fn check_local(&mut self, label: &str, step: &Step, operands: &[&[R]]) -> Result<()> {
         use pann_protocols::reference::{add_wraps, sum_wraps};
         let wraps = match (step, operands) {
@@ -297,6 +394,18 @@ impl<P: Preprocessing> Backend for PartyBackend<'_, P> {
             let mat = self.next(&Request::program(program, part.len())).await?.into_program().map_err(proto)?;
             let out = run_program(self.chan, self.party, program, &[part], mat).await.map_err(proto)?;
             y.extend(out.into_iter().next().ok_or_else(|| ModelError::Secure("ReLU program has no output".into()))?);
+        }
+        Ok(y)
+    }
+    async fn max2(&mut self, label: &str, program: &Arc<Program>, _bound_ring: f64, a: &[R], b: &[R]) -> Result<Vec<R>> {
+        self.chan.set_label(label);
+        // Cut as the plan's requests are (see `relu`).
+        let c = relu_chunk(program);
+        let mut y = Vec::with_capacity(a.len());
+        for (pa, pb) in a.chunks(c).zip(b.chunks(c)) {
+            let mat = self.next(&Request::program(program, pa.len())).await?.into_program().map_err(proto)?;
+            let out = run_program(self.chan, self.party, program, &[pa, pb], mat).await.map_err(proto)?;
+            y.extend(out.into_iter().next().ok_or_else(|| ModelError::Secure("max program has no output".into()))?);
         }
         Ok(y)
     }

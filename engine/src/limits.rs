@@ -83,6 +83,11 @@ impl MaterialSize {
             match step {
                 Step::Linear { layer, spec, .. } => linear = linear.max(bytes(&Request::Linear { layer: *layer, spec: *spec })),
                 Step::Relu { input, program, .. } => relu = relu.max(bytes(&Request::program(program, plan.len_of(*input)))),
+                // The first level pairs every window: the largest of its requests.
+                Step::MaxPool { shape, window, first, .. } => {
+                    let pairs = crate::plan::max_pool_level_pairs(shape.h, shape.w, *window).first().copied().unwrap_or(0);
+                    relu = relu.max(bytes(&Request::program(first, pairs.saturating_mul(shape.c))));
+                }
                 _ => {}
             }
         }
@@ -133,7 +138,10 @@ fn working_set(plan: &Plan) -> u64 {
         let out = step.out();
         let inputs = &net.nodes[out].inputs;
         let input = inputs.iter().map(|&j| len(j)).max().unwrap_or(0);
-        peak = peak.max(live.saturating_add(input.saturating_mul(3)).saturating_add(len(out).saturating_mul(2)));
+        // Max pooling gathers its windows' values (at most MAX_POOL_GATHER times
+        // its input), then splits them into pairs.
+        let copies = if matches!(step, Step::MaxPool { .. }) { 3 + 2 * crate::plan::MAX_POOL_GATHER as u64 } else { 3 };
+        peak = peak.max(live.saturating_add(input.saturating_mul(copies)).saturating_add(len(out).saturating_mul(2)));
         for &j in inputs {
             reads[j] -= 1;
             if reads[j] == 0 {

@@ -247,6 +247,118 @@ pub enum Step {
         /// Per-image shape of the input.
         shape: Shape,
     },
+    /// Max pooling, an activation site: each window is reduced pairwise in
+    /// levels ([`max_pool_next_level`]), each pair by a max program
+    /// (`max(a, b) = b + relu(a - b)` with the sign polynomial); the output
+    /// holds `2 max / B` like a ReLU's.
+    MaxPool {
+        /// The pooling node (its name is the site).
+        out: ValueId,
+        /// The value it reads.
+        input: ValueId,
+        /// Per-image shape of the input.
+        shape: Shape,
+        /// Window side, stride and padding (padded positions are in no window).
+        window: (usize, usize, usize),
+        /// The first level's program (inputs at the input's scale and factor).
+        first: Arc<Program>,
+        /// The later levels' program (inputs already at `2 x / B`).
+        rest: Arc<Program>,
+        /// |a - b| beyond which a pair's difference exceeds the bound, in ring units: first level, later levels.
+        bound_ring: (f64, f64),
+    },
+}
+
+/// The windows of a max pooling over one `h x w` plane: for each output
+/// position (row-major), the plane indices of its elements in row-major
+/// window order, padding excluded (the order `pann_models::linalg::max_pool`
+/// reduces them in).
+pub fn max_pool_windows(h: usize, w: usize, (k, s, p): (usize, usize, usize)) -> Vec<Vec<usize>> {
+    let oh = (h + 2 * p - k) / s + 1;
+    let ow = (w + 2 * p - k) / s + 1;
+    let mut out = Vec::with_capacity(oh * ow);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let mut win = Vec::with_capacity(k * k);
+            for ky in 0..k {
+                for kx in 0..k {
+                    let (iy, ix) = ((oy * s + ky) as isize - p as isize, (ox * s + kx) as isize - p as isize);
+                    if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                        win.push(iy as usize * w + ix as usize);
+                    }
+                }
+            }
+            out.push(win);
+        }
+    }
+    out
+}
+
+/// For each output position along one axis of length `len`: how many of the
+/// window's `k` taps fall inside the input.
+fn axis_counts(len: usize, (k, s, p): (usize, usize, usize)) -> Vec<usize> {
+    let o = (len + 2 * p - k) / s + 1;
+    (0..o).map(|i| (0..k).filter(|&t| (i * s + t).checked_sub(p).is_some_and(|x| x < len)).count()).collect()
+}
+
+/// Pairs computed at each level by one window of `size` values (see [`max_pool_next_level`]).
+fn window_level_pairs(size: usize) -> Vec<usize> {
+    let (mut c, mut out) = (size, Vec::new());
+    loop {
+        let pairs = c.div_ceil(2).max(1);
+        out.push(pairs);
+        c = pairs;
+        if c <= 1 {
+            return out;
+        }
+    }
+}
+
+/// Pairs per level of a max pooling over one `h x w` plane, from the
+/// windows' sizes, which factor into rows times columns: computed from the
+/// two axes' counts, without listing the windows (the shape may come from a
+/// peer).
+pub fn max_pool_level_pairs(h: usize, w: usize, window: (usize, usize, usize)) -> Vec<usize> {
+    let hist = |counts: Vec<usize>| {
+        let mut m = BTreeMap::new();
+        for c in counts {
+            *m.entry(c).or_insert(0usize) += 1;
+        }
+        m
+    };
+    let (rows, cols) = (hist(axis_counts(h, window)), hist(axis_counts(w, window)));
+    let mut levels: Vec<usize> = Vec::new();
+    for (&rc, &rn) in &rows {
+        for (&cc, &cn) in &cols {
+            for (l, pairs) in window_level_pairs(rc * cc).into_iter().enumerate() {
+                if levels.len() <= l {
+                    levels.push(0);
+                }
+                levels[l] = levels[l].saturating_add(pairs.saturating_mul(rn).saturating_mul(cn));
+            }
+        }
+    }
+    levels
+}
+
+/// The values a max pooling gathers from one plane (the windows' sizes
+/// summed), over the plane's size.
+fn max_pool_gather_ratio(h: usize, w: usize, window: (usize, usize, usize)) -> f64 {
+    let (r, c) = (axis_counts(h, window).iter().sum::<usize>(), axis_counts(w, window).iter().sum::<usize>());
+    r as f64 * c as f64 / (h * w).max(1) as f64
+}
+
+/// One level of a max pooling's pairwise reduction, given each window's
+/// count of values: the pairs each window computes (0: it is done and
+/// carries its value), or None when every window is done. Every window
+/// takes part in the first level (a single value is paired with itself,
+/// which brings it to the output's encoding); later, an odd value is paired
+/// with itself too.
+pub fn max_pool_next_level(counts: &[usize], first: bool) -> Option<Vec<usize>> {
+    if !first && counts.iter().all(|&c| c <= 1) {
+        return None;
+    }
+    Some(counts.iter().map(|&c| if c <= 1 && !first { 0 } else { c.div_ceil(2).max(1) }).collect())
 }
 
 impl Step {
@@ -259,10 +371,15 @@ impl Step {
             | Step::Add { out, .. }
             | Step::Shortcut { out, .. }
             | Step::AvgPool { out, .. }
-            | Step::GlobalPool { out, .. } => out,
+            | Step::GlobalPool { out, .. }
+            | Step::MaxPool { out, .. } => out,
         }
     }
 }
+
+/// Most values a secure max pooling gathers from its input's windows, as a
+/// multiple of the input (3x3 windows with stride 2: about 2.25).
+pub const MAX_POOL_GATHER: f64 = 4.0;
 
 /// Most material, in bytes, one party holds for one request of a ReLU
 /// layer. A layer whose material is larger is evaluated in chunks of
@@ -437,7 +554,38 @@ impl Plan {
                     Step::GlobalPool { out: i, input: ins[0], shape: s }
                 }
                 Op::BatchNorm { .. } => return Err(bad(&node.name, "batch norm must be folded before secure inference".into())),
-                Op::MaxPool { .. } | Op::Concat | Op::Pad { .. } | Op::Subsample { .. } | Op::Affine { .. } => {
+                Op::MaxPool { kernel, stride, padding } => {
+                    let (j, b) = (ins[0], model.bounds[&node.name]);
+                    if scale[j] > 40 {
+                        return Err(bad(&node.name, "max pooling of a linear layer's output is not supported: pool after the ReLU".into()));
+                    }
+                    let s = in_shape.expect("validated");
+                    // The executor gathers every window's values: bounded by a few times the input.
+                    if max_pool_gather_ratio(s.h, s.w, (kernel, stride, padding)) > MAX_POOL_GATHER {
+                        return Err(bad(
+                            &node.name,
+                            format!(
+                                "max pooling whose windows overlap more than {MAX_POOL_GATHER}x is not supported by the secure executor"
+                            ),
+                        ));
+                    }
+                    let alpha = model.alpha_of(&node.name);
+                    let poly = pann_protocols::sign_poly::SignPoly::for_alpha(alpha).map_err(|e| bad(&node.name, e.to_string()))?;
+                    // First level: inputs at (scale[j], factor[j]); later levels: at the output's (out_frac, 2 / B).
+                    let first_cfg = ReluConfig { inv_bound: Some(1.0 / (b * factor[j])), ..ReluConfig::new(alpha, scale[j]) };
+                    let out_frac = first_cfg.output_frac();
+                    let rest_cfg = ReluConfig { inv_bound: Some(0.5), ..ReluConfig::new(alpha, out_frac) };
+                    let program = |cfg: &ReluConfig, coef: f64| -> Result<Arc<Program>> {
+                        pann_protocols::poly::max_program(&poly, cfg, coef).map(Arc::new).map_err(|e| bad(&node.name, e.to_string()))
+                    };
+                    let (first, rest) = (program(&first_cfg, 2.0 / (b * factor[j]))?, program(&rest_cfg, 1.0)?);
+                    let bound_ring = (b * factor[j] * (scale[j] as f64).exp2(), 2.0 * (out_frac as f64).exp2());
+                    scale[i] = out_frac;
+                    factor[i] = 2.0 / b;
+                    let window = (kernel, stride, padding);
+                    Step::MaxPool { out: i, input: j, shape: in_shape.expect("validated"), window, first, rest, bound_ring }
+                }
+                Op::Concat | Op::Pad { .. } | Op::Subsample { .. } | Op::Affine { .. } => {
                     return Err(bad(
                         &node.name,
                         format!("{} is not supported by the secure executor yet (the f64 executor runs it)", node.op.kind()),
@@ -473,6 +621,13 @@ impl Plan {
                 Step::Relu { input, program, .. } => {
                     let (n, c) = (self.len_of(*input), relu_chunk(program));
                     out.extend((0..n).step_by(c).map(|start| Request::program(program, c.min(n - start))));
+                }
+                Step::MaxPool { shape, window, first, rest, .. } => {
+                    for (l, pairs) in max_pool_level_pairs(shape.h, shape.w, *window).into_iter().enumerate() {
+                        let program = if l == 0 { first } else { rest };
+                        let (n, c) = (pairs * shape.c * self.batch, relu_chunk(program));
+                        out.extend((0..n).step_by(c).map(|start| Request::program(program, c.min(n - start))));
+                    }
                 }
                 _ => {}
             }

@@ -253,3 +253,25 @@ async fn an_oversized_model_description_is_refused_from_its_header() {
     assert!(e.contains(&format!("at most {MAX_MODEL_DESCRIPTION} bytes")), "{e}");
     assert!(t0.elapsed() < Duration::from_secs(3));
 }
+
+/// A peer's model with max pooling is sized without listing its windows:
+/// heavily overlapping windows (k 32, stride 1, on 2048 x 2048) are refused
+/// before anything is gathered, and large plain ones (2 x 2, stride 2) are
+/// sized from the axes' counts in well under a second.
+#[test]
+fn a_peers_max_pooling_is_sized_without_listing_its_windows() {
+    let model = |k: usize, s: usize, p: usize, o: usize| {
+        format!(
+            r#"{{"network":{{"nodes":[{{"name":"in","op":{{"type":"input"}},"inputs":[],"shape":{{"c":1,"h":2048,"w":2048}}}},{{"name":"mp","op":{{"type":"max_pool","kernel":{k},"stride":{s},"padding":{p}}},"inputs":[0],"shape":{{"c":1,"h":{o},"w":{o}}}}},{{"name":"gp","op":{{"type":"global_avg_pool"}},"inputs":[1],"shape":{{"c":1,"h":1,"w":1}}}}],"output":2}},"input":{{"mean":[0],"std":[1]}},"bounds":{{"mp":1.0}},"config":{{"alpha":9,"weight_bits":18}}}}"#
+        )
+    };
+    let overlapping = std::sync::Arc::new(pann_engine::PublicModel::from_json(model(32, 1, 15, 2047).as_bytes()).unwrap());
+    let e = pann_engine::MaterialSize::of(&overlapping).unwrap_err().to_string();
+    assert!(e.contains("overlap"), "{e}");
+    let plain = std::sync::Arc::new(pann_engine::PublicModel::from_json(model(2, 2, 0, 1024).as_bytes()).unwrap());
+    let t = std::time::Instant::now();
+    let size = pann_engine::MaterialSize::of(&plain).unwrap();
+    assert!(t.elapsed().as_secs_f64() < 1.0, "{:?}", t.elapsed());
+    // 2048 x 2048 in 2 x 2 windows: 2^21 pairs, then 2^20, as the plan's requests say.
+    assert!(size.relu_per_image > 0);
+}

@@ -155,8 +155,16 @@ pub fn check_op(name: &str, op: &Op) -> Result<()> {
     Ok(())
 }
 
-/// One image's value at node `name`: each dimension and the element count capped.
+/// Inputs of one concatenation.
+pub const MAX_CONCAT_INPUTS: usize = 64;
+
+/// One image's value at node `name`: each dimension at least 1, and each
+/// dimension and the element count capped.
 pub fn check_shape(name: &str, s: Shape) -> Result<()> {
+    // Before any product: the dimensions may be huge.
+    if s.c == 0 || s.h == 0 || s.w == 0 {
+        return Err(ModelError::Config(format!("node {name:?}: empty shape {}x{}x{}", s.c, s.h, s.w)));
+    }
     let what = |field: &'static str| move || format!("node {name:?}: {field}");
     at_most(what("channels"), s.c, MAX_CHANNELS)?;
     at_most(what("height"), s.h, MAX_SPATIAL)?;
@@ -173,7 +181,8 @@ pub fn check_network(net: &Network) -> Result<()> {
     for n in &net.nodes {
         check_op(&n.name, &n.op)?;
         check_shape(&n.name, n.shape)?;
-        at_most(|| format!("node {:?}: number of inputs", n.name), n.inputs.len(), 2)?;
+        let most = if n.op == Op::Concat { MAX_CONCAT_INPUTS } else { 2 };
+        at_most(|| format!("node {:?}: number of inputs", n.name), n.inputs.len(), most)?;
     }
     if let Some(out) = net.nodes.get(net.output) {
         at_most(|| "number of classes (output elements per image)".into(), out.shape.len(), MAX_CLASSES)?;

@@ -25,7 +25,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::model::Model;
-use crate::network::Op;
 use crate::plain::{Forward, PlainExecutor, ReluMode};
 
 /// The metered online cost of one ReLU at one alpha.
@@ -144,7 +143,7 @@ impl Planner<'_> {
     /// Site names (execution order) and ReLU elements per image at each.
     pub fn sites(&self) -> (Vec<String>, Vec<usize>) {
         let net = &self.model.network;
-        net.nodes.iter().filter(|n| n.op == Op::Relu).map(|n| (n.name.clone(), n.shape.len())).unzip()
+        net.nodes.iter().filter(|n| n.op.is_activation()).map(|n| (n.name.clone(), n.shape.len())).unzip()
     }
 
     /// Evaluate `mode` on the calibration images.

@@ -103,3 +103,54 @@ fn an_unsupported_operator_is_named() {
     let e = import(&proto, &spec).unwrap_err().to_string();
     assert!(e.contains(&name) && e.contains("Sigmoid") && e.contains("unsupported"), "{e}");
 }
+
+/// Folding a constant into the input normalisation must not change what
+/// other readers of the input see: `y = Identity(x) - 0.5`, `z = relu(x)`,
+/// out `y + z` keeps the Sub as an op (the alias hides the raw input's second
+/// reader from a count by name) and computes `(x - 0.5) + relu(x)`; the
+/// control, `relu(x - 0.5)` with the Sub the input's only reader, folds it
+/// into the normalisation.
+#[test]
+fn a_constant_after_an_alias_of_the_input_is_not_folded_into_the_normalisation() {
+    use pann_models::onnx::proto::{Dim, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfo};
+    let node = |op: &str, ins: &[&str], out: &str| NodeProto {
+        name: format!("/{op}_{out}"),
+        op_type: op.into(),
+        inputs: ins.iter().map(|s| s.to_string()).collect(),
+        outputs: vec![out.into()],
+        ..Default::default()
+    };
+    let graph = |nodes: Vec<NodeProto>| {
+        let half = TensorProto { name: "half".into(), data_type: 1, float_data: vec![0.5], ..Default::default() };
+        let vi = |name: &str| ValueInfo {
+            name: name.into(),
+            elem_type: 1,
+            dims: vec![Dim::Param("N".into()), Dim::Value(1), Dim::Value(2), Dim::Value(2)],
+        };
+        ModelProto {
+            graph: GraphProto { nodes, initializers: vec![half], inputs: vec![vi("x")], outputs: vec![vi("out")], ..Default::default() },
+            ..Default::default()
+        }
+    };
+    let aliased = graph(vec![
+        node("Identity", &["x"], "x2"),
+        node("Sub", &["x2", "half"], "y"),
+        node("Relu", &["x"], "z"),
+        node("Add", &["y", "z"], "out"),
+    ]);
+    let chain = graph(vec![node("Sub", &["x", "half"], "y"), node("Relu", &["y"], "out")]);
+    let spec = InputSpec { mean: vec![0.0], std: vec![1.0] };
+    let px = [0u8, 64, 191, 255];
+    // (graph, the logits it computes from x = pixel / 255, whether the Sub stays an op)
+    type Case = (ModelProto, fn(f64) -> f64, bool);
+    let cases: [Case; 2] = [(aliased, |x| (x - 0.5) + x.max(0.0), true), (chain, |x| (x - 0.5).max(0.0), false)];
+    for (proto, want, kept) in cases {
+        let im = import(&proto, &spec).unwrap();
+        let model = Model::new(im.network.clone(), im.params).unwrap();
+        let got = PlainExecutor::new(&model, ReluMode::Exact).unwrap().forward(&im.input.normalise(&px)).unwrap().logits;
+        for (g, &p) in got.iter().zip(&px) {
+            assert!((g - want(p as f64 / 255.0)).abs() < 1e-12, "{g} for pixel {p} (Sub kept: {kept})");
+        }
+        assert_eq!(im.network.nodes.iter().any(|n| matches!(n.op, pann_models::Op::Affine { .. })), kept);
+    }
+}

@@ -185,6 +185,26 @@ pub fn depth(d: usize) -> usize {
 /// `3 fp <= 57` for the cubic schedule), an input scale below the opened
 /// scale, a `1/B` that is not positive.
 pub fn relu_program(poly: &SignPoly, cfg: &ReluConfig) -> Result<Program> {
+    sign_program(poly, cfg, None)
+}
+
+/// Build the program of `max(a, b) = b + relu(a - b)` for max pooling: two
+/// inputs `a`, `b` at scale `cfg.input_frac`, one output `2 max(a, b) / B`
+/// at scale `fp + fq`, like a ReLU's. The difference `(a - b) / B` is opened
+/// as the ReLU's input (`cfg.inv_bound` is the public multiplier that turns
+/// `a - b`, as encoded, into `(a - b) / B`); `b` is opened in the same round
+/// and enters the output with the public coefficient `b_coef` (at `fq`
+/// bits): `2 / B` in units of `b`'s encoding. Online: one more opening than
+/// the ReLU, no more rounds.
+pub fn max_program(poly: &SignPoly, cfg: &ReluConfig, b_coef: f64) -> Result<Program> {
+    if cfg.inv_bound.is_none() || !(b_coef.is_finite() && b_coef > 0.0) {
+        return Err(ProtocolError::Params(format!("max program: needs a 1/B and a positive coefficient for b, got {b_coef}")));
+    }
+    sign_program(poly, cfg, Some(b_coef))
+}
+
+/// [`relu_program`] (`max_b` None) or [`max_program`] (`max_b` the coefficient of `b`).
+fn sign_program(poly: &SignPoly, cfg: &ReluConfig, max_b: Option<f64>) -> Result<Program> {
     let (fp, fc, fq) = (cfg.value_bits, cfg.coef_bits, cfg.q_bits);
     if fp == 0 || fc == 0 || 2 * fp + fc > 57 || fq > 2 * fp + fc || fp + fq > 60 {
         return Err(ProtocolError::Params(format!(
@@ -192,7 +212,7 @@ pub fn relu_program(poly: &SignPoly, cfg: &ReluConfig) -> Result<Program> {
         )));
     }
     let sc = Scales { fp, fc };
-    let mut b = ProgramBuilder::new(1);
+    let mut b = ProgramBuilder::new(if max_b.is_some() { 2 } else { 1 });
     let t = match cfg.inv_bound {
         Some(ib) => {
             if !(ib.is_finite() && ib > 0.0) {
@@ -201,7 +221,11 @@ pub fn relu_program(poly: &SignPoly, cfg: &ReluConfig) -> Result<Program> {
             let s = (cfg.input_frac + fc)
                 .checked_sub(fp)
                 .ok_or_else(|| ProtocolError::Params(format!("input scale {} + {fc} below the opened scale {fp}", cfg.input_frac)))?;
-            b.open(Form::input(0, enc(ib, fc)), s)?
+            let mut f = Form::input(0, enc(ib, fc));
+            if max_b.is_some() {
+                f.add_input(1, enc(-ib, fc));
+            }
+            b.open(f, s)?
         }
         None => {
             let s = cfg
@@ -233,6 +257,13 @@ pub fn relu_program(poly: &SignPoly, cfg: &ReluConfig) -> Result<Program> {
     let q = b.open(p, p_bits - fq)?;
     let mut out = Form::mono(1u64 << fq, &[t]);
     out.add_term(1, &[t, q]);
+    if let Some(coef) = max_b {
+        // b at fp bits, opened with t's round (it depends on the input only).
+        let s =
+            cfg.input_frac.checked_sub(fp).ok_or_else(|| ProtocolError::Params(format!("input scale {} below {fp}", cfg.input_frac)))?;
+        let bo = b.open(Form::input(1, 1), s)?;
+        out.add_term(enc(coef, fq), &[bo]);
+    }
     b.output(out)?;
     b.build()
 }
@@ -529,6 +560,32 @@ fn component_form(b: &mut ProgramBuilder, t: usize, cheb: &[f64], sc: Scales) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The max program on clear values (the fixed-point reference): `2 max(a, b) / B`
+    /// within the polynomial's error, with `a`, `b` encoded with a factor `f`
+    /// (as after a ReLU) at 36 bits. Negative control: without `b`'s term
+    /// the output is the ReLU of the difference, not the maximum.
+    #[test]
+    fn max_program_computes_the_maximum() {
+        let (alpha, bound, f, s) = (9, 3.0, 0.5, 36u32);
+        let poly = SignPoly::for_alpha(alpha).unwrap();
+        let cfg = ReluConfig { inv_bound: Some(1.0 / (bound * f)), ..ReluConfig::new(alpha, s) };
+        let max = max_program(&poly, &cfg, 2.0 / (bound * f)).unwrap();
+        let relu_of_diff = sign_program(&poly, &cfg, None).unwrap();
+        let pairs = [(1.0, -2.0), (-0.5, 0.25), (2.5, 2.4), (-1.0, -1.0), (0.0, 2.9)];
+        let code = |v: f64| (v * f * (s as f64).exp2()).round() as i64 as R;
+        let (a, b): (Vec<R>, Vec<R>) = pairs.iter().map(|&(x, y)| (code(x), code(y))).unzip();
+        let out = crate::reference::run_program(&max, &[&a, &b]).unwrap();
+        let decode = |v: R| (v as i64) as f64 / (cfg.output_frac() as f64).exp2() * bound / 2.0;
+        for (&(x, y), &o) in pairs.iter().zip(&out.outputs[0]) {
+            assert!((decode(o) - x.max(y)).abs() < bound * 2f64.powi(-(alpha as i32)), "max({x}, {y}) = {}", decode(o));
+        }
+        assert_eq!(max.n_rounds(), relu_of_diff.n_rounds(), "b is opened with the first round");
+        // Negative control: the ReLU program on a alone (no b term, one input) misses b.
+        let diff: Vec<R> = a.iter().zip(&b).map(|(x, y)| x.wrapping_sub(*y)).collect();
+        let relu = crate::reference::run_program(&relu_of_diff, &[&diff]).unwrap();
+        assert!(pairs.iter().zip(&relu.outputs[0]).any(|(&(x, y), &o)| (decode(o) - x.max(y)).abs() > 0.1));
+    }
 
     #[test]
     fn normalized_components_equal_the_published_composite() {

@@ -126,6 +126,12 @@ struct Importer<'a> {
     input_affine: InputAffine,
     /// Whether more may fold: nothing but those constants has read the input yet.
     input_open: bool,
+    /// Network values known under a second ONNX name (Identity, Flatten, ...):
+    /// their readers are not counted by name, so nothing folds into them.
+    aliased: std::collections::HashSet<ValueId>,
+    /// Constant elements the import may still create (folded constants are
+    /// copies): a file cannot make the import allocate far more than itself.
+    budget: usize,
 }
 
 fn err(node: &NodeProto, why: impl std::fmt::Display) -> ModelError {
@@ -190,6 +196,8 @@ pub fn import(model: &ModelProto, input: &InputSpec) -> Result<Imported> {
         names: BTreeMap::new(),
         input_affine: InputAffine { scale: vec![1.0; shape.c], shift: vec![0.0; shape.c] },
         input_open: true,
+        aliased: Default::default(),
+        budget: 8 * g.initializers.iter().map(|t| t.element_count().unwrap_or(0)).sum::<usize>() + (1 << 24),
     };
     for (name, t) in &init {
         let data = values(t).map_err(|e| ModelError::Config(format!("initializer {name:?}: {e}")))?;
@@ -206,7 +214,9 @@ pub fn import(model: &ModelProto, input: &InputSpec) -> Result<Imported> {
     let input = compose_input(input, &im.input_affine)?;
     let network = im.b.finish(out)?;
     let network = fuse_shortcuts(network);
-    let params = im.params;
+    // Parameters of nodes the graph computes but never uses are dropped with them.
+    let wanted: std::collections::BTreeSet<String> = network.param_specs().into_iter().map(|p| p.name).collect();
+    let params: Params = im.params.into_iter().filter(|(k, _)| wanted.contains(k)).collect();
     crate::model::Model::new(network.clone(), params.clone())?;
     Ok(Imported { network, params, input })
 }
@@ -350,7 +360,23 @@ impl<'a> Importer<'a> {
         self.konst(node, i).map(Some)
     }
 
+    /// A second name for `v`: see [`Importer::aliased`].
+    fn alias(&mut self, v: &Val) {
+        if let Val::Node(id) = v {
+            self.aliased.insert(*id);
+            if *id == 0 {
+                self.input_open = false;
+            }
+        }
+    }
+
     fn set(&mut self, node: &'a NodeProto, v: Val) -> Result<()> {
+        if let Val::Const(c) = &v {
+            self.budget = self
+                .budget
+                .checked_sub(c.data.len())
+                .ok_or_else(|| err(node, "the graph's constants grow far beyond the file (constant folding budget spent)"))?;
+        }
         let out = node.outputs.first().ok_or_else(|| err(node, "has no output"))?;
         self.vals.insert(out.as_str(), v);
         Ok(())
@@ -382,13 +408,14 @@ impl<'a> Importer<'a> {
                 }
             });
         let base: String = base.chars().take(200).collect();
-        let k = self.names.entry(base.clone()).or_insert(0);
-        *k += 1;
-        if *k == 1 {
-            base
-        } else {
-            format!("{base}_{}", *k - 1)
+        let mut name = base.clone();
+        let mut k = 0;
+        while self.names.contains_key(&name) {
+            k += 1;
+            name = format!("{base}_{k}");
         }
+        self.names.insert(name.clone(), 1);
+        name
     }
 
     fn push(&mut self, node: &'a NodeProto, name: String, op: Op, inputs: &[ValueId]) -> Result<ValueId> {
@@ -439,6 +466,7 @@ impl<'a> Importer<'a> {
             // Constants are f64 here, whatever their ONNX type.
             "Identity" | "Dropout" | "Cast" => {
                 let v = self.val(n, 0)?.clone();
+                self.alias(&v);
                 self.set(n, v)
             }
             "Shape" => match self.val(n, 0)?.clone() {
@@ -536,7 +564,12 @@ impl<'a> Importer<'a> {
                 let c = self.konst(n, 0)?;
                 let shape = self.konst(n, 1)?.as_ints();
                 let total = c.data.len();
-                let known: usize = shape.iter().filter(|&&d| d > 0).map(|&d| d as usize).product::<usize>().max(1);
+                let known = shape
+                    .iter()
+                    .filter(|&&d| d > 0)
+                    .try_fold(1usize, |a, &d| a.checked_mul(usize::try_from(d).ok()?))
+                    .ok_or_else(|| err(n, "reshape target too large"))?
+                    .max(1);
                 let dims: Vec<usize> = shape
                     .iter()
                     .enumerate()
@@ -619,6 +652,7 @@ impl<'a> Importer<'a> {
                     return Err(err(n, format!("Flatten is supported from axis 1 (keeping the batch), not {axis}")));
                 }
                 let x = self.node_in(n, 0)?;
+                self.alias(&Val::Node(x));
                 self.set(n, Val::Node(x))
             }
             "Reshape" => {
@@ -636,6 +670,7 @@ impl<'a> Importer<'a> {
                 if !flat {
                     return Err(err(n, format!("Reshape is supported to [batch, features] (a flatten), not {target:?}")));
                 }
+                self.alias(&Val::Node(x));
                 self.set(n, Val::Node(x))
             }
             "Gemm" => {
@@ -881,7 +916,7 @@ impl<'a> Importer<'a> {
     /// input, into the bias of the linear layer that made `v` when this node
     /// alone reads it and it has none, else an [`Op::Affine`].
     fn affine(&mut self, n: &'a NodeProto, src: &str, v: ValueId, scale: Vec<f64>, shift: Vec<f64>) -> Result<()> {
-        let only_reader = self.readers.get(src).copied() == Some(1);
+        let only_reader = self.readers.get(src).copied() == Some(1) && !self.aliased.contains(&v);
         if v == 0 && self.input_open && only_reader {
             let a = &mut self.input_affine;
             for c in 0..scale.len() {
@@ -938,13 +973,15 @@ impl<'a> Importer<'a> {
                 let (mut i, e) = (clamp(norm(start), 0, rows), clamp(norm(end), 0, rows));
                 while i < e {
                     picked.push(i as usize);
-                    i += step;
+                    let Some(next) = i.checked_add(step) else { break };
+                    i = next;
                 }
             } else {
                 let (mut i, e) = (clamp(norm(start), -1, rows - 1), clamp(norm(end), -1, rows - 1));
                 while i > e {
                     picked.push(i as usize);
-                    i += step;
+                    let Some(next) = i.checked_add(step) else { break };
+                    i = next;
                 }
             }
             let data: Vec<f64> = picked.iter().flat_map(|&r| c.data[r * row_len..(r + 1) * row_len].iter().copied()).collect();
@@ -983,8 +1020,10 @@ fn per_channel(c: &Const, shape: Shape) -> Option<Vec<f64>> {
     let ok = squeezed.len() == 1 && squeezed[0] == shape.c && c.data.len() == shape.c;
     // The channel axis must be the one that varies: dims [c], [c,1,1] or [1,c,1,1] (or [1,c] for flat values).
     let trailing_ones = c.dims.iter().rev().take_while(|&&d| d == 1).count();
+    // ONNX broadcasting aligns trailing axes: a 1-D constant runs along the
+    // width, so it is per channel only for a flat value.
     let channel_axis_ok = match c.dims.len() {
-        1 => true,
+        1 => shape.h == 1 && shape.w == 1,
         2 => c.dims[0] == 1 && shape.h == 1 && shape.w == 1,
         3 => trailing_ones == 2,
         4 => c.dims[0] == 1 && trailing_ones == 2,
