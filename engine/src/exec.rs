@@ -10,6 +10,7 @@ use pann_mpc_core::ring::{self, R};
 use pann_mpc_core::{Channel, Party};
 use pann_protocols::kernels::{avg_pool_sum, global_pool_sum, LinearSpec};
 use pann_protocols::ops::add_channel_bias;
+use pann_protocols::reference::RefResult;
 use pann_protocols::{linear_forward, run_program, LinearLayer, Material, Program, Request};
 use serde::{Deserialize, Serialize};
 
@@ -277,6 +278,21 @@ impl<'w> ClearBackend<'w> {
         &mut self.steps[i].1
     }
 
+    /// Count an activation program's run at `label` (`elements` inputs, of
+    /// which `beyond` past the bound, the largest |x / B| seen) and return its output.
+    fn record_program(&mut self, label: &str, r: RefResult, elements: usize, beyond: usize, max_abs: f64) -> Result<Vec<R>> {
+        self.out_of_range += r.out_of_range;
+        self.wrapped += r.wrapped;
+        self.beyond_bound += beyond;
+        let st = self.stats(label);
+        st.elements += elements as u64;
+        st.beyond_bound += beyond as u64;
+        st.max_abs_t = st.max_abs_t.max(max_abs);
+        st.out_of_range += r.out_of_range as u64;
+        st.wrapped += r.wrapped as u64;
+        r.outputs.into_iter().next().ok_or_else(|| ModelError::Secure(format!("the program at {label} has no output")))
+    }
+
     fn count_wraps(&mut self, label: &str, elements: usize, wraps: &[bool]) {
         let w = wraps.iter().filter(|&&b| b).count();
         self.wrapped += w;
@@ -300,32 +316,14 @@ impl Backend for ClearBackend<'_> {
         let one = 1u64.checked_shl(input_scale).unwrap_or(u64::MAX);
         let beyond = x.iter().filter(|&&v| (v as i64).unsigned_abs() > one).count();
         let max_abs = x.iter().map(|&v| (v as i64).unsigned_abs()).max().unwrap_or(0) as f64 / (input_scale as f64).exp2();
-        self.out_of_range += r.out_of_range;
-        self.wrapped += r.wrapped;
-        self.beyond_bound += beyond;
-        let st = self.stats(label);
-        st.elements += x.len() as u64;
-        st.beyond_bound += beyond as u64;
-        st.max_abs_t = st.max_abs_t.max(max_abs);
-        st.out_of_range += r.out_of_range as u64;
-        st.wrapped += r.wrapped as u64;
-        r.outputs.into_iter().next().ok_or_else(|| ModelError::Secure("ReLU program has no output".into()))
+        self.record_program(label, r, x.len(), beyond, max_abs)
     }
     async fn max2(&mut self, label: &str, program: &Arc<Program>, bound_ring: f64, a: &[R], b: &[R]) -> Result<Vec<R>> {
         let r = pann_protocols::reference::run_program(program, &[a, b]).map_err(proto)?;
         let diff = |(&x, &y): (&R, &R)| ((x as i64) as f64 - (y as i64) as f64).abs();
         let beyond = a.iter().zip(b).filter(|p| diff(*p) > bound_ring).count();
         let max_abs = a.iter().zip(b).map(diff).fold(0.0, f64::max) / bound_ring;
-        self.out_of_range += r.out_of_range;
-        self.wrapped += r.wrapped;
-        self.beyond_bound += beyond;
-        let st = self.stats(label);
-        st.elements += a.len() as u64;
-        st.beyond_bound += beyond as u64;
-        st.max_abs_t = st.max_abs_t.max(max_abs);
-        st.out_of_range += r.out_of_range as u64;
-        st.wrapped += r.wrapped as u64;
-        r.outputs.into_iter().next().ok_or_else(|| ModelError::Secure("max program has no output".into()))
+        self.record_program(label, r, a.len(), beyond, max_abs)
     }
     fn check_local(&mut self, label: &str, step: &Step, operands: &[&[R]]) -> Result<()> {
         use pann_protocols::reference::{add_wraps, sum_wraps};
