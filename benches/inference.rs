@@ -11,9 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pann::net::{Channel, ChannelConfig};
 use pann::nn::{ImageSet, LoadedModel};
-use pann::secure::{client_session, dealer_session, server_session, PublicModel, SecureConfig};
+use pann::secure::{session_in_memory, PublicModel, SecureConfig};
 
 fn end_to_end(c: &mut Criterion) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -21,26 +20,10 @@ fn end_to_end(c: &mut Criterion) {
     let images = ImageSet::read_file(repo.join("models/tests/data/test_batch_first64.bin")).expect("shipped test images");
     let raw = vec![images.image(0).to_vec()];
     let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(9)).expect("public model");
-    let (digest, precision) = (public.digest(), public.precision());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut g = c.benchmark_group("resnet20_alpha9");
     g.bench_function("batch1_three_roles_in_memory", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let cfg = ChannelConfig::default();
-                let (mut sc, mut cs) = Channel::mem_pair(cfg.clone());
-                let (mut sd, mut ds) = Channel::mem_pair(cfg.clone());
-                let (mut cd, mut dc) = Channel::mem_pair(cfg);
-                let (s, c, d) = tokio::join!(
-                    server_session(&mut sc, &mut sd, &m.model, &public),
-                    client_session(&mut cs, &mut cd, &precision, Some(&digest), &raw, 1),
-                    dealer_session(&mut dc, &mut ds),
-                );
-                s.unwrap();
-                d.unwrap();
-                c.unwrap().logits
-            })
-        })
+        b.iter(|| rt.block_on(session_in_memory(&m.model, &public, &raw, 1)).unwrap().logits)
     });
     g.finish();
 }

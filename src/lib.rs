@@ -219,8 +219,8 @@ pub mod secure {
     pub use pann_engine::plan::{Plan, PublicModel, ServerWeights, Step};
     pub use pann_engine::preprocessing::{correction_stream, MaterialQueue, Preprocessing, SeedExpansion, TrustedDealer};
     pub use pann_engine::session::{
-        client_connect, client_run, client_session, dealer_session, server_admit, server_run, server_session, BatchReport, ClientOutcome,
-        Connected, ServedModel,
+        client_connect, client_run, client_session, dealer_session, server_admit, server_run, server_session, session_in_memory,
+        BatchReport, ClientOutcome, Connected, ServedModel,
     };
     pub use pann_models::precision::SecureConfig;
 }

@@ -8,20 +8,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use common::*;
 use pann_models::{ImageSet, LoadedModel};
-
-fn pann_run(args: &[&std::ffi::OsStr]) -> (bool, String) {
-    let o = Command::new(pann()).args(args).output().expect("pann runs");
-    (o.status.success(), format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
-}
-
-fn os<S: AsRef<std::ffi::OsStr> + ?Sized>(s: &S) -> &std::ffi::OsStr {
-    s.as_ref()
-}
 
 #[test]
 fn an_imported_lenet_is_calibrated_evaluated_and_served() {
@@ -31,7 +21,7 @@ fn an_imported_lenet_is_calibrated_evaluated_and_served() {
     let idx = repo().join("models/tests/data/fashion-mnist-small/t10k-images-idx3-ubyte.gz");
     let (card, calibrated) = (dir.join("lenet.card.json"), dir.join("lenet-cal.card.json"));
 
-    let (ok, out) = pann_run(&[os("import"), os(&onnx), os("--out"), os(&card)]);
+    let (ok, out) = run_pann(&[os("import"), os(&onnx), os("--out"), os(&card)]);
     assert!(ok, "pann import:\n{out}");
     assert!(out.contains("4 activation sites (4 ReLU, 0 max pooling)"), "{out}");
     let m = LoadedModel::load(&card).expect("the imported card loads");
@@ -40,17 +30,17 @@ fn an_imported_lenet_is_calibrated_evaluated_and_served() {
 
     // Importing again over the card refuses and leaves it as it was.
     let before = std::fs::read(&card).unwrap();
-    let (ok, out) = pann_run(&[os("import"), os(&onnx), os("--out"), os(&card)]);
+    let (ok, out) = run_pann(&[os("import"), os(&onnx), os("--out"), os(&card)]);
     assert!(!ok && out.contains("never replaces"), "{out}");
     assert_eq!(std::fs::read(&card).unwrap(), before);
     // A file that is not ONNX: an error, and no card.
     let bad = dir.join("truncated.onnx");
     std::fs::write(&bad, &std::fs::read(&onnx).unwrap()[..1000]).unwrap();
-    let (ok, out) = pann_run(&[os("import"), os(&bad), os("--out"), os(&dir.join("bad.card.json"))]);
+    let (ok, out) = run_pann(&[os("import"), os(&bad), os("--out"), os(&dir.join("bad.card.json"))]);
     assert!(!ok && out.contains("decoding"), "{out}");
     assert!(!dir.join("bad.card.json").exists() && !dir.join("bad.safetensors").exists());
 
-    let (ok, out) = pann_run(
+    let (ok, out) = run_pann(
         &[os("calibrate"), os("--model"), os(&card), os("--data"), os(&idx)]
             .into_iter()
             .chain([os("--images"), os("64"), os("--holdout"), os("32"), os("--out"), os(&calibrated)])
@@ -58,7 +48,7 @@ fn an_imported_lenet_is_calibrated_evaluated_and_served() {
     );
     assert!(ok, "pann calibrate:\n{out}");
     let (ok, out) =
-        pann_run(&[os("eval"), os("--model"), os(&calibrated), os("--data"), os(&idx), os("--images"), os("100"), os("--alphas"), os("9")]);
+        run_pann(&[os("eval"), os("--model"), os(&calibrated), os("--data"), os(&idx), os("--images"), os("100"), os("--alphas"), os("9")]);
     assert!(ok, "pann eval:\n{out}");
     let accuracy = |row: &str| -> f64 {
         let line = out.lines().find(|l| l.starts_with(row)).unwrap_or_else(|| panic!("no {row} row:\n{out}"));
@@ -70,15 +60,18 @@ fn an_imported_lenet_is_calibrated_evaluated_and_served() {
     serve(&s, &calibrated, &idx);
 }
 
-fn serve(s: &Session, card: &Path, idx: &Path) {
-    let data = ImageSet::read_file(idx).expect("shipped IDX subset");
+/// The first two images of `data` served with `card` at alpha 9 by three
+/// processes: the client's classes and logits equal the fixed-point
+/// reference's (the labels are only passed through, so random weights do).
+fn serve(s: &Session, card: &Path, images: &Path) {
+    let data = ImageSet::read_file(images).expect("shipped images");
     let raw: Vec<Vec<u8>> = (0..2).map(|i| data.image(i).to_vec()).collect();
     let labels: Vec<Option<u8>> = (0..2).map(|i| Some(data.labels[i])).collect();
     let (digest, want) = reference_of(card, Some(9), &raw, 2);
     let t0 = Instant::now();
     let mut d = s.dealer();
     let mut sv = s.server(card, 9);
-    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "2", "--batch", "2", "--expect-model", &digest], &[idx]);
+    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "2", "--batch", "2", "--expect-model", &digest], &[images]);
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
     ce.succeeded("client");
     se.succeeded("server");
@@ -96,27 +89,14 @@ fn an_imported_network_with_max_pooling_is_served() {
     let dir = s.dir.path();
     let onnx = repo().join("models/tests/data/onnx/vgg_maxpool.opset13.onnx");
     let (card, calibrated, cifar) = (dir.join("vgg.card.json"), dir.join("vgg-cal.card.json"), cifar());
-    let (ok, out) = pann_run(&[os("import"), os(&onnx), os("--out"), os(&card)]);
+    let (ok, out) = run_pann(&[os("import"), os(&onnx), os("--out"), os(&card)]);
     assert!(ok && out.contains("6 activation sites (4 ReLU, 2 max pooling)"), "pann import:\n{out}");
-    let (ok, out) = pann_run(
+    let (ok, out) = run_pann(
         &[os("calibrate"), os("--model"), os(&card), os("--data"), os(&cifar)]
             .into_iter()
             .chain([os("--images"), os("48"), os("--holdout"), os("16"), os("--out"), os(&calibrated)])
             .collect::<Vec<_>>(),
     );
     assert!(ok, "pann calibrate:\n{out}");
-    let data = ImageSet::read_file(&cifar).expect("test records");
-    let raw: Vec<Vec<u8>> = (0..2).map(|i| data.image(i).to_vec()).collect();
-    let (digest, want) = reference_of(&calibrated, Some(9), &raw, 2);
-    let t0 = Instant::now();
-    let mut d = s.dealer();
-    let mut sv = s.server(&calibrated, 9);
-    let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "2", "--batch", "2", "--expect-model", &digest], &[&cifar]);
-    let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
-    ce.succeeded("client");
-    se.succeeded("server");
-    de.succeeded("dealer");
-    // Random weights: the classes are compared with the reference's (the labels are only passed through).
-    let labels: Vec<Option<u8>> = (0..2).map(|i| Some(data.labels[i])).collect();
-    check_predictions(&s.report("client"), &want, &labels);
+    serve(&s, &calibrated, &cifar);
 }

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Instant;
 
 use common::*;
@@ -15,10 +14,9 @@ use pann_models::{ImageSet, LoadedModel};
 
 /// Runs `pann ARGS`; fails the test with its output when it fails.
 fn pann_ok(args: &[&std::ffi::OsStr]) -> String {
-    let o = Command::new(pann()).args(args).output().expect("pann runs");
-    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success(), "pann {args:?} failed:\n{stdout}\n{stderr}");
-    stdout.into_owned()
+    let (ok, out) = run_pann(args);
+    assert!(ok, "pann {args:?} failed:\n{out}");
+    out
 }
 
 #[test]
@@ -26,7 +24,6 @@ fn calibrate_then_plan_then_serve() {
     let s = Session::patient("workflow");
     let dir = s.dir.path();
     let (cifar, calibrated, planned) = (cifar(), dir.join("calibrated.card.json"), dir.join("planned.card.json"));
-    let os = |s: &'static str| std::ffi::OsStr::new(s);
 
     // 1. Bounds from the first 32 records, out-of-range rate on the next 16.
     pann_ok(

@@ -11,7 +11,7 @@ use pann_models::card::{sha256_hex, InputSpec, LoadedModel, ModelCard, Provenanc
 use pann_models::config::Architecture;
 use pann_models::model::write_safetensors;
 use pann_models::onnx::{import::import, proto::decode_model};
-use pann_models::{Evaluation, ImageSet, Model, PlainExecutor, ReluMode};
+use pann_models::{Evaluation, ImageSet, PlainExecutor, ReluMode};
 
 /// What `pann import` needs.
 #[derive(Debug)]
@@ -45,7 +45,6 @@ pub fn run_import(o: &ImportOptions) -> Result<()> {
     };
     let spec = InputSpec { mean: per_channel(&o.mean), std: per_channel(&o.std) };
     let im = import(&proto, &spec).with_context(|| format!("importing {}", o.onnx.display()))?;
-    let model = Model::new(im.network.clone(), im.params.clone())?;
 
     let dir = o.out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let card_stem =
@@ -58,13 +57,13 @@ pub fn run_import(o: &ImportOptions) -> Result<()> {
         }
     }
     // The ONNX weights are float32: keep them so unless a folded constant needs f64.
-    let exact32 = im.params.values().all(|t| t.data.iter().all(|&v| (v as f32) as f64 == v));
-    let weights = write_safetensors(&im.params, !exact32)?;
+    let exact32 = im.model.params.values().all(|t| t.data.iter().all(|&v| (v as f32) as f64 == v));
+    let weights = write_safetensors(&im.model.params, !exact32)?;
     let opsets: Vec<String> =
         proto.opset_imports.iter().map(|o| format!("{}{}", if o.domain.is_empty() { "ai.onnx" } else { &o.domain }, o.version)).collect();
     let card = ModelCard {
         name: o.name.clone().unwrap_or(stem),
-        architecture: Architecture::Graph(model.network.clone()),
+        architecture: Architecture::Graph(im.model.network.clone()),
         input: im.input.clone(),
         weights: weights_name,
         weights_sha256: sha256_hex(&weights),
@@ -92,9 +91,9 @@ pub fn run_import(o: &ImportOptions) -> Result<()> {
         let _ = std::fs::remove_file(&weights_path);
         return Err(e);
     }
-    let net = &model.network;
+    let net = &im.model.network;
     let sites = net.relu_sites();
-    let params: usize = im.params.values().map(|t| t.data.len()).sum();
+    let params: usize = im.model.params.values().map(|t| t.data.len()).sum();
     println!(
         "imported {}: {} nodes, {} activation sites ({} ReLU, {} max pooling), {params} parameters; input {:?}, normalisation mean {:?} std {:?}",
         o.onnx.display(),

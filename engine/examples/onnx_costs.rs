@@ -10,11 +10,11 @@
 //!
 //! `cargo run --release -p pann-engine --example onnx_costs`
 
-use pann_engine::{client_session, dealer_session, server_session, PublicModel, SecureConfig};
+use pann_engine::{session_in_memory, PublicModel, SecureConfig};
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
 use pann_models::onnx::{import::import, proto::decode_model};
-use pann_models::{fold_batch_norm, InputSpec, Model};
-use pann_mpc_core::{Channel, ChannelConfig, Phase};
+use pann_models::{fold_batch_norm, InputSpec};
+use pann_mpc_core::Phase;
 
 const ALPHA: u32 = 9;
 
@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let pixels: Vec<Vec<u8>> = serde_json::from_value(v["pixels"].clone())?;
         let file = format!("{name}.opset13.onnx");
         let im = import(&decode_model(&std::fs::read(dir.join(&file))?)?, &input)?;
-        let model = fold_batch_norm(&Model::new(im.network, im.params)?)?;
+        let model = fold_batch_norm(&im.model)?;
         let xs: Vec<Vec<f64>> = pixels.iter().map(|p| im.input.normalise(p)).collect();
         let bounds = per_site_bounds(&max_abs_per_site(&model, xs.len(), |i| xs[i].clone(), None)?, 1.2);
         let sites = model.network.relu_sites().len();
@@ -44,25 +44,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("| {name} ({file}) | {sites} | not yet: {e} | | | | |");
             continue;
         }
-        let (digest, precision) = (public.digest(), public.precision());
         let (mut online_s, mut total_s, mut online_b, mut offline_b, mut rounds) = (Vec::new(), Vec::new(), 0u64, 0u64, 0u64);
         for px in &pixels {
             let raw = vec![px.clone()];
             let t = std::time::Instant::now();
-            let out = rt.block_on(async {
-                let cfg = ChannelConfig::default();
-                let (mut sc, mut cs) = Channel::mem_pair(cfg.clone());
-                let (mut sd, mut ds) = Channel::mem_pair(cfg.clone());
-                let (mut cd, mut dc) = Channel::mem_pair(cfg);
-                let (s, c, d) = tokio::join!(
-                    server_session(&mut sc, &mut sd, &model, &public),
-                    client_session(&mut cs, &mut cd, &precision, Some(&digest), &raw, 1),
-                    dealer_session(&mut dc, &mut ds),
-                );
-                s?;
-                d?;
-                c
-            })?;
+            let out = rt.block_on(session_in_memory(&model, &public, &raw, 1))?;
             total_s.push(t.elapsed().as_secs_f64());
             online_s.push(out.batches.iter().map(|b| b.online_s).sum::<f64>());
             let on = out.meter_server.phase_total(Phase::Online);

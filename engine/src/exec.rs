@@ -14,7 +14,7 @@ use pann_protocols::reference::RefResult;
 use pann_protocols::{linear_forward, run_program, LinearLayer, Material, Program, Request};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{max_pool_next_level, max_pool_windows, relu_chunk, Plan, ServerWeights, Step};
+use crate::plan::{max_pool_next_level, relu_chunk, Plan, ServerWeights, Step};
 use crate::preprocessing::Preprocessing;
 use pann_models::error::{ModelError, Result};
 use pann_models::network::Shape;
@@ -150,7 +150,8 @@ async fn max_pool<B: Backend>(
     (first, rest): (&Arc<Program>, &Arc<Program>),
     bound_ring: (f64, f64),
 ) -> Result<Vec<R>> {
-    let windows = max_pool_windows(shape.h, shape.w, window);
+    let (k, stride, pad) = window;
+    let windows = pann_models::linalg::pool_windows(shape.h, shape.w, k, stride, pad);
     let plane = shape.h * shape.w;
     let mut counts: Vec<usize> = windows.iter().map(Vec::len).collect();
     // The current values, plane by plane, window by window.

@@ -31,7 +31,7 @@ pub use limits::{MaterialSize, SessionLimits, DEFAULT_SESSION_MEMORY};
 pub use plan::{relu_chunk, Plan, PublicModel, SecureConfig, ServerWeights, Step, RELU_CHUNK_BYTES};
 pub use preprocessing::{correction_stream, MaterialQueue, Preprocessing, SeedExpansion, TrustedDealer};
 pub use session::{client_connect, client_dealer_open, client_run, client_run_with_dealer, Connected};
-pub use session::{client_session, dealer_session, server_session, BatchReport, ClientOutcome, SessionError};
+pub use session::{client_session, dealer_session, server_session, session_in_memory, BatchReport, ClientOutcome, SessionError};
 pub use session::{client_session_with, dealer_session_with, server_session_with};
 pub use session::{
     dealer_greet, dealer_receive, dealer_seeds, dealer_send, dealer_serve, dealer_stream, CorrectionSource, DealerJob, Greeting,

@@ -269,31 +269,6 @@ pub enum Step {
     },
 }
 
-/// The windows of a max pooling over one `h x w` plane: for each output
-/// position (row-major), the plane indices of its elements in row-major
-/// window order, padding excluded (the order `pann_models::linalg::max_pool`
-/// reduces them in).
-pub fn max_pool_windows(h: usize, w: usize, (k, s, p): (usize, usize, usize)) -> Vec<Vec<usize>> {
-    let oh = (h + 2 * p - k) / s + 1;
-    let ow = (w + 2 * p - k) / s + 1;
-    let mut out = Vec::with_capacity(oh * ow);
-    for oy in 0..oh {
-        for ox in 0..ow {
-            let mut win = Vec::with_capacity(k * k);
-            for ky in 0..k {
-                for kx in 0..k {
-                    let (iy, ix) = ((oy * s + ky) as isize - p as isize, (ox * s + kx) as isize - p as isize);
-                    if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                        win.push(iy as usize * w + ix as usize);
-                    }
-                }
-            }
-            out.push(win);
-        }
-    }
-    out
-}
-
 /// For each output position along one axis of length `len`: how many of the
 /// window's `k` taps fall inside the input.
 fn axis_counts(len: usize, (k, s, p): (usize, usize, usize)) -> Vec<usize> {

@@ -813,6 +813,28 @@ pub async fn dealer_session(a: &mut Channel, b: &mut Channel) -> Result<()> {
     dealer_session_with(a, b, &SessionLimits::default()).await
 }
 
+/// One whole session by server, client and dealer in this task, over
+/// in-memory channels (tests, examples, benchmarks): the server serves
+/// `model` described by `public`, the client sends `images` in batches of
+/// `batch`, naming the model's precision and pinning its digest. The first
+/// error of the server, the dealer or the client, in that order, else what
+/// the client learns.
+pub async fn session_in_memory(model: &Model, public: &PublicModel, images: &[Vec<u8>], batch: usize) -> Result<ClientOutcome> {
+    let cfg = pann_mpc_core::ChannelConfig::default();
+    let (mut server_client, mut client_server) = Channel::mem_pair(cfg.clone());
+    let (mut server_dealer, mut dealer_server) = Channel::mem_pair(cfg.clone());
+    let (mut client_dealer, mut dealer_client) = Channel::mem_pair(cfg);
+    let (digest, precision) = (public.digest(), public.precision());
+    let (s, c, d) = tokio::join!(
+        server_session(&mut server_client, &mut server_dealer, model, public),
+        client_session(&mut client_server, &mut client_dealer, &precision, Some(&digest), images, batch),
+        dealer_session(&mut dealer_client, &mut dealer_server),
+    );
+    s?;
+    d?;
+    c
+}
+
 /// [`dealer_session`] refusing a client's batch above `limits`.
 pub async fn dealer_session_with(a: &mut Channel, b: &mut Channel, limits: &SessionLimits) -> Result<()> {
     // Both at once: each party reaches the dealer at its own time; the first

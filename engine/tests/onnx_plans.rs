@@ -7,11 +7,10 @@
 
 use std::sync::Arc;
 
-use pann_engine::{client_session, dealer_session, run_plan, server_session, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
+use pann_engine::{run_plan, session_in_memory, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
 use pann_models::onnx::{import::import, proto::decode_model};
-use pann_models::{fold_batch_norm, InputSpec, Model, PlainExecutor, ReluMode};
-use pann_mpc_core::{Channel, ChannelConfig};
+use pann_models::{fold_batch_norm, InputSpec, PlainExecutor, ReluMode};
 
 #[test]
 fn imported_models_run_in_the_fixed_point_plan_or_name_what_is_missing() {
@@ -22,7 +21,7 @@ fn imported_models_run_in_the_fixed_point_plan_or_name_what_is_missing() {
         let input: InputSpec = serde_json::from_value(v["input"].clone()).unwrap();
         let pixels: Vec<Vec<u8>> = serde_json::from_value(v["pixels"].clone()).unwrap();
         let im = import(&decode_model(&std::fs::read(dir.join(format!("{name}.opset13.onnx"))).unwrap()).unwrap(), &input).unwrap();
-        let model = fold_batch_norm(&Model::new(im.network, im.params).unwrap()).unwrap();
+        let model = fold_batch_norm(&im.model).unwrap();
         let xs: Vec<Vec<f64>> = pixels.iter().map(|p| im.input.normalise(p)).collect();
         let bounds = per_site_bounds(&max_abs_per_site(&model, xs.len(), |i| xs[i].clone(), None).unwrap(), 1.2);
         let public = match PublicModel::new(&model, &im.input, &bounds, SecureConfig::new(12))
@@ -50,7 +49,7 @@ fn imported_models_run_in_the_fixed_point_plan_or_name_what_is_missing() {
             for (a, b) in reference.iter().zip(f64_pann.forward(x).unwrap().logits) {
                 worst = worst.max((a - b).abs());
             }
-            let secure = rt.block_on(three_roles(&model, &public, std::slice::from_ref(px)));
+            let secure = rt.block_on(session_in_memory(&model, &public, std::slice::from_ref(px), 1)).unwrap().logits;
             for (a, b) in secure[0].iter().zip(&reference) {
                 worst_secure = worst_secure.max((a - b).abs());
             }
@@ -65,21 +64,4 @@ fn imported_models_run_in_the_fixed_point_plan_or_name_what_is_missing() {
     for name in ["lenet5", "mlp_fmnist", "resnet18_style", "resnet20_akamaster", "vgg_maxpool"] {
         assert!(runs.iter().any(|r| r.starts_with(&format!("{name}: runs"))), "{name} should run: {runs:?}");
     }
-}
-
-/// Server, client and dealer over in-memory channels; the client's logits.
-async fn three_roles(model: &Model, public: &PublicModel, raw: &[Vec<u8>]) -> Vec<Vec<f64>> {
-    let cfg = ChannelConfig::default();
-    let (mut sc, mut cs) = Channel::mem_pair(cfg.clone());
-    let (mut sd, mut ds) = Channel::mem_pair(cfg.clone());
-    let (mut cd, mut dc) = Channel::mem_pair(cfg);
-    let (digest, precision) = (public.digest(), public.precision());
-    let (s, c, d) = tokio::join!(
-        server_session(&mut sc, &mut sd, model, public),
-        client_session(&mut cs, &mut cd, &precision, Some(&digest), raw, 1),
-        dealer_session(&mut dc, &mut ds),
-    );
-    s.unwrap();
-    d.unwrap();
-    c.unwrap().logits
 }

@@ -7,29 +7,13 @@ mod common;
 
 use std::sync::Arc;
 
-use pann_engine::{
-    client_session, dealer_session, run_plan, server_session, ClearBackend, ClientOutcome, Plan, PublicModel, SecureConfig, ServerWeights,
-};
+use pann_engine::{run_plan, ClearBackend, ClientOutcome, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
 use pann_models::{PlainExecutor, ReluMode};
-use pann_mpc_core::{Channel, ChannelConfig};
 
 /// Server, client and dealer over in-memory channels; every role must succeed.
 async fn three_parties(model: &pann_models::Model, public: &PublicModel, raw: &[Vec<u8>], batch: usize) -> ClientOutcome {
-    let cfg = ChannelConfig::default();
-    let (mut sc, mut cs) = Channel::mem_pair(cfg.clone());
-    let (mut sd, mut ds) = Channel::mem_pair(cfg.clone());
-    let (mut cd, mut dc) = Channel::mem_pair(cfg);
-    let digest = public.digest();
-    let precision = public.precision();
-    let (s, c, d) = tokio::join!(
-        server_session(&mut sc, &mut sd, model, public),
-        client_session(&mut cs, &mut cd, &precision, Some(&digest), raw, batch),
-        dealer_session(&mut dc, &mut ds),
-    );
-    s.unwrap();
-    d.unwrap();
-    c.unwrap()
+    pann_engine::session_in_memory(model, public, raw, batch).await.unwrap()
 }
 
 fn images(n: usize) -> (pann_models::LoadedModel, Vec<Vec<u8>>, Vec<Vec<f64>>) {

@@ -4,9 +4,8 @@
 #![allow(dead_code)] // each example uses part of this module
 
 use pann::arith::Prg;
-use pann::net::{Channel, ChannelConfig};
 use pann::nn::{Model, Network, Params, Tensor};
-use pann::secure::{client_session, dealer_session, server_session, ClientOutcome, PublicModel};
+use pann::secure::{session_in_memory, ClientOutcome, PublicModel};
 
 /// Every parameter `net` needs, uniform in [-scale/2, scale/2) from `seed`.
 pub fn pseudo_random_model(net: Network, seed: u8, scale: f64) -> Result<Model, Box<dyn std::error::Error>> {
@@ -36,17 +35,5 @@ pub async fn three_roles(
     images: &[Vec<u8>],
     batch: usize,
 ) -> Result<ClientOutcome, Box<dyn std::error::Error>> {
-    let cfg = ChannelConfig::default();
-    let (mut server_client, mut client_server) = Channel::mem_pair(cfg.clone());
-    let (mut server_dealer, mut dealer_server) = Channel::mem_pair(cfg.clone());
-    let (mut client_dealer, mut dealer_client) = Channel::mem_pair(cfg);
-    let (digest, precision) = (public.digest(), public.precision());
-    let (s, c, d) = tokio::join!(
-        server_session(&mut server_client, &mut server_dealer, model, public),
-        client_session(&mut client_server, &mut client_dealer, &precision, Some(&digest), images, batch),
-        dealer_session(&mut dealer_client, &mut dealer_server),
-    );
-    s?;
-    d?;
-    Ok(c?)
+    Ok(session_in_memory(model, public, images, batch).await?)
 }

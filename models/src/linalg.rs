@@ -178,11 +178,36 @@ pub fn shortcut_a(x: &[f64], (c, h, w): (usize, usize, usize), stride: usize, pa
     out
 }
 
+/// The windows of a `k x k` pooling with stride and padding over one `h x w`
+/// plane: for each output position (row-major), the plane indices of its
+/// elements in row-major window order, padded positions excluded. The f64
+/// executor and the secure one reduce max-pooling windows in this order.
+pub fn pool_windows(h: usize, w: usize, k: usize, stride: usize, pad: usize) -> Vec<Vec<usize>> {
+    let oh = (h + 2 * pad - k) / stride + 1;
+    let ow = (w + 2 * pad - k) / stride + 1;
+    let mut out = Vec::with_capacity(oh * ow);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let mut win = Vec::with_capacity(k * k);
+            for ky in 0..k {
+                for kx in 0..k {
+                    let (iy, ix) = ((oy * stride + ky) as isize - pad as isize, (ox * stride + kx) as isize - pad as isize);
+                    if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                        win.push(iy as usize * w + ix as usize);
+                    }
+                }
+            }
+            out.push(win);
+        }
+    }
+    out
+}
+
 /// Max pooling with `k x k` windows, stride and padding (padded positions
-/// are not in any window). `max2` combines two values: exact `f64::max`, or
-/// a PANN's `b + relu(a - b)`; each window is reduced as a balanced tree over
-/// its elements in row-major order (pairs of neighbours, the odd one carried
-/// to the next level), the order a secure evaluation would use.
+/// are not in any window, see [`pool_windows`]). `max2` combines two values:
+/// exact `f64::max`, or a PANN's `b + relu(a - b)`; each window is reduced as
+/// a balanced tree over its elements in row-major order (pairs of neighbours,
+/// the odd one carried to the next level).
 pub fn max_pool(
     x: &[f64],
     (c, h, w): (usize, usize, usize),
@@ -191,29 +216,15 @@ pub fn max_pool(
     pad: usize,
     mut max2: impl FnMut(f64, f64) -> f64,
 ) -> Vec<f64> {
-    let oh = (h + 2 * pad - k) / stride + 1;
-    let ow = (w + 2 * pad - k) / stride + 1;
-    let mut out = Vec::with_capacity(c * oh * ow);
-    let mut window = Vec::with_capacity(k * k);
-    for ci in 0..c {
-        let plane = &x[ci * h * w..(ci + 1) * h * w];
-        for oy in 0..oh {
-            for ox in 0..ow {
-                window.clear();
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let (iy, ix) = ((oy * stride + ky) as isize - pad as isize, (ox * stride + kx) as isize - pad as isize);
-                        if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                            window.push(plane[iy as usize * w + ix as usize]);
-                        }
-                    }
-                }
-                while window.len() > 1 {
-                    let next: Vec<f64> = window.chunks(2).map(|p| if p.len() == 2 { max2(p[0], p[1]) } else { p[0] }).collect();
-                    window = next;
-                }
-                out.push(window[0]);
+    let windows = pool_windows(h, w, k, stride, pad);
+    let mut out = Vec::with_capacity(c * windows.len());
+    for plane in x.chunks_exact(h * w).take(c) {
+        for win in &windows {
+            let mut values: Vec<f64> = win.iter().map(|&i| plane[i]).collect();
+            while values.len() > 1 {
+                values = values.chunks(2).map(|p| if p.len() == 2 { max2(p[0], p[1]) } else { p[0] }).collect();
             }
+            out.push(values[0]);
         }
     }
     out

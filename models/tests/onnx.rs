@@ -10,7 +10,7 @@ mod common;
 use std::path::PathBuf;
 
 use pann_models::onnx::{import::import, proto::decode_model};
-use pann_models::{InputSpec, Model, PlainExecutor, ReluMode};
+use pann_models::{InputSpec, PlainExecutor, ReluMode};
 
 fn data() -> PathBuf {
     common::models_dir().join("tests/data/onnx")
@@ -48,8 +48,8 @@ fn every_committed_model_imports_and_matches_onnxruntime() {
         let bytes = std::fs::read(data().join(&c.file)).unwrap();
         let proto = decode_model(&bytes).unwrap_or_else(|e| panic!("{}: {e}", c.file));
         let im = import(&proto, &c.input).unwrap_or_else(|e| panic!("{}: {e}", c.file));
-        let model = Model::new(im.network, im.params).unwrap();
-        let exec = PlainExecutor::new(&model, ReluMode::Exact).unwrap();
+        let model = &im.model;
+        let exec = PlainExecutor::new(model, ReluMode::Exact).unwrap();
         let mut worst = 0f64;
         for (px, want) in c.pixels.iter().zip(&c.onnxruntime) {
             let got = exec.forward(&im.input.normalise(px)).unwrap().logits;
@@ -74,7 +74,7 @@ fn akamaster_resnet20_from_onnx_equals_the_safetensors_model() {
     let m = common::load_akamaster();
     let bytes = std::fs::read(data().join("resnet20_akamaster.opset13.onnx")).unwrap();
     let im = import(&decode_model(&bytes).unwrap(), &m.card.input).unwrap();
-    let onnx = pann_models::fold_batch_norm(&Model::new(im.network, im.params).unwrap()).unwrap();
+    let onnx = pann_models::fold_batch_norm(&im.model).unwrap();
     assert_eq!(onnx.network.relu_sites().len(), m.model.network.relu_sites().len());
     assert!(onnx.network.nodes.iter().any(|n| matches!(n.op, pann_models::Op::ShortcutA { .. })), "option-A shortcuts fused");
     let (a, b) = (PlainExecutor::new(&m.model, ReluMode::Exact).unwrap(), PlainExecutor::new(&onnx, ReluMode::Exact).unwrap());
@@ -146,11 +146,10 @@ fn a_constant_after_an_alias_of_the_input_is_not_folded_into_the_normalisation()
     let cases: [Case; 2] = [(aliased, |x| (x - 0.5) + x.max(0.0), true), (chain, |x| (x - 0.5).max(0.0), false)];
     for (proto, want, kept) in cases {
         let im = import(&proto, &spec).unwrap();
-        let model = Model::new(im.network.clone(), im.params).unwrap();
-        let got = PlainExecutor::new(&model, ReluMode::Exact).unwrap().forward(&im.input.normalise(&px)).unwrap().logits;
+        let got = PlainExecutor::new(&im.model, ReluMode::Exact).unwrap().forward(&im.input.normalise(&px)).unwrap().logits;
         for (g, &p) in got.iter().zip(&px) {
             assert!((g - want(p as f64 / 255.0)).abs() < 1e-12, "{g} for pixel {p} (Sub kept: {kept})");
         }
-        assert_eq!(im.network.nodes.iter().any(|n| matches!(n.op, pann_models::Op::Affine { .. })), kept);
+        assert_eq!(im.model.network.nodes.iter().any(|n| matches!(n.op, pann_models::Op::Affine { .. })), kept);
     }
 }

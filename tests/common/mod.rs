@@ -37,6 +37,17 @@ pub fn binary(name: &str) -> PathBuf {
     built(&path, &["bin/src", "engine/src", "models/src", "protocols/src", "mpc-core/src"], "`cargo build -p pann-bin`")
 }
 
+/// Runs `pann ARGS`: whether it succeeded, and its stdout then stderr.
+pub fn run_pann(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let o = Command::new(pann()).args(args).output().expect("pann runs");
+    (o.status.success(), format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+/// An argument for [`run_pann`].
+pub fn os<S: AsRef<std::ffi::OsStr> + ?Sized>(s: &S) -> &std::ffi::OsStr {
+    s.as_ref()
+}
+
 /// `target/<profile>/`, where this test executable's `deps/` lives.
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::proto::{Dim, ModelProto, NodeProto, TensorProto};
 use crate::card::InputSpec;
 use crate::error::{ModelError, Result};
+use crate::model::Model;
 use crate::network::{Network, NetworkBuilder, Op, Shape, ValueId};
 use crate::tensor::{Params, Tensor};
 
@@ -50,15 +51,14 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Cast",
 ];
 
-/// An imported network: the architecture, its parameters (PyTorch-style
-/// names `<node>.<param>`) and the input normalisation, which absorbs the
-/// graph's own leading `Sub`/`Div` by constants.
+/// An imported network: the model (architecture and parameters with
+/// PyTorch-style names `<node>.<param>`, checked against each other) and the
+/// input normalisation, which absorbs the graph's own leading `Sub`/`Div` by
+/// constants.
 #[derive(Clone, Debug)]
 pub struct Imported {
-    /// The network (batch norms not folded yet: loading a card folds them).
-    pub network: Network,
-    /// Every parameter the network needs.
-    pub params: Params,
+    /// The model (batch norms not folded yet: loading a card folds them).
+    pub model: Model,
     /// The card's input normalisation: `input` given to [`import`] composed
     /// with the graph's leading affine constants.
     pub input: InputSpec,
@@ -217,8 +217,7 @@ pub fn import(model: &ModelProto, input: &InputSpec) -> Result<Imported> {
     // Parameters of nodes the graph computes but never uses are dropped with them.
     let wanted: std::collections::BTreeSet<String> = network.param_specs().into_iter().map(|p| p.name).collect();
     let params: Params = im.params.into_iter().filter(|(k, _)| wanted.contains(k)).collect();
-    crate::model::Model::new(network.clone(), params.clone())?;
-    Ok(Imported { network, params, input })
+    Ok(Imported { model: Model::new(network, params)?, input })
 }
 
 /// The card's `(p/255 - m)/s` followed by `x * a + b` is `(p/255 - m')/s'`
@@ -277,36 +276,17 @@ fn fuse_shortcuts(net: Network) -> Network {
     if !fused {
         return net;
     }
-    // Drop the subsample nodes nobody reads any more, renumbering the rest.
+    // Keep what the output still depends on (the subsample nodes the fusion
+    // bypassed are gone), renumbering the rest: inputs point backwards, so one
+    // pass from the output down finds them.
     let mut used = vec![false; nodes.len()];
     used[0] = true;
     used[net.output] = true;
-    for n in &nodes {
-        for &j in &n.inputs {
-            used[j] = true;
-        }
-    }
-    // A node may be read only by nodes that are themselves kept; iterate to a fixpoint.
-    loop {
-        let mut changed = false;
-        let mut reached = vec![false; nodes.len()];
-        reached[0] = true;
-        reached[net.output] = true;
-        for (i, n) in nodes.iter().enumerate() {
-            if used[i] {
-                for &j in &n.inputs {
-                    reached[j] = true;
-                }
+    for i in (0..nodes.len()).rev() {
+        if used[i] {
+            for &j in &nodes[i].inputs {
+                used[j] = true;
             }
-        }
-        for i in 0..nodes.len() {
-            if used[i] && !reached[i] {
-                used[i] = false;
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
         }
     }
     let mut new_id = vec![usize::MAX; nodes.len()];
@@ -489,12 +469,8 @@ impl<'a> Importer<'a> {
                                 .ok_or_else(|| err(n, "index out of range"))
                         };
                         let picked: Vec<Option<i64>> = idx.as_ints().into_iter().map(pick).collect::<Result<_>>()?;
-                        if idx.dims.is_empty() {
-                            // A scalar: stays a one-element shape for the Unsqueeze that follows.
-                            self.set(n, Val::Shape(picked))
-                        } else {
-                            self.set(n, Val::Shape(picked))
-                        }
+                        // A scalar index stays a one-element shape, for the Unsqueeze that follows.
+                        self.set(n, Val::Shape(picked))
                     }
                     Val::Const(c) if axis == 0 && c.dims.len() == 1 => {
                         let out: Vec<f64> = idx
@@ -590,17 +566,9 @@ impl<'a> Importer<'a> {
                     Some(p) => p.iter().map(|&x| x as usize).collect(),
                     None => (0..c.dims.len()).rev().collect(),
                 };
-                if c.dims.len() != 2 || perm != [1, 0] {
-                    return Err(err(n, "transposition of constants is supported for 2-D constants"));
-                }
-                let (r, k) = (c.dims[0], c.dims[1]);
-                let mut data = vec![0.0; r * k];
-                for i in 0..r {
-                    for j in 0..k {
-                        data[j * r + i] = c.data[i * k + j];
-                    }
-                }
-                self.set(n, Val::Const(Const { dims: vec![k, r], data }))
+                let t = transpose(&c).filter(|_| perm == [1, 0]);
+                let t = t.ok_or_else(|| err(n, "transposition of constants is supported for 2-D constants"))?;
+                self.set(n, Val::Const(t))
             }
             "Slice" => self.slice(n, all_const),
             "Conv" => self.conv(n),
