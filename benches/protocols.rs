@@ -84,10 +84,8 @@ fn relu(c: &mut Criterion) {
 fn conv(c: &mut Criterion) {
     let rt = rt();
     let mut prg = Prg::from_seed([6; 16]);
-    let layers = [
-        ("16x32x32_k3_o16", ConvSpec { n: 1, c: 16, h: 32, w: 32, o: 16, kh: 3, kw: 3, stride: 1, pad: 1 }),
-        ("64x8x8_k3_o64", ConvSpec { n: 1, c: 64, h: 8, w: 8, o: 64, kh: 3, kw: 3, stride: 1, pad: 1 }),
-    ];
+    let layers =
+        [("16x32x32_k3_o16", ConvSpec::dense(1, 16, 32, 32, 16, 3, 1, 1)), ("64x8x8_k3_o64", ConvSpec::dense(1, 64, 8, 8, 64, 3, 1, 1))];
     for (name, spec) in layers {
         let w = prg.gen(spec.weight_len());
         let x = prg.gen(spec.input_len());

@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let x = b.relu("relu1", x)?; // a ReLU site: it gets its own bound
     let x = b.conv("conv2", x, 8, 3, 2, 1, true)?; // 8 x 6 x 6
     let x = b.relu("relu2", x)?;
-    let x = b.push("pool", Op::AvgPool { kernel: 2, stride: 2 }, &[x])?; // 8 x 3 x 3
+    let x = b.push("pool", Op::AvgPool(pann::nn::ops::AvgPool { kernel: 2, stride: 2 }), &[x])?; // 8 x 3 x 3
     let x = b.linear("fc", x, 3, true)?;
     let model = common::pseudo_random_model(b.finish(x)?, 3, 0.9)?;
 

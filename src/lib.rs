@@ -203,6 +203,7 @@ pub mod nn {
     pub use pann_models::dataset::{DataDir, DatasetKind, ImageSet};
     pub use pann_models::model::Model;
     pub use pann_models::network::{Network, NetworkBuilder, Node, Op, Shape, ValueId};
+    pub use pann_models::ops;
     pub use pann_models::plain::{Evaluation, Forward, PlainExecutor, ReluMode, SiteStats};
     pub use pann_models::planner;
     pub use pann_models::tensor::{Params, Tensor};

@@ -100,7 +100,7 @@ pub fn run_import(o: &ImportOptions) -> Result<()> {
         net.nodes.len(),
         sites.len(),
         net.nodes.iter().filter(|n| n.op == pann_models::Op::Relu).count(),
-        net.nodes.iter().filter(|n| matches!(n.op, pann_models::Op::MaxPool { .. })).count(),
+        net.nodes.iter().filter(|n| matches!(n.op, pann_models::Op::MaxPool(_))).count(),
         net.input_shape().dims(),
         card.input.mean,
         card.input.std,

@@ -46,7 +46,8 @@ pub trait Backend {
         b: &[R],
     ) -> impl std::future::Future<Output = Result<Vec<R>>>;
     /// Called with the operands of a local step (residual add: `[a, b]`,
-    /// pooling: `[x]`) before it runs: the reference checks there that the
+    /// pooling: `[x]`, an input of a gather raised to a higher scale by `c`:
+    /// `[x, [c]]`) before it runs: the reference checks there that the
     /// step's exact result stays inside the ring. The parties do nothing.
     fn check_local(&mut self, _label: &str, _step: &Step, _operands: &[&[R]]) -> Result<()> {
         Ok(())
@@ -101,8 +102,17 @@ pub async fn run_plan<B: Backend>(
                 ring::add_scaled_assign(&mut x, *cb, y);
                 x
             }
-            Step::Shortcut { input, shape, stride, pad_channels, .. } => {
-                shortcut_a(&get(&values, *input)?, n, *shape, *stride, *pad_channels)
+            Step::Gather { inputs, mults, map, .. } => {
+                let mut xs = Vec::with_capacity(inputs.len());
+                for (&j, &c) in inputs.iter().zip(mults) {
+                    let mut x = get(&values, j)?;
+                    if c != 1 {
+                        backend.check_local(name, step, &[&x, &[c]])?;
+                        ring::scale_assign(&mut x, c);
+                    }
+                    xs.push(x);
+                }
+                map.apply(&xs.iter().map(Vec::as_slice).collect::<Vec<_>>(), n)
             }
             Step::AvgPool { input, shape, kernel, stride, .. } => {
                 let x = get(&values, *input)?;
@@ -151,7 +161,7 @@ async fn max_pool<B: Backend>(
     bound_ring: (f64, f64),
 ) -> Result<Vec<R>> {
     let (k, stride, pad) = window;
-    let windows = pann_models::linalg::pool_windows(shape.h, shape.w, k, stride, pad);
+    let windows = pann_models::ops::pool_windows(shape.h, shape.w, k, stride, pad);
     let plane = shape.h * shape.w;
     let mut counts: Vec<usize> = windows.iter().map(Vec::len).collect();
     // The current values, plane by plane, window by window.
@@ -198,26 +208,6 @@ async fn max_pool<B: Backend>(
         cur = next;
     }
     Ok(cur)
-}
-
-/// Option-A shortcut on `[n, c, h, w]`: subsample by `stride`, pad
-/// `pad_channels` zero planes on both sides of the channels.
-pub fn shortcut_a(x: &[R], n: usize, s: Shape, stride: usize, pad: usize) -> Vec<R> {
-    let (oh, ow) = (s.h.div_ceil(stride), s.w.div_ceil(stride));
-    let oc = s.c + 2 * pad;
-    let mut out = vec![0u64; n * oc * oh * ow];
-    for img in 0..n {
-        for ci in 0..s.c {
-            let src = &x[(img * s.c + ci) * s.h * s.w..][..s.h * s.w];
-            let dst = &mut out[(img * oc + ci + pad) * oh * ow..][..oh * ow];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    dst[oy * ow + ox] = src[oy * stride * s.w + ox * stride];
-                }
-            }
-        }
-    }
-    out
 }
 
 /// What the reference saw at one step (by label: the node name; a ReLU
@@ -330,6 +320,8 @@ impl Backend for ClearBackend<'_> {
         use pann_protocols::reference::{add_wraps, sum_wraps};
         let wraps = match (step, operands) {
             (Step::Add { ca, cb, .. }, [a, b]) => add_wraps(a, *ca, b, *cb),
+            // An input raised to the common scale by its multiplier c: c x must stay in the ring.
+            (Step::Gather { .. }, [x, [c]]) => add_wraps(x, *c, x, 0),
             (Step::AvgPool { shape, kernel, stride, .. }, [x]) => {
                 let n = x.len() / shape.len().max(1);
                 sum_wraps(x, |v| avg_pool_sum(v, n, shape.c, shape.h, shape.w, *kernel, *stride)).map_err(proto)?

@@ -28,6 +28,7 @@ use pann_models::card::{sha256_hex, InputSpec};
 use pann_models::error::{ModelError, Result};
 use pann_models::model::Model;
 use pann_models::network::{Network, Op, Shape, ValueId};
+use pann_models::ops::{Gather, Lowering};
 pub use pann_models::SecureConfig;
 
 /// What the server reveals of its model: the BN-folded architecture, the
@@ -58,7 +59,7 @@ impl PublicModel {
     /// Describe `model` (BN already folded) for secure inference, checked
     /// ([`PublicModel::check`]); an error if a batch norm is left.
     pub fn new(model: &Model, input: &InputSpec, bounds: &BTreeMap<String, f64>, config: SecureConfig) -> Result<Self> {
-        if model.network.nodes.iter().any(|n| matches!(n.op, Op::BatchNorm { .. })) {
+        if model.network.nodes.iter().any(|n| matches!(n.op, Op::BatchNorm(_))) {
             return Err(ModelError::Config("secure inference needs every batch norm folded into its conv".into()));
         }
         let pm = Self {
@@ -212,18 +213,18 @@ pub enum Step {
         /// Public multiplier of `b`, likewise.
         cb: R,
     },
-    /// Option-A shortcut on `[n, c, h, w]`.
-    Shortcut {
-        /// The shortcut node.
+    /// Pure data movement (padding, subsampling, shortcut, concatenation):
+    /// each input times a public power of two (to a common scale), then
+    /// the operator's index map, image by image.
+    Gather {
+        /// The node.
         out: ValueId,
-        /// The value it reads.
-        input: ValueId,
-        /// Per-image shape of the input.
-        shape: Shape,
-        /// Subsampling step.
-        stride: usize,
-        /// Zero channel planes added on each side.
-        pad_channels: usize,
+        /// The values it reads.
+        inputs: Vec<ValueId>,
+        /// Per input, its public multiplier `2^(s_out - s_in)` (1: none).
+        mults: Vec<R>,
+        /// Where each output element comes from.
+        map: Arc<Gather>,
     },
     /// Sum over each `k x k` window (the division is folded into the factor).
     AvgPool {
@@ -344,7 +345,7 @@ impl Step {
             | Step::Linear { out, .. }
             | Step::Relu { out, .. }
             | Step::Add { out, .. }
-            | Step::Shortcut { out, .. }
+            | Step::Gather { out, .. }
             | Step::AvgPool { out, .. }
             | Step::GlobalPool { out, .. }
             | Step::MaxPool { out, .. } => out,
@@ -402,9 +403,10 @@ fn target_factors(net: &Network, bounds: &BTreeMap<String, f64>) -> Vec<f64> {
     for i in (0..net.nodes.len()).rev() {
         if let [r] = readers[i][..] {
             let rn = &net.nodes[r];
-            target[i] = match rn.op {
-                Op::Relu => 1.0 / bounds[&rn.name],
-                Op::Add => target[r],
+            let shapes: Vec<Shape> = rn.inputs.iter().map(|&j| net.nodes[j].shape).collect();
+            target[i] = match rn.op.operator().lowering(&shapes) {
+                Lowering::Relu => 1.0 / bounds[&rn.name],
+                Lowering::Add | Lowering::Gather => target[r],
                 _ => 1.0,
             };
         }
@@ -435,41 +437,25 @@ impl Plan {
         let bad = |name: &str, why: String| ModelError::Config(format!("node {name:?}: {why}"));
         for (i, node) in net.nodes.iter().enumerate() {
             let ins: Vec<ValueId> = node.inputs.clone();
-            let in_shape = ins.first().map(|&j| net.nodes[j].shape);
-            let step = match node.op {
-                Op::Input => {
+            let shapes: Vec<Shape> = ins.iter().map(|&j| net.nodes[j].shape).collect();
+            let in_shape = shapes.first().copied();
+            let op = node.op.operator();
+            let step = match op.lowering(&shapes) {
+                Lowering::Input => {
                     scale[i] = act;
                     Step::Input { out: i }
                 }
-                Op::Conv2d { dilation, groups, .. } if dilation != 1 || groups != 1 => {
-                    return Err(bad(&node.name, "dilated and grouped convolutions are not supported by the secure executor yet".into()));
-                }
-                Op::Conv2d { in_channels, out_channels, kernel, stride, padding, .. } => {
-                    let s = in_shape.expect("validated");
-                    let spec = LinearSpec::Conv(ConvSpec {
-                        n: batch,
-                        c: in_channels,
-                        h: s.h,
-                        w: s.w,
-                        o: out_channels,
-                        kh: kernel,
-                        kw: kernel,
-                        stride,
-                        pad: padding,
-                    });
+                Lowering::Linear(one) => {
+                    let (spec, bias_plane) = match one {
+                        LinearSpec::Conv(c) => (LinearSpec::Conv(ConvSpec { n: batch, ..c }), node.shape.h * node.shape.w),
+                        LinearSpec::Matmul(m) => (LinearSpec::Matmul(MatmulSpec { m: batch, ..m }), 1),
+                    };
                     scale[i] = scale[ins[0]] + cfg.weight_bits;
                     factor[i] = target[i];
                     linears.push((i, spec));
-                    Step::Linear { out: i, input: ins[0], layer: linears.len() - 1, spec, bias_plane: node.shape.h * node.shape.w }
+                    Step::Linear { out: i, input: ins[0], layer: linears.len() - 1, spec, bias_plane }
                 }
-                Op::Linear { in_features, out_features, .. } => {
-                    let spec = LinearSpec::Matmul(MatmulSpec { m: batch, k: in_features, n: out_features });
-                    scale[i] = scale[ins[0]] + cfg.weight_bits;
-                    factor[i] = target[i];
-                    linears.push((i, spec));
-                    Step::Linear { out: i, input: ins[0], layer: linears.len() - 1, spec, bias_plane: 1 }
-                }
-                Op::Relu => {
+                Lowering::Relu => {
                     let b = model.bounds[&node.name];
                     let j = ins[0];
                     if (factor[j] * b - 1.0).abs() > 1e-9 {
@@ -491,7 +477,7 @@ impl Plan {
                     factor[i] = 2.0 / b;
                     Step::Relu { out: i, input: j, program: Arc::clone(&r.program) }
                 }
-                Op::Add => {
+                Lowering::Add => {
                     let (a, b) = (ins[0], ins[1]);
                     let s = scale[a].max(scale[b]);
                     let g = target[i];
@@ -512,24 +498,42 @@ impl Plan {
                     factor[i] = g;
                     Step::Add { out: i, a, b, ca, cb }
                 }
-                Op::ShortcutA { stride, pad_channels } => {
-                    scale[i] = scale[ins[0]];
-                    factor[i] = factor[ins[0]];
-                    Step::Shortcut { out: i, input: ins[0], shape: in_shape.expect("validated"), stride, pad_channels }
+                Lowering::Gather => {
+                    // Values are moved, not combined: every input must carry the
+                    // same factor; scales are raised to the largest by exact shifts.
+                    let g = factor[ins[0]];
+                    if let Some(&j) = ins.iter().find(|&&j| (factor[j] / g - 1.0).abs() > 1e-12) {
+                        return Err(bad(
+                            &node.name,
+                            format!(
+                                "its inputs {:?} and {:?} carry different fixed-point factors: activation sites that feed one {} \
+                                 must share one bound (`pann calibrate` writes such bounds)",
+                                net.nodes[ins[0]].name,
+                                net.nodes[j].name,
+                                node.op.kind()
+                            ),
+                        ));
+                    }
+                    let s = ins.iter().map(|&j| scale[j]).max().expect("a gather reads at least one value");
+                    let mults = ins.iter().map(|&j| 1u64 << (s - scale[j])).collect();
+                    let map = op.gather(&shapes).ok_or_else(|| bad(&node.name, "data movement without an index map".into()))?;
+                    scale[i] = s;
+                    factor[i] = g;
+                    Step::Gather { out: i, inputs: ins.clone(), mults, map: Arc::new(map) }
                 }
-                Op::AvgPool { kernel, stride } => {
+                Lowering::AvgPool { kernel, stride } => {
                     scale[i] = scale[ins[0]];
                     factor[i] = factor[ins[0]] * (kernel * kernel) as f64;
                     Step::AvgPool { out: i, input: ins[0], shape: in_shape.expect("validated"), kernel, stride }
                 }
-                Op::GlobalAvgPool => {
+                Lowering::GlobalAvgPool => {
                     let s = in_shape.expect("validated");
                     scale[i] = scale[ins[0]];
                     factor[i] = factor[ins[0]] * (s.h * s.w) as f64;
                     Step::GlobalPool { out: i, input: ins[0], shape: s }
                 }
-                Op::BatchNorm { .. } => return Err(bad(&node.name, "batch norm must be folded before secure inference".into())),
-                Op::MaxPool { kernel, stride, padding } => {
+                Lowering::FoldedAway => return Err(bad(&node.name, "batch norm must be folded before secure inference".into())),
+                Lowering::MaxPool { kernel, stride, padding } => {
                     let (j, b) = (ins[0], model.bounds[&node.name]);
                     if scale[j] > 40 {
                         return Err(bad(&node.name, "max pooling of a linear layer's output is not supported: pool after the ReLU".into()));
@@ -558,13 +562,7 @@ impl Plan {
                     scale[i] = out_frac;
                     factor[i] = 2.0 / b;
                     let window = (kernel, stride, padding);
-                    Step::MaxPool { out: i, input: j, shape: in_shape.expect("validated"), window, first, rest, bound_ring }
-                }
-                Op::Concat | Op::Pad { .. } | Op::Subsample { .. } | Op::Affine { .. } => {
-                    return Err(bad(
-                        &node.name,
-                        format!("{} is not supported by the secure executor yet (the f64 executor runs it)", node.op.kind()),
-                    ));
+                    Step::MaxPool { out: i, input: j, shape: s, window, first, rest, bound_ring }
                 }
             };
             if scale[i] > 58 {

@@ -148,7 +148,7 @@ pub fn linear_spec(sel: u8) -> LinearSpec {
     if sel & 0x80 == 0 {
         LinearSpec::Matmul(MatmulSpec { m: d(0), k: d(2), n: d(4) })
     } else {
-        LinearSpec::Conv(ConvSpec { n: 1, c: d(0), h: 4, w: 4, o: d(2), kh: 3, kw: 3, stride: 1 + (sel as usize >> 4 & 1), pad: 1 })
+        LinearSpec::Conv(ConvSpec::dense(1, d(0), 4, 4, d(2), 3, 1 + (sel as usize >> 4 & 1), 1))
     }
 }
 

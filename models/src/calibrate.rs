@@ -24,7 +24,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicUsize;
 
-/// Largest |ReLU input| per site over `n` images, with exact ReLU.
+/// Largest |ReLU input| per site over `n` images, with exact ReLU. Sites
+/// that must share a bound ([`crate::Network::shared_bound_groups`]: their
+/// outputs are concatenated) get the largest of their group.
 pub fn max_abs_per_site<F>(model: &Model, n: usize, input: F, progress: Option<&AtomicUsize>) -> Result<BTreeMap<String, f64>>
 where
     F: Fn(usize) -> Vec<f64> + Sync,
@@ -36,6 +38,12 @@ where
         for (name, s) in exec.site_names().iter().zip(&f.sites) {
             let m = max.get_mut(name).expect("same sites");
             *m = m.max(s.max_abs);
+        }
+    }
+    for group in model.network.shared_bound_groups() {
+        let m = group.iter().map(|s| max[*s]).fold(0.0, f64::max);
+        for s in group {
+            max.insert(s.to_string(), m);
         }
     }
     Ok(max)

@@ -5,6 +5,7 @@
 
 use crate::error::{ModelError, Result};
 use crate::network::{Network, NetworkBuilder, Op, Shape, ValueId};
+use crate::ops;
 use serde::{Deserialize, Serialize};
 
 fn default_in_channels() -> usize {
@@ -95,7 +96,7 @@ impl ResNetConfig {
             if in_planes + 2 * (planes / 4) != planes {
                 return Err(ModelError::Config(format!("{p}: option A shortcut cannot map {in_planes} to {planes} channels")));
             }
-            b.push(format!("{p}.shortcut"), Op::ShortcutA { stride, pad_channels: planes / 4 }, &[x])?
+            b.push(format!("{p}.shortcut"), Op::ShortcutA(ops::ShortcutA { stride, pad_channels: planes / 4 }), &[x])?
         } else {
             x
         };
@@ -143,7 +144,7 @@ impl SmallCnnConfig {
                 x = b.batch_norm(&format!("bn{i}"), x, self.bn_eps)?;
             }
             x = b.relu(&format!("relu{i}"), x)?;
-            x = b.push(format!("pool{i}"), Op::AvgPool { kernel: 2, stride: 2 }, &[x])?;
+            x = b.push(format!("pool{i}"), Op::AvgPool(ops::AvgPool { kernel: 2, stride: 2 }), &[x])?;
         }
         let x = b.linear("linear", x, self.num_classes, true)?;
         b.finish(x)

@@ -28,14 +28,14 @@ pub fn fold_batch_norm(model: &Model) -> Result<Model> {
     // new_id[i] = index in `nodes` of the value that old node i produced.
     let mut new_id = vec![0usize; net.nodes.len()];
     for (i, n) in net.nodes.iter().enumerate() {
-        if let Op::BatchNorm { channels, eps } = n.op {
+        if let Op::BatchNorm(bn) = n.op {
             let src = n.inputs[0];
-            if let (Op::Conv2d { bias, .. }, 1) = (&net.nodes[src].op, readers[src]) {
+            if let (Op::Conv2d(conv), 1) = (&net.nodes[src].op, readers[src]) {
                 let conv_name = net.nodes[src].name.clone();
-                fold_into(&mut params, &conv_name, *bias, &n.name, channels, eps);
+                fold_into(&mut params, &conv_name, conv.bias, &n.name, bn.channels, bn.eps);
                 let j = new_id[src];
-                if let Op::Conv2d { bias, .. } = &mut nodes[j].op {
-                    *bias = true;
+                if let Op::Conv2d(c) = &mut nodes[j].op {
+                    c.bias = true;
                 }
                 new_id[i] = j;
                 continue;

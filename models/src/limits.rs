@@ -23,6 +23,7 @@
 use crate::card::InputSpec;
 use crate::error::{ModelError, Result};
 use crate::network::{Network, Op, Shape};
+use crate::ops::Limit;
 
 /// Most nodes (layers, including ReLUs, adds and pooling) in a network.
 pub const MAX_NODES: usize = 4096;
@@ -111,45 +112,12 @@ fn product_at_most(what: impl FnOnce() -> String, dims: &[usize], max: usize) ->
 /// from them (so that shape inference cannot overflow).
 pub fn check_op(name: &str, op: &Op) -> Result<()> {
     at_most(|| "node name length (bytes)".into(), name.len(), MAX_NAME_LEN)?;
-    let what = |field: &'static str| move || format!("node {name:?}: {field}");
-    match *op {
-        Op::Input | Op::Relu | Op::Add | Op::GlobalAvgPool | Op::Concat => {}
-        Op::Conv2d { in_channels, out_channels, kernel, stride, padding, dilation, groups, .. } => {
-            at_most(what("in_channels"), in_channels, MAX_CHANNELS)?;
-            at_most(what("out_channels"), out_channels, MAX_CHANNELS)?;
-            at_most(what("kernel"), kernel, MAX_KERNEL)?;
-            at_most(what("stride"), stride, MAX_STRIDE)?;
-            at_most(what("padding"), padding, MAX_PADDING)?;
-            at_most(what("dilation"), dilation, MAX_STRIDE)?;
-            at_most(what("groups"), groups, MAX_CHANNELS)?;
-            product_at_most(what("weights"), &[out_channels, in_channels / groups.max(1), kernel, kernel], MAX_LAYER_WEIGHTS)?;
-        }
-        Op::BatchNorm { channels, .. } | Op::Affine { channels } => at_most(what("channels"), channels, MAX_CHANNELS)?,
-        Op::MaxPool { kernel, stride, padding } => {
-            at_most(what("kernel"), kernel, MAX_KERNEL)?;
-            at_most(what("stride"), stride, MAX_STRIDE)?;
-            at_most(what("padding"), padding, MAX_PADDING)?;
-        }
-        Op::Pad { channels_before, channels_after, top, bottom, left, right } => {
-            at_most(what("channels_before"), channels_before, MAX_CHANNELS)?;
-            at_most(what("channels_after"), channels_after, MAX_CHANNELS)?;
-            for (field, v) in [("top", top), ("bottom", bottom), ("left", left), ("right", right)] {
-                at_most(what(field), v, MAX_PADDING)?;
+    for limit in op.operator().limits() {
+        match limit {
+            Limit::AtMost(field, value, max) => at_most(|| format!("node {name:?}: {field}"), value, max)?,
+            Limit::Product(field, dims, max) => {
+                product_at_most(|| format!("node {name:?}: {field}"), &dims, max)?;
             }
-        }
-        Op::Subsample { stride } => at_most(what("stride"), stride, MAX_STRIDE)?,
-        Op::ShortcutA { stride, pad_channels } => {
-            at_most(what("stride"), stride, MAX_STRIDE)?;
-            at_most(what("pad_channels"), pad_channels, MAX_CHANNELS)?;
-        }
-        Op::AvgPool { kernel, stride } => {
-            at_most(what("kernel"), kernel, MAX_KERNEL)?;
-            at_most(what("stride"), stride, MAX_STRIDE)?;
-        }
-        Op::Linear { in_features, out_features, .. } => {
-            at_most(what("in_features"), in_features, MAX_FEATURES)?;
-            at_most(what("out_features"), out_features, MAX_FEATURES)?;
-            product_at_most(what("weights"), &[out_features, in_features], MAX_LAYER_WEIGHTS)?;
         }
     }
     Ok(())
@@ -181,8 +149,7 @@ pub fn check_network(net: &Network) -> Result<()> {
     for n in &net.nodes {
         check_op(&n.name, &n.op)?;
         check_shape(&n.name, n.shape)?;
-        let most = if n.op == Op::Concat { MAX_CONCAT_INPUTS } else { 2 };
-        at_most(|| format!("node {:?}: number of inputs", n.name), n.inputs.len(), most)?;
+        at_most(|| format!("node {:?}: number of inputs", n.name), n.inputs.len(), n.op.operator().max_inputs().max(2))?;
     }
     if let Some(out) = net.nodes.get(net.output) {
         at_most(|| "number of classes (output elements per image)".into(), out.shape.len(), MAX_CLASSES)?;
@@ -238,16 +205,7 @@ mod tests {
 
     #[test]
     fn products_are_checked_not_wrapped() {
-        let op = Op::Conv2d {
-            in_channels: MAX_CHANNELS,
-            out_channels: MAX_CHANNELS,
-            kernel: 3,
-            stride: 1,
-            padding: 1,
-            bias: false,
-            dilation: 1,
-            groups: 1,
-        };
+        let op = Op::Conv2d(crate::ops::Conv2d::dense(MAX_CHANNELS, MAX_CHANNELS, 3, 1, 1, false));
         assert!(matches!(check_op("c", &op), Err(ModelError::TooLarge { .. })));
         let s = Shape::new(usize::MAX, usize::MAX, usize::MAX);
         assert!(matches!(check_shape("x", s), Err(ModelError::TooLarge { .. })));

@@ -10,6 +10,7 @@
 //! weights stay secret.
 
 use crate::error::{ModelError, Result};
+use crate::ops::{self, Lowering, Operator};
 use serde::{Deserialize, Serialize};
 
 /// Index of a node (and of the value it produces) in [`Network::nodes`].
@@ -47,156 +48,88 @@ impl Shape {
     }
 }
 
-/// One operation. Parameterised ops take their parameters from the model's
-/// parameter map under `<node name>.<param>` (PyTorch naming).
+/// One operation: the registry of [`crate::ops`], one variant per operator
+/// (also its serialised form, tagged by `"type"`). Parameterised ops take
+/// their parameters from the model's parameter map under `<node name>.<param>`
+/// (PyTorch naming).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Op {
     /// The network input (always node 0).
     Input,
-    /// 2-D convolution, square kernel, zero padding. Params: `weight`
-    /// `[out, in / groups, k, k]`, and `bias` `[out]` when `bias` is set.
-    Conv2d {
-        /// Input channels.
-        in_channels: usize,
-        /// Output channels.
-        out_channels: usize,
-        /// Kernel side k (the kernel is k x k).
-        kernel: usize,
-        /// Stride, both directions.
-        stride: usize,
-        /// Zero padding on each side.
-        padding: usize,
-        /// Whether the layer has a `bias` parameter.
-        bias: bool,
-        /// Spacing between kernel taps (1: dense); the kernel spans
-        /// `dilation (k - 1) + 1` pixels. Not serialised when 1, so that
-        /// descriptions (and their digests) of networks without it are unchanged.
-        #[serde(default = "one", skip_serializing_if = "is_one")]
-        dilation: usize,
-        /// Channel groups: input and output channels are split into `groups`
-        /// equal parts, each convolved on its own (`groups == in_channels`:
-        /// depthwise). Not serialised when 1.
-        #[serde(default = "one", skip_serializing_if = "is_one")]
-        groups: usize,
-    },
-    /// Inference batch norm. Params: `weight`, `bias`, `running_mean`,
-    /// `running_var`, each `[channels]`. Folded into the preceding conv by
-    /// [`crate::fold::fold_batch_norm`] before execution.
-    BatchNorm {
-        /// Channels of the input (and of each parameter).
-        channels: usize,
-        /// Added to the variance before the square root.
-        eps: f64,
-    },
+    /// 2-D convolution ([`ops::Conv2d`]).
+    Conv2d(ops::Conv2d),
+    /// Inference batch norm ([`ops::BatchNorm`]), folded before secure runs.
+    BatchNorm(ops::BatchNorm),
     /// ReLU; the node name is the ReLU *site* that per-layer bounds refer to.
     Relu,
     /// Element-wise sum of two values of the same shape (residual add).
     Add,
-    /// The "option A" shortcut of the CIFAR ResNets: `x[:, :, ::stride, ::stride]`
-    /// followed by `pad_channels` zero planes before and after the channels.
-    ShortcutA {
-        /// Subsampling step, both directions.
-        stride: usize,
-        /// Zero channel planes added on each side.
-        pad_channels: usize,
-    },
-    /// Average pooling without padding.
-    AvgPool {
-        /// Window side (the window is k x k).
-        kernel: usize,
-        /// Stride, both directions.
-        stride: usize,
-    },
+    /// The option-A shortcut of the CIFAR ResNets ([`ops::ShortcutA`]).
+    ShortcutA(ops::ShortcutA),
+    /// Average pooling without padding ([`ops::AvgPool`]).
+    AvgPool(ops::AvgPool),
     /// Mean over each channel plane; output `c x 1 x 1`.
     GlobalAvgPool,
-    /// Max pooling over `k x k` windows; positions in the padding are not
-    /// part of a window (as if padded with -infinity). An *activation site*
-    /// like a ReLU: a PANN evaluates `max(a, b) = b + relu(a - b)` with the
-    /// sign polynomial, pairwise over each window (a balanced tree in
-    /// row-major window order), with the site's bound on the differences.
-    MaxPool {
-        /// Window side (the window is k x k).
-        kernel: usize,
-        /// Stride, both directions.
-        stride: usize,
-        /// Padding on each side (excluded from the windows).
-        padding: usize,
-    },
+    /// Max pooling, an activation site ([`ops::MaxPool`]).
+    MaxPool(ops::MaxPool),
     /// Concatenation of all inputs along channels (same height and width).
     Concat,
-    /// Zero padding of channels, rows and columns.
-    Pad {
-        /// Zero channel planes before the channels.
-        channels_before: usize,
-        /// Zero channel planes after the channels.
-        channels_after: usize,
-        /// Zero rows above.
-        top: usize,
-        /// Zero rows below.
-        bottom: usize,
-        /// Zero columns on the left.
-        left: usize,
-        /// Zero columns on the right.
-        right: usize,
-    },
-    /// `x[:, :, ::stride, ::stride]`: every `stride`-th row and column from the first.
-    Subsample {
-        /// Step, both directions.
-        stride: usize,
-    },
-    /// Per-channel `x * weight[c] + bias[c]` (constants of an imported graph
-    /// that could not be folded into a neighbour). Params: `weight`, `bias`,
-    /// each `[channels]`.
-    Affine {
-        /// Channels of the input (and of each parameter).
-        channels: usize,
-    },
-    /// Fully connected layer over the flattened input. Params: `weight`
-    /// `[out, in]`, and `bias` `[out]` when `bias` is set.
-    Linear {
-        /// Input features (`c * h * w` of the input, flattened CHW).
-        in_features: usize,
-        /// Output features (logits, for the last layer).
-        out_features: usize,
-        /// Whether the layer has a `bias` parameter.
-        bias: bool,
-    },
-}
-
-fn one() -> usize {
-    1
-}
-
-fn is_one(v: &usize) -> bool {
-    *v == 1
+    /// Zero padding of channels, rows and columns ([`ops::Pad`]).
+    Pad(ops::Pad),
+    /// Every `stride`-th row and column ([`ops::Subsample`]).
+    Subsample(ops::Subsample),
+    /// Per-channel scale and shift ([`ops::Affine`]).
+    Affine(ops::Affine),
+    /// Fully connected layer ([`ops::Linear`]).
+    Linear(ops::Linear),
 }
 
 impl Op {
+    /// The operator's definition.
+    pub fn operator(&self) -> &dyn Operator {
+        match self {
+            Op::Input => &ops::Input,
+            Op::Conv2d(o) => o,
+            Op::BatchNorm(o) => o,
+            Op::Relu => &ops::Relu,
+            Op::Add => &ops::Add,
+            Op::ShortcutA(o) => o,
+            Op::AvgPool(o) => o,
+            Op::GlobalAvgPool => &ops::GlobalAvgPool,
+            Op::MaxPool(o) => o,
+            Op::Concat => &ops::Concat,
+            Op::Pad(o) => o,
+            Op::Subsample(o) => o,
+            Op::Affine(o) => o,
+            Op::Linear(o) => o,
+        }
+    }
+
     /// The op's name as in a serialised network (`"conv2d"`, `"max_pool"`, ...).
     pub fn kind(&self) -> &'static str {
         match self {
             Op::Input => "input",
-            Op::Conv2d { .. } => "conv2d",
-            Op::BatchNorm { .. } => "batch_norm",
+            Op::Conv2d(_) => "conv2d",
+            Op::BatchNorm(_) => "batch_norm",
             Op::Relu => "relu",
             Op::Add => "add",
-            Op::ShortcutA { .. } => "shortcut_a",
-            Op::AvgPool { .. } => "avg_pool",
+            Op::ShortcutA(_) => "shortcut_a",
+            Op::AvgPool(_) => "avg_pool",
             Op::GlobalAvgPool => "global_avg_pool",
-            Op::MaxPool { .. } => "max_pool",
+            Op::MaxPool(_) => "max_pool",
             Op::Concat => "concat",
-            Op::Pad { .. } => "pad",
-            Op::Subsample { .. } => "subsample",
-            Op::Affine { .. } => "affine",
-            Op::Linear { .. } => "linear",
+            Op::Pad(_) => "pad",
+            Op::Subsample(_) => "subsample",
+            Op::Affine(_) => "affine",
+            Op::Linear(_) => "linear",
         }
     }
 
     /// Whether the op is an activation site (ReLU, max pooling): evaluated
     /// with the sign polynomial in a PANN, with its own bound and alpha.
     pub fn is_activation(&self) -> bool {
-        matches!(self, Op::Relu | Op::MaxPool { .. })
+        matches!(self.operator().lowering(&[Shape::new(1, 1, 1)]), Lowering::Relu | Lowering::MaxPool { .. })
     }
 }
 
@@ -251,36 +184,48 @@ impl Network {
         self.nodes.iter().filter(|n| n.op.is_activation()).map(|n| n.name.as_str()).collect()
     }
 
+    /// Activation sites whose outputs are moved into one value (by a
+    /// concatenation, possibly through padding or subsampling), in groups
+    /// of two or more. The secure executor moves values only between equal
+    /// fixed-point factors, and an activation's output factor is `2 / B`, so
+    /// each group must share one bound ([`crate::calibrate::max_abs_per_site`]
+    /// gives the sites of a group the same maximum).
+    pub fn shared_bound_groups(&self) -> Vec<Vec<&str>> {
+        let lowering = |n: &Node| n.op.operator().lowering(&n.inputs.iter().map(|&j| self.nodes[j].shape).collect::<Vec<_>>());
+        // The node that made value v, looking through single-input data movement.
+        let source = |mut v: ValueId| loop {
+            let n = &self.nodes[v];
+            if n.inputs.len() == 1 && lowering(n) == Lowering::Gather {
+                v = n.inputs[0];
+            } else {
+                return v;
+            }
+        };
+        let mut groups: Vec<Vec<ValueId>> = Vec::new();
+        for n in self.nodes.iter().filter(|n| n.inputs.len() > 1 && lowering(n) == Lowering::Gather) {
+            let mut group: Vec<ValueId> = n.inputs.iter().map(|&j| source(j)).filter(|&j| self.nodes[j].op.is_activation()).collect();
+            // Merge with every earlier group that shares a site.
+            groups.retain(|g| {
+                let shares = g.iter().any(|v| group.contains(v));
+                if shares {
+                    group.extend(g);
+                }
+                !shares
+            });
+            group.sort_unstable();
+            group.dedup();
+            if group.len() > 1 {
+                groups.push(group);
+            }
+        }
+        groups.iter().map(|g| g.iter().map(|&v| self.nodes[v].name.as_str()).collect()).collect()
+    }
+
     /// Every parameter the network needs, with its shape, in node order.
     pub fn param_specs(&self) -> Vec<ParamSpec> {
         let mut out = Vec::new();
-        let mut push = |node: &str, p: &str, shape: Vec<usize>| out.push(ParamSpec { name: format!("{node}.{p}"), shape });
         for n in &self.nodes {
-            match &n.op {
-                Op::Conv2d { in_channels, out_channels, kernel, bias, groups, .. } => {
-                    push(&n.name, "weight", vec![*out_channels, in_channels / groups.max(&1), *kernel, *kernel]);
-                    if *bias {
-                        push(&n.name, "bias", vec![*out_channels]);
-                    }
-                }
-                Op::BatchNorm { channels, .. } => {
-                    for p in ["weight", "bias", "running_mean", "running_var"] {
-                        push(&n.name, p, vec![*channels]);
-                    }
-                }
-                Op::Affine { channels } => {
-                    for p in ["weight", "bias"] {
-                        push(&n.name, p, vec![*channels]);
-                    }
-                }
-                Op::Linear { in_features, out_features, bias } => {
-                    push(&n.name, "weight", vec![*out_features, *in_features]);
-                    if *bias {
-                        push(&n.name, "bias", vec![*out_features]);
-                    }
-                }
-                _ => {}
-            }
+            out.extend(n.op.operator().params().into_iter().map(|(p, shape)| ParamSpec { name: format!("{}.{p}", n.name), shape }));
         }
         out
     }
@@ -326,122 +271,7 @@ impl Network {
 
 /// The output shape of `op` applied to inputs of shapes `ins`.
 pub fn infer_shape(name: &str, op: &Op, ins: &[Shape]) -> Result<Shape> {
-    let bad = |why: String| ModelError::Config(format!("node {name:?}: {why}"));
-    let want = |k: usize| -> Result<()> {
-        if ins.len() == k {
-            Ok(())
-        } else {
-            Err(bad(format!("takes {k} input(s), got {}", ins.len())))
-        }
-    };
-    match *op {
-        Op::Input => Err(bad("only node 0 may be an input".into())),
-        Op::Conv2d { in_channels, out_channels, kernel, stride, padding, dilation, groups, .. } => {
-            want(1)?;
-            let s = ins[0];
-            if s.c != in_channels {
-                return Err(bad(format!("expects {in_channels} channels, input has {}", s.c)));
-            }
-            if kernel == 0 || stride == 0 || out_channels == 0 || dilation == 0 || groups == 0 {
-                return Err(bad("kernel, stride, dilation, groups and out_channels must be positive".into()));
-            }
-            if in_channels % groups != 0 || out_channels % groups != 0 {
-                return Err(bad(format!("{groups} groups do not divide {in_channels} input and {out_channels} output channels")));
-            }
-            let span = dilation * (kernel - 1) + 1;
-            if s.h + 2 * padding < span || s.w + 2 * padding < span {
-                return Err(bad("kernel larger than padded input".into()));
-            }
-            Ok(Shape::new(out_channels, (s.h + 2 * padding - span) / stride + 1, (s.w + 2 * padding - span) / stride + 1))
-        }
-        Op::BatchNorm { channels, eps } => {
-            want(1)?;
-            if ins[0].c != channels {
-                return Err(bad(format!("expects {channels} channels, input has {}", ins[0].c)));
-            }
-            if !(eps > 0.0 && eps.is_finite()) {
-                return Err(bad(format!("eps {eps} must be positive")));
-            }
-            Ok(ins[0])
-        }
-        Op::Relu => {
-            want(1)?;
-            Ok(ins[0])
-        }
-        Op::Add => {
-            want(2)?;
-            if ins[0] != ins[1] {
-                return Err(bad(format!("adds shapes {:?} and {:?}", ins[0], ins[1])));
-            }
-            Ok(ins[0])
-        }
-        Op::ShortcutA { stride, pad_channels } => {
-            want(1)?;
-            if stride == 0 {
-                return Err(bad("stride must be positive".into()));
-            }
-            let s = ins[0];
-            Ok(Shape::new(s.c + 2 * pad_channels, s.h.div_ceil(stride), s.w.div_ceil(stride)))
-        }
-        Op::AvgPool { kernel, stride } => {
-            want(1)?;
-            let s = ins[0];
-            if kernel == 0 || stride == 0 || s.h < kernel || s.w < kernel {
-                return Err(bad("bad pooling window".into()));
-            }
-            Ok(Shape::new(s.c, (s.h - kernel) / stride + 1, (s.w - kernel) / stride + 1))
-        }
-        Op::GlobalAvgPool => {
-            want(1)?;
-            Ok(Shape::new(ins[0].c, 1, 1))
-        }
-        Op::MaxPool { kernel, stride, padding } => {
-            want(1)?;
-            let s = ins[0];
-            if kernel == 0 || stride == 0 || s.h + 2 * padding < kernel || s.w + 2 * padding < kernel {
-                return Err(bad("bad pooling window".into()));
-            }
-            if padding >= kernel {
-                return Err(bad(format!("padding {padding} leaves windows with no input (kernel {kernel})")));
-            }
-            Ok(Shape::new(s.c, (s.h + 2 * padding - kernel) / stride + 1, (s.w + 2 * padding - kernel) / stride + 1))
-        }
-        Op::Concat => {
-            if ins.is_empty() {
-                return Err(bad("concatenates no inputs".into()));
-            }
-            if let Some(o) = ins.iter().find(|o| (o.h, o.w) != (ins[0].h, ins[0].w)) {
-                return Err(bad(format!("concatenates planes of {}x{} and {}x{}", ins[0].h, ins[0].w, o.h, o.w)));
-            }
-            Ok(Shape::new(ins.iter().map(|s| s.c).sum(), ins[0].h, ins[0].w))
-        }
-        Op::Pad { channels_before, channels_after, top, bottom, left, right } => {
-            want(1)?;
-            let s = ins[0];
-            Ok(Shape::new(s.c + channels_before + channels_after, s.h + top + bottom, s.w + left + right))
-        }
-        Op::Subsample { stride } => {
-            want(1)?;
-            if stride == 0 {
-                return Err(bad("stride must be positive".into()));
-            }
-            Ok(Shape::new(ins[0].c, ins[0].h.div_ceil(stride), ins[0].w.div_ceil(stride)))
-        }
-        Op::Affine { channels } => {
-            want(1)?;
-            if ins[0].c != channels {
-                return Err(bad(format!("expects {channels} channels, input has {}", ins[0].c)));
-            }
-            Ok(ins[0])
-        }
-        Op::Linear { in_features, out_features, .. } => {
-            want(1)?;
-            if ins[0].len() != in_features {
-                return Err(bad(format!("expects {in_features} features, input has {}", ins[0].len())));
-            }
-            Ok(Shape::new(out_features, 1, 1))
-        }
-    }
+    op.operator().infer_shape(ins).map_err(|why| ModelError::Config(format!("node {name:?}: {why}")))
 }
 
 /// Builds a [`Network`] node by node, inferring shapes as it goes; used by the
@@ -504,13 +334,13 @@ impl NetworkBuilder {
         bias: bool,
     ) -> Result<ValueId> {
         let in_channels = self.shape(x).c;
-        self.push(name, Op::Conv2d { in_channels, out_channels: out, kernel, stride, padding, bias, dilation: 1, groups: 1 }, &[x])
+        self.push(name, Op::Conv2d(ops::Conv2d::dense(in_channels, out, kernel, stride, padding, bias)), &[x])
     }
 
     /// Append a batch norm over the channels of `x`.
     pub fn batch_norm(&mut self, name: &str, x: ValueId, eps: f64) -> Result<ValueId> {
         let channels = self.shape(x).c;
-        self.push(name, Op::BatchNorm { channels, eps }, &[x])
+        self.push(name, Op::BatchNorm(ops::BatchNorm { channels, eps }), &[x])
     }
 
     /// Append a ReLU; `name` is its site name.
@@ -521,7 +351,7 @@ impl NetworkBuilder {
     /// Append a fully connected layer of `out` features over the flattened `x`.
     pub fn linear(&mut self, name: &str, x: ValueId, out: usize, bias: bool) -> Result<ValueId> {
         let in_features = self.shape(x).len();
-        self.push(name, Op::Linear { in_features, out_features: out, bias }, &[x])
+        self.push(name, Op::Linear(ops::Linear { in_features, out_features: out, bias }), &[x])
     }
 
     /// Node `v` (panics if `v` is not a node yet).
@@ -532,8 +362,10 @@ impl NetworkBuilder {
     /// Give the convolution or linear layer `v` a bias parameter (an importer
     /// folding a following constant add into it); other ops are left as they are.
     pub fn set_bias(&mut self, v: ValueId) {
-        if let Op::Conv2d { bias, .. } | Op::Linear { bias, .. } = &mut self.nodes[v].op {
-            *bias = true;
+        match &mut self.nodes[v].op {
+            Op::Conv2d(c) => c.bias = true,
+            Op::Linear(l) => l.bias = true,
+            _ => {}
         }
     }
 

@@ -9,9 +9,9 @@
 //! a bad bound shows up.
 
 use crate::error::{ModelError, Result};
-use crate::linalg;
 use crate::model::Model;
-use crate::network::Op;
+use crate::network::Shape;
+use crate::ops::{Activation, EvalCx};
 use pann_protocols::sign_poly::SignPoly;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -175,6 +175,30 @@ pub struct PlainExecutor<'m> {
     site_names: Vec<String>,
 }
 
+/// One activation site of one forward pass: the executor's mode with the
+/// site's bound and alpha, counting into the site's statistics.
+struct SiteAct<'a, 'm> {
+    exec: &'a PlainExecutor<'m>,
+    bound: f64,
+    alpha: u32,
+    stats: &'a mut SiteStats,
+}
+
+impl Activation for SiteAct<'_, '_> {
+    fn relu(&mut self, x: &[f64]) -> Vec<f64> {
+        self.exec.relu(x, self.bound, self.alpha, self.stats)
+    }
+    fn max2(&mut self, a: f64, b: f64) -> f64 {
+        match self.exec.mode {
+            ReluMode::Exact => {
+                self.stats.record(a - b, self.bound);
+                a.max(b)
+            }
+            ReluMode::Pann { .. } => b + self.relu(&[a - b])[0],
+        }
+    }
+}
+
 impl<'m> PlainExecutor<'m> {
     /// Resolve the bounds of every ReLU site; a site without a positive finite
     /// bound is an error in PANN mode.
@@ -230,85 +254,16 @@ impl<'m> PlainExecutor<'m> {
         let mut values: Vec<Option<Vec<f64>>> = vec![None; net.nodes.len()];
         values[0] = Some(input.to_vec());
         let mut sites = vec![SiteStats::default(); self.site_names.len()];
-        let mut scratch = Vec::new();
-        let p = &self.model.params;
         for (i, n) in net.nodes.iter().enumerate().skip(1) {
-            let x = values[n.inputs[0]].as_deref().expect("inputs computed earlier (validated)");
-            let s = net.nodes[n.inputs[0]].shape;
-            let dims = (s.c, s.h, s.w);
-            let out = match &n.op {
-                Op::Input => unreachable!("validated: only node 0 is an input"),
-                Op::Conv2d { out_channels, kernel, stride, padding, bias, dilation, groups, .. } => {
-                    let w = &p[&format!("{}.weight", n.name)].data;
-                    let b = if *bias { Some(p[&format!("{}.bias", n.name)].data.as_slice()) } else { None };
-                    let g = linalg::ConvGeom {
-                        out_channels: *out_channels,
-                        kernel: *kernel,
-                        stride: *stride,
-                        padding: *padding,
-                        dilation: *dilation,
-                        groups: *groups,
-                    };
-                    linalg::conv2d(x, dims, w, b, &g, &mut scratch)
-                }
-                Op::BatchNorm { channels, eps } => {
-                    let g = |q: &str| &p[&format!("{}.{q}", n.name)].data;
-                    let (gamma, beta, mean, var) = (g("weight"), g("bias"), g("running_mean"), g("running_var"));
-                    let plane = s.h * s.w;
-                    let mut y = x.to_vec();
-                    for c in 0..*channels {
-                        let sc = gamma[c] / (var[c] + eps).sqrt();
-                        for v in &mut y[c * plane..(c + 1) * plane] {
-                            *v = (*v - mean[c]) * sc + beta[c];
-                        }
-                    }
-                    y
-                }
-                Op::Relu => {
-                    let (site, bound, alpha) = self.relu_slots[i].expect("every ReLU node has a slot");
-                    self.relu(x, bound, alpha, &mut sites[site])
-                }
-                Op::Add => {
-                    let y = values[n.inputs[1]].as_deref().expect("inputs computed earlier (validated)");
-                    x.iter().zip(y).map(|(a, b)| a + b).collect()
-                }
-                Op::MaxPool { kernel, stride, padding } => {
-                    let (site, bound, alpha) = self.relu_slots[i].expect("every activation node has a slot");
-                    let st = &mut sites[site];
-                    match self.mode {
-                        ReluMode::Exact => linalg::max_pool(x, dims, *kernel, *stride, *padding, |a, b| {
-                            st.record(a - b, bound);
-                            a.max(b)
-                        }),
-                        ReluMode::Pann { .. } => {
-                            linalg::max_pool(x, dims, *kernel, *stride, *padding, |a, b| b + self.relu(&[a - b], bound, alpha, st)[0])
-                        }
-                    }
-                }
-                Op::Concat => {
-                    n.inputs.iter().flat_map(|&j| values[j].as_deref().expect("inputs computed earlier (validated)")).copied().collect()
-                }
-                Op::Pad { channels_before, channels_after, top, bottom, left, right } => {
-                    linalg::pad(x, dims, (*channels_before, *channels_after), (*top, *bottom), (*left, *right))
-                }
-                Op::Subsample { stride } => linalg::subsample(x, dims, *stride),
-                Op::Affine { .. } => {
-                    let (scale, shift) = (&p[&format!("{}.weight", n.name)].data, &p[&format!("{}.bias", n.name)].data);
-                    let plane = s.h * s.w;
-                    x.chunks_exact(plane).zip(scale.iter().zip(shift)).flat_map(|(c, (&a, &b))| c.iter().map(move |v| v * a + b)).collect()
-                }
-                Op::ShortcutA { stride, pad_channels } => linalg::shortcut_a(x, dims, *stride, *pad_channels),
-                Op::AvgPool { kernel, stride } => linalg::avg_pool(x, dims, *kernel, *stride),
-                Op::GlobalAvgPool => {
-                    let plane = s.h * s.w;
-                    x.chunks_exact(plane).map(|c| c.iter().sum::<f64>() / plane as f64).collect()
-                }
-                Op::Linear { out_features, bias, .. } => {
-                    let w = &p[&format!("{}.weight", n.name)].data;
-                    let b = if *bias { Some(p[&format!("{}.bias", n.name)].data.as_slice()) } else { None };
-                    linalg::linear(x, w, b, *out_features)
-                }
+            let inputs: Vec<&[f64]> =
+                n.inputs.iter().map(|&j| values[j].as_deref().expect("inputs computed earlier (validated)")).collect();
+            let shapes: Vec<Shape> = n.inputs.iter().map(|&j| net.nodes[j].shape).collect();
+            let mut act = match self.relu_slots[i] {
+                Some((site, bound, alpha)) => SiteAct { exec: self, bound, alpha, stats: &mut sites[site] },
+                None => SiteAct { exec: self, bound: f64::INFINITY, alpha: 0, stats: &mut SiteStats::default() },
             };
+            let mut cx = EvalCx { name: &n.name, inputs: &inputs, shapes: &shapes, params: &self.model.params, act: &mut act };
+            let out = n.op.operator().eval(&mut cx)?;
             values[i] = Some(out);
             for &j in &n.inputs {
                 if last_use[j] == i {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{check_len, ProtocolError, Result};
 
-/// A 2-D convolution: input `[n, c, h, w]`, weights `[o, c, kh, kw]`,
+/// A 2-D convolution: input `[n, c, h, w]`, weights `[o, c / groups, kh, kw]`,
 /// output `[n, o, ho, wo]`, zero padding `pad` on each side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ConvSpec {
@@ -31,14 +31,38 @@ pub struct ConvSpec {
     pub stride: usize,
     /// Zero padding on each of the four sides.
     pub pad: usize,
+    /// Spacing between kernel taps (1: dense); the kernel spans
+    /// `dilation (k - 1) + 1` pixels.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub dilation: usize,
+    /// Channel groups: each group of `c / groups` input channels makes its
+    /// `o / groups` output channels (`groups == c`: depthwise).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub groups: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
 }
 
 impl ConvSpec {
-    /// Output height and width, `(h + 2 pad - kh) / stride + 1` and likewise
-    /// for the width. Only for a spec that passes [`ConvSpec::validate`]
-    /// (otherwise it underflows or divides by zero).
+    /// A dense convolution (no dilation, one group) with a square kernel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dense(n: usize, c: usize, h: usize, w: usize, o: usize, k: usize, stride: usize, pad: usize) -> Self {
+        Self { n, c, h, w, o, kh: k, kw: k, stride, pad, dilation: 1, groups: 1 }
+    }
+
+    /// Output height and width, `(h + 2 pad - span) / stride + 1` with
+    /// `span = dilation (kh - 1) + 1`, and likewise for the width. Only for a
+    /// spec that passes [`ConvSpec::validate`] (otherwise it underflows or
+    /// divides by zero).
     pub fn out_hw(&self) -> (usize, usize) {
-        ((self.h + 2 * self.pad - self.kh) / self.stride + 1, (self.w + 2 * self.pad - self.kw) / self.stride + 1)
+        let (sh, sw) = (self.dilation * (self.kh - 1) + 1, self.dilation * (self.kw - 1) + 1);
+        ((self.h + 2 * self.pad - sh) / self.stride + 1, (self.w + 2 * self.pad - sw) / self.stride + 1)
     }
 
     /// Elements of the input, `n c h w` (unchecked product: callers bound
@@ -47,9 +71,9 @@ impl ConvSpec {
         self.n * self.c * self.h * self.w
     }
 
-    /// Elements of the weights, `o c kh kw` (unchecked product).
+    /// Elements of the weights, `o (c / groups) kh kw` (unchecked product).
     pub fn weight_len(&self) -> usize {
-        self.o * self.c * self.kh * self.kw
+        self.o * (self.c / self.groups.max(1)) * self.kh * self.kw
     }
 
     /// Elements of the output, `n o ho wo` (unchecked product; only for a
@@ -59,14 +83,36 @@ impl ConvSpec {
         self.n * self.o * ho * wo
     }
 
-    /// Check that stride and kernel are non-zero and that the kernel fits in
-    /// the padded input ([`ProtocolError::Params`] otherwise). Sizes are not
+    /// Check that stride, kernel, dilation and groups are non-zero, that the
+    /// groups divide both channel counts and that the kernel fits in the
+    /// padded input ([`ProtocolError::Params`] otherwise). Sizes are not
     /// bounded here: that is the caller's (the model limits').
     pub fn validate(&self) -> Result<()> {
-        if self.stride == 0 || self.kh == 0 || self.kw == 0 || self.h + 2 * self.pad < self.kh || self.w + 2 * self.pad < self.kw {
+        let positive = self.stride > 0 && self.kh > 0 && self.kw > 0 && self.dilation > 0 && self.groups > 0;
+        if !positive || !self.c.is_multiple_of(self.groups) || !self.o.is_multiple_of(self.groups) {
             return Err(ProtocolError::Params(format!("invalid convolution {self:?}")));
         }
-        Ok(())
+        let span = |k: usize| self.dilation.checked_mul(k - 1).and_then(|v| v.checked_add(1));
+        match (span(self.kh), span(self.kw)) {
+            (Some(sh), Some(sw)) if self.h + 2 * self.pad >= sh && self.w + 2 * self.pad >= sw => Ok(()),
+            _ => Err(ProtocolError::Params(format!("invalid convolution {self:?}"))),
+        }
+    }
+
+    /// The input position (row or column) that output position `o` reads
+    /// through kernel tap `k` along an axis of length `len`; None in the padding.
+    fn tap(&self, o: usize, k: usize, len: usize) -> Option<usize> {
+        (o * self.stride + k * self.dilation).checked_sub(self.pad).filter(|&i| i < len)
+    }
+
+    /// The input row read by output row `oy` through kernel row `ky` (None: padding).
+    pub fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        self.tap(oy, ky, self.h)
+    }
+
+    /// The input column read by output column `ox` through kernel column `kx` (None: padding).
+    pub fn input_col(&self, ox: usize, kx: usize) -> Option<usize> {
+        self.tap(ox, kx, self.w)
     }
 }
 
@@ -135,63 +181,158 @@ impl LinearSpec {
     }
 }
 
-/// Ring convolution, NCHW. Parallel over (image, output channel).
-pub fn conv2d(s: &ConvSpec, weights: &[R], input: &[R]) -> Result<Vec<R>> {
-    s.validate()?;
-    check_len("convolution weights", s.weight_len(), weights.len())?;
-    check_len("convolution input", s.input_len(), input.len())?;
+/// The numbers the kernels compute on: reals (the f64 executor) and
+/// Z_2^64 (shares, masks and the fixed-point reference, wrapping). The index
+/// logic of convolution and pooling is written once, over this trait.
+pub trait Scalar: Copy + Default + Send + Sync + 'static {
+    /// `self + o` (wrapping in the ring).
+    fn add(self, o: Self) -> Self;
+    /// `self * o` (wrapping in the ring).
+    fn mul(self, o: Self) -> Self;
+}
+
+impl Scalar for f64 {
+    fn add(self, o: Self) -> Self {
+        self + o
+    }
+    fn mul(self, o: Self) -> Self {
+        self * o
+    }
+}
+
+impl Scalar for R {
+    fn add(self, o: Self) -> Self {
+        self.wrapping_add(o)
+    }
+    fn mul(self, o: Self) -> Self {
+        self.wrapping_mul(o)
+    }
+}
+
+/// Unfold the `cg` channel planes `x` of one image into columns
+/// `[cg kh kw][ho wo]` (zero where a tap falls in the padding).
+pub fn im2col<T: Scalar>(s: &ConvSpec, x: &[T], cg: usize, col: &mut [T]) {
     let (ho, wo) = s.out_hw();
-    let mut out = vec![0u64; s.output_len()];
-    let plane_in = s.h * s.w;
-    let plane_out = ho * wo;
-    let ksz = s.c * s.kh * s.kw;
-    out.par_chunks_mut(plane_out).enumerate().for_each(|(idx, op)| {
-        let (img, oc) = (idx / s.o, idx % s.o);
-        let wrow = &weights[oc * ksz..(oc + 1) * ksz];
-        let xin = &input[img * s.c * plane_in..(img + 1) * s.c * plane_in];
-        for ci in 0..s.c {
-            let xp = &xin[ci * plane_in..(ci + 1) * plane_in];
-            for ky in 0..s.kh {
-                for kx in 0..s.kw {
-                    let wv = wrow[(ci * s.kh + ky) * s.kw + kx];
-                    if wv == 0 {
+    let p = ho * wo;
+    debug_assert_eq!(col.len(), cg * s.kh * s.kw * p);
+    for ci in 0..cg {
+        let plane = &x[ci * s.h * s.w..(ci + 1) * s.h * s.w];
+        for ky in 0..s.kh {
+            for kx in 0..s.kw {
+                let row = &mut col[((ci * s.kh + ky) * s.kw + kx) * p..][..p];
+                // The output columns whose tap is inside the input: a contiguous range.
+                let inside = |ox: &usize| s.input_col(*ox, kx).is_some();
+                let lo = (0..wo).find(inside).unwrap_or(wo);
+                let hi = (lo..wo).rev().find(inside).map_or(lo, |v| v + 1);
+                for oy in 0..ho {
+                    let dst = &mut row[oy * wo..(oy + 1) * wo];
+                    let Some(iy) = s.input_row(oy, ky) else {
+                        dst.fill(T::default());
                         continue;
-                    }
-                    for oy in 0..ho {
-                        let iy = (oy * s.stride + ky) as isize - s.pad as isize;
-                        if iy < 0 || iy >= s.h as isize {
-                            continue;
-                        }
-                        let row = &xp[iy as usize * s.w..(iy as usize + 1) * s.w];
-                        let orow = &mut op[oy * wo..(oy + 1) * wo];
-                        // valid ox: 0 <= ox*stride + kx - pad < w
-                        let lo = if kx >= s.pad { 0 } else { (s.pad - kx).div_ceil(s.stride) };
-                        let hi_excl = {
-                            // ox*stride + kx - pad <= w - 1  => ox <= (w - 1 + pad - kx) / stride
-                            let num = s.w as isize - 1 + s.pad as isize - kx as isize;
-                            if num < 0 {
-                                0
-                            } else {
-                                (num as usize / s.stride + 1).min(wo)
-                            }
-                        };
-                        if s.stride == 1 {
-                            let off = lo + kx - s.pad;
-                            for (o, &x) in orow[lo..hi_excl].iter_mut().zip(&row[off..off + (hi_excl.saturating_sub(lo))]) {
-                                *o = o.wrapping_add(wv.wrapping_mul(x));
-                            }
-                        } else {
-                            for (ox, o) in orow.iter_mut().enumerate().take(hi_excl).skip(lo) {
-                                let ix = ox * s.stride + kx - s.pad;
-                                *o = o.wrapping_add(wv.wrapping_mul(row[ix]));
-                            }
+                    };
+                    let src = &plane[iy * s.w..(iy + 1) * s.w];
+                    dst[..lo].fill(T::default());
+                    dst[hi..].fill(T::default());
+                    let first = lo * s.stride + kx * s.dilation - s.pad;
+                    if s.stride == 1 {
+                        dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+                    } else {
+                        for (j, d) in dst[lo..hi].iter_mut().enumerate() {
+                            *d = src[first + j * s.stride];
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// `out[m][j] += sum_k a[m][k] * b[k][j]`, with `a` `m x kk`, `b` `kk x n`,
+/// `out` `m x n` (row-major). Four output rows share each pass over a row of
+/// `b`, so `b` is streamed m/4 times and the inner loop is a vectorisable
+/// 4-way multiply-add; blocks of four rows run in parallel.
+pub fn gemm_acc<T: Scalar>(a: &[T], b: &[T], out: &mut [T], m: usize, kk: usize, n: usize) {
+    debug_assert_eq!(a.len(), m * kk);
+    debug_assert_eq!(b.len(), kk * n);
+    debug_assert_eq!(out.len(), m * n);
+    if n == 0 {
+        return;
+    }
+    const NB: usize = 256; // column block: 4 output rows of NB values stay in L1
+    out.par_chunks_mut(4 * n).enumerate().for_each(|(blk, o)| {
+        let r = 4 * blk;
+        if o.len() < 4 * n {
+            for (i, orow) in o.chunks_exact_mut(n).enumerate() {
+                let arow = &a[(r + i) * kk..][..kk];
+                for (k, &w) in arow.iter().enumerate() {
+                    for (x, &bv) in orow.iter_mut().zip(&b[k * n..(k + 1) * n]) {
+                        *x = x.add(w.mul(bv));
+                    }
+                }
+            }
+            return;
+        }
+        let (o0, rest) = o.split_at_mut(n);
+        let (o1, rest) = rest.split_at_mut(n);
+        let (o2, o3) = rest.split_at_mut(n);
+        let (a0, a1, a2, a3) = (&a[r * kk..][..kk], &a[(r + 1) * kk..][..kk], &a[(r + 2) * kk..][..kk], &a[(r + 3) * kk..][..kk]);
+        let mut j0 = 0;
+        while j0 < n {
+            let j1 = (j0 + NB).min(n);
+            let (o0, o1, o2, o3) = (&mut o0[j0..j1], &mut o1[j0..j1], &mut o2[j0..j1], &mut o3[j0..j1]);
+            for k in 0..kk {
+                let (w0, w1, w2, w3) = (a0[k], a1[k], a2[k], a3[k]);
+                let brow = &b[k * n + j0..k * n + j1];
+                for ((((&bv, x0), x1), x2), x3) in brow.iter().zip(o0.iter_mut()).zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3.iter_mut()) {
+                    *x0 = x0.add(w0.mul(bv));
+                    *x1 = x1.add(w1.mul(bv));
+                    *x2 = x2.add(w2.mul(bv));
+                    *x3 = x3.add(w3.mul(bv));
+                }
+            }
+            j0 = j1;
+        }
     });
+}
+
+/// 2-D convolution, NCHW, by im2col and a blocked product per image and
+/// group (the columns are the input itself for a dense 1x1 convolution).
+pub fn conv2d<T: Scalar>(s: &ConvSpec, weights: &[T], input: &[T]) -> Result<Vec<T>> {
+    s.validate()?;
+    let mut out = vec![T::default(); s.output_len()];
+    conv2d_acc(s, weights, input, &mut out)?;
     Ok(out)
+}
+
+/// [`conv2d`], added to `out` (which may hold a bias: the sums then start
+/// from it, as a plain loop over the taps would).
+pub fn conv2d_acc<T: Scalar>(s: &ConvSpec, weights: &[T], input: &[T], out: &mut [T]) -> Result<()> {
+    s.validate()?;
+    check_len("convolution weights", s.weight_len(), weights.len())?;
+    check_len("convolution input", s.input_len(), input.len())?;
+    check_len("convolution output", s.output_len(), out.len())?;
+    let (ho, wo) = s.out_hw();
+    let p = ho * wo;
+    let (cg, og) = (s.c / s.groups, s.o / s.groups);
+    let kk = cg * s.kh * s.kw;
+    let mut col = Vec::new();
+    let direct = s.kh == 1 && s.kw == 1 && s.stride == 1 && s.pad == 0;
+    for (img, out_img) in out.chunks_exact_mut(s.o * p).enumerate() {
+        let x_img = &input[img * s.c * s.h * s.w..][..s.c * s.h * s.w];
+        for g in 0..s.groups {
+            let xg = &x_img[g * cg * s.h * s.w..][..cg * s.h * s.w];
+            let wg = &weights[g * og * kk..][..og * kk];
+            let og_out = &mut out_img[g * og * p..][..og * p];
+            if direct {
+                gemm_acc(wg, xg, og_out, og, kk, p);
+            } else {
+                col.resize(kk * p, T::default());
+                im2col(s, xg, cg, &mut col);
+                gemm_acc(wg, &col, og_out, og, kk, p);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `x [m, k] * w[n, k]^T -> [m, n]`, parallel over rows.
@@ -213,25 +354,28 @@ pub fn matmul_nt(s: &MatmulSpec, x: &[R], w: &[R]) -> Result<Vec<R>> {
     Ok(out)
 }
 
-/// Naive reference convolution (for tests of the fast kernel).
+/// Naive reference convolution (for tests of the fast kernel): every output
+/// as the plain sum over its taps, written without the fast kernel's helpers.
 pub fn conv2d_naive(s: &ConvSpec, weights: &[R], input: &[R]) -> Vec<R> {
     let (ho, wo) = s.out_hw();
+    let (cg, og) = (s.c / s.groups, s.o / s.groups);
     let mut out = vec![0u64; s.output_len()];
     for img in 0..s.n {
         for oc in 0..s.o {
             for oy in 0..ho {
                 for ox in 0..wo {
                     let mut acc = 0u64;
-                    for ci in 0..s.c {
+                    for cj in 0..cg {
+                        let ci = (oc / og) * cg + cj;
                         for ky in 0..s.kh {
                             for kx in 0..s.kw {
-                                let iy = (oy * s.stride + ky) as isize - s.pad as isize;
-                                let ix = (ox * s.stride + kx) as isize - s.pad as isize;
+                                let iy = (oy * s.stride + ky * s.dilation) as isize - s.pad as isize;
+                                let ix = (ox * s.stride + kx * s.dilation) as isize - s.pad as isize;
                                 if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize {
                                     continue;
                                 }
                                 let x = input[((img * s.c + ci) * s.h + iy as usize) * s.w + ix as usize];
-                                let w = weights[((oc * s.c + ci) * s.kh + ky) * s.kw + kx];
+                                let w = weights[((oc * cg + cj) * s.kh + ky) * s.kw + kx];
                                 acc = acc.wrapping_add(w.wrapping_mul(x));
                             }
                         }
@@ -244,39 +388,38 @@ pub fn conv2d_naive(s: &ConvSpec, weights: &[R], input: &[R]) -> Vec<R> {
     out
 }
 
-/// Average-pooling *sum*: the sum over each `k x k` window with stride
-/// `stride` of an `[n, c, h, w]` tensor (no padding). The division by `k^2` is
-/// public and folded by the caller into a later scale (or a public scalar
-/// multiplication), so pooling itself is exact and free.
-pub fn avg_pool_sum(x: &[R], n: usize, c: usize, h: usize, w: usize, k: usize, stride: usize) -> Result<Vec<R>> {
+/// The sum over each `k x k` window with stride `stride` of an
+/// `[n, c, h, w]` tensor (no padding): average pooling before its division,
+/// which the f64 executor applies and the secure one folds into a later
+/// scale, so that pooling on shares is exact and free.
+pub fn avg_pool_sum<T: Scalar>(x: &[T], n: usize, c: usize, h: usize, w: usize, k: usize, stride: usize) -> Result<Vec<T>> {
     check_len("pooling input", n * c * h * w, x.len())?;
     if k == 0 || stride == 0 || k > h || k > w {
         return Err(ProtocolError::Params(format!("invalid pooling window {k} stride {stride} on {h}x{w}")));
     }
     let (ho, wo) = ((h - k) / stride + 1, (w - k) / stride + 1);
-    let mut out = vec![0u64; n * c * ho * wo];
-    for p in 0..n * c {
-        let xp = &x[p * h * w..(p + 1) * h * w];
+    let mut out = Vec::with_capacity(n * c * ho * wo);
+    for xp in x.chunks_exact(h * w) {
         for oy in 0..ho {
             for ox in 0..wo {
-                let mut acc = 0u64;
+                let mut acc = T::default();
                 for dy in 0..k {
                     for dx in 0..k {
-                        acc = acc.wrapping_add(xp[(oy * stride + dy) * w + ox * stride + dx]);
+                        acc = acc.add(xp[(oy * stride + dy) * w + ox * stride + dx]);
                     }
                 }
-                out[(p * ho + oy) * wo + ox] = acc;
+                out.push(acc);
             }
         }
     }
     Ok(out)
 }
 
-/// Global average-pooling *sum*: per (image, channel), the sum over the
-/// `h x w` plane; divide by `h w` publicly (folded into the next layer).
-pub fn global_pool_sum(x: &[R], n: usize, c: usize, h: usize, w: usize) -> Result<Vec<R>> {
+/// Per (image, channel), the sum over the `h x w` plane: global average
+/// pooling before its division (see [`avg_pool_sum`]).
+pub fn global_pool_sum<T: Scalar>(x: &[T], n: usize, c: usize, h: usize, w: usize) -> Result<Vec<T>> {
     check_len("global pooling input", n * c * h * w, x.len())?;
-    Ok(x.chunks_exact(h * w).map(|p| p.iter().fold(0u64, |a, &b| a.wrapping_add(b))).collect())
+    Ok(x.chunks_exact(h * w).map(|p| p.iter().fold(T::default(), |a, &b| a.add(b))).collect())
 }
 
 #[cfg(test)]
@@ -287,10 +430,20 @@ mod tests {
     #[test]
     fn fast_conv_matches_naive() {
         let mut prg = Prg::from_seed([9; 16]);
-        for &(c, h, w, o, k, stride, pad) in
-            &[(3, 8, 8, 4, 3, 1, 1), (2, 7, 9, 3, 3, 2, 1), (4, 6, 6, 2, 1, 2, 0), (1, 5, 5, 2, 5, 1, 2), (2, 9, 7, 3, 3, 3, 0)]
-        {
-            let s = ConvSpec { n: 2, c, h, w, o, kh: k, kw: k, stride, pad };
+        let cases = [
+            (3, 8, 8, 4, 3, 1, 1, 1, 1),
+            (2, 7, 9, 3, 3, 2, 1, 1, 1),
+            (4, 6, 6, 2, 1, 2, 0, 1, 1),
+            (1, 5, 5, 2, 5, 1, 2, 1, 1),
+            (2, 9, 7, 3, 3, 3, 0, 1, 1),
+            (4, 9, 9, 4, 3, 1, 1, 1, 4),  // depthwise
+            (6, 10, 8, 4, 3, 1, 2, 2, 2), // dilated, grouped
+            (4, 7, 7, 8, 1, 1, 0, 1, 2),  // 1x1, grouped
+            (3, 9, 9, 5, 3, 2, 2, 3, 1),  // dilated, strided
+            (3, 6, 6, 6, 1, 1, 0, 1, 1),  // 1x1 without columns
+        ];
+        for &(c, h, w, o, k, stride, pad, dilation, groups) in &cases {
+            let s = ConvSpec { dilation, groups, ..ConvSpec::dense(2, c, h, w, o, k, stride, pad) };
             let wts = prg.gen(s.weight_len());
             let x = prg.gen(s.input_len());
             assert_eq!(conv2d(&s, &wts, &x).unwrap(), conv2d_naive(&s, &wts, &x), "{s:?}");

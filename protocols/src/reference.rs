@@ -328,23 +328,22 @@ fn dot_exact(terms: impl Iterator<Item = (R, R)> + Clone) -> Exact {
 fn conv_exact(s: &ConvSpec, weights: &[R], input: &[R]) -> Vec<Exact> {
     use rayon::prelude::*;
     let (ho, wo) = s.out_hw();
-    let ksz = s.c * s.kh * s.kw;
+    let (cg, og) = (s.c / s.groups, s.o / s.groups);
+    let ksz = cg * s.kh * s.kw;
     (0..s.n * s.o)
         .into_par_iter()
         .flat_map_iter(|idx| {
             let (img, oc) = (idx / s.o, idx % s.o);
             let wrow = &weights[oc * ksz..(oc + 1) * ksz];
-            let xin = &input[img * s.c * s.h * s.w..(img + 1) * s.c * s.h * s.w];
+            // The input planes of this output channel's group.
+            let first = img * s.c + (oc / og) * cg;
+            let xin = &input[first * s.h * s.w..(first + cg) * s.h * s.w];
             (0..ho * wo).map(move |p| {
                 let (oy, ox) = (p / wo, p % wo);
                 let taps = (0..ksz).filter_map(move |k| {
                     let (ci, ky, kx) = (k / (s.kh * s.kw), (k / s.kw) % s.kh, k % s.kw);
-                    let iy = (oy * s.stride + ky) as isize - s.pad as isize;
-                    let ix = (ox * s.stride + kx) as isize - s.pad as isize;
-                    if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize {
-                        return None;
-                    }
-                    Some((wrow[k], xin[(ci * s.h + iy as usize) * s.w + ix as usize]))
+                    let (iy, ix) = (s.input_row(oy, ky)?, s.input_col(ox, kx)?);
+                    Some((wrow[k], xin[(ci * s.h + iy) * s.w + ix]))
                 });
                 dot_exact(taps)
             })
@@ -552,7 +551,7 @@ mod tests {
 
     #[test]
     fn linear_checked_is_the_ring_kernel_and_flags_wraps() {
-        let c = ConvSpec { n: 2, c: 2, h: 5, w: 4, o: 3, kh: 3, kw: 3, stride: 2, pad: 1 };
+        let c = ConvSpec::dense(2, 2, 5, 4, 3, 3, 2, 1);
         let spec = LinearSpec::Conv(c);
         let w: Vec<R> = (0..c.weight_len()).map(|i| ((i as i64 * 7919 % 101) - 50) as u64).collect();
         let mut x: Vec<R> = (0..c.input_len()).map(|i| ((i as i64 * 104_729 % 2001) - 1000) as u64).collect();
@@ -563,6 +562,11 @@ mod tests {
         let (y, wraps) = linear_checked(&spec, &w, &x).unwrap();
         assert_eq!(y, spec.apply(&w, &x).unwrap());
         assert!(wraps.iter().any(|&b| b));
+        // Grouped and dilated: the exact evaluation reads the same taps as the ring kernel.
+        let g = ConvSpec { dilation: 2, groups: 2, ..ConvSpec::dense(1, 4, 7, 6, 6, 3, 1, 2) };
+        let w: Vec<R> = (0..g.weight_len()).map(|i| ((i as i64 * 7919 % 101) - 50) as u64).collect();
+        let x: Vec<R> = (0..g.input_len()).map(|i| ((i as i64 * 104_729 % 2001) - 1000) as u64).collect();
+        assert_eq!(linear_checked(&LinearSpec::Conv(g), &w, &x).unwrap().0, crate::kernels::conv2d_naive(&g, &w, &x));
         let m = MatmulSpec { m: 2, k: 3, n: 2 };
         let (y, wraps) = linear_checked(&LinearSpec::Matmul(m), &[1, 2, 3, 4, 5, 6], &[1u64 << 62, 1, 1, 1, 1, 1]).unwrap();
         assert_eq!(y, LinearSpec::Matmul(m).apply(&[1, 2, 3, 4, 5, 6], &[1u64 << 62, 1, 1, 1, 1, 1]).unwrap());

@@ -26,8 +26,8 @@ async fn linear_layers_are_exact() {
     let mut prg = Prg::from_seed([4; 16]);
     let (seed0, seed1) = ([10u8; 16], [11u8; 16]);
     let specs = [
-        LinearSpec::Conv(ConvSpec { n: 2, c: 3, h: 9, w: 9, o: 4, kh: 3, kw: 3, stride: 2, pad: 1 }),
-        LinearSpec::Conv(ConvSpec { n: 1, c: 16, h: 8, w: 8, o: 16, kh: 3, kw: 3, stride: 1, pad: 1 }),
+        LinearSpec::Conv(ConvSpec::dense(2, 3, 9, 9, 4, 3, 2, 1)),
+        LinearSpec::Conv(ConvSpec::dense(1, 16, 8, 8, 16, 3, 1, 1)),
         LinearSpec::Matmul(MatmulSpec { m: 3, k: 64, n: 10 }),
     ];
     let mut dealer = Dealer::new(seed0, seed1);
@@ -110,7 +110,7 @@ async fn party_pipeline(
 
 async fn pipeline_over(c0: Channel, c1: Channel) {
     let mut prg = Prg::from_seed([6; 16]);
-    let conv = ConvSpec { n: 1, c: 3, h: 8, w: 8, o: 4, kh: 3, kw: 3, stride: 1, pad: 1 };
+    let conv = ConvSpec::dense(1, 3, 8, 8, 4, 3, 1, 1);
     let fc = MatmulSpec { m: 1, k: 4, n: 10 };
     let specs = (LinearSpec::Conv(conv), LinearSpec::Matmul(fc));
     // Input at scale 2f (as a ReLU output would be), weights at f: conv output at 3f.

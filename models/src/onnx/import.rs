@@ -18,6 +18,7 @@ use crate::card::InputSpec;
 use crate::error::{ModelError, Result};
 use crate::model::Model;
 use crate::network::{Network, NetworkBuilder, Op, Shape, ValueId};
+use crate::ops;
 use crate::tensor::{Params, Tensor};
 
 /// The ONNX operators the importer maps (the others fail by name).
@@ -129,6 +130,8 @@ struct Importer<'a> {
     /// Network values known under a second ONNX name (Identity, Flatten, ...):
     /// their readers are not counted by name, so nothing folds into them.
     aliased: std::collections::HashSet<ValueId>,
+    /// The ONNX value each network value was made as (by [`Importer::push`]).
+    value_names: HashMap<ValueId, &'a str>,
     /// Constant elements the import may still create (folded constants are
     /// copies): a file cannot make the import allocate far more than itself.
     budget: usize,
@@ -197,6 +200,7 @@ pub fn import(model: &ModelProto, input: &InputSpec) -> Result<Imported> {
         input_affine: InputAffine { scale: vec![1.0; shape.c], shift: vec![0.0; shape.c] },
         input_open: true,
         aliased: Default::default(),
+        value_names: HashMap::new(),
         budget: 8 * g.initializers.iter().map(|t| t.element_count().unwrap_or(0)).sum::<usize>() + (1 << 24),
     };
     for (name, t) in &init {
@@ -262,12 +266,12 @@ fn fuse_shortcuts(net: Network) -> Network {
     let mut nodes = net.nodes.clone();
     let mut fused = false;
     for i in 0..nodes.len() {
-        let Op::Pad { channels_before, channels_after, top: 0, bottom: 0, left: 0, right: 0 } = nodes[i].op else { continue };
+        let Op::Pad(ops::Pad { channels_before, channels_after, top: 0, bottom: 0, left: 0, right: 0 }) = nodes[i].op else { continue };
         let j = nodes[i].inputs[0];
-        if let (Op::Subsample { stride }, 1) = (&nodes[j].op, readers[j]) {
+        if let (Op::Subsample(sub), 1) = (&nodes[j].op, readers[j]) {
             if channels_before == channels_after {
-                let stride = *stride;
-                nodes[i].op = Op::ShortcutA { stride, pad_channels: channels_before };
+                let stride = sub.stride;
+                nodes[i].op = Op::ShortcutA(ops::ShortcutA { stride, pad_channels: channels_before });
                 nodes[i].inputs = nodes[j].inputs.clone();
                 fused = true;
             }
@@ -400,6 +404,9 @@ impl<'a> Importer<'a> {
 
     fn push(&mut self, node: &'a NodeProto, name: String, op: Op, inputs: &[ValueId]) -> Result<ValueId> {
         let v = self.b.push(name, op, inputs).map_err(|e| err(node, e))?;
+        if let Some(out) = node.outputs.first() {
+            self.value_names.insert(v, out.as_str());
+        }
         self.set(node, Val::Node(v))?;
         Ok(v)
     }
@@ -584,7 +591,7 @@ impl<'a> Importer<'a> {
                 for (p, c) in [("weight", scale), ("bias", bias), ("running_mean", mean), ("running_var", var)] {
                     self.param(&name, p, vec![channels], c.data);
                 }
-                self.push(n, name, Op::BatchNorm { channels, eps }, &[x]).map(|_| ())
+                self.push(n, name, Op::BatchNorm(ops::BatchNorm { channels, eps }), &[x]).map(|_| ())
             }
             "Relu" => {
                 let x = self.node_in(n, 0)?;
@@ -696,7 +703,8 @@ impl<'a> Importer<'a> {
                     return Err(err(n, "padding the batch, or negative padding (cropping), is not supported"));
                 }
                 let u = |v: i64| v as usize;
-                let op = Op::Pad { channels_before: u(cb), channels_after: u(ca), top: u(t), bottom: u(bo), left: u(l), right: u(r) };
+                let op =
+                    Op::Pad(ops::Pad { channels_before: u(cb), channels_after: u(ca), top: u(t), bottom: u(bo), left: u(l), right: u(r) });
                 let name = self.name_for(n, None);
                 self.push(n, name, op, &[x]).map(|_| ())
             }
@@ -736,8 +744,14 @@ impl<'a> Importer<'a> {
             t as usize
         } else {
             let name = self.name_for(n, None) + ".pad";
-            let op =
-                Op::Pad { channels_before: 0, channels_after: 0, top: t as usize, bottom: b as usize, left: l as usize, right: r as usize };
+            let op = Op::Pad(ops::Pad {
+                channels_before: 0,
+                channels_after: 0,
+                top: t as usize,
+                bottom: b as usize,
+                left: l as usize,
+                right: r as usize,
+            });
             x = self.b.push(name, op, &[x]).map_err(|e| err(n, e))?;
             0
         };
@@ -754,7 +768,7 @@ impl<'a> Importer<'a> {
             }
             self.param(&name, "bias", vec![o], bv.data.clone());
         }
-        let op = Op::Conv2d {
+        let op = Op::Conv2d(ops::Conv2d {
             in_channels,
             out_channels: o,
             kernel: kh,
@@ -763,7 +777,7 @@ impl<'a> Importer<'a> {
             bias: bias.is_some(),
             dilation: dilation as usize,
             groups,
-        };
+        });
         self.push(n, name, op, &[x]).map(|_| ())
     }
 
@@ -789,12 +803,12 @@ impl<'a> Importer<'a> {
             if n.outputs.len() > 1 && !n.outputs[1].is_empty() {
                 return Err(err(n, "MaxPool's indices output is not supported"));
             }
-            Op::MaxPool { kernel, stride, padding }
+            Op::MaxPool(ops::MaxPool { kernel, stride, padding })
         } else {
             if padding != 0 {
                 return Err(err(n, "average pooling with padding is not supported"));
             }
-            Op::AvgPool { kernel, stride }
+            Op::AvgPool(ops::AvgPool { kernel, stride })
         };
         let name = self.name_for(n, None);
         self.push(n, name, op, &[x]).map(|_| ())
@@ -814,7 +828,7 @@ impl<'a> Importer<'a> {
             }
             self.param(&name, "bias", vec![out], b.data.clone());
         }
-        self.push(n, name, Op::Linear { in_features: inp, out_features: out, bias: bias.is_some() }, &[x]).map(|_| ())
+        self.push(n, name, Op::Linear(ops::Linear { in_features: inp, out_features: out, bias: bias.is_some() }), &[x]).map(|_| ())
     }
 
     /// Add, Sub, Mul, Div: two image values (Add only: a residual add), or an
@@ -897,7 +911,8 @@ impl<'a> Importer<'a> {
             self.input_open = false;
         }
         if only_reader && scale.iter().all(|&s| s == 1.0) {
-            if let Op::Linear { out_features: out, bias: false, .. } | Op::Conv2d { out_channels: out, bias: false, .. } = self.b.node(v).op
+            if let Op::Linear(ops::Linear { out_features: out, bias: false, .. })
+            | Op::Conv2d(ops::Conv2d { out_channels: out, bias: false, .. }) = self.b.node(v).op
             {
                 if shift.len() == out {
                     let name = self.b.node(v).name.clone();
@@ -907,11 +922,43 @@ impl<'a> Importer<'a> {
                 }
             }
         }
+        if only_reader && self.fold_scale_through_relu(v, &scale, &shift) {
+            return self.set(n, Val::Node(v));
+        }
         let name = self.name_for(n, None);
         let c = scale.len();
         self.param(&name, "weight", vec![c], scale);
         self.param(&name, "bias", vec![c], shift);
-        self.push(n, name, Op::Affine { channels: c }, &[v]).map(|_| ())
+        self.push(n, name, Op::Affine(ops::Affine { channels: c }), &[v]).map(|_| ())
+    }
+
+    /// `relu(x) * s = relu(x * s)` for `s > 0`: a positive per-channel scale
+    /// (no shift) after a ReLU moves into the convolution or linear layer that
+    /// feeds the ReLU, if nothing else reads that layer. Whether it did.
+    fn fold_scale_through_relu(&mut self, v: ValueId, scale: &[f64], shift: &[f64]) -> bool {
+        if self.b.node(v).op != Op::Relu || !shift.iter().all(|&s| s == 0.0) || !scale.iter().all(|&s| s > 0.0 && s.is_finite()) {
+            return false;
+        }
+        let u = self.b.node(v).inputs[0];
+        let alone = self.value_names.get(&u).is_some_and(|name| self.readers.get(name).copied() == Some(1)) && !self.aliased.contains(&u);
+        let out = match self.b.node(u).op {
+            Op::Conv2d(c) => c.out_channels,
+            Op::Linear(l) => l.out_features,
+            _ => return false,
+        };
+        if !alone || out != scale.len() {
+            return false;
+        }
+        let name = self.b.node(u).name.clone();
+        for p in ["weight", "bias"] {
+            if let Some(t) = self.params.get_mut(&format!("{name}.{p}")) {
+                let per = t.data.len() / out;
+                for (row, &s) in t.data.chunks_mut(per).zip(scale) {
+                    row.iter_mut().for_each(|x| *x *= s);
+                }
+            }
+        }
+        true
     }
 
     /// Slices: of constants (the exporters' pad arithmetic; 1-D, any step),
@@ -968,7 +1015,7 @@ impl<'a> Importer<'a> {
             }
             (Val::RowSliced(v, s), 3) if whole && step as usize == s => {
                 let name = self.name_for(n, None);
-                self.push(n, name, Op::Subsample { stride: s }, &[v]).map(|_| ())
+                self.push(n, name, Op::Subsample(ops::Subsample { stride: s }), &[v]).map(|_| ())
             }
             _ => Err(err(
                 n,
