@@ -79,24 +79,39 @@ fn serve(s: &Session, card: &Path, images: &Path) {
     check_predictions(&s.report("client"), &want, &labels);
 }
 
-/// A VGG-style network with max pooling (random weights, exported by
-/// PyTorch with its input normalisation as Sub/Div in the graph), imported,
-/// calibrated on CIFAR-10 records and served by three processes: max pooling
-/// runs securely as pairwise polynomial maxima.
+/// The other committed networks, each imported, calibrated and served by
+/// three processes: a VGG-style network with max pooling (random weights,
+/// its input normalisation as Sub/Div in the graph; max pooling runs
+/// securely as pairwise polynomial maxima), a block with depthwise, dilated
+/// and grouped convolutions, padding and a concatenation (from the dynamo
+/// exporter, which folds the padding into the next convolution, and from the
+/// TorchScript one, which keeps it), a ResNet-18-style network with 1x1
+/// convolution shortcuts, and an MLP trained on Fashion-MNIST.
 #[test]
-fn an_imported_network_with_max_pooling_is_served() {
-    let s = Session::patient("onnx-vgg");
+fn imported_networks_with_every_supported_operator_are_served() {
+    let s = Session::patient("onnx-more");
     let dir = s.dir.path();
-    let onnx = repo().join("models/tests/data/onnx/vgg_maxpool.opset13.onnx");
-    let (card, calibrated, cifar) = (dir.join("vgg.card.json"), dir.join("vgg-cal.card.json"), cifar());
-    let (ok, out) = run_pann(&[os("import"), os(&onnx), os("--out"), os(&card)]);
-    assert!(ok && out.contains("6 activation sites (4 ReLU, 2 max pooling)"), "pann import:\n{out}");
-    let (ok, out) = run_pann(
-        &[os("calibrate"), os("--model"), os(&card), os("--data"), os(&cifar)]
-            .into_iter()
-            .chain([os("--images"), os("48"), os("--holdout"), os("16"), os("--out"), os(&calibrated)])
-            .collect::<Vec<_>>(),
-    );
-    assert!(ok, "pann calibrate:\n{out}");
-    serve(&s, &calibrated, &cifar);
+    let idx = repo().join("models/tests/data/fashion-mnist-small/t10k-images-idx3-ubyte.gz");
+    let cifar = cifar();
+    let cases = [
+        ("vgg_maxpool.opset13", &cifar, "6 activation sites (4 ReLU, 2 max pooling)"),
+        ("depthwise_block.dynamo", &cifar, "6 activation sites (5 ReLU, 1 max pooling)"),
+        ("depthwise_block.opset13", &cifar, "6 activation sites (5 ReLU, 1 max pooling)"),
+        ("resnet18_style.opset13", &cifar, "7 activation sites (7 ReLU, 0 max pooling)"),
+        ("mlp_fmnist.dynamo", &idx, "2 activation sites (2 ReLU, 0 max pooling)"),
+    ];
+    for (file, data, sites) in cases {
+        let onnx = repo().join(format!("models/tests/data/onnx/{file}.onnx"));
+        let (card, calibrated) = (dir.join(format!("{file}.card.json")), dir.join(format!("{file}-cal.card.json")));
+        let (ok, out) = run_pann(&[os("import"), os(&onnx), os("--out"), os(&card)]);
+        assert!(ok && out.contains(sites), "pann import {file}:\n{out}");
+        let (ok, out) = run_pann(
+            &[os("calibrate"), os("--model"), os(&card), os("--data"), os(data)]
+                .into_iter()
+                .chain([os("--images"), os("48"), os("--holdout"), os("16"), os("--out"), os(&calibrated)])
+                .collect::<Vec<_>>(),
+        );
+        assert!(ok, "pann calibrate {file}:\n{out}");
+        serve(&s, &calibrated, data);
+    }
 }
