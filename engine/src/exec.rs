@@ -102,7 +102,10 @@ pub async fn run_plan<B: Backend>(
                 ring::add_scaled_assign(&mut x, *cb, y);
                 x
             }
-            Step::Gather { inputs, mults, map, .. } => {
+            Step::Gather { inputs, mults, .. } => {
+                let node = &plan.network().nodes[step.out()];
+                let shapes: Vec<Shape> = inputs.iter().map(|&j| plan.network().nodes[j].shape).collect();
+                let map = node.op.operator().gather(&shapes).ok_or_else(|| ModelError::Secure(format!("{name} has no index map")))?;
                 let mut xs = Vec::with_capacity(inputs.len());
                 for (&j, &c) in inputs.iter().zip(mults) {
                     let mut x = get(&values, j)?;

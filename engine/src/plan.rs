@@ -28,7 +28,7 @@ use pann_models::card::{sha256_hex, InputSpec};
 use pann_models::error::{ModelError, Result};
 use pann_models::model::Model;
 use pann_models::network::{Network, Op, Shape, ValueId};
-use pann_models::ops::{Gather, Lowering};
+use pann_models::ops::Lowering;
 pub use pann_models::SecureConfig;
 
 /// What the server reveals of its model: the BN-folded architecture, the
@@ -215,7 +215,9 @@ pub enum Step {
     },
     /// Pure data movement (padding, subsampling, shortcut, concatenation):
     /// each input times a public power of two (to a common scale), then
-    /// the operator's index map, image by image.
+    /// the operator's index map ([`pann_models::ops::Gather`]), image by image. The map is
+    /// built when the step runs, so that a plan holds no per-element tables
+    /// (a peer's network could otherwise make it hold one per node).
     Gather {
         /// The node.
         out: ValueId,
@@ -223,8 +225,6 @@ pub enum Step {
         inputs: Vec<ValueId>,
         /// Per input, its public multiplier `2^(s_out - s_in)` (1: none).
         mults: Vec<R>,
-        /// Where each output element comes from.
-        map: Arc<Gather>,
     },
     /// Sum over each `k x k` window (the division is folded into the factor).
     AvgPool {
@@ -516,10 +516,9 @@ impl Plan {
                     }
                     let s = ins.iter().map(|&j| scale[j]).max().expect("a gather reads at least one value");
                     let mults = ins.iter().map(|&j| 1u64 << (s - scale[j])).collect();
-                    let map = op.gather(&shapes).ok_or_else(|| bad(&node.name, "data movement without an index map".into()))?;
                     scale[i] = s;
                     factor[i] = g;
-                    Step::Gather { out: i, inputs: ins.clone(), mults, map: Arc::new(map) }
+                    Step::Gather { out: i, inputs: ins.clone(), mults }
                 }
                 Lowering::AvgPool { kernel, stride } => {
                     scale[i] = scale[ins[0]];
