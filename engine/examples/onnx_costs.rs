@@ -10,6 +10,7 @@
 //!
 //! `cargo run --release -p pann-engine --example onnx_costs`
 
+use pann_approx::Alpha;
 use pann_engine::{session_in_memory, PublicModel, SecureConfig};
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
 use pann_models::onnx::{import::import, proto::decode_model};
@@ -33,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let xs: Vec<Vec<f64>> = pixels.iter().map(|p| im.input.normalise(p)).collect();
         let bounds = per_site_bounds(&max_abs_per_site(&model, xs.len(), |i| xs[i].clone(), None)?, 1.2);
         let sites = model.network.relu_sites().len();
-        let public = match PublicModel::new(&model, &im.input, &bounds, SecureConfig::new(ALPHA)) {
+        let public = match PublicModel::new(&model, &im.input, &bounds, SecureConfig::new(Alpha::new(ALPHA)?)) {
             Ok(p) => p,
             Err(e) => {
                 println!("| {name} ({file}) | {sites} | not yet: {e} | | | | |");

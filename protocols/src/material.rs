@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn material_len_is_what_a_party_holds() {
-        let relu = PolyRelu::new(ReluConfig::new(9, 36)).unwrap();
+        let relu = PolyRelu::new(ReluConfig::new(pann_approx::Alpha::new(9).unwrap(), 36)).unwrap();
         let spec = LinearSpec::Conv(ConvSpec { n: 2, c: 3, h: 5, w: 5, o: 4, kh: 3, kw: 3, stride: 1, pad: 1 });
         for req in [Request::program(&relu.program, 7), Request::Linear { layer: 0, spec }] {
             let m = Expander::new(Party::Server, [1; 16]).expand(&req, None).unwrap();
