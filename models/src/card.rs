@@ -170,8 +170,9 @@ impl ModelCard {
     /// channels, every size, the normalisation and the bounds are within
     /// [`crate::limits`], every bound and alpha names a ReLU site, bounds and
     /// alphas are given for every site or none (every alpha is in 4..=14 by
-    /// its type, checked when the JSON is read), and the logit range is ordered. Returns the network the architecture
-    /// builds (with its batch norms); `path` names the card in errors.
+    /// its type, checked when the JSON is read), and the logit range is
+    /// ordered. Returns the network the architecture builds (with its batch
+    /// norms); `path` names the card in errors.
     pub fn check(&self, path: &Path) -> Result<Network> {
         let bad = |reason: String| ModelError::Card { path: path.into(), reason };
         let net = self.architecture.build()?;
