@@ -28,6 +28,10 @@ test: deps torch fashion-mnist
 	@if $(CARGO) tree -p pann-models -e normal | grep -E ' (tokio|rustls|tokio-rustls) v'; then \
 		echo "pann-models depends on networking crates (above)"; exit 1; fi
 	@echo "pann-models: no tokio, no TLS in its dependencies"
+	@# The approximation crate (sign polynomials, Alpha, Precision) has no networking either.
+	@if $(CARGO) tree -p pann-approx -e normal | grep -E ' (tokio|rustls|tokio-rustls) v'; then \
+		echo "pann-approx depends on networking crates (above)"; exit 1; fi
+	@echo "pann-approx: no tokio, no TLS in its dependencies"
 
 ## Build everything in release mode.
 build: deps torch

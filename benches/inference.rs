@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pann::nn::{ImageSet, LoadedModel};
+use pann::nn::{Alpha, ImageSet, LoadedModel};
 use pann::secure::{session_in_memory, PublicModel, SecureConfig};
 
 fn end_to_end(c: &mut Criterion) {
@@ -19,7 +19,8 @@ fn end_to_end(c: &mut Criterion) {
     let m = LoadedModel::load(repo.join("models/assets/resnet20-akamaster.card.json")).expect("shipped card");
     let images = ImageSet::read_file(repo.join("models/tests/data/test_batch_first64.bin")).expect("shipped test images");
     let raw = vec![images.image(0).to_vec()];
-    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(9)).expect("public model");
+    let public =
+        PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(Alpha::new(9).unwrap())).expect("public model");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut g = c.benchmark_group("resnet20_alpha9");
     g.bench_function("batch1_three_roles_in_memory", |b| {

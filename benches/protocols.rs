@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use pann_approx::Alpha;
 use pann_mpc_core::ring::R;
 use pann_mpc_core::{Channel, ChannelConfig, Party, Prg};
 use pann_protocols::harness::share_clear;
@@ -66,7 +67,7 @@ fn relu(c: &mut Criterion) {
     let mut prg = Prg::from_seed([5; 16]);
     let x: Vec<R> = prg.gen(n).iter().map(|v| ((*v as i64) >> 44) as u64).collect(); // |x| < 2^19 at scale 20
     for alpha in [4, 5, 7, 9, 12, 14] {
-        let relu = PolyRelu::new(ReluConfig::new(alpha, 20)).unwrap();
+        let relu = PolyRelu::new(ReluConfig::new(Alpha::new(alpha).unwrap(), 20)).unwrap();
         let info = relu.info();
         eprintln!(
             "relu alpha {alpha}: {} openings, {} rounds, online {} B and offline {} B per element",
@@ -77,7 +78,7 @@ fn relu(c: &mut Criterion) {
         );
         bench_program(c, &format!("relu_alpha{alpha}"), Arc::clone(&relu.program), vec![x.clone()]);
     }
-    let quadratic = PolyRelu::new(ReluConfig::quadratic(9, 20)).unwrap();
+    let quadratic = PolyRelu::new(ReluConfig::quadratic(Alpha::new(9).unwrap(), 20)).unwrap();
     bench_program(c, "relu_alpha9_quadratic", Arc::clone(&quadratic.program), vec![x]);
 }
 

@@ -11,10 +11,13 @@ mod common;
 
 use std::sync::Arc;
 
-use pann::nn::{max_abs_per_site, per_site_bounds, InputSpec, NetworkBuilder, Op, PlainExecutor, ReluMode, Shape};
+use pann::nn::{max_abs_per_site, per_site_bounds, Alpha, InputSpec, NetworkBuilder, Op, PlainExecutor, ReluMode, Shape};
 use pann::secure::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 
-const ALPHA: u32 = 10;
+const ALPHA: Alpha = match Alpha::new(10) {
+    Ok(a) => a,
+    Err(_) => panic!("10 is an alpha"),
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1 x 12 x 12 grey images, 3 classes.

@@ -19,7 +19,7 @@ use std::time::Instant;
 use pann::arith::{Party, Prg, R};
 use pann::mpc::{Dealer, Expander, LinearSpec, Material, Request};
 use pann::net::{Channel, ChannelConfig};
-use pann::nn::{InputSpec, SmallCnnConfig};
+use pann::nn::{Alpha, InputSpec, SmallCnnConfig};
 use pann::protocols::ProtocolError;
 use pann::secure::{
     client_connect, client_run, server_admit, server_run, Preprocessing, PublicModel, SecureConfig, SeedExpansion, ServedModel,
@@ -109,7 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spec = InputSpec { mean: vec![0.5; 3], std: vec![0.25; 3] };
     let images = common::pseudo_random_images(3, 3 * 8 * 8, 6);
     let bounds = model.network.relu_sites().iter().map(|s| (s.to_string(), 8.0)).collect();
-    let public = PublicModel::new(&model, &spec, &bounds, SecureConfig::new(10))?;
+    let public = PublicModel::new(&model, &spec, &bounds, SecureConfig::new(Alpha::new(10)?))?;
     let served = ServedModel::new(model.clone(), public.clone())?;
     let rt = tokio::runtime::Runtime::new()?;
 

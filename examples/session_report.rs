@@ -8,7 +8,7 @@
 mod common;
 
 use pann::net::{Cost, Phase};
-use pann::nn::{InputSpec, SmallCnnConfig};
+use pann::nn::{Alpha, InputSpec, SmallCnnConfig};
 use pann::secure::{ClientOutcome, PublicModel, SecureConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = common::pseudo_random_model(net, 9, 0.8)?;
     let spec = InputSpec { mean: vec![0.5; 3], std: vec![0.25; 3] };
     let bounds = model.network.relu_sites().iter().map(|s| (s.to_string(), 8.0)).collect();
-    let public = PublicModel::new(&model, &spec, &bounds, SecureConfig::new(9))?;
+    let public = PublicModel::new(&model, &spec, &bounds, SecureConfig::new(Alpha::new(9)?))?;
     let images = common::pseudo_random_images(4, 3 * 8 * 8, 10);
     let rt = tokio::runtime::Runtime::new()?;
     let outcome = rt.block_on(common::three_roles(&model, &public, &images, 2))?;

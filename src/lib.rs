@@ -10,8 +10,10 @@
 //!
 //! This crate is the front door: one dependency, the public API grouped by
 //! concept. Each module re-exports from the layer that implements it; the
-//! layers themselves are [`core`] (ring, shares, channels), [`protocols`]
-//! (two-party programs, the polynomial ReLU, the dealer), [`models`]
+//! layers themselves are [`core`] (ring, shares, channels), [`approx`] (the
+//! sign polynomials and the precision types [`nn::Alpha`] and
+//! [`nn::Precision`]), [`protocols`] (two-party programs, the polynomial
+//! ReLU, the dealer), [`models`]
 //! (networks, cards, the f64 executor, calibration, the planner) and
 //! [`engine`] (the secure plan and the three roles' sessions).
 //!
@@ -20,7 +22,7 @@
 //! | ring elements, fixed point, additive shares, PRGs | [`arith`] |
 //! | framed channels, transports, cost meters | [`net`] |
 //! | programs on shares, the polynomial ReLU, material and the dealer | [`mpc`] |
-//! | networks and cards in the clear: f64 executor, calibration, planner, data | [`nn`] |
+//! | networks and cards in the clear: f64 executor, calibration, planner, data, precisions | [`nn`] |
 //! | secure inference: plan, preprocessing sources, sessions, reports | [`secure`] |
 //!
 //! `docs/LIBRARY.md` (in the repository) explains how to add a protocol, an
@@ -58,9 +60,10 @@
 //! use pann::mpc::harness::{run_program_pair, DealerMode};
 //! use pann::mpc::{PolyRelu, ReluConfig};
 //! use pann::net::Phase;
+//! use pann::nn::Alpha;
 //!
 //! // alpha 9; inputs at 20 fractional bits, already divided by their bound B = 1.
-//! let relu = PolyRelu::new(ReluConfig::new(9, 20))?;
+//! let relu = PolyRelu::new(ReluConfig::new(Alpha::new(9)?, 20))?;
 //! let xs = [-0.75, -0.01, 0.3, 0.9];
 //! let input = FixedPoint::new(20)?.encode_slice(&xs)?;
 //! let rt = tokio::runtime::Runtime::new()?;
@@ -93,7 +96,7 @@
 //!
 //! ```
 //! use pann::net::{Channel, ChannelConfig};
-//! use pann::nn::{max_abs_per_site, per_site_bounds, InputSpec, Model, Params, PlainExecutor, ReluMode, SmallCnnConfig, Tensor};
+//! use pann::nn::{max_abs_per_site, per_site_bounds, Alpha, InputSpec, Model, Params, PlainExecutor, ReluMode, SmallCnnConfig, Tensor};
 //! use pann::secure::{client_connect, client_run, server_admit, server_run, PublicModel, SecureConfig, ServedModel, SessionLimits, TrustedDealer};
 //!
 //! // A small CNN (3x8x8 input, 5 classes) with deterministic pseudo-random weights.
@@ -111,7 +114,8 @@
 //! let spec = InputSpec { mean: vec![0.5; 3], std: vec![0.25; 3] };
 //! let x = spec.normalise(&image);
 //! let bounds = per_site_bounds(&max_abs_per_site(&model, 1, |_| x.clone(), None)?, 1.2);
-//! let public = PublicModel::new(&model, &spec, &bounds, SecureConfig::new(12))?;
+//! let alpha = Alpha::new(12)?;
+//! let public = PublicModel::new(&model, &spec, &bounds, SecureConfig::new(alpha))?;
 //! let served = ServedModel::new(model.clone(), public)?;
 //!
 //! let rt = tokio::runtime::Runtime::new()?;
@@ -135,7 +139,7 @@
 //!     Ok::<_, Box<dyn std::error::Error>>(c?.logits)
 //! })?;
 //!
-//! let plain = PlainExecutor::new(&model, ReluMode::pann(12, bounds.clone())?)?.forward(&x)?;
+//! let plain = PlainExecutor::new(&model, ReluMode::pann(alpha, bounds.clone())?)?.forward(&x)?;
 //! for (secure, f64_logit) in logits[0].iter().zip(&plain.logits) {
 //!     assert!((secure - f64_logit).abs() < 1e-2, "secure {secure} vs f64 {f64_logit}");
 //! }
@@ -144,6 +148,7 @@
 
 #![deny(missing_docs)]
 
+pub use pann_approx as approx;
 pub use pann_engine as engine;
 pub use pann_models as models;
 pub use pann_mpc_core as core;
@@ -180,6 +185,7 @@ pub mod mpc {
     //! material, secure linear layers, the plaintext fixed-point reference of a
     //! program, and [`harness`] (both parties in one process).
 
+    pub use pann_approx::sign_poly;
     pub use pann_protocols::dealer::{Dealer, DealerLink, MaterialSource};
     pub use pann_protocols::exec::run_program;
     pub use pann_protocols::harness;
@@ -188,14 +194,18 @@ pub mod mpc {
     pub use pann_protocols::material::{Expander, LinearMaterial, Material, ProgramMaterial, Request};
     pub use pann_protocols::poly::{PolyRelu, ReluConfig, ReluInfo, Schedule};
     pub use pann_protocols::program::{ops, Form, Program, ProgramBuilder};
-    pub use pann_protocols::{reference, sign_poly};
+    pub use pann_protocols::reference;
 }
 
 pub mod nn {
     //! Networks in the clear: the network description every executor walks,
     //! models and model cards, the f64 executor (exact or polynomial ReLU),
-    //! calibration of per-site bounds, the mixed-precision planner, and labelled
-    //! image input (CIFAR-10 binary, IDX, PNG).
+    //! calibration of per-site bounds, the mixed-precision planner, labelled
+    //! image input (CIFAR-10 binary, IDX, PNG), and the precisions: [`Alpha`]
+    //! (one ReLU's, only 4..=14 constructible) and [`Precision`] (one alpha
+    //! for all sites or one per site; its text is the handshake's).
+
+    pub use pann_approx::{Alpha, Precision};
 
     pub use pann_models::calibrate::{max_abs_per_site, per_site_bounds, GlobalBoundRule};
     pub use pann_models::card::{InputSpec, LoadedModel, ModelCard, Provenance};

@@ -10,6 +10,7 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use pann_approx::Alpha;
 use pann_engine::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::range::check_logits;
 use pann_models::{CifarDir, DataDir, ImageSet, LoadedModel, Model, PlainExecutor, ReluMode, ResNetConfig, Shape};
@@ -70,8 +71,10 @@ fn a_wrapped_result_is_flagged_and_a_normal_one_is_not() {
     let range = m.card.logit_range;
     assert!(range.is_some(), "the shipped alpha-4 card carries its logit range");
     let test = ImageSet::read_file(shared_data().join("cifar-10-jpeg/test_batch.bin")).unwrap();
-    let public =
-        PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(4)).unwrap().with_logit_range(range).unwrap();
+    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(Alpha::new(4).unwrap()))
+        .unwrap()
+        .with_logit_range(range)
+        .unwrap();
     let plan = Plan::compile(Arc::new(public), 1).unwrap();
     let weights = ServerWeights::encode(&plan, &m.model).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();

@@ -67,10 +67,10 @@ fn serve(s: &Session, card: &Path, images: &Path) {
     let data = ImageSet::read_file(images).expect("shipped images");
     let raw: Vec<Vec<u8>> = (0..2).map(|i| data.image(i).to_vec()).collect();
     let labels: Vec<Option<u8>> = (0..2).map(|i| Some(data.labels[i])).collect();
-    let (digest, want) = reference_of(card, Some(9), &raw, 2);
+    let (digest, want) = reference_of(card, Some(ALPHA), &raw, 2);
     let t0 = Instant::now();
     let mut d = s.dealer();
-    let mut sv = s.server(card, 9);
+    let mut sv = s.server(card, ALPHA);
     let mut c = s.client_with(&s.certs, &["--alpha", "9", "--count", "2", "--batch", "2", "--expect-model", &digest], &[images]);
     let (de, se, ce) = wait_all(&mut d, &mut sv, &mut c, t0);
     ce.succeeded("client");

@@ -10,6 +10,7 @@
 mod common;
 
 use common::*;
+use pann_approx::Alpha;
 use pann_models::{ImageSet, LoadedModel, ModelCard};
 use pann_mpc_core::AbortCode;
 use std::path::{Path, PathBuf};
@@ -39,7 +40,7 @@ fn three_processes_cifar_records_match_the_fixed_point_reference() {
 
     let cr = s.report("client");
     assert_eq!(cr["role"], "client");
-    assert_eq!(cr["alpha"], ALPHA);
+    assert_eq!(cr["alpha"], ALPHA.get());
     assert_eq!(cr["model_digest"], digest.as_str());
     check_predictions(&cr, &want, &labels);
     for (i, w) in want.iter().enumerate() {
@@ -169,7 +170,7 @@ fn client_and_server_with_different_alpha_both_fail_naming_alpha() {
 fn per_layer_card(dir: &Path) -> PathBuf {
     let mut c: ModelCard = serde_json::from_slice(&std::fs::read(card()).unwrap()).unwrap();
     let sites: Vec<String> = c.relu_bounds.keys().cloned().collect();
-    c.relu_alphas = sites.iter().enumerate().map(|(i, s)| (s.clone(), [6, 9, 12][i % 3])).collect();
+    c.relu_alphas = sites.iter().enumerate().map(|(i, s)| (s.clone(), Alpha::new([6, 9, 12][i % 3]).unwrap())).collect();
     std::fs::copy(repo().join("models/assets").join(&c.weights), dir.join(&c.weights)).unwrap();
     let path = dir.join("per-layer.card.json");
     std::fs::write(&path, c.to_json()).unwrap();
@@ -240,7 +241,7 @@ fn pann_plan_writes_a_card_that_meets_its_target() {
     // The card loads (digest of the copied weights) and names every site.
     let m = LoadedModel::load(&out).expect("the planned card loads");
     assert_eq!(m.card.relu_alphas.len(), 19);
-    assert!(m.card.relu_alphas.values().all(|a| [6, 9].contains(a)));
+    assert!(m.card.relu_alphas.values().all(|a| [6, 9].contains(&a.get())));
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let oc = &r["outcome"];
     let f = |v: &serde_json::Value| v.as_f64().unwrap();
@@ -663,6 +664,6 @@ fn three_processes_fashion_mnist_idx_and_gray_png_match_the_fixed_point_referenc
 fn the_readme_pins_the_real_model_digest() {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let pinned = readme.split("--expect-model ").nth(1).and_then(|s| s.split_whitespace().next()).expect("the README pins a digest");
-    let real = pann_bin::party::public_model_digest(&card(), Some(9)).unwrap();
+    let real = pann_bin::party::public_model_digest(&card(), Some(ALPHA)).unwrap();
     assert_eq!(pinned, real, "update the README walk-through's --expect-model");
 }

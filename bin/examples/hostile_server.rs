@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use pann_approx::Alpha;
 use pann_engine::session::{dealer_hello, session_params};
 use pann_engine::SessionId;
 use pann_engine::{PublicModel, SecureConfig};
@@ -37,7 +38,7 @@ async fn main() -> Result<()> {
         bail!("usage: hostile_server huge-model|long-frame CARD.json CERTS_DIR LISTEN DEALER");
     };
     let m = LoadedModel::load(card).context("loading the card")?;
-    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(9))?;
+    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(Alpha::new(9).unwrap()))?;
     let precision = public.precision();
     let desc = match mode.as_str() {
         "huge-model" => {

@@ -51,6 +51,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use pann_approx::{Alpha, Precision};
 use pann_bin::party::{public_model_digest, Net};
 use pann_bin::service::client_session;
 use pann_engine::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights, SessionLimits};
@@ -72,8 +73,8 @@ struct Args {
     #[arg(long, value_name = "DIR", required_unless_present = "reference_only")]
     certs: Option<PathBuf>,
     /// The precision the server runs at (uniform alpha).
-    #[arg(long, default_value_t = 9)]
-    alpha: u32,
+    #[arg(long, default_value = "9")]
+    alpha: Alpha,
     /// CIFAR-10 binary records; requests rotate through them.
     #[arg(long, value_name = "FILE", default_value = "models/tests/data/test_batch_first64.bin")]
     input: PathBuf,
@@ -114,7 +115,7 @@ struct Args {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct RefFile {
     card: PathBuf,
-    alpha: u32,
+    alpha: Alpha,
     input: PathBuf,
     /// SHA-256 of the input file.
     input_sha256: String,
@@ -180,7 +181,7 @@ fn median(sorted: &[f64]) -> f64 {
 /// The in-process fixed-point reference of each image in `raw`, one image
 /// at a time, exactly as `reference_of` in tests/common/mod.rs (uniform
 /// alpha). Returns the reference's model digest and the logits.
-fn reference(card: &Path, alpha: u32, raw: &[Vec<u8>]) -> Result<(String, Vec<Vec<f64>>)> {
+fn reference(card: &Path, alpha: Alpha, raw: &[Vec<u8>]) -> Result<(String, Vec<Vec<f64>>)> {
     let m = LoadedModel::load(card).with_context(|| format!("loading {}", card.display()))?;
     let public =
         PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(alpha))?.with_logit_range(m.card.logit_range)?;
@@ -205,7 +206,7 @@ struct Shared {
     net: Net,
     server: String,
     dealer: String,
-    precision: String,
+    precision: Precision,
     digest: String,
     images: Vec<Vec<u8>>,
     refs: Vec<Vec<f64>>,
@@ -389,7 +390,7 @@ fn main() -> Result<()> {
         },
         server: server.clone(),
         dealer: dealer.clone(),
-        precision: a.alpha.to_string(),
+        precision: a.alpha.into(),
         digest: digest.clone(),
         images,
         refs,

@@ -18,6 +18,7 @@
 
 use std::path::Path;
 
+use pann_approx::Alpha;
 use pann_bin::precision::metered_relu_costs;
 use pann_engine::{session_in_memory, PublicModel, SecureConfig};
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
@@ -33,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = repo.join("models/tests/data/onnx");
     let cifar = ImageSet::read_file(repo.join("models/tests/data/test_batch_first64.bin"))?;
     let fmnist = ImageSet::read_file(repo.join("models/tests/data/fashion-mnist-small/t10k-images-idx3-ubyte.gz"))?.truncated(64);
-    let costs = metered_relu_costs(&(4..=14).collect::<Vec<_>>())?;
+    let costs = metered_relu_costs(&Alpha::all().collect::<Vec<_>>())?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     println!("| model (file) | activation sites | precision | online MB / image | offline MB / image | online rounds | online s / image | end to end s / image |");
     println!("|---|---|---|---|---|---|---|---|");
@@ -68,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let planned = planner.plan(0.02, |_| {})?;
         let sites = model.network.relu_sites().len();
-        let uniform = PublicModel::new(&model, &im.input, &bounds, SecureConfig::new(ALPHA))?;
+        let uniform = PublicModel::new(&model, &im.input, &bounds, SecureConfig::new(Alpha::new(ALPHA)?))?;
         let mixed = uniform.clone().with_alphas(planned.alpha_map())?;
         for (label, public) in [(format!("alpha {ALPHA}"), uniform), (format!("planned: {}", alphas(&planned.alphas)), mixed)] {
             let (mut online_s, mut total_s, mut online_b, mut offline_b, mut rounds) = (Vec::new(), Vec::new(), 0u64, 0u64, 0u64);
@@ -102,8 +103,8 @@ fn exact_predictions(model: &Model, xs: &[Vec<f64>]) -> Result<Vec<u8>, Box<dyn 
 }
 
 /// Per-site alphas as a run-length list: `9 x3, 6, 4 x2`.
-fn alphas(list: &[u32]) -> String {
-    let mut runs: Vec<(u32, usize)> = Vec::new();
+fn alphas(list: &[Alpha]) -> String {
+    let mut runs: Vec<(Alpha, usize)> = Vec::new();
     for &a in list {
         match runs.last_mut() {
             Some((b, n)) if *b == a => *n += 1,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use pann_approx::{Alpha, PER_LAYER_PREFIX};
 use pann_engine::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::{ImageSet, LoadedModel};
 use pann_mpc_core::{Meter, Phase};
@@ -21,8 +22,10 @@ use crate::report::{argmax, Prediction};
 pub struct BenchRow {
     /// Network name (`loopback`, `relay0`, `lan`, `wan`, ...).
     pub net: String,
-    /// The uniform alpha, or 0 for the card's per-layer alphas (see `precision`).
-    pub alpha: u32,
+    /// The uniform alpha, or `None` (written as 0) for the card's per-layer
+    /// alphas (see `precision`).
+    #[serde(with = "crate::report::alpha_or_zero")]
+    pub alpha: Option<Alpha>,
     /// As agreed in the handshake: `"9"` or `"per-layer:4,5,..."`.
     #[serde(default)]
     pub precision: String,
@@ -197,17 +200,16 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// The public model at uniform `alpha`, or (alpha 0) at the card's per-layer alphas.
-pub fn public_model(loaded: &LoadedModel, alpha: u32) -> Result<PublicModel> {
+/// The public model at uniform `alpha`, or (`None`) at the card's own alphas.
+pub fn public_model(loaded: &LoadedModel, alpha: Option<Alpha>) -> Result<PublicModel> {
     let c = &loaded.card;
-    let public =
-        PublicModel::new(&loaded.model, &c.input, &c.relu_bounds, SecureConfig::new(if alpha == 0 { c.default_alpha } else { alpha }))?;
+    let public = PublicModel::new(&loaded.model, &c.input, &c.relu_bounds, SecureConfig::new(alpha.unwrap_or(c.default_alpha)))?;
     let public = public.with_logit_range(c.logit_range)?;
-    Ok(if alpha == 0 { public.with_alphas(c.relu_alphas.clone())? } else { public })
+    Ok(if alpha.is_none() { public.with_alphas(c.relu_alphas.clone())? } else { public })
 }
 
 /// Logits of the fixed-point reference (the plan on clear ring values).
-pub fn reference_logits(loaded: &LoadedModel, alpha: u32, data: &ImageSet, first: usize, count: usize) -> Result<Vec<Vec<f64>>> {
+pub fn reference_logits(loaded: &LoadedModel, alpha: Option<Alpha>, data: &ImageSet, first: usize, count: usize) -> Result<Vec<Vec<f64>>> {
     let public = public_model(loaded, alpha)?;
     let plan = Plan::compile(Arc::new(public), 1)?;
     let weights = ServerWeights::encode(&plan, &loaded.model)?;
@@ -235,7 +237,7 @@ pub fn measure(
     dir: &Path,
     card: &Path,
     data_path: &Path,
-    alpha: u32,
+    alpha: Option<Alpha>,
     batch: usize,
     first: usize,
     count: usize,
@@ -257,7 +259,7 @@ pub fn measure(
         timeout: Duration::from_secs(600),
         link: Some(link),
     };
-    let report = session.run().with_context(|| format!("secure run at alpha {alpha}, batch {batch}"))?;
+    let report = session.run().with_context(|| format!("secure run at precision {precision}, batch {batch}"))?;
     let server: Meter = serde_json::from_value(report["meters"]["server"].clone())?;
     let dealer: Meter = serde_json::from_value(report["meters"]["dealer"].clone())?;
     let batches = report["batches"].as_array().cloned().unwrap_or_default();
@@ -305,7 +307,7 @@ pub fn measure(
     Ok(BenchRow {
         net: link.name.clone(),
         alpha,
-        precision,
+        precision: precision.to_string(),
         batch,
         images: count,
         runs,
@@ -381,7 +383,10 @@ pub fn markdown(rows: &[BenchRow]) -> String {
         s += &format!(
             "| {} | {} | {} | {} | {:.2} | {:.0} | {:.3} | {} | {} | {} | {} | {:.2} | {:.3} | {} | {} |\n",
             r.net,
-            if r.alpha == 0 { format!("per-layer ({})", r.precision.trim_start_matches("per-layer:")) } else { r.alpha.to_string() },
+            match r.alpha {
+                None => format!("per-layer ({})", r.precision.trim_start_matches(PER_LAYER_PREFIX)),
+                Some(a) => a.to_string(),
+            },
             r.batch,
             r.images,
             r.online_bytes_per_image / 1e6,

@@ -313,8 +313,9 @@ fn report(results: &Path, out: &Path) -> Result<(String, usize)> {
         let ratios: Vec<String> = rs
             .iter()
             .filter_map(|r| {
-                let b20 = r20(r.alpha)?;
-                Some(format!("- alpha {}: ResNet-32 / ResNet-20 online bytes per image = {:.2}", r.alpha, r.online_bytes_per_image / b20))
+                let alpha = r.alpha.map_or(0, pann_approx::Alpha::get);
+                let b20 = r20(alpha)?;
+                Some(format!("- alpha {alpha}: ResNet-32 / ResNet-20 online bytes per image = {:.2}", r.online_bytes_per_image / b20))
             })
             .collect();
         v.set("resnet32_ratios", ratios.join("\n"));

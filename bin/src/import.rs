@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use pann_approx::Alpha;
 use pann_models::calibrate::{ring_headroom, OutOfRange};
 use pann_models::card::{sha256_hex, InputSpec, LoadedModel, ModelCard, Provenance};
 use pann_models::config::Architecture;
@@ -67,7 +68,7 @@ pub fn run_import(o: &ImportOptions) -> Result<()> {
         input: im.input.clone(),
         weights: weights_name,
         weights_sha256: sha256_hex(&weights),
-        default_alpha: 9,
+        default_alpha: Alpha::new(9).expect("9 is an alpha"),
         relu_bounds: BTreeMap::new(),
         relu_alphas: BTreeMap::new(),
         calibration: None,
@@ -129,7 +130,7 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// `pann eval`: the card's model on the first `images` records of `data`,
 /// exact ReLU and PANN at each alpha (uniform, the card's bounds).
-pub fn run_eval(card: &Path, data: &Path, images: usize, alphas: &[u32]) -> Result<()> {
+pub fn run_eval(card: &Path, data: &Path, images: usize, alphas: &[Alpha]) -> Result<()> {
     let m = LoadedModel::load(card).with_context(|| format!("loading {}", card.display()))?;
     if m.card.relu_bounds.is_empty() {
         bail!("{} has no bounds: calibrate it first (pann calibrate --model {} --data IMAGES --out CARD)", card.display(), card.display());
@@ -149,7 +150,7 @@ pub fn run_eval(card: &Path, data: &Path, images: usize, alphas: &[u32]) -> Resu
         let exec = PlainExecutor::new(&m.model, ReluMode::pann(alpha, m.card.relu_bounds.clone())?)?;
         let outs = exec.forward_many(set.len(), input, None)?;
         let ev = Evaluation::from_forwards(&names, &outs, &set.labels);
-        let uniform: BTreeMap<String, u32> = names.iter().map(|s| (s.clone(), alpha)).collect();
+        let uniform: BTreeMap<String, Alpha> = names.iter().map(|s| (s.clone(), alpha)).collect();
         let head = ring_headroom(&uniform)?;
         let r = OutOfRange::from_forwards(&names, &m.card.relu_bounds, &head, &outs);
         println!(

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use pann_approx::Precision;
 
 /// A child process that is killed if the caller stops early.
 pub struct Guard(Option<Child>, &'static str);
@@ -61,10 +62,10 @@ pub struct Session<'a> {
     pub dir: &'a Path,
     /// The model card the server deploys.
     pub card: &'a Path,
-    /// The precision: an alpha (`"9"`, given to the server and the client),
-    /// or a per-layer string (`"per-layer:4,5,..."`: the server runs the
-    /// card's `relu_alphas`, the client expects this string).
-    pub precision: String,
+    /// The precision: uniform (`"9"`, given to the server and the client),
+    /// or per layer (`"per-layer:4,5,..."`: the server runs the card's
+    /// `relu_alphas`, the client expects this string).
+    pub precision: Precision,
     /// The client's input: a CIFAR-10 binary or IDX images file.
     pub input: &'a Path,
     /// First record of `input` to classify.
@@ -103,11 +104,11 @@ impl Session<'_> {
             Some((cs, cd, sd)) => (cs.addr.to_string(), cd.addr.to_string(), sd.addr.to_string()),
             None => (server_addr.clone(), dealer_addr.clone(), dealer_addr.clone()),
         };
-        let alpha = &self.precision;
-        let server_alpha: Vec<&str> = if alpha.parse::<u32>().is_ok() { vec!["--alpha", alpha] } else { vec![] };
+        let alpha = &self.precision.to_string();
+        let uniform = self.precision.uniform();
+        let server_alpha: Vec<&str> = if uniform.is_some() { vec!["--alpha", alpha] } else { vec![] };
         let timeout = self.timeout.as_secs().max(1).to_string();
         // The client pins the model it expects, as a deployment should.
-        let uniform = alpha.parse::<u32>().ok();
         let digest = crate::party::public_model_digest(self.card, uniform)?;
         let common = |role: &str| {
             let mut c = Command::new(&party);

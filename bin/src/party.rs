@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use pann_approx::{Alpha, Precision};
 use pann_mpc_core::handshake::Role;
 use pann_mpc_core::transport::{load_peer_cert, tcp_channel, tcp_connect, tls, tls_connect, Listener, TlsIdentity, TlsPeers};
 
@@ -228,7 +229,7 @@ struct ServerModel {
 
 /// The model as the server deploys it: at `alpha` everywhere if given, else
 /// at the card's per-layer alphas if it has them, else at its default alpha.
-fn load_server_model(card: &Path, alpha: Option<u32>) -> Result<ServerModel> {
+fn load_server_model(card: &Path, alpha: Option<Alpha>) -> Result<ServerModel> {
     let loaded = LoadedModel::load(card).with_context(|| format!("loading the model card {}", card.display()))?;
     if loaded.card.relu_bounds.is_empty() {
         bail!("the model card {} has no ReLU bounds: calibrate it first (pann calibrate)", card.display());
@@ -244,7 +245,7 @@ fn load_server_model(card: &Path, alpha: Option<u32>) -> Result<ServerModel> {
 
 /// The digest of the public model a server deploys from `card` at `alpha`
 /// (as [`run_server`] prints it): what a client passes to `--expect-model`.
-pub fn public_model_digest(card: &Path, alpha: Option<u32>) -> Result<String> {
+pub fn public_model_digest(card: &Path, alpha: Option<Alpha>) -> Result<String> {
     Ok(load_server_model(card, alpha)?.public.digest())
 }
 
@@ -254,7 +255,7 @@ pub fn public_model_digest(card: &Path, alpha: Option<u32>) -> Result<String> {
 pub async fn run_server(
     net: &Net,
     card: &Path,
-    alpha: Option<u32>,
+    alpha: Option<Alpha>,
     listen: &str,
     dealer: &str,
     opts: ServiceOptions,
@@ -290,18 +291,13 @@ pub async fn run_dealer(net: &Net, listen: &str, opts: ServiceOptions, pool: usi
     DealerService::new(net.clone(), opts, pool, pool_memory, metrics)?.run(listener).await
 }
 
-/// The alpha of a uniform precision string (`"9"`), 0 for `"per-layer:..."`.
-fn uniform_alpha(precision: &str) -> u32 {
-    precision.parse().unwrap_or(0)
-}
-
 /// The client: one session with the server and the dealer; learns the
 /// logits. An input that does not load ends the client before it connects.
 pub async fn run_client(
     net: &Net,
     server: &str,
     dealer: &str,
-    precision: &str,
+    precision: &Precision,
     expect_model: Option<&str>,
     images: Images,
     batch: usize,
@@ -310,8 +306,8 @@ pub async fn run_client(
     let predictions = out.logits.iter().zip(&images.labels).map(|(l, &label)| Prediction::judge(l, label, out.logit_range)).collect();
     let report = PartyReport {
         role: "client".into(),
-        alpha: uniform_alpha(precision),
-        precision: precision.into(),
+        alpha: precision.uniform(),
+        precision: precision.to_string(),
         model_digest: out.model_digest.clone(),
         setup_s: out.setup_s,
         batches: out.batches.clone(),

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use pann_approx::{Alpha, Precision};
 use pann_engine::{client_session, dealer_session, server_session, PublicModel, SecureConfig};
 use pann_models::planner::{Explored, Objective, PlanOutcome, Planner, ReluCost};
 use pann_models::{ImageSet, LoadedModel, PlainExecutor, ReluMode};
@@ -29,13 +30,13 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Online bytes per element and rounds of one ReLU layer at each alpha,
 /// from the meters of a two-party run on 16,384 elements (inputs at 54
 /// fractional bits, as in a ResNet plan).
-pub fn metered_relu_costs(alphas: &[u32]) -> Result<BTreeMap<u32, ReluCost>> {
+pub fn metered_relu_costs(alphas: &[Alpha]) -> Result<BTreeMap<Alpha, ReluCost>> {
     let rt = runtime()?;
     let mut out = BTreeMap::new();
     for &a in alphas {
         let relu = PolyRelu::new(ReluConfig::new(a, 54)).with_context(|| format!("ReLU at alpha {a}"))?;
         let x: Vec<R> = (0..METER_ELEMENTS).map(|i| ((i as f64 / METER_ELEMENTS as f64 - 0.5) * 2f64.powi(54)) as i64 as u64).collect();
-        let run = rt.block_on(run_program_pair(&relu.program, &[x], a as u64, DealerMode::InProcess))?;
+        let run = rt.block_on(run_program_pair(&relu.program, &[x], a.get() as u64, DealerMode::InProcess))?;
         let online = run.meter0.phase_total(Phase::Online);
         out.insert(a, ReluCost { bytes: online.bytes() as f64 / METER_ELEMENTS as f64, rounds: online.rounds as u32 });
     }
@@ -92,21 +93,45 @@ pub fn labelled_images(loaded: &LoadedModel, file: &Path, first: usize, count: u
     Ok((images, set.labels[first..end].to_vec()))
 }
 
-/// Parse "4-9" or "4,5,7" into alphas.
-pub fn parse_alphas(s: &str) -> Result<Vec<u32>> {
+/// Parse "4-9" or "4,5,7" into alphas (each in 4..=14), ascending.
+pub fn parse_alphas(s: &str) -> Result<Vec<Alpha>> {
+    let alpha = |t: &str| t.trim().parse::<Alpha>().with_context(|| format!("alphas must lie in 4..=14, got {s:?}"));
     let mut v = Vec::new();
     for part in s.split(',') {
         match part.split_once('-') {
-            Some((a, b)) => v.extend(a.trim().parse::<u32>()?..=b.trim().parse::<u32>()?),
-            None => v.push(part.trim().parse::<u32>()?),
+            Some((a, b)) => {
+                let (a, b) = (alpha(a)?, alpha(b)?);
+                v.extend(Alpha::all().filter(|x| (a..=b).contains(x)));
+            }
+            None => v.push(alpha(part)?),
         }
     }
     v.sort_unstable();
     v.dedup();
-    if v.is_empty() || v.iter().any(|a| !(4..=14).contains(a)) {
+    if v.is_empty() {
         bail!("alphas must lie in 4..=14, got {s:?}");
     }
     Ok(v)
+}
+
+/// Alphas as `--alphas` takes them ("4-9" or "4,5,7", see [`parse_alphas`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlphaList(pub Vec<Alpha>);
+
+impl std::str::FromStr for AlphaList {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        parse_alphas(s).map(AlphaList)
+    }
+}
+
+/// One alpha of `pann bench --alphas`: `0` stands for the card's own
+/// (per-layer) alphas, `None`; anything else must be an alpha in 4..=14.
+pub fn parse_bench_alpha(s: &str) -> Result<Option<Alpha>, String> {
+    match s.trim() {
+        "0" => Ok(None),
+        t => t.parse().map(Some).map_err(|e: pann_approx::AlphaError| format!("{e} (or 0 for the card's own alphas)")),
+    }
 }
 
 /// Options of `pann plan`.
@@ -121,8 +146,8 @@ pub struct PlanOptions {
     pub count: usize,
     /// Largest accuracy drop allowed below the reference, in percentage points.
     pub max_drop_points: f64,
-    /// Candidate alphas (each in 4..=14).
-    pub alphas: Vec<u32>,
+    /// Candidate alphas.
+    pub alphas: Vec<Alpha>,
     /// Online ReLU bytes or rounds: what the planner minimises.
     pub objective: Objective,
     /// The card to write.
@@ -142,11 +167,11 @@ pub struct PlanReport {
     /// The calibration images (`FILE records A..B`).
     pub calibration: String,
     /// Metered online cost of one ReLU element per alpha.
-    pub costs: BTreeMap<u32, ReluCost>,
+    pub costs: BTreeMap<Alpha, ReluCost>,
     /// The target, as in [`PlanOptions::max_drop_points`].
     pub max_drop_points: f64,
-    /// The written card's precision string, what a client passes as `--alpha`.
-    pub precision: String,
+    /// The written card's precision (as a string), what a client passes as `--alpha`.
+    pub precision: Precision,
     /// The chosen alphas and every configuration explored.
     pub outcome: PlanOutcome,
 }
@@ -256,8 +281,8 @@ pub struct FrontierPoint {
     /// The configuration: `alpha 9, B = 12.34` (global bound), `alpha 9`, or
     /// the planned card's file name.
     pub label: String,
-    /// The public model's precision string (`"9"` or `"per-layer:..."`).
-    pub precision: String,
+    /// The public model's precision (as a string: `"9"` or `"per-layer:..."`).
+    pub precision: Precision,
     /// Fraction of the test images the f64 executor classifies correctly.
     pub accuracy: f64,
     /// Test images with at least one ReLU input beyond its bound.
@@ -282,7 +307,7 @@ pub struct FrontierOptions {
     /// Test images used (fewer when `data` ends first).
     pub count: usize,
     /// Uniform alphas to measure.
-    pub alphas: Vec<u32>,
+    pub alphas: Vec<Alpha>,
     /// Directory for frontier.json, frontier-table.md and frontier.svg.
     pub out: PathBuf,
     /// Earlier frontier.json files whose points are kept in the outputs (a

@@ -1,18 +1,40 @@
 //! Reports: what each role writes with `--report FILE`, and the tables
 //! printed on the terminal. Every cost comes from a channel meter.
 
+use pann_approx::Alpha;
 use pann_engine::BatchReport;
 use pann_mpc_core::meter::Cost;
 use pann_mpc_core::{Meter, Phase};
 use serde::Serialize;
+
+/// Reports write an absent alpha (per-layer precision, the dealer) as 0, as
+/// they always have.
+pub mod alpha_or_zero {
+    use pann_approx::Alpha;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// `None` as 0, else the alpha.
+    pub fn serialize<S: Serializer>(alpha: &Option<Alpha>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(alpha.map_or(0, Alpha::get))
+    }
+
+    /// 0 as `None`, else a checked alpha.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Alpha>, D::Error> {
+        match u32::deserialize(d)? {
+            0 => Ok(None),
+            a => Alpha::new(a).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+}
 
 /// One party's report.
 #[derive(Clone, Debug, Serialize)]
 pub struct PartyReport {
     /// `server`, `client` or `dealer`.
     pub role: String,
-    /// The uniform alpha (0 under per-layer precision or for the dealer).
-    pub alpha: u32,
+    /// The uniform alpha (`None`, written as 0, under per-layer precision or for the dealer).
+    #[serde(with = "alpha_or_zero")]
+    pub alpha: Option<Alpha>,
     /// As agreed in the handshake: `"9"` or `"per-layer:4,5,..."` (empty for the dealer).
     #[serde(default)]
     pub precision: String,

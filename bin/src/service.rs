@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
+use pann_approx::Precision;
 use pann_engine::{
     client_connect, client_run_with_dealer, dealer_greet, dealer_receive, dealer_seeds, dealer_stream, server_confirm, server_dealer_open,
     server_hear, server_run,
@@ -429,8 +430,8 @@ impl ServerService {
         };
         let mut report = PartyReport {
             role: "server".into(),
-            alpha: self.served.public.precision().parse().unwrap_or(0),
-            precision: self.served.public.precision(),
+            alpha: self.served.public.precision().uniform(),
+            precision: self.served.public.precision().to_string(),
             model_digest: self.served.digest(),
             setup_s: 0.0,
             batches: Vec::new(),
@@ -938,7 +939,7 @@ impl DealerService {
         self.metrics.ended(outcome.is_ok(), secs, total(&[&server_meter, client.meter()]));
         let report = PartyReport {
             role: "dealer".into(),
-            alpha: 0,
+            alpha: None,
             precision: String::new(),
             model_digest: digest,
             setup_s: 0.0,
@@ -1065,7 +1066,7 @@ pub async fn client_session(
     net: &Net,
     server: &str,
     dealer: &str,
-    precision: &str,
+    precision: &Precision,
     expect_model: Option<&str>,
     images: &[Vec<u8>],
     batch: usize,

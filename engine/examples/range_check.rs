@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use pann_approx::Alpha;
 use pann_engine::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::range::check_logits;
 use pann_models::{ImageSet, LoadedModel, PlainExecutor};
@@ -21,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let first: usize = first.parse()?;
     let count: usize = rest.first().map(|s| s.parse()).transpose()?.unwrap_or(1);
-    let alpha: Option<u32> = rest.get(1).map(|s| s.parse()).transpose()?;
+    let alpha: Option<Alpha> = rest.get(1).map(|s| s.parse()).transpose()?;
     let m = LoadedModel::load(card)?;
     let set = ImageSet::read_file(data)?;
     let c = &m.card;

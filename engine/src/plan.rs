@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use pann_approx::{Alpha, Precision};
 use pann_mpc_core::ring::R;
 use pann_protocols::kernels::{ConvSpec, LinearSpec, MatmulSpec};
 use pann_protocols::{PolyRelu, Program, ReluConfig, Request};
@@ -45,9 +46,9 @@ pub struct PublicModel {
     /// The default alpha and the weights' fractional bits.
     pub config: SecureConfig,
     /// Per-site precision (mixed precision); a site it does not name runs at
-    /// `config.alpha`.
+    /// `config.alpha`. Plain integers in JSON, checked to be in 4..=14 when read.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub alphas: BTreeMap<String, u32>,
+    pub alphas: BTreeMap<String, Alpha>,
     /// The card's calibrated logit range (`ModelCard::logit_range`), against
     /// which the client judges its logits ([`pann_models::range::check_logits`]).
     /// Absent from the JSON when unknown, so older descriptions keep their digest.
@@ -75,7 +76,7 @@ impl PublicModel {
     }
 
     /// The same model with a precision per site (sites not named keep `config.alpha`).
-    pub fn with_alphas(mut self, alphas: BTreeMap<String, u32>) -> Result<Self> {
+    pub fn with_alphas(mut self, alphas: BTreeMap<String, Alpha>) -> Result<Self> {
         self.alphas = alphas;
         self.check()?;
         Ok(self)
@@ -89,19 +90,20 @@ impl PublicModel {
     }
 
     /// Precision of ReLU site `site`.
-    pub fn alpha_of(&self, site: &str) -> u32 {
+    pub fn alpha_of(&self, site: &str) -> Alpha {
         self.alphas.get(site).copied().unwrap_or(self.config.alpha)
     }
 
-    /// What both parties must agree on about precision, as one string: the
-    /// alpha (`"9"`) when it is uniform, else `"per-layer:"` and the alpha of
-    /// every ReLU site in execution order (`"per-layer:4,4,5,..."`).
-    pub fn precision(&self) -> String {
-        let per_site: Vec<u32> = self.network.relu_sites().iter().map(|s| self.alpha_of(s)).collect();
-        if per_site.iter().all(|&a| a == self.config.alpha) {
-            self.config.alpha.to_string()
+    /// What both parties must agree on about precision: the alpha of every
+    /// activation site in execution order, uniform when they are all equal.
+    /// Its text form (`"9"`, or `"per-layer:4,4,5,..."`) is the session
+    /// handshake's `alpha` parameter.
+    pub fn precision(&self) -> Precision {
+        let per_site: Vec<Alpha> = self.network.relu_sites().iter().map(|s| self.alpha_of(s)).collect();
+        if per_site.is_empty() {
+            Precision::Uniform(self.config.alpha)
         } else {
-            format!("per-layer:{}", per_site.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","))
+            Precision::per_site(per_site)
         }
     }
 
@@ -116,17 +118,11 @@ impl PublicModel {
                 Some(&b) => pann_models::limits::check_bound(site, b)?,
             }
         }
-        let alpha_ok = |a: u32| (pann_protocols::sign_poly::MIN_ALPHA..=pann_protocols::sign_poly::MAX_ALPHA).contains(&a);
-        if !alpha_ok(self.config.alpha) {
-            return Err(ModelError::SignPoly(format!("alpha {} is outside 4..=14", self.config.alpha)));
-        }
+        // Every alpha is in 4..=14 by its type (checked when the JSON is read).
         let sites = self.network.relu_sites();
-        for (site, &a) in &self.alphas {
+        for site in self.alphas.keys() {
             if !sites.contains(&site.as_str()) {
                 return Err(ModelError::Config(format!("alpha for unknown ReLU site {site:?}")));
-            }
-            if !alpha_ok(a) {
-                return Err(ModelError::SignPoly(format!("alpha {a} of site {site:?} is outside 4..=14")));
             }
         }
         if let Some(r) = self.logit_range {
@@ -548,7 +544,7 @@ impl Plan {
                         ));
                     }
                     let alpha = model.alpha_of(&node.name);
-                    let poly = pann_protocols::sign_poly::SignPoly::for_alpha(alpha).map_err(|e| bad(&node.name, e.to_string()))?;
+                    let poly = pann_approx::SignPoly::for_alpha(alpha);
                     // First level: inputs at (scale[j], factor[j]); later levels: at the output's (out_frac, 2 / B).
                     let first_cfg = ReluConfig { inv_bound: Some(1.0 / (b * factor[j])), ..ReluConfig::new(alpha, scale[j]) };
                     let out_frac = first_cfg.output_frac();

@@ -25,6 +25,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use pann_approx::Precision;
 use pann_models::card::sha256_hex;
 use pann_models::model::Model;
 use pann_mpc_core::channel::Tag;
@@ -207,8 +208,9 @@ impl SessionRequest {
 }
 
 /// Parameters the two parties must agree on before anything else.
-/// `precision` is [`PublicModel::precision`]: `"9"`, or `"per-layer:4,5,..."`.
-pub fn session_params(role: Role, precision: &str) -> SessionParams {
+/// `precision` is [`PublicModel::precision`], sent as its text form (`"9"`,
+/// or `"per-layer:4,5,..."`) under the name `alpha`.
+pub fn session_params(role: Role, precision: &Precision) -> SessionParams {
     dealer_params(role).with("alpha", precision)
 }
 
@@ -459,7 +461,7 @@ pub struct Connected {
 /// used here.
 pub async fn client_connect(
     server: &mut Channel,
-    precision: &str,
+    precision: &Precision,
     expect_digest: Option<&str>,
     images: &[Vec<u8>],
     batch: usize,
@@ -581,7 +583,7 @@ pub async fn client_run_with_dealer(
 pub async fn client_session(
     server: &mut Channel,
     dealer: &mut Channel,
-    precision: &str,
+    precision: &Precision,
     expect_digest: Option<&str>,
     images: &[Vec<u8>],
     batch: usize,
@@ -594,7 +596,7 @@ pub async fn client_session(
 pub async fn client_session_with(
     server: &mut Channel,
     dealer: &mut Channel,
-    precision: &str,
+    precision: &Precision,
     expect_digest: Option<&str>,
     images: &[Vec<u8>],
     batch: usize,

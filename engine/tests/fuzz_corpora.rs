@@ -100,9 +100,9 @@ mod seeds {
         // Hello bodies, as the sessions build them.
         let model_hello = SessionParams::new(Role::Dealer).with("model", "ab".repeat(32));
         let hellos = [
-            ("client", session::session_params(Role::Client, "9").expecting(Role::Server)),
+            ("client", session::session_params(Role::Client, &"9".parse().unwrap()).expecting(Role::Server)),
             ("dealer", session::dealer_params(Role::Dealer)),
-            ("per-layer", session::session_params(Role::Server, "per-layer:4,4,5,6")),
+            ("per-layer", session::session_params(Role::Server, &"per-layer:4,4,5,6".parse().unwrap())),
             ("model", model_hello),
         ];
         for (name, p) in &hellos {

@@ -9,6 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pann_approx::{Alpha, Precision};
 use pann_engine::limits::MAX_MODEL_DESCRIPTION;
 use pann_engine::session::session_params;
 use pann_engine::{client_session_with, dealer_session_with, server_session_with, MaterialSize, PublicModel, SecureConfig, SessionLimits};
@@ -23,7 +24,7 @@ use serde_json::{json, Value};
 /// The shipped ResNet-20's public description, as JSON.
 fn resnet20_public() -> Value {
     let m = common::load_akamaster();
-    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(9)).unwrap();
+    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(Alpha::new(9).unwrap())).unwrap();
     serde_json::from_slice(&public.to_json()).unwrap()
 }
 
@@ -127,9 +128,13 @@ fn a_public_model_with_out_of_range_parameters_is_refused() {
     assert!(matches!(refused(&set(&["bounds", "relu"], json!(1e-4))), ModelError::OutOfRange { .. }));
     assert!(matches!(refused(&set(&["bounds", "relu"], json!(MAX_BOUND * 2.0))), ModelError::OutOfRange { .. }));
     PublicModel::from_json(&serde_json::to_vec(&set(&["bounds", "relu"], json!(MAX_BOUND))).unwrap()).unwrap();
-    // Alphas: the sign-polynomial table's range.
-    assert!(matches!(refused(&set(&["config", "alpha"], json!(15))), ModelError::SignPoly(_)));
-    assert!(matches!(refused(&set(&["alphas"], json!({"relu": 3}))), ModelError::SignPoly(_)));
+    // Alphas: the sign-polynomial table's range (refused when the JSON is read; a peer's
+    // malformed description is named by position only); 14 is accepted.
+    for (path, alpha) in [(&["config", "alpha"][..], json!(15)), (&["alphas"][..], json!({"relu": 3}))] {
+        let e = refused(&set(path, alpha));
+        assert!(matches!(&e, ModelError::Config(m) if m.contains("malformed public model")), "{e}");
+    }
+    PublicModel::from_json(&serde_json::to_vec(&set(&["config", "alpha"], json!(14))).unwrap()).unwrap();
 }
 
 #[test]
@@ -171,7 +176,7 @@ fn small_cnn() -> (pann_models::Model, PublicModel, Vec<Vec<u8>>) {
     let spec = pann_models::InputSpec { mean: vec![0.5; 3], std: vec![0.25; 3] };
     let imgs: Vec<Vec<f64>> = raw.iter().map(|r| spec.normalise(r)).collect();
     let max = max_abs_per_site(&model, imgs.len(), |i| imgs[i].clone(), None).unwrap();
-    let public = PublicModel::new(&model, &spec, &per_site_bounds(&max, 1.2), SecureConfig::new(9)).unwrap();
+    let public = PublicModel::new(&model, &spec, &per_site_bounds(&max, 1.2), SecureConfig::new(Alpha::new(9).unwrap())).unwrap();
     (model, public, raw)
 }
 
@@ -240,15 +245,17 @@ async fn an_oversized_model_description_is_refused_from_its_header() {
     let (mut sc, mut cs) = Channel::mem_pair(ChannelConfig::default().with_timeout(Duration::from_secs(5)));
     let (mut cd, _dc) = Channel::mem_pair(ChannelConfig::default().with_timeout(Duration::from_secs(5)));
     let fake_server = async {
-        handshake(&mut sc, &session_params(Role::Server, "9").expecting(Role::Client)).await.unwrap();
+        handshake(&mut sc, &session_params(Role::Server, &Precision::Uniform(Alpha::new(9).unwrap())).expecting(Role::Client))
+            .await
+            .unwrap();
         // Announces one byte more than a description may have; the client
         // must refuse without reading (the flush cannot complete: ignored).
         sc.send_tagged(Tag::Bytes, &vec![b' '; MAX_MODEL_DESCRIPTION + 1]).unwrap();
         let _ = tokio::time::timeout(Duration::from_secs(2), sc.flush()).await;
     };
-    let (images, limits) = ([vec![0u8; 3072]], SessionLimits::default());
+    let (images, limits, precision) = ([vec![0u8; 3072]], SessionLimits::default(), "9".parse().unwrap());
     let t0 = Instant::now();
-    let (_, c) = tokio::join!(fake_server, client_session_with(&mut cs, &mut cd, "9", None, &images, 1, &limits));
+    let (_, c) = tokio::join!(fake_server, client_session_with(&mut cs, &mut cd, &precision, None, &images, 1, &limits));
     let e = c.unwrap_err().to_string();
     assert!(e.contains(&format!("at most {MAX_MODEL_DESCRIPTION} bytes")), "{e}");
     assert!(t0.elapsed() < Duration::from_secs(3));

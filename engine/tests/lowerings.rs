@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use pann_approx::Alpha;
 use pann_engine::{run_plan, session_in_memory, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
 use pann_models::network::NetworkBuilder;
@@ -33,6 +34,10 @@ fn params(net: &pann_models::Network) -> Params {
             (s.name.clone(), Tensor::new(s.shape, data))
         })
         .collect()
+}
+
+fn alpha(a: u32) -> Alpha {
+    Alpha::new(a).unwrap()
 }
 
 fn network() -> pann_models::Network {
@@ -73,9 +78,9 @@ fn every_lowering_runs_securely_as_its_fixed_point_reference() {
     assert_eq!(max["relu_a"], max["relu_b"], "concatenated sites share their calibration maximum");
     let bounds = per_site_bounds(&max, 1.3);
     // relu_a at alpha 14 (output scale 36) and relu_b at 9 (35): the gather aligns them.
-    let alphas: BTreeMap<String, u32> =
-        model.network.relu_sites().iter().map(|s| (s.to_string(), if *s == "relu_a" { 14 } else { 9 })).collect();
-    let public = PublicModel::new(&model, &spec, &bounds, SecureConfig::new(9)).unwrap().with_alphas(alphas.clone()).unwrap();
+    let alphas: BTreeMap<String, Alpha> =
+        model.network.relu_sites().iter().map(|s| (s.to_string(), alpha(if *s == "relu_a" { 14 } else { 9 }))).collect();
+    let public = PublicModel::new(&model, &spec, &bounds, SecureConfig::new(alpha(9))).unwrap().with_alphas(alphas.clone()).unwrap();
     let plan = Plan::compile(Arc::new(public.clone()), 1).unwrap();
     let gather = plan.steps.iter().find_map(|s| match s {
         pann_engine::Step::Gather { mults, inputs, .. } if inputs.len() == 2 => Some(mults.clone()),
@@ -103,6 +108,8 @@ fn every_lowering_runs_securely_as_its_fixed_point_reference() {
     // Negative control: concatenated sites with different bounds cannot share a factor.
     let mut unequal = bounds.clone();
     *unequal.get_mut("relu_b").unwrap() *= 1.5;
-    let e = Plan::compile(Arc::new(PublicModel::new(&model, &spec, &unequal, SecureConfig::new(9)).unwrap()), 1).unwrap_err().to_string();
+    let e = Plan::compile(Arc::new(PublicModel::new(&model, &spec, &unequal, SecureConfig::new(alpha(9))).unwrap()), 1)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("\"cat\"") && e.contains("must share one bound"), "{e}");
 }

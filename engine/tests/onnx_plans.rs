@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use pann_approx::Alpha;
 use pann_engine::{run_plan, session_in_memory, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
 use pann_models::onnx::{import::import, proto::decode_model};
@@ -31,10 +32,10 @@ fn every_imported_model_runs_securely_as_its_fixed_point_reference() {
         let model = fold_batch_norm(&im.model).unwrap();
         let xs: Vec<Vec<f64>> = pixels.iter().map(|p| im.input.normalise(p)).collect();
         let bounds = per_site_bounds(&max_abs_per_site(&model, xs.len(), |i| xs[i].clone(), None).unwrap(), 1.2);
-        let public = PublicModel::new(&model, &im.input, &bounds, SecureConfig::new(12)).unwrap();
+        let public = PublicModel::new(&model, &im.input, &bounds, SecureConfig::new(Alpha::new(12).unwrap())).unwrap();
         let plan = Plan::compile(Arc::new(public.clone()), 1).unwrap_or_else(|e| panic!("{name}.{export}: {e}"));
         let weights = ServerWeights::encode(&plan, &model).unwrap();
-        let f64_pann = PlainExecutor::new(&model, ReluMode::pann(12, bounds.clone()).unwrap()).unwrap();
+        let f64_pann = PlainExecutor::new(&model, ReluMode::pann(Alpha::new(12).unwrap(), bounds.clone()).unwrap()).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let (mut worst, mut worst_secure) = (0f64, 0f64);
         for (x, px) in xs.iter().zip(&pixels).take(2) {

@@ -10,6 +10,7 @@ mod common;
 
 use std::sync::Arc;
 
+use pann_approx::Alpha;
 use pann_engine::{
     client_connect, client_run, client_run_with_dealer, dealer_greet, dealer_receive, dealer_send, run_plan, server_admit,
     server_dealer_open, server_run, ClearBackend, Plan, PreparedSession, PublicModel, SecureConfig, SeedExpansion, ServedModel,
@@ -32,7 +33,7 @@ fn small_cnn_served(n: usize) -> (ServedModel, Vec<Vec<u8>>, Vec<Vec<f64>>) {
     let spec = pann_models::InputSpec { mean: vec![0.5; 3], std: vec![0.25; 3] };
     let imgs: Vec<Vec<f64>> = raw.iter().map(|r| spec.normalise(r)).collect();
     let max = max_abs_per_site(&model, imgs.len(), |i| imgs[i].clone(), None).unwrap();
-    let public = PublicModel::new(&model, &spec, &per_site_bounds(&max, 1.2), SecureConfig::new(9)).unwrap();
+    let public = PublicModel::new(&model, &spec, &per_site_bounds(&max, 1.2), SecureConfig::new(Alpha::new(9).unwrap())).unwrap();
     (ServedModel::new(model, public).unwrap(), raw, imgs)
 }
 

@@ -7,6 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
+use pann_approx::{Alpha, Precision};
 use pann_engine::{run_plan, ClearBackend, ClientOutcome, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds};
 use pann_models::{PlainExecutor, ReluMode};
@@ -27,7 +28,7 @@ fn images(n: usize) -> (pann_models::LoadedModel, Vec<Vec<u8>>, Vec<Vec<f64>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resnet20_three_parties_match_the_fixed_point_reference() {
     let out = resnet20_three_parties(|_| 9).await;
-    assert_eq!(out.0, "9");
+    assert_eq!(out.0.to_string(), "9");
 }
 
 /// Per-layer precision: alphas 14 (quadratic schedule, another output scale),
@@ -36,7 +37,7 @@ async fn resnet20_three_parties_match_the_fixed_point_reference() {
 async fn resnet20_mixed_precision_matches_the_fixed_point_reference() {
     let cycle = [14, 5, 9, 7];
     let (precision, online) = resnet20_three_parties(|i| cycle[i % 4]).await;
-    assert!(precision.starts_with("per-layer:14,5,9,7,14,"), "{precision}");
+    assert!(precision.to_string().starts_with("per-layer:14,5,9,7,14,"), "{precision}");
     let (_, uniform) = resnet20_three_parties(|_| 9).await;
     // Costs follow the alphas: alpha 14 and 9 ReLUs on the 16-channel layers dominate.
     assert_ne!(online, uniform);
@@ -44,12 +45,13 @@ async fn resnet20_mixed_precision_matches_the_fixed_point_reference() {
 
 /// Runs three images at `alpha_of(site index)` and checks secure = fixed-point
 /// reference = f64 executor; returns the precision string and the online bytes.
-async fn resnet20_three_parties(alpha_of: impl Fn(usize) -> u32) -> (String, u64) {
+async fn resnet20_three_parties(alpha_of: impl Fn(usize) -> u32) -> (Precision, u64) {
+    let alpha_of = |i| Alpha::new(alpha_of(i)).unwrap();
     let (m, raw, imgs) = images(3);
     let calib: Vec<Vec<f64>> = images(64).2;
     let max = max_abs_per_site(&m.model, calib.len(), |i| calib[i].clone(), None).unwrap();
     let bounds = per_site_bounds(&max, 1.5);
-    let alphas: std::collections::BTreeMap<String, u32> =
+    let alphas: std::collections::BTreeMap<String, Alpha> =
         m.model.network.relu_sites().iter().enumerate().map(|(i, s)| (s.to_string(), alpha_of(i))).collect();
     let public =
         PublicModel::new(&m.model, &m.card.input, &bounds, SecureConfig::new(alpha_of(0))).unwrap().with_alphas(alphas.clone()).unwrap();
@@ -98,8 +100,7 @@ async fn small_cnn_three_parties_match_the_fixed_point_reference() {
     let imgs: Vec<Vec<f64>> = raw.iter().map(|r| spec.normalise(r)).collect();
     let max = max_abs_per_site(&model, imgs.len(), |i| imgs[i].clone(), None).unwrap();
     let bounds = per_site_bounds(&max, 1.2);
-    let alpha = 12;
-    let public = PublicModel::new(&model, &spec, &bounds, SecureConfig::new(alpha)).unwrap();
+    let public = PublicModel::new(&model, &spec, &bounds, SecureConfig::new(Alpha::new(12).unwrap())).unwrap();
     let plan = Plan::compile(Arc::new(public.clone()), 1).unwrap();
     let weights = ServerWeights::encode(&plan, &model).unwrap();
     let mut reference = Vec::new();
@@ -125,7 +126,7 @@ async fn small_cnn_three_parties_match_the_fixed_point_reference() {
 async fn an_input_past_the_ring_headroom_is_counted_and_its_logits_flagged() {
     use pann_models::range::check_logits;
     let (m, _, imgs) = images(1);
-    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(9)).unwrap();
+    let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(Alpha::new(9).unwrap())).unwrap();
     let plan = Plan::compile(Arc::new(public), 1).unwrap();
     let weights = ServerWeights::encode(&plan, &m.model).unwrap();
     // A logit range as calibration would give it (tens): the limit is 4x its largest |logit|.

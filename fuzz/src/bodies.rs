@@ -107,7 +107,7 @@ pub fn hello(data: &[u8]) {
 /// The public model description the server sends to client and dealer.
 pub fn public_model(data: &[u8]) {
     if let Ok(pm) = pann_engine::PublicModel::from_json(data) {
-        let _ = pm.precision();
+        let _ = pm.precision().to_string();
         let _ = pm.digest();
         // What the client and the dealer do next with a peer's model.
         let pm = Arc::new(pm);
@@ -138,7 +138,7 @@ pub const SEED1: [u8; 16] = [1; 16];
 /// The ReLU program (alpha 4) whose material `dealer_material` receives.
 pub fn relu_program() -> Arc<pann_protocols::Program> {
     static P: OnceLock<Arc<pann_protocols::Program>> = OnceLock::new();
-    P.get_or_init(|| PolyRelu::new(ReluConfig::new(4, 20)).expect("the alpha-4 ReLU compiles").program).clone()
+    P.get_or_init(|| PolyRelu::new(ReluConfig::new(pann_approx::Alpha::MIN, 20)).expect("the alpha-4 ReLU compiles").program).clone()
 }
 
 /// The small linear layer the material and setup targets use when the

@@ -13,8 +13,8 @@
 //! (`models/examples/pann_accuracy.rs` instead recalibrates the bounds on
 //! training images before evaluating.)
 
+use pann_approx::{Alpha, SignPoly};
 use pann_models::{DataDir, Evaluation, LoadedModel, PlainExecutor, ReluMode};
-use pann_protocols::sign_poly::SignPoly;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -25,7 +25,7 @@ use common::{utc_now, with_progress};
 
 #[derive(Serialize)]
 struct Row {
-    alpha: Option<u32>,
+    alpha: Option<Alpha>,
     degrees: Vec<usize>,
     eval: Evaluation,
     seconds: f64,
@@ -56,10 +56,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         Option<PathBuf>,
         PathBuf,
         usize,
-        Vec<u32>,
+        Vec<Alpha>,
         Option<PathBuf>,
         Option<PathBuf>,
-    ) = (None, "../shared/data/cifar-10-jpeg".into(), 10_000, vec![4, 5, 6, 9], None, None);
+    ) = (None, "../shared/data/cifar-10-jpeg".into(), 10_000, [4, 5, 6, 9].map(|a| Alpha::new(a).unwrap()).to_vec(), None, None);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -85,11 +85,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let test = DataDir::open(&data)?.test()?.truncated(n);
     eprintln!("model {} | {} test images of {}", loaded.card.name, test.len(), data.display());
     let mut rows = Vec::new();
-    let modes: Vec<Option<u32>> = std::iter::once(None).chain(alphas.iter().copied().map(Some)).collect();
+    let modes: Vec<Option<Alpha>> = std::iter::once(None).chain(alphas.iter().copied().map(Some)).collect();
     for alpha in modes {
         let (mode, degrees, label) = match alpha {
             None => (ReluMode::Exact, vec![], "exact ReLU".to_string()),
-            Some(a) => (loaded.card.pann_mode(a)?, SignPoly::for_alpha(a).map_err(|e| e.to_string())?.degrees(), format!("alpha {a}")),
+            Some(a) => (loaded.card.pann_mode(a)?, SignPoly::for_alpha(a).degrees(), format!("alpha {a}")),
         };
         let t = Instant::now();
         let exec = PlainExecutor::new(&loaded.model, mode)?;

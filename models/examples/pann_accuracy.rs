@@ -17,10 +17,10 @@
 //! one `--write-card` stores); `--skip-global` leaves out the Lee et al. bound
 //! (whose search is slow and hopeless at low alpha).
 
+use pann_approx::{Alpha, SignPoly};
 use pann_models::calibrate::{max_abs_per_site, per_site_bounds, GlobalBoundRule};
 use pann_models::card::CalibrationInfo;
 use pann_models::{DataDir, Evaluation, ImageSet, LoadedModel, PlainExecutor, ReluMode};
-use pann_protocols::sign_poly::SignPoly;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -38,7 +38,7 @@ struct Args {
     calib: usize,
     margins: Vec<f64>,
     skip_global: bool,
-    alphas: Vec<u32>,
+    alphas: Vec<Alpha>,
     md: Option<PathBuf>,
     json: Option<PathBuf>,
     write_card: bool,
@@ -52,7 +52,7 @@ fn parse_args() -> Result<Args, String> {
         calib: 2_000,
         margins: vec![1.1],
         skip_global: false,
-        alphas: (7..=14).collect(),
+        alphas: Alpha::all().filter(|a| a.get() >= 7).collect(),
         md: None,
         json: None,
         write_card: false,
@@ -76,9 +76,9 @@ fn parse_args() -> Result<Args, String> {
                 let v = val()?;
                 a.alphas = match v.split_once('-') {
                     Some((lo, hi)) => {
-                        let lo: u32 = lo.parse().map_err(|e| format!("--alphas: {e}"))?;
-                        let hi: u32 = hi.parse().map_err(|e| format!("--alphas: {e}"))?;
-                        (lo..=hi).collect()
+                        let lo: Alpha = lo.parse().map_err(|e| format!("--alphas: {e}"))?;
+                        let hi: Alpha = hi.parse().map_err(|e| format!("--alphas: {e}"))?;
+                        Alpha::all().filter(|a| (lo..=hi).contains(a)).collect()
                     }
                     None => v.split(',').map(|s| s.parse().map_err(|e| format!("--alphas: {e}"))).collect::<Result<_, _>>()?,
                 }
@@ -102,7 +102,7 @@ struct MarginEval {
 
 #[derive(Serialize)]
 struct Row {
-    alpha: u32,
+    alpha: Alpha,
     degrees: Vec<usize>,
     /// Per-layer bounds at the first margin.
     per_layer: Evaluation,
@@ -173,7 +173,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let exact = eval("exact ReLU", ReluMode::Exact)?;
     let mut rows = Vec::new();
     for &alpha in &args.alphas {
-        let degrees = SignPoly::for_alpha(alpha).map_err(|e| e.to_string())?.degrees();
+        let degrees = SignPoly::for_alpha(alpha).degrees();
         let per_layer = eval(&format!("alpha {alpha} per-layer x{}", args.margins[0]), ReluMode::pann(alpha, bounds.clone())?)?;
         let mut per_layer_other_margins = Vec::new();
         for &margin in &args.margins[1..] {

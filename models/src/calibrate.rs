@@ -18,6 +18,7 @@ use crate::error::{ModelError, Result};
 use crate::model::Model;
 use crate::plain::{Forward, PlainExecutor, ReluMode};
 use crate::precision::SecureConfig;
+use pann_approx::Alpha;
 use pann_protocols::reference::headroom;
 use pann_protocols::{PolyRelu, ReluConfig};
 use serde::Serialize;
@@ -84,7 +85,7 @@ impl GlobalBoundRule {
     /// pass, up to the approximation's small perturbation), then run the PANN
     /// at `alpha` over the calibration images and grow by `step` while any
     /// input exceeds the bound; at most `max_steps` growths.
-    pub fn grow_with_pann<F>(&self, model: &Model, alpha: u32, n: usize, input: F, exact_max_abs: f64, max_steps: usize) -> Result<f64>
+    pub fn grow_with_pann<F>(&self, model: &Model, alpha: Alpha, n: usize, input: F, exact_max_abs: f64, max_steps: usize) -> Result<f64>
     where
         F: Fn(usize) -> Vec<f64> + Sync,
     {
@@ -109,8 +110,8 @@ impl GlobalBoundRule {
 /// at that alpha gives it (`pann_protocols::reference::headroom`; measured
 /// per alpha in docs/results/out-of-range.md). Past it the secure result is
 /// garbage; between 1 and it, only the approximation is off its domain.
-pub fn ring_headroom(alphas: &BTreeMap<String, u32>) -> Result<BTreeMap<String, f64>> {
-    let mut per_alpha: BTreeMap<u32, f64> = BTreeMap::new();
+pub fn ring_headroom(alphas: &BTreeMap<String, Alpha>) -> Result<BTreeMap<String, f64>> {
+    let mut per_alpha: BTreeMap<Alpha, f64> = BTreeMap::new();
     for &a in alphas.values() {
         if let std::collections::btree_map::Entry::Vacant(e) = per_alpha.entry(a) {
             let cfg = SecureConfig::new(a);
@@ -238,7 +239,8 @@ mod tests {
 
     #[test]
     fn ring_headroom_is_past_the_bound() {
-        let h = ring_headroom(&[("a".to_string(), 4), ("b".to_string(), 9)].into()).unwrap();
+        let a = |n| Alpha::new(n).unwrap();
+        let h = ring_headroom(&[("a".to_string(), a(4)), ("b".to_string(), a(9))].into()).unwrap();
         assert!(h["a"] > 2.0 && h["b"] > 1.0 && h["b"] < 1.1, "{h:?}");
     }
 

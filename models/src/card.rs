@@ -11,6 +11,7 @@ use crate::fold::fold_batch_norm;
 use crate::model::Model;
 use crate::network::Network;
 use crate::plain::ReluMode;
+use pann_approx::Alpha;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -90,15 +91,16 @@ pub struct ModelCard {
     pub weights: String,
     /// Lower-case hex SHA-256 of the weights file.
     pub weights_sha256: String,
-    /// PANN precision 2^-alpha (4..=14) deployed where `relu_alphas` is empty.
-    pub default_alpha: u32,
+    /// PANN precision 2^-alpha deployed where `relu_alphas` is empty (a
+    /// plain integer in JSON, refused at load outside 4..=14).
+    pub default_alpha: Alpha,
     /// Per-site ReLU bounds B (by ReLU site name); empty if not calibrated.
     #[serde(default)]
     pub relu_bounds: BTreeMap<String, f64>,
     /// Per-site precision alpha (mixed precision, e.g. from `pann plan`);
     /// empty means `default_alpha` everywhere. When present it names every site.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub relu_alphas: BTreeMap<String, u32>,
+    pub relu_alphas: BTreeMap<String, Alpha>,
     /// How `relu_bounds` were obtained, if recorded.
     #[serde(default)]
     pub calibration: Option<CalibrationInfo>,
@@ -167,9 +169,10 @@ impl ModelCard {
     /// Consistency of the card itself: normalisation matches the input
     /// channels, every size, the normalisation and the bounds are within
     /// [`crate::limits`], every bound and alpha names a ReLU site, bounds and
-    /// alphas are given for every site or none, every alpha is in 4..=14, and
-    /// the logit range is ordered. Returns the network the architecture
-    /// builds (with its batch norms); `path` names the card in errors.
+    /// alphas are given for every site or none (every alpha is in 4..=14 by
+    /// its type, checked when the JSON is read), and the logit range is
+    /// ordered. Returns the network the architecture builds (with its batch
+    /// norms); `path` names the card in errors.
     pub fn check(&self, path: &Path) -> Result<Network> {
         let bad = |reason: String| ModelError::Card { path: path.into(), reason };
         let net = self.architecture.build()?;
@@ -193,16 +196,9 @@ impl ModelCard {
             let missing = sites.iter().find(|s| !self.relu_bounds.contains_key(**s)).copied().unwrap_or("?");
             return Err(ModelError::MissingBound { site: missing.into() });
         }
-        let alpha_ok = |a: u32| (pann_protocols::sign_poly::MIN_ALPHA..=pann_protocols::sign_poly::MAX_ALPHA).contains(&a);
-        if !alpha_ok(self.default_alpha) {
-            return Err(bad(format!("default_alpha {} is outside 4..=14", self.default_alpha)));
-        }
-        for (site, &a) in &self.relu_alphas {
+        for site in self.relu_alphas.keys() {
             if !sites.contains(&site.as_str()) {
                 return Err(bad(format!("alpha for unknown ReLU site {site:?}")));
-            }
-            if !alpha_ok(a) {
-                return Err(bad(format!("alpha {a} of site {site:?} is outside 4..=14")));
             }
         }
         if let Some(r) = self.logit_range {
@@ -217,15 +213,15 @@ impl ModelCard {
     }
 
     /// The PANN ReLU mode at `alpha` everywhere with this card's per-site
-    /// bounds (an error if `alpha` has no sign polynomial; a card without
-    /// bounds gives a mode that [`crate::PlainExecutor::new`] refuses).
-    pub fn pann_mode(&self, alpha: u32) -> Result<ReluMode> {
+    /// bounds (a card without bounds gives a mode that
+    /// [`crate::PlainExecutor::new`] refuses).
+    pub fn pann_mode(&self, alpha: Alpha) -> Result<ReluMode> {
         ReluMode::pann(alpha, self.relu_bounds.clone())
     }
 
     /// The precision of every site as the card deploys it: `relu_alphas`,
     /// or `default_alpha` at every bounded site.
-    pub fn site_alphas(&self) -> BTreeMap<String, u32> {
+    pub fn site_alphas(&self) -> BTreeMap<String, Alpha> {
         if self.relu_alphas.is_empty() {
             self.relu_bounds.keys().map(|s| (s.clone(), self.default_alpha)).collect()
         } else {

@@ -162,7 +162,7 @@ pub enum ModelError {
         detail: String,
     },
 
-    /// A precision alpha with no sign polynomial (outside 4..=14), or a site without an alpha.
+    /// A site without an alpha, or a polynomial ReLU that does not compile.
     #[error("sign polynomial: {0}")]
     SignPoly(String),
 

@@ -33,7 +33,7 @@
 //! let m = LoadedModel::load(format!("{assets}/resnet20-akamaster.card.json"))?;
 //! // CHW bytes of a CIFAR-10 test image (label 3 in its name).
 //! let chw_bytes = read_png(format!("{assets}/images/00000-3.png"), m.network.input_shape())?;
-//! let exec = PlainExecutor::new(&m.model, m.card.pann_mode(9)?)?;
+//! let exec = PlainExecutor::new(&m.model, m.card.pann_mode(pann_approx::Alpha::new(9).unwrap())?)?;
 //! let out = exec.forward(&m.card.input.normalise(&chw_bytes))?;
 //! println!("class {:?}, out of range: {}", out.predicted(), out.any_exceeded());
 //! assert_eq!(out.predicted(), Some(3)); // CIFAR-10 class 3, "cat"

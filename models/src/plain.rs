@@ -12,7 +12,7 @@ use crate::error::{ModelError, Result};
 use crate::model::Model;
 use crate::network::Shape;
 use crate::ops::{Activation, EvalCx};
-use pann_protocols::sign_poly::SignPoly;
+use pann_approx::{Alpha, SignPoly};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -27,38 +27,38 @@ pub enum ReluMode {
     /// 2^-alpha and its bound B; `polys` holds the composite sign polynomial
     /// of every alpha used.
     Pann {
-        /// Precision alpha per site (4..=14).
-        alphas: BTreeMap<String, u32>,
+        /// Precision alpha per site.
+        alphas: BTreeMap<String, Alpha>,
         /// Bound B per site (positive, finite).
         bounds: BTreeMap<String, f64>,
         /// The sign polynomial of every alpha in `alphas`.
-        polys: BTreeMap<u32, SignPoly>,
+        polys: BTreeMap<Alpha, SignPoly>,
     },
 }
 
 impl ReluMode {
     /// PANN at precision 2^-alpha at every site named in `bounds`, with those
-    /// bounds; an error if alpha has no sign polynomial (outside 4..=14).
-    pub fn pann(alpha: u32, bounds: BTreeMap<String, f64>) -> Result<Self> {
+    /// bounds (every [`Alpha`] has a sign polynomial: this does not fail).
+    pub fn pann(alpha: Alpha, bounds: BTreeMap<String, f64>) -> Result<Self> {
         let alphas = bounds.keys().map(|s| (s.clone(), alpha)).collect();
         Self::pann_mixed(alphas, bounds)
     }
 
-    /// PANN with a precision and a bound per site (mixed precision); an
-    /// error if an alpha has no sign polynomial. Sites missing from either map
-    /// are refused later, by [`PlainExecutor::new`].
-    pub fn pann_mixed(alphas: BTreeMap<String, u32>, bounds: BTreeMap<String, f64>) -> Result<Self> {
+    /// PANN with a precision and a bound per site (mixed precision); this
+    /// does not fail. Sites missing from either map are refused later, by
+    /// [`PlainExecutor::new`].
+    pub fn pann_mixed(alphas: BTreeMap<String, Alpha>, bounds: BTreeMap<String, f64>) -> Result<Self> {
         let mut polys = BTreeMap::new();
         for &a in alphas.values() {
             if let std::collections::btree_map::Entry::Vacant(e) = polys.entry(a) {
-                e.insert(SignPoly::for_alpha(a).map_err(|e| ModelError::SignPoly(e.to_string()))?);
+                e.insert(SignPoly::for_alpha(a));
             }
         }
         Ok(ReluMode::Pann { alphas, bounds, polys })
     }
 
     /// PANN at precision 2^-alpha with one bound for every site (Lee et al.).
-    pub fn pann_global(alpha: u32, sites: &[&str], bound: f64) -> Result<Self> {
+    pub fn pann_global(alpha: Alpha, sites: &[&str], bound: f64) -> Result<Self> {
         Self::pann(alpha, sites.iter().map(|s| (s.to_string(), bound)).collect())
     }
 }
@@ -171,7 +171,7 @@ pub struct PlainExecutor<'m> {
     model: &'m Model,
     mode: ReluMode,
     /// Per node: the site index, bound and alpha for ReLU nodes.
-    relu_slots: Vec<Option<(usize, f64, u32)>>,
+    relu_slots: Vec<Option<(usize, f64, Alpha)>>,
     site_names: Vec<String>,
 }
 
@@ -180,7 +180,7 @@ pub struct PlainExecutor<'m> {
 struct SiteAct<'a, 'm> {
     exec: &'a PlainExecutor<'m>,
     bound: f64,
-    alpha: u32,
+    alpha: Alpha,
     stats: &'a mut SiteStats,
 }
 
@@ -208,7 +208,7 @@ impl<'m> PlainExecutor<'m> {
         for (i, n) in model.network.nodes.iter().enumerate() {
             if n.op.is_activation() {
                 let (bound, alpha) = match &mode {
-                    ReluMode::Exact => (f64::INFINITY, 0),
+                    ReluMode::Exact => (f64::INFINITY, Alpha::MIN), // the alpha is not used
                     ReluMode::Pann { bounds, alphas, .. } => {
                         let b = *bounds.get(&n.name).ok_or_else(|| ModelError::MissingBound { site: n.name.clone() })?;
                         if !(b > 0.0 && b.is_finite()) {
@@ -260,7 +260,8 @@ impl<'m> PlainExecutor<'m> {
             let shapes: Vec<Shape> = n.inputs.iter().map(|&j| net.nodes[j].shape).collect();
             let mut act = match self.relu_slots[i] {
                 Some((site, bound, alpha)) => SiteAct { exec: self, bound, alpha, stats: &mut sites[site] },
-                None => SiteAct { exec: self, bound: f64::INFINITY, alpha: 0, stats: &mut SiteStats::default() },
+                // Not an activation site: never called.
+                None => SiteAct { exec: self, bound: f64::INFINITY, alpha: Alpha::MIN, stats: &mut SiteStats::default() },
             };
             let mut cx = EvalCx { name: &n.name, inputs: &inputs, shapes: &shapes, params: &self.model.params, act: &mut act };
             let out = n.op.operator().eval(&mut cx)?;
@@ -275,7 +276,7 @@ impl<'m> PlainExecutor<'m> {
         Ok(Forward { logits, sites })
     }
 
-    fn relu(&self, x: &[f64], bound: f64, alpha: u32, st: &mut SiteStats) -> Vec<f64> {
+    fn relu(&self, x: &[f64], bound: f64, alpha: Alpha, st: &mut SiteStats) -> Vec<f64> {
         for &v in x {
             st.record(v, bound);
         }
@@ -377,7 +378,7 @@ mod tests {
     #[test]
     fn lane_relu_is_bitwise_the_scalar_one() {
         for alpha in [7, 9, 14] {
-            let poly = SignPoly::for_alpha(alpha).unwrap();
+            let poly = SignPoly::for_alpha(Alpha::new(alpha).unwrap());
             let x: Vec<f64> = (0..37).map(|i| (i as f64 - 18.0) * 0.37).collect();
             let got = pann_relu_slice(&poly, 7.5, &x);
             for (g, &v) in got.iter().zip(&x) {

@@ -21,6 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use pann_approx::Alpha;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -60,7 +61,7 @@ pub struct Score {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Explored {
     /// Alpha per site, in execution order.
-    pub alphas: Vec<u32>,
+    pub alphas: Vec<Alpha>,
     /// ReLU bytes per image (from the cost table).
     pub relu_bytes: f64,
     /// ReLU rounds per inference (from the cost table).
@@ -88,7 +89,7 @@ pub struct PlanOutcome {
     /// What was minimised.
     pub objective: Objective,
     /// The chosen alpha per site (execution order).
-    pub alphas: Vec<u32>,
+    pub alphas: Vec<Alpha>,
     /// The chosen configuration's score.
     pub score: Score,
     /// Every configuration evaluated, in order (the explored frontier).
@@ -97,7 +98,7 @@ pub struct PlanOutcome {
 
 impl PlanOutcome {
     /// The chosen alphas by site name (what a card's `relu_alphas` holds).
-    pub fn alpha_map(&self) -> BTreeMap<String, u32> {
+    pub fn alpha_map(&self) -> BTreeMap<String, Alpha> {
         self.sites.iter().cloned().zip(self.alphas.iter().copied()).collect()
     }
 }
@@ -115,12 +116,12 @@ pub struct Planner<'a> {
     /// Their labels (images beyond the last label are not used).
     pub labels: &'a [u8],
     /// Metered cost of one ReLU per candidate alpha.
-    pub costs: &'a BTreeMap<u32, ReluCost>,
+    pub costs: &'a BTreeMap<Alpha, ReluCost>,
     /// What to minimise.
     pub objective: Objective,
     /// Another starting point besides the uniform ones: alphas per site in
     /// execution order (each must be a candidate alpha).
-    pub start: Option<Vec<u32>>,
+    pub start: Option<Vec<Alpha>>,
     /// The accuracy the target is relative to; `None`: this model's own
     /// exact-ReLU accuracy on the calibration images. (A network fine-tuned
     /// with the polynomial in the loop no longer works with exact ReLU; its
@@ -156,19 +157,19 @@ impl Planner<'_> {
         Ok(Score { accuracy: correct as f64 / n.max(1) as f64, loss: loss / n.max(1) as f64 })
     }
 
-    fn score_alphas(&self, sites: &[String], alphas: &[u32]) -> Result<Score> {
+    fn score_alphas(&self, sites: &[String], alphas: &[Alpha]) -> Result<Score> {
         let map = sites.iter().cloned().zip(alphas.iter().copied()).collect();
         self.score(ReluMode::pann_mixed(map, self.bounds.clone())?)
     }
 
     /// ReLU bytes per image and ReLU rounds of a configuration.
-    pub fn cost_of(&self, elements: &[usize], alphas: &[u32]) -> (f64, u32) {
+    pub fn cost_of(&self, elements: &[usize], alphas: &[Alpha]) -> (f64, u32) {
         let bytes = elements.iter().zip(alphas).map(|(&e, a)| e as f64 * self.costs[a].bytes).sum();
         let rounds = alphas.iter().map(|a| self.costs[a].rounds).sum();
         (bytes, rounds)
     }
 
-    fn objective_of(&self, elements: &[usize], alphas: &[u32]) -> f64 {
+    fn objective_of(&self, elements: &[usize], alphas: &[Alpha]) -> f64 {
         let (b, r) = self.cost_of(elements, alphas);
         match self.objective {
             Objective::Bytes => b,
@@ -180,7 +181,7 @@ impl Planner<'_> {
     /// (a fraction, e.g. 0.005 for half a point; the reference is
     /// `reference_accuracy` or the exact-ReLU accuracy). `progress` is told each evaluation.
     pub fn plan(&self, max_drop: f64, mut progress: impl FnMut(&Explored)) -> Result<PlanOutcome> {
-        let levels: Vec<u32> = self.costs.keys().copied().collect();
+        let levels: Vec<Alpha> = self.costs.keys().copied().collect();
         if levels.is_empty() {
             return Err(ModelError::Config("the planner needs the cost of at least one alpha".into()));
         }
@@ -188,7 +189,7 @@ impl Planner<'_> {
         let exact = self.score(ReluMode::Exact)?;
         let target = self.reference_accuracy.unwrap_or(exact.accuracy) - max_drop;
         let mut explored = Vec::new();
-        let mut record = |alphas: &[u32], score: Score, kind: &str, explored: &mut Vec<Explored>| {
+        let mut record = |alphas: &[Alpha], score: Score, kind: &str, explored: &mut Vec<Explored>| {
             let (relu_bytes, relu_rounds) = self.cost_of(&elements, alphas);
             let e = Explored { alphas: alphas.to_vec(), relu_bytes, relu_rounds, score, kind: kind.into() };
             progress(&e);
@@ -196,7 +197,7 @@ impl Planner<'_> {
         };
 
         // 1. The cheapest starting point that meets the target.
-        let level_of = |a: u32| levels.iter().position(|&l| l == a);
+        let level_of = |a: Alpha| levels.iter().position(|&l| l == a);
         let mut starts: Vec<Vec<usize>> = (0..levels.len()).rev().map(|l| vec![l; sites.len()]).collect();
         if let Some(own) = &self.start {
             let own: Option<Vec<usize>> = own.iter().map(|&a| level_of(a)).collect();
@@ -205,7 +206,7 @@ impl Planner<'_> {
                 _ => return Err(ModelError::Config("the starting alphas must name every site with a candidate alpha".into())),
             }
         }
-        let alphas_of = |level: &[usize]| level.iter().map(|&l| levels[l]).collect::<Vec<u32>>();
+        let alphas_of = |level: &[usize]| level.iter().map(|&l| levels[l]).collect::<Vec<Alpha>>();
         let mut start: Option<(Vec<usize>, Score)> = None;
         for (i, cand) in starts.iter().enumerate() {
             let alphas = alphas_of(cand);

@@ -3,6 +3,7 @@
 
 mod common;
 
+use pann_approx::Alpha;
 use pann_models::model::{read_safetensors, write_safetensors};
 use pann_models::{fold_batch_norm, sha256_hex, LoadedModel, Model, ModelCard, ModelError, PlainExecutor, ReluMode, ResNetConfig};
 use std::path::Path;
@@ -160,17 +161,17 @@ fn pann_at_high_precision_tracks_exact() {
     let x = m.card.input.normalise(data.image(3));
     let e = exact.forward(&x).unwrap();
     // A generous global bound keeps every input in range.
-    let pann = PlainExecutor::new(&m.model, ReluMode::pann_global(14, &sites, 100.0).unwrap()).unwrap();
+    let pann = PlainExecutor::new(&m.model, ReluMode::pann_global(Alpha::new(14).unwrap(), &sites, 100.0).unwrap()).unwrap();
     let p = pann.forward(&x).unwrap();
     assert!(!p.any_exceeded());
     assert_eq!(e.predicted(), p.predicted());
     // A bound below the first layer's inputs is counted as exceeded.
-    let tight = PlainExecutor::new(&m.model, ReluMode::pann_global(9, &sites, 0.01).unwrap()).unwrap();
+    let tight = PlainExecutor::new(&m.model, ReluMode::pann_global(Alpha::new(9).unwrap(), &sites, 0.01).unwrap()).unwrap();
     assert!(tight.forward(&x).unwrap().sites[0].exceeded > 0);
     // Missing bound -> error naming the site.
     let mut partial: std::collections::BTreeMap<String, f64> = sites.iter().map(|s| (s.to_string(), 10.0)).collect();
     partial.remove("layer3.1.relu1");
-    let err = PlainExecutor::new(&m.model, ReluMode::pann(9, partial).unwrap()).unwrap_err();
+    let err = PlainExecutor::new(&m.model, ReluMode::pann(Alpha::new(9).unwrap(), partial).unwrap()).unwrap_err();
     assert!(matches!(&err, ModelError::MissingBound { site } if site == "layer3.1.relu1"), "{err}");
 }
 
@@ -180,7 +181,7 @@ fn card_bounds_keep_shipped_images_in_range() {
     assert_eq!(m.card.relu_bounds.len(), 19, "the shipped card carries calibrated per-layer bounds");
     let data = common::first64();
     let exact = PlainExecutor::new(&m.model, ReluMode::Exact).unwrap();
-    let pann = PlainExecutor::new(&m.model, m.card.pann_mode(9).unwrap()).unwrap();
+    let pann = PlainExecutor::new(&m.model, m.card.pann_mode(Alpha::new(9).unwrap()).unwrap()).unwrap();
     let input = |i: usize| m.card.input.normalise(data.image(i));
     let e = exact.forward_many(data.len(), input, None).unwrap();
     let p = pann.forward_many(data.len(), input, None).unwrap();
@@ -201,22 +202,52 @@ fn per_layer_alphas_in_a_card_are_validated_and_deployed() {
         c.check(path).map(|_| c)
     };
     // Every site, alphas 4..14: fine, and the deployed mode uses them.
-    let ok = with(&|c| c.relu_alphas = sites.iter().enumerate().map(|(i, s)| (s.clone(), 4 + (i as u32 % 11))).collect()).unwrap();
-    assert_eq!(ok.site_alphas()[&sites[0]], 4);
+    let ok =
+        with(&|c| c.relu_alphas = sites.iter().enumerate().map(|(i, s)| (s.clone(), Alpha::new(4 + (i as u32 % 11)).unwrap())).collect())
+            .unwrap();
+    assert_eq!(ok.site_alphas()[&sites[0]].get(), 4);
     assert!(matches!(ok.deployed_mode().unwrap(), ReluMode::Pann { ref polys, .. } if polys.len() == 11));
     // Without relu_alphas, every site runs at default_alpha.
     assert!(card.site_alphas().values().all(|&a| a == card.default_alpha));
-    // An alpha outside 4..14, an unknown site, or only some sites: errors naming the problem.
-    let err = |f: &dyn Fn(&mut ModelCard)| with(f).unwrap_err().to_string();
-    let e = err(&|c| c.relu_alphas = sites.iter().map(|s| (s.clone(), 3)).collect());
+    // An alpha outside 4..14 (refused when the JSON is read), an unknown site, or only some sites:
+    // errors naming the problem.
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["relu_alphas"] = sites.iter().map(|s| (s.clone(), serde_json::json!(3))).collect::<serde_json::Map<_, _>>().into();
+    let e = ModelCard::parse(json.to_string().as_bytes(), path).unwrap_err().to_string();
     assert!(e.contains("alpha 3") && e.contains("4..=14"), "{e}");
+    let a9 = Alpha::new(9).unwrap();
+    let err = |f: &dyn Fn(&mut ModelCard)| with(f).unwrap_err().to_string();
     let e = err(&|c| {
-        c.relu_alphas = sites.iter().map(|s| (s.clone(), 9)).collect();
-        c.relu_alphas.insert("layer9.relu".into(), 9);
+        c.relu_alphas = sites.iter().map(|s| (s.clone(), a9)).collect();
+        c.relu_alphas.insert("layer9.relu".into(), a9);
     });
     assert!(e.contains("layer9.relu"), "{e}");
-    let e = err(&|c| c.relu_alphas = [(sites[0].clone(), 9)].into_iter().collect());
+    let e = err(&|c| c.relu_alphas = [(sites[0].clone(), a9)].into_iter().collect());
     assert!(e.contains("every site"), "{e}");
     // A serialised card without relu_alphas has no such key (old readers are unaffected).
     assert!(!card.to_json().contains("relu_alphas"));
+}
+
+/// Negative control: a card whose default_alpha has no sign polynomial (15)
+/// is refused at load, with a message naming the valid range; 14 loads.
+#[test]
+fn a_card_with_default_alpha_15_is_refused_at_load() {
+    let text = std::fs::read_to_string(common::card_path()).unwrap();
+    let path = std::path::Path::new("card.json");
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for (alpha, ok) in [(15, false), (3, false), (14, true), (4, true)] {
+        json["default_alpha"] = serde_json::json!(alpha);
+        match ModelCard::parse(json.to_string().as_bytes(), path) {
+            Ok(card) => assert!(ok && card.default_alpha.get() == alpha, "alpha {alpha} loaded"),
+            Err(e) => {
+                let e = e.to_string();
+                assert!(!ok && e.contains(&format!("alpha {alpha}")) && e.contains("4..=14"), "{e}");
+            }
+        }
+    }
+    let dir = common::tmp_dir("alpha-15");
+    json["default_alpha"] = serde_json::json!(15);
+    std::fs::write(dir.join("card.json"), json.to_string()).unwrap();
+    let e = LoadedModel::load(dir.join("card.json")).unwrap_err().to_string();
+    assert!(e.contains("alpha 15") && e.contains("4..=14"), "{e}");
 }

@@ -1,6 +1,7 @@
 //! A small CNN built from its config: BN folding, serde, and the PANN
 //! executor against the exact one.
 
+use pann_approx::Alpha;
 use pann_models::{fold_batch_norm, Model, Params, PlainExecutor, ReluMode, SmallCnnConfig, Tensor};
 
 fn random_params(net: &pann_models::Network, seed: u64) -> Params {
@@ -37,7 +38,7 @@ fn small_cnn_folds_and_runs() {
     }
     // PANN at alpha 14 with bounds 2x the observed max: error <= B 2^-14 per ReLU.
     let bounds = a.sites.iter().zip(folded.network.relu_sites()).map(|(s, n)| (n.to_string(), 2.0 * s.max_abs)).collect();
-    let p = PlainExecutor::new(&folded, ReluMode::pann(14, bounds).unwrap()).unwrap().forward(&x).unwrap();
+    let p = PlainExecutor::new(&folded, ReluMode::pann(Alpha::new(14).unwrap(), bounds).unwrap()).unwrap().forward(&x).unwrap();
     assert!(!p.any_exceeded());
     for (u, v) in a.logits.iter().zip(&p.logits) {
         assert!((u - v).abs() < 1e-2, "{u} vs {v}");

@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use pann_approx::Alpha;
 use pann_mpc_core::{FixedPoint, Phase, Prg};
 use pann_protocols::harness::{run_program_pair, DealerMode};
 use pann_protocols::{PolyRelu, ReluConfig};
@@ -32,13 +33,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rows = Vec::new();
     println!("| alpha | degrees | schedule | depth | non-scalar products | openings | rounds | online B/ReLU | offline B/ReLU | max err / (B 2^-alpha) | max fixed-point err (units of 2^-f B) | inputs |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for alpha in 4..=14u32 {
+    for a in Alpha::all() {
+        let alpha = a.get();
         let base = if cubic {
-            ReluConfig::cubic(alpha, F)
+            ReluConfig::cubic(a, F)
         } else if quadratic {
-            ReluConfig::quadratic(alpha, F)
+            ReluConfig::quadratic(a, F)
         } else {
-            ReluConfig::new(alpha, F)
+            ReluConfig::new(a, F)
         };
         let cfg = ReluConfig { inv_bound: Some(1.0 / B), ..base };
         let relu = PolyRelu::new(cfg)?;

@@ -4,7 +4,7 @@
 
 use pann_mpc_core::{AbortCode, CoreError};
 
-use crate::sign_poly::SignPolyError;
+use pann_approx::SignPolyError;
 
 /// The protocols' result type; the error defaults to [`ProtocolError`].
 pub type Result<T, E = ProtocolError> = std::result::Result<T, E>;
@@ -16,7 +16,7 @@ pub enum ProtocolError {
     /// A failure of the channel, the handshake or the numerics, unchanged.
     #[error(transparent)]
     Core(#[from] CoreError),
-    /// No sign-polynomial table for the requested alpha, or a malformed one.
+    /// A malformed sign-polynomial table.
     #[error(transparent)]
     SignPoly(#[from] SignPolyError),
     /// A vector's length is not what the operation's public shape calls for

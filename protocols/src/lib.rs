@@ -6,7 +6,8 @@
 //! * [`program`]: element-wise programs — openings plus free local forms
 //!   (products of opened values cost nothing online); [`program::ops`] has
 //!   truncation, product, square, product with a reused opening.
-//! * [`poly`]: polynomial ReLU at any alpha in 4..14: components normalized
+//! * [`poly`]: polynomial ReLU at any alpha in 4..=14 (the sign polynomials
+//!   and the `Alpha` type are in `pann-approx`): components normalized
 //!   to keep intermediates in [-1, 1], Chebyshev evaluation with a quadratic
 //!   (depth-optimal) or cubic-powers (fewer openings and rounds) schedule.
 //! * [`kernels`], [`linear`]: ring convolution / matrix product; secure linear
@@ -44,7 +45,6 @@ pub mod program;
 pub mod reference;
 #[cfg(feature = "net")]
 pub mod session;
-pub mod sign_poly;
 
 #[cfg(feature = "net")]
 pub use dealer::{deal_all, Dealer, DealerLink, MaterialSource, Prepared};

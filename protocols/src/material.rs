@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn material_len_is_what_a_party_holds() {
-        let relu = PolyRelu::new(ReluConfig::new(9, 36)).unwrap();
+        let relu = PolyRelu::new(ReluConfig::new(pann_approx::Alpha::new(9).unwrap(), 36)).unwrap();
         let spec = LinearSpec::Conv(ConvSpec::dense(2, 3, 5, 5, 4, 3, 1, 1));
         for req in [Request::program(&relu.program, 7), Request::Linear { layer: 0, spec }] {
             let m = Expander::new(Party::Server, [1; 16]).expand(&req, None).unwrap();

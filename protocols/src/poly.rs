@@ -1,5 +1,5 @@
 //! Polynomial ReLU: `ReLU(x) ~ x (1 + p(x / B)) / 2` with `p` a composite
-//! minimax approximation of sign (see [`crate::sign_poly`]), compiled into a
+//! minimax approximation of sign (see [`pann_approx::sign_poly`]), compiled into a
 //! [`Program`] of openings and free local forms.
 //!
 //! ## Scale plan
@@ -37,7 +37,7 @@ use pann_mpc_core::ring::R;
 
 use crate::error::{ProtocolError, Result};
 use crate::program::{Form, Program, ProgramBuilder};
-use crate::sign_poly::SignPoly;
+use pann_approx::{Alpha, SignPoly};
 
 /// Encode a real at scale `bits`, rounding to nearest.
 pub fn enc(x: f64, bits: u32) -> R {
@@ -47,9 +47,8 @@ pub fn enc(x: f64, bits: u32) -> R {
 /// How the ReLU's input arrives and at which precisions it is evaluated.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ReluConfig {
-    /// Precision of the sign polynomial: a table in
-    /// [`MIN_ALPHA`](crate::sign_poly::MIN_ALPHA)`..=`[`MAX_ALPHA`](crate::sign_poly::MAX_ALPHA).
-    pub alpha: u32,
+    /// Precision of the sign polynomial.
+    pub alpha: Alpha,
     /// Fractional bits `fp` of every opened value inside the polynomial
     /// (intermediates lie in [-1, 1]). Input errors are amplified by the
     /// components' derivatives (up to ~d^2 at the domain edges), so this is
@@ -93,8 +92,8 @@ impl ReluConfig {
     /// representing x / B: the cubic-powers schedule (fp 19) up to alpha 13,
     /// the quadratic schedule (fp 20) at alpha 14, where fp 19 would cost
     /// precision (measured: docs/results/protocols.md).
-    pub fn new(alpha: u32, input_frac: u32) -> Self {
-        if alpha >= 14 {
+    pub fn new(alpha: Alpha, input_frac: u32) -> Self {
+        if alpha.get() >= 14 {
             Self::quadratic(alpha, input_frac)
         } else {
             Self::cubic(alpha, input_frac)
@@ -102,12 +101,12 @@ impl ReluConfig {
     }
 
     /// Quadratic schedule: fp = 20, fc = 16, fq = 16.
-    pub fn quadratic(alpha: u32, input_frac: u32) -> Self {
+    pub fn quadratic(alpha: Alpha, input_frac: u32) -> Self {
         Self { alpha, value_bits: 20, coef_bits: 16, q_bits: 16, input_frac, inv_bound: None, schedule: Schedule::Quadratic }
     }
 
     /// The cubic-powers schedule (fewer openings and rounds), fp = 19.
-    pub fn cubic(alpha: u32, input_frac: u32) -> Self {
+    pub fn cubic(alpha: Alpha, input_frac: u32) -> Self {
         Self { value_bits: 19, schedule: Schedule::CubicPowers, ..Self::quadratic(alpha, input_frac) }
     }
 
@@ -121,7 +120,7 @@ impl ReluConfig {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ReluInfo {
     /// Precision of the sign polynomial.
-    pub alpha: u32,
+    pub alpha: Alpha,
     /// Degrees of the sign polynomial's components, innermost first.
     pub degrees: Vec<usize>,
     /// Sum over components of ceil(log2(d + 1)).
@@ -150,11 +149,10 @@ pub struct PolyRelu {
 }
 
 impl PolyRelu {
-    /// Load the table for `config.alpha` and compile the program. Errors: an
-    /// alpha without a table, or precisions that would leave the ring's
-    /// range ([`ProtocolError::Params`], see [`relu_program`]).
+    /// Load the table for `config.alpha` and compile the program. Errors:
+    /// precisions that would leave the ring's range ([`ProtocolError::Params`], see [`relu_program`]).
     pub fn new(config: ReluConfig) -> Result<Self> {
-        let poly = SignPoly::for_alpha(config.alpha)?;
+        let poly = SignPoly::for_alpha(config.alpha);
         let program = Arc::new(relu_program(&poly, &config)?);
         Ok(Self { config, poly, program })
     }
@@ -375,7 +373,7 @@ pub struct NormalizedComponent {
 impl NormalizedComponent {
     /// Clenshaw evaluation of the normalized form.
     pub fn eval(&self, y: f64) -> f64 {
-        crate::sign_poly::clenshaw(&self.chebyshev, y)
+        pann_approx::sign_poly::clenshaw(&self.chebyshev, y)
     }
 }
 
@@ -567,8 +565,8 @@ mod tests {
     /// the output is the ReLU of the difference, not the maximum.
     #[test]
     fn max_program_computes_the_maximum() {
-        let (alpha, bound, f, s) = (9, 3.0, 0.5, 36u32);
-        let poly = SignPoly::for_alpha(alpha).unwrap();
+        let (alpha, bound, f, s) = (Alpha::new(9).unwrap(), 3.0, 0.5, 36u32);
+        let poly = SignPoly::for_alpha(alpha);
         let cfg = ReluConfig { inv_bound: Some(1.0 / (bound * f)), ..ReluConfig::new(alpha, s) };
         let max = max_program(&poly, &cfg, 2.0 / (bound * f)).unwrap();
         let relu_of_diff = sign_program(&poly, &cfg, None).unwrap();
@@ -578,7 +576,7 @@ mod tests {
         let out = crate::reference::run_program(&max, &[&a, &b]).unwrap();
         let decode = |v: R| (v as i64) as f64 / (cfg.output_frac() as f64).exp2() * bound / 2.0;
         for (&(x, y), &o) in pairs.iter().zip(&out.outputs[0]) {
-            assert!((decode(o) - x.max(y)).abs() < bound * 2f64.powi(-(alpha as i32)), "max({x}, {y}) = {}", decode(o));
+            assert!((decode(o) - x.max(y)).abs() < bound * 2f64.powi(-(alpha.get() as i32)), "max({x}, {y}) = {}", decode(o));
         }
         assert_eq!(max.n_rounds(), relu_of_diff.n_rounds(), "b is opened with the first round");
         // Negative control: the ReLU program on a alone (no b term, one input) misses b.
@@ -589,8 +587,8 @@ mod tests {
 
     #[test]
     fn normalized_components_equal_the_published_composite() {
-        for alpha in 4..=14 {
-            let p = SignPoly::for_alpha(alpha).unwrap();
+        for alpha in Alpha::all() {
+            let p = SignPoly::for_alpha(alpha);
             let comps = normalized_components(&p);
             for i in 0..=20_000 {
                 let x = -1.0 + i as f64 / 10_000.0;
@@ -611,10 +609,10 @@ mod tests {
 
     #[test]
     fn cubic_schedule_counts() {
-        let r = PolyRelu::new(ReluConfig::cubic(9, 19)).unwrap();
+        let r = PolyRelu::new(ReluConfig::cubic(Alpha::new(9).unwrap(), 19)).unwrap();
         let i = r.info();
         assert_eq!((i.openings, i.rounds), (11, 7), "{i:?}");
-        assert!(PolyRelu::new(ReluConfig { value_bits: 20, ..ReluConfig::cubic(9, 20) }).is_err());
+        assert!(PolyRelu::new(ReluConfig { value_bits: 20, ..ReluConfig::cubic(Alpha::new(9).unwrap(), 20) }).is_err());
     }
 
     #[test]
@@ -631,7 +629,7 @@ mod tests {
     fn opening_counts_and_rounds() {
         let expect: [(u32, usize, usize); 5] = [(7, 9, 7), (9, 13, 9), (10, 15, 11), (12, 20, 13), (14, 25, 15)];
         for (alpha, openings, rounds) in expect {
-            let r = PolyRelu::new(ReluConfig::quadratic(alpha, 20)).unwrap();
+            let r = PolyRelu::new(ReluConfig::quadratic(Alpha::new(alpha).unwrap(), 20)).unwrap();
             let i = r.info();
             assert_eq!(i.rounds, i.composite_depth + 1, "alpha {alpha}: {i:?}");
             assert_eq!((i.openings, i.rounds), (openings, rounds), "alpha {alpha}: {i:?}");

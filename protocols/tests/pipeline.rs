@@ -7,6 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{decode, uniform};
+use pann_approx::Alpha;
 use pann_mpc_core::ring::{self, R};
 use pann_mpc_core::transport::{tcp_connect, tls_connect, Listener, TlsIdentity, TlsPeers};
 use pann_mpc_core::{Channel, ChannelConfig, Party, Phase, Prg, Role};
@@ -119,7 +120,7 @@ async fn pipeline_over(c0: Channel, c1: Channel) {
     let w1: Vec<R> = uniform(&mut prg, conv.weight_len(), 0.035).iter().map(|v| (v * (F as f64).exp2()).round() as i64 as u64).collect();
     let w2: Vec<R> = uniform(&mut prg, fc.n * fc.k, 0.5).iter().map(|v| (v * (F as f64).exp2()).round() as i64 as u64).collect();
     // ReLU on the 3f conv output, with 1/B folded in the weights (B = 1 here: |conv| < 1 by construction).
-    let relu = Arc::new(PolyRelu::new(ReluConfig::new(9, 3 * F)).unwrap());
+    let relu = Arc::new(PolyRelu::new(ReluConfig::new(Alpha::new(9).unwrap(), 3 * F)).unwrap());
     let (seed0, seed1) = ([20u8; 16], [21u8; 16]);
     let (mut d0, p0d) = Channel::mem_pair(ChannelConfig::default());
     let (mut d1, p1d) = Channel::mem_pair(ChannelConfig::default());
@@ -209,7 +210,7 @@ async fn pipeline_over_tls_loopback() {
 async fn session_api_with_prefetch() {
     use pann_protocols::session::{prefetch, truncation, Session};
     let spec = LinearSpec::Matmul(MatmulSpec { m: 4, k: 8, n: 16 });
-    let relu = Arc::new(PolyRelu::new(ReluConfig::new(12, 3 * F)).unwrap());
+    let relu = Arc::new(PolyRelu::new(ReluConfig::new(Alpha::new(12).unwrap(), 3 * F)).unwrap());
     let trunc = truncation(F);
     let mut prg = Prg::from_seed([8; 16]);
     let w: Vec<R> = uniform(&mut prg, spec.weight_len(), 0.1).iter().map(|v| (v * (F as f64).exp2()).round() as i64 as u64).collect();

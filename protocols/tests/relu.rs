@@ -7,6 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{decode, encode, uniform, B};
+use pann_approx::Alpha;
 use pann_mpc_core::{Phase, Prg};
 use pann_protocols::harness::{run_program_pair, DealerMode};
 use pann_protocols::{reference, PolyRelu, ReluConfig};
@@ -23,7 +24,7 @@ struct Stats {
 
 async fn check_alpha(base: ReluConfig, n: usize, chunk: usize, seed: u8) -> Stats {
     let f = base.input_frac;
-    let alpha = base.alpha;
+    let alpha = base.alpha.get();
     let cfg = ReluConfig { inv_bound: Some(1.0 / B), ..base };
     let relu = PolyRelu::new(cfg).unwrap();
     let prog = Arc::clone(&relu.program);
@@ -58,7 +59,8 @@ async fn check_alpha(base: ReluConfig, n: usize, chunk: usize, seed: u8) -> Stat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relu_alpha_7_to_14_within_bound() {
     for alpha in 7..=14 {
-        for cfg in [ReluConfig::new(alpha, 16), ReluConfig::quadratic(alpha, 16), ReluConfig::cubic(alpha, 16)] {
+        let a = Alpha::new(alpha).unwrap();
+        for cfg in [ReluConfig::new(a, 16), ReluConfig::quadratic(a, 16), ReluConfig::cubic(a, 16)] {
             let st = check_alpha(cfg, 1 << 14, 1 << 14, alpha as u8).await;
             // Secure vs reference: only the {0, +1} truncation noise, propagated.
             assert!(st.max_ref_diff <= B * (-13f64).exp2(), "{cfg:?}: secure vs reference {}", st.max_ref_diff);
@@ -69,7 +71,8 @@ async fn relu_alpha_7_to_14_within_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relu_million_inputs_alpha_9_and_12() {
     for alpha in [9, 12] {
-        for cfg in [ReluConfig::new(alpha, 16), ReluConfig::quadratic(alpha, 16)] {
+        let a = Alpha::new(alpha).unwrap();
+        for cfg in [ReluConfig::new(a, 16), ReluConfig::quadratic(a, 16)] {
             let st = check_alpha(cfg, 1_000_000, 1 << 16, 100 + alpha as u8).await;
             eprintln!("alpha {alpha} {:?}: max |secure - ReLU| = B * 2^{:.2}", cfg.schedule, (st.max_err / B).log2());
         }
@@ -78,7 +81,8 @@ async fn relu_million_inputs_alpha_9_and_12() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relu_costs_alpha_9() {
-    for cfg in [ReluConfig::new(9, 20), ReluConfig::quadratic(9, 20)] {
+    let a9 = Alpha::new(9).unwrap();
+    for cfg in [ReluConfig::new(a9, 20), ReluConfig::quadratic(a9, 20)] {
         let relu = PolyRelu::new(cfg).unwrap();
         let info = relu.info();
         assert_eq!(info.degrees, vec![15, 15]);

@@ -9,7 +9,7 @@ It is NOT pann-train; results must be labelled as coming from this replica.
 
 The activation is the PANN ReLU the secure protocol evaluates,
     ReLU~(x) = x (1 + p(x / B)) / 2,   p = p_k o ... o p_1  (sign-minimax tables of
-protocols/data/sign-minimax, the same bytes as ../shared/data/sign-minimax),
+approx/data/sign-minimax, the same bytes as ../shared/data/sign-minimax),
 with per-site bounds B = margin x max|x| of the site over the first `--calib`
 training images (eval mode, exact ReLU, the starting weights), fixed during training,
 exactly as pann-train's `finetune` calibrates them. As in act.rs the training forward
@@ -64,7 +64,7 @@ NORMS = {
     "fmnist": ((0.2860,), (0.3530,)),  # pann-train --norm auto on IDX
 }
 HERE = os.path.dirname(os.path.abspath(__file__))
-TABLES = os.path.join(HERE, "..", "..", "protocols", "data", "sign-minimax")
+TABLES = os.path.join(HERE, "..", "..", "approx", "data", "sign-minimax")
 
 
 # --------------------------------------------------------------------------- sign polynomials

@@ -9,6 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use pann_approx::Alpha;
 use pann_engine::{run_plan, ClearBackend, Plan, PublicModel, SecureConfig, ServerWeights};
 use pann_models::LoadedModel;
 
@@ -84,7 +85,10 @@ fn newer_source(path: &Path, than: std::time::SystemTime) -> Option<PathBuf> {
     None
 }
 
-pub const ALPHA: u32 = 9;
+pub const ALPHA: Alpha = match Alpha::new(9) {
+    Ok(a) => a,
+    Err(_) => panic!("9 is an alpha"),
+};
 /// `--timeout` given to every party where a failure is expected (seconds).
 pub const TIMEOUT: u64 = 10;
 /// How long the test waits for any process before killing it and failing.
@@ -313,12 +317,12 @@ impl Session {
         Proc::spawn(self.dir.path(), "dealer", self.party("dealer", &self.certs).args(["--listen", &self.dealer]))
     }
 
-    pub fn server(&self, card: &Path, alpha: u32) -> Proc {
+    pub fn server(&self, card: &Path, alpha: Alpha) -> Proc {
         self.server_with(card, alpha, &[])
     }
 
     /// A server with `args` after the common ones (limits, ...).
-    pub fn server_with(&self, card: &Path, alpha: u32, args: &[&str]) -> Proc {
+    pub fn server_with(&self, card: &Path, alpha: Alpha, args: &[&str]) -> Proc {
         let mut c = self.party("server", &self.certs);
         c.args(["--listen", &self.server, "--dealer", &self.dealer, "--alpha", &alpha.to_string(), "--model"]).arg(card).args(args);
         Proc::spawn(self.dir.path(), "server", &mut c)
@@ -361,7 +365,7 @@ pub fn reference(raw: &[Vec<u8>], batch: usize) -> (String, Vec<Vec<f64>>) {
 }
 
 /// As [`reference`] for any card, at uniform `alpha` or (None) at the card's per-layer alphas.
-pub fn reference_of(card: &Path, alpha: Option<u32>, raw: &[Vec<u8>], batch: usize) -> (String, Vec<Vec<f64>>) {
+pub fn reference_of(card: &Path, alpha: Option<Alpha>, raw: &[Vec<u8>], batch: usize) -> (String, Vec<Vec<f64>>) {
     let m = LoadedModel::load(card).expect("the model loads");
     let public = PublicModel::new(&m.model, &m.card.input, &m.card.relu_bounds, SecureConfig::new(alpha.unwrap_or(m.card.default_alpha)))
         .expect("public model");

@@ -34,7 +34,7 @@
 //! the exact ReLU).
 
 use crate::net::Activation;
-use pann_protocols::sign_poly::SignPoly;
+use pann_approx::SignPoly;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 

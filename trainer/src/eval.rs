@@ -5,6 +5,7 @@
 //! these are the accuracies a private inference gets (up to fixed point).
 
 use crate::error::Result;
+use pann_approx::Alpha;
 use pann_models::{ImageSet, LoadedModel, PlainExecutor, ReluMode};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -14,7 +15,7 @@ use std::time::Instant;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalRow {
     /// `None` for exact ReLU.
-    pub alpha: Option<u32>,
+    pub alpha: Option<Alpha>,
     /// Images evaluated.
     pub images: usize,
     /// Images classified correctly.
@@ -38,7 +39,7 @@ pub fn evaluate_card(
     card: &Path,
     test: &ImageSet,
     n: usize,
-    alphas: &[u32],
+    alphas: &[Alpha],
     global: bool,
     mut on_row: impl FnMut(&EvalRow),
 ) -> Result<Vec<EvalRow>> {
@@ -50,7 +51,7 @@ pub fn evaluate_card(
     let spec = m.card.input.clone();
     let n = n.min(test.len());
     let mut rows = Vec::new();
-    let modes: Vec<Option<u32>> = std::iter::once(None).chain(alphas.iter().copied().map(Some)).collect();
+    let modes: Vec<Option<Alpha>> = std::iter::once(None).chain(alphas.iter().copied().map(Some)).collect();
     for alpha in modes {
         let mode = match alpha {
             None => ReluMode::Exact,
@@ -82,7 +83,7 @@ pub fn evaluate_card(
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SidesRow {
     /// Precision of the polynomial.
-    pub alpha: u32,
+    pub alpha: Alpha,
     /// Images evaluated.
     pub images: usize,
     /// Accuracy with exact ReLU.
@@ -108,7 +109,7 @@ pub struct SidesRow {
 }
 
 /// Insight (1) of Zhang et al., measured on an exported model.
-pub fn probe_sides(card: &Path, test: &ImageSet, n: usize, alphas: &[u32], mut on_row: impl FnMut(&SidesRow)) -> Result<Vec<SidesRow>> {
+pub fn probe_sides(card: &Path, test: &ImageSet, n: usize, alphas: &[Alpha], mut on_row: impl FnMut(&SidesRow)) -> Result<Vec<SidesRow>> {
     use crate::act::{PannRelu, PolyGrad, Side, SidedPann};
     use crate::net::{Activation, ExactRelu, ResNet};
     let m = LoadedModel::load(card)?;
@@ -131,7 +132,7 @@ pub fn probe_sides(card: &Path, test: &ImageSet, n: usize, alphas: &[u32], mut o
     let (exact, exact_loss) = acc(&mut ExactRelu);
     let mut rows = Vec::new();
     for &alpha in alphas {
-        let poly = pann_protocols::sign_poly::SignPoly::for_alpha(alpha).map_err(|e| crate::TrainerError::Config(e.to_string()))?;
+        let poly = pann_approx::SignPoly::for_alpha(alpha);
         let run = |side| {
             let pann = PannRelu { poly: poly.clone(), site_polys: Vec::new(), bounds: bounds.clone(), grad: PolyGrad::Exact };
             acc(&mut SidedPann { pann, side })

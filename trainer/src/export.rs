@@ -11,6 +11,7 @@
 
 use crate::error::{Result, TrainerError};
 use crate::train::Trained;
+use pann_approx::Alpha;
 use pann_models::card::CalibrationInfo;
 use pann_models::model::write_safetensors;
 use pann_models::{
@@ -31,7 +32,7 @@ pub struct ExportOptions {
     /// Bound margin: B = margin x the calibrated max |input| of each site.
     pub margin: f64,
     /// The card's default alpha.
-    pub default_alpha: u32,
+    pub default_alpha: Alpha,
 }
 
 /// The var store's tensors as models-crate parameters (f64).

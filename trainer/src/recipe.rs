@@ -5,6 +5,7 @@
 
 use crate::act::{NgnvParams, PolyGrad};
 use crate::error::{Result, TrainerError};
+use pann_approx::Alpha;
 use serde::{Deserialize, Serialize};
 
 /// The named presets.
@@ -37,12 +38,12 @@ pub enum Schedule {
 /// Polynomial-in-the-loop settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FinetuneParams {
-    /// Precision of the polynomial (4..=14), also the exported card's default alpha.
-    pub alpha: u32,
+    /// Precision of the polynomial, also the exported card's default alpha.
+    pub alpha: Alpha,
     /// Per-site alphas (execution order), e.g. from a `pann plan` card; empty:
     /// `alpha` at every site.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub site_alphas: Vec<u32>,
+    pub site_alphas: Vec<Alpha>,
     /// Bound margin over the calibrated max |input|.
     pub margin: f64,
     /// Training images used to calibrate the bounds before fine-tuning.
@@ -114,7 +115,13 @@ impl Recipe {
                 epochs: 10,
                 lr: 0.01,
                 weight_decay: 0.0,
-                finetune: Some(FinetuneParams { alpha: 9, site_alphas: Vec::new(), margin: 1.1, calib_images: 5000, grad: PolyGrad::Ste }),
+                finetune: Some(FinetuneParams {
+                    alpha: Alpha::new(9).expect("9 is an alpha"),
+                    site_alphas: Vec::new(),
+                    margin: 1.1,
+                    calib_images: 5000,
+                    grad: PolyGrad::Ste,
+                }),
                 ..base
             },
         }
@@ -139,9 +146,8 @@ impl Recipe {
             }
         }
         if let Some(f) = &self.finetune {
-            if !(4..=14).contains(&f.alpha) || f.site_alphas.iter().any(|a| !(4..=14).contains(a)) || f.margin <= 0.0 || f.calib_images == 0
-            {
-                return bad("finetune: alpha in 4..14, margin > 0, calib_images > 0");
+            if f.margin <= 0.0 || f.calib_images == 0 {
+                return bad("finetune: margin > 0, calib_images > 0");
             }
         }
         Ok(())

@@ -10,8 +10,8 @@ use crate::optim::Sgd;
 use crate::recipe::Recipe;
 use crate::rng::SplitMix64;
 use indicatif::{ProgressBar, ProgressStyle};
+use pann_approx::SignPoly;
 use pann_models::{ImageSet, InputSpec, ResNetConfig};
-use pann_protocols::sign_poly::SignPoly;
 use std::path::PathBuf;
 use std::time::Instant;
 use tch::{nn::VarStore, Device, Kind, Tensor};
@@ -200,8 +200,7 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
                 b
             }
         };
-        let poly_for = |a: u32| SignPoly::for_alpha(a).map_err(|e| TrainerError::Config(e.to_string()));
-        let poly = poly_for(ft.alpha)?;
+        let poly = SignPoly::for_alpha(ft.alpha);
         if !ft.site_alphas.is_empty() && ft.site_alphas.len() != t.net.sites().len() {
             return Err(TrainerError::Config(format!(
                 "--ft-alphas gives {} alphas for {} ReLU sites",
@@ -209,7 +208,7 @@ pub fn train(o: &TrainOptions) -> Result<Trained> {
                 t.net.sites().len()
             )));
         }
-        let site_polys = ft.site_alphas.iter().map(|&a| poly_for(a)).collect::<Result<Vec<_>>>()?;
+        let site_polys = ft.site_alphas.iter().map(|&a| SignPoly::for_alpha(a)).collect();
         Box::new(PannRelu { poly, site_polys, bounds, grad: ft.grad })
     } else if let Some(ng) = &recipe.ngnv {
         Box::new(NgnvLeak::new(ng.clone(), t.net.sites().len(), t.meta.ngnv_running_max.clone()))

@@ -1,8 +1,8 @@
 //! Short CPU tests of the trainer on real CIFAR-10 images (the 64 test
 //! images shipped in models/tests/data), with tiny networks and few steps.
 
+use pann_approx::{Alpha, SignPoly};
 use pann_models::{LoadedModel, PlainExecutor, ReluMode, ResNetConfig};
-use pann_protocols::sign_poly::SignPoly;
 use pann_trainer::act::{PannRelu, PolyGrad};
 use pann_trainer::data::{make_batch, Normalisation};
 use pann_trainer::export::{export, ExportOptions};
@@ -79,7 +79,13 @@ fn export_loads_in_models_crate_with_the_same_logits() {
     // ResNet-20 itself, so every tensor name of the real architecture is checked.
     let t = train(&options(data.path(), run.path(), ResNetConfig::cifar10(20), quick(Preset::Baseline, 1))).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let eo = ExportOptions { name: "r20".into(), out_dir: out.path().into(), calib_images: 64, margin: 1.1, default_alpha: 9 };
+    let eo = ExportOptions {
+        name: "r20".into(),
+        out_dir: out.path().into(),
+        calib_images: 64,
+        margin: 1.1,
+        default_alpha: Alpha::new(9).unwrap(),
+    };
     let card = export(&t, &eo).unwrap();
     let m = LoadedModel::load(&card).unwrap();
     assert_eq!(m.card.relu_bounds.len(), 19);
@@ -95,7 +101,7 @@ fn export_loads_in_models_crate_with_the_same_logits() {
     let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&card).unwrap()).unwrap();
     assert_eq!(j["trainer"]["epochs_done"], 1);
     // And the PANN mode of the exported card runs.
-    let pann = PlainExecutor::new(&m.model, m.card.pann_mode(12).unwrap()).unwrap();
+    let pann = PlainExecutor::new(&m.model, m.card.pann_mode(Alpha::new(12).unwrap()).unwrap()).unwrap();
     assert!(pann.forward(&m.card.input.normalise(t.data.test.image(0))).unwrap().logits.iter().all(|v| v.is_finite()));
 }
 
@@ -189,7 +195,7 @@ fn paper_and_finetune_recipes_run() {
     let mut r = quick(Preset::Finetune, 1);
     if let Some(f) = &mut r.finetune {
         f.calib_images = 64;
-        f.alpha = 4;
+        f.alpha = Alpha::new(4).unwrap();
     }
     let mut o = options(data.path(), ft_run.path(), tiny(), r);
     o.init = Some(run.path().into());
@@ -199,9 +205,15 @@ fn paper_and_finetune_recipes_run() {
     assert_eq!(ft.meta.pann_bounds.as_ref().map(|b| b.len()), Some(7));
     // The export keeps the bounds the polynomial was trained with, and its alpha.
     let out = tempfile::tempdir().unwrap();
-    let eo = ExportOptions { name: "ft".into(), out_dir: out.path().into(), calib_images: 64, margin: 1.1, default_alpha: 9 };
+    let eo = ExportOptions {
+        name: "ft".into(),
+        out_dir: out.path().into(),
+        calib_images: 64,
+        margin: 1.1,
+        default_alpha: Alpha::new(9).unwrap(),
+    };
     let card = LoadedModel::load(export(&ft, &eo).unwrap()).unwrap().card;
-    assert_eq!(card.default_alpha, 4);
+    assert_eq!(card.default_alpha.get(), 4);
     let trained: Vec<f64> = ft.meta.pann_bounds.clone().unwrap();
     for (site, b) in ft.net.sites().iter().zip(&trained) {
         assert!((card.relu_bounds[site] - b).abs() <= 1e-12 * b, "{site}");
@@ -215,7 +227,7 @@ fn paper_and_finetune_recipes_run() {
 #[test]
 fn tch_pann_relu_matches_the_f64_polynomial() {
     for alpha in [7, 9, 14] {
-        let poly = SignPoly::for_alpha(alpha).unwrap();
+        let poly = SignPoly::for_alpha(Alpha::new(alpha).unwrap());
         let xs: Vec<f64> = (0..201).map(|i| (i as f64 - 100.0) * 0.07).collect();
         let act = PannRelu { poly: poly.clone(), site_polys: Vec::new(), bounds: vec![7.5], grad: PolyGrad::Exact };
         let y = act.poly_relu(&Tensor::from_slice(&xs), 7.5);
@@ -231,7 +243,7 @@ fn sided_pann_probe_runs_on_the_shipped_model() {
     tch::set_num_threads(1);
     let card = repo().join("models/assets/resnet20-akamaster.card.json");
     let set = pann_models::ImageSet::read_file(repo().join("models/tests/data/test_batch_first64.bin")).unwrap();
-    let rows = pann_trainer::eval::probe_sides(&card, &set, 8, &[14], |_| {}).unwrap();
+    let rows = pann_trainer::eval::probe_sides(&card, &set, 8, &[Alpha::new(14).unwrap()], |_| {}).unwrap();
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
     // At 2^-14 with calibrated bounds every variant is as accurate as exact ReLU on these images.
@@ -271,7 +283,13 @@ fn fashion_mnist_export_loads_in_models_crate_with_the_same_logits() {
     let run = tempfile::tempdir().unwrap();
     let t = train(&fashion_options(run.path(), ResNetConfig::cifar10(20), quick(Preset::Baseline, 1))).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let eo = ExportOptions { name: "fm20".into(), out_dir: out.path().into(), calib_images: 128, margin: 1.1, default_alpha: 9 };
+    let eo = ExportOptions {
+        name: "fm20".into(),
+        out_dir: out.path().into(),
+        calib_images: 128,
+        margin: 1.1,
+        default_alpha: Alpha::new(9).unwrap(),
+    };
     let card = export(&t, &eo).unwrap();
     let m = LoadedModel::load(&card).unwrap();
     assert_eq!(m.network.input_shape(), pann_models::Shape::new(1, 28, 28));
@@ -284,7 +302,7 @@ fn fashion_mnist_export_loads_in_models_crate_with_the_same_logits() {
         }
     }
     // The card's PANN mode runs on 1x28x28 inputs.
-    let pann = PlainExecutor::new(&m.model, m.card.pann_mode(9).unwrap()).unwrap();
+    let pann = PlainExecutor::new(&m.model, m.card.pann_mode(Alpha::new(9).unwrap()).unwrap()).unwrap();
     assert!(pann.forward(&m.card.input.normalise(t.data.test.image(0))).unwrap().logits.iter().all(|v| v.is_finite()));
 }
 

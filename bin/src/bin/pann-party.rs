@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
+use pann_approx::Precision;
 use pann_bin::input;
 use pann_bin::metrics::{serve_metrics, Metrics};
 use pann_bin::party::{check_cert_dir, run_client, run_dealer, run_server, Net};
@@ -124,7 +125,7 @@ struct Args {
     /// the string the server prints, `per-layer:A1,A2,...` (one alpha per ReLU
     /// in execution order; `pann plan` prints it too).
     #[arg(long, value_name = "ALPHA")]
-    alpha: Option<String>,
+    alpha: Option<Precision>,
     /// Input images (client only): PNG files of --image-size pixels square
     /// (RGB, RGBA or gray, 8 bits), CIFAR-10 binary files (one label byte and
     /// 3072 pixel bytes per record), and/or IDX image files as Fashion-MNIST
@@ -328,13 +329,12 @@ async fn run(a: Args) -> Result<()> {
         }
         RoleArg::Server => {
             let model = a.model.as_ref().context("the server needs --model CARD.json")?;
-            let alpha =
-                match a.alpha.as_deref() {
-                    None => None,
-                    Some(s) => Some(s.parse::<u32>().with_context(|| {
-                        format!("the server's --alpha must be a number (per-layer alphas come from the card), got {s:?}")
-                    })?),
-                };
+            let alpha = match &a.alpha {
+                None => None,
+                Some(p) => Some(p.uniform().with_context(|| {
+                    format!("the server's --alpha must be a number (per-layer alphas come from the card), got {:?}", p.to_string())
+                })?),
+            };
             return run_server(
                 &net,
                 model,
@@ -347,8 +347,7 @@ async fn run(a: Args) -> Result<()> {
             .await;
         }
         RoleArg::Client => {
-            let alpha = a.alpha.as_deref().context("the client needs --alpha (it must equal the server's)")?;
-            let alpha = alpha.parse::<u32>().map(|n| n.to_string()).unwrap_or_else(|_| alpha.to_string());
+            let alpha = a.alpha.as_ref().context("the client needs --alpha (it must equal the server's)")?;
             if a.expect_model.is_none() {
                 tracing::warn!(
                     "client: warning: no --expect-model: any model the server announces is accepted (pin the digest the server prints)"
@@ -361,7 +360,7 @@ async fn run(a: Args) -> Result<()> {
                 &net,
                 need(&a.connect, "--connect", "client")?,
                 need(&a.dealer, "--dealer", "client")?,
-                &alpha,
+                alpha,
                 a.expect_model.as_deref(),
                 imgs,
                 usize::try_from(a.batch).unwrap_or(usize::MAX),

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use pann_approx::{Alpha, PER_LAYER_PREFIX};
 use pann_bin::launch::Session;
 use pann_bin::netem::LinkSpec;
 use pann_bin::party::{peers_of, write_local_certs, write_role_identity};
@@ -45,7 +46,7 @@ enum Cmd {
         /// to within B x 2^-ALPHA on its calibrated bound B; higher costs more
         /// rounds. Default: the embedded card's own precision (per layer).
         #[arg(long)]
-        alpha: Option<u32>,
+        alpha: Option<Alpha>,
         /// How many of the embedded CIFAR-10 test images to classify (1..=64).
         #[arg(long, default_value_t = 4)]
         images: usize,
@@ -66,8 +67,8 @@ enum Cmd {
     Bench {
         /// PANN precisions to measure; 0 stands for the card's own per-layer
         /// alphas (a card written by `pann plan`).
-        #[arg(long, value_delimiter = ',', default_value = "9,12")]
-        alphas: Vec<u32>,
+        #[arg(long, value_delimiter = ',', default_value = "9,12", value_parser = precision::parse_bench_alpha)]
+        alphas: Vec<Option<Alpha>>,
         /// Batch sizes (images per protocol run).
         #[arg(long, value_delimiter = ',', default_value = "1,64")]
         batches: Vec<usize>,
@@ -204,7 +205,7 @@ enum Cmd {
         images: usize,
         /// Alphas to evaluate: a range (4-14) or a list (6,9,12).
         #[arg(long, default_value = "4-14")]
-        alphas: String,
+        alphas: precision::AlphaList,
     },
     /// Calibrate per-layer ReLU bounds: margin x the largest |input| of each
     /// ReLU site over calibration images; record the logit range of the
@@ -267,7 +268,7 @@ enum Cmd {
         max_drop: f64,
         /// Candidate alphas, e.g. 4-9 or 4,5,6,7,9.
         #[arg(long, default_value = "4-9")]
-        alphas: String,
+        alphas: precision::AlphaList,
         /// What to minimise.
         #[arg(long, value_enum, default_value = "bytes")]
         objective: ObjectiveArg,
@@ -306,7 +307,7 @@ enum Cmd {
         images: usize,
         /// Uniform alphas to measure.
         #[arg(long, default_value = "4-14")]
-        alphas: String,
+        alphas: precision::AlphaList,
         #[arg(long, default_value = "docs/results/frontier")]
         out: PathBuf,
         /// Earlier frontier.json files (same test images) whose points are
@@ -356,7 +357,7 @@ fn main() -> Result<()> {
         Cmd::Import { onnx, out, mean, std, name } => {
             pann_bin::import::run_import(&pann_bin::import::ImportOptions { onnx, out, mean, std, name })
         }
-        Cmd::Eval { model, data, images, alphas } => pann_bin::import::run_eval(&model, &data, images, &precision::parse_alphas(&alphas)?),
+        Cmd::Eval { model, data, images, alphas } => pann_bin::import::run_eval(&model, &data, images, &alphas.0),
         Cmd::Calibrate { model, data, images, margin, holdout, check, keep_bounds, out } => {
             calibrate(&model, &data, images, margin, holdout, check.as_deref(), keep_bounds, &out)
         }
@@ -371,7 +372,7 @@ fn main() -> Result<()> {
                 first,
                 count: images,
                 max_drop_points: max_drop,
-                alphas: precision::parse_alphas(&alphas)?,
+                alphas: alphas.0,
                 objective,
                 out,
                 report,
@@ -396,23 +397,14 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Frontier { model, plans, data, first, images, alphas, out, merge } => {
-            let o = precision::FrontierOptions {
-                models: model,
-                plans,
-                data,
-                first,
-                count: images,
-                alphas: precision::parse_alphas(&alphas)?,
-                out,
-                merge,
-            };
+            let o = precision::FrontierOptions { models: model, plans, data, first, count: images, alphas: alphas.0, out, merge };
             precision::frontier(&o)?;
             println!("wrote frontier.json, frontier-table.md and frontier.svg into {}", o.out.display());
             Ok(())
         }
         Cmd::Demo { alpha, images, batch, keep } => demo(alpha, images, batch, keep),
         Cmd::Bench { alphas, batches, images, data, first, model, verify, insecure_tcp, net, repeat, quick, out } => {
-            let (alphas, batches, images) = if quick { (vec![9], vec![2], 2) } else { (alphas, batches, images) };
+            let (alphas, batches, images) = if quick { (vec![Some(Alpha::new(9)?)], vec![2], 2) } else { (alphas, batches, images) };
             let nets = net.iter().map(|n| LinkSpec::parse(n)).collect::<Result<Vec<_>>>()?;
             bench(&alphas, &batches, images, data, first, model, verify, insecure_tcp, &nets, repeat.max(1), &out)
         }
@@ -566,7 +558,7 @@ fn embedded_assets(dir: &Path, (card_json, weights): (&str, &[u8])) -> Result<(P
 
 #[allow(clippy::too_many_arguments)]
 fn bench(
-    alphas: &[u32],
+    alphas: &[Option<Alpha>],
     batches: &[usize],
     images: usize,
     data: Option<PathBuf>,
@@ -588,6 +580,8 @@ fn bench(
     let relay0 = LinkSpec::parse("relay0")?;
     let any_emulated = nets.iter().any(|n| n.relay);
     for &alpha in alphas {
+        // As the reports write it: 0 for the card's own alphas.
+        let shown = alpha.map_or(0, Alpha::get);
         for &batch in batches {
             // Direct loopback first: it is the compute term of the bounds.
             // Then the relay alone (no delay, no limit): the emulator's overhead.
@@ -603,7 +597,7 @@ fn bench(
             for rep in 0..repeat {
                 for (i, link) in order.iter().enumerate() {
                     eprintln!(
-                        "bench: {} ({}), alpha {alpha}, batch {batch}, {images} image(s), repetition {}/{repeat} ...",
+                        "bench: {} ({}), alpha {shown}, batch {batch}, {images} image(s), repetition {}/{repeat} ...",
                         link.name,
                         link.describe(),
                         rep + 1
@@ -633,7 +627,7 @@ fn bench(
                     row.bound = Some(pann_bin::bench::Bound::new(&row, r, overhead.as_ref().filter(|_| **link != relay0), link));
                     let b = row.bound.as_ref().expect("just set");
                     eprintln!(
-                        "{} alpha {alpha} batch {batch}: online {:.3} s/run (median of {}), bound {:.3} s, ratio {:.2}",
+                        "{} alpha {shown} batch {batch}: online {:.3} s/run (median of {}), bound {:.3} s, ratio {:.2}",
                         link.name, row.online_s_per_run, row.runs, b.online_bound_s, b.online_ratio
                     );
                 }
@@ -650,7 +644,7 @@ fn bench(
         "data": data.display().to_string(),
         "transport": if insecure_tcp { "tcp" } else { "tls" },
         "networks": nets.iter().map(|n| serde_json::json!({"spec": n, "description": n.describe()})).collect::<Vec<_>>(),
-        "alphas": alphas,
+        "alphas": alphas.iter().map(|a| a.map_or(0, Alpha::get)).collect::<Vec<_>>(),
         "batches": batches,
         "images": images,
         "emulator": "userspace TCP relay (bin/src/netem.rs): per direction, pieces of at most 16 KiB serialised at the rate, then delayed by RTT/2; unbounded queue, no loss",
@@ -667,14 +661,14 @@ fn bench(
     Ok(())
 }
 
-fn demo(alpha: Option<u32>, n: usize, batch: Option<usize>, keep: Option<PathBuf>) -> Result<()> {
+fn demo(alpha: Option<Alpha>, n: usize, batch: Option<usize>, keep: Option<PathBuf>) -> Result<()> {
     if !(1..=64).contains(&n) {
         bail!("--images must be 1..=64 (the embedded test images)");
     }
     let dir = keep.unwrap_or_else(|| std::env::temp_dir().join(format!("pann-demo-{}", std::process::id())));
     let (card_path, images) = embedded_assets(&dir, (DEMO_CARD, DEMO_WEIGHTS))?;
     let loaded = LoadedModel::load(&card_path)?;
-    let public = pann_bin::bench::public_model(&loaded, alpha.unwrap_or(0))?;
+    let public = pann_bin::bench::public_model(&loaded, alpha)?;
     let precision = public.precision();
     println!(
         "PANN demo: {} ({}), precision {}, {n} CIFAR-10 test image(s)",
@@ -683,7 +677,7 @@ fn demo(alpha: Option<u32>, n: usize, batch: Option<usize>, keep: Option<PathBuf
         if alpha.is_some() || loaded.card.relu_alphas.is_empty() {
             format!("2^-{}", public.config.alpha)
         } else {
-            format!("per layer, alphas {}", precision.trim_start_matches("per-layer:"))
+            format!("per layer, alphas {}", precision.to_string().trim_start_matches(PER_LAYER_PREFIX))
         }
     );
     println!("three processes over mutually authenticated TLS on loopback; working directory {}\n", dir.display());

@@ -500,7 +500,7 @@ pub async fn runs(case: Case, viewer: Party, variant: Variant, salt: u64) -> [Ru
             [linear_run(&s[0], 0, viewer, variant, salt).await, linear_run(&sb, 1, viewer, variant, salt).await]
         }
         Case::Relu(alpha) => {
-            let relu = PolyRelu::new(ReluConfig::new(alpha, 54)).unwrap();
+            let relu = PolyRelu::new(ReluConfig::new(pann_approx::Alpha::new(alpha).unwrap(), 54)).unwrap();
             let tol = 1u64 << (relu.config.output_frac() - 12);
             let p = relu.program;
             [

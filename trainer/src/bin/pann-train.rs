@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use pann_approx::{Alpha, PER_LAYER_PREFIX};
 use pann_models::ResNetConfig;
 use pann_trainer::act::PolyGrad;
 use pann_trainer::data::{open_dir, Normalisation};
@@ -12,6 +13,7 @@ use pann_trainer::export::{export, ExportOptions};
 use pann_trainer::recipe::{Preset, Recipe, Schedule};
 use pann_trainer::train::{load_run, train, TrainOptions};
 use std::path::PathBuf;
+use std::str::FromStr;
 use tch::Device;
 
 #[derive(Parser)]
@@ -158,13 +160,13 @@ struct TrainArgs {
     ngnv_margin: Option<f64>,
     #[arg(long)]
     ngnv_momentum: Option<f64>,
-    /// Polynomial-in-the-loop precision (finetune), 4..14.
+    /// Polynomial-in-the-loop precision (finetune), 4..=14.
     #[arg(long)]
-    ft_alpha: Option<u32>,
+    ft_alpha: Option<Alpha>,
     /// Per-layer precision in the loop (finetune): one alpha per ReLU site in
     /// execution order, as `pann plan` prints it (`per-layer:5,4,...` or `5,4,...`).
     #[arg(long, value_name = "A1,A2,...")]
-    ft_alphas: Option<String>,
+    ft_alphas: Option<SiteAlphas>,
     #[arg(long)]
     ft_margin: Option<f64>,
     #[arg(long)]
@@ -218,12 +220,7 @@ impl TrainArgs {
                 f.alpha = v;
             }
             if let Some(v) = &self.ft_alphas {
-                let list = v.trim_start_matches("per-layer:");
-                f.site_alphas = list
-                    .split(',')
-                    .map(|a| a.trim().parse::<u32>())
-                    .collect::<std::result::Result<_, _>>()
-                    .with_context(|| format!("--ft-alphas: a comma-separated list of alphas, got {v:?}"))?;
+                f.site_alphas = v.0.clone();
                 f.alpha = f.site_alphas.iter().copied().max().unwrap_or(f.alpha);
             }
             if let Some(v) = self.ft_margin {
@@ -263,8 +260,8 @@ struct ExportArgs {
     calib_images: usize,
     #[arg(long, default_value_t = 1.1)]
     calib_margin: f64,
-    #[arg(long, default_value_t = 9)]
-    default_alpha: u32,
+    #[arg(long, default_value = "9")]
+    default_alpha: Alpha,
 }
 
 #[derive(Args)]
@@ -280,7 +277,7 @@ struct EvalArgs {
     images: usize,
     /// Precisions, e.g. 7-14 or 7,9,12.
     #[arg(long, default_value = "7-14")]
-    alphas: String,
+    alphas: AlphaList,
     /// Write the table as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -290,17 +287,38 @@ struct EvalArgs {
     global_bound: bool,
 }
 
-fn parse_alphas(s: &str) -> Result<Vec<u32>> {
-    let mut out = Vec::new();
-    for part in s.split(',').filter(|p| !p.is_empty()) {
-        if let Some((a, b)) = part.split_once('-') {
-            let (a, b): (u32, u32) = (a.trim().parse()?, b.trim().parse()?);
-            out.extend(a..=b);
-        } else {
-            out.push(part.trim().parse()?);
+/// `--alphas`: a range (7-14) and/or a list (7,9,12) of alphas in 4..=14.
+#[derive(Clone, Debug)]
+struct AlphaList(Vec<Alpha>);
+
+impl FromStr for AlphaList {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let mut out = Vec::new();
+        for part in s.split(',').filter(|p| !p.is_empty()) {
+            if let Some((a, b)) = part.split_once('-') {
+                let (a, b): (Alpha, Alpha) = (a.trim().parse()?, b.trim().parse()?);
+                out.extend(Alpha::all().filter(|x| (a..=b).contains(x)));
+            } else {
+                out.push(part.trim().parse()?);
+            }
         }
+        Ok(AlphaList(out))
     }
-    Ok(out)
+}
+
+/// `--ft-alphas`: one alpha per ReLU site, as `pann plan` prints it
+/// (`per-layer:5,4,...`) or as a bare list (`5,4,...`).
+#[derive(Clone, Debug)]
+struct SiteAlphas(Vec<Alpha>);
+
+impl FromStr for SiteAlphas {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let list = s.strip_prefix(PER_LAYER_PREFIX).unwrap_or(s);
+        let alphas = list.split(',').map(|a| a.parse::<Alpha>()).collect::<std::result::Result<Vec<_>, _>>();
+        Ok(SiteAlphas(alphas.with_context(|| format!("a comma-separated list of alphas, got {s:?}"))?))
+    }
 }
 
 fn print_row(r: &EvalRow) {
@@ -352,7 +370,13 @@ fn main() -> Result<()> {
                     eprintln!("not exporting: the run is not finished (use `pann-train export` to export a partial run)");
                 } else {
                     let out_dir = a.export_dir.unwrap_or_else(|| a.run.clone());
-                    let eo = ExportOptions { name, out_dir, calib_images: a.calib_images, margin: a.calib_margin, default_alpha: 9 };
+                    let eo = ExportOptions {
+                        name,
+                        out_dir,
+                        calib_images: a.calib_images,
+                        margin: a.calib_margin,
+                        default_alpha: Alpha::new(9)?,
+                    };
                     let card = export(&t, &eo).context("export")?;
                     println!("{}", card.display());
                 }
@@ -371,7 +395,7 @@ fn main() -> Result<()> {
             println!("{}", card.display());
         }
         Cmd::Eval(a) => {
-            let alphas = parse_alphas(&a.alphas).context("--alphas")?;
+            let alphas = a.alphas.0.clone();
             let test = open_dir(&a.data)?.test()?.truncated(a.images);
             let rows = evaluate_card(&a.card, &test, a.images, &alphas, a.global_bound, print_row)
                 .with_context(|| format!("evaluating {}", a.card.display()))?;
@@ -381,7 +405,7 @@ fn main() -> Result<()> {
             }
         }
         Cmd::Sides(a) => {
-            let alphas = parse_alphas(&a.alphas).context("--alphas")?;
+            let alphas = a.alphas.0.clone();
             let test = open_dir(&a.data)?.test()?.truncated(a.images);
             let rows = probe_sides(&a.card, &test, a.images, &alphas, |r| {
                 println!(

@@ -8,10 +8,7 @@
 
 use std::fmt;
 
-/// Smallest precision alpha with a shipped table.
-pub const MIN_ALPHA: u32 = 4;
-/// Largest precision alpha with a shipped table.
-pub const MAX_ALPHA: u32 = 14;
+use crate::precision::{Alpha, MIN_ALPHA};
 
 const TABLES: [(&str, &str); 11] = [
     (include_str!("../data/sign-minimax/deg_4.txt"), include_str!("../data/sign-minimax/coeff_4.txt")),
@@ -27,12 +24,9 @@ const TABLES: [(&str, &str); 11] = [
     (include_str!("../data/sign-minimax/deg_14.txt"), include_str!("../data/sign-minimax/coeff_14.txt")),
 ];
 
-/// Why a sign-polynomial table could not be had.
+/// Why a sign-polynomial table could not be parsed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SignPolyError {
-    /// The alpha is outside [`MIN_ALPHA`]`..=`[`MAX_ALPHA`].
-    #[error("no sign-polynomial table for alpha {0} (available: {MIN_ALPHA}..={MAX_ALPHA})")]
-    UnknownAlpha(u32),
     /// A token is not a number, or the degrees do not account for the coefficients.
     #[error("malformed sign-polynomial table: {0}")]
     Malformed(String),
@@ -66,7 +60,7 @@ impl Component {
 pub struct SignPoly {
     /// Precision: the ReLU built from the composite, `x (1 + p(x / B)) / 2`,
     /// is within `B 2^-alpha` of ReLU for `|x| <= B`.
-    pub alpha: u32,
+    pub alpha: Alpha,
     /// Components in application order (innermost first).
     pub components: Vec<Component>,
 }
@@ -79,17 +73,15 @@ impl fmt::Display for SignPoly {
 }
 
 impl SignPoly {
-    /// The shipped table for precision 2^-alpha.
-    pub fn for_alpha(alpha: u32) -> Result<Self, SignPolyError> {
-        if !(MIN_ALPHA..=MAX_ALPHA).contains(&alpha) {
-            return Err(SignPolyError::UnknownAlpha(alpha));
-        }
-        let (deg, coeff) = TABLES[(alpha - MIN_ALPHA) as usize];
-        Self::parse(alpha, deg, coeff)
+    /// The shipped table for precision 2^-alpha (every [`Alpha`] has one).
+    pub fn for_alpha(alpha: Alpha) -> Self {
+        let (deg, coeff) = TABLES[(alpha.get() - MIN_ALPHA) as usize];
+        // The embedded tables are fixed at compile time; the tests parse every one.
+        Self::parse(alpha, deg, coeff).expect("the embedded sign-polynomial tables parse")
     }
 
     /// Parse a degree file and a coefficient file in the approxCNN format.
-    pub fn parse(alpha: u32, deg_txt: &str, coeff_txt: &str) -> Result<Self, SignPolyError> {
+    pub fn parse(alpha: Alpha, deg_txt: &str, coeff_txt: &str) -> Result<Self, SignPolyError> {
         let degrees: Vec<usize> = deg_txt
             .split_whitespace()
             .map(|t| t.parse().map_err(|_| SignPolyError::Malformed(format!("bad degree {t:?}"))))
@@ -184,16 +176,14 @@ mod tests {
             (14, &[15, 27, 29]),
         ];
         for (alpha, degs) in expect {
-            assert_eq!(SignPoly::for_alpha(alpha).unwrap().degrees(), degs, "alpha {alpha}");
+            assert_eq!(SignPoly::for_alpha(Alpha::new(alpha).unwrap()).degrees(), degs, "alpha {alpha}");
         }
-        assert!(SignPoly::for_alpha(3).is_err());
-        assert!(SignPoly::for_alpha(15).is_err());
     }
 
     #[test]
     fn chebyshev_form_equals_monomial_form() {
-        for alpha in MIN_ALPHA..=MAX_ALPHA {
-            let p = SignPoly::for_alpha(alpha).unwrap();
+        for alpha in Alpha::all() {
+            let p = SignPoly::for_alpha(alpha);
             for c in &p.components {
                 let scale: f64 = c.monomial.iter().map(|x| x.abs()).sum();
                 for i in 0..=2000 {
@@ -213,22 +203,23 @@ mod tests {
     #[test]
     fn relu_error_is_within_the_published_precision() {
         // The data README lists log2 of the max error on [-1, 1] for alpha 7..14.
-        for alpha in 7..=MAX_ALPHA {
-            let p = SignPoly::for_alpha(alpha).unwrap();
+        for alpha in Alpha::all().filter(|a| a.get() >= 7) {
+            let p = SignPoly::for_alpha(alpha);
             let mut worst = 0.0f64;
             for i in 0..=200_000 {
                 let x = -1.0 + i as f64 / 100_000.0;
                 worst = worst.max((p.relu(x, 1.0) - x.max(0.0)).abs());
             }
-            assert!(worst <= (-(alpha as f64)).exp2(), "alpha {alpha}: max error 2^{:.2}", worst.log2());
+            assert!(worst <= (-(alpha.get() as f64)).exp2(), "alpha {alpha}: max error 2^{:.2}", worst.log2());
         }
     }
 
     #[test]
     fn malformed_tables_are_errors() {
-        assert!(SignPoly::parse(9, "3", "0 1 0").is_err());
-        assert!(SignPoly::parse(9, "x", "0 1").is_err());
-        assert!(SignPoly::parse(9, "1", "0 y").is_err());
-        assert!(SignPoly::parse(9, "", "").is_err());
+        let a9 = Alpha::new(9).unwrap();
+        assert!(SignPoly::parse(a9, "3", "0 1 0").is_err());
+        assert!(SignPoly::parse(a9, "x", "0 1").is_err());
+        assert!(SignPoly::parse(a9, "1", "0 y").is_err());
+        assert!(SignPoly::parse(a9, "", "").is_err());
     }
 }
