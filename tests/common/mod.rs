@@ -35,7 +35,7 @@ pub fn pann() -> &'static Path {
 /// the lock the running `cargo test` holds.)
 pub fn binary(name: &str) -> PathBuf {
     let path = target_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    built(&path, &["bin/src", "engine/src", "models/src", "protocols/src", "mpc-core/src"], "`cargo build -p pann-bin`")
+    built(&path, &["bin/src", "engine/src", "models/src", "protocols/src", "approx/src", "mpc-core/src"], "`cargo build -p pann-bin`")
 }
 
 /// Runs `pann ARGS`: whether it succeeded, and its stdout then stderr.

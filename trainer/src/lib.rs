@@ -3,7 +3,9 @@
 //! `x (1 + p(x / B)) / 2` at low precision. The only crate of the workspace
 //! that links libtorch.
 //!
-//! - [`net`]: ResNet-20/32/56 with akamaster's tensor names and pluggable
+//! - [`graph`]: any network of the models crate as a tch module (one forward
+//!   rule per operator, the models crate's parameter names);
+//!   [`net`]: ResNet-20/32/56 on it, with akamaster's tensor names and pluggable
 //!   activations; [`act`]: NGNV leakage, PANN ReLU in the loop, calibration.
 //! - [`recipe`]: the `baseline`, `paper` and `finetune` presets.
 //! - [`train`]: the loop; [`checkpoint`]: every-epoch checkpoints and resume;
@@ -21,6 +23,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod export;
+pub mod graph;
 pub mod net;
 pub mod optim;
 pub mod recipe;

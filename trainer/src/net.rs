@@ -1,16 +1,19 @@
-//! CIFAR ResNet-20/32/56 (option-A shortcuts) in tch, with the variable
-//! names of akamaster's PyTorch model, so that the var store *is* the
-//! safetensors export the `models` crate imports (`conv1.weight`,
-//! `bn1.running_mean`, `layer2.0.conv1.weight`, `linear.bias`, ...).
+//! CIFAR ResNet-20/32/56 (option-A shortcuts) in tch: the network the
+//! models crate builds from the config, run by [`GraphNet`] (one forward
+//! rule per operator), with the variable names of akamaster's PyTorch model,
+//! so that the var store *is* the safetensors export the `models` crate
+//! imports (`conv1.weight`, `bn1.running_mean`, `layer2.0.conv1.weight`,
+//! `linear.bias`, ...).
 //!
 //! The ReLUs are not hard-wired: every ReLU site calls an [`Activation`] with
 //! its site index (the order of `Network::relu_sites` in the models crate), so
 //! the same network trains with exact ReLU, with negative-input leakage
 //! (NGNV) or with the PANN polynomial in the loop.
 
-use crate::error::{Result, TrainerError};
+use crate::error::Result;
+use crate::graph::GraphNet;
 use pann_models::ResNetConfig;
-use tch::nn::{self, Init, ModuleT};
+use tch::nn;
 use tch::Tensor;
 
 /// What happens at each ReLU site.
@@ -33,78 +36,19 @@ impl Activation for ExactRelu {
     }
 }
 
-struct Block {
-    conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
-    conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
-    /// Option-A shortcut: (stride, zero channels on each side).
-    shortcut: Option<(i64, i64)>,
-}
-
-/// The network; its parameters live in the [`nn::VarStore`] it was built on.
+/// A CIFAR ResNet: the network its config builds, as a [`GraphNet`]; its
+/// parameters live in the [`nn::VarStore`] it was built on.
 pub struct ResNet {
     /// The architecture it was built from.
     pub config: ResNetConfig,
-    conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
-    blocks: Vec<Block>,
-    linear: nn::Linear,
-    sites: Vec<String>,
-}
-
-fn conv(p: nn::Path, cin: i64, cout: i64, stride: i64) -> nn::Conv2D {
-    // akamaster: kaiming_normal_ (fan_in, ReLU gain) on convs and the linear layer.
-    let cfg = nn::ConvConfig { stride, padding: 1, bias: false, ws_init: nn::init::DEFAULT_KAIMING_NORMAL, ..Default::default() };
-    nn::conv2d(p, cin, cout, 3, cfg)
-}
-
-fn bn(p: nn::Path, c: i64, eps: f64) -> nn::BatchNorm {
-    // PyTorch initialises BN with weight 1, bias 0; tch's default weight is U(0, 1).
-    let cfg = nn::BatchNormConfig { eps, momentum: 0.1, ws_init: Init::Const(1.0), bs_init: Init::Const(0.0), ..Default::default() };
-    nn::batch_norm2d(p, c, cfg)
+    graph: GraphNet,
 }
 
 impl ResNet {
     /// Build on `vs.root()` so names carry no prefix.
     pub fn new(vs: &nn::Path, config: &ResNetConfig) -> Result<Self> {
         let network = config.build()?;
-        let sites: Vec<String> = network.relu_sites().iter().map(|s| s.to_string()).collect();
-        let n = config.blocks_per_stage()?;
-        let w = config.widths.map(|v| v as i64);
-        let eps = config.bn_eps;
-        let conv1 = conv(vs / "conv1", config.in_channels as i64, w[0], 1);
-        let bn1 = bn(vs / "bn1", w[0], eps);
-        let mut blocks = Vec::new();
-        let mut in_planes = w[0];
-        for (s, &planes) in w.iter().enumerate() {
-            for b in 0..n {
-                let stride = if s > 0 && b == 0 { 2 } else { 1 };
-                let p = vs / format!("layer{}", s + 1) / b;
-                let shortcut = if stride != 1 || in_planes != planes {
-                    if in_planes + 2 * (planes / 4) != planes {
-                        return Err(TrainerError::Config(format!("option-A shortcut cannot map {in_planes} to {planes} channels")));
-                    }
-                    Some((stride, planes / 4))
-                } else {
-                    None
-                };
-                blocks.push(Block {
-                    conv1: conv(&p / "conv1", in_planes, planes, stride),
-                    bn1: bn(&p / "bn1", planes, eps),
-                    conv2: conv(&p / "conv2", planes, planes, 1),
-                    bn2: bn(&p / "bn2", planes, eps),
-                    shortcut,
-                });
-                in_planes = planes;
-            }
-        }
-        let lin_cfg = nn::LinearConfig { ws_init: nn::init::DEFAULT_KAIMING_NORMAL, bs_init: Some(Init::Const(0.0)), bias: true };
-        let linear = nn::linear(vs / "linear", w[2], config.num_classes as i64, lin_cfg);
-        if sites.len() != 1 + 2 * blocks.len() {
-            return Err(TrainerError::Config(format!("{} ReLU sites for {} blocks", sites.len(), blocks.len())));
-        }
-        Ok(Self { config: config.clone(), conv1, bn1, blocks, linear, sites })
+        Ok(Self { config: config.clone(), graph: GraphNet::new(vs, &network)? })
     }
 
     /// Re-draw every conv and linear weight from N(0, 2 / fan_in) (Kaiming
@@ -131,29 +75,11 @@ impl ResNet {
 
     /// ReLU site names, in forward order (same as the models crate).
     pub fn sites(&self) -> &[String] {
-        &self.sites
+        self.graph.sites()
     }
 
     /// Logits for a batch `[n, c, h, w]`.
     pub fn forward(&self, x: &Tensor, train: bool, act: &mut dyn Activation) -> Tensor {
-        let mut x = act.apply(0, &self.conv1.forward_t(x, train).apply_t(&self.bn1, train), train);
-        for (i, b) in self.blocks.iter().enumerate() {
-            let y = x.apply_t(&b.conv1, train).apply_t(&b.bn1, train);
-            let y = act.apply(1 + 2 * i, &y, train);
-            let y = y.apply_t(&b.conv2, train).apply_t(&b.bn2, train);
-            let short = match b.shortcut {
-                Some((stride, pad)) => {
-                    let (h, w) = (x.size()[2], x.size()[3]);
-                    x.slice(2, 0, h, stride).slice(3, 0, w, stride).constant_pad_nd([0, 0, 0, 0, pad, pad])
-                }
-                None => x.shallow_clone(),
-            };
-            x = act.apply(2 + 2 * i, &(y + short), train);
-        }
-        {
-            let k = x.kind();
-            x.mean_dim(&[2i64, 3][..], false, k)
-        }
-        .apply_t(&self.linear, train)
+        self.graph.forward(x, train, act)
     }
 }
