@@ -71,6 +71,7 @@ pub fn run_import(o: &ImportOptions) -> Result<()> {
         default_alpha: Alpha::new(9).expect("9 is an alpha"),
         relu_bounds: BTreeMap::new(),
         relu_alphas: BTreeMap::new(),
+        trained_alphas: Vec::new(),
         calibration: None,
         logit_range: None,
         provenance: Provenance {

@@ -230,9 +230,13 @@ pub fn im2col<T: Scalar>(s: &ConvSpec, x: &[T], cg: usize, col: &mut [T]) {
                         dst.fill(T::default());
                         continue;
                     };
-                    let src = &plane[iy * s.w..(iy + 1) * s.w];
                     dst[..lo].fill(T::default());
                     dst[hi..].fill(T::default());
+                    if lo == hi {
+                        // This kernel column reads only padding (an input narrower than the padding).
+                        continue;
+                    }
+                    let src = &plane[iy * s.w..(iy + 1) * s.w];
                     let first = lo * s.stride + kx * s.dilation - s.pad;
                     if s.stride == 1 {
                         dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
@@ -441,6 +445,9 @@ mod tests {
             (4, 7, 7, 8, 1, 1, 0, 1, 2),  // 1x1, grouped
             (3, 9, 9, 5, 3, 2, 2, 3, 1),  // dilated, strided
             (3, 6, 6, 6, 1, 1, 0, 1, 1),  // 1x1 without columns
+            (2, 4, 1, 3, 3, 1, 1, 1, 1),  // one column: the kernel's outer columns read only padding
+            (1, 5, 5, 2, 3, 1, 4, 1, 1),  // padding wider than the kernel: whole rows and columns of padding
+            (2, 6, 2, 2, 3, 1, 2, 2, 1),  // dilated taps that skip the whole input
         ];
         for &(c, h, w, o, k, stride, pad, dilation, groups) in &cases {
             let s = ConvSpec { dilation, groups, ..ConvSpec::dense(2, c, h, w, o, k, stride, pad) };

@@ -89,6 +89,14 @@ pub fn export(t: &Trained, o: &ExportOptions) -> Result<PathBuf> {
         Some(ft) if !ft.site_alphas.is_empty() => t.net.sites().iter().cloned().zip(ft.site_alphas.iter().copied()).collect(),
         _ => Default::default(),
     };
+    // Weights fine-tuned with the polynomial in the loop are made for its alphas.
+    let mut trained_alphas: Vec<Alpha> = match &t.meta.recipe.finetune {
+        Some(ft) if ft.site_alphas.is_empty() => vec![ft.alpha],
+        Some(ft) => ft.site_alphas.clone(),
+        None => Vec::new(),
+    };
+    trained_alphas.sort();
+    trained_alphas.dedup();
     std::fs::write(&wpath, &bytes).map_err(|e| TrainerError::io(&wpath, e))?;
     let last = t.meta.history.last();
     let card = ModelCard {
@@ -100,6 +108,7 @@ pub fn export(t: &Trained, o: &ExportOptions) -> Result<PathBuf> {
         default_alpha,
         relu_bounds: bounds,
         relu_alphas,
+        trained_alphas,
         calibration: Some(calibration),
         logit_range: None,
         provenance: Provenance {

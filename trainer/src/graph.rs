@@ -13,7 +13,7 @@
 use crate::error::{Result, TrainerError};
 use crate::net::Activation;
 use pann_models::{Network, Op, Params};
-use tch::nn::{self, Init, ModuleT as _};
+use tch::nn::{self, Init};
 use tch::Tensor;
 
 /// The tch module of one node, if it has parameters.

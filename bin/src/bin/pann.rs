@@ -24,8 +24,10 @@ use pann_mpc_core::Role;
 /// the first 64 records of the CIFAR-10 (JPEG-derived) test set.
 const BENCH_CARD: &str = include_str!("../../../models/assets/resnet20-akamaster.card.json");
 const BENCH_WEIGHTS: &[u8] = include_bytes!("../../../models/assets/resnet20-akamaster.safetensors");
-const DEMO_CARD: &str = include_str!("../../../models/assets/resnet20-alpha4.card.json");
-const DEMO_WEIGHTS: &[u8] = include_bytes!("../../../models/assets/resnet20-alpha4.safetensors");
+/// The demo's: the most accurate model per online byte (docs/results/shipped-models.md), the
+/// akamaster ResNet-20 fine-tuned with the alpha-4 polynomial in the loop and distilled.
+const DEMO_CARD: &str = include_str!("../../../models/assets/resnet20-aka-ft-p4-kd-9ep.card.json");
+const DEMO_WEIGHTS: &[u8] = include_bytes!("../../../models/assets/resnet20-aka-ft-p4-kd-9ep.safetensors");
 const DEMO_IMAGES: &[u8] = include_bytes!("../../../models/tests/data/test_batch_first64.bin");
 const CIFAR10_CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
