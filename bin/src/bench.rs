@@ -203,6 +203,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// The public model at uniform `alpha`, or (`None`) at the card's own alphas.
 pub fn public_model(loaded: &LoadedModel, alpha: Option<Alpha>) -> Result<PublicModel> {
     let c = &loaded.card;
+    if let Some(a) = alpha {
+        c.check_alpha(a)?;
+    }
     let public = PublicModel::new(&loaded.model, &c.input, &c.relu_bounds, SecureConfig::new(alpha.unwrap_or(c.default_alpha)))?;
     let public = public.with_logit_range(c.logit_range)?;
     Ok(if alpha.is_none() { public.with_alphas(c.relu_alphas.clone())? } else { public })

@@ -234,15 +234,11 @@ fn load_server_model(card: &Path, alpha: Option<Alpha>) -> Result<ServerModel> {
     if loaded.card.relu_bounds.is_empty() {
         bail!("the model card {} has no ReLU bounds: calibrate it first (pann calibrate)", card.display());
     }
-    let trained = &loaded.card.trained_alphas;
-    if let Some(a) = alpha.filter(|a| !trained.is_empty() && !trained.contains(a)) {
-        let list: Vec<String> = trained.iter().map(Alpha::to_string).collect();
-        bail!(
-            "the model card {} was trained for alpha {} (its field trained_alphas) and loses its accuracy at alpha {a}: \
-             serve it at its own precision (leave out --alpha)",
-            card.display(),
-            list.join(", ")
-        );
+    if let Some(a) = alpha {
+        loaded
+            .card
+            .check_alpha(a)
+            .with_context(|| format!("serving {}: leave out --alpha to serve it at its own precision", card.display()))?;
     }
     let per_layer = if alpha.is_none() { loaded.card.relu_alphas.clone() } else { Default::default() };
     let alpha = alpha.unwrap_or(loaded.card.default_alpha);
@@ -393,7 +389,7 @@ mod tests {
         let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/assets");
         let alpha = |a: u32| Some(Alpha::new(a).unwrap());
         let tuned = assets.join("resnet20-aka-ft-p4-kd-9ep.card.json");
-        let e = public_model_digest(&tuned, alpha(5)).unwrap_err().to_string();
+        let e = format!("{:#}", public_model_digest(&tuned, alpha(5)).unwrap_err());
         assert!(e.contains("trained for alpha 4") && e.contains("leave out --alpha"), "{e}");
         assert!(public_model_digest(&tuned, alpha(4)).is_ok());
         assert!(public_model_digest(&tuned, None).is_ok(), "its own precision");

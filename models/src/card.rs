@@ -219,6 +219,19 @@ impl ModelCard {
         Ok(net)
     }
 
+    /// Whether the model may run at `alpha` at every site: any alpha, unless
+    /// the card lists `trained_alphas` and `alpha` is not one of them.
+    pub fn check_alpha(&self, alpha: Alpha) -> Result<()> {
+        if self.trained_alphas.is_empty() || self.trained_alphas.contains(&alpha) {
+            return Ok(());
+        }
+        let list: Vec<String> = self.trained_alphas.iter().map(Alpha::to_string).collect();
+        Err(ModelError::Card {
+            path: self.name.clone().into(),
+            reason: format!("trained for alpha {} (its trained_alphas), it loses its accuracy at alpha {alpha}", list.join(", ")),
+        })
+    }
+
     /// The PANN ReLU mode at `alpha` everywhere with this card's per-site
     /// bounds (a card without bounds gives a mode that
     /// [`crate::PlainExecutor::new`] refuses).

@@ -675,7 +675,8 @@ fn demo(alpha: Option<Alpha>, n: usize, batch: Option<usize>, keep: Option<PathB
     println!(
         "PANN demo: {} ({}), precision {}, {n} CIFAR-10 test image(s)",
         loaded.card.name,
-        loaded.card.provenance.source,
+        // The source up to its details (a training command, say).
+        loaded.card.provenance.source.split(": ").next().unwrap_or_default(),
         if alpha.is_some() || loaded.card.relu_alphas.is_empty() {
             format!("2^-{}", public.config.alpha)
         } else {
