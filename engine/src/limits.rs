@@ -18,6 +18,7 @@ use std::sync::Arc;
 use crate::plan::{Plan, PublicModel, Step, RELU_CHUNK_BYTES};
 use crate::session::MAX_BATCH;
 use pann_models::error::{ModelError, Result};
+use pann_protocols::kernels::{conv_tile, LinearSpec};
 use pann_protocols::Request;
 
 /// Default memory budget of one session's material, in bytes (4 GiB):
@@ -71,6 +72,9 @@ pub struct MaterialSize {
     /// Held once per session: the weight-sized share of every linear layer
     /// (the server's weights, the client's `E = W - A`, the dealer's `A`).
     pub setup: u64,
+    /// The largest column buffer of a convolution (bounded by
+    /// `pann_protocols::kernels::IM2COL_MAX_ELEMENTS`, whatever the batch).
+    pub scratch: u64,
 }
 
 impl MaterialSize {
@@ -93,7 +97,16 @@ impl MaterialSize {
         }
         let total_per_image = plan.requests().iter().fold(0u64, |acc, r| acc.saturating_add(bytes(r)));
         let setup = plan.linears.iter().fold(0u64, |acc, (_, s)| acc.saturating_add((s.weight_len() as u64).saturating_mul(8)));
-        Ok(Self { linear_per_image: linear, relu_per_image: relu, working_per_image: working_set(&plan), total_per_image, setup })
+        let scratch = plan
+            .linears
+            .iter()
+            .map(|(_, s)| match s {
+                LinearSpec::Conv(c) => (conv_tile(c).2 as u64).saturating_mul(8),
+                LinearSpec::Matmul(_) => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        Ok(Self { linear_per_image: linear, relu_per_image: relu, working_per_image: working_set(&plan), total_per_image, setup, scratch })
     }
 
     /// Memory of a session with batches of `batch` images besides the
@@ -111,10 +124,10 @@ impl MaterialSize {
     }
 
     /// Memory of a session with batches of `batch` images, in bytes: the
-    /// weights' shares plus [`MaterialSize::batch_bytes`] (`None` if it does
-    /// not fit in a u64).
+    /// weights' shares, a convolution's column buffer and
+    /// [`MaterialSize::batch_bytes`] (`None` if it does not fit in a u64).
     pub fn session_bytes(&self, batch: usize) -> Option<u64> {
-        Some(self.batch_bytes(batch)).filter(|&h| h < u64::MAX)?.checked_add(self.setup)
+        Some(self.batch_bytes(batch)).filter(|&h| h < u64::MAX)?.checked_add(self.setup)?.checked_add(self.scratch)
     }
 }
 
@@ -141,7 +154,15 @@ fn working_set(plan: &Plan) -> u64 {
         // Max pooling gathers its windows' values (at most MAX_POOL_GATHER times
         // its input), then splits them into pairs.
         let copies = if matches!(step, Step::MaxPool { .. }) { 3 + 2 * crate::plan::MAX_POOL_GATHER as u64 } else { 3 };
-        peak = peak.max(live.saturating_add(input.saturating_mul(copies)).saturating_add(len(out).saturating_mul(2)));
+        // A gather copies every input and builds its index map (12 bytes per output element).
+        let gather = match step {
+            Step::Gather { .. } => {
+                inputs.iter().fold(0u64, |acc, &j| acc.saturating_add(len(j))).saturating_add(len(out).saturating_mul(3) / 2)
+            }
+            _ => 0,
+        };
+        peak =
+            peak.max(live.saturating_add(input.saturating_mul(copies)).saturating_add(len(out).saturating_mul(2)).saturating_add(gather));
         for &j in inputs {
             reads[j] -= 1;
             if reads[j] == 0 {
@@ -201,10 +222,10 @@ impl SessionLimits {
         }
         let need = size.session_bytes(batch).map(mb).unwrap_or_else(|| "more than 2^64 bytes".into());
         let detail = format!(
-            "a batch of {batch} needs {need}: {} of material at once, {} of working memory and {} of weights; this {who} allows {} images and {} per session",
+            "a batch of {batch} needs {need}: {} of material at once, {} of working memory and {} of weights and kernel buffers; this {who} allows {} images and {} per session",
             mb(size.held_at_once(batch)),
             mb(size.working_per_image.saturating_mul(batch as u64)),
-            mb(size.setup),
+            mb(size.setup.saturating_add(size.scratch)),
             self.max_batch.min(MAX_BATCH),
             mb(self.max_memory)
         );
@@ -217,7 +238,7 @@ mod tests {
     use super::*;
 
     fn size(linear: u64, relu: u64, setup: u64) -> MaterialSize {
-        MaterialSize { linear_per_image: linear, relu_per_image: relu, working_per_image: 0, total_per_image: 1000, setup }
+        MaterialSize { linear_per_image: linear, relu_per_image: relu, working_per_image: 0, total_per_image: 1000, setup, scratch: 0 }
     }
 
     #[test]

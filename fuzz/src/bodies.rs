@@ -38,6 +38,7 @@ pub const TARGETS: &[Target] = &[
     ("idx", idx),
     ("idx_pair", idx_pair),
     ("onnx_model", onnx_model),
+    ("conv_kernel", conv_kernel),
 ];
 
 /// Largest frame payload the channel targets accept (small, so that the
@@ -268,4 +269,36 @@ pub fn onnx_model(data: &[u8]) {
             let _ = pann_models::onnx::import::import(&m, &spec);
         }
     }
+}
+
+/// The ring convolution (im2col and a blocked product, tiled) against the
+/// plain loop over the taps, on a small layer the bytes describe: stride,
+/// padding, dilation and groups in every combination, including kernels
+/// that read only padding. Any difference is a finding (a panic).
+pub fn conv_kernel(data: &[u8]) {
+    let Some((head, rest)) = data.split_first_chunk::<6>() else { return };
+    let v = |b: u8, n: u8| 1 + (b % n) as usize;
+    let groups = v(head[0] >> 4, 2);
+    let spec = ConvSpec {
+        n: v(head[0], 2),
+        c: groups * v(head[0] >> 1, 3),
+        h: v(head[1], 6),
+        w: v(head[1] >> 4, 6),
+        o: groups * v(head[2], 3),
+        kh: v(head[2] >> 2, 4),
+        kw: v(head[2] >> 5, 4),
+        stride: v(head[3], 3),
+        pad: (head[3] >> 2) as usize % 5,
+        dilation: v(head[3] >> 5, 3),
+        groups,
+    };
+    if spec.validate().is_err() {
+        return;
+    }
+    let value =
+        |i: usize| rest.get(i % rest.len().max(1)).map_or(i as u64, |&b| (b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ head[4] as u64);
+    let weights: Vec<u64> = (0..spec.weight_len()).map(value).collect();
+    let input: Vec<u64> = (0..spec.input_len()).map(|i| value(i + 7 * head[5] as usize)).collect();
+    let fast = pann_protocols::kernels::conv2d(&spec, &weights, &input).expect("a valid spec");
+    assert_eq!(fast, pann_protocols::kernels::conv2d_naive(&spec, &weights, &input), "{spec:?}");
 }

@@ -153,3 +153,55 @@ fn a_constant_after_an_alias_of_the_input_is_not_folded_into_the_normalisation()
         assert_eq!(im.model.network.nodes.iter().any(|n| matches!(n.op, pann_models::Op::Affine { .. })), kept);
     }
 }
+
+/// A positive scale after a ReLU moves into the convolution before it only
+/// when nothing else reads that convolution: `c = conv(x) - 0.25` (the bias
+/// Add folds into the conv, which is then read under the Add's name),
+/// `out = 2 relu(c) + c` must keep the Mul (moving it would double the second
+/// `c` too: the review's finding), while the control `out = 2 relu(c)` moves
+/// it into the convolution.
+#[test]
+fn a_scale_after_a_relu_moves_into_the_layer_before_only_when_it_alone_reads_it() {
+    use pann_models::onnx::proto::{Dim, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfo};
+    let node = |op: &str, ins: &[&str], out: &str| NodeProto {
+        name: format!("/{op}_{out}"),
+        op_type: op.into(),
+        inputs: ins.iter().map(|s| s.to_string()).collect(),
+        outputs: vec![out.into()],
+        ..Default::default()
+    };
+    let graph = |nodes: Vec<NodeProto>| {
+        let t = |name: &str, dims: Vec<i64>, v: f32| TensorProto {
+            name: name.into(),
+            data_type: 1,
+            dims,
+            float_data: vec![v],
+            ..Default::default()
+        };
+        let vi = |name: &str| ValueInfo {
+            name: name.into(),
+            elem_type: 1,
+            dims: vec![Dim::Param("N".into()), Dim::Value(1), Dim::Value(1), Dim::Value(4)],
+        };
+        let inits = vec![t("w", vec![1, 1, 1, 1], 1.0), t("b", vec![], -0.25), t("two", vec![], 2.0)];
+        ModelProto {
+            graph: GraphProto { nodes, initializers: inits, inputs: vec![vi("x")], outputs: vec![vi("out")], ..Default::default() },
+            ..Default::default()
+        }
+    };
+    let head = || vec![node("Conv", &["x", "w"], "c"), node("Add", &["c", "b"], "cb"), node("Relu", &["cb"], "r")];
+    let shared = graph([head(), vec![node("Mul", &["r", "two"], "m"), node("Add", &["m", "cb"], "out")]].concat());
+    let alone = graph([head(), vec![node("Mul", &["r", "two"], "out")]].concat());
+    let spec = InputSpec { mean: vec![0.0], std: vec![1.0] };
+    let px = [0u8, 64, 191, 255];
+    type Case = (ModelProto, fn(f64) -> f64, bool);
+    let cases: [Case; 2] = [(shared, |x| 2.0 * (x - 0.25).max(0.0) + (x - 0.25), true), (alone, |x| 2.0 * (x - 0.25).max(0.0), false)];
+    for (proto, want, kept) in cases {
+        let im = import(&proto, &spec).unwrap();
+        let got = PlainExecutor::new(&im.model, ReluMode::Exact).unwrap().forward(&im.input.normalise(&px)).unwrap().logits;
+        for (g, &p) in got.iter().zip(&px) {
+            assert!((g - want(p as f64 / 255.0)).abs() < 1e-12, "{g} for pixel {p} (Mul kept: {kept})");
+        }
+        assert_eq!(im.model.network.nodes.iter().any(|n| matches!(n.op, pann_models::Op::Affine(_))), kept);
+    }
+}

@@ -209,23 +209,46 @@ impl Scalar for R {
     }
 }
 
-/// Unfold the `cg` channel planes `x` of one image into columns
-/// `[cg kh kw][ho wo]` (zero where a tap falls in the padding).
-pub fn im2col<T: Scalar>(s: &ConvSpec, x: &[T], cg: usize, col: &mut [T]) {
+/// Most elements of the column buffer of one convolution (16 MiB of ring
+/// elements), unless one input channel's taps for one output row need more
+/// (`kh kw wo`, at most 2^22 within the model limits): the unfolding is
+/// tiled over input channels and output rows to stay within it, since a
+/// peer's model decides the layer's shape.
+pub const IM2COL_MAX_ELEMENTS: usize = 1 << 21;
+
+/// The tile a convolution unfolds at once: `(channels, output rows)` per
+/// tile, and the column buffer's elements (0 for a dense 1x1 convolution,
+/// which needs no buffer).
+pub fn conv_tile(s: &ConvSpec) -> (usize, usize, usize) {
     let (ho, wo) = s.out_hw();
-    let p = ho * wo;
-    debug_assert_eq!(col.len(), cg * s.kh * s.kw * p);
-    for ci in 0..cg {
+    let cg = s.c / s.groups.max(1);
+    if s.kh == 1 && s.kw == 1 && s.stride == 1 && s.pad == 0 {
+        return (cg, ho, 0);
+    }
+    let per_channel_row = (s.kh * s.kw * wo).max(1);
+    let channels = (IM2COL_MAX_ELEMENTS / per_channel_row).clamp(1, cg.max(1));
+    let rows = (IM2COL_MAX_ELEMENTS / (channels * per_channel_row)).clamp(1, ho.max(1));
+    (channels, rows, channels * rows * per_channel_row)
+}
+
+/// Unfold input channels `chans` (of the group's planes `x`) for output rows
+/// `rows` into columns `[len(chans) kh kw][len(rows) wo]` (zero where a tap
+/// falls in the padding).
+pub fn im2col<T: Scalar>(s: &ConvSpec, x: &[T], chans: std::ops::Range<usize>, rows: std::ops::Range<usize>, col: &mut [T]) {
+    let (_, wo) = s.out_hw();
+    let p = rows.len() * wo;
+    debug_assert_eq!(col.len(), chans.len() * s.kh * s.kw * p);
+    for (cj, ci) in chans.enumerate() {
         let plane = &x[ci * s.h * s.w..(ci + 1) * s.h * s.w];
         for ky in 0..s.kh {
             for kx in 0..s.kw {
-                let row = &mut col[((ci * s.kh + ky) * s.kw + kx) * p..][..p];
+                let row = &mut col[((cj * s.kh + ky) * s.kw + kx) * p..][..p];
                 // The output columns whose tap is inside the input: a contiguous range.
                 let inside = |ox: &usize| s.input_col(*ox, kx).is_some();
                 let lo = (0..wo).find(inside).unwrap_or(wo);
                 let hi = (lo..wo).rev().find(inside).map_or(lo, |v| v + 1);
-                for oy in 0..ho {
-                    let dst = &mut row[oy * wo..(oy + 1) * wo];
+                for (r, oy) in rows.clone().enumerate() {
+                    let dst = &mut row[r * wo..(r + 1) * wo];
                     let Some(iy) = s.input_row(oy, ky) else {
                         dst.fill(T::default());
                         continue;
@@ -251,24 +274,29 @@ pub fn im2col<T: Scalar>(s: &ConvSpec, x: &[T], cg: usize, col: &mut [T]) {
     }
 }
 
-/// `out[m][j] += sum_k a[m][k] * b[k][j]`, with `a` `m x kk`, `b` `kk x n`,
-/// `out` `m x n` (row-major). Four output rows share each pass over a row of
-/// `b`, so `b` is streamed m/4 times and the inner loop is a vectorisable
-/// 4-way multiply-add; blocks of four rows run in parallel.
-pub fn gemm_acc<T: Scalar>(a: &[T], b: &[T], out: &mut [T], m: usize, kk: usize, n: usize) {
-    debug_assert_eq!(a.len(), m * kk);
+/// `out[r][c0 + j] += sum_k a[r][k] * b[k][j]` for `r < m`, `j < n`: `a` has
+/// rows of `lda` (the first `kk` used), `b` is `kk x n`, `out` has rows of
+/// `ldo` (columns `c0..c0 + n` written). Four output rows share each pass
+/// over a row of `b`, so `b` is streamed m/4 times and the inner loop is a
+/// vectorisable 4-way multiply-add; blocks of four rows run in parallel.
+/// Each output's sum runs over `k` in order, so splitting `k` into blocks
+/// done one after the other adds in the same order.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_acc<T: Scalar>(a: &[T], lda: usize, b: &[T], out: &mut [T], ldo: usize, c0: usize, m: usize, kk: usize, n: usize) {
+    debug_assert!(m == 0 || a.len() >= (m - 1) * lda + kk);
     debug_assert_eq!(b.len(), kk * n);
-    debug_assert_eq!(out.len(), m * n);
-    if n == 0 {
+    debug_assert!(m == 0 || out.len() >= (m - 1) * ldo + c0 + n);
+    if n == 0 || m == 0 {
         return;
     }
     const NB: usize = 256; // column block: 4 output rows of NB values stay in L1
-    out.par_chunks_mut(4 * n).enumerate().for_each(|(blk, o)| {
+    out[..m * ldo].par_chunks_mut(4 * ldo).enumerate().for_each(|(blk, o)| {
         let r = 4 * blk;
-        if o.len() < 4 * n {
-            for (i, orow) in o.chunks_exact_mut(n).enumerate() {
-                let arow = &a[(r + i) * kk..][..kk];
-                for (k, &w) in arow.iter().enumerate() {
+        let arow = |i: usize| &a[(r + i) * lda..][..kk];
+        if o.len() < 4 * ldo {
+            for (i, orow) in o.chunks_mut(ldo).enumerate() {
+                let orow = &mut orow[c0..c0 + n];
+                for (k, &w) in arow(i).iter().enumerate() {
                     for (x, &bv) in orow.iter_mut().zip(&b[k * n..(k + 1) * n]) {
                         *x = x.add(w.mul(bv));
                     }
@@ -276,14 +304,15 @@ pub fn gemm_acc<T: Scalar>(a: &[T], b: &[T], out: &mut [T], m: usize, kk: usize,
             }
             return;
         }
-        let (o0, rest) = o.split_at_mut(n);
-        let (o1, rest) = rest.split_at_mut(n);
-        let (o2, o3) = rest.split_at_mut(n);
-        let (a0, a1, a2, a3) = (&a[r * kk..][..kk], &a[(r + 1) * kk..][..kk], &a[(r + 2) * kk..][..kk], &a[(r + 3) * kk..][..kk]);
+        let (o0, rest) = o.split_at_mut(ldo);
+        let (o1, rest) = rest.split_at_mut(ldo);
+        let (o2, o3) = rest.split_at_mut(ldo);
+        let (a0, a1, a2, a3) = (arow(0), arow(1), arow(2), arow(3));
         let mut j0 = 0;
         while j0 < n {
             let j1 = (j0 + NB).min(n);
-            let (o0, o1, o2, o3) = (&mut o0[j0..j1], &mut o1[j0..j1], &mut o2[j0..j1], &mut o3[j0..j1]);
+            let cols = c0 + j0..c0 + j1;
+            let (o0, o1, o2, o3) = (&mut o0[cols.clone()], &mut o1[cols.clone()], &mut o2[cols.clone()], &mut o3[cols]);
             for k in 0..kk {
                 let (w0, w1, w2, w3) = (a0[k], a1[k], a2[k], a3[k]);
                 let brow = &b[k * n + j0..k * n + j1];
@@ -309,7 +338,9 @@ pub fn conv2d<T: Scalar>(s: &ConvSpec, weights: &[T], input: &[T]) -> Result<Vec
 }
 
 /// [`conv2d`], added to `out` (which may hold a bias: the sums then start
-/// from it, as a plain loop over the taps would).
+/// from it, as a plain loop over the taps would). The columns are unfolded
+/// in tiles of input channels and output rows ([`conv_tile`]), so the
+/// buffer stays within [`IM2COL_MAX_ELEMENTS`] whatever the layer's size.
 pub fn conv2d_acc<T: Scalar>(s: &ConvSpec, weights: &[T], input: &[T], out: &mut [T]) -> Result<()> {
     s.validate()?;
     check_len("convolution weights", s.weight_len(), weights.len())?;
@@ -318,21 +349,28 @@ pub fn conv2d_acc<T: Scalar>(s: &ConvSpec, weights: &[T], input: &[T], out: &mut
     let (ho, wo) = s.out_hw();
     let p = ho * wo;
     let (cg, og) = (s.c / s.groups, s.o / s.groups);
-    let kk = cg * s.kh * s.kw;
+    let (taps, kk) = (s.kh * s.kw, cg * s.kh * s.kw);
+    let (tile_c, tile_r, buffer) = conv_tile(s);
     let mut col = Vec::new();
-    let direct = s.kh == 1 && s.kw == 1 && s.stride == 1 && s.pad == 0;
     for (img, out_img) in out.chunks_exact_mut(s.o * p).enumerate() {
         let x_img = &input[img * s.c * s.h * s.w..][..s.c * s.h * s.w];
         for g in 0..s.groups {
             let xg = &x_img[g * cg * s.h * s.w..][..cg * s.h * s.w];
             let wg = &weights[g * og * kk..][..og * kk];
             let og_out = &mut out_img[g * og * p..][..og * p];
-            if direct {
-                gemm_acc(wg, xg, og_out, og, kk, p);
-            } else {
-                col.resize(kk * p, T::default());
-                im2col(s, xg, cg, &mut col);
-                gemm_acc(wg, &col, og_out, og, kk, p);
+            if buffer == 0 {
+                gemm_acc(wg, kk, xg, og_out, p, 0, og, kk, p);
+                continue;
+            }
+            for c0 in (0..cg).step_by(tile_c) {
+                let chans = c0..(c0 + tile_c).min(cg);
+                for r0 in (0..ho).step_by(tile_r) {
+                    let rows = r0..(r0 + tile_r).min(ho);
+                    let n = rows.len() * wo;
+                    col.resize(chans.len() * taps * n, T::default());
+                    im2col(s, xg, chans.clone(), rows, &mut col);
+                    gemm_acc(&wg[c0 * taps..], kk, &col, og_out, p, r0 * wo, og, chans.len() * taps, n);
+                }
             }
         }
     }
@@ -455,6 +493,27 @@ mod tests {
             let x = prg.gen(s.input_len());
             assert_eq!(conv2d(&s, &wts, &x).unwrap(), conv2d_naive(&s, &wts, &x), "{s:?}");
         }
+    }
+
+    #[test]
+    fn large_layers_are_unfolded_in_bounded_tiles_with_the_same_result() {
+        let mut prg = Prg::from_seed([5; 16]);
+        // Tiled over output rows, then over input channels too.
+        for (s, by_channels) in [(ConvSpec::dense(1, 64, 64, 64, 2, 5, 1, 2), false), (ConvSpec::dense(1, 64, 64, 64, 1, 32, 1, 16), true)]
+        {
+            let (tile_c, tile_r, buffer) = conv_tile(&s);
+            let (ho, _) = s.out_hw();
+            assert!(tile_r < ho && (tile_c < s.c) == by_channels, "{s:?}: tiles of {tile_c} channels x {tile_r} rows");
+            assert!(buffer <= IM2COL_MAX_ELEMENTS);
+            let (w, x) = (prg.gen(s.weight_len()), prg.gen(s.input_len()));
+            assert_eq!(conv2d(&s, &w, &x).unwrap(), conv2d_naive(&s, &w, &x), "{s:?}");
+        }
+        // A peer's huge layer (16,384 channels of 1 x 256, kernel 32, padding 32) would need
+        // 1.3 TB of columns at once; its tiles stay within the cap.
+        let huge = ConvSpec::dense(1, 16384, 1, 256, 1, 32, 1, 32);
+        huge.validate().unwrap();
+        let (_, wo) = huge.out_hw();
+        assert!(conv_tile(&huge).2 <= IM2COL_MAX_ELEMENTS.max(32 * 32 * wo));
     }
 
     #[test]

@@ -130,7 +130,8 @@ struct Importer<'a> {
     /// Network values known under a second ONNX name (Identity, Flatten, ...):
     /// their readers are not counted by name, so nothing folds into them.
     aliased: std::collections::HashSet<ValueId>,
-    /// The ONNX value each network value was made as (by [`Importer::push`]).
+    /// The ONNX name each network value is read under now: the name it was
+    /// made as ([`Importer::push`]), or the last node folded into it.
     value_names: HashMap<ValueId, &'a str>,
     /// Constant elements the import may still create (folded constants are
     /// copies): a file cannot make the import allocate far more than itself.
@@ -918,18 +919,28 @@ impl<'a> Importer<'a> {
                     let name = self.b.node(v).name.clone();
                     self.param(&name, "bias", vec![out], shift);
                     self.b.set_bias(v);
-                    return self.set(n, Val::Node(v));
+                    return self.fold_into(n, v);
                 }
             }
         }
         if only_reader && self.fold_scale_through_relu(v, &scale, &shift) {
-            return self.set(n, Val::Node(v));
+            return self.fold_into(n, v);
         }
         let name = self.name_for(n, None);
         let c = scale.len();
         self.param(&name, "weight", vec![c], scale);
         self.param(&name, "bias", vec![c], shift);
         self.push(n, name, Op::Affine(ops::Affine { channels: c }), &[v]).map(|_| ())
+    }
+
+    /// Node `n`, read as the only reader of network value `v`, was folded
+    /// into it: `n`'s output is `v` from now on, under `n`'s name, whose
+    /// readers are `v`'s readers (the old name's only reader was `n`).
+    fn fold_into(&mut self, n: &'a NodeProto, v: ValueId) -> Result<()> {
+        if let Some(out) = n.outputs.first() {
+            self.value_names.insert(v, out.as_str());
+        }
+        self.set(n, Val::Node(v))
     }
 
     /// `relu(x) * s = relu(x * s)` for `s > 0`: a positive per-channel scale
