@@ -108,7 +108,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = common::pseudo_random_model(net, 5, 0.8)?;
     let spec = InputSpec { mean: vec![0.5; 3], std: vec![0.25; 3] };
     let images = common::pseudo_random_images(3, 3 * 8 * 8, 6);
-    let bounds = model.network.relu_sites().iter().map(|s| (s.to_string(), 8.0)).collect();
+    let bounds = model.network.activation_sites().iter().map(|s| (s.to_string(), 8.0)).collect();
     let public = PublicModel::new(&model, &spec, &bounds, SecureConfig::new(Alpha::new(10)?))?;
     let served = ServedModel::new(model.clone(), public.clone())?;
     let rt = tokio::runtime::Runtime::new()?;

@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         SmallCnnConfig { channels: vec![4, 6], num_classes: 5, batch_norm: false, in_channels: 3, image_size: 8, bn_eps: 1e-5 }.build()?;
     let model = common::pseudo_random_model(net, 9, 0.8)?;
     let spec = InputSpec { mean: vec![0.5; 3], std: vec![0.25; 3] };
-    let bounds = model.network.relu_sites().iter().map(|s| (s.to_string(), 8.0)).collect();
+    let bounds = model.network.activation_sites().iter().map(|s| (s.to_string(), 8.0)).collect();
     let public = PublicModel::new(&model, &spec, &bounds, SecureConfig::new(Alpha::new(9)?))?;
     let images = common::pseudo_random_images(4, 3 * 8 * 8, 10);
     let rt = tokio::runtime::Runtime::new()?;

@@ -187,8 +187,10 @@ fn a_per_layer_card_runs_over_tls_and_the_client_must_name_its_precision() {
     let (digest, want) = reference_of(&card, None, &raw, 2);
     let m = LoadedModel::load(&card).unwrap();
     let net = &m.model.network;
-    let precision =
-        format!("per-layer:{}", net.relu_sites().iter().map(|site| m.card.relu_alphas[*site].to_string()).collect::<Vec<_>>().join(","));
+    let precision = format!(
+        "per-layer:{}",
+        net.activation_sites().iter().map(|site| m.card.relu_alphas[*site].to_string()).collect::<Vec<_>>().join(",")
+    );
 
     let t0 = Instant::now();
     let mut d = s.dealer();

@@ -47,7 +47,7 @@ fn calibrate_then_plan_then_serve() {
     );
     let m = LoadedModel::load(&planned).expect("the planned card loads");
     assert_eq!(m.card.relu_bounds, c.card.relu_bounds, "planning keeps the calibrated bounds");
-    let sites = m.model.network.relu_sites();
+    let sites = m.model.network.activation_sites();
     let precision = if m.card.relu_alphas.is_empty() {
         m.card.default_alpha.to_string()
     } else {

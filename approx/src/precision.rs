@@ -117,7 +117,7 @@ pub const PER_LAYER_PREFIX: &str = "per-layer:";
 
 /// The precision of a network's activation sites: one alpha for all, or one
 /// per site in the network's activation-site order
-/// (`Network::relu_sites` of `pann-models`).
+/// (`Network::activation_sites` of `pann-models`).
 ///
 /// Its text form is what the parties agree on in the session handshake:
 /// `"9"` when uniform, else `"per-layer:"` and every site's alpha

@@ -68,7 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             reference_accuracy: None,
         };
         let planned = planner.plan(0.02, |_| {})?;
-        let sites = model.network.relu_sites().len();
+        let sites = model.network.activation_sites().len();
         let uniform = PublicModel::new(&model, &im.input, &bounds, SecureConfig::new(Alpha::new(ALPHA)?))?;
         let mixed = uniform.clone().with_alphas(planned.alpha_map())?;
         for (label, public) in [(format!("alpha {ALPHA}"), uniform), (format!("planned: {}", alphas(&planned.alphas)), mixed)] {

@@ -94,7 +94,7 @@ pub fn run_import(o: &ImportOptions) -> Result<()> {
         return Err(e);
     }
     let net = &im.model.network;
-    let sites = net.relu_sites();
+    let sites = net.activation_sites();
     let params: usize = im.model.params.values().map(|t| t.data.len()).sum();
     println!(
         "imported {}: {} nodes, {} activation sites ({} ReLU, {} max pooling), {params} parameters; input {:?}, normalisation mean {:?} std {:?}",
@@ -146,7 +146,7 @@ pub fn run_eval(card: &Path, data: &Path, images: usize, alphas: &[Alpha]) -> Re
     println!("{}: {} images of {}", m.card.name, set.len(), data.display());
     println!("{:<10} {:>9} {:>22} {:>24}", "ReLU", "accuracy", "images beyond a bound", "images beyond headroom");
     println!("{:<10} {:>8.2}% {:>22} {:>24}", "exact", 100.0 * ev.accuracy(), "-", "-");
-    let names: Vec<String> = m.model.network.relu_sites().iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = m.model.network.activation_sites().iter().map(|s| s.to_string()).collect();
     for &alpha in alphas {
         let exec = PlainExecutor::new(&m.model, ReluMode::pann(alpha, m.card.relu_bounds.clone())?)?;
         let outs = exec.forward_many(set.len(), input, None)?;

@@ -216,7 +216,7 @@ pub fn plan(o: &PlanOptions) -> Result<PlanReport> {
         }
     };
     // A card with per-layer alphas (e.g. fine-tuned at them) is a starting point too.
-    let sites = loaded.model.network.relu_sites();
+    let sites = loaded.model.network.activation_sites();
     let start = if loaded.card.relu_alphas.is_empty() { None } else { Some(sites.iter().map(|s| loaded.card.relu_alphas[*s]).collect()) };
     let planner = Planner {
         model: &loaded.model,

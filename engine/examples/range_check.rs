@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let public = PublicModel::new(&m.model, &c.input, &c.relu_bounds, SecureConfig::new(alpha.unwrap_or(c.default_alpha)))?;
     let public = if alpha.is_none() { public.with_alphas(c.relu_alphas.clone())? } else { public };
     let public = public.with_logit_range(c.logit_range)?;
-    let alphas = m.network.relu_sites().iter().map(|s| (s.to_string(), public.alpha_of(s))).collect();
+    let alphas = m.network.activation_sites().iter().map(|s| (s.to_string(), public.alpha_of(s))).collect();
     let pann = PlainExecutor::new(&m.model, pann_models::ReluMode::pann_mixed(alphas, c.relu_bounds.clone())?)?;
     let plan = Plan::compile(Arc::new(public), 1)?;
     let weights = ServerWeights::encode(&plan, &m.model)?;

@@ -99,7 +99,7 @@ impl PublicModel {
     /// Its text form (`"9"`, or `"per-layer:4,4,5,..."`) is the session
     /// handshake's `alpha` parameter.
     pub fn precision(&self) -> Precision {
-        let per_site: Vec<Alpha> = self.network.relu_sites().iter().map(|s| self.alpha_of(s)).collect();
+        let per_site: Vec<Alpha> = self.network.activation_sites().iter().map(|s| self.alpha_of(s)).collect();
         if per_site.is_empty() {
             Precision::Uniform(self.config.alpha)
         } else {
@@ -112,14 +112,14 @@ impl PublicModel {
     pub fn check(&self) -> Result<()> {
         self.network.validate()?;
         pann_models::limits::check_input_spec(&self.input, self.network.input_shape().c)?;
-        for site in self.network.relu_sites() {
+        for site in self.network.activation_sites() {
             match self.bounds.get(site) {
                 None => return Err(ModelError::MissingBound { site: site.into() }),
                 Some(&b) => pann_models::limits::check_bound(site, b)?,
             }
         }
         // Every alpha is in 4..=14 by its type (checked when the JSON is read).
-        let sites = self.network.relu_sites();
+        let sites = self.network.activation_sites();
         for site in self.alphas.keys() {
             if !sites.contains(&site.as_str()) {
                 return Err(ModelError::Config(format!("alpha for unknown ReLU site {site:?}")));

@@ -79,7 +79,7 @@ fn every_lowering_runs_securely_as_its_fixed_point_reference() {
     let bounds = per_site_bounds(&max, 1.3);
     // relu_a at alpha 14 (output scale 36) and relu_b at 9 (35): the gather aligns them.
     let alphas: BTreeMap<String, Alpha> =
-        model.network.relu_sites().iter().map(|s| (s.to_string(), alpha(if *s == "relu_a" { 14 } else { 9 }))).collect();
+        model.network.activation_sites().iter().map(|s| (s.to_string(), alpha(if *s == "relu_a" { 14 } else { 9 }))).collect();
     let public = PublicModel::new(&model, &spec, &bounds, SecureConfig::new(alpha(9))).unwrap().with_alphas(alphas.clone()).unwrap();
     let plan = Plan::compile(Arc::new(public.clone()), 1).unwrap();
     let gather = plan.steps.iter().find_map(|s| match s {

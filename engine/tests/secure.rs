@@ -52,7 +52,7 @@ async fn resnet20_three_parties(alpha_of: impl Fn(usize) -> u32) -> (Precision, 
     let max = max_abs_per_site(&m.model, calib.len(), |i| calib[i].clone(), None).unwrap();
     let bounds = per_site_bounds(&max, 1.5);
     let alphas: std::collections::BTreeMap<String, Alpha> =
-        m.model.network.relu_sites().iter().enumerate().map(|(i, s)| (s.to_string(), alpha_of(i))).collect();
+        m.model.network.activation_sites().iter().enumerate().map(|(i, s)| (s.to_string(), alpha_of(i))).collect();
     let public =
         PublicModel::new(&m.model, &m.card.input, &bounds, SecureConfig::new(alpha_of(0))).unwrap().with_alphas(alphas.clone()).unwrap();
 

@@ -160,7 +160,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let rule = GlobalBoundRule::default();
     eprintln!("max |ReLU input| over calibration: {overall_max:.3}; Lee et al. start bound {}", rule.bound_for(overall_max));
 
-    let sites: Vec<String> = model.network.relu_sites().iter().map(|s| s.to_string()).collect();
+    let sites: Vec<String> = model.network.activation_sites().iter().map(|s| s.to_string()).collect();
     let site_refs: Vec<&str> = sites.iter().map(String::as_str).collect();
     let eval = |label: &str, mode: ReluMode| -> Result<Evaluation, Box<dyn std::error::Error>> {
         let exec = PlainExecutor::new(model, mode)?;

@@ -89,7 +89,7 @@ impl GlobalBoundRule {
     where
         F: Fn(usize) -> Vec<f64> + Sync,
     {
-        let sites: Vec<String> = model.network.relu_sites().iter().map(|s| s.to_string()).collect();
+        let sites: Vec<String> = model.network.activation_sites().iter().map(|s| s.to_string()).collect();
         let site_refs: Vec<&str> = sites.iter().map(String::as_str).collect();
         let mut b = self.bound_for(exact_max_abs);
         for _ in 0..max_steps {

@@ -192,7 +192,7 @@ impl ModelCard {
             )));
         }
         crate::limits::check_input_spec(&self.input, c)?;
-        let sites = net.relu_sites();
+        let sites = net.activation_sites();
         for (site, &b) in &self.relu_bounds {
             if !sites.contains(&site.as_str()) {
                 return Err(bad(format!("bound for unknown ReLU site {site:?}")));

@@ -180,7 +180,7 @@ impl Network {
     /// Activation site names in execution order: the ReLUs and the max
     /// poolings, each with its own bound and alpha (cards, calibration and the
     /// planner key on them).
-    pub fn relu_sites(&self) -> Vec<&str> {
+    pub fn activation_sites(&self) -> Vec<&str> {
         self.nodes.iter().filter(|n| n.op.is_activation()).map(|n| n.name.as_str()).collect()
     }
 

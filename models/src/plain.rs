@@ -101,7 +101,7 @@ impl SiteStats {
 pub struct Forward {
     /// The output value of the image (the logits), in the network's units.
     pub logits: Vec<f64>,
-    /// One entry per ReLU site, in [`crate::network::Network::relu_sites`] order.
+    /// One entry per ReLU site, in [`crate::network::Network::activation_sites`] order.
     pub sites: Vec<SiteStats>,
 }
 

@@ -18,7 +18,7 @@ fn architecture_matches_pytorch_names() {
     for s in &specs {
         assert_eq!(params[&s.name].shape, s.shape, "{}", s.name);
     }
-    let sites = net.relu_sites();
+    let sites = net.activation_sites();
     assert_eq!(sites.len(), 19);
     assert_eq!(sites[0], "relu");
     assert_eq!(sites[1], "layer1.0.relu1");
@@ -26,7 +26,7 @@ fn architecture_matches_pytorch_names() {
     // Other family members build.
     for d in [32, 56] {
         let n = ResNetConfig::cifar10(d).build().unwrap();
-        assert_eq!(n.relu_sites().len(), 1 + 2 * 3 * (d - 2) / 6);
+        assert_eq!(n.activation_sites().len(), 1 + 2 * 3 * (d - 2) / 6);
     }
     assert!(ResNetConfig::cifar10(21).build().is_err());
 }
@@ -156,7 +156,7 @@ fn weights_not_matching_card_are_rejected() {
 fn pann_at_high_precision_tracks_exact() {
     let m = common::load_akamaster();
     let data = common::first64();
-    let sites = m.model.network.relu_sites();
+    let sites = m.model.network.activation_sites();
     let exact = PlainExecutor::new(&m.model, ReluMode::Exact).unwrap();
     let x = m.card.input.normalise(data.image(3));
     let e = exact.forward(&x).unwrap();

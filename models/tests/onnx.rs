@@ -75,7 +75,7 @@ fn akamaster_resnet20_from_onnx_equals_the_safetensors_model() {
     let bytes = std::fs::read(data().join("resnet20_akamaster.opset13.onnx")).unwrap();
     let im = import(&decode_model(&bytes).unwrap(), &m.card.input).unwrap();
     let onnx = pann_models::fold_batch_norm(&im.model).unwrap();
-    assert_eq!(onnx.network.relu_sites().len(), m.model.network.relu_sites().len());
+    assert_eq!(onnx.network.activation_sites().len(), m.model.network.activation_sites().len());
     assert!(onnx.network.nodes.iter().any(|n| matches!(n.op, pann_models::Op::ShortcutA { .. })), "option-A shortcuts fused");
     let (a, b) = (PlainExecutor::new(&m.model, ReluMode::Exact).unwrap(), PlainExecutor::new(&onnx, ReluMode::Exact).unwrap());
     let images = common::first64();

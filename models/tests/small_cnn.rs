@@ -24,7 +24,7 @@ fn random_params(net: &pann_models::Network, seed: u64) -> Params {
 fn small_cnn_folds_and_runs() {
     let cfg = SmallCnnConfig { channels: vec![4, 8], num_classes: 5, batch_norm: true, in_channels: 3, image_size: 8, bn_eps: 1e-5 };
     let net = cfg.build().unwrap();
-    assert_eq!(net.relu_sites(), vec!["relu1", "relu2"]);
+    assert_eq!(net.activation_sites(), vec!["relu1", "relu2"]);
     let json = serde_json::to_string(&cfg).unwrap();
     assert_eq!(serde_json::from_str::<SmallCnnConfig>(&json).unwrap(), cfg);
     let model = Model::new(net.clone(), random_params(&net, 3)).unwrap();
@@ -37,7 +37,7 @@ fn small_cnn_folds_and_runs() {
         assert!((u - v).abs() < 1e-12);
     }
     // PANN at alpha 14 with bounds 2x the observed max: error <= B 2^-14 per ReLU.
-    let bounds = a.sites.iter().zip(folded.network.relu_sites()).map(|(s, n)| (n.to_string(), 2.0 * s.max_abs)).collect();
+    let bounds = a.sites.iter().zip(folded.network.activation_sites()).map(|(s, n)| (n.to_string(), 2.0 * s.max_abs)).collect();
     let p = PlainExecutor::new(&folded, ReluMode::pann(Alpha::new(14).unwrap(), bounds).unwrap()).unwrap().forward(&x).unwrap();
     assert!(!p.any_exceeded());
     for (u, v) in a.logits.iter().zip(&p.logits) {

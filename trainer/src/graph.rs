@@ -5,7 +5,7 @@
 //! *is* the safetensors file a card points to.
 //!
 //! ReLU sites call an [`Activation`] with their site index (the order of
-//! `Network::relu_sites`), so a network trains with exact ReLU, with leakage
+//! `Network::activation_sites`), so a network trains with exact ReLU, with leakage
 //! on negative inputs or with the PANN polynomial in the loop. Max-pooling
 //! sites are evaluated exactly in training (the pairwise polynomial maximum
 //! runs in the f64 and secure executors only); they keep their site index.
@@ -107,7 +107,7 @@ impl GraphNet {
         &self.network
     }
 
-    /// Activation site names, in forward order (`Network::relu_sites`).
+    /// Activation site names, in forward order (`Network::activation_sites`).
     pub fn sites(&self) -> &[String] {
         &self.sites
     }

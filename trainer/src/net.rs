@@ -6,7 +6,7 @@
 //! `linear.bias`, ...).
 //!
 //! The ReLUs are not hard-wired: every ReLU site calls an [`Activation`] with
-//! its site index (the order of `Network::relu_sites` in the models crate), so
+//! its site index (the order of `Network::activation_sites` in the models crate), so
 //! the same network trains with exact ReLU, with negative-input leakage
 //! (NGNV) or with the PANN polynomial in the loop.
 

@@ -451,7 +451,7 @@ fn calibrate(
         }
         eprintln!("keeping the bounds of {}; logit range on {} images of {}", card_path.display(), set.len(), data.display());
     } else {
-        eprintln!("calibrating {} ReLU sites on {} images of {}", loaded.network.relu_sites().len(), set.len(), data.display());
+        eprintln!("calibrating {} ReLU sites on {} images of {}", loaded.network.activation_sites().len(), set.len(), data.display());
         let max = max_abs_per_site(&loaded.model, set.len(), input, None)?;
         let bounds = per_site_bounds(&max, margin);
         for (site, b) in &bounds {
@@ -707,7 +707,7 @@ fn demo(alpha: Option<Alpha>, n: usize, batch: Option<usize>, keep: Option<PathB
     // Plaintext references on the same images.
     let data = pann_models::cifar::parse(DEMO_IMAGES, Path::new("embedded"))?;
     let exact = PlainExecutor::new(&loaded.model, ReluMode::Exact)?;
-    let alphas = loaded.network.relu_sites().iter().map(|s| (s.to_string(), public.alpha_of(s))).collect();
+    let alphas = loaded.network.activation_sites().iter().map(|s| (s.to_string(), public.alpha_of(s))).collect();
     let pann = PlainExecutor::new(&loaded.model, ReluMode::pann_mixed(alphas, loaded.card.relu_bounds.clone())?)?;
     println!("\n{:<6} {:<12} {:<12} {:<12} {:<12} {:>10}", "image", "true", "exact ReLU", "PANN (f64)", "secure", "max |dlogit|");
     let mut agree = 0;
