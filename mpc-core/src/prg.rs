@@ -44,18 +44,29 @@ impl Prg {
     /// Fill `out` with pseudo-random ring elements. Always consumes whole blocks:
     /// an odd-length request discards the last half block.
     pub fn fill(&mut self, out: &mut [R]) {
+        self.fill_at(self.counter, out);
+        self.counter = self.counter.wrapping_add(out.len().div_ceil(2) as u128);
+    }
+
+    /// The elements that [`Prg::fill`] would write if the counter stood at
+    /// `block` (each block is two elements), without moving the counter: random
+    /// access into the stream, so that disjoint pieces of one request can be
+    /// expanded in any order or in parallel.
+    pub fn fill_at(&self, block: u128, out: &mut [R]) {
+        let mut counter = block;
         let mut blocks = [GenericArray::<u8, aes::cipher::consts::U16>::default(); BATCH];
         for chunk in out.chunks_mut(2 * BATCH) {
             let nblocks = chunk.len().div_ceil(2);
             for b in blocks[..nblocks].iter_mut() {
-                b.copy_from_slice(&self.counter.to_le_bytes());
-                self.counter = self.counter.wrapping_add(1);
+                b.copy_from_slice(&counter.to_le_bytes());
+                counter = counter.wrapping_add(1);
             }
             self.cipher.encrypt_blocks(&mut blocks[..nblocks]);
-            for (i, x) in chunk.iter_mut().enumerate() {
-                let b = &blocks[i / 2];
-                let off = (i % 2) * 8;
-                *x = u64::from_le_bytes(b[off..off + 8].try_into().unwrap());
+            for (pair, b) in chunk.chunks_mut(2).zip(&blocks[..nblocks]) {
+                pair[0] = u64::from_le_bytes(b[..8].try_into().unwrap());
+                if let Some(x) = pair.get_mut(1) {
+                    *x = u64::from_le_bytes(b[8..].try_into().unwrap());
+                }
             }
         }
     }
@@ -110,6 +121,20 @@ mod tests {
         b.extend(p.gen(800));
         assert_eq!(a, b);
         assert_ne!(a, Prg::from_seed([8u8; 16]).gen(1000));
+    }
+
+    #[test]
+    fn fill_at_is_random_access_into_the_stream() {
+        let mut p = Prg::from_seed([3; 16]);
+        let whole = p.clone().gen(1001);
+        let mut piece = vec![0; 301];
+        p.fill_at(350, &mut piece);
+        assert_eq!(piece, whole[700..1001]);
+        // The counter does not move; fill continues where it stood.
+        assert_eq!(p.gen(4), whole[..4]);
+        // Negative control: an odd element offset is not a block offset.
+        p.fill_at(0, &mut piece[..2]);
+        assert_ne!(piece[..2], whole[1..3]);
     }
 
     #[test]

@@ -25,7 +25,8 @@ use crate::error::{check_len, ProtocolError, Result};
 use crate::kernels::LinearSpec;
 use crate::material::{expand_party0, expand_party1, streams, Expander, Material, Request};
 use crate::open::mask_atoms;
-use crate::program::Atom;
+use crate::program::{Atom, Program};
+use rayon::prelude::*;
 
 /// Largest number of ring elements per correction frame (8 MiB).
 pub const CHUNK: usize = 1 << 20;
@@ -59,54 +60,24 @@ impl Dealer {
 
     /// Party 1's corrections for `req` (advances the request streams).
     pub fn corrections(&mut self, req: &Request) -> Result<Vec<R>> {
-        Ok(self.deal_inner(req, false)?.2)
+        let (prg0, prg1) = (self.req0.fork(), self.req1.fork());
+        self.corrections_from(&prg0, &prg1, req)
     }
 
     /// Both parties' material for `req` (in-process dealer).
     pub fn deal(&mut self, req: &Request) -> Result<(Material, Material)> {
-        let (m0, m1, _) = self.deal_inner(req, true)?;
-        Ok((m0, m1.expect("requested")))
+        let (prg0, prg1) = (self.req0.fork(), self.req1.fork());
+        let corr = self.corrections_from(&prg0, &prg1, req)?;
+        Ok((expand_party0(&mut prg0.clone(), req), expand_party1(&mut prg1.clone(), req, corr)?))
     }
 
-    fn deal_inner(&mut self, req: &Request, want_p1: bool) -> Result<(Material, Option<Material>, Vec<R>)> {
-        let mut prg0 = self.req0.fork();
-        let mut prg1 = self.req1.fork();
-        let prg1_start = prg1.clone();
-        let m0 = expand_party0(&mut prg0, req);
-        let mut corr = Vec::with_capacity(req.correction_len());
-        match (req, &m0) {
-            (Request::Program { program, n }, Material::Program(p0)) => {
-                let n = *n;
-                // Full masks r = r0 + r1 (party 1's shares drawn in its order).
-                let rs: Vec<Vec<R>> = p0.opens.iter().map(|o| ring::add(&o.r, &prg1.gen(n))).collect();
-                let mut atoms: Vec<(Vec<R>, Vec<R>)> = Vec::with_capacity(rs.len());
-                for ((r, step), o0) in rs.iter().zip(program.opens()).zip(&p0.opens) {
-                    if step.shift > 0 {
-                        let (low, msb): (Vec<R>, Vec<R>) = r.iter().map(|&x| mask_atoms(x, step.shift)).unzip();
-                        corr.extend(low.iter().zip(&o0.low).map(|(v, s)| v.wrapping_sub(*s)));
-                        corr.extend(msb.iter().zip(&o0.msb).map(|(v, s)| v.wrapping_sub(*s)));
-                        atoms.push((low, msb));
-                    } else {
-                        atoms.push((Vec::new(), Vec::new()));
-                    }
-                }
-                let atom = |j: usize, a: Atom| -> &[R] {
-                    match a {
-                        Atom::Full => &rs[j],
-                        Atom::Low => &atoms[j].0,
-                        Atom::Msb => &atoms[j].1,
-                    }
-                };
-                for (key, s0) in program.products().iter().zip(&p0.products) {
-                    let mut v = atom(key[0].0, key[0].1).to_vec();
-                    for &(j, a) in &key[1..] {
-                        ring::mul_assign(&mut v, atom(j, a));
-                    }
-                    ring::sub_assign(&mut v, s0);
-                    corr.extend_from_slice(&v);
-                }
-            }
-            (Request::Linear { layer, spec }, Material::Linear(l0)) => {
+    /// Party 1's corrections, from the two parties' request streams at the
+    /// start of `req`. Party 0's material is never built whole: each of its
+    /// shares is drawn where it is needed (random access into its stream).
+    fn corrections_from(&self, prg0: &Prg, prg1: &Prg, req: &Request) -> Result<Vec<R>> {
+        match req {
+            Request::Program { program, n } => Ok(program_corrections(prg0, prg1, program, *n)),
+            Request::Linear { layer, spec } => {
                 let (lspec, a) = self
                     .layers
                     .get(*layer)
@@ -114,16 +85,94 @@ impl Dealer {
                 if lspec != spec {
                     return Err(ProtocolError::MaterialMismatch(format!("layer {layer} registered as {lspec:?}, requested as {spec:?}")));
                 }
-                let r1 = prg1.gen(spec.input_len());
+                // Party 0's stream: its mask share r (input_len), then z.
+                let r1 = prg1.clone().gen(spec.input_len());
                 let mut z = spec.apply(a, &r1)?;
-                ring::sub_assign(&mut z, &l0.z);
-                corr = z;
+                let mut z0 = vec![0; spec.output_len()];
+                prg0.fill_at(spec.input_len().div_ceil(2) as u128, &mut z0);
+                ring::sub_assign(&mut z, &z0);
+                Ok(z)
             }
-            _ => unreachable!("expand_party0 returns the request's kind"),
         }
-        let m1 = if want_p1 { Some(expand_party1(&mut prg1_start.clone(), req, corr.clone())?) } else { None };
-        Ok((m0, m1, corr))
     }
+}
+
+/// Elements per block of a program's corrections: the block's masks, atoms
+/// and products stay in the core's cache (about 300 KiB at alpha 9).
+const BLOCK: usize = 1024;
+
+/// Party 1's corrections for `program` on `n` elements: its shares of every
+/// truncating opening's atoms (low, msb), then of every atom product, each
+/// `n` long, in the order [`crate::material`] assembles them. Computed in
+/// independent blocks of elements, in parallel; both parties' shares are
+/// drawn at their positions in the request streams (layout of
+/// `material::assemble`: party 0 draws the masks, then the atoms, then the
+/// products, one vector of `n` after another; party 1 draws only the masks).
+fn program_corrections(prg0: &Prg, prg1: &Prg, program: &Program, n: usize) -> Vec<R> {
+    let m = program.n_openings();
+    let truncating: Vec<(usize, u32)> =
+        program.opens().iter().enumerate().filter(|(_, o)| o.shift > 0).map(|(j, o)| (j, o.shift)).collect();
+    let mut slot = vec![usize::MAX; m];
+    for (t, &(j, _)) in truncating.iter().enumerate() {
+        slot[j] = t;
+    }
+    let n_atoms = 2 * truncating.len();
+    let mut out = vec![0; (n_atoms + program.products().len()) * n];
+    if n == 0 {
+        return out;
+    }
+    // Vector v of a stream starts at block v * stride (a vector of n elements
+    // uses ceil(n / 2) blocks); BLOCK is even, so a block of elements starts
+    // on a whole AES block.
+    let stride = n.div_ceil(2) as u128;
+    let mut blocks: Vec<Vec<&mut [R]>> = (0..n.div_ceil(BLOCK)).map(|_| Vec::new()).collect();
+    for v in out.chunks_mut(n) {
+        for (b, piece) in v.chunks_mut(BLOCK).enumerate() {
+            blocks[b].push(piece);
+        }
+    }
+    blocks.into_par_iter().enumerate().for_each(|(b, mut outs)| {
+        let lo = b * BLOCK;
+        let len = BLOCK.min(n - lo);
+        let at = |v: usize| v as u128 * stride + (lo / 2) as u128;
+        // Full masks r = r0 + r1 of every opening.
+        let mut rs = vec![0; m * len];
+        let mut share = vec![0; len];
+        for (j, r) in rs.chunks_mut(len).enumerate() {
+            prg0.fill_at(at(j), r);
+            prg1.fill_at(at(j), &mut share);
+            ring::add_assign(r, &share);
+        }
+        let mut atoms = vec![0; n_atoms * len];
+        for (t, &(j, s)) in truncating.iter().enumerate() {
+            let (low, msb) = atoms[2 * t * len..(2 * t + 2) * len].split_at_mut(len);
+            for (e, &r) in rs[j * len..(j + 1) * len].iter().enumerate() {
+                (low[e], msb[e]) = mask_atoms(r, s);
+            }
+        }
+        let atom = |j: usize, a: Atom| -> &[R] {
+            match a {
+                Atom::Full => &rs[j * len..(j + 1) * len],
+                Atom::Low => &atoms[2 * slot[j] * len..(2 * slot[j] + 1) * len],
+                Atom::Msb => &atoms[(2 * slot[j] + 1) * len..(2 * slot[j] + 2) * len],
+            }
+        };
+        // Corrections: value - party 0's share, the share drawn in place.
+        for (c, o) in outs.iter_mut().enumerate() {
+            prg0.fill_at(at(m + c), o);
+            if c < n_atoms {
+                o.iter_mut().zip(&atoms[c * len..(c + 1) * len]).for_each(|(x, v)| *x = v.wrapping_sub(*x));
+            } else {
+                let key = &program.products()[c - n_atoms];
+                share.copy_from_slice(atom(key[0].0, key[0].1));
+                for &(j, a) in &key[1..] {
+                    ring::mul_assign(&mut share, atom(j, a));
+                }
+                o.iter_mut().zip(&share).for_each(|(x, v)| *x = v.wrapping_sub(*x));
+            }
+        }
+    });
+    out
 }
 
 /// Send party 1's corrections for each request over `to_client`, metered as
@@ -318,4 +367,72 @@ pub fn deal_all(dealer: &mut Dealer, reqs: &[Request]) -> Result<(Prepared, Prep
         b.push(m1);
     }
     Ok((a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::ConvSpec;
+    use crate::material::expand_party0;
+    use crate::poly::{PolyRelu, ReluConfig};
+    use crate::program::ops;
+    use std::sync::Arc;
+
+    /// The corrections computed the plain way: party 0's whole material,
+    /// then value - share per derived vector.
+    fn reference(prg0: &Prg, prg1: &Prg, program: &Program, n: usize) -> Vec<R> {
+        let Material::Program(p0) = expand_party0(&mut prg0.clone(), &Request::program(&Arc::new(program.clone()), n)) else {
+            unreachable!()
+        };
+        let mut prg1 = prg1.clone();
+        let rs: Vec<Vec<R>> = p0.opens.iter().map(|o| ring::add(&o.r, &prg1.gen(n))).collect();
+        let mut corr = Vec::new();
+        let mut atoms = Vec::new();
+        for ((r, step), o0) in rs.iter().zip(program.opens()).zip(&p0.opens) {
+            let (low, msb): (Vec<R>, Vec<R>) = r.iter().map(|&x| mask_atoms(x, step.shift)).unzip();
+            if step.shift > 0 {
+                corr.extend(ring::sub(&low, &o0.low));
+                corr.extend(ring::sub(&msb, &o0.msb));
+            }
+            atoms.push((low, msb));
+        }
+        for (key, s0) in program.products().iter().zip(&p0.products) {
+            let mut v = vec![1; n];
+            for &(j, a) in key {
+                ring::mul_assign(&mut v, match a {
+                    Atom::Full => &rs[j],
+                    Atom::Low => &atoms[j].0,
+                    Atom::Msb => &atoms[j].1,
+                });
+            }
+            corr.extend(ring::sub(&v, s0));
+        }
+        corr
+    }
+
+    #[test]
+    fn blocked_corrections_equal_the_plain_computation() {
+        let relu = PolyRelu::new(ReluConfig::new(pann_approx::Alpha::new(9).unwrap(), 36)).unwrap();
+        let (prg0, prg1) = (Prg::from_seed([1; 16]), Prg::from_seed([2; 16]));
+        for program in [(*relu.program).clone(), ops::product(0, 0), ops::product(16, 0), ops::truncate(12)] {
+            for n in [0, 1, 7, BLOCK, 2 * BLOCK + 3] {
+                assert_eq!(program_corrections(&prg0, &prg1, &program, n), reference(&prg0, &prg1, &program, n), "n = {n}");
+            }
+        }
+        // Negative control: party 1's masks from another stream give other corrections.
+        let p = ops::product(16, 16);
+        assert_ne!(program_corrections(&prg0, &Prg::from_seed([3; 16]), &p, 100), reference(&prg0, &prg1, &p, 100));
+    }
+
+    #[test]
+    fn dealt_material_reconstructs_for_linear_layers() {
+        let spec = LinearSpec::Conv(ConvSpec::dense(2, 3, 5, 5, 4, 3, 1, 1));
+        let mut dealer = Dealer::new([4; 16], [5; 16]);
+        let layer = dealer.register_linear(spec).unwrap();
+        let a = dealer.layers[layer].1.clone();
+        let (m0, m1) = dealer.deal(&Request::Linear { layer, spec }).unwrap();
+        let (l0, l1) = (m0.into_linear().unwrap(), m1.into_linear().unwrap());
+        // z0 + z1 = conv(A, r1): party 1's input mask share through the weight mask.
+        assert_eq!(ring::add(&l0.z, &l1.z), spec.apply(&a, &l1.r).unwrap());
+    }
 }
