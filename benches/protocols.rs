@@ -74,7 +74,7 @@ fn relu(c: &mut Criterion) {
             info.openings,
             info.rounds,
             2 * 8 * info.openings,
-            8 * info.corrections_per_element
+            info.correction_bits_per_element / 8
         );
         bench_program(c, &format!("relu_alpha{alpha}"), Arc::clone(&relu.program), vec![x.clone()]);
     }

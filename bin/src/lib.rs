@@ -3,6 +3,7 @@
 
 #![deny(missing_docs)]
 
+pub mod alloc;
 pub mod bench;
 pub mod bench_report;
 pub mod import;

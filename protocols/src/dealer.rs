@@ -25,6 +25,7 @@ use crate::error::{check_len, ProtocolError, Result};
 use crate::kernels::LinearSpec;
 use crate::material::{expand_party0, expand_party1, streams, Expander, Material, Request};
 use crate::open::mask_atoms;
+use crate::pack;
 use crate::program::{Atom, Program};
 use rayon::prelude::*;
 
@@ -102,10 +103,11 @@ impl Dealer {
 const BLOCK: usize = 1024;
 
 /// Party 1's corrections for `program` on `n` elements: its shares of every
-/// truncating opening's atoms (low, msb), then of every atom product, each
-/// `n` long, in the order [`crate::material`] assembles them. Computed in
-/// independent blocks of elements, in parallel; both parties' shares are
-/// drawn at their positions in the request streams (layout of
+/// truncating opening's atoms (low, msb), then of every atom product, each a
+/// vector of `n` packed to its width ([`Program::correction_widths`], module
+/// [`crate::pack`]), in the order [`crate::material`] assembles them.
+/// Computed in independent blocks of elements, in parallel; both parties'
+/// shares are drawn at their positions in the request streams (layout of
 /// `material::assemble`: party 0 draws the masks, then the atoms, then the
 /// products, one vector of `n` after another; party 1 draws only the masks).
 fn program_corrections(prg0: &Prg, prg1: &Prg, program: &Program, n: usize) -> Vec<R> {
@@ -117,20 +119,27 @@ fn program_corrections(prg0: &Prg, prg1: &Prg, program: &Program, n: usize) -> V
         slot[j] = t;
     }
     let n_atoms = 2 * truncating.len();
-    let mut out = vec![0; (n_atoms + program.products().len()) * n];
+    let widths = program.correction_widths();
+    let mut out = vec![0; program.correction_words(n)];
     if n == 0 {
         return out;
     }
-    // Vector v of a stream starts at block v * stride (a vector of n elements
-    // uses ceil(n / 2) blocks); BLOCK is even, so a block of elements starts
-    // on a whole AES block.
-    let stride = n.div_ceil(2) as u128;
-    let mut blocks: Vec<Vec<&mut [R]>> = (0..n.div_ceil(BLOCK)).map(|_| Vec::new()).collect();
-    for v in out.chunks_mut(n) {
-        for (b, piece) in v.chunks_mut(BLOCK).enumerate() {
-            blocks[b].push(piece);
+    // Each block of BLOCK values of width w packs into exactly 16 w words.
+    let n_blocks = n.div_ceil(BLOCK);
+    let mut blocks: Vec<Vec<&mut [R]>> = (0..n_blocks).map(|_| Vec::new()).collect();
+    let mut rest = out.as_mut_slice();
+    for &w in widths {
+        let (vector, tail) = rest.split_at_mut(pack::words(n, w));
+        rest = tail;
+        let mut pieces = vector.chunks_mut((16 * w as usize).max(1));
+        for block in blocks.iter_mut() {
+            block.push(if w == 0 { &mut [] } else { pieces.next().expect("a piece per block") });
         }
     }
+    // Vector v of a stream starts at block v * stride (a vector of n elements
+    // uses ceil(n / 2) AES blocks); BLOCK is even, so a block of elements
+    // starts on a whole AES block.
+    let stride = n.div_ceil(2) as u128;
     blocks.into_par_iter().enumerate().for_each(|(b, mut outs)| {
         let lo = b * BLOCK;
         let len = BLOCK.min(n - lo);
@@ -157,19 +166,25 @@ fn program_corrections(prg0: &Prg, prg1: &Prg, program: &Program, n: usize) -> V
                 Atom::Msb => &atoms[(2 * slot[j] + 1) * len..(2 * slot[j] + 2) * len],
             }
         };
-        // Corrections: value - party 0's share, the share drawn in place.
-        for (c, o) in outs.iter_mut().enumerate() {
-            prg0.fill_at(at(m + c), o);
+        // Corrections: value - party 0's share (drawn in place), packed.
+        let mut value = vec![0; len];
+        let mut share0 = vec![0; len];
+        for (c, (o, &w)) in outs.iter_mut().zip(widths).enumerate() {
+            if w == 0 {
+                continue;
+            }
             if c < n_atoms {
-                o.iter_mut().zip(&atoms[c * len..(c + 1) * len]).for_each(|(x, v)| *x = v.wrapping_sub(*x));
+                value.copy_from_slice(&atoms[c * len..(c + 1) * len]);
             } else {
                 let key = &program.products()[c - n_atoms];
-                share.copy_from_slice(atom(key[0].0, key[0].1));
+                value.copy_from_slice(atom(key[0].0, key[0].1));
                 for &(j, a) in &key[1..] {
-                    ring::mul_assign(&mut share, atom(j, a));
+                    ring::mul_assign(&mut value, atom(j, a));
                 }
-                o.iter_mut().zip(&share).for_each(|(x, v)| *x = v.wrapping_sub(*x));
             }
+            prg0.fill_at(at(m + c), &mut share0);
+            ring::sub_assign(&mut value, &share0);
+            pack::pack(&value, w, o);
         }
     });
     out
@@ -407,7 +422,14 @@ mod tests {
             }
             corr.extend(ring::sub(&v, s0));
         }
-        corr
+        // Packed to the widths, vector by vector.
+        let mut packed = Vec::new();
+        for (v, &w) in corr.chunks(n.max(1)).zip(program.correction_widths()) {
+            let mut p = vec![0; pack::words(n, w)];
+            pack::pack(v, w, &mut p);
+            packed.extend(p);
+        }
+        packed
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub mod kernels;
 pub mod linear;
 pub mod material;
 pub mod open;
+pub mod pack;
 #[cfg(feature = "net")]
 pub mod ops;
 pub mod poly;

@@ -22,6 +22,8 @@ use pann_mpc_core::{Party, Prg, Seed};
 
 use crate::error::{ProtocolError, Result};
 use crate::kernels::LinearSpec;
+use crate::pack;
+use rayon::prelude::*;
 use crate::program::Program;
 
 /// What one online operation needs.
@@ -49,10 +51,12 @@ impl Request {
         Request::Program { program: Arc::clone(program), n }
     }
 
-    /// Ring elements that party 1 receives from the dealer for this request.
+    /// Words that party 1 receives from the dealer for this request (its
+    /// shares of the derived values, each vector packed to the bits the
+    /// online forms use: [`crate::pack`]).
     pub fn correction_len(&self) -> usize {
         match self {
-            Request::Program { program, n } => program.correction_len_per_element() * n,
+            Request::Program { program, n } => program.correction_words(*n),
             Request::Linear { spec, .. } => spec.output_len(),
         }
     }
@@ -223,7 +227,7 @@ impl Expander {
     }
 
     /// Expand the material of `req`. Party 1 must pass exactly
-    /// `req.correction_len()` corrections; party 0 passes none.
+    /// `req.correction_len()` words of corrections; party 0 passes none.
     pub fn expand(&mut self, req: &Request, corrections: Option<Vec<R>>) -> Result<Material> {
         let mut prg = self.requests.fork();
         match (self.party, corrections) {
@@ -239,41 +243,78 @@ impl Expander {
 /// all mask shares, then (low, msb) of each truncating opening, then products
 /// (program); or the mask share, then the conv share (linear).
 pub(crate) fn expand_party0(prg: &mut Prg, req: &Request) -> Material {
-    assemble(prg, req, &mut |prg, k| prg.gen(k))
+    assemble(prg, req, None)
 }
 
-/// Party 1's material: mask shares from its PRG, the rest from corrections
-/// (in the same order as party 0 draws them).
+/// Party 1's material: mask shares from its PRG, the rest unpacked from the
+/// corrections (in the order party 0 draws them; a value of width `w` is
+/// party 1's share mod `2^w`, which is all the online forms see of it).
 pub(crate) fn expand_party1(prg: &mut Prg, req: &Request, corr: Vec<R>) -> Result<Material> {
     if corr.len() != req.correction_len() {
         return Err(ProtocolError::Length { context: "dealer corrections", expected: req.correction_len(), got: corr.len() });
     }
-    let mut rest = corr.into_iter();
-    Ok(assemble(prg, req, &mut |_, k| rest.by_ref().take(k).collect()))
+    Ok(assemble(prg, req, Some(&corr)))
 }
 
-/// The layout both parties share: mask shares always come from `prg`; the
-/// derived values (truncation atoms, atom products, conv shares) from
-/// `derived`, in a fixed order.
-fn assemble(prg: &mut Prg, req: &Request, derived: &mut dyn FnMut(&mut Prg, usize) -> Vec<R>) -> Material {
+/// `n` elements of `prg`'s stream from AES block `block` on, expanded in
+/// parallel pieces.
+fn gen_at(prg: &Prg, block: u128, n: usize) -> Vec<R> {
+    const PIECE: usize = 1 << 14;
+    let mut v = vec![0; n];
+    v.par_chunks_mut(PIECE).enumerate().for_each(|(i, piece)| prg.fill_at(block + (i * PIECE / 2) as u128, piece));
+    v
+}
+
+/// The layout both parties share. A request's stream holds one vector after
+/// another, each starting on a whole AES block: for a program on `n`
+/// elements, every opening's mask share, then every derived value (each
+/// truncating opening's low and msb atoms, then each atom product); for a
+/// linear layer, the input mask share, then the conv share. Mask shares
+/// always come from the stream; the derived values from it too (party 0) or
+/// from the dealer's packed corrections (party 1, `corr`). Vectors are
+/// expanded in parallel (random access into the stream).
+fn assemble(prg: &Prg, req: &Request, corr: Option<&[R]>) -> Material {
     let tag = req.tag();
     match req {
         Request::Program { program, n } => {
             let n = *n;
-            let mut opens: Vec<OpenShares> =
-                program.opens().iter().map(|_| OpenShares { r: prg.gen(n), low: Vec::new(), msb: Vec::new() }).collect();
-            for (o, step) in opens.iter_mut().zip(program.opens()) {
-                if step.shift > 0 {
-                    o.low = derived(prg, n);
-                    o.msb = derived(prg, n);
-                }
+            let stride = n.div_ceil(2) as u128;
+            let m = program.n_openings();
+            let masks: Vec<Vec<R>> = (0..m).into_par_iter().map(|j| gen_at(prg, j as u128 * stride, n)).collect();
+            let widths = program.correction_widths();
+            let mut offsets = Vec::with_capacity(widths.len());
+            let mut at = 0;
+            for &w in widths {
+                offsets.push(at);
+                at += pack::words(n, w);
             }
-            let products = program.products().iter().map(|_| derived(prg, n)).collect();
+            let mut derived: std::vec::IntoIter<Vec<R>> = (0..widths.len())
+                .into_par_iter()
+                .map(|c| match corr {
+                    None => gen_at(prg, (m + c) as u128 * stride, n),
+                    Some(words) => {
+                        let mut v = vec![0; n];
+                        pack::unpack(&words[offsets[c]..offsets[c] + pack::words(n, widths[c])], widths[c], &mut v);
+                        v
+                    }
+                })
+                .collect::<Vec<_>>()
+                .into_iter();
+            let mut next = || derived.next().expect("one vector per width");
+            let mut opens = Vec::with_capacity(m);
+            for (r, step) in masks.into_iter().zip(program.opens()) {
+                let (low, msb) = if step.shift > 0 { (next(), next()) } else { (Vec::new(), Vec::new()) };
+                opens.push(OpenShares { r, low, msb });
+            }
+            let products = derived.collect();
             Material::Program(ProgramMaterial { tag, n, opens, products })
         }
         Request::Linear { layer, spec } => {
-            let r = prg.gen(spec.input_len());
-            let z = derived(prg, spec.output_len());
+            let r = gen_at(prg, 0, spec.input_len());
+            let z = match corr {
+                None => gen_at(prg, spec.input_len().div_ceil(2) as u128, spec.output_len()),
+                Some(words) => words.to_vec(),
+            };
             Material::Linear(LinearMaterial { tag, layer: *layer, r, z })
         }
     }

@@ -132,8 +132,11 @@ pub struct ReluInfo {
     /// Distinct products of two or more opened values in the program's forms
     /// (free online; see [`Program::n_nonscalar_products`]).
     pub nonscalar_products: usize,
-    /// Dealer values per element that party 1 receives (offline).
+    /// Derived values per element that party 1 gets from the dealer (offline).
     pub corrections_per_element: usize,
+    /// Bits per element that carry them: each derived value packed to the
+    /// low bits the online forms see ([`Program::correction_widths`]).
+    pub correction_bits_per_element: u64,
 }
 
 /// A compiled polynomial ReLU.
@@ -167,6 +170,7 @@ impl PolyRelu {
             rounds: self.program.n_rounds(),
             nonscalar_products: self.program.n_nonscalar_products(),
             corrections_per_element: self.program.correction_len_per_element(),
+            correction_bits_per_element: self.program.correction_bits_per_element(),
         }
     }
 }

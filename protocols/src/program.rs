@@ -167,6 +167,7 @@ pub struct Program {
     c_opens: Vec<CompiledForm>,
     #[cfg_attr(not(feature = "net"), allow(dead_code))]
     c_outputs: Vec<CompiledForm>,
+    widths: Vec<u32>,
     digest: u64,
 }
 
@@ -266,8 +267,9 @@ impl Program {
         };
         let c_opens: Vec<CompiledForm> = c_opens.into_iter().map(fix).collect();
         let c_outputs: Vec<CompiledForm> = c_outputs.into_iter().map(fix).collect();
+        let widths = correction_widths(&shifts, products.len(), c_opens.iter().chain(&c_outputs));
         let digest = fingerprint(n_inputs, &opens, &outputs);
-        Ok(Program { n_inputs, opens, outputs, products, rounds, c_opens, c_outputs, digest })
+        Ok(Program { n_inputs, opens, outputs, products, rounds, c_opens, c_outputs, widths, digest })
     }
 
     /// Number of secret-shared input vectors (all of one length `n`).
@@ -332,9 +334,32 @@ impl Program {
         self.opens.iter().filter(|o| o.shift > 0).count()
     }
 
-    /// Ring elements per element that party 1 receives from the dealer.
+    /// Derived values per element that party 1 gets from the dealer (its
+    /// shares of each truncating opening's two atoms, then of each atom
+    /// product): the vectors of its material that are not drawn from its seed.
     pub fn correction_len_per_element(&self) -> usize {
         2 * self.n_truncating() + self.products.len()
+    }
+
+    /// Per derived vector (in [`Program::correction_len_per_element`] order),
+    /// how many low bits of a share the program's forms can see: every use
+    /// multiplies it by a public factor divisible by `2^(64 - width)` (the
+    /// mask's msb always comes with `K = 2^(63-s)`), so the higher bits of a
+    /// share do not change any output and the dealer need not send them.
+    /// 0: the value is never used alone (only inside products).
+    pub fn correction_widths(&self) -> &[u32] {
+        &self.widths
+    }
+
+    /// Correction bits per element: the sum of [`Program::correction_widths`].
+    pub fn correction_bits_per_element(&self) -> u64 {
+        self.widths.iter().map(|&w| w as u64).sum()
+    }
+
+    /// Words party 1 receives for `n` elements: each derived vector packed
+    /// to its width ([`crate::pack`]), one after another.
+    pub fn correction_words(&self, n: usize) -> usize {
+        self.widths.iter().map(|&w| crate::pack::words(n, w)).fold(0usize, usize::saturating_add)
     }
 
     /// A fingerprint of the program's structure (material is tagged with it).
@@ -423,6 +448,32 @@ fn compile_form(form: &Form, shifts: &[u32], keys: &mut BTreeMap<AtomKey, usize>
     CompiledForm { constant: form.constant, inputs: form.inputs.clone(), contribs }
 }
 
+/// The width of each derived vector (see [`Program::correction_widths`]): 64
+/// minus the smallest 2-adic valuation of a public factor it is multiplied
+/// by, over all compiled contributions that use it.
+fn correction_widths<'a>(shifts: &[u32], n_products: usize, forms: impl Iterator<Item = &'a CompiledForm>) -> Vec<u32> {
+    let mut slot = vec![usize::MAX; shifts.len()];
+    let mut n_atoms = 0;
+    for (j, &s) in shifts.iter().enumerate() {
+        if s > 0 {
+            slot[j] = n_atoms;
+            n_atoms += 2;
+        }
+    }
+    let mut widths = vec![0u32; n_atoms + n_products];
+    for c in forms.flat_map(|f| &f.contribs) {
+        let index = match c.src {
+            Src::Atom(j, Atom::Low) => slot[j],
+            Src::Atom(j, Atom::Msb) => slot[j] + 1,
+            Src::Product(k) => n_atoms + k,
+            Src::Atom(_, Atom::Full) | Src::Public => continue,
+        };
+        let zeros = c.coef.trailing_zeros() + c.sigk.iter().map(|&f| 63 - shifts[f]).sum::<u32>();
+        widths[index] = widths[index].max(64u32.saturating_sub(zeros));
+    }
+    widths
+}
+
 /// FNV-1a over a canonical description of the program.
 fn fingerprint(n_inputs: usize, opens: &[OpenStep], outputs: &[Form]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -503,3 +554,4 @@ pub mod ops {
         b.build().expect("valid")
     }
 }
+

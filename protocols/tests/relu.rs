@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use common::{decode, encode, uniform, B};
 use pann_approx::Alpha;
-use pann_mpc_core::{Phase, Prg};
-use pann_protocols::harness::{run_program_pair, DealerMode};
-use pann_protocols::{reference, PolyRelu, ReluConfig};
+use pann_mpc_core::{Channel, ChannelConfig, Party, Phase, Prg};
+use pann_protocols::harness::{run_program_pair, share_clear, DealerMode};
+use pann_protocols::{reference, run_program, Dealer, Material, PolyRelu, Program, ReluConfig, Request};
 
 /// Documented fixed-point error budget of the ReLU with the default
 /// precisions (fp = 20, fc = 16, fq = 16): B * 2^-14 on top of B * 2^-alpha.
@@ -96,7 +96,67 @@ async fn relu_costs_alpha_9() {
         // 8 bytes per opening and direction, plus 5 bytes of frame header per round and direction.
         assert_eq!(c.bytes(), (2 * (8 * n * info.openings + 5 * info.rounds)) as u64);
         let off = run.dealer_meter1.phase_total(Phase::Offline);
-        assert_eq!(off.bytes_recv as usize, 8 * (1 + n * info.corrections_per_element) + 5 * off.msgs_recv as usize);
+        // The fingerprint, then each derived vector packed to its width.
+        assert_eq!(off.bytes_recv as usize, 8 * (1 + relu.program.correction_words(n)) + 5 * off.msgs_recv as usize);
+        assert_eq!(8 * relu.program.correction_words(n), n * info.correction_bits_per_element as usize / 8);
         assert_eq!(run.meter0.phase_total(Phase::Offline).bytes(), 0);
     }
+}
+
+/// Runs `program` on `x` with the given material; each party's output shares.
+async fn run_with(program: &Program, x: &[u64], m0: Material, m1: Material) -> (Vec<Vec<u64>>, Vec<Vec<u64>>) {
+    let (in0, in1) = share_clear(x, &mut Prg::from_seed([9; 16]));
+    let (mut c0, mut c1) = Channel::mem_pair(ChannelConfig::default());
+    let (i0, i1): ([&[u64]; 1], [&[u64]; 1]) = ([&in0], [&in1]);
+    let (o0, o1) = tokio::join!(
+        run_program(&mut c0, Party::Server, program, &i0, m0.into_program().unwrap()),
+        run_program(&mut c1, Party::Client, program, &i1, m1.into_program().unwrap())
+    );
+    (o0.unwrap(), o1.unwrap())
+}
+
+/// Party 1 receives each derived value only mod 2^width: adding any multiple
+/// of 2^width to its shares changes no output share; changing the bit below
+/// the width of one vector does (the test can see a width that is too small).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn derived_shares_matter_only_below_their_widths() {
+    let relu = PolyRelu::new(ReluConfig::new(Alpha::new(9).unwrap(), 20)).unwrap();
+    let program = &relu.program;
+    let n = 512;
+    let x = encode(&uniform(&mut Prg::from_seed([4; 16]), n, 1.0), 20);
+    let req = Request::program(program, n);
+    let deal = || Dealer::new([1; 16], [2; 16]).deal(&req).unwrap();
+    // Add junk << shift(width) to party 1's derived vectors (all of them, or only `only`).
+    let perturbed = |shift: &dyn Fn(u32) -> Option<u32>, only: Option<usize>| {
+        let (m0, m1) = deal();
+        let mut p1 = m1.into_program().unwrap();
+        let mut derived: Vec<&mut Vec<u64>> = Vec::new();
+        for (o, step) in p1.opens.iter_mut().zip(program.opens()) {
+            if step.shift > 0 {
+                derived.push(&mut o.low);
+                derived.push(&mut o.msb);
+            }
+        }
+        derived.extend(p1.products.iter_mut());
+        let mut junk = Prg::from_seed([6; 16]);
+        for (c, (v, &w)) in derived.into_iter().zip(program.correction_widths()).enumerate() {
+            if only.is_some_and(|k| k != c) {
+                continue;
+            }
+            if let Some(s) = shift(w) {
+                for (e, j) in v.iter_mut().zip(junk.gen(n)) {
+                    *e = e.wrapping_add((j | 1) << s);
+                }
+            }
+        }
+        (m0, Material::Program(p1))
+    };
+    let (m0, m1) = deal();
+    let base = run_with(program, &x, m0, m1).await;
+    let (m0, m1) = perturbed(&|w| (w < 64).then_some(w), None);
+    assert_eq!(run_with(program, &x, m0, m1).await, base, "bits above the widths changed an output");
+    // Negative control: one bit lower, in the first product of width below 64.
+    let k = program.correction_widths().iter().rposition(|&w| w > 0 && w < 64).unwrap();
+    let (m0, m1) = perturbed(&|w| Some(w - 1), Some(k));
+    assert_ne!(run_with(program, &x, m0, m1).await, base);
 }
