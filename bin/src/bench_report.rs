@@ -97,6 +97,33 @@ fn machine_line(name: &str, doc: &Value) -> String {
 /// The prose of BENCHMARKS.md, with placeholders for what the results decide.
 const TEMPLATE: &str = include_str!("../templates/benchmarks.md");
 
+/// First line of the block of BENCHMARKS.md that `scripts/compare-crypten.sh`
+/// writes (PANN against CrypTen): `pann bench-report` keeps it as it is.
+pub const COMPARE_CRYPTEN_BEGIN: &str = "<!-- compare-crypten:begin -->";
+/// Last line of that block.
+pub const COMPARE_CRYPTEN_END: &str = "<!-- compare-crypten:end -->";
+
+/// The block between the CrypTen markers (markers included) of an existing
+/// BENCHMARKS.md, or, when the file has none, an empty block that says how to
+/// fill it. A begin marker without an end marker after it, or a marker that
+/// occurs twice, is an error: the file was cut or edited by hand, and
+/// rewriting it would lose the comparison.
+fn compare_crypten_block(existing: Option<&str>) -> Result<String> {
+    let default = format!(
+        "{COMPARE_CRYPTEN_BEGIN}\nNot measured in this checkout: run `scripts/compare-crypten.sh` (it installs CrypTen into `.venv-crypten` and needs `../shared/data/cifar-10-jpeg`).\n{COMPARE_CRYPTEN_END}"
+    );
+    let Some(text) = existing else { return Ok(default) };
+    let (begins, ends) = (text.matches(COMPARE_CRYPTEN_BEGIN).count(), text.matches(COMPARE_CRYPTEN_END).count());
+    match (text.find(COMPARE_CRYPTEN_BEGIN), text.find(COMPARE_CRYPTEN_END)) {
+        (None, None) => Ok(default),
+        (Some(b), Some(e)) if begins == 1 && ends == 1 && b < e => Ok(text[b..e + COMPARE_CRYPTEN_END.len()].to_string()),
+        _ => anyhow::bail!(
+            "the existing report has {begins} `{COMPARE_CRYPTEN_BEGIN}` and {ends} `{COMPARE_CRYPTEN_END}` (want one of each, in that order): \
+             restore the block (git) or remove both markers, then render again"
+        ),
+    }
+}
+
 /// Render BENCHMARKS.md (`out`) and the SVGs (into `results`) from the JSON
 /// files in `results`: `bench-loopback.json` is required; `bench-lan.json`,
 /// `bench-wan.json`, `bench-resnet32.json` and `plaintext-accuracy.json` add
@@ -121,6 +148,12 @@ fn report(results: &Path, out: &Path) -> Result<(String, usize)> {
     let rel = pathdiff(results, out.parent().unwrap_or(Path::new(".")));
     let mut v = Vars::default();
     v.set("results", rel.display().to_string());
+    let existing = match std::fs::read_to_string(out) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", out.display())),
+    };
+    v.set("compare_crypten", compare_crypten_block(existing.as_deref()).with_context(|| format!("in {}", out.display()))?);
     v.set("model", acc.as_ref().and_then(|a| a.doc["model"].as_str()).unwrap_or("resnet20-akamaster"));
     v.set("data", lo_doc["data"].as_str().unwrap_or("?"));
     v.flag("tls", lo_doc["transport"] == "tls");
@@ -500,6 +533,19 @@ mod tests {
             Scratch(dir)
         }
 
+        /// Write the report where `report` renders it, then render the file.
+        fn render(&self) -> Result<()> {
+            render(&self.0.join("docs/results"), &self.0.join("BENCHMARKS.md"))
+        }
+
+        fn benchmarks_md(&self) -> String {
+            std::fs::read_to_string(self.0.join("BENCHMARKS.md")).unwrap()
+        }
+
+        fn set_benchmarks_md(&self, text: &str) {
+            std::fs::write(self.0.join("BENCHMARKS.md"), text).unwrap();
+        }
+
         fn edit(&self, file: &str, change: impl FnOnce(&mut Value)) {
             let path = self.0.join("docs/results").join(file);
             let mut doc = load(&path).unwrap();
@@ -529,10 +575,14 @@ mod tests {
     /// committed results (so it was not edited by hand, and moving the prose
     /// into the template changed no byte). After changing the report or
     /// the template, regenerate it: `pann bench-report` (see scripts/bench.sh).
+    /// (The committed BENCHMARKS.md is copied into the scratch directory
+    /// first, so that its CrypTen block, which the report keeps, is the
+    /// committed one.)
     #[test]
     fn benchmarks_md_is_the_report_of_the_committed_results() {
         let s = Scratch::new("golden", &RESULTS);
         let committed = std::fs::read_to_string(repo().join("BENCHMARKS.md")).unwrap();
+        s.set_benchmarks_md(&committed);
         let rendered = s.report();
         if rendered != committed {
             let line =
@@ -575,5 +625,52 @@ mod tests {
             assert!(edited.contains(present), "{present} missing in\n{edited}");
         }
         assert!(!edited.contains("*under*") && !edited.contains("faster than it"), "{edited}");
+    }
+
+    /// `pann bench-report` keeps the block that scripts/compare-crypten.sh
+    /// spliced into BENCHMARKS.md, byte for byte, wherever the rest of the
+    /// report changes; a file without the block gets the empty one; a cut
+    /// block (begin without end, end before begin, a marker twice) is an
+    /// error and leaves the file as it was.
+    #[test]
+    fn the_crypten_block_survives_regeneration() {
+        let s = Scratch::new("crypten", &RESULTS[..1]);
+        // No BENCHMARKS.md yet: the empty block, with its markers.
+        s.render().unwrap();
+        let fresh = s.benchmarks_md();
+        assert!(fresh.contains(COMPARE_CRYPTEN_BEGIN) && fresh.contains(COMPARE_CRYPTEN_END), "{fresh}");
+        assert!(fresh.contains("Not measured in this checkout"), "{fresh}");
+
+        // What the script writes: a table between the markers. The rest of the
+        // file is stale (a line the template does not have) and is rewritten.
+        let block = format!(
+            "{COMPARE_CRYPTEN_BEGIN}\n| per image | PANN batch 1 | CrypTen batch 1 |\n|---|---|---|\n| online MB | 36.2 | 95.2 |\n\nMeasured on a test.\n{COMPARE_CRYPTEN_END}"
+        );
+        let (b, e) = (fresh.find(COMPARE_CRYPTEN_BEGIN).unwrap(), fresh.find(COMPARE_CRYPTEN_END).unwrap() + COMPARE_CRYPTEN_END.len());
+        let spliced = format!("a stale first line\n{}{block}{}", &fresh[..b], &fresh[e..]);
+        s.set_benchmarks_md(&spliced);
+        s.render().unwrap();
+        let kept = s.benchmarks_md();
+        assert!(kept.contains(&block), "{kept}");
+        assert!(!kept.contains("Not measured in this checkout") && !kept.contains("a stale first line"), "{kept}");
+        assert_eq!(kept, format!("{}{block}{}", &fresh[..b], &fresh[e..]), "only the block differs from the fresh report");
+        // Rendering again changes nothing.
+        s.render().unwrap();
+        assert_eq!(s.benchmarks_md(), kept);
+
+        // Cut or doubled blocks: an error, and the file stays as it was.
+        for broken in [
+            kept.replace(COMPARE_CRYPTEN_END, ""),
+            kept.replace(COMPARE_CRYPTEN_BEGIN, ""),
+            kept.replace(COMPARE_CRYPTEN_BEGIN, "\u{0}")
+                .replace(COMPARE_CRYPTEN_END, COMPARE_CRYPTEN_BEGIN)
+                .replace('\u{0}', COMPARE_CRYPTEN_END),
+            format!("{kept}\n{block}\n"),
+        ] {
+            s.set_benchmarks_md(&broken);
+            let err = s.render().unwrap_err();
+            assert!(format!("{err:#}").contains("want one of each"), "{err:#}");
+            assert_eq!(s.benchmarks_md(), broken);
+        }
     }
 }
