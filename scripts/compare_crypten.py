@@ -695,6 +695,25 @@ def report(args):
                 f"end to end {c['end_to_end_s_per_image'] / p['end_to_end_s_per_image']:.2f}x, "
                 f"total MB {c['total_mb_per_image'] / p['total_mb_per_image']:.2f}x (CrypTen / PANN)"
             )
+    if pann_doc:
+        pann_text = (
+            f"PANN: `{pann_doc.get('command')}` (alpha {args.alpha}, TLS; online = the client's compute per run, "
+            f"end to end = online + the client's wait for the dealer's material, which streams while it computes; "
+            f"MB from the channel meters)."
+        )
+    else:
+        pann_text = "PANN: not measured (--skip-pann)."
+    if cr_doc:
+        cr_text = (
+            f"CrypTen {cr_doc['crypten_version']} (torch {cr_doc['torch_version']}, {cr_doc['encoder_precision_bits']}-bit "
+            f"fixed point, TTP provider, gloo over 127.0.0.1, no TLS, {cr_doc['threads_per_process']} torch thread(s) per "
+            f"process): online = a run after `TupleProvider.fill_cache()` made every tuple that a traced run of the same "
+            f"batch shape requested (0 cache misses), end to end = a run with the cache empty, so the TTP makes material "
+            f"on demand; online MB from the communicator statistics of both parties (sum / 2), offline MB = what the TTP "
+            f"sends (to party 0; party 1 draws its share from a seed)."
+        )
+    else:
+        cr_text = "CrypTen: not measured (--skip-crypten)."
     body = [
         table(batches, pann, cr),
         "",
@@ -703,15 +722,8 @@ def report(args):
         f"([compare-crypten.json]({args.results_rel}/compare-crypten.json)).",
         "",
         f"Same model (`resnet20-akamaster`, BN folded), the first {args.images} images of `{args.records}`, "
-        f"three processes on loopback each side. PANN: `{pann_doc.get('command') if pann_doc else 'skipped'}` "
-        f"(alpha {args.alpha}, TLS; online = the client's compute per run, end to end = online + the client's wait "
-        f"for the dealer's material, which streams while it computes; MB from the channel meters). "
-        f"CrypTen {cr_doc['crypten_version'] if cr_doc else ''} (torch {cr_doc['torch_version'] if cr_doc else '-'}, "
-        f"{cr_doc['encoder_precision_bits'] if cr_doc else '-'}-bit fixed point, TTP provider, gloo over 127.0.0.1, "
-        f"no TLS, {cr_doc['threads_per_process'] if cr_doc else '-'} torch thread(s) per process): online = a run after `TupleProvider.fill_cache()` made every tuple a traced run of the same batch "
-        f"shape requested (0 cache misses), end to end = a run with the cache empty, so the TTP makes material on "
-        f"demand; online MB from the communicator statistics of both parties (sum / 2), offline MB = what the TTP sends "
-        f"(to party 0; party 1 draws its share from a seed). Per image: medians over all runs of a configuration "
+        f"three processes on loopback each side. " + pann_text + " " + cr_text + " "
+        f"Per image: medians over all runs of a configuration "
         f"({args.images} images / batch x {args.repeat} repetition(s), on each side), divided by the batch.",
         "",
     ]
@@ -724,6 +736,13 @@ def report(args):
         if b in cr:
             checks.append(f"CrypTen batch {b}: {verified_cr(b)}")
     body += ["Predictions: " + "; ".join(checks) + "."]
+    if any(r["verified"]["max_abs_logit_diff"] > 0.5 for r in cr.values()):
+        body += [
+            "",
+            "A CrypTen logit off by 1.0 is its decoder's: `FixedPointEncoder.decode` floor-divides a negative "
+            "value by 2^16 - 1 instead of 2^16, so a value just above a negative integer -k (by less than "
+            "k / 2^16) comes out near -k - 1.",
+        ]
     block = "\n".join(body)
     with open(args.out_md, "w") as f:
         f.write("# PANN against CrypTen 0.4.1 (trusted third party)\n\n")
@@ -776,8 +795,9 @@ def main():
     r.add_argument("--images", type=int, required=True)
     r.add_argument("--repeat", type=int, default=1)
     r.add_argument("--records", required=True)
-    for k in ("cpu", "cores", "commit", "date", "load-start", "load-end", "command"):
+    for k in ("cpu", "commit", "date", "load-start", "load-end", "command"):
         r.add_argument("--" + k, required=True)
+    r.add_argument("--cores", type=int, required=True)
     r.add_argument("--wall-s", type=float)
     r.add_argument("--out-md", required=True)
     r.add_argument("--out-json", required=True)
