@@ -3,7 +3,7 @@
 
 Reads `perf script -F pid,tid,comm,ip,sym --show-task-events` output (stdin)
 of a `perf record -g` of `pann bench`, maps each pann-party process to its role
-by launch order (bin/src/launch.rs spawns dealer, server, client), and
+by the order they were forked (bin/src/launch.rs spawns dealer, server, client), and
 attributes every sample to the first category that matches a frame of its
 call chain, leaf first. Prints a Markdown table (share of all samples) and
 writes JSON when --json is given. Used by scripts/profile.sh.
@@ -20,8 +20,8 @@ CATEGORIES = [
     ("PRG (AES-CTR expansion)", r"aes::|Aes128|Prg::|prg::"),
     ("convolution / linear kernels", r"kernels::|gemm|im2col|conv2d|LinearSpec::apply"),
     ("ReLU program: local forms", r"exec::eval_form|ring::mul_assign|ring::add_assign|ring::sub_assign|add_scaled_assign|exec::run_program"),
-    ("dealer: atoms and products", r"dealer::|mask_atoms"),
-    ("material: assembly and copies", r"material::|from_iter|extend_from_slice|memmove|memcpy"),
+    ("dealer: atoms and products", r"dealer::|mask_atoms|pack::pack"),
+    ("material: assembly and copies", r"material::|pack::unpack|from_iter|extend_from_slice|memmove|memcpy"),
     ("allocation and zeroing", r"memset|malloc|_int_free|cfree|realloc|page_fault|clear_page|do_anonymous_page|alloc_pages|folio|mmap|munmap|madvise"),
     ("network stack (kernel)", r"tcp_|skb|_copy_to_iter|_copy_from_iter|sock_|ip_|net_|__sys_send|__sys_recv|loopback|softirq"),
     ("channel framing", r"channel::|send_ring|recv_ring|exchange_ring|frame"),
@@ -31,17 +31,21 @@ COMPILED = [(c, re.compile(p)) for c, p in CATEGORIES]
 
 
 def parse(lines):
-    roles = {}
-    order = []
+    forks = []  # new processes, in the order they were forked
+    parties = set()  # those that exec pann-party
     samples = []
     cur = None
     for line in lines:
+        m = re.search(r"PERF_RECORD_FORK\((\d+):(\d+)\):\((\d+):\d+\)", line)
+        if m:
+            child, tid, parent = int(m.group(1)), int(m.group(2)), int(m.group(3))
+            if child == tid and child != parent:
+                forks.append(child)
+            continue
         if "PERF_RECORD_COMM exec: pann-party" in line:
             m = re.search(r"pann-party:(\d+)/", line)
-            if m and int(m.group(1)) not in roles:
-                pid = int(m.group(1))
-                roles[pid] = ["dealer", "server", "client"][len(order)] if len(order) < 3 else f"party{len(order)}"
-                order.append(pid)
+            if m:
+                parties.add(int(m.group(1)))
             continue
         if not line.strip():
             if cur:
@@ -58,6 +62,9 @@ def parse(lines):
             cur[1].append(parts[1] if len(parts) > 1 else "?")
     if cur:
         samples.append(cur)
+    order = [p for p in forks if p in parties]
+    names = ["dealer", "server", "client"]
+    roles = {p: names[i] if i < len(names) else f"party{i}" for i, p in enumerate(order)}
     return roles, samples
 
 
@@ -80,6 +87,8 @@ def main():
     for pid, frames in samples:
         role = roles.get(pid, "bench driver")
         cat = categorize(frames)
+        if role == "dealer" and cat == "ReLU program: local forms":
+            cat = "dealer: atoms and products"  # the same ring loops, making material
         table[(role, cat)] += 1
         per_role[role] += 1
     total = sum(per_role.values()) or 1

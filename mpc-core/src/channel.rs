@@ -579,12 +579,26 @@ impl Channel {
     /// announces anything but `1 + 8n` bytes is refused before its body is
     /// read (an `Abort` of at most [`MAX_ABORT`] bytes becomes `PeerAborted`).
     pub async fn recv_ring(&mut self, n: usize) -> Result<Vec<R>> {
-        let body = n
-            .checked_mul(8)
-            .filter(|b| *b < self.cfg.max_frame)
-            .ok_or(CoreError::FrameTooLarge { len: n.saturating_mul(8).saturating_add(1), max: self.cfg.max_frame })?;
+        // Checked before anything is allocated for it.
+        self.ring_body(n)?;
+        let mut out = Vec::with_capacity(n);
+        self.recv_ring_append(n, &mut out).await?;
+        Ok(out)
+    }
+
+    /// Like [`Channel::recv_ring`], appending the `n` elements to `out`
+    /// (long vectors received frame by frame, without a copy per frame).
+    pub async fn recv_ring_append(&mut self, n: usize, out: &mut Vec<R>) -> Result<()> {
+        let body = self.ring_body(n)?;
         let frame = self.recv_checked(Some((Tag::Ring, Expect::Exactly(body)))).await?;
-        decode_ring(&frame, n)
+        decode_ring_into(&frame, n, out)
+    }
+
+    /// The body length of a frame of `n` ring elements, if it fits a frame.
+    fn ring_body(&self, n: usize) -> Result<usize> {
+        n.checked_mul(8)
+            .filter(|b| *b < self.cfg.max_frame)
+            .ok_or(CoreError::FrameTooLarge { len: n.saturating_mul(8).saturating_add(1), max: self.cfg.max_frame })
     }
 
     /// Send `xs` and receive the peer's vector of the same length: one round.
@@ -639,7 +653,7 @@ pub fn abort_code_of(body: &[u8]) -> AbortCode {
     }
 }
 
-fn decode_ring(frame: &[u8], n: usize) -> Result<Vec<R>> {
+fn decode_ring_into(frame: &[u8], n: usize, out: &mut Vec<R>) -> Result<()> {
     let Some(&tag) = frame.first() else {
         return Err(CoreError::Malformed("empty frame where ring elements were expected".into()));
     };
@@ -653,14 +667,12 @@ fn decode_ring(frame: &[u8], n: usize) -> Result<Vec<R>> {
     if body.len() != 8 * n {
         return Err(CoreError::Malformed(format!("expected {n} ring elements ({} bytes), got {} bytes", 8 * n, body.len())));
     }
-    Ok(body
-        .chunks_exact(8)
-        .map(|c| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(c);
-            u64::from_le_bytes(b)
-        })
-        .collect())
+    out.extend(body.chunks_exact(8).map(|c| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        u64::from_le_bytes(b)
+    }));
+    Ok(())
 }
 
 #[cfg(test)]

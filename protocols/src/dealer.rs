@@ -244,7 +244,7 @@ async fn recv_chunked(chan: &mut Channel, len: usize) -> Result<Vec<R>> {
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
         let k = (len - out.len()).min(CHUNK);
-        out.extend(chan.recv_ring(k).await?);
+        chan.recv_ring_append(k, &mut out).await?;
     }
     Ok(out)
 }

@@ -292,11 +292,7 @@ fn assemble(prg: &Prg, req: &Request, corr: Option<&[R]>) -> Material {
                 .into_par_iter()
                 .map(|c| match corr {
                     None => gen_at(prg, (m + c) as u128 * stride, n),
-                    Some(words) => {
-                        let mut v = vec![0; n];
-                        pack::unpack(&words[offsets[c]..offsets[c] + pack::words(n, widths[c])], widths[c], &mut v);
-                        v
-                    }
+                    Some(words) => pack::unpacked(&words[offsets[c]..offsets[c] + pack::words(n, widths[c])], widths[c], n),
                 })
                 .collect::<Vec<_>>()
                 .into_iter();

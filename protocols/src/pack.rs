@@ -38,32 +38,24 @@ pub fn pack(values: &[R], w: u32, out: &mut [R]) {
     }
 }
 
-/// The values packed by [`pack`], each mod `2^w`, into `out`. A short
-/// `packed` reads as zeros (callers check lengths first; peer data never
-/// panics here).
-pub fn unpack(packed: &[R], w: u32, out: &mut [R]) {
-    if w == 64 {
-        for (x, &p) in out.iter_mut().zip(packed.iter().chain(std::iter::repeat(&0))) {
-            *x = p;
-        }
-        return;
-    }
-    if w == 0 {
-        out.fill(0);
-        return;
-    }
-    let mask = (1u64 << w) - 1;
+/// `n` values packed by [`pack`], each mod `2^w`, as a new vector (written
+/// once, not zeroed first). A short `packed` reads as zeros.
+pub fn unpacked(packed: &[R], w: u32, n: usize) -> Vec<R> {
+    let mask = if w == 64 { u64::MAX } else { (1u64 << w) - 1 };
     let mut words = packed.iter().copied();
     let (mut acc, mut bits) = (0u128, 0u32);
-    for x in out {
-        if bits < w {
-            acc |= (words.next().unwrap_or(0) as u128) << bits;
-            bits += 64;
-        }
-        *x = acc as u64 & mask;
-        acc >>= w;
-        bits -= w;
-    }
+    (0..n)
+        .map(|_| {
+            if bits < w {
+                acc |= (words.next().unwrap_or(0) as u128) << bits;
+                bits += 64;
+            }
+            let x = acc as u64 & mask;
+            acc >>= w;
+            bits -= w;
+            x
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -78,8 +70,7 @@ mod tests {
             let v = Prg::from_seed([seed; 16]).gen(n);
             let mut packed = vec![0; words(n, w)];
             pack(&v, w, &mut packed);
-            let mut back = vec![7; n];
-            unpack(&packed, w, &mut back);
+            let back = unpacked(&packed, w, n);
             let mask = if w == 64 { u64::MAX } else { (1u64 << w) - 1 };
             for (a, b) in v.iter().zip(&back) {
                 prop_assert_eq!(a & mask, *b);
@@ -92,8 +83,7 @@ mod tests {
         for w in 0..=64 {
             assert_eq!(words(1024, w) * 64, 1024 * w as usize);
         }
-        let mut out = [9; 3];
-        unpack(&[u64::MAX], 40, &mut out);
-        assert_eq!(out, [(1 << 40) - 1, (1 << 24) - 1, 0]);
+        assert_eq!(unpacked(&[u64::MAX], 40, 3), [(1 << 40) - 1, (1 << 24) - 1, 0]);
+        assert_eq!(unpacked(&[], 0, 2), [0, 0]);
     }
 }
