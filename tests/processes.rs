@@ -252,6 +252,7 @@ fn pann_plan_writes_a_card_that_meets_its_target() {
     // Metered costs: alpha 6 is cheaper than alpha 9, and the plan costs no
     // more than the uniform configuration it started from.
     assert!(f(&r["costs"]["6"]["bytes"]) < f(&r["costs"]["9"]["bytes"]));
+    assert!(0.0 < f(&r["costs"]["6"]["offline_bytes"]) && f(&r["costs"]["6"]["offline_bytes"]) < f(&r["costs"]["9"]["offline_bytes"]));
     let explored = oc["explored"].as_array().unwrap();
     let chosen = explored.iter().rev().find(|e| e["alphas"] == oc["alphas"]).expect("the choice was evaluated");
     let start = explored

@@ -27,18 +27,27 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
 }
 
-/// Online bytes per element and rounds of one ReLU layer at each alpha,
-/// from the meters of a two-party run on 16,384 elements (inputs at 54
-/// fractional bits, as in a ResNet plan).
+/// Online bytes per element and rounds of one ReLU layer at each alpha, and
+/// the dealer's offline bytes per element to party 1, from the meters of a
+/// two-party run with a dealer on 16,384 elements (inputs at 54 fractional
+/// bits, as in a ResNet plan).
 pub fn metered_relu_costs(alphas: &[Alpha]) -> Result<BTreeMap<Alpha, ReluCost>> {
     let rt = runtime()?;
     let mut out = BTreeMap::new();
     for &a in alphas {
         let relu = PolyRelu::new(ReluConfig::new(a, 54)).with_context(|| format!("ReLU at alpha {a}"))?;
         let x: Vec<R> = (0..METER_ELEMENTS).map(|i| ((i as f64 / METER_ELEMENTS as f64 - 0.5) * 2f64.powi(54)) as i64 as u64).collect();
-        let run = rt.block_on(run_program_pair(&relu.program, &[x], a.get() as u64, DealerMode::InProcess))?;
+        let run = rt.block_on(run_program_pair(&relu.program, &[x], a.get() as u64, DealerMode::Channel))?;
         let online = run.meter0.phase_total(Phase::Online);
-        out.insert(a, ReluCost { bytes: online.bytes() as f64 / METER_ELEMENTS as f64, rounds: online.rounds as u32 });
+        let offline = run.dealer_meter1.phase_total(Phase::Offline);
+        out.insert(
+            a,
+            ReluCost {
+                bytes: online.bytes() as f64 / METER_ELEMENTS as f64,
+                rounds: online.rounds as u32,
+                offline_bytes: offline.bytes() as f64 / METER_ELEMENTS as f64,
+            },
+        );
     }
     Ok(out)
 }
@@ -166,7 +175,7 @@ pub struct PlanReport {
     pub card: String,
     /// The calibration images (`FILE records A..B`).
     pub calibration: String,
-    /// Metered online cost of one ReLU element per alpha.
+    /// Metered cost of one ReLU element per alpha (online bytes and rounds, offline bytes).
     pub costs: BTreeMap<Alpha, ReluCost>,
     /// The target, as in [`PlanOptions::max_drop_points`].
     pub max_drop_points: f64,
@@ -199,11 +208,18 @@ pub fn plan(o: &PlanOptions) -> Result<PlanReport> {
     if !(o.max_drop_points >= 0.0 && o.max_drop_points.is_finite()) {
         bail!("--max-drop must be a number of points >= 0");
     }
+    // Before the search, which takes minutes: where its results go must exist.
+    for path in std::iter::once(&o.out).chain(o.report.as_ref()) {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            bail!("{} does not exist: create it first (for {})", dir.display(), path.display());
+        }
+    }
     let (images, labels) = labelled_images(&loaded, &o.calib, o.first, o.count)?;
     eprintln!("plan: metering one ReLU layer at alpha {:?} ...", o.alphas);
     let costs = metered_relu_costs(&o.alphas)?;
     for (a, c) in &costs {
-        eprintln!("  alpha {a:2}: {:.2} B per ReLU online, {} rounds", c.bytes, c.rounds);
+        eprintln!("  alpha {a:2}: {:.2} B per ReLU online, {} rounds, {:.2} B offline", c.bytes, c.rounds, c.offline_bytes);
     }
     let reference_accuracy = match &o.reference {
         None => None,
@@ -239,13 +255,14 @@ pub fn plan(o: &PlanOptions) -> Result<PlanReport> {
     let t0 = std::time::Instant::now();
     let outcome = planner.plan(o.max_drop_points / 100.0, |e: &Explored| {
         eprintln!(
-            "  [{:>6.0} s] {:<11} acc {:6.2}%  loss {:.4}  ReLU {:6.2} MB {:3} rounds  alphas {:?}",
+            "  [{:>6.0} s] {:<11} acc {:6.2}%  loss {:.4}  ReLU {:6.2} MB {:3} rounds {:6.2} MB offline  alphas {:?}",
             t0.elapsed().as_secs_f64(),
             e.kind,
             100.0 * e.score.accuracy,
             e.score.loss,
             e.relu_bytes / 1e6,
             e.relu_rounds,
+            e.relu_offline_bytes / 1e6,
             e.alphas
         )
     })?;

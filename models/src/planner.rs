@@ -28,13 +28,17 @@ use crate::error::{ModelError, Result};
 use crate::model::Model;
 use crate::plain::{Forward, PlainExecutor, ReluMode};
 
-/// The metered online cost of one ReLU at one alpha.
+/// The metered cost of one ReLU at one alpha.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReluCost {
     /// Online bytes per ReLU element (both directions, one party's channel).
     pub bytes: f64,
     /// Online rounds of one ReLU layer (independent of its size).
     pub rounds: u32,
+    /// Offline bytes per ReLU element: what the dealer sends party 1
+    /// (reports written before this field read as 0).
+    #[serde(default)]
+    pub offline_bytes: f64,
 }
 
 /// What the planner minimises.
@@ -45,6 +49,23 @@ pub enum Objective {
     Bytes,
     /// Online ReLU rounds per inference.
     Rounds,
+    /// Offline ReLU bytes per image (the dealer's traffic to the client).
+    Offline,
+    /// Online and offline ReLU bytes per image together.
+    Total,
+}
+
+impl Objective {
+    /// The quantity minimised, from a configuration's online bytes, rounds
+    /// and offline bytes.
+    pub fn value(self, online_bytes: f64, rounds: u32, offline_bytes: f64) -> f64 {
+        match self {
+            Objective::Bytes => online_bytes,
+            Objective::Rounds => rounds as f64,
+            Objective::Offline => offline_bytes,
+            Objective::Total => online_bytes + offline_bytes,
+        }
+    }
 }
 
 /// Accuracy and mean cross-entropy of one configuration on the calibration images.
@@ -62,10 +83,14 @@ pub struct Score {
 pub struct Explored {
     /// Alpha per site, in execution order.
     pub alphas: Vec<Alpha>,
-    /// ReLU bytes per image (from the cost table).
+    /// Online ReLU bytes per image (from the cost table).
     pub relu_bytes: f64,
     /// ReLU rounds per inference (from the cost table).
     pub relu_rounds: u32,
+    /// Offline ReLU bytes per image (from the cost table; 0 in reports
+    /// written before it was recorded).
+    #[serde(default)]
+    pub relu_offline_bytes: f64,
     /// Its score on the calibration images.
     pub score: Score,
     /// What produced it: "uniform", "start" (the given starting point),
@@ -162,19 +187,21 @@ impl Planner<'_> {
         self.score(ReluMode::pann_mixed(map, self.bounds.clone())?)
     }
 
-    /// ReLU bytes per image and ReLU rounds of a configuration.
+    /// Online ReLU bytes per image and ReLU rounds of a configuration.
     pub fn cost_of(&self, elements: &[usize], alphas: &[Alpha]) -> (f64, u32) {
         let bytes = elements.iter().zip(alphas).map(|(&e, a)| e as f64 * self.costs[a].bytes).sum();
         let rounds = alphas.iter().map(|a| self.costs[a].rounds).sum();
         (bytes, rounds)
     }
 
+    /// Offline ReLU bytes per image of a configuration.
+    pub fn offline_cost_of(&self, elements: &[usize], alphas: &[Alpha]) -> f64 {
+        elements.iter().zip(alphas).map(|(&e, a)| e as f64 * self.costs[a].offline_bytes).sum()
+    }
+
     fn objective_of(&self, elements: &[usize], alphas: &[Alpha]) -> f64 {
         let (b, r) = self.cost_of(elements, alphas);
-        match self.objective {
-            Objective::Bytes => b,
-            Objective::Rounds => r as f64,
-        }
+        self.objective.value(b, r, self.offline_cost_of(elements, alphas))
     }
 
     /// Search for the cheapest configuration with accuracy >= reference - `max_drop`
@@ -191,7 +218,8 @@ impl Planner<'_> {
         let mut explored = Vec::new();
         let mut record = |alphas: &[Alpha], score: Score, kind: &str, explored: &mut Vec<Explored>| {
             let (relu_bytes, relu_rounds) = self.cost_of(&elements, alphas);
-            let e = Explored { alphas: alphas.to_vec(), relu_bytes, relu_rounds, score, kind: kind.into() };
+            let relu_offline_bytes = self.offline_cost_of(&elements, alphas);
+            let e = Explored { alphas: alphas.to_vec(), relu_bytes, relu_rounds, relu_offline_bytes, score, kind: kind.into() };
             progress(&e);
             explored.push(e);
         };
@@ -285,5 +313,22 @@ impl Planner<'_> {
             score: current,
             explored,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Objective;
+
+    #[test]
+    fn each_objective_minimises_its_own_cost() {
+        // Two configurations: a is cheaper online, b offline and in rounds.
+        let (a, b) = ((10.0, 7, 50.0), (12.0, 5, 30.0));
+        let pick = |o: Objective| if o.value(a.0, a.1, a.2) < o.value(b.0, b.1, b.2) { 'a' } else { 'b' };
+        assert_eq!(pick(Objective::Bytes), 'a');
+        assert_eq!(pick(Objective::Rounds), 'b');
+        assert_eq!(pick(Objective::Offline), 'b');
+        assert_eq!(pick(Objective::Total), 'b');
+        assert_eq!(Objective::Total.value(1.0, 3, 2.0), 3.0);
     }
 }

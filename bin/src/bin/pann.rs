@@ -325,6 +325,10 @@ enum ObjectiveArg {
     Bytes,
     /// Online rounds per inference.
     Rounds,
+    /// Offline bytes per image (the dealer's traffic to the client).
+    Offline,
+    /// Online and offline bytes per image together.
+    Total,
 }
 
 fn parse_role(s: &str) -> std::result::Result<Role, String> {
@@ -367,6 +371,8 @@ fn main() -> Result<()> {
             let objective = match objective {
                 ObjectiveArg::Bytes => pann_models::planner::Objective::Bytes,
                 ObjectiveArg::Rounds => pann_models::planner::Objective::Rounds,
+                ObjectiveArg::Offline => pann_models::planner::Objective::Offline,
+                ObjectiveArg::Total => pann_models::planner::Objective::Total,
             };
             let o = precision::PlanOptions {
                 card: model,
