@@ -35,10 +35,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let relu = PolyRelu::new(ReluConfig::new(alpha, 36))?;
     // ResNet-20's ReLU layers: 7 of 16x32x32, 6 of 32x16x16, 6 of 64x8x8.
-    let sizes: Vec<usize> = [(7, 16 * 32 * 32), (6, 32 * 16 * 16), (6, 64 * 8 * 8)]
-        .iter()
-        .flat_map(|&(k, n)| std::iter::repeat_n(n * batch, k))
-        .collect();
+    let sizes: Vec<usize> =
+        [(7, 16 * 32 * 32), (6, 32 * 16 * 16), (6, 64 * 8 * 8)].iter().flat_map(|&(k, n)| std::iter::repeat_n(n * batch, k)).collect();
     let reqs: Vec<Request> = sizes.iter().map(|&n| Request::program(&Arc::clone(&relu.program), n)).collect();
     let corr_bytes: u64 = reqs.iter().map(|r| 8 * r.correction_len() as u64).sum();
     let mat_bytes: u64 = reqs.iter().map(|r| 8 * r.material_len()).sum();

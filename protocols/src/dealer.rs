@@ -414,11 +414,14 @@ mod tests {
         for (key, s0) in program.products().iter().zip(&p0.products) {
             let mut v = vec![1; n];
             for &(j, a) in key {
-                ring::mul_assign(&mut v, match a {
-                    Atom::Full => &rs[j],
-                    Atom::Low => &atoms[j].0,
-                    Atom::Msb => &atoms[j].1,
-                });
+                ring::mul_assign(
+                    &mut v,
+                    match a {
+                        Atom::Full => &rs[j],
+                        Atom::Low => &atoms[j].0,
+                        Atom::Msb => &atoms[j].1,
+                    },
+                );
             }
             corr.extend(ring::sub(&v, s0));
         }

@@ -38,9 +38,9 @@ pub mod kernels;
 pub mod linear;
 pub mod material;
 pub mod open;
-pub mod pack;
 #[cfg(feature = "net")]
 pub mod ops;
+pub mod pack;
 pub mod poly;
 pub mod program;
 pub mod reference;

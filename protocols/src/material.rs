@@ -23,8 +23,8 @@ use pann_mpc_core::{Party, Prg, Seed};
 use crate::error::{ProtocolError, Result};
 use crate::kernels::LinearSpec;
 use crate::pack;
-use rayon::prelude::*;
 use crate::program::Program;
+use rayon::prelude::*;
 
 /// What one online operation needs.
 #[derive(Clone, Debug)]

@@ -554,4 +554,3 @@ pub mod ops {
         b.build().expect("valid")
     }
 }
-
