@@ -200,7 +200,13 @@ where
                 stopping.send_replace(true);
                 break;
             }
-            Some(res) = tasks.join_next(), if !tasks.is_empty() => tally.add(ended(res), &opts.report),
+            Some(res) = tasks.join_next(), if !tasks.is_empty() => {
+                tally.add(ended(res), &opts.report);
+                if tasks.is_empty() {
+                    // Idle: what the sessions freed goes back to the system.
+                    crate::alloc::release_free_memory();
+                }
+            }
             conn = listener.accept_stream(accept_wait) => match conn {
                 Ok((stream, peer)) => {
                     let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {

@@ -254,7 +254,7 @@ fn need<'a>(v: &'a Option<String>, flag: &str, role: &str) -> Result<&'a str> {
 }
 
 fn main() -> std::process::ExitCode {
-    pann_bin::alloc::keep_large_buffers();
+    let _ = pann_bin::alloc::keep_large_buffers();
     let a = Args::parse();
     let role = format!("{:?}", a.role).to_lowercase();
     // Log lines on stderr: time, level, the session they belong to, message.
