@@ -109,7 +109,14 @@ pub struct SidesRow {
 }
 
 /// Insight (1) of Zhang et al., measured on an exported model.
-pub fn probe_sides(card: &Path, test: &ImageSet, n: usize, alphas: &[Alpha], mut on_row: impl FnMut(&SidesRow)) -> Result<Vec<SidesRow>> {
+pub fn probe_sides(
+    card: &Path,
+    test: &ImageSet,
+    n: usize,
+    alphas: &[Alpha],
+    global: bool,
+    mut on_row: impl FnMut(&SidesRow),
+) -> Result<Vec<SidesRow>> {
     use crate::act::{PannRelu, PolyGrad, Side, SidedPann};
     use crate::net::{Activation, ExactRelu, ResNet};
     let m = LoadedModel::load(card)?;
@@ -123,11 +130,15 @@ pub fn probe_sides(card: &Path, test: &ImageSet, n: usize, alphas: &[Alpha], mut
     vs.double();
     let set = test.clone().truncated(n);
     let spec = m.card.input.clone();
-    let bounds: Vec<f64> = net
+    let mut bounds: Vec<f64> = net
         .sites()
         .iter()
         .map(|s| m.card.relu_bounds.get(s).copied().ok_or_else(|| pann_models::ModelError::MissingBound { site: s.clone() }))
         .collect::<std::result::Result<_, _>>()?;
+    if global {
+        let b = bounds.iter().copied().fold(0.0, f64::max);
+        bounds.iter_mut().for_each(|v| *v = b);
+    }
     let acc = |act: &mut dyn Activation| accuracy_f64(&net, &set, &spec, act);
     let (exact, exact_loss) = acc(&mut ExactRelu);
     let mut rows = Vec::new();

@@ -243,7 +243,7 @@ fn sided_pann_probe_runs_on_the_shipped_model() {
     tch::set_num_threads(1);
     let card = repo().join("models/assets/resnet20-akamaster.card.json");
     let set = pann_models::ImageSet::read_file(repo().join("models/tests/data/test_batch_first64.bin")).unwrap();
-    let rows = pann_trainer::eval::probe_sides(&card, &set, 8, &[Alpha::new(14).unwrap()], |_| {}).unwrap();
+    let rows = pann_trainer::eval::probe_sides(&card, &set, 8, &[Alpha::new(14).unwrap()], false, |_| {}).unwrap();
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
     // At 2^-14 with calibrated bounds every variant is as accurate as exact ReLU on these images.
@@ -254,6 +254,12 @@ fn sided_pann_probe_runs_on_the_shipped_model() {
     for l in [r.both_loss, r.negative_only_loss, r.positive_only_loss] {
         assert!(r.exact_loss > 0.0 && (l - r.exact_loss).abs() < 0.05 * r.exact_loss, "{r:?}");
     }
+    // One bound for every site (the largest) is another configuration: at
+    // 2^-6 the PANN's loss changes (the flag was once ignored by this probe).
+    let a6 = [Alpha::new(6).unwrap()];
+    let per_layer = pann_trainer::eval::probe_sides(&card, &set, 8, &a6, false, |_| {}).unwrap();
+    let global = pann_trainer::eval::probe_sides(&card, &set, 8, &a6, true, |_| {}).unwrap();
+    assert_ne!(per_layer[0].both_loss, global[0].both_loss);
 }
 
 /// The shipped Fashion-MNIST subset (512 training, 128 test images, IDX).

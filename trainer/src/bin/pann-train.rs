@@ -281,7 +281,7 @@ struct EvalArgs {
     /// Write the table as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// eval: one bound for every ReLU site (the largest per-layer bound of the
+    /// One bound for every ReLU site (the largest per-layer bound of the
     /// card) instead of the card's per-layer bounds.
     #[arg(long)]
     global_bound: bool,
@@ -407,7 +407,7 @@ fn main() -> Result<()> {
         Cmd::Sides(a) => {
             let alphas = a.alphas.0.clone();
             let test = open_dir(&a.data)?.test()?.truncated(a.images);
-            let rows = probe_sides(&a.card, &test, a.images, &alphas, |r| {
+            let rows = probe_sides(&a.card, &test, a.images, &alphas, a.global_bound, |r| {
                 println!(
                     "alpha {:2}: accuracy (loss) exact {:6.2}% ({:.4}), PANN both sides {:6.2}% ({:.4}), negative inputs only {:6.2}% ({:.4}), positive inputs only {:6.2}% ({:.4}) ({} images)",
                     r.alpha,
