@@ -932,7 +932,13 @@ impl DealerService {
                         // Waiting for the client's end holds no slot.
                         drop(slot);
                         let _ = client.close().await;
-                        Ok(())
+                        // Every correction was sent, but the client may have
+                        // given up after it (the server failed): its Abort
+                        // arrives while the link closes.
+                        match client.abort_seen_at_close() {
+                            None => Ok(()),
+                            Some(code) => Err(format!("dealer session: the client gave up after the last correction was sent: {}", code.text())),
+                        }
                     }
                     Err(e) => {
                         let c = refuse(&mut client, e.abort_code().unwrap_or(AbortCode::Internal)).await;

@@ -622,6 +622,12 @@ impl Channel {
         Ok(())
     }
 
+    /// The Abort the peer sent, if [`Channel::close`] read one while waiting
+    /// for the peer's end (a peer that gave up after our last message).
+    pub fn abort_seen_at_close(&self) -> Option<AbortCode> {
+        self.abort_at_close
+    }
+
     /// [`Channel::close`] without waiting for the peer's end: for a channel
     /// the peer sends nothing on (an idle link), where no byte of the peer's
     /// can be left unread.
