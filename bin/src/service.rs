@@ -937,7 +937,9 @@ impl DealerService {
                         // arrives while the link closes.
                         match client.abort_seen_at_close() {
                             None => Ok(()),
-                            Some(code) => Err(format!("dealer session: the client gave up after the last correction was sent: {}", code.text())),
+                            Some(code) => {
+                                Err(format!("dealer session: the client gave up after the last correction was sent: {}", code.text()))
+                            }
                         }
                     }
                     Err(e) => {
