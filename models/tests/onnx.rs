@@ -104,6 +104,17 @@ fn an_unsupported_operator_is_named() {
     assert!(e.contains(&name) && e.contains("Sigmoid") && e.contains("unsupported"), "{e}");
 }
 
+/// An ONNX node `op(ins) -> out` for the hand-built graphs below.
+fn node(op: &str, ins: &[&str], out: &str) -> pann_models::onnx::proto::NodeProto {
+    pann_models::onnx::proto::NodeProto {
+        name: format!("/{op}_{out}"),
+        op_type: op.into(),
+        inputs: ins.iter().map(|s| s.to_string()).collect(),
+        outputs: vec![out.into()],
+        ..Default::default()
+    }
+}
+
 /// Folding a constant into the input normalisation must not change what
 /// other readers of the input see: `y = Identity(x) - 0.5`, `z = relu(x)`,
 /// out `y + z` keeps the Sub as an op (the alias hides the raw input's second
@@ -113,13 +124,6 @@ fn an_unsupported_operator_is_named() {
 #[test]
 fn a_constant_after_an_alias_of_the_input_is_not_folded_into_the_normalisation() {
     use pann_models::onnx::proto::{Dim, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfo};
-    let node = |op: &str, ins: &[&str], out: &str| NodeProto {
-        name: format!("/{op}_{out}"),
-        op_type: op.into(),
-        inputs: ins.iter().map(|s| s.to_string()).collect(),
-        outputs: vec![out.into()],
-        ..Default::default()
-    };
     let graph = |nodes: Vec<NodeProto>| {
         let half = TensorProto { name: "half".into(), data_type: 1, float_data: vec![0.5], ..Default::default() };
         let vi = |name: &str| ValueInfo {
@@ -163,13 +167,6 @@ fn a_constant_after_an_alias_of_the_input_is_not_folded_into_the_normalisation()
 #[test]
 fn a_scale_after_a_relu_moves_into_the_layer_before_only_when_it_alone_reads_it() {
     use pann_models::onnx::proto::{Dim, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfo};
-    let node = |op: &str, ins: &[&str], out: &str| NodeProto {
-        name: format!("/{op}_{out}"),
-        op_type: op.into(),
-        inputs: ins.iter().map(|s| s.to_string()).collect(),
-        outputs: vec![out.into()],
-        ..Default::default()
-    };
     let graph = |nodes: Vec<NodeProto>| {
         let t = |name: &str, dims: Vec<i64>, v: f32| TensorProto {
             name: name.into(),

@@ -23,7 +23,7 @@ use pann_mpc_core::{Channel, CoreError, Party, Phase, Prg, Seed};
 
 use crate::error::{check_len, ProtocolError, Result};
 use crate::kernels::LinearSpec;
-use crate::material::{expand_party0, expand_party1, streams, Expander, Material, Request};
+use crate::material::{expand_party0, expand_party1, linear_z_block, program_vector_block, streams, Expander, Material, Request};
 use crate::open::mask_atoms;
 use crate::pack;
 use crate::program::{Atom, Program};
@@ -90,7 +90,7 @@ impl Dealer {
                 let r1 = prg1.clone().gen(spec.input_len());
                 let mut z = spec.apply(a, &r1)?;
                 let mut z0 = vec![0; spec.output_len()];
-                prg0.fill_at(spec.input_len().div_ceil(2) as u128, &mut z0);
+                prg0.fill_at(linear_z_block(spec), &mut z0);
                 ring::sub_assign(&mut z, &z0);
                 Ok(z)
             }
@@ -136,14 +136,12 @@ fn program_corrections(prg0: &Prg, prg1: &Prg, program: &Program, n: usize) -> V
             block.push(if w == 0 { &mut [] } else { pieces.next().expect("a piece per block") });
         }
     }
-    // Vector v of a stream starts at block v * stride (a vector of n elements
-    // uses ceil(n / 2) AES blocks); BLOCK is even, so a block of elements
-    // starts on a whole AES block.
-    let stride = n.div_ceil(2) as u128;
+    // Both streams as `material::assemble` lays them out; BLOCK is even, so a
+    // block of elements starts on a whole AES block.
     blocks.into_par_iter().enumerate().for_each(|(b, mut outs)| {
         let lo = b * BLOCK;
         let len = BLOCK.min(n - lo);
-        let at = |v: usize| v as u128 * stride + (lo / 2) as u128;
+        let at = |v: usize| program_vector_block(v, n) + (lo / 2) as u128;
         // Full masks r = r0 + r1 of every opening.
         let mut rs = vec![0; m * len];
         let mut share = vec![0; len];

@@ -256,6 +256,19 @@ pub(crate) fn expand_party1(prg: &mut Prg, req: &Request, corr: Vec<R>) -> Resul
     Ok(assemble(prg, req, Some(&corr)))
 }
 
+/// The AES block where vector `v` of a program request's stream starts: each
+/// vector holds `n` elements and starts on a whole block (two elements a
+/// block). The dealer draws party 0's shares at the same places.
+pub(crate) fn program_vector_block(v: usize, n: usize) -> u128 {
+    v as u128 * n.div_ceil(2) as u128
+}
+
+/// The AES block where a linear request's conv share `z` starts, after the
+/// input mask share.
+pub(crate) fn linear_z_block(spec: &LinearSpec) -> u128 {
+    spec.input_len().div_ceil(2) as u128
+}
+
 /// `n` elements of `prg`'s stream from AES block `block` on, expanded in
 /// parallel pieces.
 fn gen_at(prg: &Prg, block: u128, n: usize) -> Vec<R> {
@@ -278,9 +291,8 @@ fn assemble(prg: &Prg, req: &Request, corr: Option<&[R]>) -> Material {
     match req {
         Request::Program { program, n } => {
             let n = *n;
-            let stride = n.div_ceil(2) as u128;
             let m = program.n_openings();
-            let masks: Vec<Vec<R>> = (0..m).into_par_iter().map(|j| gen_at(prg, j as u128 * stride, n)).collect();
+            let masks: Vec<Vec<R>> = (0..m).into_par_iter().map(|j| gen_at(prg, program_vector_block(j, n), n)).collect();
             let widths = program.correction_widths();
             let mut offsets = Vec::with_capacity(widths.len());
             let mut at = 0;
@@ -291,7 +303,7 @@ fn assemble(prg: &Prg, req: &Request, corr: Option<&[R]>) -> Material {
             let mut derived: std::vec::IntoIter<Vec<R>> = (0..widths.len())
                 .into_par_iter()
                 .map(|c| match corr {
-                    None => gen_at(prg, (m + c) as u128 * stride, n),
+                    None => gen_at(prg, program_vector_block(m + c, n), n),
                     Some(words) => pack::unpacked(&words[offsets[c]..offsets[c] + pack::words(n, widths[c])], widths[c], n),
                 })
                 .collect::<Vec<_>>()
@@ -308,7 +320,7 @@ fn assemble(prg: &Prg, req: &Request, corr: Option<&[R]>) -> Material {
         Request::Linear { layer, spec } => {
             let r = gen_at(prg, 0, spec.input_len());
             let z = match corr {
-                None => gen_at(prg, spec.input_len().div_ceil(2) as u128, spec.output_len()),
+                None => gen_at(prg, linear_z_block(spec), spec.output_len()),
                 Some(words) => words.to_vec(),
             };
             Material::Linear(LinearMaterial { tag, layer: *layer, r, z })

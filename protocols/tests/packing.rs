@@ -7,15 +7,18 @@
 //! 64-bit shares. Negative control: one bit fewer in one vector changes some
 //! output. (Written from an independent review's experiments.)
 
+mod common;
+
 use std::sync::Arc;
 
+use common::{derived_mut, run_with};
+
 use pann_mpc_core::ring::{self, R};
-use pann_mpc_core::{Channel, ChannelConfig, Party, Prg};
-use pann_protocols::harness::share_clear;
+use pann_mpc_core::{Party, Prg};
 use pann_protocols::material::ProgramMaterial;
 use pann_protocols::open::mask_atoms;
 use pann_protocols::program::Atom;
-use pann_protocols::{pack, run_program, Dealer, Expander, Form, Program, ProgramBuilder, Request};
+use pann_protocols::{pack, Dealer, Expander, Form, Program, ProgramBuilder, Request};
 
 /// A public coefficient of one of several 2-adic shapes.
 fn coef(p: &mut Prg) -> R {
@@ -103,30 +106,6 @@ fn full_shares(program: &Program, m0: &ProgramMaterial, m1: &mut ProgramMaterial
         }
         m1.products[k] = ring::sub(&v, &m0.products[k]);
     }
-}
-
-async fn run_with(program: &Program, x: &[Vec<R>], m0: ProgramMaterial, m1: ProgramMaterial) -> (Vec<Vec<R>>, Vec<Vec<R>>) {
-    let mut prg = Prg::from_seed([9; 16]);
-    let (in0, in1): (Vec<Vec<R>>, Vec<Vec<R>>) = x.iter().map(|v| share_clear(v, &mut prg)).unzip();
-    let r0: Vec<&[R]> = in0.iter().map(|v| v.as_slice()).collect();
-    let r1: Vec<&[R]> = in1.iter().map(|v| v.as_slice()).collect();
-    let (mut c0, mut c1) = Channel::mem_pair(ChannelConfig::default());
-    let (o0, o1) =
-        tokio::join!(run_program(&mut c0, Party::Server, program, &r0, m0), run_program(&mut c1, Party::Client, program, &r1, m1));
-    (o0.unwrap(), o1.unwrap())
-}
-
-/// Party 1's derived vectors, in correction order.
-fn derived_mut<'a>(program: &Program, m1: &'a mut ProgramMaterial) -> Vec<&'a mut Vec<R>> {
-    let mut v: Vec<&mut Vec<R>> = Vec::new();
-    for (o, st) in m1.opens.iter_mut().zip(program.opens()) {
-        if st.shift > 0 {
-            v.push(&mut o.low);
-            v.push(&mut o.msb);
-        }
-    }
-    v.extend(m1.products.iter_mut());
-    v
 }
 
 fn deal(req: &Request) -> (ProgramMaterial, ProgramMaterial) {

@@ -6,11 +6,11 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{decode, encode, uniform, B};
+use common::{decode, derived_mut, encode, run_with, uniform, B};
 use pann_approx::Alpha;
-use pann_mpc_core::{Channel, ChannelConfig, Party, Phase, Prg};
-use pann_protocols::harness::{run_program_pair, share_clear, DealerMode};
-use pann_protocols::{reference, run_program, Dealer, Material, PolyRelu, Program, ReluConfig, Request};
+use pann_mpc_core::{Phase, Prg};
+use pann_protocols::harness::{run_program_pair, DealerMode};
+use pann_protocols::{reference, Dealer, PolyRelu, ReluConfig, Request};
 
 /// Documented fixed-point error budget of the ReLU with the default
 /// precisions (fp = 20, fc = 16, fq = 16): B * 2^-14 on top of B * 2^-alpha.
@@ -103,18 +103,6 @@ async fn relu_costs_alpha_9() {
     }
 }
 
-/// Runs `program` on `x` with the given material; each party's output shares.
-async fn run_with(program: &Program, x: &[u64], m0: Material, m1: Material) -> (Vec<Vec<u64>>, Vec<Vec<u64>>) {
-    let (in0, in1) = share_clear(x, &mut Prg::from_seed([9; 16]));
-    let (mut c0, mut c1) = Channel::mem_pair(ChannelConfig::default());
-    let (i0, i1): ([&[u64]; 1], [&[u64]; 1]) = ([&in0], [&in1]);
-    let (o0, o1) = tokio::join!(
-        run_program(&mut c0, Party::Server, program, &i0, m0.into_program().unwrap()),
-        run_program(&mut c1, Party::Client, program, &i1, m1.into_program().unwrap())
-    );
-    (o0.unwrap(), o1.unwrap())
-}
-
 /// Party 1 receives each derived value only mod 2^width: adding any multiple
 /// of 2^width to its shares changes no output share; changing the bit below
 /// the width of one vector does (the test can see a width that is too small).
@@ -123,21 +111,16 @@ async fn derived_shares_matter_only_below_their_widths() {
     let relu = PolyRelu::new(ReluConfig::new(Alpha::new(9).unwrap(), 20)).unwrap();
     let program = &relu.program;
     let n = 512;
-    let x = encode(&uniform(&mut Prg::from_seed([4; 16]), n, 1.0), 20);
+    let x = vec![encode(&uniform(&mut Prg::from_seed([4; 16]), n, 1.0), 20)];
     let req = Request::program(program, n);
-    let deal = || Dealer::new([1; 16], [2; 16]).deal(&req).unwrap();
+    let deal = || {
+        let (m0, m1) = Dealer::new([1; 16], [2; 16]).deal(&req).unwrap();
+        (m0.into_program().unwrap(), m1.into_program().unwrap())
+    };
     // Add junk << shift(width) to party 1's derived vectors (all of them, or only `only`).
     let perturbed = |shift: &dyn Fn(u32) -> Option<u32>, only: Option<usize>| {
-        let (m0, m1) = deal();
-        let mut p1 = m1.into_program().unwrap();
-        let mut derived: Vec<&mut Vec<u64>> = Vec::new();
-        for (o, step) in p1.opens.iter_mut().zip(program.opens()) {
-            if step.shift > 0 {
-                derived.push(&mut o.low);
-                derived.push(&mut o.msb);
-            }
-        }
-        derived.extend(p1.products.iter_mut());
+        let (m0, mut m1) = deal();
+        let derived = derived_mut(program, &mut m1);
         let mut junk = Prg::from_seed([6; 16]);
         for (c, (v, &w)) in derived.into_iter().zip(program.correction_widths()).enumerate() {
             if only.is_some_and(|k| k != c) {
@@ -149,7 +132,7 @@ async fn derived_shares_matter_only_below_their_widths() {
                 }
             }
         }
-        (m0, Material::Program(p1))
+        (m0, m1)
     };
     let (m0, m1) = deal();
     let base = run_with(program, &x, m0, m1).await;

@@ -32,6 +32,17 @@ pub struct EvalRow {
     pub seconds: f64,
 }
 
+/// Load `card`; with `global`, every site's bound becomes the largest of
+/// them (Lee et al.'s single bound).
+fn load_with_bounds(card: &Path, global: bool) -> Result<LoadedModel> {
+    let mut m = LoadedModel::load(card)?;
+    if global {
+        let b = m.card.relu_bounds.values().cloned().fold(0.0, f64::max);
+        m.card.relu_bounds.values_mut().for_each(|v| *v = b);
+    }
+    Ok(m)
+}
+
 /// Evaluate `card` on the first `n` images of `test` with exact ReLU and at
 /// every alpha, with the card's per-layer bounds or (`global`) one bound for
 /// every site, the largest of them (Lee et al.'s setting).
@@ -43,11 +54,7 @@ pub fn evaluate_card(
     global: bool,
     mut on_row: impl FnMut(&EvalRow),
 ) -> Result<Vec<EvalRow>> {
-    let mut m = LoadedModel::load(card)?;
-    if global {
-        let b = m.card.relu_bounds.values().cloned().fold(0.0, f64::max);
-        m.card.relu_bounds.values_mut().for_each(|v| *v = b);
-    }
+    let m = load_with_bounds(card, global)?;
     let spec = m.card.input.clone();
     let n = n.min(test.len());
     let mut rows = Vec::new();
@@ -119,7 +126,7 @@ pub fn probe_sides(
 ) -> Result<Vec<SidesRow>> {
     use crate::act::{PannRelu, PolyGrad, Side, SidedPann};
     use crate::net::{Activation, ExactRelu, ResNet};
-    let m = LoadedModel::load(card)?;
+    let m = load_with_bounds(card, global)?;
     let arch = match &m.card.architecture {
         pann_models::Architecture::Resnet(c) => c.clone(),
         other => return Err(crate::TrainerError::Config(format!("probe needs a ResNet card, not {other:?}"))),
@@ -130,15 +137,11 @@ pub fn probe_sides(
     vs.double();
     let set = test.clone().truncated(n);
     let spec = m.card.input.clone();
-    let mut bounds: Vec<f64> = net
+    let bounds: Vec<f64> = net
         .sites()
         .iter()
         .map(|s| m.card.relu_bounds.get(s).copied().ok_or_else(|| pann_models::ModelError::MissingBound { site: s.clone() }))
         .collect::<std::result::Result<_, _>>()?;
-    if global {
-        let b = bounds.iter().copied().fold(0.0, f64::max);
-        bounds.iter_mut().for_each(|v| *v = b);
-    }
     let acc = |act: &mut dyn Activation| accuracy_f64(&net, &set, &spec, act);
     let (exact, exact_loss) = acc(&mut ExactRelu);
     let mut rows = Vec::new();

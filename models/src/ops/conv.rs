@@ -77,7 +77,9 @@ impl Operator for Conv2d {
         if s.h + 2 * padding < span || s.w + 2 * padding < span {
             return Err("kernel larger than padded input".into());
         }
-        Ok(Shape::new(out_channels, (s.h + 2 * padding - span) / stride + 1, (s.w + 2 * padding - span) / stride + 1))
+        // Valid now: the ring kernel's own output size.
+        let (h, w) = self.spec(s).out_hw();
+        Ok(Shape::new(out_channels, h, w))
     }
     fn params(&self) -> Vec<(&'static str, Vec<usize>)> {
         let mut p = vec![("weight", vec![self.out_channels, self.in_channels / self.groups.max(1), self.kernel, self.kernel])];
