@@ -21,41 +21,47 @@ pub fn pack(values: &[R], w: u32, out: &mut [R]) {
         out.copy_from_slice(values);
         return;
     }
-    let mask = (1u64 << w) - 1;
-    let (mut acc, mut bits, mut o) = (0u128, 0u32, 0usize);
-    for &v in values {
-        acc |= ((v & mask) as u128) << bits;
-        bits += w;
-        if bits >= 64 {
-            out[o] = acc as u64;
-            o += 1;
-            acc >>= 64;
-            bits -= 64;
-        }
+    out.fill(0);
+    if w == 0 {
+        return;
     }
-    if bits > 0 {
-        out[o] = acc as u64;
+    let mask = (1u64 << w) - 1;
+    // Every 64 values fill exactly `w` words: groups are independent, and
+    // within a group each value lands at a bit offset known in advance.
+    for (group, o) in values.chunks(64).zip(out.chunks_mut(w as usize)) {
+        for (i, &v) in group.iter().enumerate() {
+            let off = i * w as usize;
+            let (k, sh) = (off / 64, (off % 64) as u32);
+            let v = v & mask;
+            o[k] |= v << sh;
+            // The bits that spill into the next word (none when they fit).
+            if sh + w > 64 {
+                o[k + 1] |= v >> (64 - sh);
+            }
+        }
     }
 }
 
 /// `n` values packed by [`pack`], each mod `2^w`, as a new vector (written
 /// once, not zeroed first). A short `packed` reads as zeros.
 pub fn unpacked(packed: &[R], w: u32, n: usize) -> Vec<R> {
+    let mut out = Vec::with_capacity(n);
+    if w == 0 {
+        out.resize(n, 0);
+        return out;
+    }
     let mask = if w == 64 { u64::MAX } else { (1u64 << w) - 1 };
-    let mut words = packed.iter().copied();
-    let (mut acc, mut bits) = (0u128, 0u32);
-    (0..n)
-        .map(|_| {
-            if bits < w {
-                acc |= (words.next().unwrap_or(0) as u128) << bits;
-                bits += 64;
-            }
-            let x = acc as u64 & mask;
-            acc >>= w;
-            bits -= w;
-            x
-        })
-        .collect()
+    let word = |k: usize| packed.get(k).copied().unwrap_or(0);
+    // Value i starts at bit i w: the low part of word k shifted down, the
+    // high part from word k + 1. `(x << 1) << (63 - sh)` is `x << (64 - sh)`
+    // without the overflowing shift at sh = 0, and any bits beyond `w` are
+    // masked off, so there is no branch on the bit position.
+    out.extend((0..n).map(|i| {
+        let off = i * w as usize;
+        let (k, sh) = (off / 64, (off % 64) as u32);
+        ((word(k) >> sh) | ((word(k + 1) << 1) << (63 - sh))) & mask
+    }));
+    out
 }
 
 #[cfg(test)]
