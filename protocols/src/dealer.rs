@@ -394,9 +394,10 @@ mod tests {
     /// The corrections computed the plain way: party 0's whole material,
     /// then value - share per derived vector.
     fn reference(prg0: &Prg, prg1: &Prg, program: &Program, n: usize) -> Vec<R> {
-        let Material::Program(p0) = expand_party0(&mut prg0.clone(), &Request::program(&Arc::new(program.clone()), n)) else {
+        let Material::Program(mut p0) = expand_party0(&mut prg0.clone(), &Request::program(&Arc::new(program.clone()), n)) else {
             unreachable!()
         };
+        let p0 = p0.expanded();
         let mut prg1 = prg1.clone();
         let rs: Vec<Vec<R>> = p0.opens.iter().map(|o| ring::add(&o.r, &prg1.gen(n))).collect();
         let mut corr = Vec::new();

@@ -9,7 +9,7 @@ use pann_mpc_core::{Channel, Party};
 use rayon::prelude::*;
 
 use crate::error::{check_len, ProtocolError, Result};
-use crate::material::ProgramMaterial;
+use crate::material::{vector_of_atom, vector_of_product, ProgramMaterial, VectorId};
 use crate::open::{public_part, OFFSET};
 use crate::program::{Atom, CompiledForm, Program, Src};
 
@@ -36,17 +36,11 @@ pub async fn run_program(
     }
     mat.check(program, n)?;
     check_material_shape(program, &mat)?;
+    let ctx = Ctx { party, n, inputs, mat: &mat, program };
     let mut opened: Vec<Option<Opened>> = (0..program.n_openings()).map(|_| None).collect();
     for round in program.rounds() {
-        let mut masked = Vec::with_capacity(n * round.len());
-        for &j in round {
-            let mut v = eval_form(program.compiled_open(j), party, n, inputs, &opened, &mat)?;
-            ring::add_assign(&mut v, &mat.opens[j].r);
-            if party == Party::Server {
-                v.iter_mut().for_each(|x| *x = x.wrapping_add(OFFSET));
-            }
-            masked.extend_from_slice(&v);
-        }
+        let forms: Vec<&CompiledForm> = round.iter().map(|&j| program.compiled_open(j)).collect();
+        let masked = ctx.eval(&forms, Some(round), &opened)?;
         let theirs = chan.exchange_ring(&masked).await?;
         for (i, &j) in round.iter().enumerate() {
             let shift = program.opens()[j].shift;
@@ -63,95 +57,202 @@ pub async fn run_program(
             opened[j] = Some(Opened { pubv, sigk });
         }
     }
-    (0..program.n_outputs()).map(|i| eval_form(program.compiled_output(i), party, n, inputs, &opened, &mat)).collect()
+    let forms: Vec<&CompiledForm> = (0..program.n_outputs()).map(|i| program.compiled_output(i)).collect();
+    let out = ctx.eval(&forms, None, &opened)?;
+    Ok(match forms.len() {
+        1 => vec![out],
+        k if n == 0 => vec![Vec::new(); k],
+        _ => out.chunks(n).map(<[R]>::to_vec).collect(),
+    })
 }
 
 fn check_material_shape(program: &Program, mat: &ProgramMaterial) -> Result<()> {
+    // Deferred material is drawn to the program's shape; only expanded
+    // vectors (which a caller may have replaced) need checking.
+    let Some(held) = mat.held() else { return Ok(()) };
     let n = mat.n;
-    check_len("material openings", program.n_openings(), mat.opens.len())?;
-    check_len("material products", program.products().len(), mat.products.len())?;
-    for (o, step) in mat.opens.iter().zip(program.opens()) {
+    check_len("material openings", program.n_openings(), held.opens.len())?;
+    check_len("material products", program.products().len(), held.products.len())?;
+    for (o, step) in held.opens.iter().zip(program.opens()) {
         check_len("material mask", n, o.r.len())?;
         let want = if step.shift > 0 { n } else { 0 };
         check_len("material truncation atom", want, o.low.len())?;
         check_len("material truncation atom", want, o.msb.len())?;
     }
-    for p in &mat.products {
+    for p in &held.products {
         check_len("material product", n, p.len())?;
     }
     Ok(())
 }
 
-/// Elements per parallel chunk of a form evaluation.
-const PAR_CHUNK: usize = 1 << 13;
+/// Elements per chunk of a round's evaluation: the material vectors a chunk
+/// draws (a few dozen of 16 KiB) stay in cache while its forms use them.
+const CHUNK: usize = 2048;
 
-/// Evaluate a compiled form: no communication. Parallel (rayon) over chunks
-/// of elements.
-pub(crate) fn eval_form(
-    cf: &CompiledForm,
+/// A secret factor: a slice of expanded material, or a deferred vector drawn
+/// chunk by chunk.
+#[derive(Clone, Copy)]
+enum Secret<'a> {
+    Held(&'a [R]),
+    Drawn(VectorId),
+}
+
+/// `coef * prod(pubs) * prod(sigk) * src` of one contribution, resolved.
+struct Term<'a> {
+    coef: R,
+    pubs: Vec<&'a [R]>,
+    sigk: Vec<&'a [R]>,
+    src: Option<Secret<'a>>,
+}
+
+/// What every form evaluation of one run shares.
+struct Ctx<'a> {
     party: Party,
     n: usize,
-    inputs: &[&[R]],
-    opened: &[Option<Opened>],
-    mat: &ProgramMaterial,
-) -> Result<Vec<R>> {
-    // Resolve every slice once (errors here, not inside the parallel loop).
-    let get = |j: usize| -> Result<&Opened> {
-        opened.get(j).and_then(|o| o.as_ref()).ok_or_else(|| ProtocolError::InvalidProgram(format!("opening {j} used before it is open")))
-    };
-    struct Plan<'a> {
-        coef: R,
-        pubs: Vec<&'a [R]>,
-        sigk: Vec<&'a [R]>,
-        src: Option<&'a [R]>,
-    }
-    let mut plans = Vec::with_capacity(cf.contribs.len());
-    for con in &cf.contribs {
-        let src: Option<&[R]> = match con.src {
-            Src::Public if party == Party::Client => continue,
-            Src::Public => None,
-            Src::Atom(j, Atom::Full) => Some(&mat.opens[j].r),
-            Src::Atom(j, Atom::Low) => Some(&mat.opens[j].low),
-            Src::Atom(j, Atom::Msb) => Some(&mat.opens[j].msb),
-            Src::Product(k) => Some(&mat.products[k]),
+    inputs: &'a [&'a [R]],
+    mat: &'a ProgramMaterial,
+    program: &'a Program,
+}
+
+/// The deferred vectors one chunk has drawn so far (a round's forms share
+/// atoms: each is drawn once per chunk).
+struct Drawn {
+    lo: usize,
+    ids: Vec<VectorId>,
+    bufs: Vec<Vec<R>>,
+}
+
+impl Drawn {
+    fn get(&mut self, mat: &ProgramMaterial, v: VectorId, len: usize) -> &[R] {
+        let i = match self.ids.iter().position(|&x| x == v) {
+            Some(i) => i,
+            None => {
+                let mut buf = vec![0; len];
+                mat.draw(v, self.lo, &mut buf);
+                self.ids.push(v);
+                self.bufs.push(buf);
+                self.bufs.len() - 1
+            }
         };
-        let pubs = con.pubs.iter().map(|&p| get(p).map(|o| o.pubv.as_slice())).collect::<Result<Vec<_>>>()?;
-        let sigk = con.sigk.iter().map(|&q| get(q).map(|o| o.sigk.as_slice())).collect::<Result<Vec<_>>>()?;
-        for v in pubs.iter().chain(&sigk).chain(src.iter()) {
-            check_len("opened value or material", n, v.len())?;
-        }
-        plans.push(Plan { coef: con.coef, pubs, sigk, src });
+        &self.bufs[i]
     }
-    let mut out = vec![0u64; n];
-    out.par_chunks_mut(PAR_CHUNK).enumerate().for_each(|(ci, oc)| {
-        let lo = ci * PAR_CHUNK;
-        let hi = lo + oc.len();
-        if party == Party::Server && cf.constant != 0 {
-            oc.iter_mut().for_each(|x| *x = cf.constant);
+}
+
+impl<'a> Ctx<'a> {
+    /// The secret factor of `src`, or `None` for a public contribution.
+    fn secret(&self, src: Src) -> Option<Secret<'a>> {
+        let held = self.mat.held();
+        Some(match (src, held) {
+            (Src::Public, _) => return None,
+            (Src::Atom(j, Atom::Full), Some(h)) => Secret::Held(&h.opens[j].r),
+            (Src::Atom(j, Atom::Low), Some(h)) => Secret::Held(&h.opens[j].low),
+            (Src::Atom(j, Atom::Msb), Some(h)) => Secret::Held(&h.opens[j].msb),
+            (Src::Product(k), Some(h)) => Secret::Held(&h.products[k]),
+            (Src::Atom(j, a), None) => Secret::Drawn(vector_of_atom(self.program, j, a)),
+            (Src::Product(k), None) => Secret::Drawn(vector_of_product(self.program, k)),
+        })
+    }
+
+    /// Resolve every slice of a compiled form once (errors here, not inside
+    /// the parallel loop).
+    fn terms(&self, cf: &CompiledForm, opened: &'a [Option<Opened>]) -> Result<Vec<Term<'a>>> {
+        let get = |j: usize| -> Result<&'a Opened> {
+            opened
+                .get(j)
+                .and_then(|o| o.as_ref())
+                .ok_or_else(|| ProtocolError::InvalidProgram(format!("opening {j} used before it is open")))
+        };
+        let mut terms = Vec::with_capacity(cf.contribs.len());
+        for con in &cf.contribs {
+            if con.src == Src::Public && self.party == Party::Client {
+                continue;
+            }
+            let src = self.secret(con.src);
+            let pubs = con.pubs.iter().map(|&p| get(p).map(|o| o.pubv.as_slice())).collect::<Result<Vec<_>>>()?;
+            let sigk = con.sigk.iter().map(|&q| get(q).map(|o| o.sigk.as_slice())).collect::<Result<Vec<_>>>()?;
+            let held = match src {
+                Some(Secret::Held(s)) => Some(s),
+                _ => None,
+            };
+            for v in pubs.iter().chain(&sigk).chain(held.iter()) {
+                check_len("opened value or material", self.n, v.len())?;
+            }
+            terms.push(Term { coef: con.coef, pubs, sigk, src });
         }
-        for &(i, c) in &cf.inputs {
-            ring::add_scaled_assign(oc, c, &inputs[i][lo..hi]);
+        Ok(terms)
+    }
+
+    /// Evaluate `forms` (no communication) into one vector, form after form
+    /// (`forms.len() * n` elements). With `masks`, the forms are openings:
+    /// each gets its opening's mask share added (and party 0 the offset).
+    /// Parallel (rayon) over chunks of elements; a chunk evaluates all the
+    /// forms, so a vector drawn for one is reused by the others.
+    fn eval(&self, forms: &[&CompiledForm], masks: Option<&[usize]>, opened: &'a [Option<Opened>]) -> Result<Vec<R>> {
+        let n = self.n;
+        let terms = forms.iter().map(|cf| self.terms(cf, opened)).collect::<Result<Vec<_>>>()?;
+        let masks: Option<Vec<Secret<'a>>> =
+            masks.map(|js| js.iter().map(|&j| self.secret(Src::Atom(j, Atom::Full)).expect("a mask is secret")).collect());
+        if let Some(ms) = &masks {
+            for m in ms {
+                if let Secret::Held(s) = m {
+                    check_len("material mask", n, s.len())?;
+                }
+            }
         }
-        let mut tmp = vec![0u64; oc.len()];
-        for p in &plans {
-            // tmp = coef * prod(pub) * prod(sigmaK) * src, then out += tmp.
-            match p.pubs.first() {
-                Some(p0) => {
-                    tmp.iter_mut().zip(&p0[lo..hi]).for_each(|(t, v)| *t = p.coef.wrapping_mul(*v));
-                    for v in &p.pubs[1..] {
+        let mut out = vec![0u64; forms.len() * n];
+        // Chunk ci of every form's output, gathered per chunk.
+        let mut chunks: Vec<Vec<&mut [R]>> = (0..n.div_ceil(CHUNK)).map(|_| Vec::with_capacity(forms.len())).collect();
+        for form_out in out.chunks_mut(n.max(1)) {
+            for (ci, c) in form_out.chunks_mut(CHUNK).enumerate() {
+                chunks[ci].push(c);
+            }
+        }
+        chunks.into_par_iter().enumerate().for_each(|(ci, outs)| {
+            let lo = ci * CHUNK;
+            let len = outs.first().map_or(0, |o| o.len());
+            let hi = lo + len;
+            let mut drawn = Drawn { lo, ids: Vec::new(), bufs: Vec::new() };
+            let mut tmp = vec![0u64; len];
+            for (f, oc) in outs.into_iter().enumerate() {
+                let cf = forms[f];
+                if self.party == Party::Server && cf.constant != 0 {
+                    oc.fill(cf.constant);
+                }
+                for &(i, c) in &cf.inputs {
+                    ring::add_scaled_assign(oc, c, &self.inputs[i][lo..hi]);
+                }
+                for t in &terms[f] {
+                    // tmp = coef * prod(pub) * prod(sigmaK) * src, then out += tmp.
+                    match t.pubs.first() {
+                        Some(p0) => {
+                            tmp.iter_mut().zip(&p0[lo..hi]).for_each(|(x, v)| *x = t.coef.wrapping_mul(*v));
+                            for v in &t.pubs[1..] {
+                                ring::mul_assign(&mut tmp, &v[lo..hi]);
+                            }
+                        }
+                        None => tmp.iter_mut().for_each(|x| *x = t.coef),
+                    }
+                    for v in &t.sigk {
                         ring::mul_assign(&mut tmp, &v[lo..hi]);
                     }
+                    match t.src {
+                        Some(Secret::Held(v)) => ring::mul_assign(&mut tmp, &v[lo..hi]),
+                        Some(Secret::Drawn(v)) => ring::mul_assign(&mut tmp, drawn.get(self.mat, v, len)),
+                        None => {}
+                    }
+                    ring::add_assign(oc, &tmp);
                 }
-                None => tmp.iter_mut().for_each(|t| *t = p.coef),
+                if let Some(ms) = &masks {
+                    match ms[f] {
+                        Secret::Held(v) => ring::add_assign(oc, &v[lo..hi]),
+                        Secret::Drawn(v) => ring::add_assign(oc, drawn.get(self.mat, v, len)),
+                    }
+                    if self.party == Party::Server {
+                        oc.iter_mut().for_each(|x| *x = x.wrapping_add(OFFSET));
+                    }
+                }
             }
-            for v in &p.sigk {
-                ring::mul_assign(&mut tmp, &v[lo..hi]);
-            }
-            if let Some(v) = p.src {
-                ring::mul_assign(&mut tmp, &v[lo..hi]);
-            }
-            ring::add_assign(oc, &tmp);
-        }
-    });
-    Ok(out)
+        });
+        Ok(out)
+    }
 }

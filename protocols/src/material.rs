@@ -64,9 +64,11 @@ impl Request {
     /// Ring elements of one party's material for this request (mask shares,
     /// truncation atoms and products, or the linear layer's `r` and `z`), in
     /// u64 with saturating arithmetic: a saturated count exceeds any memory
-    /// cap a caller compares it with. Both parties hold this much per request
-    /// (party 1 receives `correction_len` of it); this is what memory limits
-    /// per session are computed from.
+    /// cap a caller compares it with. This is what a party holds once the
+    /// material is expanded (party 1 receives `correction_len` of it), and
+    /// the most it holds: program material is deferred, so in the online
+    /// evaluation party 0 holds only its stream and party 1 its corrections.
+    /// Memory limits per session are computed from it.
     pub fn material_len(&self) -> u64 {
         match self {
             Request::Program { program, n } => {
@@ -97,15 +99,141 @@ pub struct OpenShares {
 }
 
 /// One party's material for a program.
-#[derive(Debug, PartialEq, Eq)]
+///
+/// As it comes from an [`Expander`] (or a dealer) it is *deferred*: only
+/// the request's PRG stream and, for party 1, the dealer's packed
+/// corrections are held, and the online evaluation draws each vector a
+/// chunk at a time where a form uses it, so the vectors are never written
+/// out whole. [`ProgramMaterial::expanded`] materialises every vector, for
+/// tools and tests that inspect or alter them; the values are the same
+/// either way.
+#[derive(Debug)]
 pub struct ProgramMaterial {
     pub(crate) tag: u64,
-    /// Elements per vector: every share vector below has this length.
+    /// Elements per vector: every share vector has this length.
     pub n: usize,
+    store: Store,
+}
+
+/// One party's material for a program, every vector expanded.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ExpandedShares {
     /// Per opening, in the program's order.
     pub opens: Vec<OpenShares>,
     /// Shares of the atom products, in `Program::products()` order.
     pub products: Vec<Vec<R>>,
+}
+
+enum Store {
+    Expanded(ExpandedShares),
+    // Boxed: the PRG's key schedule is large, expanded vectors are not.
+    Deferred(Box<Deferred>),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Store::Expanded(e) => f.debug_tuple("Expanded").field(e).finish(),
+            Store::Deferred(d) => f.debug_struct("Deferred").field("corrections", &d.corr.as_ref().map(Vec::len)).finish(),
+        }
+    }
+}
+
+/// Where deferred vectors come from: the request's stream, and for party 1
+/// the packed corrections (its derived values).
+struct Deferred {
+    program: Arc<Program>,
+    prg: Prg,
+    corr: Option<Vec<R>>,
+    /// Word offset of each derived vector in `corr`.
+    offsets: Vec<usize>,
+}
+
+/// A vector of a program request, in the stream's layout: `0..m` the
+/// openings' mask shares, `m + c` derived vector `c` (in
+/// [`Program::correction_widths`] order).
+pub(crate) type VectorId = usize;
+
+/// The vector that holds `atom` of opening `j`, or atom product `k`.
+pub(crate) fn vector_of_atom(program: &Program, j: usize, atom: crate::program::Atom) -> VectorId {
+    use crate::program::Atom;
+    let m = program.n_openings();
+    let before = program.opens()[..j].iter().filter(|o| o.shift > 0).count();
+    match atom {
+        Atom::Full => j,
+        Atom::Low => m + 2 * before,
+        Atom::Msb => m + 2 * before + 1,
+    }
+}
+
+/// The vector that holds atom product `k`.
+pub(crate) fn vector_of_product(program: &Program, k: usize) -> VectorId {
+    program.n_openings() + 2 * program.n_truncating() + k
+}
+
+impl ProgramMaterial {
+    fn deferred(program: &Arc<Program>, n: usize, tag: u64, prg: Prg, corr: Option<Vec<R>>) -> Self {
+        let mut offsets = Vec::with_capacity(program.correction_widths().len());
+        let mut at = 0;
+        for &w in program.correction_widths() {
+            offsets.push(at);
+            at += pack::words(n, w);
+        }
+        let store = Store::Deferred(Box::new(Deferred { program: Arc::clone(program), prg, corr, offsets }));
+        ProgramMaterial { tag, n, store }
+    }
+
+    /// Check that this material was made for `program` on `n` elements.
+    pub fn check(&self, program: &Program, n: usize) -> Result<()> {
+        let want = program_tag(program, n);
+        if self.tag != want || self.n != n {
+            return Err(ProtocolError::MaterialMismatch(format!(
+                "program material for {} elements (tag {:x}) used for {} elements (tag {:x})",
+                self.n, self.tag, n, want
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every vector of this material, expanded now if it was deferred.
+    pub fn expanded(&mut self) -> &mut ExpandedShares {
+        if let Store::Deferred(d) = &self.store {
+            self.store = Store::Expanded(expand_program(&d.prg, &d.program, self.n, d.corr.as_deref()));
+        }
+        match &mut self.store {
+            Store::Expanded(e) => e,
+            Store::Deferred(_) => unreachable!("expanded above"),
+        }
+    }
+
+    /// The expanded vectors, if they are (see [`ProgramMaterial::expanded`]).
+    pub(crate) fn held(&self) -> Option<&ExpandedShares> {
+        match &self.store {
+            Store::Expanded(e) => Some(e),
+            Store::Deferred(_) => None,
+        }
+    }
+
+    /// Elements `lo..lo + out.len()` of deferred vector `v` (`lo` even: two
+    /// elements an AES block), drawn from the stream or unpacked from the
+    /// corrections.
+    pub(crate) fn draw(&self, v: VectorId, lo: usize, out: &mut [R]) {
+        match &self.store {
+            Store::Expanded(_) => unreachable!("expanded material is read in place (ProgramMaterial::held)"),
+            Store::Deferred(d) => {
+                debug_assert!(lo.is_multiple_of(2), "draws start on an AES block");
+                let m = d.program.n_openings();
+                match &d.corr {
+                    Some(words) if v >= m => {
+                        let c = v - m;
+                        let w = d.program.correction_widths()[c];
+                        pack::unpack_into(&words[d.offsets[c]..d.offsets[c] + pack::words(self.n, w)], w, lo, out);
+                    }
+                    _ => d.prg.fill_at(program_vector_block(v, self.n) + (lo / 2) as u128, out),
+                }
+            }
+        }
+    }
 }
 
 /// One party's material for one inference through a linear layer.
@@ -121,7 +249,7 @@ pub struct LinearMaterial {
 }
 
 /// Material of either kind, as produced by a source.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Material {
     /// For a [`Request::Program`].
     Program(ProgramMaterial),
@@ -153,20 +281,6 @@ impl Material {
             Material::Linear(m) => Ok(m),
             Material::Program(_) => Err(ProtocolError::MaterialMismatch("expected linear material, got program".into())),
         }
-    }
-}
-
-impl ProgramMaterial {
-    /// Check that this material was made for `program` on `n` elements.
-    pub fn check(&self, program: &Program, n: usize) -> Result<()> {
-        let want = program_tag(program, n);
-        if self.tag != want || self.n != n {
-            return Err(ProtocolError::MaterialMismatch(format!(
-                "program material for {} elements (tag {:x}) used for {} elements (tag {:x})",
-                self.n, self.tag, n, want
-            )));
-        }
-        Ok(())
     }
 }
 
@@ -253,7 +367,7 @@ pub(crate) fn expand_party1(prg: &mut Prg, req: &Request, corr: Vec<R>) -> Resul
     if corr.len() != req.correction_len() {
         return Err(ProtocolError::Length { context: "dealer corrections", expected: req.correction_len(), got: corr.len() });
     }
-    Ok(assemble(prg, req, Some(&corr)))
+    Ok(assemble(prg, req, Some(corr)))
 }
 
 /// The AES block where vector `v` of a program request's stream starts: each
@@ -284,48 +398,50 @@ fn gen_at(prg: &Prg, block: u128, n: usize) -> Vec<R> {
 /// truncating opening's low and msb atoms, then each atom product); for a
 /// linear layer, the input mask share, then the conv share. Mask shares
 /// always come from the stream; the derived values from it too (party 0) or
-/// from the dealer's packed corrections (party 1, `corr`). Vectors are
-/// expanded in parallel (random access into the stream).
-fn assemble(prg: &Prg, req: &Request, corr: Option<&[R]>) -> Material {
+/// from the dealer's packed corrections (party 1, `corr`). Program material
+/// is deferred (drawn where it is used); linear material is expanded here.
+fn assemble(prg: &Prg, req: &Request, corr: Option<Vec<R>>) -> Material {
     let tag = req.tag();
     match req {
-        Request::Program { program, n } => {
-            let n = *n;
-            let m = program.n_openings();
-            let masks: Vec<Vec<R>> = (0..m).into_par_iter().map(|j| gen_at(prg, program_vector_block(j, n), n)).collect();
-            let widths = program.correction_widths();
-            let mut offsets = Vec::with_capacity(widths.len());
-            let mut at = 0;
-            for &w in widths {
-                offsets.push(at);
-                at += pack::words(n, w);
-            }
-            let mut derived: std::vec::IntoIter<Vec<R>> = (0..widths.len())
-                .into_par_iter()
-                .map(|c| match corr {
-                    None => gen_at(prg, program_vector_block(m + c, n), n),
-                    Some(words) => pack::unpacked(&words[offsets[c]..offsets[c] + pack::words(n, widths[c])], widths[c], n),
-                })
-                .collect::<Vec<_>>()
-                .into_iter();
-            let mut next = || derived.next().expect("one vector per width");
-            let mut opens = Vec::with_capacity(m);
-            for (r, step) in masks.into_iter().zip(program.opens()) {
-                let (low, msb) = if step.shift > 0 { (next(), next()) } else { (Vec::new(), Vec::new()) };
-                opens.push(OpenShares { r, low, msb });
-            }
-            let products = derived.collect();
-            Material::Program(ProgramMaterial { tag, n, opens, products })
-        }
+        Request::Program { program, n } => Material::Program(ProgramMaterial::deferred(program, *n, tag, prg.clone(), corr)),
         Request::Linear { layer, spec } => {
             let r = gen_at(prg, 0, spec.input_len());
             let z = match corr {
                 None => gen_at(prg, linear_z_block(spec), spec.output_len()),
-                Some(words) => words.to_vec(),
+                Some(words) => words,
             };
             Material::Linear(LinearMaterial { tag, layer: *layer, r, z })
         }
     }
+}
+
+/// Every vector of a program request's material, expanded in parallel
+/// (random access into the stream).
+fn expand_program(prg: &Prg, program: &Program, n: usize, corr: Option<&[R]>) -> ExpandedShares {
+    let m = program.n_openings();
+    let masks: Vec<Vec<R>> = (0..m).into_par_iter().map(|j| gen_at(prg, program_vector_block(j, n), n)).collect();
+    let widths = program.correction_widths();
+    let mut offsets = Vec::with_capacity(widths.len());
+    let mut at = 0;
+    for &w in widths {
+        offsets.push(at);
+        at += pack::words(n, w);
+    }
+    let mut derived: std::vec::IntoIter<Vec<R>> = (0..widths.len())
+        .into_par_iter()
+        .map(|c| match corr {
+            None => gen_at(prg, program_vector_block(m + c, n), n),
+            Some(words) => pack::unpacked(&words[offsets[c]..offsets[c] + pack::words(n, widths[c])], widths[c], n),
+        })
+        .collect::<Vec<_>>()
+        .into_iter();
+    let mut next = || derived.next().expect("one vector per width");
+    let mut opens = Vec::with_capacity(m);
+    for (r, step) in masks.into_iter().zip(program.opens()) {
+        let (low, msb) = if step.shift > 0 { (next(), next()) } else { (Vec::new(), Vec::new()) };
+        opens.push(OpenShares { r, low, msb });
+    }
+    ExpandedShares { opens, products: derived.collect() }
 }
 
 #[cfg(test)]
@@ -334,9 +450,10 @@ mod tests {
     use crate::kernels::ConvSpec;
     use crate::poly::{PolyRelu, ReluConfig};
 
-    fn held(m: &Material) -> u64 {
+    fn held(m: &mut Material) -> u64 {
         let n = match m {
             Material::Program(p) => {
+                let p = p.expanded();
                 p.opens.iter().map(|o| o.r.len() + o.low.len() + o.msb.len()).sum::<usize>()
                     + p.products.iter().map(Vec::len).sum::<usize>()
             }
@@ -350,8 +467,8 @@ mod tests {
         let relu = PolyRelu::new(ReluConfig::new(pann_approx::Alpha::new(9).unwrap(), 36)).unwrap();
         let spec = LinearSpec::Conv(ConvSpec::dense(2, 3, 5, 5, 4, 3, 1, 1));
         for req in [Request::program(&relu.program, 7), Request::Linear { layer: 0, spec }] {
-            let m = Expander::new(Party::Server, [1; 16]).expand(&req, None).unwrap();
-            assert_eq!(req.material_len(), held(&m));
+            let mut m = Expander::new(Party::Server, [1; 16]).expand(&req, None).unwrap();
+            assert_eq!(req.material_len(), held(&mut m));
         }
         // Saturates instead of wrapping.
         let huge = Request::program(&relu.program, usize::MAX);

@@ -50,18 +50,31 @@ pub fn unpacked(packed: &[R], w: u32, n: usize) -> Vec<R> {
         out.resize(n, 0);
         return out;
     }
+    out.extend((0..n).map(|i| value_at(packed, w, i)));
+    out
+}
+
+/// Values `first..first + out.len()` of a vector packed by [`pack`], each
+/// mod `2^w`, into `out`. A short `packed` reads as zeros.
+pub fn unpack_into(packed: &[R], w: u32, first: usize, out: &mut [R]) {
+    if w == 0 {
+        out.fill(0);
+        return;
+    }
+    out.iter_mut().enumerate().for_each(|(i, o)| *o = value_at(packed, w, first + i));
+}
+
+/// Value `i` of width `w` (1 to 64): it starts at bit `i w`, the low part in
+/// word `k`, the rest in word `k + 1`. `(x << 1) << (63 - sh)` is
+/// `x << (64 - sh)` without the overflowing shift at `sh = 0`, and bits
+/// beyond `w` are masked off, so there is no branch on the bit position.
+#[inline(always)]
+fn value_at(packed: &[R], w: u32, i: usize) -> R {
     let mask = if w == 64 { u64::MAX } else { (1u64 << w) - 1 };
     let word = |k: usize| packed.get(k).copied().unwrap_or(0);
-    // Value i starts at bit i w: the low part of word k shifted down, the
-    // high part from word k + 1. `(x << 1) << (63 - sh)` is `x << (64 - sh)`
-    // without the overflowing shift at sh = 0, and any bits beyond `w` are
-    // masked off, so there is no branch on the bit position.
-    out.extend((0..n).map(|i| {
-        let off = i * w as usize;
-        let (k, sh) = (off / 64, (off % 64) as u32);
-        ((word(k) >> sh) | ((word(k + 1) << 1) << (63 - sh))) & mask
-    }));
-    out
+    let off = i * w as usize;
+    let (k, sh) = (off / 64, (off % 64) as u32);
+    ((word(k) >> sh) | ((word(k + 1) << 1) << (63 - sh))) & mask
 }
 
 #[cfg(test)]
@@ -81,6 +94,11 @@ mod tests {
             for (a, b) in v.iter().zip(&back) {
                 prop_assert_eq!(a & mask, *b);
             }
+            // Any window reads the same values as the whole vector.
+            let first = n / 3;
+            let mut window = vec![u64::MAX; n - first];
+            unpack_into(&packed, w, first, &mut window);
+            prop_assert_eq!(&window[..], &back[first..]);
         }
     }
 

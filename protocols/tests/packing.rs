@@ -81,7 +81,9 @@ fn random_program(seed: u64) -> Program {
 
 /// Party 1's derived vectors replaced by its *full* 64-bit shares
 /// (value - party 0's share), as before packing.
-fn full_shares(program: &Program, m0: &ProgramMaterial, m1: &mut ProgramMaterial) {
+fn full_shares(program: &Program, m0: &mut ProgramMaterial, m1: &mut ProgramMaterial) {
+    let n = m0.n;
+    let (m0, m1) = (m0.expanded(), m1.expanded());
     let rs: Vec<Vec<R>> = m0.opens.iter().zip(&m1.opens).map(|(a, b)| ring::add(&a.r, &b.r)).collect();
     let atoms: Vec<(Vec<R>, Vec<R>)> = rs
         .iter()
@@ -95,7 +97,7 @@ fn full_shares(program: &Program, m0: &ProgramMaterial, m1: &mut ProgramMaterial
         }
     }
     for (k, key) in program.products().iter().enumerate() {
-        let mut v = vec![1u64; m0.n];
+        let mut v = vec![1u64; n];
         for &(j, a) in key {
             let s: &[R] = match a {
                 Atom::Full => &rs[j],
@@ -126,8 +128,8 @@ async fn packed_material_gives_the_outputs_of_full_shares() {
             let req = Request::program(&program, n);
             let (m0, m1) = deal(&req);
             let packed = run_with(&program, &x, m0, m1).await;
-            let (m0, mut m1) = deal(&req);
-            full_shares(&program, &m0, &mut m1);
+            let (mut m0, mut m1) = deal(&req);
+            full_shares(&program, &mut m0, &mut m1);
             assert_eq!(run_with(&program, &x, m0, m1).await, packed, "seed {seed} n {n} widths {:?}", program.correction_widths());
             // Negative control: the bit below a narrow vector's width matters.
             if let Some(c) = program.correction_widths().iter().position(|&w| w > 0 && w < 64) {
@@ -152,11 +154,12 @@ fn dealer_corrections_match_plain_packed_for_random_programs() {
             let req = Request::program(&program, n);
             let corr = Dealer::new([3; 16], [4; 16]).corrections(&req).unwrap();
             let (m0, m1) = Dealer::new([3; 16], [4; 16]).deal(&req).unwrap();
-            let (m0, mut m1) = (m0.into_program().unwrap(), m1.into_program().unwrap());
+            let (mut m0, mut m1) = (m0.into_program().unwrap(), m1.into_program().unwrap());
             // party 0's material from its own expander must equal the dealt one
-            let e0 = Expander::new(Party::Server, [3; 16]).expand(&req, None).unwrap().into_program().unwrap();
-            assert_eq!(e0, m0);
-            full_shares(&program, &m0, &mut m1);
+            let mut e0 = Expander::new(Party::Server, [3; 16]).expand(&req, None).unwrap().into_program().unwrap();
+            assert_eq!(e0.expanded(), m0.expanded());
+            full_shares(&program, &mut m0, &mut m1);
+            let m1 = m1.expanded();
             let mut derived: Vec<&Vec<R>> = Vec::new();
             for (o, st) in m1.opens.iter().zip(program.opens()) {
                 if st.shift > 0 {
@@ -172,6 +175,48 @@ fn dealer_corrections_match_plain_packed_for_random_programs() {
                 want.extend(p);
             }
             assert_eq!(corr, want, "seed {seed} n {n}");
+        }
+    }
+}
+
+/// Material comes deferred (drawn chunk by chunk where the forms use it);
+/// expanding it first must not change a bit of the outputs, across the
+/// evaluation's 2048-element chunks, odd lengths and either party expanded.
+/// Negative control: one changed element of an expanded mask changes the
+/// ReLU's outputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_material_gives_the_outputs_of_expanded_material() {
+    let relu = pann_protocols::PolyRelu::new(pann_protocols::ReluConfig::new(pann_approx::Alpha::new(9).unwrap(), 36)).unwrap();
+    let programs: Vec<Arc<Program>> =
+        std::iter::once(Arc::clone(&relu.program)).chain((0..40).map(|s| Arc::new(random_program(s)))).collect();
+    for (i, program) in programs.iter().enumerate() {
+        for n in [1usize, 2047, 2049, 5001] {
+            if i > 0 && n > 2047 && i % 8 != 0 {
+                continue;
+            }
+            let x: Vec<Vec<R>> = (0..program.n_inputs())
+                .map(|k| Prg::from_seed([i as u8, k as u8, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]).gen(n))
+                .collect();
+            let req = Request::program(program, n);
+            let (m0, m1) = deal(&req);
+            let deferred = run_with(program, &x, m0, m1).await;
+            for expand in [[true, true], [true, false], [false, true]] {
+                let (mut m0, mut m1) = deal(&req);
+                if expand[0] {
+                    m0.expanded();
+                }
+                if expand[1] {
+                    m1.expanded();
+                }
+                assert_eq!(run_with(program, &x, m0, m1).await, deferred, "program {i} n {n} expanded {expand:?}");
+            }
+            if i > 0 {
+                continue; // a random program's first opening may not reach its outputs
+            }
+            let (m0, mut m1) = deal(&req);
+            let r = &mut m1.expanded().opens[0].r[n - 1];
+            *r = r.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            assert_ne!(run_with(program, &x, m0, m1).await, deferred, "program {i} n {n}: a changed mask went unnoticed");
         }
     }
 }

@@ -239,7 +239,9 @@ fn seeds(case: Case, viewer: Party, secret: usize, variant: Variant, salt: u64) 
 /// Recompute party 1's derived shares (truncation atoms, atom products) from
 /// the full masks `r0 + r1`, as the dealer does, keeping party 0's shares: the
 /// mutated material stays consistent, so outputs stay correct.
-fn rederive(program: &Program, m0: &ProgramMaterial, m1: &mut ProgramMaterial) {
+fn rederive(program: &Program, m0: &mut ProgramMaterial, m1: &mut ProgramMaterial) {
+    let n = m0.n;
+    let (m0, m1) = (m0.expanded(), m1.expanded());
     let full: Vec<Vec<R>> = m0.opens.iter().zip(&m1.opens).map(|(a, b)| ring::add(&a.r, &b.r)).collect();
     let mut atoms = Vec::new();
     for (j, step) in program.opens().iter().enumerate() {
@@ -253,7 +255,7 @@ fn rederive(program: &Program, m0: &ProgramMaterial, m1: &mut ProgramMaterial) {
         }
     }
     for (k, key) in program.products().iter().enumerate() {
-        let mut v = vec![1u64; m0.n];
+        let mut v = vec![1u64; n];
         for &(j, a) in key {
             let src = match a {
                 Atom::Full => &full[j],
@@ -271,13 +273,14 @@ fn break_program(program: &Program, variant: Variant, m0: &mut ProgramMaterial, 
     match variant {
         Variant::Real | Variant::SharedSeed => return,
         Variant::ZeroMask => {
-            for (a, b) in m0.opens.iter().zip(m1.opens.iter_mut()) {
+            for (a, b) in m0.expanded().opens.iter().zip(m1.expanded().opens.iter_mut()) {
                 b.r = a.r.iter().map(|x| x.wrapping_neg()).collect();
             }
         }
         Variant::ReusedMask => {
-            m0.opens[1].r = m0.opens[0].r.clone();
-            m1.opens[1].r = m1.opens[0].r.clone();
+            for m in [m0.expanded(), m1.expanded()] {
+                m.opens[1].r = m.opens[0].r.clone();
+            }
         }
     }
     rederive(program, m0, m1);
@@ -313,9 +316,12 @@ async fn program_run(
     let (m0, m1) = Dealer::new(sd.s0, sd.s1).deal(&req).unwrap();
     let (mut m0, mut m1) = (m0.into_program().unwrap(), m1.into_program().unwrap());
     break_program(program, variant, &mut m0, &mut m1);
-    let own_mat = if viewer == Party::Server { &m0 } else { &m1 };
-    let own_masks: Vec<Vec<R>> = own_mat.opens.iter().map(|o| o.r.clone()).collect();
-    let guess = Expander::new(Party::Server, sd.own).expand(&req, None).unwrap().into_program().unwrap();
+    // The viewer's material is expanded to read its masks; the peer's stays
+    // deferred in the real runs, so both kinds are exercised.
+    let own_mat = if viewer == Party::Server { &mut m0 } else { &mut m1 };
+    let own_masks: Vec<Vec<R>> = own_mat.expanded().opens.iter().map(|o| o.r.clone()).collect();
+    let mut guess = Expander::new(Party::Server, sd.own).expand(&req, None).unwrap().into_program().unwrap();
+    let guessed_masks: Vec<Vec<R>> = guess.expanded().opens.iter().map(|o| o.r.clone()).collect();
     let (cv, cp, wire) = tapped_pair();
     let (mut c0, mut c1) = if viewer == Party::Server { (cv, cp) } else { (cp, cv) };
     c0.set_phase(Phase::Online);
@@ -345,7 +351,7 @@ async fn program_run(
                 recv: recv[ri][r.clone()].to_vec(),
                 sent: sent[ri][r].to_vec(),
                 own_mask: own_masks[j].clone(),
-                guessed_peer_mask: guess.opens[j].r.clone(),
+                guessed_peer_mask: guessed_masks[j].clone(),
             });
         }
     }
