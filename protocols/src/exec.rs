@@ -4,6 +4,8 @@
 //! masked, and all of them are exchanged in **one** `exchange_ring` (one
 //! round, one frame each way). Output forms are then evaluated locally.
 
+use std::cell::RefCell;
+
 use pann_mpc_core::ring::{self, R};
 use pann_mpc_core::{Channel, Party};
 use rayon::prelude::*;
@@ -114,27 +116,51 @@ struct Ctx<'a> {
     program: &'a Program,
 }
 
+thread_local! {
+    /// Chunk buffers (`CHUNK` elements each) kept by each thread between
+    /// chunks and rounds, so that drawing into them needs no allocation or
+    /// zeroing; at most `SPARE_MAX` are kept.
+    static SPARE: RefCell<Vec<Vec<R>>> = const { RefCell::new(Vec::new()) };
+}
+const SPARE_MAX: usize = 96;
+
+fn take_buffer() -> Vec<R> {
+    SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_else(|| vec![0; CHUNK])
+}
+
+fn keep_buffers(bufs: impl IntoIterator<Item = Vec<R>>) {
+    SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        for b in bufs {
+            if s.len() < SPARE_MAX {
+                s.push(b);
+            }
+        }
+    });
+}
+
 /// The deferred vectors one chunk has drawn so far (a round's forms share
 /// atoms: each is drawn once per chunk).
 struct Drawn {
     lo: usize,
+    len: usize,
     ids: Vec<VectorId>,
     bufs: Vec<Vec<R>>,
 }
 
 impl Drawn {
-    fn get(&mut self, mat: &ProgramMaterial, v: VectorId, len: usize) -> &[R] {
+    fn get(&mut self, mat: &ProgramMaterial, v: VectorId) -> &[R] {
         let i = match self.ids.iter().position(|&x| x == v) {
             Some(i) => i,
             None => {
-                let mut buf = vec![0; len];
-                mat.draw(v, self.lo, &mut buf);
+                let mut buf = take_buffer();
+                mat.draw(v, self.lo, &mut buf[..self.len]);
                 self.ids.push(v);
                 self.bufs.push(buf);
                 self.bufs.len() - 1
             }
         };
-        &self.bufs[i]
+        &self.bufs[i][..self.len]
     }
 }
 
@@ -211,8 +237,9 @@ impl<'a> Ctx<'a> {
             let lo = ci * CHUNK;
             let len = outs.first().map_or(0, |o| o.len());
             let hi = lo + len;
-            let mut drawn = Drawn { lo, ids: Vec::new(), bufs: Vec::new() };
-            let mut tmp = vec![0u64; len];
+            let mut drawn = Drawn { lo, len, ids: Vec::new(), bufs: Vec::new() };
+            let mut tmp_buf = take_buffer();
+            let tmp = &mut tmp_buf[..len];
             for (f, oc) in outs.into_iter().enumerate() {
                 let cf = forms[f];
                 if self.party == Party::Server && cf.constant != 0 {
@@ -227,31 +254,32 @@ impl<'a> Ctx<'a> {
                         Some(p0) => {
                             tmp.iter_mut().zip(&p0[lo..hi]).for_each(|(x, v)| *x = t.coef.wrapping_mul(*v));
                             for v in &t.pubs[1..] {
-                                ring::mul_assign(&mut tmp, &v[lo..hi]);
+                                ring::mul_assign(tmp, &v[lo..hi]);
                             }
                         }
                         None => tmp.iter_mut().for_each(|x| *x = t.coef),
                     }
                     for v in &t.sigk {
-                        ring::mul_assign(&mut tmp, &v[lo..hi]);
+                        ring::mul_assign(tmp, &v[lo..hi]);
                     }
                     match t.src {
-                        Some(Secret::Held(v)) => ring::mul_assign(&mut tmp, &v[lo..hi]),
-                        Some(Secret::Drawn(v)) => ring::mul_assign(&mut tmp, drawn.get(self.mat, v, len)),
+                        Some(Secret::Held(v)) => ring::mul_assign(tmp, &v[lo..hi]),
+                        Some(Secret::Drawn(v)) => ring::mul_assign(tmp, drawn.get(self.mat, v)),
                         None => {}
                     }
-                    ring::add_assign(oc, &tmp);
+                    ring::add_assign(oc, tmp);
                 }
                 if let Some(ms) = &masks {
                     match ms[f] {
                         Secret::Held(v) => ring::add_assign(oc, &v[lo..hi]),
-                        Secret::Drawn(v) => ring::add_assign(oc, drawn.get(self.mat, v, len)),
+                        Secret::Drawn(v) => ring::add_assign(oc, drawn.get(self.mat, v)),
                     }
                     if self.party == Party::Server {
                         oc.iter_mut().for_each(|x| *x = x.wrapping_add(OFFSET));
                     }
                 }
             }
+            keep_buffers(drawn.bufs.into_iter().chain([tmp_buf]));
         });
         Ok(out)
     }
