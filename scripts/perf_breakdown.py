@@ -19,7 +19,7 @@ CATEGORIES = [
     ("TLS (AES-GCM, rustls)", r"aes_gcm|gcm_ghash|rustls|ring_core_.*(gcm|aes)|ChaCha|poly1305"),
     ("PRG (AES-CTR expansion)", r"aes::|Aes128|Prg::|prg::"),
     ("convolution / linear kernels", r"kernels::|gemm|im2col|conv2d|LinearSpec::apply"),
-    ("ReLU program: local forms", r"exec::eval_form|ring::mul_assign|ring::add_assign|ring::sub_assign|add_scaled_assign|exec::run_program"),
+    ("ReLU program: local forms", r"exec::eval_form|exec::Ctx::eval|exec::Drawn|ring::mul_assign|ring::add_assign|ring::sub_assign|add_scaled_assign|exec::run_program"),
     ("dealer: atoms and products", r"dealer::|mask_atoms|pack::pack"),
     ("material: assembly and copies", r"material::|pack::unpack|from_iter|extend_from_slice|memmove|memcpy"),
     ("allocation and zeroing", r"memset|malloc|_int_free|cfree|realloc|page_fault|clear_page|do_anonymous_page|alloc_pages|folio|mmap|munmap|madvise"),
