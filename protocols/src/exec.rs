@@ -32,7 +32,7 @@ pub async fn run_program(
     mat: ProgramMaterial,
 ) -> Result<Vec<Vec<R>>> {
     check_len("program inputs", program.n_inputs(), inputs.len())?;
-    let n = mat.n;
+    let n = mat.n();
     for x in inputs {
         check_len("program input length", n, x.len())?;
     }
@@ -69,10 +69,20 @@ pub async fn run_program(
 }
 
 fn check_material_shape(program: &Program, mat: &ProgramMaterial) -> Result<()> {
-    // Deferred material is drawn to the program's shape; only expanded
-    // vectors (which a caller may have replaced) need checking.
-    let Some(held) = mat.held() else { return Ok(()) };
-    let n = mat.n;
+    // Deferred material is drawn in its own program's layout, which must be
+    // this program's (the tag is only a fingerprint); expanded vectors,
+    // which a caller may have replaced, must have the program's shape.
+    let Some(held) = mat.held() else {
+        let own = mat.deferred_program().expect("material is either held or deferred");
+        let same = std::ptr::eq(own, program)
+            || (own.digest() == program.digest()
+                && own.products() == program.products()
+                && own.correction_widths() == program.correction_widths()
+                && own.opens().len() == program.opens().len()
+                && own.opens().iter().zip(program.opens()).all(|(a, b)| a.shift == b.shift && a.round == b.round));
+        return if same { Ok(()) } else { Err(ProtocolError::MaterialMismatch("deferred material was made for another program".into())) };
+    };
+    let n = mat.n();
     check_len("material openings", program.n_openings(), held.opens.len())?;
     check_len("material products", program.products().len(), held.products.len())?;
     for (o, step) in held.opens.iter().zip(program.opens()) {

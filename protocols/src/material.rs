@@ -110,8 +110,7 @@ pub struct OpenShares {
 #[derive(Debug)]
 pub struct ProgramMaterial {
     pub(crate) tag: u64,
-    /// Elements per vector: every share vector has this length.
-    pub n: usize,
+    n: usize,
     store: Store,
 }
 
@@ -173,14 +172,37 @@ pub(crate) fn vector_of_product(program: &Program, k: usize) -> VectorId {
 
 impl ProgramMaterial {
     fn deferred(program: &Arc<Program>, n: usize, tag: u64, prg: Prg, corr: Option<Vec<R>>) -> Self {
-        let mut offsets = Vec::with_capacity(program.correction_widths().len());
-        let mut at = 0;
-        for &w in program.correction_widths() {
-            offsets.push(at);
-            at += pack::words(n, w);
+        // Only party 1 reads corrections; its length was checked against
+        // `correction_words`, which the offsets cannot then exceed.
+        let mut offsets = Vec::new();
+        if corr.is_some() {
+            let mut at = 0usize;
+            for &w in program.correction_widths() {
+                offsets.push(at);
+                at = at.saturating_add(pack::words(n, w));
+            }
         }
         let store = Store::Deferred(Box::new(Deferred { program: Arc::clone(program), prg, corr, offsets }));
         ProgramMaterial { tag, n, store }
+    }
+
+    /// Elements per vector: every share vector has this length.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Whether the vectors are still to be drawn (as material comes from an
+    /// expander or a dealer), not yet [`ProgramMaterial::expanded`].
+    pub fn is_deferred(&self) -> bool {
+        matches!(self.store, Store::Deferred(_))
+    }
+
+    /// The program deferred material draws its layout from.
+    pub(crate) fn deferred_program(&self) -> Option<&Program> {
+        match &self.store {
+            Store::Deferred(d) => Some(&d.program),
+            Store::Expanded(_) => None,
+        }
     }
 
     /// Check that this material was made for `program` on `n` elements.
@@ -473,5 +495,67 @@ mod tests {
         // Saturates instead of wrapping.
         let huge = Request::program(&relu.program, usize::MAX);
         assert_eq!(huge.material_len(), u64::MAX);
+    }
+
+    /// Every vector drawn chunk by chunk (and from an odd offset) equals the
+    /// expanded one, for both parties; the vector ids of masks, atoms and
+    /// products are distinct and cover the layout; consecutive vectors'
+    /// stream ranges do not overlap for odd lengths.
+    #[test]
+    fn drawn_vectors_equal_the_expanded_ones() {
+        use crate::dealer::Dealer;
+        use crate::program::{ops, Atom};
+        let relu = PolyRelu::new(ReluConfig::new(pann_approx::Alpha::new(9).unwrap(), 36)).unwrap();
+        let programs = [(*relu.program).clone(), ops::product(0, 0), ops::product(16, 16), ops::truncate(62), ops::square(5)];
+        for program in programs {
+            let program = Arc::new(program);
+            let m = program.n_openings();
+            let mut ids: Vec<VectorId> = Vec::new();
+            for (j, o) in program.opens().iter().enumerate() {
+                ids.push(vector_of_atom(&program, j, Atom::Full));
+                if o.shift > 0 {
+                    ids.extend([vector_of_atom(&program, j, Atom::Low), vector_of_atom(&program, j, Atom::Msb)]);
+                }
+            }
+            ids.extend((0..program.products().len()).map(|k| vector_of_product(&program, k)));
+            ids.sort_unstable();
+            assert_eq!(ids, (0..m + program.correction_widths().len()).collect::<Vec<_>>());
+            for n in [0usize, 1, 2, 3, 2047, 2048, 2049, 5001] {
+                assert!(program_vector_block(1, n) * 2 >= n as u128, "vector 0 of {n} runs into vector 1");
+                let req = Request::program(&program, n);
+                let (a, b) = Dealer::new([7; 16], [8; 16]).deal(&req).unwrap();
+                for mat in [a, b] {
+                    let mut mat = mat.into_program().unwrap();
+                    assert!(mat.is_deferred());
+                    let drawn: Vec<Vec<R>> = (0..ids.len())
+                        .map(|v| {
+                            let mut out = vec![0; n];
+                            for (ci, c) in out.chunks_mut(2048).enumerate() {
+                                mat.draw(v, ci * 2048, c);
+                            }
+                            out
+                        })
+                        .collect();
+                    if n > 3 {
+                        let mut window = vec![0; n - 3];
+                        mat.draw(m, 2, &mut window);
+                        assert_eq!(window[..], drawn[m][2..n - 1]);
+                        // Negative control: the same window drawn one block early differs.
+                        mat.draw(m, 0, &mut window);
+                        assert_ne!(window[..], drawn[m][2..n - 1]);
+                    }
+                    let e = mat.expanded();
+                    let mut want: Vec<Vec<R>> = e.opens.iter().map(|o| o.r.clone()).collect();
+                    for o in e.opens.iter().filter(|o| !o.low.is_empty()) {
+                        want.extend([o.low.clone(), o.msb.clone()]);
+                    }
+                    want.extend(e.products.iter().cloned());
+                    if n > 0 {
+                        assert_eq!(drawn.len(), want.len());
+                        assert_eq!(drawn, want, "n {n}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -16,7 +16,7 @@ pub fn words(n: usize, w: u32) -> usize {
 /// Write the low `w` bits of each value into `out` (`words(values.len(), w)`
 /// long; the unused bits of the last word are zero).
 pub fn pack(values: &[R], w: u32, out: &mut [R]) {
-    debug_assert_eq!(out.len(), words(values.len(), w));
+    assert_eq!(out.len(), words(values.len(), w), "packed length");
     if w == 64 {
         out.copy_from_slice(values);
         return;

@@ -82,7 +82,7 @@ fn random_program(seed: u64) -> Program {
 /// Party 1's derived vectors replaced by its *full* 64-bit shares
 /// (value - party 0's share), as before packing.
 fn full_shares(program: &Program, m0: &mut ProgramMaterial, m1: &mut ProgramMaterial) {
-    let n = m0.n;
+    let n = m0.n();
     let (m0, m1) = (m0.expanded(), m1.expanded());
     let rs: Vec<Vec<R>> = m0.opens.iter().zip(&m1.opens).map(|(a, b)| ring::add(&a.r, &b.r)).collect();
     let atoms: Vec<(Vec<R>, Vec<R>)> = rs
@@ -190,7 +190,7 @@ async fn deferred_material_gives_the_outputs_of_expanded_material() {
     let programs: Vec<Arc<Program>> =
         std::iter::once(Arc::clone(&relu.program)).chain((0..40).map(|s| Arc::new(random_program(s)))).collect();
     for (i, program) in programs.iter().enumerate() {
-        for n in [1usize, 2047, 2049, 5001] {
+        for n in [1usize, 2, 2047, 2048, 2049, 5001] {
             if i > 0 && n > 2047 && i % 8 != 0 {
                 continue;
             }
@@ -199,6 +199,7 @@ async fn deferred_material_gives_the_outputs_of_expanded_material() {
                 .collect();
             let req = Request::program(program, n);
             let (m0, m1) = deal(&req);
+            assert!(m0.is_deferred() && m1.is_deferred(), "material comes deferred");
             let deferred = run_with(program, &x, m0, m1).await;
             for expand in [[true, true], [true, false], [false, true]] {
                 let (mut m0, mut m1) = deal(&req);

@@ -240,7 +240,7 @@ fn seeds(case: Case, viewer: Party, secret: usize, variant: Variant, salt: u64) 
 /// the full masks `r0 + r1`, as the dealer does, keeping party 0's shares: the
 /// mutated material stays consistent, so outputs stay correct.
 fn rederive(program: &Program, m0: &mut ProgramMaterial, m1: &mut ProgramMaterial) {
-    let n = m0.n;
+    let n = m0.n();
     let (m0, m1) = (m0.expanded(), m1.expanded());
     let full: Vec<Vec<R>> = m0.opens.iter().zip(&m1.opens).map(|(a, b)| ring::add(&a.r, &b.r)).collect();
     let mut atoms = Vec::new();
