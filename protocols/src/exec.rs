@@ -101,6 +101,36 @@ fn check_material_shape(program: &Program, mat: &ProgramMaterial) -> Result<()> 
 /// draws (a few dozen of 16 KiB) stay in cache while its forms use them.
 const CHUNK: usize = 2048;
 
+/// Factors of a term gathered without allocating (longer terms are collected).
+const MAX_FACTORS: usize = 8;
+
+/// `out += coef * prod(factors)`, element by element, in one pass: no
+/// intermediate vector is written and read back per factor.
+fn accumulate(out: &mut [R], coef: R, factors: &[&[R]]) {
+    let n = out.len();
+    let f = |i: usize| &factors[i][..n];
+    match factors.len() {
+        0 => out.iter_mut().for_each(|o| *o = o.wrapping_add(coef)),
+        1 => out.iter_mut().zip(f(0)).for_each(|(o, a)| *o = o.wrapping_add(coef.wrapping_mul(*a))),
+        2 => {
+            for ((o, a), b) in out.iter_mut().zip(f(0)).zip(f(1)) {
+                *o = o.wrapping_add(coef.wrapping_mul(*a).wrapping_mul(*b));
+            }
+        }
+        3 => {
+            for (((o, a), b), c) in out.iter_mut().zip(f(0)).zip(f(1)).zip(f(2)) {
+                *o = o.wrapping_add(coef.wrapping_mul(*a).wrapping_mul(*b).wrapping_mul(*c));
+            }
+        }
+        _ => {
+            for i in 0..n {
+                let p = factors.iter().fold(coef, |p, v| p.wrapping_mul(v[i]));
+                out[i] = out[i].wrapping_add(p);
+            }
+        }
+    }
+}
+
 /// A secret factor: a slice of expanded material, or a deferred vector drawn
 /// chunk by chunk.
 #[derive(Clone, Copy)]
@@ -248,8 +278,6 @@ impl<'a> Ctx<'a> {
             let len = outs.first().map_or(0, |o| o.len());
             let hi = lo + len;
             let mut drawn = Drawn { lo, len, ids: Vec::new(), bufs: Vec::new() };
-            let mut tmp_buf = take_buffer();
-            let tmp = &mut tmp_buf[..len];
             for (f, oc) in outs.into_iter().enumerate() {
                 let cf = forms[f];
                 if self.party == Party::Server && cf.constant != 0 {
@@ -259,25 +287,23 @@ impl<'a> Ctx<'a> {
                     ring::add_scaled_assign(oc, c, &self.inputs[i][lo..hi]);
                 }
                 for t in &terms[f] {
-                    // tmp = coef * prod(pub) * prod(sigmaK) * src, then out += tmp.
-                    match t.pubs.first() {
-                        Some(p0) => {
-                            tmp.iter_mut().zip(&p0[lo..hi]).for_each(|(x, v)| *x = t.coef.wrapping_mul(*v));
-                            for v in &t.pubs[1..] {
-                                ring::mul_assign(tmp, &v[lo..hi]);
-                            }
+                    let src: Option<&[R]> = match t.src {
+                        Some(Secret::Held(v)) => Some(&v[lo..hi]),
+                        Some(Secret::Drawn(v)) => Some(drawn.get(self.mat, v)),
+                        None => None,
+                    };
+                    let all = t.pubs.iter().chain(&t.sigk).map(|v| &v[lo..hi]).chain(src);
+                    if t.pubs.len() + t.sigk.len() < MAX_FACTORS {
+                        let mut factors: [&[R]; MAX_FACTORS] = [&[]; MAX_FACTORS];
+                        let mut k = 0;
+                        for v in all {
+                            factors[k] = v;
+                            k += 1;
                         }
-                        None => tmp.iter_mut().for_each(|x| *x = t.coef),
+                        accumulate(oc, t.coef, &factors[..k]);
+                    } else {
+                        accumulate(oc, t.coef, &all.collect::<Vec<_>>());
                     }
-                    for v in &t.sigk {
-                        ring::mul_assign(tmp, &v[lo..hi]);
-                    }
-                    match t.src {
-                        Some(Secret::Held(v)) => ring::mul_assign(tmp, &v[lo..hi]),
-                        Some(Secret::Drawn(v)) => ring::mul_assign(tmp, drawn.get(self.mat, v)),
-                        None => {}
-                    }
-                    ring::add_assign(oc, tmp);
                 }
                 if let Some(ms) = &masks {
                     match ms[f] {
@@ -289,7 +315,7 @@ impl<'a> Ctx<'a> {
                     }
                 }
             }
-            keep_buffers(drawn.bufs.into_iter().chain([tmp_buf]));
+            keep_buffers(drawn.bufs);
         });
         Ok(out)
     }
