@@ -21,6 +21,8 @@ test: deps torch fashion-mnist
 	$(CARGO) fmt --all --check
 	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
 	CARGO_INCREMENTAL=0 $(WITH_TORCH) $(CARGO) clippy --workspace --all-targets -- -D warnings
+	@# Without networking (how the trainer and the models crate build them), too.
+	CARGO_INCREMENTAL=0 $(CARGO) clippy -p pann-mpc-core -p pann-protocols --no-default-features --lib -- -D warnings
 	CARGO_INCREMENTAL=0 $(WITH_TORCH) $(CARGO) test --workspace --all-targets --no-fail-fast
 	CARGO_INCREMENTAL=0 $(WITH_TORCH) $(CARGO) test --workspace --doc
 	CARGO_INCREMENTAL=0 RUSTDOCFLAGS="-D warnings" $(WITH_TORCH) $(CARGO) doc --workspace --no-deps

@@ -139,7 +139,9 @@ impl std::fmt::Debug for Store {
 }
 
 /// Where deferred vectors come from: the request's stream, and for party 1
-/// the packed corrections (its derived values).
+/// the packed corrections (its derived values). (The evaluation that draws
+/// them, `exec`, needs feature `net`.)
+#[cfg_attr(not(feature = "net"), allow(dead_code))]
 struct Deferred {
     program: Arc<Program>,
     prg: Prg,
@@ -151,9 +153,11 @@ struct Deferred {
 /// A vector of a program request, in the stream's layout: `0..m` the
 /// openings' mask shares, `m + c` derived vector `c` (in
 /// [`Program::correction_widths`] order).
+#[cfg_attr(not(feature = "net"), allow(dead_code))]
 pub(crate) type VectorId = usize;
 
 /// The vector that holds `atom` of opening `j`, or atom product `k`.
+#[cfg_attr(not(feature = "net"), allow(dead_code))]
 pub(crate) fn vector_of_atom(program: &Program, j: usize, atom: crate::program::Atom) -> VectorId {
     use crate::program::Atom;
     let m = program.n_openings();
@@ -166,6 +170,7 @@ pub(crate) fn vector_of_atom(program: &Program, j: usize, atom: crate::program::
 }
 
 /// The vector that holds atom product `k`.
+#[cfg_attr(not(feature = "net"), allow(dead_code))]
 pub(crate) fn vector_of_product(program: &Program, k: usize) -> VectorId {
     program.n_openings() + 2 * program.n_truncating() + k
 }
@@ -198,6 +203,7 @@ impl ProgramMaterial {
     }
 
     /// The program deferred material draws its layout from.
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
     pub(crate) fn deferred_program(&self) -> Option<&Program> {
         match &self.store {
             Store::Deferred(d) => Some(&d.program),
@@ -229,6 +235,7 @@ impl ProgramMaterial {
     }
 
     /// The expanded vectors, if they are (see [`ProgramMaterial::expanded`]).
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
     pub(crate) fn held(&self) -> Option<&ExpandedShares> {
         match &self.store {
             Store::Expanded(e) => Some(e),
@@ -239,6 +246,7 @@ impl ProgramMaterial {
     /// Elements `lo..lo + out.len()` of deferred vector `v` (`lo` even: two
     /// elements an AES block), drawn from the stream or unpacked from the
     /// corrections.
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
     pub(crate) fn draw(&self, v: VectorId, lo: usize, out: &mut [R]) {
         match &self.store {
             Store::Expanded(_) => unreachable!("expanded material is read in place (ProgramMaterial::held)"),
