@@ -3,6 +3,11 @@
 //! Per round: every opening of the round is evaluated locally as a form,
 //! masked, and all of them are exchanged in **one** `exchange_ring` (one
 //! round, one frame each way). Output forms are then evaluated locally.
+//!
+//! Local evaluation runs over chunks of elements in parallel. A chunk
+//! evaluates all of a round's forms, drawing the deferred material they use
+//! ([`ProgramMaterial`]) into reused buffers once, and multiplies each term's
+//! factors in one pass.
 
 use std::cell::RefCell;
 
