@@ -156,7 +156,7 @@ struct Deferred {
 #[cfg_attr(not(feature = "net"), allow(dead_code))]
 pub(crate) type VectorId = usize;
 
-/// The vector that holds `atom` of opening `j`, or atom product `k`.
+/// The vector that holds `atom` of opening `j`.
 #[cfg_attr(not(feature = "net"), allow(dead_code))]
 pub(crate) fn vector_of_atom(program: &Program, j: usize, atom: crate::program::Atom) -> VectorId {
     use crate::program::Atom;
