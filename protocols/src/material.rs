@@ -179,14 +179,7 @@ impl ProgramMaterial {
     fn deferred(program: &Arc<Program>, n: usize, tag: u64, prg: Prg, corr: Option<Vec<R>>) -> Self {
         // Only party 1 reads corrections; its length was checked against
         // `correction_words`, which the offsets cannot then exceed.
-        let mut offsets = Vec::new();
-        if corr.is_some() {
-            let mut at = 0usize;
-            for &w in program.correction_widths() {
-                offsets.push(at);
-                at = at.saturating_add(pack::words(n, w));
-            }
-        }
+        let offsets = if corr.is_some() { correction_offsets(program, n) } else { Vec::new() };
         let store = Store::Deferred(Box::new(Deferred { program: Arc::clone(program), prg, corr, offsets }));
         ProgramMaterial { tag, n, store }
     }
@@ -445,18 +438,27 @@ fn assemble(prg: &Prg, req: &Request, corr: Option<Vec<R>>) -> Material {
     }
 }
 
+/// Word offset of each derived vector in party 1's packed corrections.
+fn correction_offsets(program: &Program, n: usize) -> Vec<usize> {
+    let mut at = 0usize;
+    program
+        .correction_widths()
+        .iter()
+        .map(|&w| {
+            let here = at;
+            at = at.saturating_add(pack::words(n, w));
+            here
+        })
+        .collect()
+}
+
 /// Every vector of a program request's material, expanded in parallel
 /// (random access into the stream).
 fn expand_program(prg: &Prg, program: &Program, n: usize, corr: Option<&[R]>) -> ExpandedShares {
     let m = program.n_openings();
     let masks: Vec<Vec<R>> = (0..m).into_par_iter().map(|j| gen_at(prg, program_vector_block(j, n), n)).collect();
     let widths = program.correction_widths();
-    let mut offsets = Vec::with_capacity(widths.len());
-    let mut at = 0;
-    for &w in widths {
-        offsets.push(at);
-        at += pack::words(n, w);
-    }
+    let offsets = correction_offsets(program, n);
     let mut derived: std::vec::IntoIter<Vec<R>> = (0..widths.len())
         .into_par_iter()
         .map(|c| match corr {
