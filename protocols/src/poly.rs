@@ -92,11 +92,19 @@ impl ReluConfig {
     /// representing x / B: the cubic-powers schedule (fp 19) up to alpha 13,
     /// the quadratic schedule (fp 20) at alpha 14, where fp 19 would cost
     /// precision (measured: docs/results/protocols.md).
+    ///
+    /// Alpha 5 opens its values at fp 17 (and q at fq 18, so the output stays
+    /// at scale 35): it is the one alpha where the ring, not the polynomial,
+    /// limits how far past its bound an input may go. With fp 19, T9 of the
+    /// degree-13 component leaves the opening's range at |x/B| = 1.109 while
+    /// the f64 polynomial stays sign-like up to 2.07; fp 17 moves the ring's
+    /// limit to 1.458, for a fixed-point error of 0.91 instead of 0.58 units
+    /// of B 2^-16 (docs/results/out-of-range.md, section 2).
     pub fn new(alpha: Alpha, input_frac: u32) -> Self {
-        if alpha.get() >= 14 {
-            Self::quadratic(alpha, input_frac)
-        } else {
-            Self::cubic(alpha, input_frac)
+        match alpha.get() {
+            14.. => Self::quadratic(alpha, input_frac),
+            5 => Self { value_bits: 17, q_bits: 18, ..Self::cubic(alpha, input_frac) },
+            _ => Self::cubic(alpha, input_frac),
         }
     }
 

@@ -19,6 +19,7 @@ const FP_BUDGET_LOG2: i32 = -14;
 
 struct Stats {
     max_err: f64,
+    max_poly_err: f64,
     max_ref_diff: f64,
 }
 
@@ -29,8 +30,12 @@ async fn check_alpha(base: ReluConfig, n: usize, chunk: usize, seed: u8) -> Stat
     let relu = PolyRelu::new(cfg).unwrap();
     let prog = Arc::clone(&relu.program);
     let mut prg = Prg::from_seed([seed; 16]);
-    let bound = B * (-(alpha as f64)).exp2() + B * (FP_BUDGET_LOG2 as f64).exp2();
-    let mut st = Stats { max_err: 0.0, max_ref_diff: 0.0 };
+    let fp_budget = B * (FP_BUDGET_LOG2 as f64).exp2();
+    let bound = B * (-(alpha as f64)).exp2() + fp_budget;
+    // The published tables of alpha 4 and 5 exceed 2^-alpha near +-1 (docs/results/protocols.md):
+    // there only the fixed-point part is held to its budget, against the f64 polynomial.
+    let meets_alpha = alpha >= 6;
+    let mut st = Stats { max_err: 0.0, max_poly_err: 0.0, max_ref_diff: 0.0 };
     let mut done = 0;
     while done < n {
         let m = chunk.min(n - done);
@@ -47,8 +52,11 @@ async fn check_alpha(base: ReluConfig, n: usize, chunk: usize, seed: u8) -> Stat
             let y = decode(run.outputs[0][i], cfg.output_frac()) * B / 2.0;
             let yr = decode(want.outputs[0][i], cfg.output_frac()) * B / 2.0;
             let err = (y - xi.max(0.0)).abs();
-            assert!(err <= bound, "alpha {alpha}: x = {}: secure {y}, relu {}, error {err} > {bound}", xi, xi.max(0.0));
+            assert!(!meets_alpha || err <= bound, "alpha {alpha}: x = {}: secure {y}, relu {}, error {err} > {bound}", xi, xi.max(0.0));
+            let poly_err = (y - xi * (1.0 + relu.poly.eval(xi / B)) / 2.0).abs();
+            assert!(poly_err <= fp_budget, "alpha {alpha}: x = {xi}: secure {y}, f64 PANN error {poly_err} > {fp_budget}");
             st.max_err = st.max_err.max(err);
+            st.max_poly_err = st.max_poly_err.max(poly_err);
             st.max_ref_diff = st.max_ref_diff.max((y - yr).abs());
         }
         done += m;
@@ -57,13 +65,20 @@ async fn check_alpha(base: ReluConfig, n: usize, chunk: usize, seed: u8) -> Stat
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relu_alpha_7_to_14_within_bound() {
-    for alpha in 7..=14 {
+async fn relu_alpha_4_to_14_within_bound() {
+    for alpha in 4..=14 {
         let a = Alpha::new(alpha).unwrap();
         for cfg in [ReluConfig::new(a, 16), ReluConfig::quadratic(a, 16), ReluConfig::cubic(a, 16)] {
             let st = check_alpha(cfg, 1 << 14, 1 << 14, alpha as u8).await;
             // Secure vs reference: only the {0, +1} truncation noise, propagated.
             assert!(st.max_ref_diff <= B * (-13f64).exp2(), "{cfg:?}: secure vs reference {}", st.max_ref_diff);
+            eprintln!(
+                "alpha {alpha} {:?} fp {}: max |secure - f64 PANN| = {:.2} x B 2^-16, secure vs reference {:.2} x B 2^-16",
+                cfg.schedule,
+                cfg.value_bits,
+                st.max_poly_err / B * 65536.0,
+                st.max_ref_diff / B * 65536.0
+            );
         }
     }
 }
@@ -142,4 +157,21 @@ async fn derived_shares_matter_only_below_their_widths() {
     let k = program.correction_widths().iter().rposition(|&w| w > 0 && w < 64).unwrap();
     let (m0, m1) = perturbed(&|w| Some(w - 1), Some(k));
     assert_ne!(run_with(program, &x, m0, m1).await, base);
+}
+
+/// Alpha 5 opens its values at fp 17 so that its ring headroom covers what
+/// the polynomial does past the bound: the shipped alpha-5 card sees |x/B| up
+/// to 1.166 on its test images (docs/results/shipped-models.md). Negative
+/// control: the cubic schedule's usual fp 19 leaves the range at 1.109.
+#[test]
+fn alpha_5_ring_headroom_reaches_past_its_cards_inputs() {
+    let a = Alpha::new(5).unwrap();
+    let input_frac = 53; // a ReLU output (35 bits) through 18-bit weights, as the engine plans it
+    let t_max = |cfg: ReluConfig| reference::headroom(&PolyRelu::new(cfg).unwrap().program, input_frac, 1e-3).t_max();
+    let deployed = ReluConfig::new(a, input_frac);
+    assert_eq!((deployed.value_bits, deployed.output_frac()), (17, 35));
+    let h = t_max(deployed);
+    assert!(h > 1.45, "alpha 5 headroom {h}");
+    let fp19 = t_max(ReluConfig::cubic(a, input_frac));
+    assert!(fp19 < 1.11, "alpha 5 at fp 19: headroom {fp19}");
 }
