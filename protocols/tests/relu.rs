@@ -12,9 +12,10 @@ use pann_mpc_core::{Phase, Prg};
 use pann_protocols::harness::{run_program_pair, DealerMode};
 use pann_protocols::{reference, Dealer, PolyRelu, ReluConfig, Request};
 
-/// Documented fixed-point error budget of the ReLU with the default
-/// precisions (fp = 20, fc = 16, fq = 16): B * 2^-14 on top of B * 2^-alpha.
-/// Measured (docs/results/protocols.md): below B * 2^-16 for every alpha.
+/// Documented fixed-point error budget of the ReLU with the shipped
+/// precisions (`ReluConfig::new`, `quadratic`, `cubic`): B * 2^-14 on top of
+/// B * 2^-alpha. Measured (docs/results/protocols.md): below 1.3 x B * 2^-16
+/// for every alpha.
 const FP_BUDGET_LOG2: i32 = -14;
 
 struct Stats {
@@ -68,7 +69,11 @@ async fn check_alpha(base: ReluConfig, n: usize, chunk: usize, seed: u8) -> Stat
 async fn relu_alpha_4_to_14_within_bound() {
     for alpha in 4..=14 {
         let a = Alpha::new(alpha).unwrap();
-        for cfg in [ReluConfig::new(a, 16), ReluConfig::quadratic(a, 16), ReluConfig::cubic(a, 16)] {
+        let mut configs = vec![ReluConfig::quadratic(a, 16), ReluConfig::cubic(a, 16)];
+        if !configs.contains(&ReluConfig::new(a, 16)) {
+            configs.push(ReluConfig::new(a, 16)); // alpha 5: its own precisions
+        }
+        for cfg in configs {
             let st = check_alpha(cfg, 1 << 14, 1 << 14, alpha as u8).await;
             // Secure vs reference: only the {0, +1} truncation noise, propagated.
             assert!(st.max_ref_diff <= B * (-13f64).exp2(), "{cfg:?}: secure vs reference {}", st.max_ref_diff);
