@@ -90,8 +90,8 @@ pub enum Schedule {
 impl ReluConfig {
     /// The recommended configuration for `alpha`, input at scale `input_frac`
     /// representing x / B: the cubic-powers schedule (fp 19, but 17 at alpha
-    /// 5, below) up to alpha 13, the quadratic schedule (fp 20) at alpha 14, where fp 19 would cost
-    /// precision (measured: docs/results/protocols.md).
+    /// 5, below) up to alpha 13, the quadratic schedule (fp 20) at alpha 14,
+    /// where fp 19 would cost precision (measured: docs/results/protocols.md).
     ///
     /// Alpha 5 opens its values at fp 17 (and q at fq 18, so the output stays
     /// at scale 35): it is the one alpha where the ring, not the polynomial,
