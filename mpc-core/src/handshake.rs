@@ -23,7 +23,7 @@ use crate::error::{CoreError, Result};
 use crate::meter::Phase;
 
 /// Version of the wire protocol; bump on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 const MAGIC: &[u8; 4] = b"PANN";
 

@@ -1,7 +1,8 @@
 //! Online evaluation of programs on shares (the thin async layer).
 //!
 //! Per round: every opening of the round is evaluated locally as a form,
-//! masked, and all of them are exchanged in **one** `exchange_ring` (one
+//! turned into its message (its `64 - s` bits that travel, see
+//! [`crate::open`]), and all of them are packed into **one** frame (one
 //! round, one frame each way). Output forms are then evaluated locally.
 //!
 //! Local evaluation runs over chunks of elements in parallel. A chunk
@@ -17,7 +18,8 @@ use rayon::prelude::*;
 
 use crate::error::{check_len, ProtocolError, Result};
 use crate::material::{vector_of_atom, vector_of_product, ProgramMaterial, VectorId};
-use crate::open::{public_part, OFFSET};
+use crate::open::{message, message_width, public_of};
+use crate::pack;
 use crate::program::{Atom, CompiledForm, Program, Src};
 
 /// An opened value: public part and, for a non-zero shift, the public
@@ -48,17 +50,36 @@ pub async fn run_program(
     for round in program.rounds() {
         let forms: Vec<&CompiledForm> = round.iter().map(|&j| program.compiled_open(j)).collect();
         let masked = ctx.eval(&forms, Some(round), &opened)?;
-        let theirs = chan.exchange_ring(&masked).await?;
+        // One frame per round: each opening's messages packed to their width.
+        let widths: Vec<u32> = round.iter().map(|&j| message_width(program.opens()[j].shift)).collect();
+        let mut sent = vec![0; widths.iter().map(|&w| pack::words(n, w)).sum()];
+        let mut at = 0;
+        for (i, &w) in widths.iter().enumerate() {
+            let k = pack::words(n, w);
+            pack::pack(&masked[i * n..(i + 1) * n], w, &mut sent[at..at + k]);
+            at += k;
+        }
+        let theirs = chan.exchange_ring(&sent).await?;
+        drop(sent);
+        let mut at = 0;
         for (i, &j) in round.iter().enumerate() {
             let shift = program.opens()[j].shift;
-            let range = i * n..(i + 1) * n;
+            let k = pack::words(n, widths[i]);
+            let peer = &theirs[at..at + k];
+            at += k;
+            let mine = &masked[i * n..(i + 1) * n];
             let mut pubv = Vec::with_capacity(n);
             let mut sigk = if shift > 0 { Vec::with_capacity(n) } else { Vec::new() };
-            for (a, b) in masked[range.clone()].iter().zip(&theirs[range]) {
-                let (p, sk) = public_part(a.wrapping_add(*b), shift);
-                pubv.push(p);
-                if shift > 0 {
-                    sigk.push(sk);
+            for (lo, part) in mine.chunks(CHUNK).enumerate().map(|(c, m)| (c * CHUNK, m)) {
+                let mut buf = [0; CHUNK];
+                let buf = &mut buf[..part.len()];
+                pack::unpack_into(peer, widths[i], lo, buf);
+                for (a, b) in part.iter().zip(buf.iter()) {
+                    let (p, sk) = public_of(*a, *b, shift);
+                    pubv.push(p);
+                    if shift > 0 {
+                        sigk.push(sk);
+                    }
                 }
             }
             opened[j] = Some(Opened { pubv, sigk });
@@ -255,15 +276,18 @@ impl<'a> Ctx<'a> {
 
     /// Evaluate `forms` (no communication) into one vector, form after form
     /// (`forms.len() * n` elements). With `masks`, the forms are openings:
-    /// each gets its opening's mask share added (and party 0 the offset).
+    /// each becomes its opening's message ([`crate::open::message`]: the
+    /// share, shifted, plus the mask share; party 0 adds the offset first).
     /// Parallel (rayon) over chunks of elements; a chunk evaluates all the
     /// forms, so a vector drawn for one is reused by the others.
     fn eval(&self, forms: &[&CompiledForm], masks: Option<&[usize]>, opened: &'a [Option<Opened>]) -> Result<Vec<R>> {
         let n = self.n;
         let terms = forms.iter().map(|cf| self.terms(cf, opened)).collect::<Result<Vec<_>>>()?;
-        let masks: Option<Vec<Secret<'a>>> =
-            masks.map(|js| js.iter().map(|&j| self.secret(Src::Atom(j, Atom::Full)).expect("a mask is secret")).collect());
-        if let Some(ms) = &masks {
+        let masks: Option<(Vec<Secret<'a>>, Vec<u32>)> = masks.map(|js| {
+            let secrets = js.iter().map(|&j| self.secret(Src::Atom(j, Atom::Full)).expect("a mask is secret")).collect();
+            (secrets, js.iter().map(|&j| self.program.opens()[j].shift).collect())
+        });
+        if let Some((ms, _)) = &masks {
             for m in ms {
                 if let Secret::Held(s) = m {
                     check_len("material mask", n, s.len())?;
@@ -310,14 +334,13 @@ impl<'a> Ctx<'a> {
                         accumulate(oc, t.coef, &all.collect::<Vec<_>>());
                     }
                 }
-                if let Some(ms) = &masks {
-                    match ms[f] {
-                        Secret::Held(v) => ring::add_assign(oc, &v[lo..hi]),
-                        Secret::Drawn(v) => ring::add_assign(oc, drawn.get(self.mat, v)),
-                    }
-                    if self.party == Party::Server {
-                        oc.iter_mut().for_each(|x| *x = x.wrapping_add(OFFSET));
-                    }
+                if let Some((ms, shifts)) = &masks {
+                    let r = match ms[f] {
+                        Secret::Held(v) => &v[lo..hi],
+                        Secret::Drawn(v) => drawn.get(self.mat, v),
+                    };
+                    let (s, party0) = (shifts[f], self.party == Party::Server);
+                    oc.iter_mut().zip(r).for_each(|(x, r)| *x = message(*x, *r, s, party0));
                 }
             }
             keep_buffers(drawn.bufs);

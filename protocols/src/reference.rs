@@ -14,9 +14,10 @@
 //! values read as signed (two's complement) ring values, as the fixed-point
 //! encoding means them. The ring keeps only the low 64 bits of that exact
 //! value, so:
-//! - an opening whose exact value lies outside `[-2^62, 2^62)` is counted in
-//!   [`RefResult::out_of_range`]: the secure opening is exact only inside
-//!   that range (see [`crate::open`]); past it the secure result is garbage;
+//! - an opening whose exact value lies outside `[-2^62, 2^62 - 2^s]` (shift
+//!   `s`) is counted in [`RefResult::out_of_range`]: the secure opening is
+//!   exact only inside that range ([`crate::open::admissible`]); past it the
+//!   secure result may be garbage;
 //! - an output whose exact value leaves the ring's signed range
 //!   `[-2^63, 2^63)` has wrapped: counted in [`RefResult::wrapped`].
 //!
@@ -32,7 +33,8 @@ use crate::error::{check_len, Result};
 use crate::kernels::{ConvSpec, LinearSpec, MatmulSpec};
 use crate::program::{Form, Program};
 
-/// The secure opening's admissible range is `[-2^OPEN_LIMIT_BITS, 2^OPEN_LIMIT_BITS)`.
+/// The secure opening's admissible range is about `[-2^OPEN_LIMIT_BITS, 2^OPEN_LIMIT_BITS)`
+/// (exactly: [`crate::open::admissible`]).
 pub const OPEN_LIMIT_BITS: u32 = 62;
 
 /// The reference's result: outputs plus how many values left their range.
@@ -117,6 +119,11 @@ impl Exact {
     /// Whether `-2^bits <= self < 2^bits` (`bits <= 126`).
     pub fn within(&self, bits: u32) -> bool {
         self.to_i128().is_some_and(|v| (-(1i128 << bits)..(1i128 << bits)).contains(&v))
+    }
+
+    /// Whether an opening with shift `s` of this value is exact ([`crate::open::admissible`]).
+    pub fn opens_exactly(&self, s: u32) -> bool {
+        self.to_i128().and_then(|v| i64::try_from(v).ok()).is_some_and(|v| crate::open::admissible(v, s))
     }
 
     /// log2 |self| (approximate; -inf for 0).
@@ -270,7 +277,7 @@ pub fn run_program(program: &Program, inputs: &[&[R]]) -> Result<RefResult> {
         let v: Vec<R> = (0..n)
             .map(|e| {
                 let v = eval(&step.form, e, inputs, &opened);
-                if !eval_exact(&step.form, e, inputs, &opened).within(OPEN_LIMIT_BITS) {
+                if !eval_exact(&step.form, e, inputs, &opened).opens_exactly(step.shift) {
                     out_of_range += 1;
                     flagged[e] = true;
                 }

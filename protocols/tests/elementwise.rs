@@ -62,10 +62,12 @@ async fn products_squares_and_reuse_match_the_reference() {
                     assert!(d <= tol, "shifts ({sx},{sy}) output {o} element {e}: diff {d} > {tol}");
                 }
             }
-            // Online cost: one round, one ring element per opening per party and direction.
+            // Online cost: one round, 64 - s bits per opening, element, party and direction.
             let c = run.meter0.phase_total(Phase::Online);
             assert_eq!(c.rounds, 1);
-            assert_eq!(c.bytes_sent, (5 + 8 * n * p.n_openings()) as u64);
+            assert_eq!(c.bytes_sent, (5 + 8 * p.message_words(n)) as u64);
+            let bits: u64 = p.opens().iter().map(|o| 64 - o.shift as u64).sum();
+            assert_eq!(c.bytes_sent, 5 + bits * n as u64 / 8);
         }
     }
 }

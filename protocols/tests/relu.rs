@@ -113,8 +113,11 @@ async fn relu_costs_alpha_9() {
         let run = run_program_pair(&relu.program, &[x], 1, DealerMode::Channel).await.unwrap();
         let c = run.meter0.phase_total(Phase::Online);
         assert_eq!(c.rounds as usize, info.rounds);
-        // 8 bytes per opening and direction, plus 5 bytes of frame header per round and direction.
-        assert_eq!(c.bytes(), (2 * (8 * n * info.openings + 5 * info.rounds)) as u64);
+        // 64 - s bits per opening and direction, plus 5 bytes of frame header per round and direction.
+        let bits: usize = relu.program.opens().iter().map(|o| 64 - o.shift as usize).sum();
+        assert_eq!(c.bytes(), (2 * (n * bits / 8 + 5 * info.rounds)) as u64);
+        assert_eq!(c.bytes(), (2 * (8 * relu.program.message_words(n) + 5 * info.rounds)) as u64);
+        assert!(bits < 64 * info.openings / 2, "alpha 9 sends under half of the full openings: {bits} bits");
         let off = run.dealer_meter1.phase_total(Phase::Offline);
         // The fingerprint, then each derived vector packed to its width.
         assert_eq!(off.bytes_recv as usize, 8 * (1 + relu.program.correction_words(n)) + 5 * off.msgs_recv as usize);

@@ -16,14 +16,16 @@
 //!
 //! ## Statistics (functions of one view, per element of every opening)
 //! * `wire[j]`: the received value (all the old test looked at);
-//! * `open[j]`: received + sent = the opened value `c = v + r (+ 2^62)`: what
+//! * `open[j]`: received + sent = the opened value (`c = v + r (+ 2^62)` for
+//!   shift 0; the shifted value plus the mask mod `2^(64-s)` otherwise): what
 //!   the viewer computes from the peer's contribution and its own;
 //! * `unmask[j]`: `c - own mask share - guessed peer mask share`;
 //! * `open[j]-open[k]`: differences of two openings of one run.
 //!
-//! In the real protocol every one of these is uniform on Z_2^64 whatever the
-//! secret (the peer's mask share is uniform and independent of the viewer's
-//! view), so its distribution must be the same under `a` and `b`. For each
+//! In the real protocol every one of these is uniform (on Z_2^64, or on the
+//! `64 - s` bits that a truncating opening sends) whatever the secret (the
+//! peer's mask share is uniform and independent of the viewer's view), so
+//! its distribution must be the same under `a` and `b`. For each
 //! statistic and each of its 8 byte positions, a two-sample chi-square test
 //! (256 bins) compares the `a` and `b` runs; a family's p-value is the
 //! Bonferroni bound `min(1, m * min p)` over its `m` tests.
@@ -51,7 +53,8 @@ use pann_mpc_core::{Channel, ChannelConfig, Party, Phase, Prg, Seed};
 use pann_protocols::harness::seeds_from;
 use pann_protocols::linear::{linear_forward, setup_client, setup_server, LinearKey, LinearLayer};
 use pann_protocols::material::{Expander, ProgramMaterial, Request};
-use pann_protocols::open::mask_atoms;
+use pann_protocols::open::{mask_atoms, message_width};
+use pann_protocols::pack;
 use pann_protocols::poly::enc;
 use pann_protocols::program::{Atom, Form, Program, ProgramBuilder};
 use pann_protocols::{reference, run_program, Dealer, LinearSpec, MatmulSpec, PolyRelu, ReluConfig};
@@ -206,6 +209,9 @@ fn ring_frames(bytes: &[u8]) -> Vec<Vec<R>> {
 /// One opening as the viewer sees it.
 pub struct Seen {
     pub label: String,
+    /// Bits of each value that travel (`64 - s` for an opening with shift
+    /// `s`); every statistic is taken mod `2^width`.
+    pub width: u32,
     pub recv: Vec<R>,
     pub sent: Vec<R>,
     pub own_mask: Vec<R>,
@@ -337,23 +343,29 @@ async fn program_run(
         && o0.iter().zip(&o1).zip(&want.outputs).all(|((a, b), w)| {
             a.iter().zip(b).zip(w).all(|((a, b), w)| (a.wrapping_add(*b).wrapping_sub(*w) as i64).unsigned_abs() <= tol)
         });
-    // Frames are rounds; a round's frame holds its openings in order, N each.
+    // Frames are rounds; a round's frame holds its openings in order, N
+    // messages each, packed to the opening's width.
     let (recv, sent) = (wire.recv_frames(), wire.sent_frames());
     assert_eq!(recv.len(), program.n_rounds());
     assert_eq!(sent.len(), program.n_rounds());
     let mut seen: Vec<Option<Seen>> = (0..program.n_openings()).map(|_| None).collect();
     for (ri, round) in program.rounds().iter().enumerate() {
-        assert_eq!(recv[ri].len(), N * round.len());
-        for (i, &j) in round.iter().enumerate() {
-            let r = i * N..(i + 1) * N;
+        let mut at = 0;
+        for &j in round {
+            let width = message_width(program.opens()[j].shift);
+            let k = pack::words(N, width);
+            let r = at..at + k;
+            at += k;
             seen[j] = Some(Seen {
                 label: format!("{j}"),
-                recv: recv[ri][r.clone()].to_vec(),
-                sent: sent[ri][r].to_vec(),
+                width,
+                recv: pack::unpacked(&recv[ri][r.clone()], width, N),
+                sent: pack::unpacked(&sent[ri][r], width, N),
                 own_mask: own_masks[j].clone(),
                 guessed_peer_mask: guessed_masks[j].clone(),
             });
         }
+        assert_eq!(recv[ri].len(), at);
     }
     Run { seen: seen.into_iter().map(Option::unwrap).collect(), correct }
 }
@@ -440,6 +452,7 @@ async fn linear_run(secret: &[f64], which: usize, viewer: Party, variant: Varian
         assert_eq!(recv.len(), 3);
         seen.push(Seen {
             label: "E".into(),
+            width: 64,
             recv: recv[0].clone(),
             sent: vec![0; spec.weight_len()],
             own_mask: vec![0; spec.weight_len()],
@@ -454,6 +467,7 @@ async fn linear_run(secret: &[f64], which: usize, viewer: Party, variant: Varian
     for i in 0..2 {
         seen.push(Seen {
             label: format!("x#{i}"),
+            width: 64,
             recv: inf[i].clone(),
             sent: sent_inf[i].clone(),
             own_mask: own_masks[i].clone(),
@@ -531,18 +545,26 @@ pub enum Kind {
 /// The statistics of one view, each a vector of N ring elements.
 pub fn statistics(seen: &[Seen]) -> Vec<(Kind, String, Vec<R>)> {
     let mut out = Vec::new();
-    let opened: Vec<Vec<R>> = seen.iter().map(|s| ring::add(&s.recv, &s.sent)).collect();
+    let cut = |v: Vec<R>, w: u32| -> Vec<R> {
+        if w == 64 {
+            v
+        } else {
+            v.into_iter().map(|x| x & ((1u64 << w) - 1)).collect()
+        }
+    };
+    let opened: Vec<Vec<R>> = seen.iter().map(|s| cut(ring::add(&s.recv, &s.sent), s.width)).collect();
     for (s, c) in seen.iter().zip(&opened) {
         out.push((Kind::Wire, format!("wire[{}]", s.label), s.recv.clone()));
         out.push((Kind::Open, format!("open[{}]", s.label), c.clone()));
         let mut u = ring::sub(c, &s.own_mask);
         ring::sub_assign(&mut u, &s.guessed_peer_mask);
-        out.push((Kind::Unmask, format!("unmask[{}]", s.label), u));
+        out.push((Kind::Unmask, format!("unmask[{}]", s.label), cut(u, s.width)));
     }
     for j in 0..seen.len() {
         for k in j + 1..seen.len() {
             if opened[j].len() == opened[k].len() {
-                out.push((Kind::Difference, format!("open[{}]-open[{}]", seen[j].label, seen[k].label), ring::sub(&opened[j], &opened[k])));
+                let d = cut(ring::sub(&opened[j], &opened[k]), seen[j].width.min(seen[k].width));
+                out.push((Kind::Difference, format!("open[{}]-open[{}]", seen[j].label, seen[k].label), d));
             }
         }
     }
