@@ -103,7 +103,8 @@ impl Dealer {
 const BLOCK: usize = 1024;
 
 /// Party 1's corrections for `program` on `n` elements: its shares of every
-/// truncating opening's atoms (low, msb), then of every atom product, each a
+/// truncating opening's atoms (for the low atom, the `z_1` of its share
+/// `r_1 + K z_1`; then the msb), then of every atom product, each a
 /// vector of `n` packed to its width ([`Program::correction_widths`], module
 /// [`crate::pack`]), in the order [`crate::material`] assembles them.
 /// Computed in independent blocks of elements, in parallel; both parties'
@@ -171,7 +172,13 @@ fn program_corrections(prg0: &Prg, prg1: &Prg, program: &Program, n: usize) -> V
             if w == 0 {
                 continue;
             }
-            if c < n_atoms {
+            if c < n_atoms && c % 2 == 0 {
+                // A low atom's z = z_0 + z_1 = -(r >> (63 - s)): R = r - K (r >> (63 - s)).
+                let (j, s) = truncating[c / 2];
+                for (v, &r) in value.iter_mut().zip(&rs[j * len..(j + 1) * len]) {
+                    *v = (r >> (63 - s)).wrapping_neg();
+                }
+            } else if c < n_atoms {
                 value.copy_from_slice(&atoms[c * len..(c + 1) * len]);
             } else {
                 let key = &program.products()[c - n_atoms];
@@ -405,7 +412,11 @@ mod tests {
         for ((r, step), o0) in rs.iter().zip(program.opens()).zip(&p0.opens) {
             let (low, msb): (Vec<R>, Vec<R>) = r.iter().map(|&x| mask_atoms(x, step.shift)).unzip();
             if step.shift > 0 {
-                corr.extend(ring::sub(&low, &o0.low));
+                // Party 1's share of R is r_1 + K z_1: z_1 = (R - R_0 - r_1) / K.
+                let r1 = ring::sub(r, &o0.r);
+                let k_z1 = ring::sub(&ring::sub(&low, &o0.low), &r1);
+                assert!(k_z1.iter().all(|v| v.trailing_zeros() >= 63 - step.shift));
+                corr.extend(k_z1.iter().map(|v| v >> (63 - step.shift)));
                 corr.extend(ring::sub(&msb, &o0.msb));
             }
             atoms.push((low, msb));

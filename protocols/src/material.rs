@@ -169,6 +169,16 @@ pub(crate) fn vector_of_atom(program: &Program, j: usize, atom: crate::program::
     }
 }
 
+/// For derived vector `c`, the opening and shift whose low atom it holds, if
+/// it is one: that vector is stored as `z_i`, and a party's share of the atom
+/// is `r_i + K z_i` ([`Program::correction_widths`]).
+pub(crate) fn low_atom(program: &Program, c: usize) -> Option<(usize, u32)> {
+    if c % 2 == 1 || c >= 2 * program.n_truncating() {
+        return None;
+    }
+    program.opens().iter().enumerate().filter(|(_, o)| o.shift > 0).nth(c / 2).map(|(j, o)| (j, o.shift))
+}
+
 /// The vector that holds atom product `k`.
 #[cfg_attr(not(feature = "net"), allow(dead_code))]
 pub(crate) fn vector_of_product(program: &Program, k: usize) -> VectorId {
@@ -253,6 +263,16 @@ impl ProgramMaterial {
                         pack::unpack_into(&words[d.offsets[c]..d.offsets[c] + pack::words(self.n, w)], w, lo, out);
                     }
                     _ => d.prg.fill_at(program_vector_block(v, self.n) + (lo / 2) as u128, out),
+                }
+                if let Some((j, s)) = v.checked_sub(m).and_then(|c| low_atom(&d.program, c)) {
+                    // R_i = r_i + K z_i: add the mask share, drawn piece by piece.
+                    let k = crate::open::k_of(s);
+                    let mut r = [0; 256];
+                    for (i, piece) in out.chunks_mut(r.len()).enumerate() {
+                        let r = &mut r[..piece.len()];
+                        d.prg.fill_at(program_vector_block(j, self.n) + ((lo + i * 256) / 2) as u128, r);
+                        piece.iter_mut().zip(r.iter()).for_each(|(z, r)| *z = r.wrapping_add(k.wrapping_mul(*z)));
+                    }
                 }
             }
         }
@@ -470,7 +490,14 @@ fn expand_program(prg: &Prg, program: &Program, n: usize, corr: Option<&[R]>) ->
     let mut next = || derived.next().expect("one vector per width");
     let mut opens = Vec::with_capacity(m);
     for (r, step) in masks.into_iter().zip(program.opens()) {
-        let (low, msb) = if step.shift > 0 { (next(), next()) } else { (Vec::new(), Vec::new()) };
+        let (low, msb) = if step.shift > 0 {
+            let mut low = next();
+            let k = crate::open::k_of(step.shift);
+            low.iter_mut().zip(&r).for_each(|(z, r)| *z = r.wrapping_add(k.wrapping_mul(*z)));
+            (low, next())
+        } else {
+            (Vec::new(), Vec::new())
+        };
         opens.push(OpenShares { r, low, msb });
     }
     ExpandedShares { opens, products: derived.collect() }

@@ -167,6 +167,7 @@ pub struct Program {
     c_opens: Vec<CompiledForm>,
     #[cfg_attr(not(feature = "net"), allow(dead_code))]
     c_outputs: Vec<CompiledForm>,
+    share_widths: Vec<u32>,
     widths: Vec<u32>,
     digest: u64,
 }
@@ -267,9 +268,10 @@ impl Program {
         };
         let c_opens: Vec<CompiledForm> = c_opens.into_iter().map(fix).collect();
         let c_outputs: Vec<CompiledForm> = c_outputs.into_iter().map(fix).collect();
-        let widths = correction_widths(&shifts, products.len(), c_opens.iter().chain(&c_outputs));
+        let share_widths = share_widths(&shifts, products.len(), c_opens.iter().chain(&c_outputs));
+        let widths = sent_widths(&shifts, &share_widths);
         let digest = fingerprint(n_inputs, &opens, &outputs);
-        Ok(Program { n_inputs, opens, outputs, products, rounds, c_opens, c_outputs, widths, digest })
+        Ok(Program { n_inputs, opens, outputs, products, rounds, c_opens, c_outputs, share_widths, widths, digest })
     }
 
     /// Number of secret-shared input vectors (all of one length `n`).
@@ -357,8 +359,19 @@ impl Program {
     /// how many low bits of a share the program's forms can see: every use
     /// multiplies it by a public factor divisible by `2^(64 - width)` (the
     /// mask's msb always comes with `K = 2^(63-s)`), so the higher bits of a
-    /// share do not change any output and the dealer need not send them.
-    /// 0: the value is never used alone (only inside products).
+    /// share do not change any output. 0: the value is never used alone
+    /// (only inside products).
+    pub fn share_widths(&self) -> &[u32] {
+        &self.share_widths
+    }
+
+    /// Per derived vector, the bits of party 1's correction that the dealer
+    /// sends: the [share width](Program::share_widths), except for a
+    /// truncating opening's low atom `R = L mod K`. Its shares are
+    /// `R_i = r_i + K z_i`, with `r_i` the party's mask share (from its seed)
+    /// and `z_i` drawn (party 0) or sent (party 1, `z_1 = -(r >> (63-s)) - z_0`
+    /// mod `2^(s+1)`), so only `share width - (63 - s)` bits of `z_1` matter
+    /// ([`crate::material`]).
     pub fn correction_widths(&self) -> &[u32] {
         &self.widths
     }
@@ -460,10 +473,10 @@ fn compile_form(form: &Form, shifts: &[u32], keys: &mut BTreeMap<AtomKey, usize>
     CompiledForm { constant: form.constant, inputs: form.inputs.clone(), contribs }
 }
 
-/// The width of each derived vector (see [`Program::correction_widths`]): 64
-/// minus the smallest 2-adic valuation of a public factor it is multiplied
-/// by, over all compiled contributions that use it.
-fn correction_widths<'a>(shifts: &[u32], n_products: usize, forms: impl Iterator<Item = &'a CompiledForm>) -> Vec<u32> {
+/// The width of each derived vector's shares (see [`Program::share_widths`]):
+/// 64 minus the smallest 2-adic valuation of a public factor it is
+/// multiplied by, over all compiled contributions that use it.
+fn share_widths<'a>(shifts: &[u32], n_products: usize, forms: impl Iterator<Item = &'a CompiledForm>) -> Vec<u32> {
     let mut slot = vec![usize::MAX; shifts.len()];
     let mut n_atoms = 0;
     for (j, &s) in shifts.iter().enumerate() {
@@ -482,6 +495,16 @@ fn correction_widths<'a>(shifts: &[u32], n_products: usize, forms: impl Iterator
         };
         let zeros = c.coef.trailing_zeros() + c.sigk.iter().map(|&f| 63 - shifts[f]).sum::<u32>();
         widths[index] = widths[index].max(64u32.saturating_sub(zeros));
+    }
+    widths
+}
+
+/// The bits sent per derived vector ([`Program::correction_widths`]): a low
+/// atom's `z_1` is multiplied by `K = 2^(63-s)` on top of its share's factors.
+fn sent_widths(shifts: &[u32], share_widths: &[u32]) -> Vec<u32> {
+    let mut widths = share_widths.to_vec();
+    for (t, &s) in shifts.iter().filter(|&&s| s > 0).enumerate() {
+        widths[2 * t] = widths[2 * t].saturating_sub(63 - s);
     }
     widths
 }

@@ -35,7 +35,7 @@ pub async fn run_with(program: &Program, x: &[Vec<u64>], m0: ProgramMaterial, m1
 }
 
 /// A party's derived vectors (each truncating opening's low and msb atoms,
-/// then the atom products), in the order of `Program::correction_widths`.
+/// then the atom products), in the order of `Program::share_widths`.
 pub fn derived_mut<'a>(program: &Program, m: &'a mut ProgramMaterial) -> Vec<&'a mut Vec<u64>> {
     let m = m.expanded();
     let mut v: Vec<&mut Vec<u64>> = Vec::new();

@@ -1,5 +1,6 @@
 //! Party 1's derived values travel packed to their widths
-//! (`Program::correction_widths`, `pann_protocols::pack`). Over random
+//! (`Program::correction_widths`, `pann_protocols::pack`; a low atom as the
+//! `z_1` of its share `r_1 + K z_1`). Over random
 //! programs (shifts 0..62, repeated factors, terms up to degree 3, odd, even
 //! and 2^63 coefficients) and lengths across the dealer's 1024-element
 //! blocks: the dealer's corrections are exactly the plain shares packed, and
@@ -132,9 +133,9 @@ async fn packed_material_gives_the_outputs_of_full_shares() {
             full_shares(&program, &mut m0, &mut m1);
             assert_eq!(run_with(&program, &x, m0, m1).await, packed, "seed {seed} n {n} widths {:?}", program.correction_widths());
             // Negative control: the bit below a narrow vector's width matters.
-            if let Some(c) = program.correction_widths().iter().position(|&w| w > 0 && w < 64) {
+            if let Some(c) = program.share_widths().iter().position(|&w| w > 0 && w < 64) {
                 if n > 0 {
-                    let w = program.correction_widths()[c];
+                    let w = program.share_widths()[c];
                     let (m0, mut m1) = deal(&req);
                     derived_mut(&program, &mut m1)[c].iter_mut().for_each(|v| *v ^= 1 << (w - 1));
                     caught += usize::from(run_with(&program, &x, m0, m1).await != packed);
@@ -160,14 +161,15 @@ fn dealer_corrections_match_plain_packed_for_random_programs() {
             assert_eq!(e0.expanded(), m0.expanded());
             full_shares(&program, &mut m0, &mut m1);
             let m1 = m1.expanded();
-            let mut derived: Vec<&Vec<R>> = Vec::new();
+            // A low atom travels as z_1 = (R_1 - r_1) / K (its share is r_1 + K z_1).
+            let mut derived: Vec<Vec<R>> = Vec::new();
             for (o, st) in m1.opens.iter().zip(program.opens()) {
                 if st.shift > 0 {
-                    derived.push(&o.low);
-                    derived.push(&o.msb);
+                    derived.push(ring::sub(&o.low, &o.r).iter().map(|v| v >> (63 - st.shift)).collect());
+                    derived.push(o.msb.clone());
                 }
             }
-            derived.extend(m1.products.iter());
+            derived.extend(m1.products.iter().cloned());
             let mut want = Vec::new();
             for (v, &w) in derived.iter().zip(program.correction_widths()) {
                 let mut p = vec![0; pack::words(n, w)];

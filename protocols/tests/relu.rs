@@ -145,7 +145,7 @@ async fn derived_shares_matter_only_below_their_widths() {
         let (m0, mut m1) = deal();
         let derived = derived_mut(program, &mut m1);
         let mut junk = Prg::from_seed([6; 16]);
-        for (c, (v, &w)) in derived.into_iter().zip(program.correction_widths()).enumerate() {
+        for (c, (v, &w)) in derived.into_iter().zip(program.share_widths()).enumerate() {
             if only.is_some_and(|k| k != c) {
                 continue;
             }
@@ -162,8 +162,15 @@ async fn derived_shares_matter_only_below_their_widths() {
     let (m0, m1) = perturbed(&|w| (w < 64).then_some(w), None);
     assert_eq!(run_with(program, &x, m0, m1).await, base, "bits above the widths changed an output");
     // Negative control: one bit lower, in the first product of width below 64.
-    let k = program.correction_widths().iter().rposition(|&w| w > 0 && w < 64).unwrap();
+    let k = program.share_widths().iter().rposition(|&w| w > 0 && w < 64).unwrap();
     let (m0, m1) = perturbed(&|w| Some(w - 1), Some(k));
+    assert_ne!(run_with(program, &x, m0, m1).await, base);
+    // And in T3's low atom, sent as z_1 of its share r_1 + K z_1: the bit
+    // below the share's width is the top bit of the z_1 the dealer sends.
+    let t3_low = 2;
+    let sent = program.correction_widths()[t3_low];
+    assert_eq!(sent + 63 - program.opens()[1].shift, program.share_widths()[t3_low]);
+    let (m0, m1) = perturbed(&|w| Some(w - 1), Some(t3_low));
     assert_ne!(run_with(program, &x, m0, m1).await, base);
 }
 
