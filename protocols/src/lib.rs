@@ -19,8 +19,8 @@
 //! * [`session`]: the executor-facing surface (one call per layer kind);
 //!   [`harness`]: both parties in one process (tests, examples, benches).
 //!
-//! Online cost model: an opening is one ring element per element, party and
-//! direction; all openings of a round travel in one frame. Forms of opened
+//! Online cost model: an opening with shift `s` is `64 - s` bits per element,
+//! party and direction; all openings of a round travel in one frame. Forms of opened
 //! values (products of any degree) cost nothing online. Material is consumed by
 //! value (it is not `Clone`), so reusing it does not compile.
 

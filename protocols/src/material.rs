@@ -92,9 +92,11 @@ impl Request {
 pub struct OpenShares {
     /// Share of the mask `r`.
     pub r: Vec<R>,
-    /// Share of `(r mod 2^63) >> s` (empty when the shift is 0).
+    /// Share of the low atom `r mod 2^(63-s)` of the whole mask `r`: the
+    /// mask share plus `K` times what was drawn or sent (empty when the shift
+    /// is 0; see [`Program::correction_widths`]).
     pub low: Vec<R>,
-    /// Share of `r >> 63` (empty when the shift is 0).
+    /// Share of the msb atom, bit `63 - s` of `r` (empty when the shift is 0).
     pub msb: Vec<R>,
 }
 
@@ -405,7 +407,8 @@ pub(crate) fn expand_party0(prg: &mut Prg, req: &Request) -> Material {
 
 /// Party 1's material: mask shares from its PRG, the rest unpacked from the
 /// corrections (in the order party 0 draws them; a value of width `w` is
-/// party 1's share mod `2^w`, which is all the online forms see of it).
+/// party 1's share mod `2^w`, which is all the online forms see of it, or
+/// for a low atom the `z_1` of its share `r_1 + K z_1`).
 pub(crate) fn expand_party1(prg: &mut Prg, req: &Request, corr: Vec<R>) -> Result<Material> {
     if corr.len() != req.correction_len() {
         return Err(ProtocolError::Length { context: "dealer corrections", expected: req.correction_len(), got: corr.len() });

@@ -23,12 +23,13 @@
 //! (an integer in [0, 2^64)); y_0 + y_1 = x + o + j 2^64 with x + o in
 //! [0, 2^64). Shifting each summand drops the carry of their low bits, b in
 //! {0, 1}, so c = V + L mod 2^(64-s) with V = floor((x + o) / 2^s) - b =
-//! 2^(62-s) + ceil(x / 2^s) - b. Whenever V lies in [0, K), the usual msb
-//! argument (V + R < 2K, and Bm says whether L wrapped) gives exactly
-//! V = c' + c_msb K - R + sigma K Bm, so
+//! 2^(62-s) + ceil(x / 2^s) - b. Whenever V lies in [0, K], the msb argument
+//! gives exactly V = c' + c_msb K - R + sigma K Bm: with Bm = 0, L = R and
+//! c = V + R (< 2K, no wrap); with Bm = 1, L = R + K and c = V + R + K
+//! mod 2K, which wraps exactly when c_msb = 0. So
 //!
 //! **x_t = ceil(x / 2^s) - b = floor(x / 2^s) + e, e ∈ {0, +1}, with
-//! probability 1 (no failure event) whenever -2^62 <= x <= 2^62 - 2^s**
+//! probability 1 (no failure event) whenever -2^62 <= x <= 2^62**
 //! ([`admissible`]). (When 2^s divides x the low bits are 2^s - 1 in all and
 //! cannot carry: e = 0.) The carry is b = 1 exactly when party 0's low bits
 //! exceed those of x + 2^s - 1, so for a share x_0 uniform mod 2^s, e = 1
@@ -56,11 +57,11 @@ pub const MAX_ABS_LOG2: u32 = 62;
 /// Largest supported shift.
 pub const MAX_SHIFT: u32 = 62;
 
-/// Whether an opening with shift `s` is exact for the value `x`:
-/// `-2^62 <= x <= 2^62 - 2^s`.
+/// Whether an opening (any shift) is exact for the value `x`:
+/// `-2^62 <= x <= 2^62`.
 #[inline]
-pub fn admissible(x: i64, s: u32) -> bool {
-    (-(1i64 << 62)..=(1i64 << 62) - (1i64 << s)).contains(&x)
+pub fn admissible(x: i64) -> bool {
+    (-(1i64 << 62)..=(1i64 << 62)).contains(&x)
 }
 
 /// Bits per element of an opening's message with shift `s`.
@@ -147,7 +148,7 @@ mod tests {
         let mut prg = Prg::from_seed([5; 16]);
         for &s in &[0u32, 1, 16, 29, 38, 48, 62] {
             let mut hits = [0u64; 2];
-            let top = (1i64 << 62) - (1i64 << s);
+            let top = 1i64 << 62;
             for i in 0..200_000u64 {
                 let raw = prg.next_u64();
                 // Mix of full-range and small values, including the extremes.
@@ -158,7 +159,7 @@ mod tests {
                     _ => ((raw as i64) >> 50) | 1,
                 }
                 .min(top);
-                assert!(admissible(x, s));
+                assert!(admissible(x));
                 let (x0, r0, r1) = (prg.next_u64(), prg.next_u64(), prg.next_u64());
                 let m0 = message(x0, r0, s, true);
                 let (xt, h0, h1) = open_clear(x, x0, r0, r1, s, offset(s));
@@ -167,8 +168,8 @@ mod tests {
                 let e = xt.wrapping_sub(x >> s);
                 assert!(e == 0 || e == 1, "s {s} x {x}: x_t {xt} vs floor {}", x >> s);
                 hits[e as usize] += 1;
-                if s == 0 {
-                    assert_eq!(e, 0, "s = 0 is a plain Beaver opening");
+                if s == 0 || x.trailing_zeros() >= s {
+                    assert_eq!(e, 0, "s = 0 is a plain Beaver opening; 2^s | x has no low bits to carry");
                 }
             }
             assert!(s == 0 || (hits[0] > 0 && hits[1] > 0), "s {s}: {hits:?}");
@@ -188,13 +189,36 @@ mod tests {
             let (x0, r0, r1) = (prg.next_u64(), prg.next_u64(), prg.next_u64());
             let (xt, _, _) = open_clear(x, x0, r0, r1, s, OFFSET);
             below += (xt - (x >> s) == -1) as u32;
-            let over = (1i64 << 62) + (prg.next_u64() >> 3) as i64;
-            assert!(!admissible(over, s));
+            let over = (1i64 << 62) + 1 + (prg.next_u64() >> 3) as i64;
+            assert!(!admissible(over));
             let (xt, _, _) = open_clear(over, x0, r0, r1, s, offset(s));
             far += (xt.wrapping_sub(over >> s).unsigned_abs() > 1) as u32;
         }
         assert!(below > 1000, "without the offset the carry rounds down: {below}");
         assert!(far > 500, "past the range the lift breaks: {far}");
+    }
+
+    /// Exactly unbiased: over every value of party 0's low bits (the rest of
+    /// the shares and masks random), e = 1 for exactly x mod 2^s of the 2^s
+    /// values, for every fraction. An offset one off (2^s instead of 2^s - 1)
+    /// would be off by one count.
+    #[test]
+    fn rounding_is_exactly_unbiased_over_party_0s_low_bits() {
+        let mut prg = Prg::from_seed([8; 16]);
+        let s = 6;
+        for frac in 0..1i64 << s {
+            let x = (((prg.next_u64() as i64) >> 20) << s) + frac;
+            let high = prg.next_u64() << s;
+            let ones: i64 = (0..1u64 << s)
+                .map(|low| {
+                    let (r0, r1) = (prg.next_u64(), prg.next_u64());
+                    open_clear(x, high | low, r0, r1, s, offset(s)).0 - (x >> s)
+                })
+                .sum();
+            assert_eq!(ones, frac, "x {x}");
+            let off_by_one: i64 = (0..1u64 << s).map(|low| open_clear(x, high | low, 3, 5, s, offset(s) + 1).0 - (x >> s)).sum();
+            assert_ne!(off_by_one, frac, "the negative control: offset 2^62 + 2^s");
+        }
     }
 
     /// Stochastic rounding: over uniform shares, the mean error is x mod 2^s / 2^s.

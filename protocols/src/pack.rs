@@ -1,8 +1,10 @@
-//! Correction vectors packed to the bits that matter.
+//! Vectors packed to the bits that matter: the dealer's corrections and the
+//! openings' messages (`64 - s` bits each, [`crate::open`]).
 //!
 //! A derived value that every form multiplies by a multiple of `2^(64-w)`
-//! only matters mod `2^w` ([`crate::program::Program::correction_widths`]):
-//! the dealer sends its `w` low bits, back to back in little-endian bit
+//! only matters mod `2^w` ([`crate::program::Program::share_widths`]; what
+//! is sent: [`crate::program::Program::correction_widths`]): the dealer sends
+//! its `w` low bits, back to back in little-endian bit
 //! order, and party 1 zero-extends them. A vector of `n` values of width
 //! `w` takes `ceil(n w / 64)` words; 1024 values always fill whole words.
 

@@ -10,8 +10,8 @@
 //! expands into public coefficients times products of dealer values ("atoms");
 //! the dealer supplies shares of exactly those products, so **evaluating a form
 //! costs no communication, whatever its degree**: the online cost of a program
-//! is its openings, one ring element per element and party each, batched by
-//! round.
+//! is its openings, `64 - s` bits per element and party each (shift `s`),
+//! batched by round.
 //!
 //! The program is public and fixed (it depends on shapes and public constants
 //! only), so the dealer derives the same list of atom products from it and
@@ -27,15 +27,15 @@ use crate::error::{ProtocolError, Result};
 use crate::open::{k_of, MAX_SHIFT};
 
 /// One term of an opened value's mask `M`: for shift 0, `M = -r` (atom
-/// `Full`); otherwise `M = -Low + sigma K Msb` with `Low = (r mod 2^63) >> s`
-/// and `Msb = r >> 63`.
+/// `Full`); otherwise `M = -Low + sigma K Msb` with `Low = r mod 2^(63-s)`
+/// and `Msb` = bit `63 - s` of `r` ([`crate::open`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Atom {
     /// The whole mask `r` (openings with shift 0).
     Full,
-    /// `(r mod 2^63) >> s`, the mask's low bits after the shift.
+    /// `r mod 2^(63-s)`, the mask's bits below the truncated ring's top bit.
     Low,
-    /// `r >> 63`, the mask's top bit (0 or 1).
+    /// Bit `63 - s` of `r`: the top bit of the truncated ring (0 or 1).
     Msb,
 }
 

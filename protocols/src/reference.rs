@@ -14,10 +14,10 @@
 //! values read as signed (two's complement) ring values, as the fixed-point
 //! encoding means them. The ring keeps only the low 64 bits of that exact
 //! value, so:
-//! - an opening whose exact value lies outside `[-2^62, 2^62 - 2^s]` (shift
-//!   `s`) is counted in [`RefResult::out_of_range`]: the secure opening is
-//!   exact only inside that range ([`crate::open::admissible`]); past it the
-//!   secure result may be garbage;
+//! - an opening whose exact value lies outside `[-2^62, 2^62]` is counted in
+//!   [`RefResult::out_of_range`]: the secure opening is exact only inside
+//!   that range ([`crate::open::admissible`]); past it the secure result may
+//!   be garbage;
 //! - an output whose exact value leaves the ring's signed range
 //!   `[-2^63, 2^63)` has wrapped: counted in [`RefResult::wrapped`].
 //!
@@ -33,8 +33,8 @@ use crate::error::{check_len, Result};
 use crate::kernels::{ConvSpec, LinearSpec, MatmulSpec};
 use crate::program::{Form, Program};
 
-/// The secure opening's admissible range is about `[-2^OPEN_LIMIT_BITS, 2^OPEN_LIMIT_BITS)`
-/// (exactly: [`crate::open::admissible`]).
+/// The secure opening's admissible range is `[-2^OPEN_LIMIT_BITS, 2^OPEN_LIMIT_BITS]`
+/// ([`crate::open::admissible`]).
 pub const OPEN_LIMIT_BITS: u32 = 62;
 
 /// The reference's result: outputs plus how many values left their range.
@@ -121,9 +121,9 @@ impl Exact {
         self.to_i128().is_some_and(|v| (-(1i128 << bits)..(1i128 << bits)).contains(&v))
     }
 
-    /// Whether an opening with shift `s` of this value is exact ([`crate::open::admissible`]).
-    pub fn opens_exactly(&self, s: u32) -> bool {
-        self.to_i128().and_then(|v| i64::try_from(v).ok()).is_some_and(|v| crate::open::admissible(v, s))
+    /// Whether an opening of this value is exact ([`crate::open::admissible`]).
+    pub fn opens_exactly(&self) -> bool {
+        self.to_i128().and_then(|v| i64::try_from(v).ok()).is_some_and(crate::open::admissible)
     }
 
     /// log2 |self| (approximate; -inf for 0).
@@ -277,7 +277,7 @@ pub fn run_program(program: &Program, inputs: &[&[R]]) -> Result<RefResult> {
         let v: Vec<R> = (0..n)
             .map(|e| {
                 let v = eval(&step.form, e, inputs, &opened);
-                if !eval_exact(&step.form, e, inputs, &opened).opens_exactly(step.shift) {
+                if !eval_exact(&step.form, e, inputs, &opened).opens_exactly() {
                     out_of_range += 1;
                     flagged[e] = true;
                 }
@@ -489,7 +489,7 @@ mod tests {
     fn an_opening_just_past_the_range_is_counted_and_one_just_inside_is_not() {
         let p = open_times(1, 0);
         let lim = 1i64 << 62;
-        for (v, bad) in [(lim - 1, false), (lim, true), (-lim, false), (-lim - 1, true), (0, false), (i64::MIN, true)] {
+        for (v, bad) in [(lim, false), (lim + 1, true), (-lim, false), (-lim - 1, true), (0, false), (i64::MIN, true), (i64::MAX, true)] {
             let r = run_program(&p, &[&[v as u64]]).unwrap();
             assert_eq!(r.out_of_range == 1, bad, "value {v}");
             assert_eq!(r.flagged, vec![bad]);
