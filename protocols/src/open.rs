@@ -48,10 +48,10 @@
 
 use pann_mpc_core::ring::R;
 
-/// Party 0's offset for shift 0: x + 2^62 ∈ [0, 2^63) for every admissible x.
+/// Party 0's offset for shift 0: x + 2^62 ∈ [0, 2^63] for every admissible x.
 pub const OFFSET: R = 1 << 62;
 
-/// Largest admissible |x| (exclusive) for an opening: about 2^62 (see [`admissible`]).
+/// Largest admissible |x| for an opening: 2^62, inclusive (see [`admissible`]).
 pub const MAX_ABS_LOG2: u32 = 62;
 
 /// Largest supported shift.
