@@ -77,8 +77,10 @@
 //! let online = run.meter0.phase_total(Phase::Online);
 //! let info = relu.info();
 //! assert_eq!(online.rounds as usize, info.rounds);
-//! // Each opening is one 8-byte ring element per element and direction.
-//! assert!(online.bytes() >= (2 * 8 * xs.len() * info.openings) as u64);
+//! // An opening with shift s sends 64 - s bits per element and direction, packed
+//! // into 8-byte words, plus a 5-byte frame header per round and direction.
+//! let words = relu.program.message_words(xs.len());
+//! assert_eq!(online.bytes(), (2 * (8 * words + 5 * info.rounds)) as u64);
 //! println!("alpha 9: {} openings, {} rounds, {} bytes online", info.openings, info.rounds, online.bytes());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
