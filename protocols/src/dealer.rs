@@ -24,7 +24,7 @@ use pann_mpc_core::{Channel, CoreError, Party, Phase, Prg, Seed};
 use crate::error::{check_len, ProtocolError, Result};
 use crate::kernels::LinearSpec;
 use crate::material::{expand_party0, expand_party1, linear_z_block, program_vector_block, streams, Expander, Material, Request};
-use crate::open::mask_atoms;
+use crate::open::{low_z, mask_atoms};
 use crate::pack;
 use crate::program::{Atom, Program};
 use rayon::prelude::*;
@@ -173,10 +173,10 @@ fn program_corrections(prg0: &Prg, prg1: &Prg, program: &Program, n: usize) -> V
                 continue;
             }
             if c < n_atoms && c % 2 == 0 {
-                // A low atom's z = z_0 + z_1 = -(r >> (63 - s)): R = r - K (r >> (63 - s)).
+                // A low atom travels as z: party 1's is z_1 = z - z_0.
                 let (j, s) = truncating[c / 2];
                 for (v, &r) in value.iter_mut().zip(&rs[j * len..(j + 1) * len]) {
-                    *v = (r >> (63 - s)).wrapping_neg();
+                    *v = low_z(r, s);
                 }
             } else if c < n_atoms {
                 value.copy_from_slice(&atoms[c * len..(c + 1) * len]);

@@ -52,21 +52,22 @@ pub async fn run_program(
         let masked = ctx.eval(&forms, Some(round), &opened)?;
         // One frame per round: each opening's messages packed to their width.
         let widths: Vec<u32> = round.iter().map(|&j| message_width(program.opens()[j].shift)).collect();
-        let mut sent = vec![0; widths.iter().map(|&w| pack::words(n, w)).sum()];
+        let mut spans = Vec::with_capacity(widths.len());
         let mut at = 0;
-        for (i, &w) in widths.iter().enumerate() {
-            let k = pack::words(n, w);
-            pack::pack(&masked[i * n..(i + 1) * n], w, &mut sent[at..at + k]);
-            at += k;
+        for &w in &widths {
+            let end = at + pack::words(n, w);
+            spans.push(at..end);
+            at = end;
+        }
+        let mut sent = vec![0; at];
+        for (i, (&w, span)) in widths.iter().zip(&spans).enumerate() {
+            pack::pack(&masked[i * n..(i + 1) * n], w, &mut sent[span.clone()]);
         }
         let theirs = chan.exchange_ring(&sent).await?;
         drop(sent);
-        let mut at = 0;
         for (i, &j) in round.iter().enumerate() {
             let shift = program.opens()[j].shift;
-            let k = pack::words(n, widths[i]);
-            let peer = &theirs[at..at + k];
-            at += k;
+            let peer = &theirs[spans[i].clone()];
             let mine = &masked[i * n..(i + 1) * n];
             let mut pubv = Vec::with_capacity(n);
             let mut sigk = if shift > 0 { Vec::with_capacity(n) } else { Vec::new() };

@@ -22,6 +22,7 @@ use pann_mpc_core::{Party, Prg, Seed};
 
 use crate::error::{ProtocolError, Result};
 use crate::kernels::LinearSpec;
+use crate::open::low_share;
 use crate::pack;
 use crate::program::Program;
 use rayon::prelude::*;
@@ -268,12 +269,11 @@ impl ProgramMaterial {
                 }
                 if let Some((j, s)) = v.checked_sub(m).and_then(|c| low_atom(&d.program, c)) {
                     // R_i = r_i + K z_i: add the mask share, drawn piece by piece.
-                    let k = crate::open::k_of(s);
                     let mut r = [0; 256];
                     for (i, piece) in out.chunks_mut(r.len()).enumerate() {
                         let r = &mut r[..piece.len()];
                         d.prg.fill_at(program_vector_block(j, self.n) + ((lo + i * 256) / 2) as u128, r);
-                        piece.iter_mut().zip(r.iter()).for_each(|(z, r)| *z = r.wrapping_add(k.wrapping_mul(*z)));
+                        piece.iter_mut().zip(r.iter()).for_each(|(z, r)| *z = low_share(*r, *z, s));
                     }
                 }
             }
@@ -495,8 +495,7 @@ fn expand_program(prg: &Prg, program: &Program, n: usize, corr: Option<&[R]>) ->
     for (r, step) in masks.into_iter().zip(program.opens()) {
         let (low, msb) = if step.shift > 0 {
             let mut low = next();
-            let k = crate::open::k_of(step.shift);
-            low.iter_mut().zip(&r).for_each(|(z, r)| *z = r.wrapping_add(k.wrapping_mul(*z)));
+            low.iter_mut().zip(&r).for_each(|(z, r)| *z = low_share(*r, *z, step.shift));
             (low, next())
         } else {
             (Vec::new(), Vec::new())

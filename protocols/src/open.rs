@@ -95,6 +95,21 @@ pub fn mask_atoms(r: R, s: u32) -> (R, R) {
     ((l & (u64::MAX >> 1)) >> s, l >> 63)
 }
 
+/// The low atom travels as a multiple of `K`: party `i`'s share of `R` is
+/// `r_i + K z_i` (its mask share plus `K` times `z_i`), and the two `z_i`
+/// add up to [`low_z`] (`Program::correction_widths`).
+#[inline]
+pub fn low_share(r_share: R, z: R, s: u32) -> R {
+    r_share.wrapping_add(k_of(s).wrapping_mul(z))
+}
+
+/// `z_0 + z_1` for the whole mask `r`: `-(r >> (63-s))`, since
+/// `R = r mod K = r - K (r >> (63-s))`.
+#[inline]
+pub fn low_z(r: R, s: u32) -> R {
+    (r >> (63 - s)).wrapping_neg()
+}
+
 /// `K = 2^(63-s)`: the weight of the mask's msb after the shift.
 #[inline]
 pub fn k_of(s: u32) -> R {
@@ -218,6 +233,23 @@ mod tests {
             assert_eq!(ones, frac, "x {x}");
             let off_by_one: i64 = (0..1u64 << s).map(|low| open_clear(x, high | low, 3, 5, s, offset(s) + 1).0 - (x >> s)).sum();
             assert_ne!(off_by_one, frac, "the negative control: offset 2^62 + 2^s");
+        }
+    }
+
+    /// The low atom's shares `r_i + K z_i` add up to `R` when the `z_i` add up
+    /// to `low_z(r)`; negative control: `z` one off misses by `K`.
+    #[test]
+    fn low_shares_add_up_to_the_low_atom() {
+        let mut prg = Prg::from_seed([9; 16]);
+        for &s in &[1u32, 29, 38, 62] {
+            for _ in 0..10_000 {
+                let (r0, r1, z0) = (prg.next_u64(), prg.next_u64(), prg.next_u64());
+                let r = r0.wrapping_add(r1);
+                let z1 = low_z(r, s).wrapping_sub(z0);
+                let sum = low_share(r0, z0, s).wrapping_add(low_share(r1, z1, s));
+                assert_eq!(sum, mask_atoms(r, s).0);
+                assert_ne!(low_share(r0, z0, s).wrapping_add(low_share(r1, z1.wrapping_add(1), s)), mask_atoms(r, s).0);
+            }
         }
     }
 

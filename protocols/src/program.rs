@@ -304,12 +304,6 @@ impl Program {
         self.opens.len()
     }
 
-    /// Bits each party sends per element: every opening's message width
-    /// (`64 - s`, [`crate::open::message_width`]).
-    pub fn message_bits_per_element(&self) -> u64 {
-        self.opens.iter().map(|o| crate::open::message_width(o.shift) as u64).sum()
-    }
-
     /// Ring words each party sends over a run on `n` elements (round frames
     /// excluded): each opening's messages packed to their width.
     pub fn message_words(&self, n: usize) -> usize {
